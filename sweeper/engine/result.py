@@ -1,0 +1,40 @@
+"""What the engine takes and gives back: members in, one result per member out."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from sweeper.noise.spec import NoiseConfig
+
+
+@dataclass(frozen=True)
+class Member:
+    """One run: a noise configuration at one repeat, with the seeds of its three random streams."""
+
+    config: NoiseConfig
+    repeat: int
+    data_seed: int
+    init_seed: int
+    noise_seed: int
+
+
+@dataclass
+class RunResult:
+    """The outcome of training one member.
+
+    ``final`` holds the metrics after the last epoch (``train_loss``, ``test_loss``, and
+    ``train_accuracy``/``test_accuracy`` or ``train_mse``/``test_mse``/``train_r2``/``test_r2``); NaN
+    when the member diverged. ``curves`` maps the same names to arrays over ``curve_epochs``.
+    """
+
+    final: dict[str, float]
+    curve_epochs: np.ndarray  # (n_logs,) epochs after which metrics were logged, 1-based
+    curves: dict[str, np.ndarray]  # name -> (n_logs,)
+    best_epoch: int | None  # logged epoch with the best test metric (None if nothing was logged finite)
+    diverged: bool = False
+    diverged_epoch: int | None = None  # first epoch whose loss or parameters were not finite
+    wall_time: float = 0.0  # seconds of the pack divided by its members
+    device: str = "cpu"
+    extra: dict = field(default_factory=dict)
