@@ -1,0 +1,99 @@
+"""What the population trainer and the reference loop share: data, initial weights, batches, results.
+
+Sharing these keeps the two trainers fed identically, so comparing them tests the training itself.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from sweeper.engine.result import Member, RunResult
+from sweeper.tasks.data import input_shape, load_split, n_outputs
+from sweeper.tasks.models import init_params
+from sweeper.tasks.spec import TaskSpec
+
+_SHUFFLE = 0x5DEECE66D
+
+
+@dataclass(frozen=True)
+class PackData:
+    """The members' splits stacked: ``x_train: (members, n_train, *input_shape)`` and so on."""
+
+    x_train: torch.Tensor
+    y_train: torch.Tensor  # (members, n_train): float 0/1 (binary), long (multiclass), float (regression)
+    x_test: torch.Tensor
+    y_test: torch.Tensor
+    y_std: torch.Tensor  # (members,) regression target scale, 1 otherwise
+    n_classes: int
+
+
+def pack_data(task: TaskSpec, members: Sequence[Member], device: torch.device) -> PackData:
+    """Loads each member's split (once per distinct data seed) and stacks them on ``device``."""
+    splits = {seed: load_split(task, seed) for seed in dict.fromkeys(m.data_seed for m in members)}
+    n_classes = next(iter(splits.values())).n_classes
+    y_dtype = torch.long if n_classes > 2 else torch.float32
+
+    def stack(field: str, dtype=torch.float32) -> torch.Tensor:
+        arrays = [getattr(splits[m.data_seed], field) for m in members]
+        return torch.as_tensor(np.stack(arrays), dtype=dtype, device=device)
+
+    return PackData(stack("x_train"), stack("y_train", y_dtype), stack("x_test"), stack("y_test", y_dtype),
+                    torch.tensor([splits[m.data_seed].y_std for m in members], device=device), n_classes)
+
+
+def member_params(task: TaskSpec, init_seed: int) -> dict[str, torch.Tensor]:
+    """One member's initial parameters (drawn on the CPU, so every device starts from the same numbers)."""
+    return init_params(task, input_shape(task), n_outputs(task), torch.Generator().manual_seed(init_seed))
+
+
+def shuffler(init_seed: int) -> torch.Generator:
+    """The generator of one member's minibatch order (common to all configurations of a repeat)."""
+    return torch.Generator().manual_seed(init_seed ^ _SHUFFLE)
+
+
+def batch_order(task: TaskSpec, n: int, generator: torch.Generator | None) -> list[torch.Tensor] | None:
+    """One epoch's minibatches as index tensors, or None for a full batch."""
+    if task.batch_size == "full" or task.batch_size >= n:
+        return None
+    return list(torch.randperm(n, generator=generator).split(task.batch_size))
+
+
+def optimizer(task: TaskSpec, params: list[torch.Tensor]) -> torch.optim.Optimizer:
+    """Adam or SGD over ``params``; both are elementwise, so stacked members never mix."""
+    o = task.optimizer
+    if o.name == "adam":
+        return torch.optim.Adam(params, lr=o.lr, betas=o.betas, eps=task.adam_eps, weight_decay=o.weight_decay)
+    return torch.optim.SGD(params, lr=o.lr, momentum=o.momentum, weight_decay=o.weight_decay)
+
+
+def results(task: TaskSpec, epochs: list[int], logs: list[dict[str, torch.Tensor]], diverged_epoch: torch.Tensor,
+            wall_time: float, device: torch.device) -> list[RunResult]:
+    """Per-member results from logs (name -> (members,) per logged epoch); diverged members get NaN."""
+    epochs_arr = np.asarray(epochs)
+    curves = {name: torch.stack([log[name] for log in logs], 1).cpu().numpy().astype(np.float64)
+              for name in logs[0]}  # name -> (members, n_logs)
+    bad = diverged_epoch.cpu().numpy()
+    primary = "test_accuracy" if "test_accuracy" in curves else "test_mse"
+    out = []
+    for k in range(len(bad)):
+        member_curves = {name: c[k].copy() for name, c in curves.items()}
+        diverged = bad[k] >= 0 or not all(np.isfinite(c[-1]) for c in member_curves.values())
+        first = int(bad[k]) if bad[k] >= 0 else (int(epochs_arr[-1]) if diverged else None)
+        if diverged:
+            for c in member_curves.values():
+                c[epochs_arr >= first] = np.nan
+        score = member_curves[primary] if primary == "test_accuracy" else -member_curves[primary]
+        best = int(epochs_arr[np.nanargmax(score)]) if np.isfinite(score).any() else None
+        out.append(RunResult(
+            final={name: float(c[-1]) for name, c in member_curves.items()},
+            curve_epochs=epochs_arr, curves=member_curves, best_epoch=best, diverged=diverged,
+            diverged_epoch=first if diverged else None, wall_time=wall_time, device=device.type))
+    return out
+
+
+def named(prefix: str, values: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {f"{prefix}_{k}": v for k, v in values.items()}

@@ -1,0 +1,71 @@
+"""The population trainer: a pack of independent members trained as one vectorized program."""
+
+from __future__ import annotations
+
+import time
+from typing import Sequence
+
+import torch
+
+from sweeper.engine import losses, stacked
+from sweeper.engine._shared import batch_order, member_params, named, optimizer, pack_data, results, shuffler
+from sweeper.engine.result import Member, RunResult
+from sweeper.noise.pack import PackNoise
+from sweeper.noise.streams import make_streams
+from sweeper.tasks.spec import TaskSpec
+
+
+def train_population(task: TaskSpec, members: Sequence[Member], device: str | torch.device = "cpu",
+                     streams: str = "philox") -> list[RunResult]:
+    """Trains every member for ``task.epochs`` epochs and returns one result per member, in order.
+
+    Members share the task and architecture, nothing else: each has its own data split, initial
+    weights, noise configuration and random stream. Parameters are stacked (leading member dim) and
+    one summed loss is backpropagated: no gradient crosses members, and Adam/SGD are elementwise, so
+    each member gets exactly its own update. A member whose loss turns NaN/inf is recorded as diverged
+    at that epoch; the others are unaffected (their numbers do not depend on it).
+    """
+    device = torch.device(device)
+    start = time.perf_counter()
+    data = pack_data(task, members, device)
+    inits = [member_params(task, m.init_seed) for m in members]
+    params = {name: torch.stack([p[name] for p in inits]).to(device).requires_grad_() for name in inits[0]}
+    opt = optimizer(task, list(params.values()))
+    noise = PackNoise([m.config for m in members], make_streams([m.noise_seed for m in members], device, streams))
+    shufflers = [shuffler(m.init_seed) for m in members]
+    n, p = data.x_train.shape[1], len(members)
+    rows = torch.arange(p, device=device)[:, None]
+    diverged_epoch = torch.full((p,), -1, dtype=torch.long, device=device)
+    log_epochs, logs = [], []
+    step = 0
+    for epoch in range(1, task.epochs + 1):
+        orders = [batch_order(task, n, g) for g in shufflers]
+        for b in range(1 if orders[0] is None else len(orders[0])):
+            if orders[0] is None:
+                x, y = data.x_train, data.y_train
+            else:
+                idx = torch.stack([o[b] for o in orders]).to(device)  # (members, batch)
+                x, y = data.x_train[rows, idx], data.y_train[rows, idx]
+            noise.step = step
+            y = noise.noisy_targets(y, data.n_classes)
+            loss = losses.loss(stacked.forward(task, params, x, noise), y, data.n_classes)  # (members,)
+            opt.zero_grad(set_to_none=False)
+            loss.sum().backward()
+            noise.perturb_grads([t.grad for t in params.values()])
+            opt.step()
+            newly = ~torch.isfinite(loss) & (diverged_epoch < 0)
+            diverged_epoch = torch.where(newly, epoch, diverged_epoch)
+            step += 1
+        if epoch % task.log_every == 0 or epoch == task.epochs:
+            log_epochs.append(epoch)
+            logs.append(evaluate(task, params, data))
+    wall = (time.perf_counter() - start) / p
+    return results(task, log_epochs, logs, diverged_epoch, wall, device)
+
+
+@torch.no_grad()
+def evaluate(task: TaskSpec, params: dict[str, torch.Tensor], data) -> dict[str, torch.Tensor]:
+    """Noise-free loss and metrics of every member on its training and test data."""
+    train = losses.metrics(stacked.forward(task, params, data.x_train), data.y_train, data.n_classes, data.y_std)
+    test = losses.metrics(stacked.forward(task, params, data.x_test), data.y_test, data.n_classes, data.y_std)
+    return named("train", train) | named("test", test)

@@ -1,0 +1,57 @@
+"""The plain reference loop: one model, one optimizer, one member. The oracle and the speed baseline."""
+
+from __future__ import annotations
+
+import time
+
+import torch
+
+from sweeper.engine import losses
+from sweeper.engine._shared import batch_order, member_params, named, optimizer, pack_data, results, shuffler
+from sweeper.engine.result import Member, RunResult
+from sweeper.tasks.data import input_shape, n_outputs
+from sweeper.tasks.models import ReferenceModel, training_noise
+from sweeper.tasks.spec import TaskSpec
+
+
+def train_reference(task: TaskSpec, member: Member, device: str | torch.device = "cpu") -> RunResult:
+    """Trains one member the ordinary PyTorch way, drawing its noise from one ``torch.Generator``.
+
+    Same seeds, same data and same draw order as the population trainer, so the two agree to float
+    tolerance (exactly the same noise numbers, with the population's per-member generator streams).
+    """
+    device = torch.device(device)
+    start = time.perf_counter()
+    data = pack_data(task, [member], device)
+    x_train, y_train = data.x_train[0], data.y_train[0]
+    generator = torch.Generator(device=device).manual_seed(member.noise_seed)
+    model = ReferenceModel(task, input_shape(task), n_outputs(task), member.config, generator)
+    model.load_params(member_params(task, member.init_seed))
+    model.to(device)
+    opt = optimizer(task, model.canonical_parameters())
+    grad_noise, target_noise = training_noise(model, member.config, data.n_classes, generator)
+    shuffle = shuffler(member.init_seed)
+    diverged_epoch = torch.tensor([-1])
+    log_epochs, logs = [], []
+    for epoch in range(1, task.epochs + 1):
+        model.train()
+        for idx in batch_order(task, len(x_train), shuffle) or [None]:
+            x, y = (x_train, y_train) if idx is None else (x_train[idx.to(device)], y_train[idx.to(device)])
+            if target_noise is not None:
+                y = target_noise(y)
+            loss = losses.loss(model(x)[None], y[None], data.n_classes)[0]
+            opt.zero_grad()
+            loss.backward()
+            if grad_noise is not None:
+                grad_noise.add_()
+            opt.step()
+            if not torch.isfinite(loss) and diverged_epoch[0] < 0:
+                diverged_epoch[0] = epoch
+        if epoch % task.log_every == 0 or epoch == task.epochs:
+            model.eval()
+            with torch.no_grad():
+                train = losses.metrics(model(x_train)[None], y_train[None], data.n_classes, data.y_std)
+                test = losses.metrics(model(data.x_test[0])[None], data.y_test, data.n_classes, data.y_std)
+            log_epochs.append(epoch)
+            logs.append(named("train", train) | named("test", test))
+    return results(task, log_epochs, logs, diverged_epoch, time.perf_counter() - start, device)[0]

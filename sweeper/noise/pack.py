@@ -1,0 +1,102 @@
+"""Noise for a whole pack at once: every member its own configuration, its own stream.
+
+Tensors handed to a site have the member dimension first: ``x: (members, ...)``. Members that do not
+use a site draw nothing there, so a member's stream depends only on its own configuration.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import torch
+
+from sweeper.noise.spec import NoiseConfig, NoiseSpec
+from sweeper.noise.streams import Streams
+
+
+@dataclass(frozen=True)
+class _Site:
+    """One placement across the pack: per member, its spec or None."""
+
+    specs: tuple[NoiseSpec | None, ...]
+
+    @property
+    def active(self) -> bool:
+        return any(s is not None and s.std > 0 for s in self.specs)
+
+    def scales(self, step: int, kinds: Sequence[str]) -> list[float]:
+        return [s.std_at(step) if s is not None and s.kind in kinds else 0.0 for s in self.specs]
+
+
+class PackNoise:
+    """Applies each member's noise configuration at the named sites of a stacked forward pass."""
+
+    def __init__(self, configs: Sequence[NoiseConfig], streams: Streams):
+        self.streams = streams
+        self.n = len(configs)
+        by_place: dict[str, list[NoiseSpec | None]] = {}
+        for k, config in enumerate(configs):
+            for spec in config:
+                by_place.setdefault(spec.placement, [None] * self.n)[k] = spec
+        self.sites = {p: _Site(tuple(v)) for p, v in by_place.items() if _Site(tuple(v)).active}
+        self.step = 0  # the optimizer step being taken; set by the trainer
+
+    def uses(self, placement: str) -> bool:
+        return placement in self.sites
+
+    def _draw(self, like: torch.Tensor, scale: list[float], uniform: bool) -> torch.Tensor:
+        out = torch.zeros_like(like)
+        return self.streams.uniform_(out, scale) if uniform else self.streams.normal_(out, scale)
+
+    def perturb(self, placement: str, x: torch.Tensor) -> torch.Tensor:
+        """``x`` with each member's noise of ``placement`` added (additive) or applied (multiplicative)."""
+        site = self.sites.get(placement)
+        if site is None:
+            return x
+        # Draw in one fixed order per member: each member has one kind per site, so it draws once.
+        additive = site.scales(self.step, ("gaussian",))
+        uniform = site.scales(self.step, ("uniform",))
+        multiplicative = site.scales(self.step, ("multiplicative",))
+        if any(additive) or any(uniform):
+            eps = self._draw(x, additive, uniform=False)
+            if any(uniform):
+                self.streams.uniform_(eps, uniform)
+            x = x + eps
+        if any(multiplicative):
+            x = x * (1.0 + self._draw(x, multiplicative, uniform=False))
+        return x
+
+    def perturb_grads(self, grads: Sequence[torch.Tensor]) -> None:
+        """Adds gradient noise in place, parameter by parameter in their canonical order."""
+        site = self.sites.get("gradients")
+        if site is None:
+            return
+        for g in grads:
+            g.copy_(self.perturb("gradients", g))
+
+    def noisy_targets(self, y: torch.Tensor, n_classes: int) -> torch.Tensor:
+        """Targets ``y: (members, batch)`` with label flips (classification) or additive/multiplicative noise."""
+        site = self.sites.get("targets")
+        if site is None:
+            return y
+        if n_classes == 0:
+            return self.perturb("targets", y)
+        y = y.clone()
+        for k, spec in enumerate(site.specs):
+            if spec is None or spec.std <= 0:
+                continue
+            y[k] = flip_labels(y[k], spec.std_at(self.step), n_classes, lambda shape: self.streams.rand(k, shape))
+        return y
+
+
+def flip_labels(y: torch.Tensor, p: float, n_classes: int, rand) -> torch.Tensor:
+    """Replaces each label by a different class, chosen uniformly, with probability ``p``.
+
+    ``rand(shape)`` draws uniforms in [0, 1) from the caller's stream.
+    """
+    flip = rand(y.shape) < p
+    if n_classes == 2:
+        return torch.where(flip, 1 - y, y)
+    offset = 1 + (rand(y.shape) * (n_classes - 1)).long().clamp_(max=n_classes - 2)
+    return torch.where(flip, (y + offset) % n_classes, y)

@@ -1,0 +1,188 @@
+"""Philox4x32-10 noise streams: a C kernel on CPU, the same algorithm in torch ops anywhere else.
+
+Value j of member k is a pure function of (key_k, counter_k + j), so members are independent of
+their pack, threads and devices. The C kernel (``_c/philox.c``) is compiled on first use with the
+system C compiler and cached; where no compiler is found, the torch implementation produces the same
+numbers (the words bit for bit, the normals to float rounding), only slower.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+import hashlib
+import math
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import warnings
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Sequence
+
+import torch
+
+_SOURCE = Path(__file__).parent / "_c" / "philox.c"
+_M0, _M1, _W0, _W1 = 0xD2511F53, 0xCD9E8D57, 0x9E3779B9, 0xBB67AE85
+_MASK = 0xFFFFFFFF
+_SQRT3 = math.sqrt(3.0)
+#: Below this many values per call the threads cost more than they save.
+_THREADED_MIN = 1 << 16
+
+
+def _cache_dir() -> Path:
+    base = os.environ.get("SWEEPER_CACHE") or os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "sweeper"
+
+
+def _cpu_flags() -> list[str]:
+    try:
+        info = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return []
+    return ["-mavx2", "-mfma"] if " avx2 " in info and " fma " in info else []
+
+
+def _compile(out: Path) -> None:
+    cc = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
+    if cc is None:
+        raise OSError("no C compiler found (set CC)")
+    with tempfile.TemporaryDirectory() as tmp:
+        obj, lib = Path(tmp) / "philox.o", Path(tmp) / "philox.so"
+        # -ffast-math lets glibc's vector math (libmvec) vectorize logf/cosf/sinf. It is used to compile
+        # only: linking with it would pull in crtfastmath, which flushes denormals process-wide.
+        subprocess.run([cc, "-O3", "-ffast-math", "-fopenmp", "-fPIC", *_cpu_flags(), "-c", str(_SOURCE), "-o", str(obj)],
+                       check=True, capture_output=True)
+        for libs in (["-lmvec", "-lm"], ["-lm"]):
+            if subprocess.run([cc, "-shared", str(obj), "-o", str(lib), *libs], capture_output=True).returncode == 0:
+                break
+        else:
+            raise OSError("linking the noise kernel failed")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(lib, out)  # atomic: concurrent workers never load a half-written library
+
+
+@functools.lru_cache(maxsize=None)
+def kernel() -> ctypes.CDLL | None:
+    """The compiled C kernel, building it on first use; None (with a warning) where it cannot be built."""
+    key = hashlib.sha256(_SOURCE.read_bytes() + " ".join(_cpu_flags()).encode() + sys.platform.encode())
+    path = _cache_dir() / f"philox-{key.hexdigest()[:16]}.so"
+    try:
+        if not path.exists():
+            _compile(path)
+        lib = ctypes.CDLL(str(path))
+    except (OSError, subprocess.CalledProcessError) as exc:
+        warnings.warn(f"sweeper: the C noise kernel is unavailable ({exc}); using the slower torch Philox", stacklevel=2)
+        return None
+    f32p, i64, u64 = ctypes.POINTER(ctypes.c_float), ctypes.c_int64, ctypes.c_uint64
+    lib.sweeper_normal_many.argtypes = [ctypes.POINTER(f32p), i64, i64, ctypes.POINTER(u64), ctypes.POINTER(u64),
+                                        ctypes.POINTER(ctypes.c_float)]
+    lib.sweeper_uniform_many.argtypes = lib.sweeper_normal_many.argtypes
+    return lib
+
+
+def philox_words(keys: torch.Tensor, first_blocks: torch.Tensor, blocks: int) -> torch.Tensor:
+    """Philox4x32-10 in torch ops: ``(members, blocks, 4)`` int64 words in [0, 2^32).
+
+    ``keys``, ``first_blocks``: ``(members,)`` int64 (the bit patterns of unsigned 64-bit values).
+    Products wrap modulo 2^64 in int64, and masking recovers the exact unsigned halves.
+    """
+    b = first_blocks[:, None] + torch.arange(blocks, device=keys.device)
+    c0, c1 = b & _MASK, (b >> 32) & _MASK
+    c2, c3 = torch.zeros_like(c0), torch.zeros_like(c0)
+    k0, k1 = (keys & _MASK)[:, None], ((keys >> 32) & _MASK)[:, None]
+    for _ in range(10):
+        p0, p1 = c0 * _M0, c2 * _M1
+        c0, c1, c2, c3 = ((p1 >> 32) & _MASK) ^ c1 ^ k0, p1 & _MASK, ((p0 >> 32) & _MASK) ^ c3 ^ k1, p0 & _MASK
+        k0, k1 = (k0 + _W0) & _MASK, (k1 + _W1) & _MASK
+    return torch.stack([c0, c1, c2, c3], -1)
+
+
+def _unit(words: torch.Tensor) -> torch.Tensor:
+    return ((words >> 8).to(torch.float32) + 0.5) * (1.0 / 16777216.0)
+
+
+def normals_from_words(words: torch.Tensor) -> torch.Tensor:
+    """Box-Muller over ``(..., 4)`` words: (w0, w1) -> values 0, 1 and (w2, w3) -> values 2, 3."""
+    u = _unit(words)
+    r = torch.sqrt(-2.0 * torch.log(u[..., 0::2]))  # (..., 2)
+    t = (2.0 * math.pi) * u[..., 1::2]
+    return torch.stack([r[..., 0] * torch.cos(t[..., 0]), r[..., 0] * torch.sin(t[..., 0]),
+                        r[..., 1] * torch.cos(t[..., 1]), r[..., 1] * torch.sin(t[..., 1])], -1)
+
+
+def _as_u64(seed: int) -> int:
+    return int(seed) & 0xFFFFFFFFFFFFFFFF
+
+
+def _as_i64(value: int) -> int:
+    return value - (1 << 64) if value >= 1 << 63 else value
+
+
+class PhiloxStreams:
+    """Per-member Philox streams; each member's counter advances by the blocks it draws."""
+
+    def __init__(self, seeds: Sequence[int], device: torch.device | str = "cpu", *, use_kernel: bool = True,
+                 threads: int | None = None):
+        self.device = torch.device(device)
+        self.keys = [_as_u64(s) for s in seeds]
+        self.blocks = [0] * len(self.keys)  # next unused block of each member
+        self.lib = kernel() if use_kernel and self.device.type == "cpu" else None
+        self.threads = threads or min(2, os.cpu_count() or 1)
+        self.pool = ThreadPoolExecutor(self.threads) if self.lib is not None and self.threads > 1 else None
+
+    def _advance(self, members: list[int], n: int) -> list[int]:
+        firsts = [self.blocks[k] for k in members]
+        for k in members:
+            self.blocks[k] += (n + 3) // 4
+        return firsts
+
+    def _fill(self, out: torch.Tensor, scale: Sequence[float], normal: bool) -> torch.Tensor:
+        members = [k for k, s in enumerate(scale) if s]
+        if not members:
+            return out
+        n = out[0].numel()
+        firsts = self._advance(members, n)
+        if self.lib is not None and out.is_contiguous() and out.dtype == torch.float32:
+            self._fill_kernel(out, members, n, firsts, [scale[k] for k in members], normal)
+            return out
+        keys = torch.tensor([_as_i64(self.keys[k]) for k in members], device=out.device)
+        words = philox_words(keys, torch.tensor(firsts, device=out.device), (n + 3) // 4)
+        values = normals_from_words(words) if normal else (2.0 * _unit(words) - 1.0) * _SQRT3
+        values = values.reshape(len(members), -1)[:, :n] * torch.tensor([scale[k] for k in members], device=out.device)[:, None]
+        out[torch.tensor(members, device=out.device)] = values.view((len(members),) + out.shape[1:]).to(out.dtype)
+        return out
+
+    def _fill_kernel(self, out, members, n, firsts, scales, normal):
+        f32p = ctypes.POINTER(ctypes.c_float)
+        row = out[0].numel() * out.element_size()
+        base = out.data_ptr()
+        fn = self.lib.sweeper_normal_many if normal else self.lib.sweeper_uniform_many
+
+        def run(lo: int, hi: int) -> None:
+            m = hi - lo
+            ptrs = (f32p * m)(*[ctypes.cast(base + members[i] * row, f32p) for i in range(lo, hi)])
+            fn(ptrs, m, n, (ctypes.c_uint64 * m)(*[self.keys[members[i]] for i in range(lo, hi)]),
+               (ctypes.c_uint64 * m)(*firsts[lo:hi]), (ctypes.c_float * m)(*scales[lo:hi]))
+
+        if self.pool is None or len(members) * n < _THREADED_MIN or len(members) < 2:
+            run(0, len(members))
+            return
+        cuts = [round(i * len(members) / self.threads) for i in range(self.threads + 1)]
+        list(self.pool.map(lambda i: run(cuts[i], cuts[i + 1]), range(self.threads)))
+
+    def normal_(self, out: torch.Tensor, scale: Sequence[float]) -> torch.Tensor:
+        return self._fill(out, scale, normal=True)
+
+    def uniform_(self, out: torch.Tensor, scale: Sequence[float]) -> torch.Tensor:
+        return self._fill(out, scale, normal=False)
+
+    def rand(self, member: int, shape: tuple[int, ...]) -> torch.Tensor:
+        """Uniforms in (0, 1) for one member (label flips)."""
+        n = math.prod(shape)
+        (first,) = self._advance([member], n)
+        key = torch.tensor([_as_i64(self.keys[member])], device=self.device)
+        words = philox_words(key, torch.tensor([first], device=self.device), (n + 3) // 4)
+        return _unit(words).reshape(-1)[:n].view(shape)

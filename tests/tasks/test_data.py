@@ -1,0 +1,155 @@
+import re
+
+import numpy as np
+import pytest
+from sklearn.datasets import load_diabetes, load_digits, make_circles
+
+from sweeper.errors import TaskError
+from sweeper.tasks.data import input_shape, load_split, n_outputs
+from sweeper.tasks.spec import DATASETS, TaskSpec
+
+
+def test_circles_split_is_the_seed_tutorials_data():
+    split = load_split(TaskSpec(dataset="circles", n_train=30, scaling="none"), seed=1)
+    x, y = make_circles(n_samples=100, noise=0.1, random_state=1)
+    np.testing.assert_array_equal(split.x_train, x[:30].astype(np.float32))
+    np.testing.assert_array_equal(split.y_train, y[:30])
+    np.testing.assert_array_equal(split.x_test, x[30:].astype(np.float32))
+    assert split.x_train.dtype == np.float32 and split.y_train.dtype == np.int64
+    assert split.x_test.shape == (70, 2) and split.n_classes == 2
+
+
+@pytest.mark.parametrize("dataset", ["circles", "blobs", "friedman1", "wine", "diabetes"])
+def test_same_seed_gives_same_split_and_other_seeds_other_samples(dataset):
+    task = TaskSpec(dataset=dataset, n_train=20)
+    first, again, other = load_split(task, 7), load_split(task, 7), load_split(task, 8)
+    np.testing.assert_array_equal(first.x_train, again.x_train)
+    np.testing.assert_array_equal(first.y_test, again.y_test)
+    assert not np.array_equal(first.x_train, other.x_train)
+
+
+def test_derived_63_bit_seeds_are_accepted_and_kept_apart():
+    task = TaskSpec(dataset="moons")
+    big = load_split(task, 2**62 + 5)
+    np.testing.assert_array_equal(big.x_train, load_split(task, 2**62 + 5).x_train)
+    assert not np.array_equal(big.x_train, load_split(task, 2**62 + 6).x_train)
+    assert not np.array_equal(big.x_train, load_split(task, 5).x_train)
+
+
+def test_data_noise_n_samples_and_n_test_reach_the_generator():
+    task = TaskSpec(dataset="circles", n_samples=60, data_noise=0.0, n_test=10, scaling="none")
+    split = load_split(task, seed=3)
+    x, _ = make_circles(n_samples=60, noise=0.0, random_state=3)
+    np.testing.assert_array_equal(split.x_test, x[30:40].astype(np.float32))
+    # Without noise every point lies exactly on one of the two circles (radius 1 or 0.8).
+    radii = np.hypot(*split.x_train.T)
+    assert np.all(np.isclose(radii, 1.0) | np.isclose(radii, 0.8))
+
+
+def test_stratified_split_puts_every_class_in_train():
+    for seed in range(20):
+        split = load_split(TaskSpec(dataset="iris", n_train=3), seed)
+        np.testing.assert_array_equal(np.bincount(split.y_train), [1, 1, 1])
+        digits = load_split(TaskSpec(dataset="digits", n_train=10), seed)
+        np.testing.assert_array_equal(np.sort(digits.y_train), np.arange(10))
+
+
+@pytest.mark.parametrize("dataset", ["wine", "friedman1"])
+def test_standard_scaling_uses_training_statistics_only(dataset):
+    split = load_split(TaskSpec(dataset=dataset, n_train=40), seed=0)
+    np.testing.assert_allclose(split.x_train.mean(axis=0), 0, atol=1e-5)
+    np.testing.assert_allclose(split.x_train.std(axis=0), 1, atol=1e-5)
+    # Had the test part been seen, its mean would be 0 too; training statistics leave it off zero.
+    assert np.abs(split.x_test.mean(axis=0)).max() > 0.05
+
+
+def test_minmax_scaling_maps_training_part_to_unit_interval():
+    split = load_split(TaskSpec(dataset="breast_cancer", n_train=50, scaling="minmax"), seed=0)
+    np.testing.assert_allclose(split.x_train.min(axis=0), 0, atol=1e-6)
+    np.testing.assert_allclose(split.x_train.max(axis=0), 1, atol=1e-6)
+    assert split.x_test.min() < 0 or split.x_test.max() > 1
+
+
+@pytest.mark.parametrize("scaling", ["standard", "minmax"])
+def test_constant_pixels_of_digits_stay_finite(scaling):
+    split = load_split(TaskSpec(dataset="digits", n_train=30, scaling=scaling), seed=0)
+    constant = np.ptp(split.x_train, axis=0) == 0
+    assert constant.any()  # the border pixels of digits are always 0
+    assert np.isfinite(split.x_train).all() and np.isfinite(split.x_test).all()
+
+
+def test_digits_shapes_per_model():
+    for model, shape in [("mlp", (64,)), ("cnn", (1, 8, 8)), ("rnn", (8, 8))]:
+        task = TaskSpec(dataset="digits", model=model, hidden=(16,), n_train=50, scaling="none")
+        split = load_split(task, seed=2)
+        assert split.input_shape == input_shape(task) == shape
+        assert split.x_train.shape == (50, *shape) and split.x_test.shape == (1747, *shape)
+        assert split.n_classes == n_outputs(task) == 10
+
+
+def test_rnn_steps_through_image_rows_and_cnn_sees_the_image():
+    common = dict(dataset="digits", hidden=(16,), n_train=50, scaling="none")
+    flat, rnn, cnn = (load_split(TaskSpec(model=m, **common), seed=2).x_train for m in ("mlp", "rnn", "cnn"))
+    digits = load_digits()
+    j = np.flatnonzero((digits.data == flat[0]).all(axis=1))[0]
+    np.testing.assert_array_equal(rnn[0], digits.images[j])  # time step t is image row t
+    np.testing.assert_array_equal(cnn[0, 0], digits.images[j])
+
+
+def test_digits_are_scaled_as_flat_features_before_reshaping():
+    common = dict(dataset="digits", hidden=(16,), n_train=50)
+    flat = load_split(TaskSpec(model="mlp", **common), seed=2)
+    rnn = load_split(TaskSpec(model="rnn", **common), seed=2)
+    np.testing.assert_array_equal(rnn.x_train.reshape(50, 64), flat.x_train)
+    np.testing.assert_array_equal(rnn.x_test.reshape(-1, 64), flat.x_test)
+
+
+@pytest.mark.parametrize("dataset", list(DATASETS))
+def test_input_shape_and_n_outputs_match_the_loaded_data(dataset):
+    task = TaskSpec(dataset=dataset, n_train=20)
+    split = load_split(task, seed=0)
+    assert split.x_train.shape[1:] == input_shape(task)
+    labels = np.concatenate([split.y_train, split.y_test])
+    if task.problem == "regression":
+        assert split.n_classes == 0 and n_outputs(task) == 1 and split.y_train.dtype == np.float32
+    else:
+        assert split.y_train.dtype == np.int64
+        np.testing.assert_array_equal(np.unique(labels), np.arange(split.n_classes))
+        assert n_outputs(task) == (1 if split.n_classes == 2 else split.n_classes)
+
+
+@pytest.mark.parametrize(
+    "task, message",
+    [
+        (
+            TaskSpec(dataset="circles", n_train=200),
+            "task.n_train: 200 leaves no test data; circles has 100 samples (n_samples), "
+            "so n_train must be at most 99",
+        ),
+        (TaskSpec(dataset="circles", n_train=100), "n_train must be at most 99"),
+        (
+            TaskSpec(dataset="moons", n_train=30, n_test=80),
+            "task.n_test: 80 with n_train 30 needs 110 samples; moons has 100 samples (n_samples), "
+            "so n_test must be at most 70",
+        ),
+        (TaskSpec(dataset="iris", n_train=150), "iris has 150 samples, so n_train must be at most 149"),
+        (TaskSpec(dataset="wine", n_train=2), "task.n_train: 2 cannot hold the 3 classes of wine"),
+        (TaskSpec(dataset="digits", n_train=1790), "n_train must be at most 1787"),
+        (TaskSpec(dataset="wine", n_train=30, n_test=2), "task.n_test: 2 cannot hold the 3 classes of wine"),
+        (TaskSpec(dataset="diabetes", n_samples=50), "task.n_samples: only generated data sets"),
+    ],
+)
+def test_impossible_sizes_raise_task_error_naming_the_key(task, message):
+    with pytest.raises(TaskError, match=re.escape(message)):
+        load_split(task, seed=0)
+
+
+def test_regression_targets_are_standardized_with_training_statistics_and_round_trip():
+    split = load_split(TaskSpec(dataset="diabetes", n_train=100), seed=4)
+    assert abs(split.y_train.mean()) < 1e-5 and split.y_train.std() == pytest.approx(1, abs=1e-5)
+    raw = load_split(TaskSpec(dataset="diabetes", n_train=100, scaling="none"), seed=4)
+    assert (raw.y_mean, raw.y_std) == (0.0, 1.0)
+    np.testing.assert_allclose(split.y_train * split.y_std + split.y_mean, raw.y_train, rtol=1e-5)
+    np.testing.assert_allclose(split.y_test * split.y_std + split.y_mean, raw.y_test, rtol=1e-5)
+    assert split.y_mean == pytest.approx(raw.y_train.mean(), rel=1e-6)
+    assert set(raw.y_train.tolist()) <= set(load_diabetes().target.tolist())
