@@ -1,0 +1,56 @@
+"""The planner: groups (configuration, task, repeat) runs into packs that share a task and model."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+from sweeper import seeding
+from sweeper.engine.result import Member
+from sweeper.tasks.spec import TaskSpec
+
+
+@dataclass(frozen=True)
+class Pack:
+    """A unit of work: members trained as one population. ``trials[i]`` is the trial of ``members[i]``."""
+
+    task_name: str
+    task: TaskSpec
+    members: tuple[Member, ...]
+    trials: tuple[int, ...]  # sweeper trial ids
+
+    def __len__(self) -> int:
+        return len(self.members)
+
+
+@dataclass(frozen=True)
+class Run:
+    """One run to do: a trial's configuration on a task at a repeat."""
+
+    trial_id: int
+    config: tuple
+    task_name: str
+    repeat: int
+
+
+def member(sweep_seed: int, task: TaskSpec, run: Run) -> Member:
+    """The member of a run, with the seeds of its streams (common random numbers across configurations)."""
+    return Member(
+        config=run.config,
+        repeat=run.repeat,
+        data_seed=seeding.data_seed(sweep_seed, run.repeat, task.dataset_seed),
+        init_seed=seeding.init_seed(sweep_seed, run.repeat),
+        noise_seed=seeding.noise_seed(sweep_seed, run.repeat, run.config),
+    )
+
+
+def plan(sweep_seed: int, tasks: dict[str, TaskSpec], runs: Sequence[Run], size: dict[str, int]) -> list[Pack]:
+    """Packs of at most ``size[task]`` members, per task, in the order the runs were given."""
+    packs = []
+    for name, task in tasks.items():
+        todo = [r for r in runs if r.task_name == name]
+        for i in range(0, len(todo), size[name]):
+            chunk = todo[i:i + size[name]]
+            packs.append(Pack(name, task, tuple(member(sweep_seed, task, r) for r in chunk),
+                              tuple(r.trial_id for r in chunk)))
+    return packs

@@ -1,0 +1,191 @@
+"""The sweep driver: Optuna proposes configurations, packs are trained, results are stored.
+
+Data flows one way: the search space gives configurations (Optuna's GridSampler, RandomSampler or
+TPESampler asks for them in rounds that fill a pack), the planner groups their runs into packs, an
+executor trains the packs, the store keeps every run, and Optuna is told each trial's objective (the
+mean metric over its repeats and tasks). Resuming is the same call: runs already stored are skipped,
+trials left running by an interrupted sweep are finished first.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+import warnings
+from dataclasses import dataclass
+from typing import Protocol
+
+import optuna
+
+from sweeper import seeding
+from sweeper.driver.executors import Executor
+from sweeper.driver.planner import Run, plan
+from sweeper.engine.sizing import pack_size
+from sweeper.noise.spec import NoiseConfig
+from sweeper.space import SweepSpec, parse_space
+from sweeper.store import Store, TrialRef
+from sweeper.tasks.data import load_split
+
+_OVERRIDES = "# sweeper overrides: "
+
+
+class Progress(Protocol):
+    def start(self, total: int, done: int) -> None: ...
+    def advance(self, runs: int) -> None: ...
+
+
+@dataclass(frozen=True)
+class SweepOutcome:
+    """What one ``run_sweep`` call did."""
+
+    sweep_id: int
+    name: str
+    runs_total: int
+    runs_trained: int  # by this call (the rest were stored already)
+    seconds: float
+
+    @property
+    def runs_per_second(self) -> float:
+        return self.runs_trained / self.seconds if self.seconds > 0 else 0.0
+
+
+def stored_yaml(spec: SweepSpec) -> str:
+    """The YAML as given, plus a comment line with the command-line overrides (so resume can check them)."""
+    if not spec.overrides:
+        return spec.source_text
+    return spec.source_text.rstrip("\n") + "\n" + _OVERRIDES + json.dumps(spec.overrides, sort_keys=True) + "\n"
+
+
+def spec_from_store(yaml_text: str, source: str) -> SweepSpec:
+    """The sweep spec a stored sweep ran with, overrides re-applied."""
+    text, _, tail = yaml_text.partition("\n" + _OVERRIDES)
+    spec = parse_space(text + "\n" if tail else yaml_text, source)
+    if tail:
+        o = json.loads(tail)
+        spec = spec.with_overrides(repeats=o.get("repeats"), epochs=o.get("epochs"), name=o.get("name"))
+    return spec
+
+
+class _AskTellGridSampler(optuna.samplers.GridSampler):
+    """Optuna's GridSampler for ask-and-tell: the driver, not the sampler, ends the sweep.
+
+    (GridSampler.after_trial calls ``study.stop()``, which only works inside ``study.optimize``.)
+    """
+
+    def after_trial(self, study, trial, state, values) -> None:
+        pass
+
+
+def _sampler(spec: SweepSpec, n_configs: int) -> optuna.samplers.BaseSampler:
+    if spec.search.sampler == "grid":
+        return _AskTellGridSampler({"config": list(range(n_configs))}, seed=spec.seed)
+    if spec.search.sampler == "random":
+        return optuna.samplers.RandomSampler(seed=spec.seed)
+    return optuna.samplers.TPESampler(seed=spec.seed)
+
+
+class _Sweep:
+    """One sweep's state while it runs: the spec, the store, the study and the runs already stored."""
+
+    def __init__(self, spec: SweepSpec, store: Store, executor: Executor, progress: Progress | None):
+        self.spec, self.store, self.executor, self.progress = spec, store, executor, progress
+        self.grid = spec.grid_configs()[0] if spec.search.sampler == "grid" else None
+        problems = {t.problem for t in spec.tasks.values()}
+        self.sweep_id = store.start_sweep(
+            spec.name, stored_yaml(spec), seed=spec.seed, metric=spec.metric, higher_is_better=spec.higher_is_better,
+            repeats=spec.repeats, problem=problems.pop() if len(problems) == 1 else "mixed")
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            self.study = optuna.create_study(
+                study_name=spec.name, storage=store.url, direction=spec.direction, load_if_exists=True,
+                sampler=_sampler(spec, len(self.grid or ())))
+        self.n_trials = len(self.grid) if self.grid is not None else spec.search.n_trials + 1
+        self.done = store.done_runs(self.sweep_id)
+        self.sizes = {name: self._pack_size(task) for name, task in spec.tasks.items()}
+        self.trained = 0
+        self.numbers: dict[int, int] = {}  # sweeper trial id -> trial number
+
+    def _pack_size(self, task) -> int:
+        # Loading repeat 0's split checks the data set sizes before anything is trained.
+        split = load_split(task, seeding.data_seed(self.spec.seed, 0, task.dataset_seed))
+        size = pack_size(task, self.executor.device, len(split.y_train), len(split.y_test))
+        return min(size, self.spec.pack_size or size)
+
+    def trial_ref(self, trial) -> TrialRef:
+        """The sweeper trial of an Optuna trial (new or left running): its configuration, stored."""
+        if self.grid is not None:
+            number = trial.suggest_categorical("config", list(range(len(self.grid))))
+            config = self.grid[number]
+        else:
+            number, config = None, self.spec.suggest(trial)
+        return self.store.ensure_trial(self.sweep_id, config, number=number, optuna_trial_id=trial.number)
+
+    def pending_runs(self, ref: TrialRef) -> list[Run]:
+        return [Run(ref.id, ref.config, name, r) for name in self.spec.tasks for r in range(self.spec.repeats)
+                if (ref.number, name, r) not in self.done]
+
+    def ask_round(self) -> list:
+        """New trials enough to fill a pack (at least one), none once the study has all it needs."""
+        per_config = self.spec.repeats * len(self.spec.tasks)
+        want = max(1, min(self.sizes.values()) // per_config)
+        left = self.n_trials - len(self.study.get_trials(deepcopy=False))
+        if self.grid is None and not self.study.get_trials(deepcopy=False):
+            self.spec.enqueue_baseline(self.study)
+        return [self.study.ask() for _ in range(max(0, min(want, left)))]
+
+    def train(self, runs: list[Run]) -> None:
+        packs = plan(self.spec.seed, self.spec.tasks, runs, self.sizes)
+        for pack, results in self.executor.run(packs):
+            items = [(t, pack.task_name, m, r) for t, m, r in zip(pack.trials, pack.members, results)]
+            self.store.save_runs(self.sweep_id, items)
+            self.done.update((self.numbers[t], pack.task_name, m.repeat) for t, m in zip(pack.trials, pack.members))
+            self.trained += len(pack)
+            if self.progress is not None:
+                self.progress.advance(len(pack))
+
+    def tell(self, trials_and_refs: list) -> None:
+        """Tells Optuna each trial's objective: the mean metric over its tasks (each the mean over repeats)."""
+        rows = self.store.runs(self.spec.name)
+        for trial, ref in trials_and_refs:
+            per_task = {}
+            for row in rows:
+                value = row.get(self.spec.metric)
+                if row["trial"] == ref.number and value is not None and not row["diverged"]:
+                    per_task.setdefault(row["task"], []).append(value)
+            objective = (sum(sum(v) / len(v) for v in per_task.values()) / len(per_task)
+                         if len(per_task) == len(self.spec.tasks) else math.nan)
+            state = optuna.trial.TrialState.COMPLETE if math.isfinite(objective) else optuna.trial.TrialState.FAIL
+            self.study.tell(trial.number, objective if state == optuna.trial.TrialState.COMPLETE else None, state=state)
+            self.store.complete_trial(ref.id, objective if math.isfinite(objective) else None)
+
+    def run(self) -> None:
+        total = self.n_trials * self.spec.repeats * len(self.spec.tasks)
+        if self.progress is not None:
+            self.progress.start(total, min(len(self.done), total))
+        # Trials an interrupted sweep left running are finished first, with the configs they had.
+        stale = self.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
+        rounds = [stale] if stale else []
+        while True:
+            trials = rounds.pop() if rounds else self.ask_round()
+            if not trials:
+                break
+            refs = [self.trial_ref(t) for t in trials]
+            self.numbers.update({ref.id: ref.number for ref in refs})
+            self.train([run for ref in refs for run in self.pending_runs(ref)])
+            self.tell(list(zip(trials, refs)))
+
+
+def run_sweep(spec: SweepSpec, store: Store, executor: Executor, progress: Progress | None = None) -> SweepOutcome:
+    """Runs (or resumes) a sweep to the end; an interruption leaves every finished pack stored."""
+    start = time.perf_counter()
+    sweep = _Sweep(spec, store, executor, progress)
+    try:
+        sweep.run()
+    except BaseException:
+        store.finish_sweep(sweep.sweep_id, "interrupted")
+        raise
+    store.finish_sweep(sweep.sweep_id, "completed")
+    total = sweep.n_trials * spec.repeats * len(spec.tasks)
+    return SweepOutcome(sweep.sweep_id, spec.name, total, sweep.trained, time.perf_counter() - start)

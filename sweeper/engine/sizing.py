@@ -1,0 +1,62 @@
+"""How many members fit in one pack: from the memory the device has free, not a fixed number."""
+
+from __future__ import annotations
+
+import math
+import os
+
+import torch
+
+from sweeper.tasks.data import input_shape, n_outputs
+from sweeper.tasks.models import GATES, param_shapes
+from sweeper.tasks.spec import TaskSpec
+
+#: Share of free memory a pack may use (the rest is for the allocator, the data and other packs).
+MEMORY_SHARE = {"cpu": 0.25, "cuda": 0.6}
+#: On CPU, members beyond this add no speed (the vector units are busy) but delay progress reports.
+CPU_MAX_MEMBERS = 128
+GPU_MAX_MEMBERS = 16384
+
+
+def member_bytes(task: TaskSpec, n_train: int, n_test: int) -> int:
+    """An upper estimate of one member's memory while training (float32)."""
+    shape = input_shape(task)
+    n_params = sum(math.prod(s) for s in param_shapes(task, shape, n_outputs(task)).values())
+    # Activation width per sample: every hidden layer's output (convolutions: channels x pixels).
+    width, pixels = 0, math.prod(shape[1:]) if task.model == "cnn" else 0
+    for c in task.channels if task.model == "cnn" else ():
+        width += c * pixels
+        pixels //= 4
+    if task.model == "rnn":
+        width += shape[0] * GATES[task.cell] * task.hidden[0] * 3  # gates, cell and hidden state per step
+    width += sum(task.hidden) + n_outputs(task) + math.prod(shape)
+    batch = n_train if task.batch_size == "full" else min(task.batch_size, n_train)
+    floats = (
+        6 * n_params  # parameters, gradients, two Adam moments, weight-noise draws and perturbed copy
+        + 8 * batch * width  # forward values, noise draws and their gradients during a step
+        + 2 * (n_train + n_test) * width  # noise-free evaluation of both parts
+        + (n_train + n_test) * math.prod(shape)  # the member's data
+    )
+    return 4 * floats
+
+
+def free_memory(device: torch.device) -> int:
+    """Bytes free on ``device`` now."""
+    if device.type == "cuda":
+        return torch.cuda.mem_get_info(device)[0]
+    try:
+        with open("/proc/meminfo") as f:
+            info = dict(line.split(":", 1) for line in f)
+        return int(info["MemAvailable"].split()[0]) * 1024
+    except (OSError, KeyError, ValueError):
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+
+
+def pack_size(task: TaskSpec, device: str | torch.device, n_train: int, n_test: int,
+              free_bytes: int | None = None) -> int:
+    """The number of members to train together on ``device``: what fits in its share of free memory."""
+    device = torch.device(device)
+    free = free_memory(device) if free_bytes is None else free_bytes
+    fits = int(free * MEMORY_SHARE[device.type]) // member_bytes(task, n_train, n_test)
+    cap = GPU_MAX_MEMBERS if device.type == "cuda" else CPU_MAX_MEMBERS
+    return max(1, min(cap, fits))

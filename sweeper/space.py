@@ -1,0 +1,746 @@
+"""The search-space file: which noise a sweep tries, on which tasks, how often, judged by which metric.
+
+A search space is a YAML file (see ``search_spaces/`` for annotated examples)::
+
+    name: seed-case-study        # letters, digits, '-', '_', '.'
+    description: free text       # optional
+    seed: 1                      # sweep seed (default 0): data, inits and noise streams derive from it
+    repeats: 30                  # runs per configuration, paired across configurations (default 10)
+    metric: test_accuracy        # default: test_accuracy (classification), test_mse (regression)
+    pack_size: 64                # optional cap on the members trained together as one population
+    task: {dataset: circles, ...}            # one task (sweeper.tasks.spec.TaskSpec), or
+    tasks: [{name: a, dataset: circles, ...}, ...]   # several; name defaults to the dataset
+    search:
+      sampler: grid              # grid | random | tpe (default grid)
+      configs: [...]             # grid: an explicit list of configurations, and/or
+      grid: {...}                # grid: a product grid (or a list of them)
+      n_trials: 60               # random/tpe: trials besides the baseline
+      space: {...}               # random/tpe: choices and ranges
+
+A configuration names its placement (``none`` for the baseline, one placement, or a list of them
+for a combined placement) and for each site a kind, a std, a schedule and, when annealed, a gamma;
+a scalar applies to every site, a list gives one value per site. ``kind`` defaults to ``flip`` for
+the targets of a classification task and to ``gaussian`` elsewhere. Noise of std 0 is no noise:
+such sites are dropped, so a configuration with std 0 everywhere is the baseline.
+
+Every error is a one-line :class:`SpaceError` naming the file, the key path, what was wrong and
+what is allowed.
+"""
+
+from __future__ import annotations
+
+import difflib
+import itertools
+import math
+import re
+from collections import Counter
+from pathlib import Path
+from typing import Any, Callable, Literal, NoReturn
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from sweeper.errors import SpaceError
+from sweeper.noise.spec import (
+    BASELINE,
+    DEFAULT_GAMMA,
+    KINDS,
+    PLACEMENTS,
+    SCHEDULES,
+    NoiseConfig,
+    NoiseSpec,
+    make_config,
+)
+from sweeper.tasks.spec import TaskSpec
+
+SAMPLERS = ("grid", "random", "tpe")
+CLASSIFICATION_METRICS = ("test_accuracy", "test_loss", "train_accuracy", "train_loss")
+REGRESSION_METRICS = ("test_mse", "test_r2", "test_loss", "train_mse", "train_r2", "train_loss")
+#: The user attribute that marks a study's baseline trial; ``suggest`` answers ``()`` for it.
+BASELINE_USER_ATTR = "sweeper_baseline"
+
+_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
+_NAME_RULE = "letters, digits, '-', '_' and '.', starting with a letter or digit"
+_TOP_KEYS = ("name", "description", "seed", "repeats", "metric", "pack_size", "task", "tasks", "search")
+_SEARCH_KEYS = ("sampler", "n_trials", "configs", "grid", "space")
+_NOISE_KEYS = ("placement", "kind", "std", "schedule", "gamma")
+_RANGES = ("log_uniform", "uniform")
+
+#: One noise site before it becomes a NoiseSpec: (placement, kind, std, schedule, gamma).
+_Site = tuple[str, str, float, str, float]
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class FloatRange(_Frozen):
+    """A float drawn from [low, high], uniformly or log-uniformly."""
+
+    low: float
+    high: float
+    log: bool = False
+
+
+class SpaceSpec(_Frozen):
+    """The adaptive samplers' space; every site of a trial draws its own kind, std, schedule, gamma."""
+
+    placements: tuple[tuple[str, ...], ...]  # choices; a tuple of several is a combined placement
+    kinds: dict[str, tuple[str, ...]]  # placement -> the kinds that fit it on every task
+    std: FloatRange | tuple[float, ...]  # a range, or categorical choices
+    schedules: tuple[str, ...]
+    gamma: FloatRange | tuple[float, ...]
+
+
+class SearchSpec(_Frozen):
+    """How configurations are proposed: a grid expanded here, or a space for Optuna's samplers."""
+
+    sampler: Literal["grid", "random", "tpe"] = "grid"
+    #: random/tpe: the number of sampled trials (the baseline is run besides them).
+    n_trials: int | None = None
+    #: grid: every configuration, the baseline first, duplicates dropped.
+    configs: tuple[NoiseConfig, ...] = ()
+    #: grid: what was skipped or dropped while expanding, one line each.
+    notes: tuple[str, ...] = ()
+    space: SpaceSpec | None = None
+
+
+class SweepSpec(_Frozen):
+    """A validated search space: tasks, repeats, metric and the noise configurations to try."""
+
+    #: Where the text came from (a path, or ``<string>``); error messages name it.
+    source: str = "<string>"
+    #: The YAML exactly as given; the store keeps it.
+    source_text: str
+    name: str = Field(pattern=_NAME_PATTERN, max_length=100)
+    description: str | None = None
+    seed: int = Field(0, ge=0, strict=True)
+    repeats: int = Field(10, ge=1, strict=True)
+    metric: str
+    #: Optional cap on the members of one pack.
+    pack_size: int | None = Field(None, ge=1, strict=True)
+    #: Task name -> task, in file order.
+    tasks: dict[str, TaskSpec]
+    search: SearchSpec
+    #: Command-line overrides applied on top of ``source_text`` (``repeats``, ``epochs``, ``name``).
+    overrides: dict[str, int | str] = {}
+
+    @property
+    def higher_is_better(self) -> bool:
+        """Accuracy and r2 grow with quality; losses and mse shrink."""
+        return self.metric.endswith(("accuracy", "r2"))
+
+    @property
+    def direction(self) -> str:
+        """Optuna's study direction for the metric."""
+        return "maximize" if self.higher_is_better else "minimize"
+
+    def grid_configs(self) -> tuple[list[NoiseConfig], list[str]]:
+        """Sampler grid: every configuration, the baseline ``()`` first, and notes on what was skipped."""
+        if self.search.sampler != "grid":
+            raise SpaceError(
+                f"{self.source}: search.sampler: {self.search.sampler!r} samples configurations one "
+                "trial at a time (suggest); only sampler 'grid' has a list of configurations"
+            )
+        return list(self.search.configs), list(self.search.notes)
+
+    def suggest(self, trial: Any) -> NoiseConfig:
+        """Samplers random/tpe: draw one configuration with the trial's ``suggest_*`` calls.
+
+        Parameters are ``placement`` (combined placements joined by ``+``) and, per site,
+        ``<placement>.kind``, ``.std``, ``.schedule`` and ``.gamma``; a choice with one value is not
+        suggested. The baseline is not in the space: the driver queues it with ``enqueue_baseline``
+        (or evaluates it itself), and for that trial ``suggest`` returns ``()``.
+        """
+        if trial.user_attrs.get(BASELINE_USER_ATTR):
+            return ()
+        space = self.search.space
+        if space is None:
+            raise SpaceError(
+                f"{self.source}: search.sampler: 'grid' has no space to sample from; use grid_configs()"
+            )
+        label = _pick(trial, "placement", ["+".join(p) for p in space.placements])
+        sites = []
+        for placement in label.split("+"):
+            kind = _pick(trial, f"{placement}.kind", space.kinds[placement])
+            std = _draw(trial, f"{placement}.std", space.std)
+            schedule = _pick(trial, f"{placement}.schedule", space.schedules)
+            gamma = DEFAULT_GAMMA
+            if schedule == "annealed":
+                gamma = _draw(trial, f"{placement}.gamma", space.gamma)
+            sites.append((placement, kind, std, schedule, gamma))
+        return _config(sites)
+
+    def enqueue_baseline(self, study: Any) -> None:
+        """Queue the no-noise baseline as the study's next trial (``suggest`` answers ``()`` for it)."""
+        study.enqueue_trial({}, user_attrs={BASELINE_USER_ATTR: True})
+
+    def with_overrides(
+        self, repeats: int | None = None, epochs: int | None = None, name: str | None = None
+    ) -> SweepSpec:
+        """The same sweep with the CLI's quick-run flags applied (epochs apply to every task)."""
+        update: dict[str, Any] = {}
+        overrides = dict(self.overrides)
+        for flag, value in (("repeats", repeats), ("epochs", epochs)):
+            if value is None:
+                continue
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise SpaceError(
+                    f"{self.source}: --{flag}: {value!r} is not allowed; allowed: an integer >= 1"
+                )
+            overrides[flag] = value
+        if repeats is not None:
+            update["repeats"] = repeats
+        if epochs is not None:
+            update["tasks"] = {n: t.model_copy(update={"epochs": epochs}) for n, t in self.tasks.items()}
+        if name is not None:
+            if not isinstance(name, str) or not re.fullmatch(_NAME_PATTERN, name) or len(name) > 100:
+                raise SpaceError(f"{self.source}: --name: {name!r} is not allowed; allowed: {_NAME_RULE}")
+            update["name"] = overrides["name"] = name
+        return self.model_copy(update={**update, "overrides": overrides})
+
+
+def load_space(path: str | Path) -> SweepSpec:
+    """Read and validate a search-space file."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SpaceError(f"{path}: no such search-space file") from None
+    except IsADirectoryError:
+        raise SpaceError(f"{path}: is a directory, not a search-space file") from None
+    except UnicodeDecodeError:
+        raise SpaceError(f"{path}: not a UTF-8 text file") from None
+    except OSError as e:
+        raise SpaceError(f"{path}: cannot be read: {e.strerror}") from None
+    return parse_space(text, str(path))
+
+
+def parse_space(text: str, source: str = "<string>") -> SweepSpec:
+    """Validate a search space given as YAML text; ``source`` names it in error messages."""
+    return _Reader(source).sweep(text)
+
+
+# --- reading ---------------------------------------------------------------------------------------
+
+
+class _Loader(yaml.SafeLoader):
+    """YAML 1.1 SafeLoader that reads ``1e-3`` as a number and refuses a key given twice."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = self.construct_object(key_node, deep=deep)
+            if not isinstance(key, str):
+                continue
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"the key {key!r} is given twice", key_node.start_mark
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+# YAML 1.1 wants a dot in a float ("1.0e-3"); people write 1e-3. (A subclass gets its own resolver table.)
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"),
+)
+
+
+def _at(path: str, key: str | int) -> str:
+    """The key path one step down: ``search.grid`` + ``std`` or + 2 -> ``search.grid.std[2]``."""
+    if isinstance(key, int):
+        return f"{path}[{key}]"
+    return f"{path}.{key}" if path else key
+
+
+def _did_you_mean(value: Any, allowed) -> str:
+    if not isinstance(value, str):
+        return ""
+    close = difflib.get_close_matches(value, [str(a) for a in allowed], n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _s(n: int) -> str:
+    """The plural ending for a count."""
+    return "s" if n != 1 else ""
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+class _Reader:
+    """Validates one file's contents; every failure names the file and the key path."""
+
+    def __init__(self, source: str):
+        self.source = source
+
+    def fail(self, path: str, message: str) -> NoReturn:
+        where = f"{self.source}: {path}: " if path else f"{self.source}: "
+        raise SpaceError(" ".join((where + message).split()))
+
+    # --- generic values ---
+
+    def mapping(
+        self, value: Any, path: str, allowed: tuple[str, ...], required: tuple[str, ...] = ()
+    ) -> dict:
+        if not isinstance(value, dict):
+            self.fail(path, f"expected a mapping with keys {', '.join(allowed)}; got {_show(value)}")
+        for key in value:
+            if key not in allowed:
+                self.fail(
+                    _at(path, str(key)),
+                    f"unknown key; allowed: {', '.join(allowed)}{_did_you_mean(key, allowed)}",
+                )
+        for key in required:
+            if key not in value or value[key] is None:
+                self.fail(_at(path, key), "required key missing")
+        return value
+
+    def choice(self, value: Any, path: str, allowed, why: str = "") -> Any:
+        if not isinstance(value, str) or value not in allowed:
+            self.fail(
+                path,
+                f"{_show(value)} is not allowed{why}; allowed: {', '.join(map(str, allowed))}"
+                f"{_did_you_mean(value, allowed)}",
+            )
+        return value
+
+    def number(self, value: Any, path: str, what: str, low: float = 0.0) -> float:
+        if not _is_number(value) or not math.isfinite(value) or value < low:
+            self.fail(path, f"{_show(value)} is not allowed; allowed: a number >= {low:g} ({what})")
+        return float(value)
+
+    def std(self, value: Any, path: str) -> float:
+        return self.number(value, path, "the noise size; a flip probability for kind flip")
+
+    def gamma(self, value: Any, path: str) -> float:
+        return self.number(value, path, "the annealing exponent")
+
+    def items(self, value: Any, path: str) -> list[tuple[Any, str]]:
+        """A list's items with their paths; a scalar is a list of one."""
+        if not isinstance(value, list):
+            return [(value, path)]
+        if not value:
+            self.fail(path, "an empty list; give at least one value")
+        return [(v, _at(path, i)) for i, v in enumerate(value)]
+
+    def placement(self, value: Any, path: str, allow_baseline: bool) -> tuple[str, ...]:
+        """One placement or a list of them (a combined placement); ``none`` -> ``()``."""
+        if allow_baseline and value == BASELINE:
+            return ()
+        if isinstance(value, list):
+            names = tuple(self.choice(v, p, PLACEMENTS) for v, p in self.items(value, path))
+            if len(set(names)) != len(names):
+                self.fail(path, f"a placement appears twice in {_show(value)}; give each site once")
+            return names
+        allowed = ((BASELINE,) if allow_baseline else ()) + PLACEMENTS
+        why = " (the baseline is always run; leave it out)" if value == BASELINE else ""
+        return (self.choice(value, path, allowed, why),)
+
+    def pydantic(self, err: ValidationError, path: str, model: type[BaseModel], extra_keys=()) -> NoReturn:
+        """Turn pydantic's first error into one line with the YAML key path."""
+        errors = err.errors()
+        first = errors[0]
+        loc, model_at = _yaml_loc(first["loc"], model)
+        at = path
+        for item in loc:
+            at = _at(at, item)
+        value = first.get("input")
+        kind = first["type"]
+        if kind == "extra_forbidden":
+            allowed = (tuple(extra_keys) if model_at is model else ()) + tuple(model_at.model_fields)
+            self.fail(at, f"unknown key; allowed: {', '.join(allowed)}{_did_you_mean(loc[-1], allowed)}")
+        if kind == "missing":
+            self.fail(at, "required key missing")
+        if kind == "value_error":
+            self.fail(at, first["msg"].removeprefix("Value error, "))
+        # A union (batch_size: int | 'full') reports one error per member at the same key path.
+        same = [e for e in errors if _yaml_loc(e["loc"], model)[0] == loc]
+        if len(same) > 1 or kind == "literal_error":
+            allowed, values = [], []
+            for e in same:
+                if e["type"] == "literal_error":
+                    values += re.findall(r"'([^']*)'", e["ctx"]["expected"])
+                    allowed.append(", ".join(re.findall(r"'([^']*)'", e["ctx"]["expected"])))
+                else:
+                    allowed.append("an integer" if e["type"].startswith("int") else e["type"].split("_")[0])
+            hint = _did_you_mean(value, values)
+            self.fail(at, f"{_show(value)} is not allowed; allowed: {' or '.join(allowed)}{hint}")
+        message = first["msg"].replace("a valid tuple", "a list")
+        self.fail(at, f"{message[0].lower()}{message[1:]} (got {_show(value)})")
+
+    # --- the file ---
+
+    def sweep(self, text: str) -> SweepSpec:
+        raw = self.yaml(text)
+        if raw is None:
+            self.fail("", "the file is empty; a search space needs at least name:, task: and search:")
+        raw = self.mapping(raw, "", _TOP_KEYS, required=("name",))
+        tasks = self.tasks(raw)
+        metric = self.metric(raw.get("metric"), tasks)
+        search = self.search(raw.get("search"), tasks)
+        fields = {k: raw[k] for k in ("name", "description", "seed", "repeats", "pack_size") if k in raw}
+        try:
+            return SweepSpec(
+                source=self.source, source_text=text, metric=metric, tasks=tasks, search=search, **fields
+            )
+        except ValidationError as e:
+            if e.errors()[0]["type"] == "string_pattern_mismatch":
+                self.fail("name", f"{_show(raw['name'])} is not allowed; allowed: {_NAME_RULE}")
+            self.pydantic(e, "", SweepSpec)
+
+    def yaml(self, text: str) -> Any:
+        try:
+            return yaml.load(text, Loader=_Loader)
+        except yaml.MarkedYAMLError as e:
+            mark = e.problem_mark or e.context_mark
+            where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+            self.fail("", f"{where}invalid YAML: {e.problem or e.context}")
+        except yaml.YAMLError as e:
+            self.fail("", f"invalid YAML: {e}")
+
+    def tasks(self, raw: dict) -> dict[str, TaskSpec]:
+        if "task" in raw and "tasks" in raw:
+            self.fail("tasks", "give either task: (one task) or tasks: (a list of tasks), not both")
+        if "task" in raw:
+            name, task = self.task(raw["task"], "task")
+            return {name: task}
+        if "tasks" not in raw:
+            self.fail("task", "required key missing; give task: (one task) or tasks: (a list of tasks)")
+        if not isinstance(raw["tasks"], list) or not raw["tasks"]:
+            self.fail("tasks", f"expected a non-empty list of tasks; got {_show(raw['tasks'])}")
+        tasks: dict[str, TaskSpec] = {}
+        for i, item in enumerate(raw["tasks"]):
+            name, task = self.task(item, _at("tasks", i))
+            if name in tasks:
+                self.fail(_at(_at("tasks", i), "name"), f"{name!r} names two tasks; give each its own name:")
+            tasks[name] = task
+        return tasks
+
+    def task(self, value: Any, path: str) -> tuple[str, TaskSpec]:
+        if not isinstance(value, dict):
+            self.fail(path, f"expected a mapping of task keys (dataset, model, ...); got {_show(value)}")
+        fields = dict(value)
+        name = fields.pop("name", None)
+        try:
+            task = TaskSpec.model_validate(fields)
+        except ValidationError as e:
+            self.pydantic(e, path, TaskSpec, extra_keys=("name",))
+        if name is None:
+            return task.dataset, task
+        if not isinstance(name, str) or not re.fullmatch(_NAME_PATTERN, name):
+            self.fail(_at(path, "name"), f"{_show(name)} is not allowed; allowed: {_NAME_RULE}")
+        return name, task
+
+    def metric(self, value: Any, tasks: dict[str, TaskSpec]) -> str:
+        """The metric, which every task must have; the default is the first allowed one."""
+        problems = {"regression" if t.problem == "regression" else "classification" for t in tasks.values()}
+        lists = [CLASSIFICATION_METRICS if p == "classification" else REGRESSION_METRICS for p in problems]
+        allowed = [m for m in lists[0] if all(m in other for other in lists)]
+        if value is None:
+            return allowed[0]  # test_accuracy, test_mse, or test_loss for a mix of problems
+        if len(tasks) == 1:
+            why = f" for {problems.pop()} task {next(iter(tasks))!r}"
+        else:
+            why = f" for {' and '.join(sorted(problems))} tasks"
+        return self.choice(value, "metric", allowed, why)
+
+    # --- search ---
+
+    def search(self, value: Any, tasks: dict[str, TaskSpec]) -> SearchSpec:
+        if value is None:
+            self.fail("search", "required key missing; give sampler: and configs:, grid: or space:")
+        raw = self.mapping(value, "search", _SEARCH_KEYS)
+        sampler = self.choice(raw.get("sampler", "grid"), "search.sampler", SAMPLERS)
+        if sampler == "grid":
+            why = {"n_trials": "a grid runs every configuration", "space": "give configs: or grid:"}
+            for key in ("n_trials", "space"):
+                if key in raw:
+                    self.fail(_at("search", key), f"applies only to samplers random and tpe; {why[key]}")
+            if "configs" not in raw and "grid" not in raw:
+                self.fail(
+                    "search.configs",
+                    "required key missing; sampler grid needs configs: (a list), grid: (a product) or both",
+                )
+            configs, notes = self.grid(raw, tasks)
+            return SearchSpec(sampler=sampler, configs=configs, notes=notes)
+
+        for key in ("configs", "grid"):
+            if key in raw:
+                self.fail(_at("search", key), f"applies only to sampler grid; sampler {sampler} takes space:")
+        n_trials = raw.get("n_trials")
+        if n_trials is None:
+            self.fail("search.n_trials", f"required key missing; sampler {sampler} needs a count, e.g. 60")
+        if isinstance(n_trials, bool) or not isinstance(n_trials, int) or n_trials < 1:
+            self.fail("search.n_trials", f"{_show(n_trials)} is not allowed; allowed: an integer >= 1")
+        if "space" not in raw:
+            self.fail("search.space", f"required key missing; sampler {sampler} samples from a space")
+        return SearchSpec(sampler=sampler, n_trials=n_trials, space=self.space(raw["space"], tasks))
+
+    def grid(self, raw: dict, tasks: dict[str, TaskSpec]) -> tuple[tuple[NoiseConfig, ...], tuple[str, ...]]:
+        """The configurations of ``configs:`` then of ``grid:``; the baseline first, duplicates dropped."""
+        explicit, from_grid, skipped = [], [], Counter()
+        if "configs" in raw:
+            if not isinstance(raw["configs"], list) or not raw["configs"]:
+                got = _show(raw["configs"])
+                self.fail("search.configs", f"expected a non-empty list of configurations; got {got}")
+            explicit = [self.config(v, _at("search.configs", i), tasks) for i, v in enumerate(raw["configs"])]
+        if "grid" in raw:
+            if raw["grid"] == []:
+                self.fail("search.grid", "an empty list; give a product grid (a mapping) or a list of them")
+            if isinstance(raw["grid"], list):
+                blocks = [(block, _at("search.grid", i)) for i, block in enumerate(raw["grid"])]
+            else:
+                blocks = [(raw["grid"], "search.grid")]
+            for block, path in blocks:
+                combinations = list(self.product(block, path, tasks))
+                reasons = [reason for _, reason in combinations if reason]
+                if len(reasons) == len(combinations):
+                    self.fail(path, f"every combination is skipped, e.g. {reasons[0]}")
+                skipped.update(reasons)
+                from_grid += [config for config, reason in combinations if not reason]
+
+        candidates = [(), *explicit, *from_grid]
+        configs = tuple(dict.fromkeys(candidates))
+        notes = [f"skipped {n} combination{_s(n)}: {reason}" for reason, n in skipped.items()]
+        zero = from_grid.count(())
+        if zero:
+            notes.append(f"dropped {zero} combination{_s(zero)} with std 0: the baseline")
+        duplicates = len(candidates) - len(configs) - (candidates.count(()) - 1)
+        if duplicates:
+            notes.append(f"dropped {duplicates} duplicate configuration{_s(duplicates)}")
+        return configs, tuple(notes)
+
+    def config(self, value: Any, path: str, tasks: dict[str, TaskSpec]) -> NoiseConfig:
+        """One explicit configuration; anything that does not fit the tasks is an error."""
+        raw = self.mapping(value, path, _NOISE_KEYS, required=("placement",))
+        placements = self.placement(raw["placement"], _at(path, "placement"), allow_baseline=True)
+        if not placements:
+            for key in raw:
+                if key != "placement":
+                    self.fail(_at(path, key), "placement 'none' (the baseline) takes no other keys")
+            return ()
+        if raw.get("std") is None:
+            self.fail(_at(path, "std"), "required key missing; give the noise size (for flip a probability)")
+        n = len(placements)
+        if raw.get("kind") is None:
+            kinds = tuple(_default_kind(p, tasks) for p in placements)
+        else:
+            kinds = self.per_site(raw["kind"], _at(path, "kind"), n, lambda v, p: self.choice(v, p, KINDS))
+        stds = self.per_site(raw["std"], _at(path, "std"), n, self.std)
+        schedules = self.per_site(
+            raw.get("schedule", "constant"), _at(path, "schedule"), n,
+            lambda v, p: self.choice(v, p, SCHEDULES),
+        )
+        if "gamma" in raw and "annealed" not in schedules:
+            self.fail(_at(path, "gamma"), "the annealing exponent applies only with schedule annealed")
+        gammas = self.per_site(raw.get("gamma", DEFAULT_GAMMA), _at(path, "gamma"), n, self.gamma)
+        sites = list(zip(placements, kinds, stds, schedules, gammas))
+        reason = _unfit(sites, tasks)
+        if reason:
+            self.fail(path, reason)
+        return _config(sites)
+
+    def per_site(self, value: Any, path: str, n: int, item: Callable[[Any, str], Any]) -> tuple:
+        """A scalar for every site, or a list with one value per site."""
+        if isinstance(value, list):
+            if len(value) != n:
+                self.fail(path, f"{len(value)} values for {n} placement{_s(n)}; give one, or one per site")
+            return tuple(item(v, p) for v, p in self.items(value, path))
+        return (item(value, path),) * n
+
+    def product(self, value: Any, path: str, tasks: dict[str, TaskSpec]):
+        """Yield (configuration, None) or (None, why it is skipped) for each combination of a product grid."""
+        raw = self.mapping(value, path, _NOISE_KEYS, required=("placement", "std"))
+        placement_items = self.items(raw["placement"], _at(path, "placement"))
+        placements = [self.placement(v, p, allow_baseline=False) for v, p in placement_items]
+        sizes = {len(p) for p in placements}
+
+        def axis(key: str, default: Any, item: Callable[[Any, str], Any]) -> list:
+            """One grid axis: each value a scalar or, for combined placements, a list per site."""
+            values = []
+            for v, p in self.items(raw.get(key, default), _at(path, key)):
+                if isinstance(v, list):
+                    if len(v) not in sizes:
+                        self.fail(p, f"{len(v)} values, but no placement of this grid has {len(v)} sites")
+                    values.append(tuple(item(x, q) for x, q in self.items(v, p)))
+                else:
+                    values.append(item(v, p))
+            return values
+
+        kinds = axis("kind", None, lambda v, p: v if v is None else self.choice(v, p, KINDS))
+        stds = axis("std", None, self.std)
+        schedules = axis("schedule", "constant", lambda v, p: self.choice(v, p, SCHEDULES))
+        if "gamma" in raw and not any("annealed" in (s if isinstance(s, tuple) else (s,)) for s in schedules):
+            self.fail(_at(path, "gamma"), "the annealing exponent applies only with schedule annealed")
+        gamma_items = self.items(raw.get("gamma", DEFAULT_GAMMA), _at(path, "gamma"))
+        gammas = [self.gamma(v, p) for v, p in gamma_items]
+
+        for places, kind, std, schedule in itertools.product(placements, kinds, stds, schedules):
+            n = len(places)
+            mismatch = [(key, v) for key, v in (("kind", kind), ("std", std), ("schedule", schedule))
+                        if isinstance(v, tuple) and len(v) != n]
+            if mismatch:
+                key, v = mismatch[0]
+                label = "+".join(places)
+                yield None, f"{key} {list(v)} has {len(v)} values for placement {label!r} of {n} site{_s(n)}"
+                continue
+            if kind is None:
+                kind = tuple(_default_kind(p, tasks) for p in places)
+            site_kinds, site_stds, site_schedules = (
+                v if isinstance(v, tuple) else (v,) * n for v in (kind, std, schedule)
+            )
+            for gamma in gammas if "annealed" in site_schedules else [DEFAULT_GAMMA]:
+                sites = list(zip(places, site_kinds, site_stds, site_schedules, (gamma,) * n))
+                reason = _unfit(sites, tasks)
+                yield (None, reason) if reason else (_config(sites), None)
+
+    def space(self, value: Any, tasks: dict[str, TaskSpec]) -> SpaceSpec:
+        path = "search.space"
+        raw = self.mapping(value, path, _NOISE_KEYS, required=("placement", "std"))
+        placements = []
+        for v, p in self.items(raw["placement"], _at(path, "placement")):
+            places = self.placement(v, p, allow_baseline=False)
+            if places in placements:
+                self.fail(p, f"{_show(v)} is listed twice")
+            placements.append(places)
+        sites = list(dict.fromkeys(p for places in placements for p in places))
+
+        if raw.get("kind") is None:
+            kinds = {p: (_default_kind(p, tasks),) for p in sites}
+        else:
+            items = self.items(raw["kind"], _at(path, "kind"))
+            choices = list(dict.fromkeys(self.choice(v, p, KINDS) for v, p in items))
+            kinds = {p: tuple(k for k in choices if _unfit_site(p, k, tasks) is None) for p in sites}
+            for p in sites:
+                if not kinds[p]:
+                    why = _unfit_site(p, choices[0], tasks)
+                    self.fail(_at(path, "kind"), f"no kind fits placement {p!r} ({why})")
+            for k, p in items:
+                if not any(k in fitting for fitting in kinds.values()):
+                    why = _unfit_site(sites[0], k, tasks)
+                    self.fail(p, f"kind {k!r} fits no placement of this space ({why})")
+
+        std = self.distribution(raw["std"], _at(path, "std"), self.std)
+        top = std.high if isinstance(std, FloatRange) else max(std)
+        if top > 1 and any("flip" in fitting for fitting in kinds.values()):
+            self.fail(
+                _at(path, "std"),
+                f"reaches {top:g}, but kind 'flip' takes a probability in [0, 1]; "
+                "narrow std or sample flip in a sweep of its own",
+            )
+        schedule_items = self.items(raw.get("schedule", "constant"), _at(path, "schedule"))
+        schedules = tuple(dict.fromkeys(self.choice(v, p, SCHEDULES) for v, p in schedule_items))
+        if "gamma" in raw and "annealed" not in schedules:
+            self.fail(_at(path, "gamma"), "the annealing exponent applies only with schedule annealed")
+        gamma = self.distribution(raw.get("gamma", DEFAULT_GAMMA), _at(path, "gamma"), self.gamma)
+        return SpaceSpec(placements=tuple(placements), kinds=kinds, std=std, schedules=schedules, gamma=gamma)
+
+    def distribution(
+        self, value: Any, path: str, number: Callable[[Any, str], float]
+    ) -> FloatRange | tuple[float, ...]:
+        """A number, a list of numbers (categorical), {log_uniform: [low, high]} or {uniform: [low, high]}."""
+        if not isinstance(value, dict):
+            return tuple(dict.fromkeys(number(v, p) for v, p in self.items(value, path)))
+        raw = self.mapping(value, path, _RANGES)
+        if len(raw) != 1:
+            self.fail(path, "give exactly one of log_uniform: [low, high] or uniform: [low, high]")
+        (key, bounds), = raw.items()
+        at = _at(path, key)
+        if not isinstance(bounds, list) or len(bounds) != 2:
+            self.fail(at, f"{_show(bounds)} is not allowed; allowed: [low, high]")
+        low, high = (number(v, _at(at, i)) for i, v in enumerate(bounds))
+        if key == "log_uniform" and low <= 0:
+            self.fail(_at(at, 0), f"{low:g} is not allowed; a log-uniform range needs low > 0")
+        if not low < high:
+            self.fail(at, f"[{low:g}, {high:g}] is not allowed; a range needs low < high")
+        return FloatRange(low=low, high=high, log=key == "log_uniform")
+
+
+# --- noise rules -----------------------------------------------------------------------------------
+
+
+def _default_kind(placement: str, tasks: dict[str, TaskSpec]) -> str:
+    """``flip`` for the targets of classification tasks, ``gaussian`` everywhere else."""
+    if placement == "targets" and all(t.problem != "regression" for t in tasks.values()):
+        return "flip"
+    return "gaussian"
+
+
+def _unfit_site(placement: str, kind: str, tasks: dict[str, TaskSpec]) -> str | None:
+    """Why ``kind`` noise at ``placement`` cannot be used on every one of ``tasks``, or None."""
+    for name, task in tasks.items():
+        classification = task.problem != "regression"
+        if placement == "targets" and classification and kind != "flip":
+            return (f"placement 'targets' with kind {kind!r}: the targets of classification task {name!r} "
+                    "take only kind 'flip'")
+        if kind == "flip" and not (placement == "targets" and classification):
+            where = f"placement {placement!r}" if placement != "targets" else f"regression task {name!r}"
+            return f"kind 'flip' on {where}: flip applies only to placement 'targets' of classification tasks"
+    return None
+
+
+def _unfit(sites: list[_Site], tasks: dict[str, TaskSpec]) -> str | None:
+    """Why a configuration's sites cannot be used on every task, or None."""
+    for placement, kind, std, _, _ in sites:
+        reason = _unfit_site(placement, kind, tasks)
+        if reason:
+            return reason
+        if kind == "flip" and std > 1:
+            return f"kind 'flip' with std {std:g}: a flip probability must be in [0, 1]"
+    return None
+
+
+def _config(sites: list[_Site]) -> NoiseConfig:
+    """The canonical configuration: zero-size sites dropped, gamma kept only where annealed."""
+    return make_config(
+        NoiseSpec(p, k, float(s), sch, g if sch == "annealed" else DEFAULT_GAMMA)
+        for p, k, s, sch, g in sites
+        if s > 0
+    )
+
+
+# --- pydantic errors and optuna -------------------------------------------------------------------
+
+
+def _yaml_loc(loc: tuple, model: type[BaseModel]) -> tuple[tuple, type[BaseModel]]:
+    """Pydantic's error location as YAML keys (union member tags dropped), and the model of its last key."""
+    out, current, owner = [], model, model
+    for item in loc:
+        if isinstance(item, int):
+            out.append(item)
+        elif current is not None:  # else: a union member tag such as 'int' or "literal['full']"
+            out.append(item)
+            owner = current
+            field = current.model_fields.get(item)
+            annotation = field.annotation if field else None
+            is_model = isinstance(annotation, type) and issubclass(annotation, BaseModel)
+            current = annotation if is_model else None
+    return tuple(out), owner
+
+
+def _show(value: Any) -> str:
+    """A value as a user wrote it, short."""
+    if isinstance(value, (list, dict)):
+        text = yaml.safe_dump(value, default_flow_style=True, width=10**6).strip()
+    elif value is None:
+        text = "nothing (null)"
+    else:
+        text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _pick(trial: Any, name: str, choices) -> Any:
+    choices = list(choices)
+    return choices[0] if len(choices) == 1 else trial.suggest_categorical(name, choices)
+
+
+def _draw(trial: Any, name: str, dist: FloatRange | tuple[float, ...]) -> float:
+    if isinstance(dist, FloatRange):
+        return trial.suggest_float(name, dist.low, dist.high, log=dist.log)
+    return float(_pick(trial, name, dist))

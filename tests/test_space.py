@@ -1,0 +1,466 @@
+"""The search-space format: shipped files validate, bad input fails with one precise line, grids expand."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import optuna
+import pytest
+
+from sweeper.errors import SpaceError
+from sweeper.noise.spec import DEFAULT_GAMMA, NoiseSpec
+from sweeper.space import load_space, parse_space
+
+SPACES = Path(__file__).resolve().parents[1] / "search_spaces"
+SOURCE = "search_spaces/x.yaml"
+
+CASE_STUDY = """\
+name: case
+seed: 1
+repeats: 30
+metric: test_accuracy
+task:
+  dataset: circles
+  dataset_seed: 1
+  n_train: 30
+  hidden: [500]
+  optimizer: {name: adam, lr: 0.001}
+  epochs: 4000
+search:
+  sampler: grid
+  configs:
+    - {placement: none}
+    - {placement: input, kind: gaussian, std: 0.01}
+    - {placement: pre_activation, kind: gaussian, std: 0.1}
+"""
+
+TPE = """\
+name: tpe
+task: {dataset: circles, epochs: 10}
+search:
+  sampler: tpe
+  n_trials: 20
+  space:
+    placement: [input, pre_activation, targets, [input, pre_activation]]
+    kind: [gaussian, multiplicative, flip]
+    std: {log_uniform: [1e-3, 1]}
+    schedule: [constant, annealed]
+"""
+
+
+def sweep(search: str, task: str = "{dataset: circles}", extra: str = "") -> str:
+    """A small sweep text with the given search section (indented YAML under search:)."""
+    return f"name: t\ntask: {task}\n{extra}search:\n{search}"
+
+
+def parse(text: str):
+    return parse_space(text, SOURCE)
+
+
+# --- shipped files -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", sorted(SPACES.glob("*.yaml")), ids=lambda p: p.name)
+def test_every_shipped_search_space_validates(path):
+    spec = load_space(path)
+    if spec.search.sampler == "grid":
+        configs, _ = spec.grid_configs()
+        assert configs[0] == () and len(configs) > 1
+    else:
+        assert spec.search.n_trials and spec.search.space is not None
+
+
+def test_the_shipped_files_cover_the_issue():
+    names = {p.name for p in SPACES.glob("*.yaml")}
+    assert {"seed_case_study.yaml", "seed_extensions.yaml", "full_grid.yaml", "tpe_example.yaml",
+            "multi_task.yaml"} <= names
+    assert names & {"regression_friedman.yaml", "regression_diabetes.yaml"}
+    assert names & {"digits_cnn.yaml", "digits_rnn.yaml"}
+
+
+def test_seed_case_study_is_the_tutorial():
+    spec = load_space(SPACES / "seed_case_study.yaml")
+    task = spec.tasks["circles"]
+    assert (spec.name, spec.seed, spec.repeats, spec.metric) == ("seed-case-study", 1, 30, "test_accuracy")
+    assert (task.dataset_seed, task.n_train, task.scaling, task.epochs) == (1, 30, "none", 4000)
+    assert (task.hidden, task.activation, task.init, task.optimizer.lr) == ((500,), "relu", "keras", 0.001)
+    configs, notes = spec.grid_configs()
+    assert configs == [
+        (),
+        (NoiseSpec("input", "gaussian", 0.01),),
+        (NoiseSpec("pre_activation", "gaussian", 0.1),),
+        (NoiseSpec("post_activation", "gaussian", 0.1),),
+    ]
+    assert notes == []
+    assert spec.source_text == (SPACES / "seed_case_study.yaml").read_text()
+
+
+def test_seed_extensions_hold_repeats_a_hidden_std_grid_and_combined_noise():
+    spec = load_space(SPACES / "seed_extensions.yaml")
+    configs, notes = spec.grid_configs()
+    hidden = [c for c in configs if len(c) == 1 and c[0].placement == "pre_activation"]
+    combined = [c for c in configs if len(c) == 2]
+    assert spec.repeats == 30 and configs[0] == ()
+    assert sorted(c[0].std for c in hidden) == [0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0]
+    assert (NoiseSpec("input", std=0.01), NoiseSpec("pre_activation", std=0.1)) in combined
+    assert len(configs) == 1 + 3 + 4 + 2 * 7 - 2
+    assert notes == ["dropped 2 duplicate configurations"]
+
+
+def test_multi_task_keeps_task_order_and_names():
+    spec = load_space(SPACES / "multi_task.yaml")
+    assert list(spec.tasks) == ["circles", "moons", "breast_cancer", "wine", "iris"]
+    assert spec.tasks["breast_cancer"].n_train == 60 and spec.tasks["moons"].hidden == (500,)
+
+
+# --- bad input: one line naming the file, the key path and what is allowed ---------------------------
+
+ONE_CONFIG = "search: {configs: [{placement: input, std: 0.1}]}\n"
+
+
+def bad(case_id: str, text: str, where: str, allowed: str):
+    """One row of the table: the text, what the message must say about where, and about what is allowed."""
+    return pytest.param(text, where, allowed, id=case_id)
+
+
+BAD = [
+    bad("typo_in_task_key", CASE_STUDY.replace("hidden:", "hiden:"),
+        "task.hiden: unknown key", "did you mean 'hidden'?"),
+    bad("typo_in_nested_key", CASE_STUDY.replace("lr:", "lrr:"),
+        "task.optimizer.lrr: unknown key", "did you mean 'lr'?"),
+    bad("typo_in_top_key", CASE_STUDY.replace("repeats:", "repeat:"),
+        "repeat: unknown key", "did you mean 'repeats'?"),
+    bad("typo_in_dataset", CASE_STUDY.replace("dataset: circles", "dataset: circels"),
+        "task.dataset: 'circels' is not allowed", "did you mean 'circles'?"),
+    bad("typo_in_placement", sweep("  grid:\n    placement: [input, weights, pre_activaton]\n    std: [0.1]\n"),
+        "search.grid.placement[2]: 'pre_activaton' is not allowed; allowed: input, pre_activation,",
+        "(did you mean 'pre_activation'?)"),
+    bad("baseline_in_grid", sweep("  grid: {placement: [none, input], std: 0.1}\n"),
+        "search.grid.placement[0]: 'none' is not allowed (the baseline is always run", "allowed: input,"),
+    bad("typo_in_kind", CASE_STUDY.replace("kind: gaussian, std: 0.01", "kind: gausian, std: 0.01"),
+        "search.configs[1].kind: 'gausian' is not allowed", "did you mean 'gaussian'?"),
+    bad("typo_in_batch_size", CASE_STUDY.replace("epochs: 4000", "epochs: 4000\n  batch_size: fulll"),
+        "task.batch_size: 'fulll' is not allowed; allowed: an integer or full", "did you mean 'full'?"),
+    bad("negative_std", CASE_STUDY.replace("std: 0.01", "std: -0.01"),
+        "search.configs[1].std: -0.01 is not allowed", "a number >= 0"),
+    bad("flip_on_input", CASE_STUDY.replace("kind: gaussian, std: 0.01", "kind: flip, std: 0.01"),
+        "search.configs[1]: kind 'flip'", "only to placement 'targets' of classification tasks"),
+    bad("gaussian_on_classification_targets",
+        sweep("  configs: [{placement: targets, kind: gaussian, std: 0.1}]\n"),
+        "search.configs[0]: placement 'targets' with kind 'gaussian'", "take only kind 'flip'"),
+    bad("flip_on_regression_targets",
+        sweep("  configs: [{placement: targets, kind: flip, std: 0.1}]\n", "{dataset: diabetes}"),
+        "search.configs[0]: kind 'flip' on regression task 'diabetes'", "classification tasks"),
+    bad("flip_probability_above_one", sweep("  configs: [{placement: targets, std: 1.5}]\n"),
+        "search.configs[0]:", "a flip probability must be in [0, 1]"),
+    bad("std_list_length_mismatch", sweep("  configs: [{placement: [input, weights], std: [0.1, 0.2, 0.3]}]\n"),
+        "search.configs[0].std: 3 values for 2 placements", "one per site"),
+    bad("placement_twice", sweep("  configs: [{placement: [input, input], std: 0.1}]\n"),
+        "search.configs[0].placement:", "appears twice"),
+    bad("missing_std", sweep("  configs: [{placement: input}]\n"),
+        "search.configs[0].std: required key missing", "noise size"),
+    bad("baseline_with_std", sweep("  configs: [{placement: none, std: 0.1}]\n"),
+        "search.configs[0].std:", "takes no other keys"),
+    bad("gamma_without_annealing", sweep("  configs: [{placement: input, std: 0.1, gamma: 0.5}]\n"),
+        "search.configs[0].gamma:", "only with schedule annealed"),
+    bad("unknown_sampler", CASE_STUDY.replace("sampler: grid", "sampler: tpf"),
+        "search.sampler: 'tpf' is not allowed", "allowed: grid, random, tpe (did you mean 'tpe'?)"),
+    bad("tpe_without_n_trials", TPE.replace("  n_trials: 20\n", ""),
+        "search.n_trials: required key missing", "e.g. 60"),
+    bad("tpe_zero_trials", TPE.replace("n_trials: 20", "n_trials: 0"),
+        "search.n_trials: 0 is not allowed", "integer >= 1"),
+    bad("tpe_without_space", sweep("  sampler: random\n  n_trials: 5\n"),
+        "search.space: required key missing", "random"),
+    bad("tpe_with_grid", sweep("  sampler: tpe\n  n_trials: 5\n  grid: {placement: input, std: 0.1}\n"),
+        "search.grid: applies only to sampler grid", "space:"),
+    bad("grid_with_n_trials", CASE_STUDY.replace("sampler: grid", "sampler: grid\n  n_trials: 3"),
+        "search.n_trials: applies only to samplers random and tpe", "every configuration"),
+    bad("grid_without_configs", sweep("  sampler: grid\n"),
+        "search.configs: required key missing", "grid:"),
+    bad("log_uniform_from_zero", TPE.replace("[1e-3, 1]", "[0, 1]"),
+        "search.space.std.log_uniform[0]:", "low > 0"),
+    bad("range_typo", TPE.replace("log_uniform", "log_unifrom"),
+        "search.space.std.log_unifrom: unknown key", "did you mean 'log_uniform'?"),
+    bad("flip_range_above_one", TPE.replace("[1e-3, 1]", "[1e-3, 3]"),
+        "search.space.std: reaches 3", "probability in [0, 1]"),
+    bad("space_kind_fits_no_placement", TPE.replace("targets, ", ""),
+        "search.space.kind[2]: kind 'flip' fits no placement", "targets"),
+    bad("grid_all_skipped", sweep("  grid: {placement: input, kind: flip, std: [0.1]}\n"),
+        "search.grid: every combination is skipped", "kind 'flip'"),
+    bad("grid_site_list_fits_no_placement", sweep("  grid: {placement: [input], std: [[0.1, 0.2]]}\n"),
+        "search.grid.std[0]: 2 values", "no placement of this grid has 2 sites"),
+    bad("bad_yaml_syntax", CASE_STUDY.replace("n_train: 30", "n_train: 30: 3"),
+        "line 8, column 14: invalid YAML", "mapping values"),
+    bad("key_given_twice", CASE_STUDY.replace("  n_train: 30", "  n_train: 30\n  n_train: 40"),
+        "line 9, column 3", "the key 'n_train' is given twice"),
+    bad("metric_not_fitting_classification", CASE_STUDY.replace("metric: test_accuracy", "metric: test_mse"),
+        "metric: 'test_mse' is not allowed for classification task 'circles'",
+        "allowed: test_accuracy, test_loss, train_accuracy, train_loss"),
+    bad("metric_not_fitting_regression",
+        sweep("  configs: [{placement: input, std: 0.1}]\n", "{dataset: diabetes}", "metric: test_accuracy\n"),
+        "metric: 'test_accuracy' is not allowed for regression task 'diabetes'", "test_mse, test_r2"),
+    bad("missing_task", "name: t\n" + ONE_CONFIG,
+        "task: required key missing", "tasks:"),
+    bad("both_task_and_tasks", "name: t\ntask: {dataset: circles}\ntasks: [{dataset: moons}]\n" + ONE_CONFIG,
+        "tasks: give either task:", "not both"),
+    bad("duplicate_task_names", "name: t\ntasks: [{dataset: moons}, {dataset: moons}]\n" + ONE_CONFIG,
+        "tasks[1].name: 'moons' names two tasks", "its own name"),
+    bad("typo_in_tasks_list", "name: t\ntasks: [{dataset: moons, epoch: 3}]\n" + ONE_CONFIG,
+        "tasks[0].epoch: unknown key", "did you mean 'epochs'?"),
+    bad("cnn_without_images", CASE_STUDY.replace("hidden: [500]", "model: cnn"),
+        "task: model 'cnn' needs", "'digits'"),
+    bad("repeats_zero", CASE_STUDY.replace("repeats: 30", "repeats: 0"),
+        "repeats: input should be greater than or equal to 1", "(got 0)"),
+    bad("negative_seed", CASE_STUDY.replace("seed: 1", "seed: -1"),
+        "seed: input should be greater than or equal to 0", "-1"),
+    bad("bad_name", CASE_STUDY.replace("name: case", "name: my sweep"),
+        "name: 'my sweep' is not allowed", "letters, digits"),
+    bad("missing_name", CASE_STUDY.replace("name: case\n", ""),
+        "name: required key missing", ""),
+    bad("pack_size_zero", CASE_STUDY + "pack_size: 0\n",
+        "pack_size: input should be greater than or equal to 1", ""),
+    bad("empty_file", "",
+        "the file is empty", "name:"),
+    bad("not_a_mapping", "- 1\n",
+        "expected a mapping with keys name,", "got [1]"),
+]
+
+
+@pytest.mark.parametrize("text, where, allowed", BAD)
+def test_bad_input_fails_with_one_line_naming_file_key_and_what_is_allowed(text, where, allowed):
+    with pytest.raises(SpaceError) as info:
+        parse(text)
+    message = str(info.value)
+    assert "\n" not in message
+    assert message.startswith(f"{SOURCE}: ")
+    assert where in message
+    assert allowed in message
+
+
+def test_missing_file_is_one_line(tmp_path):
+    with pytest.raises(SpaceError, match=r"^.*nope\.yaml: no such search-space file$"):
+        load_space(tmp_path / "nope.yaml")
+
+
+def test_numbers_in_exponent_form_are_numbers():
+    spec = parse(sweep("  configs: [{placement: input, std: 1e-2}]\n"))
+    assert spec.grid_configs()[0][1] == (NoiseSpec("input", "gaussian", 0.01),)
+
+
+# --- grid expansion ----------------------------------------------------------------------------------
+
+
+def test_the_issues_full_grid_on_a_classification_task_skips_non_flip_targets():
+    spec = parse(sweep(
+        "  grid:\n"
+        "    placement: [input, pre_activation, post_activation, weights, gradients, targets]\n"
+        "    kind: [gaussian, multiplicative, uniform]\n"
+        "    std: [0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0]\n"
+        "    schedule: [constant, annealed]\n"
+    ))
+    configs, notes = spec.grid_configs()
+    # 5 placements take all 3 kinds; classification targets take only flip, which is not in the grid.
+    assert len(configs) == 1 + 5 * 3 * 7 * 2
+    assert len(set(configs)) == len(configs)
+    assert len(notes) == 3
+    assert all(n.startswith("skipped 14 combinations: placement 'targets' with kind") for n in notes)
+
+
+def test_full_grid_with_flip_adds_the_targets_combinations():
+    spec = load_space(SPACES / "full_grid.yaml")
+    configs, notes = spec.grid_configs()
+    assert len(configs) == 1 + 5 * 3 * 7 * 2 + 1 * 7 * 2
+    flips = [c for c in configs if c and c[0].kind == "flip"]
+    assert {c[0].placement for c in flips} == {"targets"} and len(flips) == 14
+    assert len(notes) == 5 + 3  # flip at 5 other placements, 3 kinds at the targets
+
+
+def test_regression_targets_take_additive_noise_but_not_flip():
+    spec = parse(sweep(
+        "  grid: {placement: [targets], kind: [gaussian, uniform, multiplicative, flip], std: [0.1, 0.2]}\n",
+        "{dataset: diabetes}",
+    ))
+    configs, notes = spec.grid_configs()
+    assert len(configs) == 1 + 3 * 2
+    assert notes == ["skipped 2 combinations: kind 'flip' on regression task 'diabetes': "
+                     "flip applies only to placement 'targets' of classification tasks"]
+    assert spec.metric == "test_mse" and not spec.higher_is_better
+
+
+def test_baseline_is_first_and_std_zero_duplicates_of_it_are_dropped():
+    spec = parse(sweep(
+        "  configs: [{placement: input, std: 0.1}, {placement: none}]\n"
+        "  grid: {placement: [input, weights], kind: [gaussian, uniform], std: [0, 0.1]}\n"
+    ))
+    configs, notes = spec.grid_configs()
+    assert configs[0] == ()
+    assert configs.count(()) == 1
+    # input/weights x gaussian/uniform at 0.1, of which input gaussian 0.1 is the explicit one
+    assert configs[1:] == [
+        (NoiseSpec("input", "gaussian", 0.1),),
+        (NoiseSpec("input", "uniform", 0.1),),
+        (NoiseSpec("weights", "gaussian", 0.1),),
+        (NoiseSpec("weights", "uniform", 0.1),),
+    ]
+    assert notes == ["dropped 4 combinations with std 0: the baseline", "dropped 1 duplicate configuration"]
+
+
+def test_explicit_duplicates_are_dropped_keeping_the_first():
+    spec = parse(sweep(
+        "  configs:\n"
+        "    - {placement: weights, std: 0.1}\n"
+        "    - {placement: input, std: 0.1}\n"
+        "    - {placement: weights, kind: gaussian, std: 0.1, schedule: constant}\n"
+    ))
+    configs, _ = spec.grid_configs()
+    assert [c[0].placement for c in configs[1:]] == ["weights", "input"]
+
+
+def test_annealed_grid_multiplies_gamma_only_for_annealed_schedules():
+    spec = parse(sweep(
+        "  grid: {placement: gradients, std: [0.1], schedule: [constant, annealed], gamma: [0.55, 1.0]}\n"
+    ))
+    configs, _ = spec.grid_configs()
+    assert configs[1:] == [
+        (NoiseSpec("gradients", std=0.1),),
+        (NoiseSpec("gradients", std=0.1, schedule="annealed", gamma=0.55),),
+        (NoiseSpec("gradients", std=0.1, schedule="annealed", gamma=1.0),),
+    ]
+
+
+# --- combined placements -----------------------------------------------------------------------------
+
+
+def test_combined_placement_takes_a_std_per_site_in_placement_order():
+    spec = parse(sweep(
+        "  configs: [{placement: [pre_activation, input], std: [0.1, 0.01], schedule: [annealed, constant]}]\n"
+    ))
+    (config,) = spec.grid_configs()[0][1:]
+    assert config == (
+        NoiseSpec("input", "gaussian", 0.01),
+        NoiseSpec("pre_activation", "gaussian", 0.1, "annealed", DEFAULT_GAMMA),
+    )
+
+
+def test_combined_placement_scalar_std_applies_to_every_site_and_zero_sites_vanish():
+    spec = parse(sweep(
+        "  configs:\n"
+        "    - {placement: [input, weights], std: 0.05, kind: multiplicative}\n"
+        "    - {placement: [input, weights], std: [0, 0.05], kind: multiplicative}\n"
+    ))
+    configs, _ = spec.grid_configs()
+    assert configs[1] == (NoiseSpec("input", "multiplicative", 0.05), NoiseSpec("weights", "multiplicative", 0.05))
+    assert configs[2] == (NoiseSpec("weights", "multiplicative", 0.05),)
+
+
+def test_grid_placement_elements_may_be_combined_placements_with_per_site_stds():
+    spec = parse(sweep(
+        "  grid:\n"
+        "    placement: [input, [input, pre_activation]]\n"
+        "    std: [0.1, [0.01, 0.1]]\n"
+    ))
+    configs, notes = spec.grid_configs()
+    assert configs[1:] == [
+        (NoiseSpec("input", std=0.1),),
+        (NoiseSpec("input", std=0.1), NoiseSpec("pre_activation", std=0.1)),
+        (NoiseSpec("input", std=0.01), NoiseSpec("pre_activation", std=0.1)),
+    ]
+    assert notes == ["skipped 1 combination: std [0.01, 0.1] has 2 values for placement 'input' of 1 site"]
+
+
+def test_targets_default_to_flip_on_classification_and_gaussian_on_regression():
+    classification = parse(sweep("  configs: [{placement: targets, std: 0.1}]\n"))
+    regression = parse(sweep("  configs: [{placement: targets, std: 0.1}]\n", "{dataset: friedman1}"))
+    assert classification.grid_configs()[0][1] == (NoiseSpec("targets", "flip", 0.1),)
+    assert regression.grid_configs()[0][1] == (NoiseSpec("targets", "gaussian", 0.1),)
+
+
+# --- tasks and metric --------------------------------------------------------------------------------
+
+
+def test_single_task_is_named_after_its_dataset_and_tasks_take_names():
+    single = parse(CASE_STUDY)
+    multi = parse(
+        "name: t\ntasks: [{dataset: moons}, {name: moons-big, dataset: moons, n_samples: 400}]\n" + ONE_CONFIG
+    )
+    assert list(single.tasks) == ["circles"]
+    assert list(multi.tasks) == ["moons", "moons-big"] and multi.tasks["moons-big"].n_samples == 400
+
+
+def test_metric_defaults_and_direction():
+    assert parse(sweep("  configs: [{placement: input, std: 0.1}]\n")).metric == "test_accuracy"
+    mixed = parse("name: t\ntasks: [{dataset: circles}, {dataset: diabetes}]\n" + ONE_CONFIG)
+    assert mixed.metric == "test_loss" and mixed.direction == "minimize"
+    r2 = parse(sweep("  configs: [{placement: input, std: 0.1}]\n", "{dataset: diabetes}", "metric: test_r2\n"))
+    assert r2.higher_is_better and r2.direction == "maximize"
+
+
+def test_mixed_problems_skip_targets_that_fit_only_some_tasks():
+    spec = parse("name: t\ntasks: [{dataset: circles}, {dataset: diabetes}]\n"
+                 "search: {grid: {placement: [input, targets], kind: [gaussian, flip], std: [0.1]}}\n")
+    configs, notes = spec.grid_configs()
+    assert configs == [(), (NoiseSpec("input", std=0.1),)]
+    assert len(notes) == 3
+
+
+# --- adaptive samplers -------------------------------------------------------------------------------
+
+
+def test_suggest_draws_valid_configurations_from_a_real_tpe_study():
+    spec = parse(TPE)
+    study = optuna.create_study(sampler=optuna.samplers.TPESampler(seed=0), direction=spec.direction)
+    spec.enqueue_baseline(study)
+    seen = []
+    for _ in range(spec.search.n_trials):
+        trial = study.ask()
+        config = spec.suggest(trial)
+        seen.append(config)
+        study.tell(trial, float(len(config)))
+    assert seen[0] == ()
+    for config in seen[1:]:
+        assert 1 <= len(config) <= 2
+        for site in config:
+            assert 1e-3 <= site.std <= 1
+            assert (site.kind == "flip") == (site.placement == "targets")
+    assert len({"+".join(site.placement for site in c) for c in seen[1:]}) >= 3
+    params = study.trials[1].params
+    assert "placement" in params
+    if params["placement"] != "targets":
+        assert f"{params['placement'].split('+')[0]}.kind" in params
+
+
+def test_suggest_from_random_sampler_is_reproducible():
+    spec = load_space(SPACES / "tpe_example.yaml")
+
+    def draw():
+        study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=3))
+        return [spec.suggest(study.ask()) for _ in range(5)]
+
+    assert draw() == draw()
+
+
+def test_grid_has_no_suggest_and_tpe_has_no_grid():
+    with pytest.raises(SpaceError, match="grid_configs"):
+        parse(CASE_STUDY).suggest(optuna.create_study().ask())
+    with pytest.raises(SpaceError, match="suggest"):
+        parse(TPE).grid_configs()
+
+
+# --- overrides ---------------------------------------------------------------------------------------
+
+
+def test_overrides_replace_repeats_epochs_and_name_and_are_recorded():
+    spec = parse(CASE_STUDY)
+    quick = spec.with_overrides(repeats=2, epochs=50, name="quick")
+    assert (quick.repeats, quick.tasks["circles"].epochs, quick.name) == (2, 50, "quick")
+    assert quick.overrides == {"repeats": 2, "epochs": 50, "name": "quick"}
+    assert quick.source_text == spec.source_text
+    assert (spec.repeats, spec.tasks["circles"].epochs, spec.name, spec.overrides) == (30, 4000, "case", {})
+    assert spec.with_overrides() == spec
+
+
+@pytest.mark.parametrize("kwargs, flag", [({"repeats": 0}, "--repeats"), ({"epochs": -1}, "--epochs"),
+                                          ({"name": "a b"}, "--name")])
+def test_bad_overrides_fail_naming_the_flag(kwargs, flag):
+    with pytest.raises(SpaceError, match=f"^{SOURCE}: {flag}: .* is not allowed; allowed: "):
+        parse(CASE_STUDY).with_overrides(**kwargs)
