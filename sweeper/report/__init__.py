@@ -1,0 +1,12 @@
+"""The sweep report: which noise configurations reliably generalize better than no noise.
+
+:func:`build_report` turns the store's rows into a JSON-ready dict (statistics in
+:mod:`sweeper.report.statistics`); :mod:`sweeper.report.render` shows it as a terminal table,
+Markdown, HTML, CSV or JSON, and :func:`write_report` writes it with its figures
+(:mod:`sweeper.report.plots`).
+"""
+
+from sweeper.report.build import build_report
+from sweeper.report.render import render_csv, render_html, render_json, render_markdown, render_table, write_report
+
+__all__ = ["build_report", "render_csv", "render_html", "render_json", "render_markdown", "render_table", "write_report"]

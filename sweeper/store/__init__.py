@@ -1,0 +1,10 @@
+"""Where sweeps are kept: SQLAlchemy tables for sweeps, trials, runs and curves, next to Optuna's study.
+
+Open a store with :func:`open_store` (SQLite by default, PostgreSQL for clusters); every listing comes
+back as flat, JSON-friendly rows.
+"""
+
+from sweeper.store._store import Store, TrialRef, open_store
+from sweeper.store._url import default_url, redact
+
+__all__ = ["Store", "TrialRef", "default_url", "open_store", "redact"]

@@ -1,0 +1,463 @@
+"""Build a sweep's report from the store's rows: which noise configurations reliably beat no noise."""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass, fields
+
+import numpy as np
+
+from sweeper.errors import SweeperError
+from sweeper.noise.spec import BASELINE, NoiseConfig, NoiseSpec, config_label, make_config
+from sweeper.report import statistics as st
+
+ALPHA = 0.05
+CONFIDENCE = 0.95
+POWER = 0.8
+#: Keys of a site dict that make up a configuration's ``params``.
+SITE_KEYS = tuple(f.name for f in fields(NoiseSpec))
+
+
+@dataclass(frozen=True)
+class _Task:
+    """One task's runs laid out as matrices: rows are repeats, columns configurations."""
+
+    name: str
+    values: np.ndarray  # (n_repeats, n_configs) the metric; NaN where diverged or missing
+    gaps: np.ndarray  # (n_repeats, n_configs) generalization gap; NaN where unknown
+    present: np.ndarray  # (n_repeats, n_configs) bool: the run exists
+
+    @property
+    def diverged(self) -> np.ndarray:
+        return self.present & np.isnan(self.values)
+
+
+def build_report(
+    sweep: dict, trials: list[dict], runs: list[dict], *, n_boot: int = 10_000, seed: int = 0, alpha: float = ALPHA
+) -> dict:
+    """The JSON-ready report of a sweep: every configuration against the no-noise baseline.
+
+    ``sweep``, ``trials`` and ``runs`` are the store's flat rows. A run whose ``diverged`` flag is
+    set, or whose metric is missing or not finite, counts as diverged. Trials with no runs yet are
+    listed under ``pending``. ``configs`` is sorted best first (by average rank across tasks of the
+    mean metric, a diverged run weighing as the worst run of its task) and includes the baseline
+    with verdict ``baseline``. Missing values are ``None``, so ``json.dumps(report,
+    allow_nan=False)`` works.
+    """
+    metric = sweep.get("metric")
+    if not metric:
+        raise SweeperError(f"sweep {sweep.get('name')!r} names no metric")
+    higher_is_better = _direction(sweep)
+    configs, pending = _configs(trials, {row["trial"] for row in runs})
+    base = next(i for i, c in enumerate(configs) if c["params"] == {"placement": BASELINE})
+    tasks = _tasks(runs, metric, [c["trial"] for c in configs], higher_is_better=higher_is_better)
+
+    rng = np.random.default_rng(seed)
+    counts = [st.bootstrap_counts(t.values.shape[0], n_boot, rng) for t in tasks]
+    settings = dict(configs=configs, base=base, higher_is_better=higher_is_better, alpha=alpha, metric=metric)
+    per_task = [_table([t], [k], **settings) for t, k in zip(tasks, counts)]
+    top = per_task[0] if len(tasks) == 1 else _table(tasks, counts, **settings)
+
+    report = {
+        "sweep": sweep.get("name"),
+        "problem": sweep.get("problem"),
+        "status": sweep.get("status"),
+        "metric": metric,
+        "higher_is_better": higher_is_better,
+        "repeats": sweep.get("repeats"),
+        "alpha": alpha,
+        "confidence": CONFIDENCE,
+        "n_boot": n_boot,
+        "seed": seed,
+        "task_names": [t.name for t in tasks],
+        "baseline": top["baseline"],
+        "configs": top["configs"],
+        "pending": pending,
+        "tasks": None,
+        "across_tasks": None,
+        "methods": _methods(n_boot, alpha, len(configs) - 1, multi_task=len(tasks) > 1),
+    }
+    summary = top["summary"]
+    if len(tasks) > 1:
+        report["tasks"] = [{"task": t.name, **table} for t, table in zip(tasks, per_task)]
+        report["across_tasks"] = _across_tasks(tasks, configs, higher_is_better, alpha)
+        summary += " " + report["across_tasks"]["summary"]
+    report["summary"] = summary
+    return _json_ready(report)
+
+
+# --- rows to matrices ------------------------------------------------------------------------------
+
+
+def _direction(sweep: dict) -> bool:
+    metric = sweep["metric"]
+    known = st.metric_higher_is_better(metric)
+    given = sweep.get("higher_is_better")
+    if known is not None and given is not None and bool(given) != known:
+        raise SweeperError(
+            f"sweep {sweep.get('name')!r}: higher_is_better={given} contradicts metric {metric!r} "
+            f"({'higher' if known else 'lower'} is better)"
+        )
+    if known is None and given is None:
+        raise SweeperError(f"sweep {sweep.get('name')!r}: metric {metric!r} is unknown and higher_is_better is not set")
+    return known if known is not None else bool(given)
+
+
+def _params(trial: dict) -> dict | list[dict]:
+    """A trial's configuration: ``{"placement": "none"}``, one site dict, or a list of site dicts."""
+    specs = _specs(trial)
+    if not specs:
+        return {"placement": BASELINE}
+    return specs[0].as_dict() if len(specs) == 1 else [s.as_dict() for s in specs]
+
+
+def _specs(trial: dict) -> NoiseConfig:
+    if trial.get("placement") == BASELINE:
+        return ()
+    try:
+        return make_config(NoiseSpec(**{k: v for k, v in site.items() if k in SITE_KEYS and v is not None}) for site in trial.get("params") or [])
+    except (TypeError, ValueError) as exc:
+        raise SweeperError(f"trial {trial['trial']}: its noise parameters are invalid: {exc}") from exc
+
+
+def _configs(trials: list[dict], with_runs: set) -> tuple[list[dict], list[int]]:
+    """The trials that have runs, in trial order, as ``{trial, label, params}``; and those still pending."""
+    configs, pending = [], []
+    for trial in sorted(trials, key=lambda t: t["trial"]):
+        if trial["trial"] not in with_runs:
+            pending.append(trial["trial"])
+            continue
+        label = trial.get("label") or config_label(_specs(trial))
+        configs.append({"trial": trial["trial"], "label": label, "params": _params(trial)})
+    baselines = [c for c in configs if c["params"] == {"placement": BASELINE}]
+    if not baselines:
+        raise SweeperError("the sweep has no baseline runs (a trial with placement 'none'); nothing to compare against")
+    if len(baselines) > 1:
+        trials_ = ", ".join(str(c["trial"]) for c in baselines)
+        raise SweeperError(f"the sweep has several baseline trials ({trials_}); expected exactly one")
+    return configs, pending
+
+
+def _tasks(runs: list[dict], metric: str, trial_numbers: list[int], *, higher_is_better: bool) -> list[_Task]:
+    if not runs:
+        raise SweeperError("the sweep has no runs yet")
+    if not any(metric in row for row in runs):
+        available = sorted(k for k in runs[0] if k.startswith(("train_", "test_")))
+        raise SweeperError(f"metric {metric!r} is not in the runs; they have {', '.join(available)}")
+    train_metric = "train_" + metric.removeprefix("test_")
+    column = {trial: i for i, trial in enumerate(trial_numbers)}
+    cells: dict[str, dict[tuple, dict]] = {}
+    for row in runs:
+        task = str(row.get("task") or "default")
+        key = (row["repeat"], row["trial"])
+        if row["trial"] not in column:
+            raise SweeperError(f"run of trial {row['trial']}, which is not among the sweep's trials")
+        if key in cells.setdefault(task, {}):
+            raise SweeperError(f"task {task!r}: trial {row['trial']} has two runs for repeat {row['repeat']}")
+        cells[task][key] = row
+
+    tasks = []
+    for name in sorted(cells):
+        repeats = sorted({repeat for repeat, _ in cells[name]})
+        row_of = {repeat: i for i, repeat in enumerate(repeats)}
+        shape = (len(repeats), len(trial_numbers))
+        values, train, present = np.full(shape, np.nan), np.full(shape, np.nan), np.zeros(shape, bool)
+        for (repeat, trial), row in cells[name].items():
+            i, j = row_of[repeat], column[trial]
+            present[i, j] = True
+            if not row.get("diverged"):
+                values[i, j] = _number(row.get(metric))
+                train[i, j] = _number(row.get(train_metric))
+        values[~np.isfinite(values)] = np.nan
+        gaps = st.generalization_gap(train, values, higher_is_better=higher_is_better)
+        tasks.append(_Task(name, values, gaps, present))
+    return tasks
+
+
+def _number(x) -> float:
+    return float("nan") if x is None else float(x)
+
+
+# --- the table of one task, or of all tasks pooled -------------------------------------------------
+
+
+def _nanmean(a: np.ndarray, axis: int = 0) -> np.ndarray:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN slices give NaN, as they should
+        return np.nanmean(a, axis=axis)
+
+
+def _table(tasks: list[_Task], counts: list[np.ndarray], *, configs, base, higher_is_better, alpha, metric) -> dict:
+    """Every configuration's statistics over the given tasks (one task, or all of them stratified).
+
+    With several tasks, means are averages of per-task means, bootstrap resamples repeats within
+    each task, the paired test ranks within each task, and p(best) is p(best average rank).
+    """
+    n_compared = len(configs) - 1
+    boot_means = _nanmean(np.stack([st.bootstrap_means(t.values, k) for t, k in zip(tasks, counts)]))
+    raw_deltas = [t.values - t.values[:, [base]] for t in tasks]  # (n_repeats, n_configs) each
+    boot_deltas = _nanmean(np.stack([st.bootstrap_means(d, k) for d, k in zip(raw_deltas, counts)]))
+    imputed = [st.impute_diverged(t.values, higher_is_better=higher_is_better) for t in tasks]
+    boot_scores = np.stack([st.bootstrap_means(v, k) for v, k in zip(imputed, counts)], axis=1)  # (n_boot, n_tasks, n_configs)
+    p_best = st.probability_of_best(boot_scores, higher_is_better=higher_is_better)
+    rank = st.average_ranks(np.stack([_nanmean(v) for v in imputed]), higher_is_better=higher_is_better)
+    mean_ci = st.percentile_interval(boot_means, CONFIDENCE)
+    delta_ci = st.percentile_interval(boot_deltas, CONFIDENCE)
+    level = alpha / max(n_compared, 1)  # Holm's threshold for the smallest p-value
+
+    rows = []
+    for c, config in enumerate(configs):
+        finite_runs = np.concatenate([t.values[t.present[:, c], c] for t in tasks])
+        finite_runs = finite_runs[np.isfinite(finite_runs)]
+        row = {
+            **config,
+            "n": int(finite_runs.size),
+            "diverged": int(sum(t.diverged[:, c].sum() for t in tasks)),
+            "missing": int(sum((~t.present[:, c]).sum() for t in tasks)),
+            "mean": _mean_of_task_means([t.values[:, c] for t in tasks]),
+            "std": _pooled_std([t.values[:, c] for t in tasks]),
+            "median": float(np.median(finite_runs)) if finite_runs.size else None,
+            "iqm": st.interquartile_mean(finite_runs),
+            "ci": mean_ci[:, c].tolist(),
+            "gap": _mean_of_task_means([t.gaps[:, c] for t in tasks]),
+            "p_best": float(p_best[c]),
+            "rank": float(rank[c]),
+        }
+        if c == base:
+            row.update(delta=0.0, delta_ci=[0.0, 0.0], p_improve=None, p_improve_ci=None, p_value=None,
+                       p_adjusted=None, signed_rank_sum=None, verdict="baseline", mde=None, n_needed=None)
+        else:
+            row["delta"] = _mean_of_task_means([d[:, c] for d in raw_deltas])
+            row["delta_ci"] = delta_ci[:, c].tolist()
+            row.update(_comparison(tasks, c, base, higher_is_better, level))
+        rows.append(row)
+
+    baseline, compared = rows[base], rows[:base] + rows[base + 1 :]
+    for r, p in zip(compared, st.holm(np.array([r["p_value"] for r in compared], dtype=float))):
+        r["p_adjusted"] = float(p)
+        r["verdict"] = st.verdict(p, r["signed_rank_sum"], alpha)
+        needed = st.repeats_needed(r["delta"], r["delta_sd"], alpha=level, power=POWER) if r["verdict"] == "no_difference" else None
+        r["n_needed"] = None if needed is None else math.ceil(needed / len(tasks))
+    rows.sort(key=lambda r: (r["rank"], -r["p_best"], r["trial"]))
+    n_pairs = min((r["n_pairs"] for r in compared), default=0)
+    smallest_p = st.smallest_signed_rank_p(n_pairs) if len(tasks) == 1 else None
+    repeats = max(t.values.shape[0] for t in tasks)
+    summary = _summary(rows, baseline, metric, higher_is_better, alpha, smallest_p, repeats=repeats, n_tasks=len(tasks))
+    return {"baseline": baseline, "configs": rows, "summary": summary}
+
+
+def _comparison(tasks: list[_Task], c: int, base: int, higher_is_better: bool, level: float) -> dict:
+    """Configuration ``c`` against the baseline, repeat by repeat (pairs where both runs exist)."""
+    diffs = []
+    for t in tasks:
+        pair = t.present[:, c] & t.present[:, base]
+        diffs.append(st.paired_differences(t.values[pair, c], t.values[pair, base], higher_is_better=higher_is_better))
+    pooled = np.concatenate(diffs)
+    test = st.signed_rank_test(diffs[0]) if len(tasks) == 1 else st.stratified_signed_rank_test(diffs)
+    p_improve = st.probability_of_improvement(pooled)
+    # the spread of paired differences within tasks, over pairs where both runs finished
+    finished = [d[np.isfinite(d)] for d in diffs]
+    n_finite = sum(f.size for f in finished)
+    dof = sum(f.size - 1 for f in finished if f.size > 1)
+    squares = sum(float(np.sum((f - f.mean()) ** 2)) for f in finished if f.size > 1)
+    sd = float(np.sqrt(squares / dof)) if dof > 0 else float("nan")
+    return {
+        "p_improve": p_improve,
+        "p_improve_ci": list(st.wilson_interval(p_improve * pooled.size, pooled.size, CONFIDENCE)),
+        "p_value": test.pvalue,
+        "signed_rank_sum": test.statistic,
+        "mde": st.minimum_detectable_effect(sd, n_finite, alpha=level, power=POWER),
+        "delta_sd": sd,
+        "n_pairs": int(pooled.size),
+    }
+
+
+def _mean_of_task_means(columns: list[np.ndarray]) -> float:
+    """Mean of the finite values; with several tasks the mean of per-task means (each task weighs the same)."""
+    return float(np.mean([_nanmean(v) for v in columns]))
+
+
+def _pooled_std(columns: list[np.ndarray]) -> float:
+    """Standard deviation over repeats; with several tasks the root mean of per-task variances."""
+    variances = [np.var(v[np.isfinite(v)], ddof=1) for v in columns if np.isfinite(v).sum() > 1]
+    return float(np.sqrt(np.mean(variances))) if variances else float("nan")
+
+
+# --- across tasks ----------------------------------------------------------------------------------
+
+
+def _across_tasks(tasks: list[_Task], configs: list[dict], higher_is_better: bool, alpha: float) -> dict:
+    """Average ranks, Friedman test and Nemenyi critical difference over tasks (Demšar 2006)."""
+    scores = np.stack([_nanmean(st.impute_diverged(t.values, higher_is_better=higher_is_better)) for t in tasks])
+    avg = st.average_ranks(scores, higher_is_better=higher_is_better)  # the same as each config's top-level "rank"
+    n_tasks, k = scores.shape
+    order = np.argsort(avg, kind="stable")
+    best = order[0]
+    cd = st.nemenyi_critical_difference(k, n_tasks, alpha) if k >= 2 else float("nan")
+    tied = [c for c in order if avg[c] - avg[best] < cd]
+    friedman = None
+    if k >= 3:
+        f = st.friedman_test(scores)
+        friedman = {"statistic": f.statistic, "p_value": f.pvalue, "iman_davenport_f": f.f_statistic, "iman_davenport_p": f.f_pvalue}
+
+    def ref(c):
+        return {"trial": configs[c]["trial"], "label": configs[c]["label"]}
+
+    text = f"Across {n_tasks} tasks, {_prose(configs[best])} has the best average rank ({avg[best]:.2f} of {k})"
+    if friedman is None:
+        text += "; with fewer than 3 configurations there is no Friedman test."
+    else:
+        differ = friedman["iman_davenport_p"] < alpha
+        text += (
+            f"; the Friedman test {'finds' if differ else 'does not find'} that the configurations rank differently "
+            f"(Iman–Davenport p = {_fmt(friedman['iman_davenport_p'])})"
+        )
+        others = [_prose(configs[c]) for c in tied if c != best]
+        if others:
+            text += f"; within the Nemenyi critical difference ({cd:.2f}) of it: {_names(others)}."
+        else:
+            text += f", and no other configuration is within the Nemenyi critical difference ({cd:.2f}) of it."
+    return {
+        "tasks": [t.name for t in tasks],
+        "n_tasks": n_tasks,
+        "ranking": [{**ref(c), "average_rank": float(avg[c])} for c in order],
+        "friedman": friedman,
+        "nemenyi_cd": cd,
+        "best": ref(best),
+        "indistinguishable_from_best": [ref(c) for c in tied],
+        "summary": text,
+    }
+
+
+# --- words -----------------------------------------------------------------------------------------
+
+
+def _fmt(x: float | None, signed: bool = False) -> str:
+    if x is None or not np.isfinite(x):
+        return "n/a"
+    return f"{x:+.4g}" if signed else f"{x:.4g}"
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" + ("" if n == 1 else "s")
+
+
+def _prose(config: dict) -> str:
+    """A configuration's name in a sentence (the baseline's label, ``none``, reads badly there)."""
+    return "no noise" if config["params"] == {"placement": BASELINE} else config["label"]
+
+
+def _names(names: list[str], limit: int = 5) -> str:
+    shown = ", ".join(names[:limit])
+    return shown if len(names) <= limit else f"{shown} and {len(names) - limit} more"
+
+
+def _diverged_count(config: dict) -> str:
+    return f"{_prose(config)}: {config['diverged']}"
+
+
+def _summary(rows, baseline, metric, higher_is_better, alpha, smallest_p, *, repeats, n_tasks) -> str:
+    """One paragraph in plain words: what helped, what hurt, what could not be told apart, and why."""
+    compared = [r for r in rows if r["verdict"] != "baseline"]
+    if not compared:
+        return f"Only the no-noise baseline has runs so far ({metric} {_fmt(baseline['mean'])}); nothing to compare."
+    where = f"over {_plural(repeats, 'repeat')}" + (f" of each of {n_tasks} tasks" if n_tasks > 1 else "")
+    text = [
+        f"{_plural(len(compared), 'noise configuration')} {'was' if len(compared) == 1 else 'were'} compared with the no-noise baseline "
+        f"({metric} {_fmt(baseline['mean'])} {where}; {'higher' if higher_is_better else 'lower'} is better), "
+        f"repeat by repeat, with Holm's correction at α = {alpha:g}."
+    ]
+
+    def described(r):
+        low, high = r["delta_ci"]
+        return f"{_prose(r)} (Δ {_fmt(r['delta'], True)}, 95% CI [{_fmt(low, True)}, {_fmt(high, True)}])"
+
+    better = [r for r in compared if r["verdict"] == "better"]
+    worse = [r for r in compared if r["verdict"] == "worse"]
+    undecided = [r for r in compared if r["verdict"] == "no_difference"]
+    text.append(f"Reliably better: {_names([described(r) for r in better])}." if better else "None was reliably better.")
+    if worse:
+        text.append(f"Reliably worse: {_names([described(r) for r in worse])}.")
+    if undecided:
+        text.append(f"{len(undecided)} could not be told apart from the baseline.")
+    top = max(rows, key=lambda r: r["p_best"])
+    text.append(f"Most likely best: {_prose(top)} (P(best) = {top['p_best']:.2f}).")
+
+    diverged = [r for r in rows if r["diverged"]]
+    if diverged:
+        total = sum(r["diverged"] for r in diverged)
+        text.append(
+            f"{_plural(total, 'run')} diverged ({_names([_diverged_count(r) for r in diverged])}); "
+            "they are left out of means and count as losses against the baseline."
+        )
+
+    if smallest_p is not None and smallest_p * len(compared) >= alpha:
+        text.append(
+            f"Too few repeats: with {repeats} the signed-rank test cannot go below p = {smallest_p:.3g}, so after "
+            f"correcting for {len(compared)} comparisons no configuration can be called better or worse; run more repeats."
+        )
+        return " ".join(text)
+    mdes = [r["mde"] for r in compared if np.isfinite(r["mde"])]
+    if mdes:
+        text.append(
+            f"At this number of repeats, differences smaller than about {_fmt(float(np.median(mdes)))} "
+            f"cannot be detected reliably (median over configurations, power {POWER:g})."
+        )
+    settle = [r for r in undecided if r["n_needed"] is not None and r["n_needed"] > repeats]
+    if settle:
+        closest = min(settle, key=lambda r: r["n_needed"])
+        text.append(
+            f"Of the undecided, {_prose(closest)} is nearest to a verdict: if its difference "
+            f"(Δ {_fmt(closest['delta'], True)}) is real, about {closest['n_needed']} repeats would detect it with power {POWER:g}."
+        )
+    if repeats < 10:
+        text.append("With fewer than 10 repeats the bootstrap intervals and P(best) are rough.")
+    return " ".join(text)
+
+
+def _methods(n_boot: int, alpha: float, n_compared: int, *, multi_task: bool) -> dict:
+    test = (
+        "Wilcoxon signed-rank test on the per-repeat differences (scipy, zero_method='zsplit': exact for n <= 50 "
+        "without ties, exact permutation for n <= 13 with ties, normal approximation otherwise), two-sided"
+    )
+    if multi_task:
+        test += "; pooled over tasks by ranking within each task and adding the signed-rank sums (normal approximation)"
+    return {
+        "pairing": "repeat r of every configuration shares data split and initial weights, so each comparison is paired by repeat",
+        "test": test,
+        "multiple_comparisons": f"Holm's step-down adjustment over the {n_compared} configurations compared with the baseline",
+        "verdict": f"better or worse when the Holm-adjusted p-value < {alpha:g}, in the direction of the signed-rank sum",
+        "intervals": (
+            f"{CONFIDENCE:.0%} percentile bootstrap, {n_boot} resamples of repeats drawn jointly for all configurations"
+            + (" within each task" if multi_task else "")
+        ),
+        "p_improve": "share of repeats where the configuration beat the baseline, ties counting half; Wilson interval",
+        "p_best": "share of bootstrap resamples in which the configuration has the best mean (best average rank across tasks)",
+        "diverged": (
+            "a diverged run is left out of mean, std, median, IQM, gap and delta (n counts finished runs, diverged counts the rest); "
+            "in the paired test and p_improve it is a loss to a finished baseline run and a tie with a diverged one; "
+            "for ranking, p_best and the across-task tests it scores as the worst finished run of its task"
+        ),
+        "gap": "train minus test for accuracy and r2, test minus train for losses and errors: positive means overfitting",
+        "mde": (
+            f"smallest true mean difference detected with power {POWER:g} by a two-sided paired t-test at the level Holm "
+            "applies to the smallest p-value (alpha / number compared), from the observed sd of paired differences; "
+            "n_needed is the number of repeats at which the observed difference would reach that"
+        ),
+    }
+
+
+def _json_ready(x):
+    """Plain Python values with NaN and infinities as None."""
+    if isinstance(x, dict):
+        return {k: _json_ready(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_json_ready(v) for v in x]
+    if isinstance(x, (bool, np.bool_)):
+        return bool(x)
+    if isinstance(x, (int, np.integer)):
+        return int(x)
+    if isinstance(x, (float, np.floating)):
+        return float(x) if np.isfinite(x) else None
+    return x

@@ -1,0 +1,194 @@
+"""Figures of a sweep report: learning curves, a heatmap of differences from baseline, a forest plot.
+
+Every function builds a ``matplotlib.figure.Figure`` directly, without pyplot, so nothing depends
+on a display or on pyplot's global figure list; PNGs are rendered by Agg.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+from matplotlib.colors import TwoSlopeNorm
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+
+from sweeper.noise.spec import PLACEMENTS
+
+VERDICT_COLOURS = {"better": "#1a9850", "worse": "#d73027", "no_difference": "#7f7f7f", "baseline": "#000000"}
+VERDICT_MARKS = {"better": "▲", "worse": "▼"}
+
+
+def save_png(fig: Figure, path: str | Path, *, dpi: int = 110) -> Path:
+    """Write ``fig`` as a PNG at ``path`` and return the path."""
+    path = Path(path)
+    fig.savefig(path, format="png", dpi=dpi, bbox_inches="tight")
+    return path
+
+
+def png_bytes(fig: Figure, *, dpi: int = 110) -> bytes:
+    """``fig`` as PNG bytes (for embedding)."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight")
+    return buffer.getvalue()
+
+
+def _metric_pair(metric: str) -> tuple[str, str]:
+    suffix = metric.removeprefix("test_")
+    return f"train_{suffix}", f"test_{suffix}"
+
+
+def _by_epoch(epochs: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Mean and sd over repeats at each logged epoch, ignoring non-finite values. ``(n_rows,)`` each."""
+    unique, where = np.unique(epochs, return_inverse=True)
+    ok = np.isfinite(values)
+    count = np.bincount(where, weights=ok, minlength=unique.size)
+    total = np.bincount(where, weights=np.where(ok, values, 0.0), minlength=unique.size)
+    squares = np.bincount(where, weights=np.where(ok, values, 0.0) ** 2, minlength=unique.size)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = total / count
+        sd = np.sqrt(np.maximum(squares / count - mean**2, 0.0) * count / np.maximum(count - 1, 1))
+    return unique, mean, sd
+
+
+def learning_curves(curves: list[dict], report: dict, *, task: str | None = None, max_panels: int = 12) -> Figure:
+    """Train and test metric against epoch, mean over repeats with a ±1 sd band, one panel per configuration.
+
+    ``curves`` are the store's curve rows (``trial``, ``task``, ``repeat``, ``epoch``, metrics).
+    Panels: the baseline first, then the configurations in the report's order (best first), at
+    most ``max_panels``. The dotted line marks the epoch of the best mean test metric, so
+    overfitting shows as the test curve turning away after it. ``task`` defaults to the first.
+    """
+    train_key, test_key = _metric_pair(report["metric"])
+    task = task if task is not None else report["task_names"][0]
+    configs = [report["baseline"]] + [c for c in report["configs"] if c["verdict"] != "baseline"]
+    configs = configs[:max_panels]
+    rows_by_trial = defaultdict(list)
+    for row in curves:
+        if str(row.get("task") or "default") == task:
+            rows_by_trial[row["trial"]].append(row)
+
+    ncols = min(4, len(configs))
+    nrows = math.ceil(len(configs) / ncols)
+    fig = Figure(figsize=(4.0 * ncols, 3.0 * nrows), layout="constrained")
+    axes = fig.subplots(nrows, ncols, sharex=True, sharey=True, squeeze=False).ravel()
+    pick_best = np.nanargmax if report["higher_is_better"] else np.nanargmin
+    for ax, config in zip(axes, configs):
+        rows = rows_by_trial.get(config["trial"], [])
+        ax.set_title(config["label"], fontsize=9, color=VERDICT_COLOURS.get(config["verdict"], "black"))
+        if not rows:
+            ax.text(0.5, 0.5, "no curves", ha="center", va="center", transform=ax.transAxes, color="grey")
+            continue
+        epochs = np.array([r["epoch"] for r in rows], dtype=float)
+        for key, colour in ((train_key, "#4575b4"), (test_key, "#f46d43")):
+            values = np.array([np.nan if r.get(key) is None else r[key] for r in rows], dtype=float)
+            x, mean, sd = _by_epoch(epochs, values)
+            ax.plot(x, mean, color=colour, lw=1.2, label=key)
+            ax.fill_between(x, mean - sd, mean + sd, color=colour, alpha=0.2, lw=0)
+            if key == test_key and np.isfinite(mean).any():
+                ax.axvline(x[pick_best(mean)], color=colour, ls=":", lw=1)
+    for ax in axes[len(configs) :]:
+        ax.set_visible(False)
+    axes[0].legend(fontsize=8)
+    fig.supxlabel("epoch")
+    fig.suptitle(f"{report['sweep']} — {task}: mean over repeats ± 1 sd")
+    return fig
+
+
+def delta_heatmap(report: dict) -> Figure | None:
+    """Mean difference from baseline over placement × std, one panel per noise kind (and schedule).
+
+    Only single-placement configurations fit the grid; None when there are none. Colour is
+    green where the configuration is better whichever way the metric points; cells are labelled
+    with the signed difference and ▲/▼ for a reliable better/worse verdict.
+    """
+    panels: dict[str, dict[tuple[str, float], dict]] = defaultdict(dict)
+    for config in report["configs"]:
+        params = config["params"]
+        if isinstance(params, list) or params.get("placement") == "none" or config["delta"] is None:
+            continue
+        name = params.get("kind", "?")
+        if params.get("schedule") == "annealed":
+            name += f", annealed γ={params.get('gamma', 0.55):g}"
+        panels[name][(params["placement"], params["std"])] = config
+    if not panels:
+        return None
+
+    sign = 1.0 if report["higher_is_better"] else -1.0
+    reach = max(abs(c["delta"]) for cells in panels.values() for c in cells.values()) or 1.0
+    norm = TwoSlopeNorm(vcenter=0.0, vmin=-reach, vmax=reach)
+    names = sorted(panels)
+    fig = Figure(figsize=(5.0 * len(names), 3.5), layout="constrained")
+    axes = fig.subplots(1, len(names), squeeze=False).ravel()
+    for ax, name in zip(axes, names):
+        cells = panels[name]
+        placements = sorted({p for p, _ in cells}, key=lambda p: PLACEMENTS.index(p) if p in PLACEMENTS else len(PLACEMENTS))
+        stds = sorted({s for _, s in cells})
+        grid = np.full((len(placements), len(stds)), np.nan)
+        for (p, s), c in cells.items():
+            i, j = placements.index(p), stds.index(s)
+            grid[i, j] = sign * c["delta"]
+            ax.text(j, i, f"{c['delta']:+.3g}{VERDICT_MARKS.get(c['verdict'], '')}", ha="center", va="center", fontsize=8)
+        image = ax.imshow(grid, cmap="RdYlGn", norm=norm, aspect="auto")
+        ax.set_xticks(range(len(stds)), [f"{s:g}" for s in stds])
+        ax.set_yticks(range(len(placements)), placements)
+        ax.set_xlabel("std")
+        ax.set_title(name)
+    fig.colorbar(image, ax=list(axes), label=f"Δ {report['metric']} vs no noise (green = better)")
+    return fig
+
+
+def forest_plot(report: dict, runs: list[dict] | None = None, *, max_rows: int = 40) -> Figure:
+    """Each configuration's difference from baseline with its bootstrap CI, coloured by verdict.
+
+    Best first, top to bottom, at most ``max_rows``. With ``runs`` the per-repeat paired
+    differences are drawn as faint dots behind each interval.
+    """
+    configs = [c for c in report["configs"] if c["verdict"] != "baseline"][:max_rows]
+    fig = Figure(figsize=(8.0, 1.2 + 0.32 * max(len(configs), 1)), layout="constrained")
+    ax = fig.subplots()
+    per_repeat = _paired_differences(report, runs) if runs else {}
+    rng = np.random.default_rng(0)  # jitter only
+    y = np.arange(len(configs))[::-1]
+    for yi, c in zip(y, configs):
+        colour = VERDICT_COLOURS[c["verdict"]]
+        dots = per_repeat.get(c["trial"])
+        if dots is not None and dots.size:
+            ax.scatter(dots, yi + rng.uniform(-0.15, 0.15, dots.size), s=6, color=colour, alpha=0.25, lw=0)
+        if c["delta"] is None:
+            continue
+        lo, hi = c["delta_ci"]
+        xerr = None if lo is None or hi is None else [[c["delta"] - lo], [hi - c["delta"]]]
+        ax.errorbar(c["delta"], yi, xerr=xerr, fmt="o", color=colour, capsize=3, ms=5)
+    ax.axvline(0.0, color="black", lw=0.8)
+    labels = [c["label"] + (f"  ({c['diverged']} diverged)" if c["diverged"] else "") for c in configs]
+    ax.set_yticks(y, labels, fontsize=8)
+    direction = "higher" if report["higher_is_better"] else "lower"
+    ax.set_xlabel(f"Δ {report['metric']} vs no noise ({direction} is better)")
+    shown = "" if len(configs) == sum(c["verdict"] != "baseline" for c in report["configs"]) else f" (first {len(configs)})"
+    ax.set_title(f"{report['sweep']}: difference from baseline, {report['confidence']:.0%} bootstrap CI{shown}")
+    ax.legend(
+        handles=[Line2D([], [], marker="o", ls="", color=VERDICT_COLOURS[v], label=v) for v in ("better", "no_difference", "worse")],
+        fontsize=8,
+        loc="best",
+    )
+    return fig
+
+
+def _paired_differences(report: dict, runs: list[dict]) -> dict[int, np.ndarray]:
+    """Per-repeat raw differences from the baseline run of the same task and repeat, finished pairs only."""
+    metric, base = report["metric"], report["baseline"]["trial"]
+
+    def value(row):
+        x = row.get(metric)
+        return np.nan if row.get("diverged") or x is None else float(x)
+
+    baseline = {(r.get("task"), r["repeat"]): value(r) for r in runs if r["trial"] == base}
+    diffs = defaultdict(list)
+    for r in runs:
+        if r["trial"] != base and (r.get("task"), r["repeat"]) in baseline:
+            diffs[r["trial"]].append(value(r) - baseline[(r.get("task"), r["repeat"])])
+    return {trial: np.array(d)[np.isfinite(d)] for trial, d in diffs.items()}

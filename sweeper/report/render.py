@@ -1,0 +1,273 @@
+"""Render a report dict (from :func:`sweeper.report.build.build_report`) as a terminal table, Markdown, HTML, CSV or JSON."""
+
+from __future__ import annotations
+
+import base64
+import csv
+import html
+import io
+import json
+from pathlib import Path
+
+from matplotlib.figure import Figure
+from rich.table import Table
+from rich.text import Text
+
+from sweeper.errors import SweeperError
+from sweeper.report import plots
+
+FORMATS = ("markdown", "html", "json", "csv")
+VERDICT_STYLES = {"better": "bold green", "worse": "bold red", "no_difference": "dim", "baseline": "bold"}
+HEADER = ("rank", "configuration", "n", "div.", "mean [95% CI]", "Δ vs none [95% CI]", "P(improve) [95% CI]",
+          "p", "p adj.", "verdict", "P(best)", "gap", "MDE")
+
+
+# --- cells shared by every tabular format ----------------------------------------------------------
+
+
+def _num(x, signed: bool = False) -> str:
+    if x is None:
+        return "—"
+    return f"{x:+.3g}" if signed else f"{x:.3g}"
+
+
+def _p(x) -> str:
+    if x is None:
+        return "—"
+    return f"{x:.1e}" if x < 1e-3 else f"{x:.3f}"
+
+
+def _prob(x) -> str:
+    return "—" if x is None else f"{x:.2f}"
+
+
+def _interval(value, ci, fmt=_num) -> str:
+    if value is None:
+        return "—"
+    if ci is None or None in ci:
+        return fmt(value)
+    return f"{fmt(value)} [{fmt(ci[0])}, {fmt(ci[1])}]"
+
+
+def _signed(x) -> str:
+    return _num(x, signed=True)
+
+
+def _cells(c: dict) -> list[str]:
+    """One configuration's row, formatted, in the order of HEADER."""
+    return [
+        f"{c['rank']:.3g}",
+        c["label"],
+        str(c["n"]),
+        str(c["diverged"]),
+        _interval(c["mean"], c["ci"]),
+        "baseline" if c["verdict"] == "baseline" else _interval(c["delta"], c["delta_ci"], _signed),
+        _interval(c["p_improve"], c["p_improve_ci"], _prob),
+        _p(c["p_value"]),
+        _p(c["p_adjusted"]),
+        c["verdict"],
+        _prob(c["p_best"]),
+        _signed(c["gap"]),
+        _num(c["mde"]),
+    ]
+
+
+def _direction(report: dict) -> str:
+    return f"{report['metric']}, {'higher' if report['higher_is_better'] else 'lower'} is better"
+
+
+# --- terminal --------------------------------------------------------------------------------------
+
+
+def render_table(report: dict, configs: list[dict] | None = None, *, title: str | None = None) -> Table:
+    """A rich table, best configuration first, verdicts coloured. ``configs`` defaults to the report's."""
+    configs = report["configs"] if configs is None else configs
+    table = Table(
+        title=title or f"{report['sweep']}: {_direction(report)}",
+        caption=f"Δ and P(improve) paired by repeat against no noise; verdict at α = {report['alpha']:g} after Holm",
+    )
+    for name in HEADER:
+        table.add_column(name, justify="left" if name in ("configuration", "verdict") else "right", overflow="fold")
+    verdict = HEADER.index("verdict")
+    for c in configs:
+        cells = [Text(cell) for cell in _cells(c)]  # Text: no markup parsing of labels
+        cells[verdict].stylize(VERDICT_STYLES[c["verdict"]])
+        table.add_row(*cells)
+    return table
+
+
+# --- Markdown --------------------------------------------------------------------------------------
+
+
+def _md_table(header, rows) -> str:
+    def line(cells):
+        return "| " + " | ".join(str(cell).replace("|", "\\|") for cell in cells) + " |"
+
+    return "\n".join([line(header), line(["---"] * len(header)), *(line(r) for r in rows)])
+
+
+def _ranking_rows(across: dict) -> list[list[str]]:
+    return [[str(i), r["label"], f"{r['average_rank']:.2f}"] for i, r in enumerate(across["ranking"], 1)]
+
+
+def _friedman_line(across: dict) -> str:
+    f = across["friedman"]
+    if f is None:
+        return "Friedman test: needs at least 3 configurations."
+    return (
+        f"Friedman χ² = {_num(f['statistic'])} (p = {_p(f['p_value'])}); Iman–Davenport F = {_num(f['iman_davenport_f'])} "
+        f"(p = {_p(f['iman_davenport_p'])}); Nemenyi critical difference = {_num(across['nemenyi_cd'])}."
+    )
+
+
+def render_markdown(report: dict, images: dict[str, str]) -> str:
+    """A Markdown document; ``images`` maps a figure's name to the path or URL the document links to."""
+    out = [f"# Noise sweep `{report['sweep']}`", "", f"*{_direction(report)}*", "", report["summary"], ""]
+    out += [_md_table(HEADER, [_cells(c) for c in report["configs"]]), ""]
+    if report.get("across_tasks"):
+        across = report["across_tasks"]
+        out += ["## Across tasks", "", across["summary"], "", _md_table(("#", "configuration", "average rank"), _ranking_rows(across)), ""]
+        out += [_friedman_line(across), ""]
+        for task in report["tasks"]:
+            out += [f"## Task `{task['task']}`", "", task["summary"], ""]
+            out += [_md_table(HEADER, [_cells(c) for c in task["configs"]]), ""]
+    if images:
+        out += ["## Figures", ""]
+        for name, path in images.items():
+            out += [f"![{name}]({path})", ""]
+    out += ["## Methods", ""] + [f"- **{key}**: {text}" for key, text in report["methods"].items()] + [""]
+    return "\n".join(out)
+
+
+# --- HTML ------------------------------------------------------------------------------------------
+
+_CSS = """
+body { font-family: system-ui, sans-serif; margin: 2em; max-width: 80em; }
+table { border-collapse: collapse; font-size: 0.9em; margin: 1em 0; }
+th, td { border-bottom: 1px solid #ddd; padding: 0.3em 0.6em; text-align: right; }
+td:nth-child(2), th:nth-child(2) { text-align: left; }
+.better { color: #1a9850; font-weight: bold; } .worse { color: #d73027; font-weight: bold; }
+.no_difference { color: #777; } .baseline { font-weight: bold; }
+img { max-width: 100%; display: block; margin: 1em 0; }
+"""
+
+
+def _html_table(header, rows, verdicts: list[str] | None = None) -> str:
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+    body = []
+    for i, row in enumerate(rows):
+        css = f' class="{verdicts[i]}"' if verdicts else ""
+        body.append(f"<tr{css}>" + "".join(f"<td>{html.escape(cell)}</td>" for cell in row) + "</tr>")
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+
+
+def _config_table_html(configs: list[dict]) -> str:
+    return _html_table(HEADER, [_cells(c) for c in configs], [c["verdict"] for c in configs])
+
+
+def _data_uri(image: str | bytes | Path) -> str:
+    if isinstance(image, str) and image.startswith("data:"):
+        return image
+    data = image if isinstance(image, bytes) else Path(image).read_bytes()
+    return "data:image/png;base64," + base64.b64encode(data).decode("ascii")
+
+
+def render_html(report: dict, images: dict[str, str | bytes]) -> str:
+    """A self-contained HTML page; ``images`` maps a figure's name to a PNG path or PNG bytes, embedded as data URIs."""
+    e = html.escape
+    out = [
+        "<!DOCTYPE html>",
+        f"<html><head><meta charset='utf-8'><title>sweep {e(str(report['sweep']))}</title><style>{_CSS}</style></head><body>",
+        f"<h1>Noise sweep <code>{e(str(report['sweep']))}</code></h1>",
+        f"<p><em>{e(_direction(report))}</em></p>",
+        f"<p>{e(report['summary'])}</p>",
+        _config_table_html(report["configs"]),
+    ]
+    if report.get("across_tasks"):
+        across = report["across_tasks"]
+        out += ["<h2>Across tasks</h2>", f"<p>{e(across['summary'])}</p>"]
+        out += [_html_table(("#", "configuration", "average rank"), _ranking_rows(across)), f"<p>{e(_friedman_line(across))}</p>"]
+        for task in report["tasks"]:
+            out += [f"<h2>Task <code>{e(task['task'])}</code></h2>", f"<p>{e(task['summary'])}</p>", _config_table_html(task["configs"])]
+    if images:
+        out.append("<h2>Figures</h2>")
+        out += [f"<img alt='{e(name)}' src='{_data_uri(image)}'>" for name, image in images.items()]
+    out.append("<h2>Methods</h2><ul>")
+    out += [f"<li><b>{e(key)}</b>: {e(text)}</li>" for key, text in report["methods"].items()]
+    out.append("</ul></body></html>")
+    return "\n".join(out)
+
+
+# --- CSV and JSON ----------------------------------------------------------------------------------
+
+CSV_COLUMNS = ("task", "position", "trial", "label", "params", "n", "diverged", "missing", "mean", "std", "median", "iqm",
+               "ci_low", "ci_high", "delta", "delta_ci_low", "delta_ci_high", "p_improve", "p_improve_ci_low",
+               "p_improve_ci_high", "p_value", "p_adjusted", "verdict", "p_best", "rank", "gap", "mde", "n_needed")
+
+
+def _csv_row(task: str, position: int, c: dict) -> dict:
+    def pair(key):
+        return c.get(key) or [None, None]
+
+    row = {k: c.get(k) for k in CSV_COLUMNS if k in c}
+    row.update(task=task, position=position, params=json.dumps(c["params"], ensure_ascii=False))
+    row.update(zip(("ci_low", "ci_high"), pair("ci")))
+    row.update(zip(("delta_ci_low", "delta_ci_high"), pair("delta_ci")))
+    row.update(zip(("p_improve_ci_low", "p_improve_ci_high"), pair("p_improve_ci")))
+    return row
+
+
+def render_csv(report: dict) -> str:
+    """One row per configuration, best first; multi-task sweeps add one block per task (``task`` column)."""
+    overall = report["task_names"][0] if len(report["task_names"]) == 1 else "all"
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(_csv_row(overall, i, c) for i, c in enumerate(report["configs"], 1))
+    for task in report.get("tasks") or []:
+        writer.writerows(_csv_row(task["task"], i, c) for i, c in enumerate(task["configs"], 1))
+    return buffer.getvalue()
+
+
+def render_json(report: dict) -> str:
+    """The report as strict JSON (missing values are null, never NaN)."""
+    return json.dumps(report, allow_nan=False, ensure_ascii=False, indent=2)
+
+
+# --- files -----------------------------------------------------------------------------------------
+
+
+def report_figures(report: dict, runs: list[dict], curves: list[dict] | None) -> dict[str, Figure]:
+    """The report's figures by name: forest plot, heatmap (if any single-placement configs), learning curves per task."""
+    figures = {"forest": plots.forest_plot(report, runs)}
+    heatmap = plots.delta_heatmap(report)
+    if heatmap is not None:
+        figures["heatmap"] = heatmap
+    if curves:
+        names = report["task_names"]
+        for task in names:
+            figures["curves" if len(names) == 1 else f"curves-{task}"] = plots.learning_curves(curves, report, task=task)
+    return figures
+
+
+def write_report(report: dict, runs: list[dict], curves: list[dict] | None, fmt: str, out_path: str | Path) -> list[Path]:
+    """Write the report as ``fmt`` (markdown, html, json, csv) at ``out_path``; returns every file written.
+
+    Markdown links PNGs written beside it (``<stem>-forest.png``, ...); HTML embeds them, so it
+    is one self-contained file.
+    """
+    fmt = {"md": "markdown"}.get(fmt, fmt)
+    if fmt not in FORMATS:
+        raise SweeperError(f"report format {fmt!r} is not one of {', '.join(FORMATS)}")
+    out = Path(out_path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if fmt in ("json", "csv"):
+        out.write_text(render_json(report) if fmt == "json" else render_csv(report), encoding="utf-8")
+        return [out]
+    figures = report_figures(report, runs, curves)
+    if fmt == "html":
+        out.write_text(render_html(report, {name: plots.png_bytes(fig) for name, fig in figures.items()}), encoding="utf-8")
+        return [out]
+    pngs = {name: plots.save_png(fig, out.with_name(f"{out.stem}-{name}.png")) for name, fig in figures.items()}
+    out.write_text(render_markdown(report, {name: path.name for name, path in pngs.items()}), encoding="utf-8")
+    return [out, *pngs.values()]

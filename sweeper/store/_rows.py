@@ -1,0 +1,127 @@
+"""Conversions between the engine's objects and table rows, and from rows to JSON-friendly values."""
+
+from __future__ import annotations
+
+import json
+import math
+from datetime import date, datetime, time
+from decimal import Decimal
+
+import numpy as np
+
+from sweeper.engine.result import Member, RunResult
+from sweeper.noise.spec import BASELINE, NoiseConfig, config_label
+from sweeper.seeding import config_key
+from sweeper.store.models import METRICS
+
+
+def config_json(config: NoiseConfig) -> str:
+    """The canonical text of a configuration: equal configurations give equal text."""
+    return json.dumps([s.as_dict() for s in config], sort_keys=True, separators=(",", ":"))
+
+
+def _shared(values: list):
+    """The value every site shares; None when they differ or there are none."""
+    return values[0] if len(set(values)) == 1 else None
+
+
+def trial_columns(config: NoiseConfig) -> dict:
+    """The columns of a trial: placements (and differing kinds) joined by ``+``; sizes if shared, else NULL."""
+    columns = {
+        "label": config_label(config),
+        "config_json": config_json(config),
+        "config_key": config_key(config),
+    }
+    if not config:
+        return {**columns, "placement": BASELINE, "kind": None, "std": None, "schedule": None, "gamma": None}
+    kinds = [s.kind for s in config]
+    return {
+        **columns,
+        "placement": "+".join(s.placement for s in config),
+        "kind": _shared(kinds) or "+".join(kinds),
+        "std": _shared([s.std for s in config]),
+        "schedule": _shared([s.schedule for s in config]),
+        # gamma means something only under the annealed schedule
+        "gamma": _shared([s.gamma for s in config if s.schedule == "annealed"]),
+    }
+
+
+def site_rows(trial_id: int, config: NoiseConfig) -> list[dict]:
+    """One row per placement of a configuration; gamma only where the schedule is annealed."""
+    return [
+        {
+            "trial_id": trial_id,
+            "placement": s.placement,
+            "kind": s.kind,
+            "std": s.std,
+            "schedule": s.schedule,
+            "gamma": s.gamma if s.schedule == "annealed" else None,
+        }
+        for s in config
+    ]
+
+
+def finite(value) -> float | None:
+    """A float, or None for a missing, NaN or infinite value (SQLite cannot keep NaN)."""
+    if value is None:
+        return None
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+def _optional_int(value) -> int | None:
+    return None if value is None else int(value)
+
+
+def run_row(trial_id: int, task: str, member: Member, result: RunResult) -> dict:
+    """The ``sweeper_runs`` row of one trained member."""
+    return {
+        "trial_id": trial_id,
+        "task": task,
+        "repeat": int(member.repeat),
+        "data_seed": int(member.data_seed),
+        "init_seed": int(member.init_seed),
+        "noise_seed": int(member.noise_seed),
+        **{name: finite(result.final.get(name)) for name in METRICS},
+        "best_epoch": _optional_int(result.best_epoch),
+        "diverged": bool(result.diverged),
+        "diverged_epoch": _optional_int(result.diverged_epoch),
+        "wall_time": float(result.wall_time),
+        "device": str(result.device),
+    }
+
+
+def _column(values: np.ndarray) -> list[float | None]:
+    values = np.asarray(values, dtype=np.float64)
+    column = values.tolist()
+    for i in np.flatnonzero(~np.isfinite(values)):
+        column[i] = None
+    return column
+
+
+def curve_rows(run_id: int, result: RunResult) -> list[dict]:
+    """The ``sweeper_curves`` rows of one run: one per logged epoch, every metric column filled or NULL."""
+    epochs = np.asarray(result.curve_epochs).astype(int).tolist()
+    columns = {name: _column(result.curves[name]) for name in METRICS if name in result.curves}
+    missing = {name: None for name in METRICS if name not in columns}
+    names = list(columns)
+    return [
+        {"run_id": run_id, "epoch": epoch, **dict(zip(names, values)), **missing}
+        for epoch, *values in zip(epochs, *columns.values())
+    ]
+
+
+_JSON_TYPES = frozenset({int, float, str, bool, type(None)})
+
+
+def plain(value):
+    """A value as JSON can carry it: numbers, text, booleans, None; times as ISO 8601 text."""
+    if type(value) in _JSON_TYPES:
+        return value
+    if isinstance(value, Decimal):
+        return int(value) if value.as_tuple().exponent >= 0 else float(value)
+    if isinstance(value, (datetime, date, time)):
+        return value.isoformat()
+    if isinstance(value, (bytes, memoryview)):
+        return bytes(value).hex()
+    return value

@@ -1,0 +1,447 @@
+"""The store: where sweeps, trials, runs and curves are written and read back as flat rows."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from sqlalchemy import case, delete, func, insert, inspect, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
+
+from sweeper.engine.result import Member, RunResult
+from sweeper.errors import StoreError
+from sweeper.noise.spec import NoiseConfig, make_config
+from sweeper.store import _engine, _rows
+from sweeper.store._url import default_url, parse_url, sqlite_path
+from sweeper.store.models import (
+    PROBLEM_METRICS,
+    PROBLEMS,
+    SWEEP_STATUSES,
+    Base,
+    Curve,
+    Run,
+    Sweep,
+    Trial,
+    TrialSite,
+    utcnow,
+)
+
+@dataclass(frozen=True)
+class TrialRef:
+    """A stored trial as the driver needs it: row id, number in its sweep, Optuna trial, configuration."""
+
+    id: int
+    number: int
+    optuna_trial_id: int | None
+    config: NoiseConfig
+
+
+def open_store(url: str | None = None, *, create: bool = True) -> Store:
+    """Open the database at ``url``, creating sweeper's tables if missing.
+
+    Without a URL: ``$SWEEPER_DB``, else ``sqlite:///sweeps.db``. ``postgresql://`` uses psycopg 3.
+    """
+    parsed = parse_url(url or default_url())
+    engine = _engine.make_engine(parsed)
+    store = Store(engine)
+    if create:
+        try:
+            Base.metadata.create_all(engine)
+        except SQLAlchemyError as exc:
+            engine.dispose()
+            raise StoreError(f"cannot create tables in {store.display_url}: {_engine.reason(exc)}") from exc
+    return store
+
+
+class Store:
+    """Sweeps, trials, runs and curves in one SQL database (which also holds Optuna's study tables)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+
+    @property
+    def url(self) -> str:
+        """The full URL, password included: for Optuna's ``RDBStorage``, never for printing."""
+        return self._engine.url.render_as_string(hide_password=False)
+
+    @property
+    def display_url(self) -> str:
+        """The URL with its password replaced by ``***``."""
+        return self._engine.url.render_as_string(hide_password=True)
+
+    def close(self) -> None:
+        """Close every pooled connection."""
+        self._engine.dispose()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *_exc) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Store({self.display_url!r})"
+
+    # -- writing --------------------------------------------------------------------------------
+
+    def start_sweep(
+        self,
+        name: str,
+        spec_yaml: str,
+        *,
+        seed: int,
+        metric: str,
+        higher_is_better: bool,
+        repeats: int,
+        problem: str,
+    ) -> int:
+        """Create sweep ``name``, or resume it if it exists with the same search space; its id."""
+        if problem not in PROBLEMS:
+            raise StoreError(f"problem {problem!r} is not one of {', '.join(PROBLEMS)}")
+        if metric not in PROBLEM_METRICS[problem]:
+            allowed = ", ".join(PROBLEM_METRICS[problem])
+            raise StoreError(f"metric {metric!r} is not kept for {problem} problems; choose one of {allowed}")
+        settings = dict(
+            seed=seed, metric=metric, higher_is_better=higher_is_better, repeats=repeats, problem=problem
+        )
+        with self._session() as session:
+            sweep = session.scalar(select(Sweep).where(Sweep.name == name))
+            if sweep is None:
+                sweep = Sweep(name=name, spec_yaml=spec_yaml, study_name=name, status="running", **settings)
+                session.add(sweep)
+                session.flush()
+                return sweep.id
+            self._check_resumable(sweep, spec_yaml, settings)
+            sweep.status = "running"
+            sweep.finished_at = None
+            return sweep.id
+
+    def _check_resumable(self, sweep: Sweep, spec_yaml: str, settings: dict) -> None:
+        where = f"sweep {sweep.name!r} already exists in {self.display_url}"
+        advice = "pick another --name or delete it"
+        if sweep.spec_yaml != spec_yaml:
+            raise StoreError(f"{where} with a different search space; {advice}")
+        differing = [
+            f"{key} {getattr(sweep, key)!r} (not {value!r})"
+            for key, value in settings.items()
+            if getattr(sweep, key) != value
+        ]
+        if differing:
+            raise StoreError(f"{where} with {', '.join(differing)}; {advice}")
+
+    def finish_sweep(self, sweep_id: int, status: str) -> None:
+        """Mark a sweep completed, interrupted or failed (or running again)."""
+        if status not in SWEEP_STATUSES:
+            raise StoreError(f"sweep status {status!r} is not one of {', '.join(SWEEP_STATUSES)}")
+        with self._session() as session:
+            sweep = self._sweep_by_id(session, sweep_id)
+            sweep.status = status
+            sweep.finished_at = None if status == "running" else utcnow()
+
+    def ensure_trial(
+        self,
+        sweep_id: int,
+        config: NoiseConfig,
+        *,
+        number: int | None = None,
+        optuna_trial_id: int | None = None,
+    ) -> TrialRef:
+        """The trial of ``config`` in the sweep, created if missing (as ``number``, or the next free one).
+
+        An existing trial keeps its number; its Optuna trial id is filled in only if it had none.
+        """
+        config = make_config(config)
+        columns = _rows.trial_columns(config)
+        with self._session() as session:
+            self._sweep_by_id(session, sweep_id)
+            trial = session.scalar(
+                select(Trial).where(Trial.sweep_id == sweep_id, Trial.config_json == columns["config_json"])
+            )
+            if trial is None:
+                if number is None:
+                    number = session.scalar(_next_trial_number(sweep_id))
+                trial = Trial(sweep_id=sweep_id, number=number, optuna_trial_id=optuna_trial_id, **columns)
+                session.add(trial)
+                session.flush()
+                session.add_all(TrialSite(**row) for row in _rows.site_rows(trial.id, config))
+            elif trial.optuna_trial_id is None:
+                trial.optuna_trial_id = optuna_trial_id
+            return TrialRef(trial.id, trial.number, trial.optuna_trial_id, config)
+
+    def set_trial_optuna_id(self, trial_id: int, optuna_trial_id: int) -> None:
+        """Link a trial to the Optuna trial that proposed it."""
+        self._update_trial(trial_id, optuna_trial_id=optuna_trial_id)
+
+    def complete_trial(self, trial_id: int, objective: float | None) -> None:
+        """Mark a trial complete with its objective (the mean metric over its runs; NaN is stored as NULL)."""
+        self._update_trial(trial_id, status="complete", objective=_rows.finite(objective))
+
+    def _update_trial(self, trial_id: int, **values) -> None:
+        with self._session() as session:
+            if session.execute(update(Trial).where(Trial.id == trial_id).values(**values)).rowcount != 1:
+                raise StoreError(f"no trial with id {trial_id} in {self.display_url}")
+
+    def save_runs(self, sweep_id: int, items: Sequence[tuple[int, str, Member, RunResult]]) -> int:
+        """Store runs and their curves in one transaction; runs already stored are skipped. How many were new.
+
+        ``items`` holds ``(trial_id, task, member, result)``; a run is identified by (trial, task, repeat),
+        so a retried or resumed pack may bring the same runs again without duplicating them.
+        """
+        items = list(items)
+        if not items:
+            return 0
+        with self._session() as session:
+            self._check_members(session, sweep_id, items)
+            trial_ids = sorted({trial_id for trial_id, *_ in items})
+            stored = {tuple(key) for key in session.execute(_run_keys(trial_ids))}
+            new = {}  # (trial_id, task, repeat) -> (member, result), first one wins
+            for trial_id, task, member, result in items:
+                key = (trial_id, task, int(member.repeat))
+                if key not in stored:
+                    new.setdefault(key, (member, result))
+            if new:
+                self._insert_runs(session, trial_ids, new)
+                session.execute(update(Sweep).where(Sweep.id == sweep_id).values(updated_at=utcnow()))
+            return len(new)
+
+    def _insert_runs(self, session: Session, trial_ids: list[int], new: dict) -> None:
+        """Insert new runs, then their curves under the ids the database gave the runs."""
+        connection = session.connection()
+        runs = [_rows.run_row(trial_id, task, m, r) for (trial_id, task, _), (m, r) in new.items()]
+        connection.execute(self._insert_new(Run), runs)
+        run_ids = {tuple(key): run_id for run_id, *key in connection.execute(_run_keys(trial_ids, Run.id))}
+        curves = [row for key, (_, result) in new.items() for row in _rows.curve_rows(run_ids[key], result)]
+        if curves:
+            connection.execute(self._insert_new(Curve), curves)
+
+    def _check_members(self, session: Session, sweep_id: int, items: list) -> None:
+        """Refuse runs filed under a trial of another sweep or of another configuration."""
+        statement = select(Trial.id, Trial.config_json).where(Trial.sweep_id == sweep_id)
+        configs = {trial_id: config for trial_id, config in session.execute(statement)}
+        for trial_id, _task, member, _result in items:
+            if trial_id not in configs:
+                raise StoreError(f"trial id {trial_id} is not a trial of sweep id {sweep_id}")
+            if _rows.config_json(make_config(member.config)) != configs[trial_id]:
+                raise StoreError(f"a member's noise configuration differs from that of trial id {trial_id}")
+
+    def _insert_new(self, model):
+        """A Core INSERT that skips rows already stored (a concurrent writer may have just written them)."""
+        table = model.__table__
+        dialect = self._engine.dialect.name
+        if dialect == "postgresql":
+            return postgresql.insert(table).on_conflict_do_nothing()
+        if dialect == "sqlite":
+            return sqlite.insert(table).on_conflict_do_nothing()
+        return insert(table)
+
+    def delete_sweep(self, name: str) -> None:
+        """Delete a sweep with its trials, runs and curves, and its Optuna study if there is one."""
+        with self._session() as session:
+            sweep = self._sweep_by_name(session, name)
+            study_name = sweep.study_name
+        self._delete_optuna_study(study_name)
+        with self._session() as session:
+            session.execute(delete(Sweep).where(Sweep.name == name))  # the foreign keys cascade
+
+    def _delete_optuna_study(self, study_name: str) -> None:
+        # A stale study would make a new sweep of the same name resume the old one's trials.
+        if "studies" not in inspect(self._engine).get_table_names():
+            return
+        from optuna.storages import RDBStorage
+
+        storage = RDBStorage(self.url, skip_compatibility_check=True, skip_table_creation=True)
+        try:
+            storage.delete_study(storage.get_study_id_from_name(study_name))
+        except KeyError:
+            pass
+        finally:
+            storage.remove_session()
+            storage.engine.dispose()
+
+    # -- reading --------------------------------------------------------------------------------
+
+    def done_runs(self, sweep_id: int) -> set[tuple[int, str, int]]:
+        """The (trial number, task, repeat) of every run the sweep has stored."""
+        statement = select(Trial.number, Run.task, Run.repeat).join_from(Run, Trial)
+        statement = statement.where(Trial.sweep_id == sweep_id)
+        with self._session() as session:
+            return {tuple(row) for row in session.execute(statement)}
+
+    def sweeps(self) -> list[dict]:
+        """One row per sweep, oldest first, with how many trials and runs it has."""
+        n_trials = select(func.count(Trial.id)).where(Trial.sweep_id == Sweep.id).scalar_subquery()
+        n_runs = select(func.count(Run.id)).join(Trial).where(Trial.sweep_id == Sweep.id).scalar_subquery()
+        statement = select(
+            Sweep.name,
+            Sweep.status,
+            Sweep.problem,
+            Sweep.metric,
+            Sweep.higher_is_better,
+            Sweep.seed,
+            Sweep.repeats,
+            n_trials.label("n_trials"),
+            n_runs.label("n_runs"),
+            Sweep.created_at,
+            Sweep.finished_at,
+        ).order_by(Sweep.created_at, Sweep.id)
+        with self._session() as session:
+            return _plain_rows(session.execute(statement))
+
+    def sweep(self, sweep_name: str) -> dict:
+        """The sweep's row, with the search-space YAML it was started from."""
+        with self._session() as session:
+            sweep = self._sweep_by_name(session, sweep_name)
+            columns = Sweep.__table__.columns.keys()
+            return {key: _rows.plain(getattr(sweep, key)) for key in columns}
+
+    def trials(self, sweep_name: str) -> list[dict]:
+        """One row per trial of the sweep, by number, with its noise, run counts and objective."""
+        counts = (
+            select(
+                Run.trial_id,
+                func.count(Run.id).label("n_runs"),
+                func.sum(case((Run.diverged, 1), else_=0)).label("n_diverged"),
+            )
+            .group_by(Run.trial_id)
+            .subquery()
+        )
+        with self._session() as session:
+            sweep = self._sweep_by_name(session, sweep_name)
+            statement = (
+                select(
+                    Trial.number.label("trial"),
+                    Trial.label,
+                    Trial.placement,
+                    Trial.kind,
+                    Trial.std,
+                    Trial.schedule,
+                    Trial.gamma,
+                    Trial.config_json.label("params"),
+                    Trial.status,
+                    func.coalesce(counts.c.n_runs, 0).label("n_runs"),
+                    func.coalesce(counts.c.n_diverged, 0).label("n_diverged"),
+                    Trial.objective,
+                    Trial.optuna_trial_id,
+                )
+                .outerjoin(counts, counts.c.trial_id == Trial.id)
+                .where(Trial.sweep_id == sweep.id)
+                .order_by(Trial.number)
+            )
+            rows = _plain_rows(session.execute(statement), sweep=sweep_name)
+        for row in rows:
+            row["params"] = json.loads(row["params"])
+        return rows
+
+    def runs(self, sweep_name: str) -> list[dict]:
+        """One row per run of the sweep (by trial, task, repeat): its noise, seeds and final metrics."""
+        with self._session() as session:
+            sweep = self._sweep_by_name(session, sweep_name)
+            statement = (
+                select(
+                    Trial.number.label("trial"),
+                    Run.task,
+                    Run.repeat,
+                    Trial.label,
+                    Trial.placement,
+                    Trial.kind,
+                    Trial.std,
+                    Trial.schedule,
+                    Trial.gamma,
+                    Run.data_seed,
+                    Run.init_seed,
+                    Run.noise_seed,
+                    *_metric_columns(Run, sweep.problem),
+                    Run.best_epoch,
+                    Run.diverged,
+                    Run.diverged_epoch,
+                    Run.wall_time,
+                    Run.device,
+                )
+                .join_from(Run, Trial)
+                .where(Trial.sweep_id == sweep.id)
+                .order_by(Trial.number, Run.task, Run.repeat)
+            )
+            return _plain_rows(session.execute(statement), sweep=sweep_name)
+
+    def curves(self, sweep_name: str) -> list[dict]:
+        """One row per logged epoch of every run of the sweep, with the metrics of its problem."""
+        with self._session() as session:
+            sweep = self._sweep_by_name(session, sweep_name)
+            statement = (
+                select(
+                    Trial.number.label("trial"),
+                    Run.task,
+                    Run.repeat,
+                    Curve.epoch,
+                    *_metric_columns(Curve, sweep.problem),
+                )
+                .join(Run, Curve.run_id == Run.id)
+                .join(Trial, Run.trial_id == Trial.id)
+                .where(Trial.sweep_id == sweep.id)
+                .order_by(Trial.number, Run.task, Run.repeat, Curve.epoch)
+            )
+            return _plain_rows(session.execute(statement), sweep=sweep_name)
+
+    def query(self, sql: str) -> tuple[list[str], list[tuple]]:
+        """Run one read-only SQL statement: column names and rows. The database itself refuses writes."""
+        path = sqlite_path(self._engine.url)
+        backend = self._engine.url.get_backend_name()
+        if path is not None:
+            return _engine.query_sqlite(path, sql)
+        if backend == "sqlite":
+            raise StoreError(f"query needs a database file; {self.display_url} is in memory")
+        if backend != "postgresql":
+            raise StoreError(f"query supports SQLite and PostgreSQL, not {backend}")
+        try:
+            return _engine.query_postgresql(self._engine, sql)
+        except SQLAlchemyError as exc:
+            raise StoreError(f"query failed on {self.display_url}: {_engine.reason(exc)}") from exc
+
+    # -- helpers --------------------------------------------------------------------------------
+
+    @contextmanager
+    def _session(self) -> Iterator[Session]:
+        """One transaction: committed if the block succeeds, rolled back otherwise."""
+        try:
+            with Session(self._engine, expire_on_commit=False) as session, session.begin():
+                yield session
+        except SQLAlchemyError as exc:
+            raise StoreError(f"database error in {self.display_url}: {_engine.reason(exc)}") from exc
+
+    def _sweep_by_id(self, session: Session, sweep_id: int) -> Sweep:
+        sweep = session.get(Sweep, sweep_id)
+        if sweep is None:
+            raise StoreError(f"no sweep with id {sweep_id} in {self.display_url}")
+        return sweep
+
+    def _sweep_by_name(self, session: Session, name: str) -> Sweep:
+        sweep = session.scalar(select(Sweep).where(Sweep.name == name))
+        if sweep is None:
+            names = session.scalars(select(Sweep.name).order_by(Sweep.created_at, Sweep.id)).all()
+            known = f"sweeps there: {', '.join(names)}" if names else "it holds no sweeps"
+            raise StoreError(f"no sweep {name!r} in {self.display_url}; {known}")
+        return sweep
+
+
+def _next_trial_number(sweep_id: int):
+    return select(func.coalesce(func.max(Trial.number) + 1, 0)).where(Trial.sweep_id == sweep_id)
+
+
+def _run_keys(trial_ids, *leading):
+    """SELECT [leading columns,] trial_id, task, repeat of the runs of these trials."""
+    return select(*leading, Run.trial_id, Run.task, Run.repeat).where(Run.trial_id.in_(trial_ids))
+
+
+def _metric_columns(model, problem: str) -> list:
+    return [getattr(model, name) for name in PROBLEM_METRICS[problem]]
+
+
+def _plain_rows(result, **first) -> list[dict]:
+    """Result rows as dicts of JSON-friendly values, each opening with the ``first`` items."""
+    keys = list(result.keys())
+    return [{**first, **dict(zip(keys, map(_rows.plain, row)))} for row in result]

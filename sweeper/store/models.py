@@ -1,0 +1,215 @@
+"""The tables sweeper keeps next to Optuna's: sweeps, their trials, every run and its learning curve.
+
+Every invariant is a constraint, so a bug elsewhere cannot store a second copy of a run or a trial.
+All tables are prefixed ``sweeper_`` because Optuna's own tables live in the same database.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    Float,
+    ForeignKey,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+    column,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+from sweeper.noise.spec import KINDS, PLACEMENTS, SCHEDULES
+
+#: ``mixed``: a sweep whose tasks are of different problems (its rows carry every metric column).
+PROBLEMS = ("binary", "multiclass", "regression", "mixed")
+SWEEP_STATUSES = ("running", "completed", "interrupted", "failed")
+TRIAL_STATUSES = ("pending", "complete")
+#: Every metric a run or a curve point can carry; which ones are filled depends on the problem.
+METRICS = (
+    "train_loss",
+    "test_loss",
+    "train_accuracy",
+    "test_accuracy",
+    "train_mse",
+    "test_mse",
+    "train_r2",
+    "test_r2",
+)
+PROBLEM_METRICS = {
+    "binary": ("train_loss", "test_loss", "train_accuracy", "test_accuracy"),
+    "multiclass": ("train_loss", "test_loss", "train_accuracy", "test_accuracy"),
+    "regression": ("train_loss", "test_loss", "train_mse", "test_mse", "train_r2", "test_r2"),
+    "mixed": METRICS,
+}
+
+# Runs and curve points can outgrow 32-bit ids on PostgreSQL; SQLite autoincrements only INTEGER.
+_BigId = BigInteger().with_variant(Integer, "sqlite")
+
+
+def utcnow() -> datetime:
+    """The current time in UTC, as every timestamp of the store is kept."""
+    return datetime.now(timezone.utc)
+
+
+class UTCDateTime(TypeDecorator):
+    """A point in time, stored in UTC and read back timezone-aware (SQLite forgets the zone)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_result_value(self, value, dialect):
+        if value is not None and value.tzinfo is None:
+            return value.replace(tzinfo=timezone.utc)
+        return value
+
+
+class Base(DeclarativeBase):
+    """sweeper's tables, with constraint names that are the same on every backend."""
+
+    metadata = MetaData(
+        naming_convention={
+            "pk": "pk_%(table_name)s",
+            "fk": "fk_%(table_name)s_%(column_0_name)s",
+            "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+            "ck": "ck_%(table_name)s_%(constraint_name)s",
+        }
+    )
+
+
+class Sweep(Base):
+    """One sweep: a search space (kept as the YAML text it came from) explored under one seed."""
+
+    __tablename__ = "sweeper_sweeps"
+    __table_args__ = (
+        CheckConstraint(column("problem").in_(PROBLEMS), name="problem"),
+        CheckConstraint(column("status").in_(SWEEP_STATUSES), name="status"),
+        CheckConstraint("repeats >= 1", name="repeats"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(255), unique=True)
+    spec_yaml: Mapped[str] = mapped_column(Text)
+    seed: Mapped[int] = mapped_column(BigInteger)
+    metric: Mapped[str] = mapped_column(String(64))
+    higher_is_better: Mapped[bool] = mapped_column(Boolean)
+    repeats: Mapped[int] = mapped_column(Integer)
+    problem: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16), default="running")
+    study_name: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class Trial(Base):
+    """One noise configuration of a sweep; number 0 is the no-noise baseline.
+
+    ``placement``, ``kind``, ``std``, ``schedule`` and ``gamma`` summarize the configuration for
+    querying; ``sweeper_trial_sites`` holds every site of a combined configuration in full.
+    """
+
+    __tablename__ = "sweeper_trials"
+    __table_args__ = (
+        UniqueConstraint("sweep_id", "number"),
+        UniqueConstraint("sweep_id", "config_json"),
+        CheckConstraint(column("status").in_(TRIAL_STATUSES), name="status"),
+        CheckConstraint("number >= 0", name="number"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    sweep_id: Mapped[int] = mapped_column(ForeignKey("sweeper_sweeps.id", ondelete="CASCADE"))
+    number: Mapped[int] = mapped_column(Integer)
+    optuna_trial_id: Mapped[int | None] = mapped_column(Integer)
+    label: Mapped[str] = mapped_column(Text)
+    config_json: Mapped[str] = mapped_column(Text)
+    config_key: Mapped[int] = mapped_column(BigInteger)  # 32-bit unsigned: too big for INTEGER
+    placement: Mapped[str] = mapped_column(String(255))
+    kind: Mapped[str | None] = mapped_column(String(255))
+    std: Mapped[float | None] = mapped_column(Float)
+    schedule: Mapped[str | None] = mapped_column(String(32))
+    gamma: Mapped[float | None] = mapped_column(Float)
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    objective: Mapped[float | None] = mapped_column(Float)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class TrialSite(Base):
+    """The noise at one placement of a trial (a baseline trial has none)."""
+
+    __tablename__ = "sweeper_trial_sites"
+    __table_args__ = (
+        CheckConstraint(column("placement").in_(PLACEMENTS), name="placement"),
+        CheckConstraint(column("kind").in_(KINDS), name="kind"),
+        CheckConstraint(column("schedule").in_(SCHEDULES), name="schedule"),
+        CheckConstraint("std >= 0", name="std"),
+    )
+
+    trial_id: Mapped[int] = mapped_column(
+        ForeignKey("sweeper_trials.id", ondelete="CASCADE"), primary_key=True
+    )
+    placement: Mapped[str] = mapped_column(String(32), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    std: Mapped[float] = mapped_column(Float)
+    schedule: Mapped[str] = mapped_column(String(32))
+    gamma: Mapped[float | None] = mapped_column(Float)  # only for the annealed schedule
+
+
+class Run(Base):
+    """One member trained once: a trial on one task at one repeat, with its seeds and final metrics.
+
+    Metrics that were NaN or infinite (a diverged member) are stored as NULL.
+    """
+
+    __tablename__ = "sweeper_runs"
+    __table_args__ = (
+        UniqueConstraint("trial_id", "task", "repeat"),
+        CheckConstraint(column("repeat") >= 0, name="repeat"),
+    )
+
+    id: Mapped[int] = mapped_column(_BigId, primary_key=True)
+    trial_id: Mapped[int] = mapped_column(ForeignKey("sweeper_trials.id", ondelete="CASCADE"))
+    task: Mapped[str] = mapped_column(String(255))
+    repeat: Mapped[int] = mapped_column(Integer)
+    data_seed: Mapped[int] = mapped_column(BigInteger)
+    init_seed: Mapped[int] = mapped_column(BigInteger)
+    noise_seed: Mapped[int] = mapped_column(BigInteger)
+    train_loss: Mapped[float | None] = mapped_column(Float)
+    test_loss: Mapped[float | None] = mapped_column(Float)
+    train_accuracy: Mapped[float | None] = mapped_column(Float)
+    test_accuracy: Mapped[float | None] = mapped_column(Float)
+    train_mse: Mapped[float | None] = mapped_column(Float)
+    test_mse: Mapped[float | None] = mapped_column(Float)
+    train_r2: Mapped[float | None] = mapped_column(Float)
+    test_r2: Mapped[float | None] = mapped_column(Float)
+    best_epoch: Mapped[int | None] = mapped_column(Integer)
+    diverged: Mapped[bool] = mapped_column(Boolean, default=False)
+    diverged_epoch: Mapped[int | None] = mapped_column(Integer)
+    wall_time: Mapped[float] = mapped_column(Float)
+    device: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class Curve(Base):
+    """The metrics of one run after one logged epoch (1-based)."""
+
+    __tablename__ = "sweeper_curves"
+
+    run_id: Mapped[int] = mapped_column(
+        _BigId, ForeignKey("sweeper_runs.id", ondelete="CASCADE"), primary_key=True
+    )
+    epoch: Mapped[int] = mapped_column(Integer, primary_key=True)
+    train_loss: Mapped[float | None] = mapped_column(Float)
+    test_loss: Mapped[float | None] = mapped_column(Float)
+    train_accuracy: Mapped[float | None] = mapped_column(Float)
+    test_accuracy: Mapped[float | None] = mapped_column(Float)
+    train_mse: Mapped[float | None] = mapped_column(Float)
+    test_mse: Mapped[float | None] = mapped_column(Float)
+    train_r2: Mapped[float | None] = mapped_column(Float)
+    test_r2: Mapped[float | None] = mapped_column(Float)

@@ -1,0 +1,117 @@
+import base64
+import csv
+import io
+import json
+
+import numpy as np
+import pytest
+from matplotlib.figure import Figure
+from rich.console import Console
+
+from sweeper.report import plots
+from sweeper.report.build import build_report
+from sweeper.report.render import render_csv, render_html, render_json, render_markdown, render_table, write_report
+
+
+@pytest.fixture
+def sweep_rows(sim):
+    sweep, trials, runs = sim.sweep(np.random.default_rng(0), n_configs=6, effects={2: 1.5, 3: -1.5}, diverged={4: 3})
+    return sweep, trials, runs, sim.curves(runs)
+
+
+@pytest.fixture
+def report(sweep_rows):
+    sweep, trials, runs, _ = sweep_rows
+    return build_report(sweep, trials, runs, n_boot=500)
+
+
+def test_table_has_a_row_per_configuration_best_first(report):
+    table = render_table(report)
+    assert table.row_count == len(report["configs"]) == 6
+    console = Console(width=250, record=True)
+    console.print(table)
+    text = console.export_text()
+    assert "│    1 │ pre_activation gaussian σ=0.2" in text and "│    6 │ weights gaussian σ=0.3" in text
+    assert "better" in text and "worse" in text
+
+
+def test_markdown_has_the_summary_a_row_per_config_and_the_images(report):
+    md = render_markdown(report, {"forest": "r-forest.png"})
+    assert report["summary"] in md
+    assert "![forest](r-forest.png)" in md
+    assert sum(line.startswith("| ") for line in md.splitlines()) == 2 + len(report["configs"])
+
+
+def test_html_embeds_images_as_base64_data_uris(report):
+    png = plots.png_bytes(plots.forest_plot(report))
+    page = render_html(report, {"forest": png})
+    prefix = "data:image/png;base64,"
+    assert prefix in page
+    encoded = page.split(prefix, 1)[1].split("'", 1)[0]
+    assert base64.b64decode(encoded) == png
+    assert page.count("<tr class=") == len(report["configs"])
+
+
+def test_csv_has_a_row_per_config_with_flat_intervals(report):
+    rows = list(csv.DictReader(io.StringIO(render_csv(report))))
+    assert len(rows) == len(report["configs"])
+    first = rows[0]
+    assert first["trial"] == str(report["configs"][0]["trial"])
+    assert float(first["ci_low"]) < float(first["mean"]) < float(first["ci_high"])
+    assert json.loads(first["params"]) == report["configs"][0]["params"]
+
+
+def test_csv_of_several_tasks_adds_a_block_per_task(sim):
+    report = build_report(*sim.sweep(np.random.default_rng(1), tasks=("a", "b")), n_boot=200)
+    tasks = [row["task"] for row in csv.DictReader(io.StringIO(render_csv(report)))]
+    assert tasks == ["all"] * 5 + ["a"] * 5 + ["b"] * 5
+
+
+def test_json_never_contains_nan(sim):
+    report = build_report(*sim.sweep(np.random.default_rng(2), diverged={1: 20}), n_boot=200)
+    text = render_json(report)
+    assert "NaN" not in text and "Infinity" not in text
+    assert json.loads(text)["configs"][-1]["mean"] is None
+
+
+def test_write_report_markdown_puts_pngs_beside_the_file(tmp_path, report, sweep_rows):
+    _, _, runs, curves = sweep_rows
+    written = write_report(report, runs, curves, "markdown", tmp_path / "out" / "report.md")
+    names = sorted(p.name for p in written)
+    assert names == ["report-curves.png", "report-forest.png", "report-heatmap.png", "report.md"]
+    assert all(p.stat().st_size > 1000 for p in written)
+    assert "![heatmap](report-heatmap.png)" in (tmp_path / "out" / "report.md").read_text()
+
+
+def test_write_report_html_is_one_self_contained_file(tmp_path, report, sweep_rows):
+    _, _, runs, curves = sweep_rows
+    written = write_report(report, runs, curves, "html", tmp_path / "report.html")
+    assert written == [tmp_path / "report.html"] and list(tmp_path.iterdir()) == written
+    assert written[0].read_text().count("data:image/png;base64,") == 3
+
+
+def test_write_report_json_round_trips(tmp_path, report):
+    (path,) = write_report(report, [], None, "json", tmp_path / "r.json")
+    assert json.loads(path.read_text()) == report
+
+
+def test_forest_plot_has_a_row_per_compared_configuration(report, sweep_rows):
+    fig = plots.forest_plot(report, sweep_rows[2])
+    assert isinstance(fig, Figure)
+    labels = [t.get_text() for t in fig.axes[0].get_yticklabels()]
+    assert len(labels) == 5 and labels[0].startswith("pre_activation") and "(3 diverged)" in " ".join(labels)
+
+
+def test_heatmap_has_a_panel_per_kind_and_skips_combined_placements(report):
+    fig = plots.delta_heatmap(report)
+    assert [ax.get_title() for ax in fig.axes if ax.get_title()] == ["gaussian"]
+    combined = {**report, "configs": [{**c, "params": [c["params"], c["params"]]} for c in report["configs"] if c["trial"]]}
+    assert plots.delta_heatmap(combined) is None
+
+
+def test_learning_curves_have_a_panel_per_configuration(report, sweep_rows):
+    fig = plots.learning_curves(sweep_rows[3], report)
+    panels = [ax for ax in fig.axes if ax.get_visible()]
+    assert len(panels) == 6
+    assert panels[0].get_title() == "none"  # the baseline first, for reference
+    assert {line.get_label() for line in panels[0].get_lines()} >= {"train_accuracy", "test_accuracy"}

@@ -1,0 +1,467 @@
+"""The store keeps every run exactly once, with its seeds, metrics and curves, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+
+import numpy as np
+import pytest
+
+from sweeper import seeding
+from sweeper.engine.result import Member, RunResult
+from sweeper.errors import StoreError
+from sweeper.noise.spec import NoiseSpec, make_config
+from sweeper.store import TrialRef, open_store
+
+SWEEP_SEED = 7
+SPEC_YAML = "name: demo\nseed: 7\nnoise:\n  placement: [pre_activation]\n  std: [0.1]\n"
+BASELINE = ()
+PRE = make_config([NoiseSpec("pre_activation", "gaussian", 0.1)])
+COMBINED = make_config(
+    [
+        NoiseSpec("input", "gaussian", 0.05),
+        NoiseSpec("pre_activation", "multiplicative", 0.2, schedule="annealed", gamma=0.55),
+    ]
+)
+EPOCHS = np.array([10, 20, 30, 40])
+CLASSIFICATION_METRICS = ("train_loss", "test_loss", "train_accuracy", "test_accuracy")
+
+
+def member(config, repeat: int) -> Member:
+    return Member(
+        config=config,
+        repeat=repeat,
+        data_seed=seeding.data_seed(SWEEP_SEED, repeat),
+        init_seed=seeding.init_seed(SWEEP_SEED, repeat),
+        noise_seed=seeding.noise_seed(SWEEP_SEED, repeat, config),
+    )
+
+
+def classification_result(repeat: int) -> RunResult:
+    curves = {
+        "train_loss": np.array([0.69, 0.41, 0.22, 0.13]) + 0.01 * repeat,
+        "test_loss": np.array([0.70, 0.52, 0.40, 0.38]) + 0.01 * repeat,
+        "train_accuracy": np.array([0.5, 0.8, 0.9, 1.0], dtype=np.float32),
+        "test_accuracy": np.array([0.5, 0.7, 0.8, 0.8142857], dtype=np.float32),
+    }
+    return RunResult(
+        final={name: values[-1] for name, values in curves.items()},
+        curve_epochs=EPOCHS,
+        curves=curves,
+        best_epoch=np.int64(40),
+        wall_time=0.125,
+        device="cuda:0",
+    )
+
+
+def diverged_result() -> RunResult:
+    nan, inf = float("nan"), float("inf")
+    curves = {
+        "train_loss": np.array([0.69, 3.5, inf, nan]),
+        "test_loss": np.array([0.70, 4.1, nan, nan]),
+        "train_accuracy": np.array([0.5, 0.6, nan, nan]),
+        "test_accuracy": np.array([0.5, 0.55, nan, nan]),
+    }
+    return RunResult(
+        final={"train_loss": nan, "test_loss": nan, "train_accuracy": nan, "test_accuracy": -inf},
+        curve_epochs=EPOCHS,
+        curves=curves,
+        best_epoch=20,
+        diverged=True,
+        diverged_epoch=23,
+    )
+
+
+def start(store, name: str = "demo", *, spec_yaml: str = SPEC_YAML, **changes) -> int:
+    settings = dict(seed=SWEEP_SEED, metric="test_accuracy", higher_is_better=True, repeats=3, problem="binary")
+    return store.start_sweep(name, spec_yaml, **{**settings, **changes})
+
+
+def save_classification(store, sweep_id: int, configs, repeats=range(3), task="circles") -> list[TrialRef]:
+    trials = [store.ensure_trial(sweep_id, config) for config in configs]
+    items = [(t.id, task, member(t.config, r), classification_result(r)) for t in trials for r in repeats]
+    store.save_runs(sweep_id, items)
+    return trials
+
+
+def pick(row: dict, *keys: str) -> tuple:
+    return tuple(row[key] for key in keys)
+
+
+def count(store, table: str) -> int:
+    return store.query(f"select count(*) from {table}")[1][0][0]
+
+
+# -- runs -----------------------------------------------------------------------------------------
+
+
+def test_runs_round_trip_with_seeds_and_metrics_intact(store):
+    sweep_id = start(store)
+    save_classification(store, sweep_id, [BASELINE, PRE])
+
+    rows = store.runs("demo")
+
+    assert [(r["trial"], r["task"], r["repeat"]) for r in rows] == [
+        (0, "circles", 0), (0, "circles", 1), (0, "circles", 2),
+        (1, "circles", 0), (1, "circles", 1), (1, "circles", 2),
+    ]  # fmt: skip
+    row = rows[4]
+    assert row["sweep"] == "demo"
+    assert row["label"] == "pre_activation gaussian σ=0.1"
+    assert pick(row, "placement", "kind", "std", "schedule") == ("pre_activation", "gaussian", 0.1, "constant")
+    assert row["data_seed"] == seeding.data_seed(SWEEP_SEED, 1)
+    assert row["init_seed"] == seeding.init_seed(SWEEP_SEED, 1)
+    assert row["noise_seed"] == seeding.noise_seed(SWEEP_SEED, 1, PRE)
+    assert row["train_loss"] == pytest.approx(0.14) and row["test_loss"] == pytest.approx(0.39)
+    assert row["train_accuracy"] == 1.0
+    assert row["test_accuracy"] == pytest.approx(0.8142857, rel=1e-7)
+    assert pick(row, "best_epoch", "diverged", "diverged_epoch") == (40, False, None)
+    assert pick(row, "wall_time", "device") == (0.125, "cuda:0")
+    assert "test_mse" not in row
+    baseline = rows[0]
+    assert pick(baseline, "placement", "kind", "std", "schedule") == ("none", None, None, None)
+
+
+def test_63_bit_seeds_round_trip_exactly(store):
+    sweep_id = start(store)
+    trial = store.ensure_trial(sweep_id, BASELINE)
+    big = Member(BASELINE, 0, data_seed=2**63 - 1, init_seed=2**62 + 12345, noise_seed=2**63 - 2)
+    store.save_runs(sweep_id, [(trial.id, "circles", big, classification_result(0))])
+
+    (row,) = store.runs("demo")
+
+    assert pick(row, "data_seed", "init_seed", "noise_seed") == (2**63 - 1, 2**62 + 12345, 2**63 - 2)
+
+
+def test_saving_the_same_runs_twice_stores_them_once(store):
+    sweep_id = start(store)
+    trial = store.ensure_trial(sweep_id, PRE)
+    items = [(trial.id, "circles", member(PRE, r), classification_result(r)) for r in range(3)]
+
+    assert store.save_runs(sweep_id, items) == 3
+    assert store.save_runs(sweep_id, items) == 0
+    retried_pack = items[1:] + [(trial.id, "circles", member(PRE, 3), classification_result(3))] + items[:1]
+    assert store.save_runs(sweep_id, retried_pack) == 1
+
+    assert sorted(r["repeat"] for r in store.runs("demo")) == [0, 1, 2, 3]
+    assert count(store, "sweeper_curves") == 4 * len(EPOCHS)
+    assert store.done_runs(sweep_id) == {(0, "circles", r) for r in range(4)}
+
+
+def test_the_same_repeat_on_two_tasks_is_two_runs(store):
+    sweep_id = start(store)
+    save_classification(store, sweep_id, [BASELINE], repeats=[0], task="circles")
+    save_classification(store, sweep_id, [BASELINE], repeats=[0], task="moons")
+
+    assert store.done_runs(sweep_id) == {(0, "circles", 0), (0, "moons", 0)}
+
+
+def test_nan_metrics_and_divergence_round_trip_as_null(store):
+    sweep_id = start(store)
+    trial = store.ensure_trial(sweep_id, PRE)
+    store.save_runs(sweep_id, [(trial.id, "circles", member(PRE, 0), diverged_result())])
+
+    (row,) = store.runs("demo")
+    curves = store.curves("demo")
+
+    assert row["diverged"] is True and row["diverged_epoch"] == 23
+    assert pick(row, *CLASSIFICATION_METRICS) == (None,) * 4
+    assert [c["train_loss"] for c in curves] == [0.69, 3.5, None, None]
+    assert [c["test_accuracy"] for c in curves] == [0.5, 0.55, None, None]
+    assert store.trials("demo")[0]["n_diverged"] == 1
+
+
+def test_curves_are_stored_and_returned_per_run(store):
+    sweep_id = start(store)
+    save_classification(store, sweep_id, [BASELINE, PRE], repeats=[0, 1])
+
+    curves = store.curves("demo")
+
+    assert len(curves) == 2 * 2 * len(EPOCHS)
+    first = [c for c in curves if (c["trial"], c["repeat"]) == (1, 1)]
+    assert [c["epoch"] for c in first] == [10, 20, 30, 40]
+    assert [c["train_loss"] for c in first] == pytest.approx([0.70, 0.42, 0.23, 0.14])
+    assert [c["test_accuracy"] for c in first] == pytest.approx([0.5, 0.7, 0.8, 0.8142857])
+    assert list(first[0]) == ["sweep", "trial", "task", "repeat", "epoch", *CLASSIFICATION_METRICS]
+
+
+def test_regression_rows_carry_mse_and_r2_instead_of_accuracy(store):
+    sweep_id = start(store, "reg", problem="regression", metric="test_r2")
+    trial = store.ensure_trial(sweep_id, PRE)
+    curves = {
+        "train_loss": np.array([1.0, 0.5]),
+        "test_loss": np.array([1.2, 0.9]),
+        "train_mse": np.array([1.0, 0.5]),
+        "test_mse": np.array([1.2, 0.9]),
+        "train_r2": np.array([0.1, 0.6]),
+        "test_r2": np.array([0.0, 0.3]),
+    }
+    result = RunResult(
+        final={k: v[-1] for k, v in curves.items()}, curve_epochs=np.array([1, 2]), curves=curves, best_epoch=2
+    )
+    store.save_runs(sweep_id, [(trial.id, "friedman1", member(PRE, 0), result)])
+
+    (row,) = store.runs("reg")
+
+    assert pick(row, "test_mse", "test_r2", "train_r2") == (0.9, 0.3, 0.6)
+    assert "test_accuracy" not in row
+    assert [c["test_r2"] for c in store.curves("reg")] == [0.0, 0.3]
+
+
+def test_sweeps_mixing_problems_keep_every_metric_column(store):
+    sweep_id = start(store, "mixed", problem="mixed", metric="test_loss")
+    save_classification(store, sweep_id, [BASELINE], repeats=[0])
+
+    (row,) = store.runs("mixed")
+
+    assert pick(row, "test_accuracy", "test_mse", "test_r2") == (pytest.approx(0.8142857), None, None)
+
+
+def test_save_runs_refuses_a_member_filed_under_another_configuration(store):
+    sweep_id = start(store)
+    baseline = store.ensure_trial(sweep_id, BASELINE)
+
+    with pytest.raises(StoreError, match="differs from that of trial"):
+        store.save_runs(sweep_id, [(baseline.id, "circles", member(PRE, 0), classification_result(0))])
+    assert store.runs("demo") == []
+
+
+def test_listings_are_json_friendly(store):
+    sweep_id = start(store)
+    save_classification(store, sweep_id, [BASELINE, COMBINED], repeats=[0])
+
+    listings = [store.sweeps(), store.trials("demo"), store.runs("demo"), store.curves("demo")]
+    listings.append([store.sweep("demo")])
+
+    assert json.loads(json.dumps(listings)) == listings
+    assert datetime.fromisoformat(store.sweeps()[0]["created_at"]).utcoffset().total_seconds() == 0
+
+
+# -- trials ---------------------------------------------------------------------------------------
+
+
+def test_ensure_trial_numbers_configurations_and_returns_existing_ones(store):
+    sweep_id = start(store)
+
+    baseline = store.ensure_trial(sweep_id, BASELINE, optuna_trial_id=11)
+    pre = store.ensure_trial(sweep_id, PRE)
+    again = store.ensure_trial(sweep_id, PRE, optuna_trial_id=12)
+    shuffled = store.ensure_trial(sweep_id, tuple(reversed(COMBINED)), number=5)
+
+    assert (baseline.number, baseline.optuna_trial_id) == (0, 11)
+    assert (again.id, again.number, again.optuna_trial_id) == (pre.id, 1, 12)
+    assert (shuffled.number, shuffled.config) == (5, COMBINED)
+    assert store.ensure_trial(sweep_id, PRE, optuna_trial_id=13).optuna_trial_id == 12
+    assert store.ensure_trial(sweep_id, make_config([NoiseSpec("weights", std=0.01)])).number == 6
+
+
+def test_combined_configurations_are_summarized_and_kept_site_by_site(store):
+    sweep_id = start(store)
+    store.ensure_trial(sweep_id, BASELINE)
+    combined_ref = store.ensure_trial(sweep_id, COMBINED)
+    store.ensure_trial(
+        sweep_id, make_config([NoiseSpec("input", "gaussian", 0.1), NoiseSpec("weights", "gaussian", 0.1)])
+    )
+
+    baseline, combined, shared = store.trials("demo")
+
+    assert pick(baseline, "placement", "kind", "std", "params") == ("none", None, None, [])
+    assert combined["placement"] == "input+pre_activation"
+    assert pick(combined, "kind", "std", "schedule", "gamma") == ("gaussian+multiplicative", None, None, 0.55)
+    assert combined["params"] == [s.as_dict() for s in COMBINED]
+    assert pick(shared, "kind", "std", "schedule", "gamma") == ("gaussian", 0.1, "constant", None)
+    columns, sites = store.query(
+        f"select placement, kind, std, schedule, gamma from sweeper_trial_sites "
+        f"where trial_id = {combined_ref.id} order by placement"
+    )
+    assert columns == ["placement", "kind", "std", "schedule", "gamma"]
+    assert sites == [
+        ("input", "gaussian", 0.05, "constant", None),
+        ("pre_activation", "multiplicative", 0.2, "annealed", 0.55),
+    ]
+
+
+def test_completed_trials_report_objective_and_run_counts(store):
+    sweep_id = start(store)
+    baseline, pre = save_classification(store, sweep_id, [BASELINE, PRE])
+    store.complete_trial(pre.id, 0.8142857)
+    store.complete_trial(baseline.id, float("nan"))
+    store.set_trial_optuna_id(baseline.id, 99)
+
+    rows = store.trials("demo")
+
+    assert [(r["trial"], r["status"], r["n_runs"], r["n_diverged"]) for r in rows] == [
+        (0, "complete", 3, 0), (1, "complete", 3, 0),
+    ]  # fmt: skip
+    assert rows[1]["objective"] == pytest.approx(0.8142857)
+    assert (rows[0]["objective"], rows[0]["optuna_trial_id"]) == (None, 99)
+
+
+def test_updating_an_unknown_trial_is_an_error(store):
+    with pytest.raises(StoreError, match="no trial with id 424242"):
+        store.complete_trial(424242, 0.5)
+
+
+# -- sweeps ---------------------------------------------------------------------------------------
+
+
+def test_start_sweep_resumes_with_the_same_yaml(store):
+    sweep_id = start(store)
+    store.finish_sweep(sweep_id, "interrupted")
+    assert store.sweep("demo")["status"] == "interrupted"
+
+    assert start(store) == sweep_id
+
+    row = store.sweep("demo")
+    assert pick(row, "status", "finished_at", "spec_yaml", "study_name") == ("running", None, SPEC_YAML, "demo")
+
+
+def test_start_sweep_refuses_a_different_search_space(store):
+    start(store)
+
+    changed = SPEC_YAML.replace("std: [0.1]", "std: [0.1, 0.2]")
+
+    with pytest.raises(StoreError, match=r"'demo' already exists in .* different search space; pick another"):
+        start(store, spec_yaml=changed)
+
+
+def test_start_sweep_refuses_the_same_yaml_under_another_seed(store):
+    start(store)
+
+    with pytest.raises(StoreError, match=r"already exists .* with seed 7 \(not 8\)"):
+        start(store, seed=8)
+
+
+def test_start_sweep_refuses_a_metric_its_problem_does_not_keep(store):
+    with pytest.raises(StoreError, match="metric 'test_r2' is not kept for binary problems; choose one of train_loss"):
+        start(store, metric="test_r2")
+
+    assert store.sweeps() == []
+
+
+def test_finished_sweeps_are_listed_with_their_counts(store):
+    sweep_id = start(store)
+    save_classification(store, sweep_id, [BASELINE, PRE], repeats=[0, 1])
+    store.finish_sweep(sweep_id, "completed")
+    start(store, "empty")
+
+    demo, empty = store.sweeps()
+
+    assert (demo["name"], demo["status"], demo["n_trials"], demo["n_runs"]) == ("demo", "completed", 2, 4)
+    assert (demo["metric"], demo["seed"], demo["repeats"]) == ("test_accuracy", SWEEP_SEED, 3)
+    assert demo["finished_at"] is not None and empty["finished_at"] is None
+    assert (empty["n_trials"], empty["n_runs"]) == (0, 0)
+
+
+def test_unknown_sweep_names_it_and_lists_the_existing_ones(store):
+    start(store, "alpha")
+    start(store, "beta")
+
+    with pytest.raises(StoreError, match=r"no sweep 'gamma' in .*; sweeps there: alpha, beta"):
+        store.runs("gamma")
+
+
+def test_delete_sweep_removes_its_trials_runs_curves_and_optuna_study(store):
+    from optuna.storages import RDBStorage
+
+    sweep_id = start(store)
+    save_classification(store, sweep_id, [BASELINE, COMBINED], repeats=[0, 1])
+    other = start(store, "other")
+    save_classification(store, other, [PRE], repeats=[0])
+    optuna_storage = RDBStorage(store.url)
+    optuna_storage.create_new_study([], "demo")
+    optuna_storage.create_new_study([], "other")
+
+    store.delete_sweep("demo")
+
+    assert [s["name"] for s in store.sweeps()] == ["other"]
+    tables = ("sweeper_trials", "sweeper_trial_sites", "sweeper_runs", "sweeper_curves")
+    assert [count(store, table) for table in tables] == [1, 1, 1, len(EPOCHS)]
+    assert [study.study_name for study in optuna_storage.get_all_studies()] == ["other"]
+    optuna_storage.engine.dispose()
+
+
+# -- query ----------------------------------------------------------------------------------------
+
+
+def test_query_reads_rows(store):
+    sweep_id = start(store)
+    save_classification(store, sweep_id, [BASELINE, PRE])
+
+    columns, rows = store.query(
+        "select t.placement, count(*) as n, avg(r.test_loss) as mean_test_loss "
+        "from sweeper_runs r join sweeper_trials t on t.id = r.trial_id "
+        "where t.label like '%σ=0.1' group by t.placement"
+    )
+
+    assert columns == ["placement", "n", "mean_test_loss"]
+    assert rows == [("pre_activation", 3, pytest.approx(0.39))]
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "insert into sweeper_sweeps (name, spec_yaml, seed, metric, higher_is_better, repeats, problem, status,"
+        " study_name, created_at, updated_at) values ('x', '', 1, 'm', true, 1, 'binary', 'running', 'x',"
+        " current_timestamp, current_timestamp)",
+        "update sweeper_runs set test_accuracy = 1.0",
+        "drop table sweeper_curves",
+        "create table sweeper_notes (note text)",
+        "delete from sweeper_runs",
+    ],
+    ids=["insert", "update", "drop", "create", "delete"],
+)
+def test_query_refuses_writes_and_leaves_the_data_unchanged(store, sql):
+    sweep_id = start(store)
+    save_classification(store, sweep_id, [PRE])
+    before = store.runs("demo")
+
+    with pytest.raises(StoreError, match=r"^query refused: .*\(queries are read-only\)$") as refused:
+        store.query(sql)
+
+    assert "\n" not in str(refused.value)
+    assert store.runs("demo") == before
+    assert [s["name"] for s in store.sweeps()] == ["demo"]
+    assert count(store, "sweeper_curves") == 3 * len(EPOCHS)
+
+
+def test_query_cannot_end_its_read_only_transaction_and_write_after_it(store):
+    sweep_id = start(store)
+    save_classification(store, sweep_id, [PRE])
+
+    with pytest.raises(StoreError, match="^query failed: "):
+        store.query("select 1; commit; delete from sweeper_runs")
+
+    assert count(store, "sweeper_runs") == 3
+
+
+def test_query_syntax_error_is_one_line(store):
+    with pytest.raises(StoreError, match="^query failed: .*selec") as failed:
+        store.query("selec * from sweeper_runs")
+
+    assert "\n" not in str(failed.value)
+
+
+def test_query_on_sqlite_cannot_attach_another_file(tmp_path):
+    with open_store(f"sqlite:///{tmp_path / 'sweeps.db'}") as store:
+        with pytest.raises(StoreError, match="query refused"):
+            store.query(f"attach database '{tmp_path / 'other.db'}' as other")
+        with pytest.raises(StoreError, match="query refused"):
+            store.query(f"vacuum into '{tmp_path / 'copy.db'}'")
+
+    assert sorted(p.name for p in tmp_path.iterdir() if p.suffix == ".db") == ["sweeps.db"]
+
+
+
+@pytest.mark.postgres
+def test_query_on_postgresql_cannot_write_server_files_as_superuser(pg_url, tmp_path):
+    target = tmp_path / "copied.txt"
+
+    with open_store(pg_url, create=False) as store:
+        with pytest.raises(StoreError, match="^query refused: .*pg_write_server_files"):
+            store.query(f"copy (select 1) to '{target}'")
+        with pytest.raises(StoreError, match="^query refused: .*pg_execute_server_program"):
+            store.query(f"copy (select 1) to program 'touch {target}'")
+
+    assert not target.exists()
