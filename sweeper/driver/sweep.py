@@ -103,6 +103,10 @@ class _Sweep:
                 sampler=_sampler(spec, len(self.grid or ())))
         self.n_trials = len(self.grid) if self.grid is not None else spec.search.n_trials + 1
         self.done = store.done_runs(self.sweep_id)
+        # trial number -> task -> metric of each finished (non-diverged) run: the objectives' inputs.
+        self.values: dict[int, dict[str, list[float]]] = {}
+        for row in store.runs(spec.name) if self.done else ():
+            self._record(row["trial"], row["task"], row.get(spec.metric), row["diverged"])
         self.sizes = {name: self._pack_size(task) for name, task in spec.tasks.items()}
         self.trained = 0
         self.numbers: dict[int, int] = {}  # sweeper trial id -> trial number
@@ -135,30 +139,38 @@ class _Sweep:
             self.spec.enqueue_baseline(self.study)
         return [self.study.ask() for _ in range(max(0, min(want, left)))]
 
+    def _record(self, number: int, task: str, value: float | None, diverged: bool) -> None:
+        tasks = self.values.setdefault(number, {})
+        if value is not None and math.isfinite(value) and not diverged:
+            tasks.setdefault(task, []).append(value)
+
     def train(self, runs: list[Run]) -> None:
         packs = plan(self.spec.seed, self.spec.tasks, runs, self.sizes)
         for pack, results in self.executor.run(packs):
             items = [(t, pack.task_name, m, r) for t, m, r in zip(pack.trials, pack.members, results)]
             self.store.save_runs(self.sweep_id, items)
-            self.done.update((self.numbers[t], pack.task_name, m.repeat) for t, m in zip(pack.trials, pack.members))
+            for t, m, r in zip(pack.trials, pack.members, results):
+                self.done.add((self.numbers[t], pack.task_name, m.repeat))
+                self._record(self.numbers[t], pack.task_name, r.final.get(self.spec.metric), r.diverged)
             self.trained += len(pack)
             if self.progress is not None:
                 self.progress.advance(len(pack))
 
     def tell(self, trials_and_refs: list) -> None:
-        """Tells Optuna each trial's objective: the mean metric over its tasks (each the mean over repeats)."""
-        rows = self.store.runs(self.spec.name)
+        """Tells Optuna each trial's objective: the mean metric over its tasks (each the mean over repeats).
+
+        A trial with no finished run on some task (all diverged) has no objective: Optuna records a failure.
+        """
         for trial, ref in trials_and_refs:
-            per_task = {}
-            for row in rows:
-                value = row.get(self.spec.metric)
-                if row["trial"] == ref.number and value is not None and not row["diverged"]:
-                    per_task.setdefault(row["task"], []).append(value)
+            per_task = self.values.get(ref.number, {})
             objective = (sum(sum(v) / len(v) for v in per_task.values()) / len(per_task)
                          if len(per_task) == len(self.spec.tasks) else math.nan)
-            state = optuna.trial.TrialState.COMPLETE if math.isfinite(objective) else optuna.trial.TrialState.FAIL
-            self.study.tell(trial.number, objective if state == optuna.trial.TrialState.COMPLETE else None, state=state)
-            self.store.complete_trial(ref.id, objective if math.isfinite(objective) else None)
+            if math.isfinite(objective):
+                self.study.tell(trial.number, objective)
+                self.store.complete_trial(ref.id, objective)
+            else:
+                self.study.tell(trial.number, state=optuna.trial.TrialState.FAIL)
+                self.store.complete_trial(ref.id, None)
 
     def run(self) -> None:
         total = self.n_trials * self.spec.repeats * len(self.spec.tasks)
