@@ -1,13 +1,19 @@
 """The Ray executor: packs become Ray Tune trials on a Ray cluster's CPUs or GPUs.
 
-Every pack is one Tune trial asking for the CPUs (or the GPU share) a pack needs; Tune places the
+Every pack is one Tune trial asking for the CPUs (or the GPU share) one pack needs; Tune places the
 trials on the cluster's nodes and retries a trial whose worker died. A trial hands its results to an
-inbox actor owned by this process, so ``run`` yields each pack as soon as it is trained, while Tune
-goes on with the others in a background thread. Nothing here writes the database: the driver does.
+inbox actor owned by this process, so ``run`` yields each pack as soon as it is trained while Tune goes
+on with the others in a background thread. Nothing here writes the database: the driver does.
 
-Which device packs run on is decided once, for the whole cluster (``device``): ``auto`` means the
-cluster's GPUs when it has any, else its CPUs. A mixed cluster therefore trains every pack on its GPU
-nodes (CPU-only nodes host only the inbox); ``--device cpu`` uses every node's CPUs instead.
+The device is decided once, for the whole cluster: ``auto`` means the GPUs when the cluster has any
+when the run starts, else the CPUs. On a cluster of CPU-only and GPU nodes, ``auto`` (or ``cuda``)
+trains every pack on a GPU share, sized by the GPU memory rule; ``cpu`` trains every pack on CPUs,
+sized by the CPU rule, on any node. One run never mixes the two: the numbers of a sweep then come from
+one device type, which is what makes them reproducible (DESIGN.md, decision 7).
+
+The process that calls ``run`` must be on a Ray node (Ray's rule for drivers); a machine outside the
+cluster joins it first as a node without CPUs (``ray start --address=HEAD:6379 --num-cpus=0``), as the
+``sweeper`` image's entrypoint does.
 """
 
 from __future__ import annotations
@@ -36,6 +42,8 @@ from sweeper.tasks.spec import TaskSpec
 
 #: Attempts a pack gets beyond its first when its worker dies or its trial raises.
 MAX_FAILURES = 2
+#: Seconds to wait for a node that can take a pack (workers may still be joining the cluster).
+NODE_WAIT_S = 60.0
 #: Seconds between looks at the inbox while Tune runs.
 _POLL_S = 0.2
 
@@ -48,15 +56,15 @@ def cluster_address(address: str | None) -> str | None:
 
 
 def pack_resources(device: str, cpus_per_pack: float | None, gpus_per_pack: float | None) -> dict[str, float]:
-    """What one pack's trial asks Ray for: 1 CPU by default; on ``cuda`` also 1 GPU (or the share given)."""
+    """What one pack's trial asks Ray for: 1 CPU by default; on ``cuda`` also 1 GPU, or the share given."""
     if cpus_per_pack is not None and not cpus_per_pack > 0:
-        raise ExecutorError(f"--cpus-per-pack {cpus_per_pack}: must be more than 0")
+        raise ExecutorError(f"--cpus-per-pack {cpus_per_pack:g}: allowed: more than 0")
     if gpus_per_pack is not None:
         if device != "cuda":
-            raise ExecutorError(f"--gpus-per-pack {gpus_per_pack}: packs run on {device}; "
-                                "a GPU share needs --device cuda (or auto on a cluster with GPUs)")
-        if not (0 < gpus_per_pack <= 1 or float(gpus_per_pack).is_integer() and gpus_per_pack > 0):
-            raise ExecutorError(f"--gpus-per-pack {gpus_per_pack}: allowed: a share in (0, 1] "
+            raise ExecutorError(f"--gpus-per-pack {gpus_per_pack:g}: packs run on {device}; a GPU share needs "
+                                "--device cuda, or auto on a cluster with GPUs")
+        if not (0 < gpus_per_pack <= 1 or (gpus_per_pack > 1 and float(gpus_per_pack).is_integer())):
+            raise ExecutorError(f"--gpus-per-pack {gpus_per_pack:g}: allowed: a share in (0, 1] "
                                 "(0.25 = four packs per GPU) or a whole number of GPUs")
     resources = {"CPU": float(cpus_per_pack or 1)}
     if device == "cuda":
@@ -65,7 +73,7 @@ def pack_resources(device: str, cpus_per_pack: float | None, gpus_per_pack: floa
 
 
 def slots(nodes: Iterable[dict[str, float]], resources: dict[str, float]) -> int:
-    """How many packs asking ``resources`` the nodes (each a Ray resource dict) run at once."""
+    """How many packs asking ``resources`` fit at once on the nodes (each a dict of Ray resources)."""
     return sum(min(math.floor(node.get(k, 0.0) / v + 1e-9) for k, v in resources.items()) for node in nodes)
 
 
@@ -75,54 +83,82 @@ def _train_pack(config: dict, packs: list[Pack], inbox: Queue, device: str, thre
 
     index = config["pack"]
     pack = packs[index]
-    # Same thread count as a local run given the same CPUs: results can depend on it.
+    # The thread count a local run given the same CPUs would use: results can depend on it.
     torch.set_num_threads(threads)
     start = time.perf_counter()
     results = train(pack.task, pack.members, device)
-    inbox.put((index, results))  # blocks until the inbox holds them: before Tune sees the trial end
+    inbox.put((index, results))  # returns once the inbox holds them, so before Tune sees the trial end
     return {"members": len(pack), "seconds": time.perf_counter() - start}
 
 
 def _free_bytes(device: str) -> int:
-    """Bytes free where a pack would run (a Ray task placed like a pack)."""
+    """Bytes free where this Ray task runs (placed like a pack)."""
     import torch
 
     return sizing.free_memory(torch.device(device))
 
 
+class _StopAll(tune.Stopper):
+    """Ends a Tune run from outside: when the driver stops listening, Tune stops every trial."""
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+
+    def __call__(self, trial_id: str, result: dict) -> bool:
+        return False
+
+    def stop_all(self) -> bool:
+        return self.event.is_set()
+
+    # Tune pickles its run config into the experiment state; the copy has no one to stop it.
+    def __getstate__(self) -> dict:
+        return {}
+
+    def __setstate__(self, state: dict) -> None:
+        self.event = threading.Event()
+
+
 class RayExecutor:
-    """Trains packs as Ray Tune trials on a Ray cluster (or on a local Ray started for the run)."""
+    """Trains packs as Ray Tune trials on a Ray cluster, or on a local Ray started for the run."""
 
     def __init__(self, device: str = "auto", *, address: str | None = None, cpus_per_pack: float | None = None,
                  gpus_per_pack: float | None = None, max_failures: int = MAX_FAILURES,
-                 train: Train = train_population):
+                 node_wait_s: float = NODE_WAIT_S, train: Train = train_population):
         if device not in ("auto", "cpu", "cuda"):
             raise ExecutorError(f"--device {device!r} is not allowed; allowed: auto, cpu, cuda")
         self.address = cluster_address(address)
+        self.max_failures = max_failures
+        self.train = train  # what a trial runs on its pack: the engine (tests put a stand-in here)
         self._owns_ray = False
+        self._storage: str | None = None
+        self._free: int | None = None
         self._connect()
-        gpus = ray.cluster_resources().get("GPU", 0)
-        where = self.address or "a local Ray"
-        if device == "cuda" and not gpus:
-            self.close()
-            raise ExecutorError(f"--device cuda: the Ray cluster ({where}) has no GPU; allowed here: auto, cpu")
-        #: The device type packs are sized for and trained on, for the whole cluster.
-        self.device = "cuda" if device == "cuda" or (device == "auto" and gpus) else "cpu"
         try:
+            gpus = ray.cluster_resources().get("GPU", 0)
+            if device == "cuda" and not gpus:
+                raise ExecutorError(f"--device cuda: the Ray cluster ({self._where}) has no GPU; "
+                                    "allowed here: auto, cpu")
+            #: The device type packs are sized for and trained on, for the whole cluster.
+            self.device = "cuda" if device == "cuda" or (device == "auto" and gpus) else "cpu"
             self.resources = pack_resources(self.device, cpus_per_pack, gpus_per_pack)
-            self._check_fits()
-        except ExecutorError:
+            self._wait_for_room(node_wait_s)
+        except BaseException:
             self.close()
             raise
-        self.max_failures = max_failures
-        self.train = train
         self._storage = tempfile.mkdtemp(prefix="sweeper-tune-")
-        self._free: int | None = None
-        _log(f"ray: {where}: {self.parallel_packs} packs at once on {self.device}, "
+        _log(f"ray: {self._where}: {self.parallel_packs} packs at once on {self.device}, "
              f"each asking {_describe(self.resources)}")
 
+    @property
+    def _where(self) -> str:
+        return self.address or "local Ray"
+
     def _connect(self) -> None:
-        if ray.is_initialized():  # a Ray this process already uses (a notebook, a test): leave it running
+        # Tune's console output prints its experiment table on stdout even at verbose=0; the classic
+        # reporter keeps quiet, and stdout stays the CLI's.
+        os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+        logging.getLogger("ray.tune").setLevel(logging.WARNING)
+        if ray.is_initialized():  # a Ray this process already uses (a notebook, a test): leave it as it is
             return
         options = dict(log_to_driver=False, logging_level=logging.WARNING)
         try:
@@ -132,31 +168,37 @@ class RayExecutor:
             else:
                 ray.init(address=self.address, **options)
         except Exception as exc:  # ConnectionError, RuntimeError, ValueError: all mean "no cluster here"
-            hint = ("; from outside the cluster's nodes use the Ray Client address ray://HOST:10001"
-                    if self.address and not self.address.startswith("ray://") else "")
-            raise ExecutorError(f"cannot connect to the Ray cluster at {self.address or 'a new local Ray'}: "
-                                f"{str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__}"
-                                f"{hint}") from exc
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            hint = ("; is this machine a Ray node? A driver outside the cluster joins it first: "
+                    f"ray start --address={self.address} --num-cpus=0" if self.address else "")
+            raise ExecutorError(f"cannot connect to the Ray cluster at {self._where}: {first}{hint}") from exc
 
     @staticmethod
     def _nodes() -> list[dict[str, float]]:
-        return [n["Resources"] for n in ray.nodes() if n.get("Alive")]
-
-    def _check_fits(self) -> None:
-        if self.parallel_packs == 0:
-            largest = {k: max((n.get(k, 0.0) for n in self._nodes()), default=0.0) for k in self.resources}
-            raise ExecutorError(f"no node of the Ray cluster has what one pack asks for ({_describe(self.resources)}); "
-                                f"the largest node has {_describe(largest)}: lower --cpus-per-pack/--gpus-per-pack")
+        return [node["Resources"] for node in ray.nodes() if node.get("Alive")]
 
     @property
     def parallel_packs(self) -> int:
-        """How many packs the cluster's live nodes train at once (more than one pack per round pays off)."""
+        """How many packs the cluster's live nodes train at once; the driver gains from that many per round."""
         return slots(self._nodes(), self.resources)
 
-    def pack_size(self, task: TaskSpec, n_train: int, n_test: int) -> int:
-        """Members per pack: the engine's memory rule, measured on a worker, for the share a pack gets there.
+    def _wait_for_room(self, wait_s: float) -> None:
+        deadline = time.monotonic() + wait_s
+        if self.parallel_packs == 0:
+            _log(f"ray: waiting up to {wait_s:g} s for a node with {_describe(self.resources)}")
+        while self.parallel_packs == 0:
+            if time.monotonic() > deadline:
+                largest = {k: max((n.get(k, 0.0) for n in self._nodes()), default=0.0) for k in self.resources}
+                raise ExecutorError(f"no node of the Ray cluster ({self._where}) has what one pack asks for "
+                                    f"({_describe(self.resources)}); the largest has {_describe(largest)}: "
+                                    "add workers, or lower --cpus-per-pack/--gpus-per-pack")
+            time.sleep(1.0)
 
-        A GPU pack gets ``gpus_per_pack`` of a GPU's memory rule (four packs at 0.25 share one GPU).
+    def pack_size(self, task: TaskSpec, n_train: int, n_test: int) -> int:
+        """Members per pack: the engine's memory rule on a worker, for the share of it one pack gets.
+
+        The free memory is measured once, by a Ray task placed like a pack; a GPU pack asking a
+        quarter of a GPU gets a quarter of the GPU rule (four such packs share one GPU).
         """
         if self._free is None:
             probe = ray.remote(_free_bytes).options(num_cpus=self.resources["CPU"],
@@ -166,17 +208,19 @@ class RayExecutor:
         return sizing.pack_size(task, self.device, n_train, n_test, free_bytes=int(self._free * share))
 
     def run(self, packs: Iterable[Pack]) -> Iterator[tuple[Pack, list[RunResult]]]:
-        """Yields ``(pack, results)`` as each pack's trial ends; raises ExecutorError if a pack failed for good.
+        """Yields ``(pack, results)`` as each pack's trial ends; ExecutorError if a pack failed for good.
 
-        Packs finished before a failure are yielded first, so the driver stores them.
+        Every pack that finished is yielded before that error, so the driver stores it; leaving the loop
+        early stops the trials still running.
         """
         packs = list(packs)
         if not packs:
             return
         inbox = Queue(actor_options={"num_cpus": 0})
-        tuner = self._tuner(packs, inbox)
+        stop = _StopAll()
         fit: dict = {}
-        thread = threading.Thread(target=_fit, args=(tuner, fit), name="sweeper-ray-tune", daemon=True)
+        thread = threading.Thread(target=_fit, args=(self._tuner(packs, inbox, stop), fit), daemon=True,
+                                  name="sweeper-ray-tune")
         thread.start()
         pending = set(range(len(packs)))
         try:
@@ -184,51 +228,49 @@ class RayExecutor:
                 try:
                     index, results = inbox.get(timeout=_POLL_S)
                 except Empty:
-                    if thread.is_alive():
-                        continue
-                    if inbox.empty():  # Tune is done and every result it got is taken
+                    # Tune has ended and everything its trials handed in is taken: what is left failed.
+                    if not thread.is_alive() and inbox.empty():
                         break
                     continue
-                if index in pending:  # a retried trial may hand in its pack twice
+                if index in pending:  # a retried trial may hand its pack in twice
                     pending.discard(index)
                     yield packs[index], results
             thread.join()
         finally:
-            ray.kill(inbox.actor)
+            stop.event.set()
+            thread.join(timeout=30)
+            inbox.shutdown(force=True)
         if "error" in fit:
             raise ExecutorError(f"Ray Tune stopped: {fit['error']}") from fit["error"]
         if pending:
             raise ExecutorError(self._failure(packs, pending, fit.get("grid")))
 
-    def _tuner(self, packs: list[Pack], inbox: Queue) -> tune.Tuner:
+    def _tuner(self, packs: list[Pack], inbox: Queue, stop: _StopAll) -> tune.Tuner:
         trainable = tune.with_parameters(_train_pack, packs=packs, inbox=inbox, device=self.device,
                                          threads=max(1, int(self.resources["CPU"])), train=self.train)
         return tune.Tuner(
             tune.with_resources(trainable, self.resources),
             param_space={"pack": tune.grid_search(list(range(len(packs))))},
-            # Reused actors keep torch imported between packs; a failed trial gets a fresh one.
+            # A reused actor keeps torch imported from one pack to the next; a failed trial gets a new one.
             tune_config=tune.TuneConfig(reuse_actors=True),
             run_config=tune.RunConfig(
-                name=f"sweeper-{uuid.uuid4().hex[:12]}", storage_path=self._storage, verbose=0,
+                name=f"sweeper-{uuid.uuid4().hex[:12]}", storage_path=self._storage, verbose=0, stop=stop,
                 failure_config=tune.FailureConfig(max_failures=self.max_failures)),
         )
 
     def _failure(self, packs: list[Pack], pending: set[int], grid) -> str:
-        errors = {}
-        for result in grid or ():
-            if result.error is not None and result.config:
-                errors[result.config["pack"]] = result.error
+        errors = {r.config["pack"]: r.error for r in grid or () if r.error is not None and r.config}
         first = min(pending)
         pack = packs[first]
-        why = errors.get(first)
-        why = str(why).strip().splitlines()[-1] if why is not None and str(why).strip() else "no result came back"
+        lines = str(errors.get(first, "")).strip().splitlines()
+        why = lines[-1] if lines else "no result came back"
         return (f"{len(pending)} of {len(packs)} packs failed after {self.max_failures + 1} attempts each "
-                f"(the others are stored; run the same command to retry); first: pack {first} "
+                f"(finished packs are stored; run the same command to retry the rest); first: pack {first} "
                 f"({pack.task_name}, {len(pack)} members, trials {sorted(set(pack.trials))}): {why}")
 
     def close(self) -> None:
-        """Removes Tune's scratch directory; shuts down the Ray this executor started (never a cluster)."""
-        if getattr(self, "_storage", None):
+        """Removes Tune's scratch directory; shuts down the Ray this executor started, never a cluster."""
+        if self._storage is not None:
             shutil.rmtree(self._storage, ignore_errors=True)
             self._storage = None
         if self._owns_ray and ray.is_initialized():
@@ -239,7 +281,7 @@ class RayExecutor:
 def _fit(tuner: tune.Tuner, out: dict) -> None:
     try:
         out["grid"] = tuner.fit()
-    except BaseException as exc:  # handed to the consuming thread
+    except BaseException as exc:  # handed over to the thread that consumes the results
         out["error"] = exc
 
 

@@ -65,9 +65,11 @@ def batch_order(task: TaskSpec, n: int, generator: torch.Generator | None) -> li
 def optimizer(task: TaskSpec, params: list[torch.Tensor]) -> torch.optim.Optimizer:
     """Adam or SGD over ``params``; both are elementwise, so stacked members never mix."""
     o = task.optimizer
+    # fused: one pass over each parameter per step (same update as the loop implementation).
     if o.name == "adam":
-        return torch.optim.Adam(params, lr=o.lr, betas=o.betas, eps=task.adam_eps, weight_decay=o.weight_decay)
-    return torch.optim.SGD(params, lr=o.lr, momentum=o.momentum, weight_decay=o.weight_decay)
+        return torch.optim.Adam(params, lr=o.lr, betas=o.betas, eps=task.adam_eps, weight_decay=o.weight_decay,
+                                fused=True)
+    return torch.optim.SGD(params, lr=o.lr, momentum=o.momentum, weight_decay=o.weight_decay, fused=True)
 
 
 def results(task: TaskSpec, epochs: list[int], logs: list[dict[str, torch.Tensor]], diverged_epoch: torch.Tensor,

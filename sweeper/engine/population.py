@@ -8,6 +8,7 @@ from typing import Sequence
 import torch
 
 from sweeper.engine import losses, stacked
+from sweeper.engine._memory import keep_freed_memory
 from sweeper.engine._shared import batch_order, member_params, named, optimizer, pack_data, results, shuffler
 from sweeper.engine.result import Member, RunResult
 from sweeper.noise.pack import PackNoise
@@ -26,6 +27,8 @@ def train_population(task: TaskSpec, members: Sequence[Member], device: str | to
     at that epoch; the others are unaffected (their numbers do not depend on it).
     """
     device = torch.device(device)
+    if device.type == "cpu":
+        keep_freed_memory()
     start = time.perf_counter()
     data = pack_data(task, members, device)
     inits = [member_params(task, m.init_seed) for m in members]

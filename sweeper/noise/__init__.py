@@ -1,18 +1,19 @@
-"""Noise kinds, placements and schedules; layers to put in your own PyTorch models."""
+"""Noise kinds, placements and schedules; layers to put in your own PyTorch models.
 
-from sweeper.noise.layers import (
-    GaussianDropout,
-    GaussianNoise,
-    GradientNoise,
-    LabelFlip,
-    UniformNoise,
-    WeightNoise,
-    noise_layer,
-)
+The layers import torch on first use, so tools that only read configurations (the store, the report,
+listing commands) start without it.
+"""
+
 from sweeper.noise.spec import BASELINE, KINDS, PLACEMENTS, SCHEDULES, NoiseConfig, NoiseSpec, config_label, make_config
 
-__all__ = [
-    "BASELINE", "KINDS", "PLACEMENTS", "SCHEDULES",
-    "GaussianDropout", "GaussianNoise", "GradientNoise", "LabelFlip", "NoiseConfig", "NoiseSpec",
-    "UniformNoise", "WeightNoise", "config_label", "make_config", "noise_layer",
-]
+_LAYERS = ("GaussianDropout", "GaussianNoise", "GradientNoise", "LabelFlip", "UniformNoise", "WeightNoise", "noise_layer")
+
+__all__ = ["BASELINE", "KINDS", "PLACEMENTS", "SCHEDULES", "NoiseConfig", "NoiseSpec", "config_label", "make_config",
+           *_LAYERS]
+
+
+def __getattr__(name: str):
+    if name in _LAYERS:
+        from sweeper.noise import layers
+        return getattr(layers, name)
+    raise AttributeError(f"module 'sweeper.noise' has no attribute {name!r}")

@@ -45,9 +45,8 @@ class PackNoise:
     def uses(self, placement: str) -> bool:
         return placement in self.sites
 
-    def _draw(self, like: torch.Tensor, scale: list[float], uniform: bool) -> torch.Tensor:
-        out = torch.zeros_like(like)
-        return self.streams.uniform_(out, scale) if uniform else self.streams.normal_(out, scale)
+    def _normal(self, like: torch.Tensor, scale: list[float]) -> torch.Tensor:
+        return self.streams.normal_(_buffer(like, all(scale)), scale)
 
     def perturb(self, placement: str, x: torch.Tensor) -> torch.Tensor:
         """``x`` with each member's noise of ``placement`` added (additive) or applied (multiplicative)."""
@@ -59,12 +58,13 @@ class PackNoise:
         uniform = site.scales(self.step, ("uniform",))
         multiplicative = site.scales(self.step, ("multiplicative",))
         if any(additive) or any(uniform):
-            eps = self._draw(x, additive, uniform=False)
-            if any(uniform):
-                self.streams.uniform_(eps, uniform)
-            x = x + eps
+            both = [a or u for a, u in zip(additive, uniform)]
+            eps = _buffer(x, all(both))
+            self.streams.normal_(eps, additive)
+            self.streams.uniform_(eps, uniform)
+            x = eps.add_(x)  # reuses the draw's memory; an additive site needs no saved tensor
         if any(multiplicative):
-            x = x * (1.0 + self._draw(x, multiplicative, uniform=False))
+            x = x * (1.0 + self._normal(x, multiplicative))
         return x
 
     def perturb_grads(self, grads: Sequence[torch.Tensor]) -> None:
@@ -88,6 +88,13 @@ class PackNoise:
                 continue
             y[k] = flip_labels(y[k], spec.std_at(self.step), n_classes, lambda shape: self.streams.rand(k, shape))
         return y
+
+
+def _buffer(like: torch.Tensor, every_member_draws: bool) -> torch.Tensor:
+    """A contiguous draw buffer shaped like ``like`` (a strided view would receive draws in memory
+    order, not in the member's logical order); zero-filled when some members draw nothing."""
+    make = torch.empty if every_member_draws else torch.zeros
+    return make(like.shape, dtype=like.dtype, device=like.device)
 
 
 def flip_labels(y: torch.Tensor, p: float, n_classes: int, rand) -> torch.Tensor:
