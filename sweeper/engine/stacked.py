@@ -42,7 +42,7 @@ def forward(task: TaskSpec, params: Params, x: torch.Tensor, noise: PackNoise | 
     x = _site(noise, "input", x)
 
     def hidden(z):
-        return _site(noise, "post_activation", act(_site(noise, "pre_activation", z)))
+        return _site(noise, "post_activation", act(z) if noise is None else noise.pre_activate(z, act))
 
     for i in range(len(task.channels) if task.model == "cnn" else 0):
         w = _site(noise, "weights", params[f"conv{i}.weight"])

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Sequence
 
 import torch
+import torch.nn.functional as F
 
 from sweeper.noise.spec import NoiseConfig, NoiseSpec
 from sweeper.noise.streams import Streams
@@ -57,6 +58,8 @@ class PackNoise:
         additive = site.scales(self.step, ("gaussian",))
         uniform = site.scales(self.step, ("uniform",))
         multiplicative = site.scales(self.step, ("multiplicative",))
+        if any(additive) and self._fusable(site, x):
+            return _FusedAdd.apply(x, self.streams, additive, False)
         if any(additive) or any(uniform):
             both = [a or u for a, u in zip(additive, uniform)]
             eps = _buffer(x, all(both))
@@ -66,6 +69,19 @@ class PackNoise:
         if any(multiplicative):
             x = x * (1.0 + self._normal(x, multiplicative))
         return x
+
+    def pre_activate(self, z: torch.Tensor, act) -> torch.Tensor:
+        """``act`` of ``z`` with the pre-activation noise added: one fused pass for Gaussian noise
+        before a ReLU where the streams can (the CPU kernel), else the two steps."""
+        site = self.sites.get("pre_activation")
+        if act is F.relu and site is not None and self._fusable(site, z):
+            return _FusedAdd.apply(z, self.streams, site.scales(self.step, ("gaussian",)), True)
+        return act(self.perturb("pre_activation", z))
+
+    def _fusable(self, site: _Site, x: torch.Tensor) -> bool:
+        # Only additive Gaussian noise draws what the fused kernel draws.
+        return (all(s is None or s.kind == "gaussian" for s in site.specs)
+                and getattr(self.streams, "can_add_normal", lambda _: False)(x))
 
     def perturb_grads(self, grads: Sequence[torch.Tensor]) -> None:
         """Adds gradient noise in place, parameter by parameter in their canonical order."""
@@ -88,6 +104,25 @@ class PackNoise:
                 continue
             y[k] = flip_labels(y[k], spec.std_at(self.step), n_classes, lambda shape: self.streams.rand(k, shape))
         return y
+
+
+class _FusedAdd(torch.autograd.Function):
+    """``f(x + σε)`` (f = identity or ReLU) drawn and applied by the streams in one pass over memory."""
+
+    @staticmethod
+    def forward(ctx, x, streams, scale, relu):
+        y = streams.add_normal(x.detach(), scale, relu)
+        ctx.relu = relu
+        if relu:
+            ctx.save_for_backward(y)
+        return y
+
+    @staticmethod
+    def backward(ctx, grad):
+        if ctx.relu:
+            (y,) = ctx.saved_tensors
+            grad = torch.ops.aten.threshold_backward(grad, y, 0.0)  # what torch.relu's backward computes
+        return grad, None, None, None
 
 
 def _buffer(like: torch.Tensor, every_member_draws: bool) -> torch.Tensor:

@@ -80,6 +80,8 @@ def kernel() -> ctypes.CDLL | None:
     lib.sweeper_normal_many.argtypes = [ctypes.POINTER(f32p), i64, i64, ctypes.POINTER(u64), ctypes.POINTER(u64),
                                         ctypes.POINTER(ctypes.c_float)]
     lib.sweeper_uniform_many.argtypes = lib.sweeper_normal_many.argtypes
+    lib.sweeper_add_normal_many.argtypes = [ctypes.POINTER(f32p), ctypes.POINTER(f32p), i64, i64, ctypes.POINTER(u64),
+                                            ctypes.POINTER(u64), ctypes.POINTER(ctypes.c_float), ctypes.c_int]
     return lib
 
 
@@ -121,6 +123,13 @@ def _as_i64(value: int) -> int:
     return value - (1 << 64) if value >= 1 << 63 else value
 
 
+def _rows(t: torch.Tensor, rows: list[int]):
+    """C pointers to rows ``rows`` of a contiguous tensor (member dimension first)."""
+    f32p = ctypes.POINTER(ctypes.c_float)
+    size = t[0].numel() * t.element_size()
+    return (f32p * len(rows))(*[ctypes.cast(t.data_ptr() + k * size, f32p) for k in rows])
+
+
 class PhiloxStreams:
     """Per-member Philox streams; each member's counter advances by the blocks it draws."""
 
@@ -145,8 +154,10 @@ class PhiloxStreams:
             return out
         n = out[0].numel()
         firsts = self._advance(members, n)
-        if self.lib is not None and out.is_contiguous() and out.dtype == torch.float32:
-            self._fill_kernel(out, members, n, firsts, [scale[k] for k in members], normal)
+        if self._kernel_fits(out):
+            fn = self.lib.sweeper_normal_many if normal else self.lib.sweeper_uniform_many
+            self._members_in_threads(members, n, lambda rows, m, *args: fn(_rows(out, rows), m, n, *args),
+                                     firsts, [scale[k] for k in members])
             return out
         keys = torch.tensor([_as_i64(self.keys[k]) for k in members], device=out.device)
         words = philox_words(keys, torch.tensor(firsts, device=out.device), (n + 3) // 4)
@@ -155,23 +166,42 @@ class PhiloxStreams:
         out[torch.tensor(members, device=out.device)] = values.view((len(members),) + out.shape[1:]).to(out.dtype)
         return out
 
-    def _fill_kernel(self, out, members, n, firsts, scales, normal):
-        f32p = ctypes.POINTER(ctypes.c_float)
-        row = out[0].numel() * out.element_size()
-        base = out.data_ptr()
-        fn = self.lib.sweeper_normal_many if normal else self.lib.sweeper_uniform_many
+    def _kernel_fits(self, t: torch.Tensor) -> bool:
+        return self.lib is not None and t.is_contiguous() and t.dtype == torch.float32 and t.device.type == "cpu"
 
+    def _members_in_threads(self, members: list[int], n: int, call, firsts: list[int], scales: list[float]) -> None:
+        """Calls ``call(rows, m, keys, firsts, scales)`` on slices of the members, in parallel threads
+        (ctypes releases the GIL) when the work is large enough to pay for them."""
         def run(lo: int, hi: int) -> None:
             m = hi - lo
-            ptrs = (f32p * m)(*[ctypes.cast(base + members[i] * row, f32p) for i in range(lo, hi)])
-            fn(ptrs, m, n, (ctypes.c_uint64 * m)(*[self.keys[members[i]] for i in range(lo, hi)]),
-               (ctypes.c_uint64 * m)(*firsts[lo:hi]), (ctypes.c_float * m)(*scales[lo:hi]))
+            call(members[lo:hi], m, (ctypes.c_uint64 * m)(*[self.keys[k] for k in members[lo:hi]]),
+                 (ctypes.c_uint64 * m)(*firsts[lo:hi]), (ctypes.c_float * m)(*scales[lo:hi]))
 
         if self.pool is None or len(members) * n < _THREADED_MIN or len(members) < 2:
             run(0, len(members))
             return
         cuts = [round(i * len(members) / self.threads) for i in range(self.threads + 1)]
         list(self.pool.map(lambda i: run(cuts[i], cuts[i + 1]), range(self.threads)))
+
+    def can_add_normal(self, x: torch.Tensor) -> bool:
+        """Whether ``add_normal`` can run on ``x`` (the C kernel, a contiguous float32 CPU tensor)."""
+        return self._kernel_fits(x)
+
+    def add_normal(self, x: torch.Tensor, scale: Sequence[float], relu: bool) -> torch.Tensor:
+        """A new tensor ``f(x + scale_k * N(0, 1))`` per member k, f = ReLU or identity, in one pass.
+
+        Draws exactly what ``normal_`` would draw; members with scale 0 draw nothing.
+        """
+        y = torch.empty_like(x)
+        everyone = list(range(len(scale)))
+        n = x[0].numel()
+        drawing = [k for k in everyone if scale[k]]
+        firsts = dict(zip(drawing, self._advance(drawing, n)))
+        self._members_in_threads(
+            everyone, n,
+            lambda rows, m, *args: self.lib.sweeper_add_normal_many(_rows(x, rows), _rows(y, rows), m, n, *args, int(relu)),
+            [firsts.get(k, 0) for k in everyone], [float(s) for s in scale])
+        return y
 
     def normal_(self, out: torch.Tensor, scale: Sequence[float]) -> torch.Tensor:
         return self._fill(out, scale, normal=True)

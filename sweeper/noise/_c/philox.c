@@ -6,6 +6,7 @@
  * (32x32->64 multiplies, and logf/sqrtf/sincosf through glibc's vector math library). */
 #include <math.h>
 #include <stdint.h>
+#include <string.h>
 
 #define M0 0xD2511F53u
 #define M1 0xCD9E8D57u
@@ -95,4 +96,42 @@ void sweeper_uniform_many(float **outs, int64_t members, int64_t n, const uint64
     for (int64_t i = 0; i < members; i++)
         sweeper_uniform(outs[i], n, keys[i], first_blocks[i], -1.7320508075688772f * scales[i],
                         1.7320508075688772f * scales[i]);
+}
+
+/* dst[0..n) = f(src + scale * N(0, 1)) with f = identity or ReLU (relu != 0), the normals drawn exactly
+ * as sweeper_normal draws them; scale == 0 draws nothing. The draws stay in a cache-resident chunk: one
+ * pass over memory instead of writing the noise, adding it and applying the activation separately. */
+void sweeper_add_normal(const float *src, float *dst, int64_t n, uint64_t key, uint64_t first_block,
+                        float scale, int relu) {
+    float z[4 * BLOCK];
+    for (int64_t base = 0; base < n; base += 4 * BLOCK) {
+        int64_t m = n - base < 4 * BLOCK ? n - base : 4 * BLOCK;
+        const float *s = src + base;
+        float *d = dst + base;
+        if (scale != 0.0f) {
+            sweeper_normal(z, m, key, first_block + (uint64_t)(base / 4), scale);
+        } else {
+            for (int64_t i = 0; i < m; i++) z[i] = 0.0f;
+        }
+        if (relu) {
+#pragma omp simd
+            for (int64_t i = 0; i < m; i++) {
+                float v = s[i] + z[i];
+                uint32_t bits;
+                memcpy(&bits, &v, sizeof bits);
+                /* NaN must pass through as in torch.relu (a diverging member must stay visible); the
+                 * test is on the bits because -ffast-math lets the compiler assume there is no NaN. */
+                d[i] = (v > 0.0f || (bits & 0x7FFFFFFFu) > 0x7F800000u) ? v : 0.0f;
+            }
+        } else {
+#pragma omp simd
+            for (int64_t i = 0; i < m; i++) d[i] = s[i] + z[i];
+        }
+    }
+}
+
+void sweeper_add_normal_many(const float **srcs, float **dsts, int64_t members, int64_t n, const uint64_t *keys,
+                             const uint64_t *first_blocks, const float *scales, int relu) {
+    for (int64_t i = 0; i < members; i++)
+        sweeper_add_normal(srcs[i], dsts[i], n, keys[i], first_blocks[i], scales[i], relu);
 }
