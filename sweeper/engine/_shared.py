@@ -83,8 +83,12 @@ def results(task: TaskSpec, epochs: list[int], logs: list[dict[str, torch.Tensor
     out = []
     for k in range(len(bad)):
         member_curves = {name: c[k].copy() for name, c in curves.items()}
-        diverged = bad[k] >= 0 or not all(np.isfinite(c[-1]) for c in member_curves.values())
-        first = int(bad[k]) if bad[k] >= 0 else (int(epochs_arr[-1]) if diverged else None)
+        # Diverged: a non-finite training loss, or a non-finite logged metric (an update can overflow
+        # the weights after a finite loss, and the next log sees it first).
+        finite = np.all([np.isfinite(c) for c in member_curves.values()], axis=0)  # (n_logs,)
+        firsts = ([int(bad[k])] if bad[k] >= 0 else []) + [int(e) for e in epochs_arr[~finite][:1]]
+        diverged = bool(firsts)
+        first = min(firsts) if diverged else None
         if diverged:
             for c in member_curves.values():
                 c[epochs_arr >= first] = np.nan

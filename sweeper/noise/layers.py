@@ -8,8 +8,9 @@ optimizer step in an ordinary loop).
 
 from __future__ import annotations
 
+import contextlib
 import math
-from typing import Iterable
+from typing import Iterable, Iterator
 
 import torch
 from torch import nn
@@ -36,8 +37,23 @@ class _Scheduled(nn.Module):
 
     def _next_std(self) -> float:
         std = self.spec.std_at(int(self.step))
-        self.step += 1
+        if not self._holding:
+            self.step += 1
         return std
+
+    _holding = False
+
+    @contextlib.contextmanager
+    def one_step(self) -> Iterator[None]:
+        """Training calls inside count as one step of the schedule (e.g. a layer applied at every time
+        step of a recurrent cell): they share one σ, and the step advances once on exit."""
+        self._holding, start = True, int(self.step)
+        try:
+            yield
+        finally:
+            self._holding = False
+            if self.training:
+                self.step.fill_(start + 1)
 
     def _draw(self, like: torch.Tensor, std: float) -> torch.Tensor:
         out = torch.empty_like(like)

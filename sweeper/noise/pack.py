@@ -96,6 +96,9 @@ class PackNoise:
         site = self.sites.get("targets")
         if site is None:
             return y
+        for spec in site.specs:
+            if spec is not None and (spec.kind == "flip") != (n_classes > 0):
+                raise ValueError(f"targets noise of kind {spec.kind!r} does not fit a task with {n_classes} classes")
         if n_classes == 0:
             return self.perturb("targets", y)
         y = y.clone()

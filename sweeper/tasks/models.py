@@ -16,6 +16,7 @@ weights, pre- and post-activation, then the gradients after the backward pass.
 
 from __future__ import annotations
 
+import contextlib
 import math
 
 import torch
@@ -169,10 +170,13 @@ class ReferenceModel(nn.Module):
         w_ih, w_hh = self.ih.weight, self.hh.weight  # read once: one weight-noise draw per step
         h = x.new_zeros(x.shape[0], self.task.hidden[0])
         c = torch.zeros_like(h)
-        for t in range(x.shape[1]):
-            gi = self.pre[0](F.linear(x[:, t], w_ih, self.ih.bias))
-            gh = F.linear(h, w_hh, self.hh.bias)
-            h, c = cell_step(self.task.cell, gi, gh, h, c)
+        pre = self.pre[0]
+        # Every time step of one forward pass is the same optimizer step of the noise schedule.
+        with pre.one_step() if hasattr(pre, "one_step") else contextlib.nullcontext():
+            for t in range(x.shape[1]):
+                gi = pre(F.linear(x[:, t], w_ih, self.ih.bias))
+                gh = F.linear(h, w_hh, self.hh.bias)
+                h, c = cell_step(self.task.cell, gi, gh, h, c)
         return self.post[0](h)
 
 
@@ -198,6 +202,14 @@ def training_noise(model: ReferenceModel, config: NoiseConfig, n_classes: int, g
         if spec.placement == "gradients":
             grad = GradientNoise(model.canonical_parameters(), noise_layer(spec, generator))
         elif spec.placement == "targets":
+            _check_target_kind(spec.kind, n_classes)
             targets = (LabelFlip(spec.std, n_classes, schedule=spec.schedule, gamma=spec.gamma, generator=generator)
                        if spec.kind == "flip" else noise_layer(spec, generator))
     return grad, targets
+
+
+def _check_target_kind(kind: str, n_classes: int) -> None:
+    """Class labels take flips only; regression targets take additive or multiplicative noise."""
+    if (kind == "flip") != (n_classes > 0):
+        allowed = "flip" if n_classes > 0 else "gaussian, multiplicative, uniform"
+        raise ValueError(f"targets noise of kind {kind!r} does not fit this task; allowed: {allowed}")
