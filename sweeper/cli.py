@@ -234,7 +234,7 @@ def bench(device: str = typer.Option("cpu", help="cpu | cuda"),
     if format == "json":
         sys.stdout.write(json.dumps(result) + "\n")
     else:
-        out.print(listing.to_table([result], "W1 benchmark"))
+        out.print(listing.to_table([{"figure": k, "value": v} for k, v in result.items()], "W1 benchmark"))
 
 
 if __name__ == "__main__":
