@@ -113,10 +113,11 @@ def run(
 ) -> None:
     """Run (or resume) a sweep: train every configuration x repeat and store every run."""
     from sweeper.driver.executors import LocalExecutor
-    from sweeper.driver.sweep import run_sweep
+    from sweeper.driver.sweep import check_data, run_sweep
     from sweeper.space import load_space
 
     spec = load_space(file).with_overrides(repeats=repeats, epochs=epochs, name=name)
+    check_data(spec)  # before the store is opened: a bad input writes nothing
     if spec.search.sampler == "grid":
         for note in spec.grid_configs()[1]:
             err.print(f"note: {note}", markup=False, highlight=False)

@@ -91,11 +91,11 @@ def _train_pack(config: dict, packs: list[Pack], inbox: Queue, device: str, thre
     return {"members": len(pack), "seconds": time.perf_counter() - start}
 
 
-def _free_bytes(device: str) -> int:
-    """Bytes free where this Ray task runs (placed like a pack)."""
+def _free_memory(device: str) -> tuple[int, str]:
+    """Bytes free where this Ray task runs (placed like a pack), and the id of its node."""
     import torch
 
-    return sizing.free_memory(torch.device(device))
+    return sizing.free_memory(torch.device(device)), ray.get_runtime_context().get_node_id()
 
 
 class _StopAll(tune.Stopper):
@@ -118,6 +118,23 @@ class _StopAll(tune.Stopper):
         self.event = threading.Event()
 
 
+class _FailureLines(tune.Callback):
+    """One stderr line per failed attempt of a pack, in place of Tune's traceback for each."""
+
+    def __init__(self, labels: list[str]) -> None:
+        self.labels = labels
+
+    def on_trial_recover(self, iteration: int, trials: list, trial, **info) -> None:
+        self._say(trial, "training it again")
+
+    def on_trial_error(self, iteration: int, trials: list, trial, **info) -> None:
+        self._say(trial, "giving up on it")
+
+    def _say(self, trial, then: str) -> None:
+        _log(f"ray: {self.labels[trial.config['pack']]} failed (attempt {trial.num_failures}): "
+             f"{_reason(_trial_error(trial))}; {then}")
+
+
 class RayExecutor:
     """Trains packs as Ray Tune trials on a Ray cluster, or on a local Ray started for the run."""
 
@@ -131,7 +148,7 @@ class RayExecutor:
         self.train = train  # what a trial runs on its pack: the engine (tests put a stand-in here)
         self._owns_ray = False
         self._storage: str | None = None
-        self._free: int | None = None
+        self._free: int | None = None  # bytes of a worker's free memory one pack may plan with
         self._connect()
         try:
             gpus = ray.cluster_resources().get("GPU", 0)
@@ -155,9 +172,10 @@ class RayExecutor:
 
     def _connect(self) -> None:
         # Tune's console output prints its experiment table on stdout even at verbose=0; the classic
-        # reporter keeps quiet, and stdout stays the CLI's.
+        # reporter keeps quiet, and stdout stays the CLI's. A failed attempt gets one line, not a traceback.
         os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
-        logging.getLogger("ray.tune").setLevel(logging.WARNING)
+        os.environ.setdefault("TUNE_PRINT_ALL_TRIAL_ERRORS", "0")
+        logging.getLogger("ray.tune").setLevel(logging.CRITICAL)
         if ray.is_initialized():  # a Ray this process already uses (a notebook, a test): leave it as it is
             return
         options = dict(log_to_driver=False, logging_level=logging.WARNING)
@@ -197,15 +215,21 @@ class RayExecutor:
     def pack_size(self, task: TaskSpec, n_train: int, n_test: int) -> int:
         """Members per pack: the engine's memory rule on a worker, for the share of it one pack gets.
 
-        The free memory is measured once, by a Ray task placed like a pack; a GPU pack asking a
-        quarter of a GPU gets a quarter of the GPU rule (four such packs share one GPU).
+        Free memory is measured once, by a Ray task placed like a pack. Packs run side by side: a GPU
+        pack asking a quarter of a GPU gets a quarter of that GPU's rule, a CPU pack asking 1 of a
+        node's 8 CPUs an eighth of the node's.
         """
         if self._free is None:
-            probe = ray.remote(_free_bytes).options(num_cpus=self.resources["CPU"],
-                                                    num_gpus=self.resources.get("GPU", 0))
-            self._free = ray.get(probe.remote(self.device))
-        share = min(1.0, self.resources.get("GPU", 1.0))
-        return sizing.pack_size(task, self.device, n_train, n_test, free_bytes=int(self._free * share))
+            probe = ray.remote(_free_memory).options(num_cpus=self.resources["CPU"],
+                                                     num_gpus=self.resources.get("GPU", 0))
+            free, node_id = ray.get(probe.remote(self.device))
+            if self.device == "cuda":
+                share = min(1.0, self.resources["GPU"])
+            else:
+                node = next(n["Resources"] for n in ray.nodes() if n["NodeID"] == node_id)
+                share = min(1.0, self.resources["CPU"] / node["CPU"])
+            self._free = int(free * share)
+        return sizing.pack_size(task, self.device, n_train, n_test, free_bytes=self._free)
 
     def run(self, packs: Iterable[Pack]) -> Iterator[tuple[Pack, list[RunResult]]]:
         """Yields ``(pack, results)`` as each pack's trial ends; ExecutorError if a pack failed for good.
@@ -255,18 +279,17 @@ class RayExecutor:
             tune_config=tune.TuneConfig(reuse_actors=True),
             run_config=tune.RunConfig(
                 name=f"sweeper-{uuid.uuid4().hex[:12]}", storage_path=self._storage, verbose=0, stop=stop,
-                failure_config=tune.FailureConfig(max_failures=self.max_failures)),
+                failure_config=tune.FailureConfig(max_failures=self.max_failures),
+                callbacks=[_FailureLines([_label(i, p) for i, p in enumerate(packs)])]),
         )
 
     def _failure(self, packs: list[Pack], pending: set[int], grid) -> str:
         errors = {r.config["pack"]: r.error for r in grid or () if r.error is not None and r.config}
         first = min(pending)
-        pack = packs[first]
-        lines = str(errors.get(first, "")).strip().splitlines()
-        why = lines[-1] if lines else "no result came back"
+        why = _reason(errors[first]) if first in errors else "no result came back"
         return (f"{len(pending)} of {len(packs)} packs failed after {self.max_failures + 1} attempts each "
-                f"(finished packs are stored; run the same command to retry the rest); first: pack {first} "
-                f"({pack.task_name}, {len(pack)} members, trials {sorted(set(pack.trials))}): {why}")
+                f"(finished packs are stored; run the same command to retry the rest); first: "
+                f"{_label(first, packs[first])}: {why}")
 
     def close(self) -> None:
         """Removes Tune's scratch directory; shuts down the Ray this executor started, never a cluster."""
@@ -283,6 +306,31 @@ def _fit(tuner: tune.Tuner, out: dict) -> None:
         out["grid"] = tuner.fit()
     except BaseException as exc:  # handed over to the thread that consumes the results
         out["error"] = exc
+
+
+def _label(index: int, pack: Pack) -> str:
+    return f"pack {index} ({pack.task_name}, {len(pack)} members, trials {sorted(set(pack.trials))})"
+
+
+def _trial_error(trial) -> BaseException | None:
+    """The exception of a trial's last failed attempt, as Tune just wrote it next to the trial."""
+    path = trial.pickled_error_file
+    try:
+        with open(path, "rb") as f:
+            return ray.cloudpickle.load(f)
+    except Exception:  # no file (yet), or one this process cannot unpickle
+        return None
+
+
+def _reason(error: BaseException | None) -> str:
+    """One line on why an attempt failed: the exception the pack raised, or how its worker died."""
+    if error is None:
+        return "unknown"
+    cause = getattr(error, "cause", None)  # RayTaskError: the exception raised in the trial
+    if isinstance(cause, BaseException):
+        error = cause
+    lines = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {lines[0]}" if lines else type(error).__name__
 
 
 def _describe(resources: dict[str, float]) -> str:

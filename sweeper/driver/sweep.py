@@ -22,6 +22,7 @@ from sweeper import seeding
 from sweeper.driver.executors import Executor
 from sweeper.driver.planner import Run, plan
 from sweeper.engine.sizing import pack_size
+from sweeper.errors import SpaceError, TaskError
 from sweeper.noise.spec import NoiseConfig
 from sweeper.space import SweepSpec, parse_space
 from sweeper.store import Store, TrialRef
@@ -67,6 +68,22 @@ def spec_from_store(yaml_text: str, source: str) -> SweepSpec:
     return spec
 
 
+def check_data(spec: SweepSpec) -> dict[str, tuple[int, int]]:
+    """Loads repeat 0's split of every task, so impossible data sizes fail before anything is written.
+
+    Returns task name -> (n_train, n_test).
+    """
+    sizes = {}
+    for name, task in spec.tasks.items():
+        try:
+            split = load_split(task, seeding.data_seed(spec.seed, 0, task.dataset_seed))
+        except TaskError as exc:
+            where = "" if len(spec.tasks) == 1 else f"tasks[{name}]: "
+            raise SpaceError(f"{spec.source}: {where}{exc}") from exc
+        sizes[name] = (len(split.y_train), len(split.y_test))
+    return sizes
+
+
 class _AskTellGridSampler(optuna.samplers.GridSampler):
     """Optuna's GridSampler for ask-and-tell: the driver, not the sampler, ends the sweep.
 
@@ -90,6 +107,7 @@ class _Sweep:
 
     def __init__(self, spec: SweepSpec, store: Store, executor: Executor, progress: Progress | None):
         self.spec, self.store, self.executor, self.progress = spec, store, executor, progress
+        data_sizes = check_data(spec)
         self.grid = spec.grid_configs()[0] if spec.search.sampler == "grid" else None
         problems = {t.problem for t in spec.tasks.values()}
         self.sweep_id = store.start_sweep(
@@ -107,15 +125,10 @@ class _Sweep:
         self.values: dict[int, dict[str, list[float]]] = {}
         for row in store.runs(spec.name) if self.done else ():
             self._record(row["trial"], row["task"], row.get(spec.metric), row["diverged"])
-        self.sizes = {name: self._pack_size(task) for name, task in spec.tasks.items()}
+        self.sizes = {name: min(pack_size(task, executor.device, *data_sizes[name]), spec.pack_size or 1 << 30)
+                      for name, task in spec.tasks.items()}
         self.trained = 0
         self.numbers: dict[int, int] = {}  # sweeper trial id -> trial number
-
-    def _pack_size(self, task) -> int:
-        # Loading repeat 0's split checks the data set sizes before anything is trained.
-        split = load_split(task, seeding.data_seed(self.spec.seed, 0, task.dataset_seed))
-        size = pack_size(task, self.executor.device, len(split.y_train), len(split.y_test))
-        return min(size, self.spec.pack_size or size)
 
     def trial_ref(self, trial) -> TrialRef:
         """The sweeper trial of an Optuna trial (new or left running): its configuration, stored."""
