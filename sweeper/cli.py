@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import json
 import sys
+import time
 from pathlib import Path
 from typing import Optional
 
@@ -60,9 +61,12 @@ def _open(db: Optional[str], create: bool = True):
     return open_store(db, create=create)
 
 
+def _check_format(fmt: str, allowed=listing.FORMATS) -> None:
+    if fmt not in allowed:
+        fail(f"--format: {fmt!r} is not allowed; allowed: {', '.join(allowed)}")
+
+
 def _emit(rows: list[dict], fmt: str, title: str) -> None:
-    if fmt not in listing.FORMATS:
-        fail(f"--format: {fmt!r} is not allowed; allowed: {', '.join(listing.FORMATS)}")
     if fmt == "json":
         sys.stdout.write(listing.to_json(rows) + "\n")
     elif fmt == "csv":
@@ -72,9 +76,13 @@ def _emit(rows: list[dict], fmt: str, title: str) -> None:
 
 
 class _Bar:
-    """The run progress bar on stderr: runs done / total, runs/s, elapsed and ETA."""
+    """The run progress bar on stderr: runs done / total, runs/s, elapsed and ETA.
 
-    def __init__(self):
+    ``banner`` is printed when the sweep has been accepted and training starts.
+    """
+
+    def __init__(self, banner: str):
+        self.banner = banner
         self.bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                             TextColumn("{task.fields[rate]} runs/s"), TimeElapsedColumn(), TextColumn("ETA"),
                             TimeRemainingColumn(), console=err, transient=False)
@@ -82,19 +90,19 @@ class _Bar:
         self.trained = 0
 
     def start(self, total: int, done: int) -> None:
+        err.print(self.banner, markup=False, highlight=False, soft_wrap=True)
         self.bar.start()
         self.task = self.bar.add_task("runs", total=total, completed=done, rate="-")
-        import time
         self.t0 = time.perf_counter()
 
     def advance(self, runs: int) -> None:
-        import time
         self.trained += runs
         rate = self.trained / max(time.perf_counter() - self.t0, 1e-9)
         self.bar.update(self.task, advance=runs, rate=f"{rate:.2f}")
 
     def stop(self) -> None:
-        self.bar.stop()
+        if self.task is not None:
+            self.bar.stop()
 
 
 @command
@@ -120,7 +128,7 @@ def run(
     check_data(spec)  # before the store is opened: a bad input writes nothing
     if spec.search.sampler == "grid":
         for note in spec.grid_configs()[1]:
-            err.print(f"note: {note}", markup=False, highlight=False)
+            err.print(f"note: {note}", markup=False, highlight=False, soft_wrap=True)
     if executor == "local":
         ex = LocalExecutor(device)
     elif executor == "ray":
@@ -129,9 +137,7 @@ def run(
     else:
         fail(f"--executor: {executor!r} is not allowed; allowed: local, ray")
     with _open(db) as store:
-        err.print(f"sweep {spec.name!r} -> {store.display_url} on {ex.device} ({executor})", markup=False,
-                  highlight=False)
-        bar = _Bar()
+        bar = _Bar(f"sweep {spec.name!r} -> {store.display_url} on {ex.device} ({executor})")
         try:
             outcome = run_sweep(spec, store, ex, bar)
         except KeyboardInterrupt:
@@ -158,17 +164,18 @@ def validate(file: Path = typer.Argument(..., help="Search-space YAML file.")) -
     if spec.search.sampler == "grid":
         configs, notes = spec.grid_configs()
         for note in notes:
-            err.print(f"note: {note}", markup=False, highlight=False)
+            err.print(f"note: {note}", markup=False, highlight=False, soft_wrap=True)
         size = f"{len(configs)} configurations"
     else:
         size = f"{spec.search.n_trials} {spec.search.sampler} trials + the baseline"
     out.print(f"{file}: ok: sweep {spec.name!r}, {size} x {spec.repeats} repeats x {len(spec.tasks)} task(s), "
-              f"metric {spec.metric}", markup=False, highlight=False)
+              f"metric {spec.metric}", markup=False, highlight=False, soft_wrap=True)
 
 
 @command
 def sweeps(db: Optional[str] = DbOption, format: str = FormatOption) -> None:
     """List the sweeps in the database."""
+    _check_format(format)
     with _open(db, create=False) as store:
         _emit(store.sweeps(), format, "sweeps")
 
@@ -176,6 +183,7 @@ def sweeps(db: Optional[str] = DbOption, format: str = FormatOption) -> None:
 @command
 def trials(sweep: str = typer.Argument(...), db: Optional[str] = DbOption, format: str = FormatOption) -> None:
     """List a sweep's trials (one per noise configuration)."""
+    _check_format(format)
     with _open(db, create=False) as store:
         _emit(store.trials(sweep), format, f"{sweep}: trials")
 
@@ -183,6 +191,7 @@ def trials(sweep: str = typer.Argument(...), db: Optional[str] = DbOption, forma
 @command
 def runs(sweep: str = typer.Argument(...), db: Optional[str] = DbOption, format: str = FormatOption) -> None:
     """List a sweep's runs (one per trial, task and repeat) with their seeds and metrics."""
+    _check_format(format)
     with _open(db, create=False) as store:
         _emit(store.runs(sweep), format, f"{sweep}: runs")
 
@@ -191,6 +200,7 @@ def runs(sweep: str = typer.Argument(...), db: Optional[str] = DbOption, format:
 def query(sql: str = typer.Argument(..., help="SQL to run read-only."), db: Optional[str] = DbOption,
           format: str = FormatOption) -> None:
     """Run a read-only SQL query on the trial database (writes are refused by the database)."""
+    _check_format(format)
     with _open(db, create=False) as store:
         columns, rows = store.query(sql)
     _emit([dict(zip(columns, r)) for r in rows], format, None)
@@ -202,8 +212,11 @@ def rerun(sweep: str = typer.Argument(...), trial: int = typer.Argument(..., hel
           db: Optional[str] = DbOption, device: str = typer.Option("cpu", help="cpu | cuda"),
           format: str = FormatOption) -> None:
     """Train a stored trial again from its stored seeds; show stored and new numbers side by side."""
+    from sweeper.driver.executors import resolve_device
     from sweeper.driver.rerun import rerun_trial
 
+    _check_format(format)
+    device = resolve_device(device)
     with _open(db, create=False) as store:
         rows = rerun_trial(store, sweep, trial, repeat, device)
     _emit(rows, format, f"{sweep}: trial {trial} rerun")
@@ -215,8 +228,9 @@ def report(sweep: str = typer.Argument(...), db: Optional[str] = DbOption,
            out_path: Optional[Path] = typer.Option(None, "--out", help="Write here (markdown/html: plots beside)."),
            seed: int = typer.Option(0, help="Seed of the bootstrap resampling.")) -> None:
     """Which noise settings reliably generalize better than no noise, with intervals and tests."""
-    from sweeper.report.command import report_command
+    from sweeper.report.command import FORMATS, report_command
 
+    _check_format(format, FORMATS)
     with _open(db, create=False) as store:
         report_command(store, sweep, format, out_path, seed, out)
 
@@ -228,8 +242,11 @@ def bench(device: str = typer.Option("cpu", help="cpu | cuda"),
           reference_runs: int = typer.Option(2, help="Runs of the reference loop to time."),
           format: str = typer.Option("table", "--format", "-f", help="table | json")) -> None:
     """Workload W1: runs/s of the reference loop and of the population trainer, side by side."""
+    from sweeper.driver.executors import resolve_device
     from sweeper.engine.bench import bench_w1
 
+    _check_format(format, ("table", "json"))
+    device = resolve_device(device)
     result = bench_w1(device, members=members, epochs=epochs, reference_runs=reference_runs,
                       log=lambda m: err.print(m, markup=False, highlight=False))
     if format == "json":

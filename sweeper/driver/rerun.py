@@ -8,6 +8,7 @@ from sweeper.engine.population import train_population
 from sweeper.errors import SweeperError
 from sweeper.noise.spec import NoiseSpec, make_config
 from sweeper.store import Store
+from sweeper.store.models import METRICS
 
 
 def rerun_trial(store: Store, sweep: str, trial: int, repeat: int | None, device: str = "cpu") -> list[dict]:
@@ -21,7 +22,7 @@ def rerun_trial(store: Store, sweep: str, trial: int, repeat: int | None, device
     stored = [r for r in store.runs(sweep) if r["trial"] == trial and (repeat is None or r["repeat"] == repeat)]
     if not stored:
         raise SweeperError(f"sweep {sweep!r} trial {trial} has no stored run" + (f" at repeat {repeat}" if repeat is not None else ""))
-    metrics = [m for m in ("train_loss", "test_loss", "train_accuracy", "test_accuracy", "test_mse", "test_r2") if m in stored[0]]
+    metrics = [m for m in METRICS if m in stored[0]]
     rows = []
     for task_name, task in spec.tasks.items():
         mine = [r for r in stored if r["task"] == task_name]

@@ -16,6 +16,7 @@ import warnings
 from dataclasses import dataclass
 from typing import Protocol
 
+import numpy as np
 import optuna
 
 from sweeper import seeding
@@ -23,7 +24,7 @@ from sweeper.driver.executors import Executor
 from sweeper.driver.planner import Run, plan
 from sweeper.engine.sizing import pack_size
 from sweeper.errors import SpaceError, TaskError
-from sweeper.noise.spec import NoiseConfig
+from sweeper.noise.spec import NoiseSpec, make_config
 from sweeper.space import SweepSpec, parse_space
 from sweeper.store import Store, TrialRef
 from sweeper.tasks.data import load_split
@@ -94,12 +95,19 @@ class _AskTellGridSampler(optuna.samplers.GridSampler):
         pass
 
 
-def _sampler(spec: SweepSpec, n_configs: int) -> optuna.samplers.BaseSampler:
+def _sampler(spec: SweepSpec, n_configs: int, trial_number: int) -> optuna.samplers.BaseSampler:
+    """The sampler that proposes trial ``trial_number``, seeded by (sweep seed, trial number).
+
+    Samplers keep no state but their random generator (TPE refits on the study's trials each time), so
+    a fresh one per trial proposes the same configurations whether or not the sweep was interrupted.
+    """
     if spec.search.sampler == "grid":
+        # The driver enqueues each configuration itself (see ask_round): the grid's order does not matter.
         return _AskTellGridSampler({"config": list(range(n_configs))}, seed=spec.seed)
+    seed = int(np.random.SeedSequence([spec.seed, trial_number]).generate_state(1)[0])
     if spec.search.sampler == "random":
-        return optuna.samplers.RandomSampler(seed=spec.seed)
-    return optuna.samplers.TPESampler(seed=spec.seed)
+        return optuna.samplers.RandomSampler(seed=seed)
+    return optuna.samplers.TPESampler(seed=seed)
 
 
 class _Sweep:
@@ -118,7 +126,7 @@ class _Sweep:
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             self.study = optuna.create_study(
                 study_name=spec.name, storage=store.url, direction=spec.direction, load_if_exists=True,
-                sampler=_sampler(spec, len(self.grid or ())))
+                sampler=_sampler(spec, len(self.grid or ()), 0))
         self.n_trials = len(self.grid) if self.grid is not None else spec.search.n_trials + 1
         self.done = store.done_runs(self.sweep_id)
         # trial number -> task -> metric of each finished (non-diverged) run: the objectives' inputs.
@@ -131,7 +139,7 @@ class _Sweep:
         self.numbers: dict[int, int] = {}  # sweeper trial id -> trial number
 
     def trial_ref(self, trial) -> TrialRef:
-        """The sweeper trial of an Optuna trial (new or left running): its configuration, stored."""
+        """The sweeper trial of a new Optuna trial: its configuration, stored."""
         if self.grid is not None:
             number = trial.suggest_categorical("config", list(range(len(self.grid))))
             config = self.grid[number]
@@ -143,14 +151,43 @@ class _Sweep:
         return [Run(ref.id, ref.config, name, r) for name in self.spec.tasks for r in range(self.spec.repeats)
                 if (ref.number, name, r) not in self.done]
 
-    def ask_round(self) -> list:
+    def resume_stale(self) -> list[tuple[object, TrialRef]]:
+        """Trials an interrupted sweep left running: those whose configuration was stored go on with it;
+        one interrupted before that is failed (its grid point or budget is asked for again)."""
+        stored = {t["optuna_trial_id"]: t for t in self.store.trials(self.spec.name)}
+        resumed = []
+        for trial in self.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+            row = stored.get(trial.number)
+            if row is None:
+                self.study.tell(trial.number, state=optuna.trial.TrialState.FAIL)
+                continue
+            config = make_config(NoiseSpec(**p) for p in row["params"])
+            resumed.append((trial, self.store.ensure_trial(self.sweep_id, config, number=row["trial"])))
+        return resumed
+
+    def ask_round(self) -> list[tuple[object, TrialRef]]:
         """New trials enough to fill a pack (at least one), none once the study has all it needs."""
         per_config = self.spec.repeats * len(self.spec.tasks)
         want = max(1, min(self.sizes.values()) // per_config)
-        left = self.n_trials - len(self.study.get_trials(deepcopy=False))
-        if self.grid is None and not self.study.get_trials(deepcopy=False):
+        trials = self.study.get_trials(deepcopy=False)
+        if self.grid is None and not trials:
             self.spec.enqueue_baseline(self.study)
-        return [self.study.ask() for _ in range(max(0, min(want, left)))]
+        asked = []
+        if self.grid is not None:
+            # Grid: the next configurations not yet stored, in file order (the baseline first); a trial
+            # enqueued with its parameters is one the GridSampler answers as given.
+            registered = {t["trial"] for t in self.store.trials(self.spec.name)}
+            for number in [i for i in range(len(self.grid)) if i not in registered][:want]:
+                self.study.enqueue_trial({"config": number})
+                trial = self.study.ask()
+                asked.append((trial, self.trial_ref(trial)))
+            return asked
+        alive = sum(t.state != optuna.trial.TrialState.FAIL for t in trials)
+        for _ in range(max(0, min(want, self.n_trials - alive))):
+            self.study.sampler = _sampler(self.spec, 0, len(trials) + len(asked))
+            trial = self.study.ask()
+            asked.append((trial, self.trial_ref(trial)))
+        return asked
 
     def _record(self, number: int, task: str, value: float | None, diverged: bool) -> None:
         tasks = self.values.setdefault(number, {})
@@ -170,36 +207,34 @@ class _Sweep:
                 self.progress.advance(len(pack))
 
     def tell(self, trials_and_refs: list) -> None:
-        """Tells Optuna each trial's objective: the mean metric over its tasks (each the mean over repeats).
-
-        A trial with no finished run on some task (all diverged) has no objective: Optuna records a failure.
+        """Stores each trial's objective, then tells Optuna: the mean metric over its tasks (each the mean
+        over repeats). A trial with no finished run on some task (all diverged) has no objective; Optuna
+        is told the worst value, so adaptive samplers learn to avoid it.
         """
         for trial, ref in trials_and_refs:
             per_task = self.values.get(ref.number, {})
             objective = (sum(sum(v) / len(v) for v in per_task.values()) / len(per_task)
                          if len(per_task) == len(self.spec.tasks) else math.nan)
-            if math.isfinite(objective):
-                self.study.tell(trial.number, objective)
-                self.store.complete_trial(ref.id, objective)
-            else:
-                self.study.tell(trial.number, state=optuna.trial.TrialState.FAIL)
-                self.store.complete_trial(ref.id, None)
+            finite = math.isfinite(objective)
+            # Store first: if interrupted in between, the Optuna trial is still running and is told on resume.
+            self.store.complete_trial(ref.id, objective if finite else None)
+            worst = -math.inf if self.spec.higher_is_better else math.inf
+            self.study.tell(trial.number, objective if finite else worst)
 
     def run(self) -> None:
         total = self.n_trials * self.spec.repeats * len(self.spec.tasks)
         if self.progress is not None:
             self.progress.start(total, min(len(self.done), total))
         # Trials an interrupted sweep left running are finished first, with the configs they had.
-        stale = self.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
+        stale = self.resume_stale()
         rounds = [stale] if stale else []
         while True:
-            trials = rounds.pop() if rounds else self.ask_round()
-            if not trials:
+            asked = rounds.pop() if rounds else self.ask_round()
+            if not asked:
                 break
-            refs = [self.trial_ref(t) for t in trials]
-            self.numbers.update({ref.id: ref.number for ref in refs})
-            self.train([run for ref in refs for run in self.pending_runs(ref)])
-            self.tell(list(zip(trials, refs)))
+            self.numbers.update({ref.id: ref.number for _, ref in asked})
+            self.train([run for _, ref in asked for run in self.pending_runs(ref)])
+            self.tell(asked)
 
 
 def run_sweep(spec: SweepSpec, store: Store, executor: Executor, progress: Progress | None = None) -> SweepOutcome:
@@ -208,9 +243,11 @@ def run_sweep(spec: SweepSpec, store: Store, executor: Executor, progress: Progr
     sweep = _Sweep(spec, store, executor, progress)
     try:
         sweep.run()
-    except BaseException:
+    except KeyboardInterrupt:
         store.finish_sweep(sweep.sweep_id, "interrupted")
         raise
+    except BaseException:
+        store.finish_sweep(sweep.sweep_id, "failed")
+        raise
     store.finish_sweep(sweep.sweep_id, "completed")
-    total = sweep.n_trials * spec.repeats * len(spec.tasks)
-    return SweepOutcome(sweep.sweep_id, spec.name, total, sweep.trained, time.perf_counter() - start)
+    return SweepOutcome(sweep.sweep_id, spec.name, len(sweep.done), sweep.trained, time.perf_counter() - start)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -17,7 +18,7 @@ from sweeper.engine.result import Member, RunResult
 from sweeper.errors import StoreError
 from sweeper.noise.spec import NoiseConfig, make_config
 from sweeper.store import _engine, _rows
-from sweeper.store._url import default_url, parse_url, sqlite_path
+from sweeper.store._url import default_url, parse_url, redact, sqlite_path
 from sweeper.store.models import (
     PROBLEM_METRICS,
     PROBLEMS,
@@ -47,6 +48,9 @@ def open_store(url: str | None = None, *, create: bool = True) -> Store:
     Without a URL: ``$SWEEPER_DB``, else ``sqlite:///sweeps.db``. ``postgresql://`` uses psycopg 3.
     """
     parsed = parse_url(url or default_url())
+    path = sqlite_path(parsed)
+    if not create and path is not None and not os.path.exists(path):
+        raise StoreError(f"no database at {redact(str(url or default_url()))}; run a sweep first (sweeper run FILE --db ...)")
     engine = _engine.make_engine(parsed)
     store = Store(engine)
     if create:

@@ -1,0 +1,278 @@
+"""An interrupted sweep resumes to exactly the numbers of an uninterrupted one, without losing or repeating runs."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+
+from sweeper.driver import sweep as sweep_module
+from sweeper.store import Store, open_store
+
+RESUME_YAML = """\
+name: resume-me
+seed: 5
+repeats: 3
+metric: test_accuracy
+pack_size: 2        # packs are stored one by one; a trial's 3 repeats span two packs
+task:
+  dataset: circles
+  n_train: 30
+  model: mlp
+  hidden: [32]
+  epochs: 100
+search:
+  sampler: grid
+  configs:
+    - {placement: input, std: 0.05}
+    - {placement: pre_activation, std: 0.1}
+    - {placement: weights, std: 0.01}
+    - {placement: targets, std: 0.1}
+"""
+N_CONFIGS, REPEATS = 5, 3
+TOTAL = N_CONFIGS * REPEATS
+KEY = ("trial", "task", "repeat")
+NUMBERS = ("data_seed", "init_seed", "noise_seed", "train_loss", "test_loss", "train_accuracy", "test_accuracy",
+           "best_epoch", "diverged")
+RUNS_SQL = (f'SELECT r.id, t.number AS trial, r.task, r."repeat", {", ".join("r." + n for n in NUMBERS)} '
+            "FROM sweeper_runs r JOIN sweeper_trials t ON t.id = r.trial_id")
+
+
+def read(db: Path, sql: str) -> list[tuple]:
+    connection = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30)
+    try:
+        return connection.execute(sql).fetchall()
+    finally:
+        connection.close()
+
+
+def runs_by_id(db: Path) -> dict[int, tuple]:
+    """Run id -> (trial, task, repeat, seeds..., metrics...)."""
+    return {row[0]: row[1:] for row in read(db, RUNS_SQL)}
+
+
+def runs_by_key(db: Path) -> dict[tuple, tuple]:
+    """(trial, task, repeat) -> (seeds..., metrics...); refuses a key stored twice."""
+    rows = [row[1:] for row in read(db, RUNS_SQL)]
+    by_key = {row[:3]: row[3:] for row in rows}
+    assert len(by_key) == len(rows), "a (trial, task, repeat) is stored twice"
+    return by_key
+
+
+def sweep_status(db: Path) -> str:
+    ((status,),) = read(db, "SELECT status FROM sweeper_sweeps WHERE name = 'resume-me'")
+    return status
+
+
+def objectives(db: Path) -> dict[int, float]:
+    return dict(read(db, "SELECT number, objective FROM sweeper_trials"))
+
+
+def optuna_states(db: Path) -> list[str]:
+    return sorted(state for (state,) in read(db, "SELECT t.state FROM trials t JOIN studies s USING (study_id) "
+                                                 "WHERE s.study_name = 'resume-me'"))
+
+
+@pytest.fixture(scope="module")
+def space(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("space") / "resume.yaml"
+    path.write_text(RESUME_YAML)
+    return path
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory, space, sweeper_cli) -> dict:
+    """The same sweep run without interruption into a fresh database: its runs and trial objectives."""
+    db = tmp_path_factory.mktemp("reference") / "reference.db"
+    result = sweeper_cli("run", space, "--db", f"sqlite:///{db}")
+    assert result.exit_code == 0, result.stderr
+    runs = runs_by_key(db)
+    assert len(runs) == TOTAL
+    return {"db": db, "runs": runs, "objectives": objectives(db)}
+
+
+ONE_THREAD = {**os.environ, "OMP_NUM_THREADS": "1"}
+
+
+def command(space: Path, db: Path) -> list[str]:
+    return [sys.executable, "-m", "sweeper.cli", "run", str(space), "--db", f"sqlite:///{db}"]
+
+
+@pytest.fixture
+def start_sweep(tmp_path):
+    """``start_sweep(space, db)``: ``sweeper run`` as a subprocess (output in tmp_path); killed if left running."""
+    started = []
+
+    def start(space: Path, db: Path) -> subprocess.Popen:
+        with open(tmp_path / "stdout", "w") as out, open(tmp_path / "stderr", "w") as err:
+            process = subprocess.Popen(command(space, db), cwd=tmp_path, env=ONE_THREAD, stdout=out, stderr=err,
+                                       start_new_session=True)
+        started.append(process)
+        return process
+
+    yield start
+    for process in started:
+        if process.poll() is None:
+            os.kill(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+def wait_for_some_runs(process: subprocess.Popen, db: Path, timeout: float = 120) -> int:
+    """Polls the database until the sweep has stored a pack (and is still running)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert process.poll() is None, "the sweep ended before it stored a run"
+        if db.exists():
+            try:
+                (count,), = read(db, "SELECT count(*) FROM sweeper_runs")
+            except sqlite3.Error:  # the tables are not there yet
+                count = 0
+            if count > 0:
+                return count
+        time.sleep(0.02)
+    pytest.fail(f"no run stored after {timeout} s")
+
+
+def interrupt(process: subprocess.Popen, db: Path, sig: int) -> dict[int, tuple]:
+    """Sends ``sig`` once a pack is stored; the runs stored when the process is gone."""
+    wait_for_some_runs(process, db)
+    os.kill(process.pid, sig)
+    process.wait(timeout=60)
+    stored = runs_by_id(db)
+    assert 0 < len(stored) < TOTAL, "the sweep finished before the signal landed: make it bigger"
+    return stored
+
+
+def assert_complete_and_equal_to_reference(db: Path, reference: dict, interrupted_asks: int = 0) -> None:
+    runs = runs_by_key(db)
+    assert len(runs) == TOTAL
+    assert sorted(runs) == sorted((t, "circles", r) for t in range(N_CONFIGS) for r in range(REPEATS))
+    assert runs == reference["runs"]  # same sweep seed -> the same seeds and the same numbers
+    assert objectives(db) == pytest.approx(reference["objectives"], rel=1e-12)
+    assert sweep_status(db) == "completed"
+    # A trial interrupted before it had a configuration is recorded as failed and asked for again.
+    assert sorted(optuna_states(db)) == ["COMPLETE"] * N_CONFIGS + ["FAIL"] * interrupted_asks
+
+
+@pytest.mark.slow
+def test_a_sweep_killed_with_sigkill_resumes_to_the_uninterrupted_numbers(space, reference, tmp_path, start_sweep):
+    db = tmp_path / "killed.db"
+    stored = interrupt(start_sweep(space, db), db, signal.SIGKILL)
+    assert sweep_status(db) == "running"  # SIGKILL leaves no chance to mark it
+
+    resumed = subprocess.run(command(space, db), cwd=tmp_path, env=ONE_THREAD, capture_output=True, text=True,
+                             timeout=300)
+
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"{TOTAL - len(stored)} runs trained" in resumed.stderr
+    after = runs_by_id(db)
+    assert {run_id: after[run_id] for run_id in stored} == stored  # the runs stored before are untouched
+    assert_complete_and_equal_to_reference(db, reference)
+
+
+@pytest.mark.slow
+def test_a_sweep_interrupted_with_sigint_exits_130_and_resumes(space, reference, tmp_path, sweeper_cli,
+                                                               start_sweep):
+    db = tmp_path / "interrupted.db"
+    process = start_sweep(space, db)
+    stored = interrupt(process, db, signal.SIGINT)
+
+    assert process.returncode == 130
+    stderr = (tmp_path / "stderr").read_text()
+    assert "interrupted: finished packs are stored; run the same command to resume" in stderr
+    assert "Traceback" not in stderr
+    assert sweep_status(db) == "interrupted"
+
+    resumed = sweeper_cli("run", space, "--db", f"sqlite:///{db}")
+
+    assert resumed.exit_code == 0, resumed.stderr
+    assert f"{TOTAL - len(stored)} runs trained" in resumed.stderr
+    after = runs_by_id(db)
+    assert {run_id: after[run_id] for run_id in stored} == stored
+    assert_complete_and_equal_to_reference(db, reference)
+
+
+def test_a_sweep_interrupted_between_ask_and_suggest_resumes(space, reference, tmp_path, sweeper_cli, monkeypatch):
+    db = tmp_path / "asked.db"
+    configure = sweep_module._Sweep.trial_ref
+    calls = []
+
+    def interrupted_on_the_second_trial(self, trial):
+        calls.append(trial.number)
+        if len(calls) == 2:
+            raise KeyboardInterrupt  # Ctrl-C right after study.ask(), before the trial's suggest calls
+        return configure(self, trial)
+
+    monkeypatch.setattr(sweep_module._Sweep, "trial_ref", interrupted_on_the_second_trial)
+    first = sweeper_cli("run", space, "--db", f"sqlite:///{db}")
+    assert first.exit_code == 130
+    assert len(runs_by_key(db)) == REPEATS
+    monkeypatch.undo()
+
+    resumed = sweeper_cli("run", space, "--db", f"sqlite:///{db}")
+
+    assert resumed.exit_code == 0, resumed.stderr
+    assert_complete_and_equal_to_reference(db, reference, interrupted_asks=1)
+
+
+def test_a_sweep_interrupted_between_optuna_and_store_completes_every_trial(space, tmp_path, sweeper_cli,
+                                                                           monkeypatch):
+    url = f"sqlite:///{tmp_path / 'told.db'}"
+    complete = Store.complete_trial
+    calls = []
+
+    def interrupted_on_the_second_trial(self, trial_id, objective):
+        calls.append(trial_id)
+        if len(calls) == 2:
+            raise KeyboardInterrupt  # Ctrl-C after Optuna was told, before the store was
+        return complete(self, trial_id, objective)
+
+    monkeypatch.setattr(Store, "complete_trial", interrupted_on_the_second_trial)
+    assert sweeper_cli("run", space, "--db", url, "--epochs", "10").exit_code == 130
+    monkeypatch.undo()
+
+    resumed = sweeper_cli("run", space, "--db", url, "--epochs", "10")
+
+    assert resumed.exit_code == 0, resumed.stderr
+    with open_store(url, create=False) as store:
+        trials = store.trials("resume-me")
+    values = {t.number: t.value for t in optuna.load_study(study_name="resume-me", storage=url).trials}
+    assert [(t["status"], t["n_runs"]) for t in trials] == [("complete", REPEATS)] * N_CONFIGS
+    assert all(t["objective"] == pytest.approx(values[t["optuna_trial_id"]]) for t in trials)
+
+
+def test_running_a_completed_sweep_again_trains_nothing(space, reference, sweeper_cli):
+    db = reference["db"]
+
+    again = sweeper_cli("run", space, "--db", f"sqlite:///{db}")
+
+    assert again.exit_code == 0, again.stderr
+    assert "0 runs trained" in again.stderr and f"{TOTAL} runs stored in all" in again.stderr
+    assert runs_by_key(db) == reference["runs"]
+    assert sweep_status(db) == "completed"
+
+
+def test_resuming_with_other_overrides_is_refused(space, reference, sweeper_cli):
+    db = reference["db"]
+
+    changed = sweeper_cli("run", space, "--db", f"sqlite:///{db}", "--repeats", "2")
+
+    assert changed.exit_code == 2
+    assert changed.stderr.splitlines()[-1] == (
+        f"error: sweep 'resume-me' already exists in sqlite:///{db} with a different search space; "
+        "pick another --name or delete it")
+    assert runs_by_key(db) == reference["runs"]
+
+
+def test_a_refused_resume_is_one_line_on_stderr(space, reference, sweeper_cli):
+    changed = sweeper_cli("run", space, "--db", f"sqlite:///{reference['db']}", "--repeats", "2")
+
+    assert changed.exit_code == 2
+    assert len(changed.stderr.splitlines()) == 1, changed.stderr
