@@ -2,18 +2,11 @@
 
 from __future__ import annotations
 
-import secrets
 import sqlite3
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-import torch
-from typer.testing import CliRunner
-
-from sweeper.cli import app
-
-PG_SERVER = "postgresql+psycopg://postgres@127.0.0.1:5432"
 
 #: A sweep that trains in well under a second: the baseline and two noisy configurations, 2 repeats.
 TINY_YAML = """\
@@ -37,26 +30,6 @@ TINY_CONFIGS = 3
 TINY_REPEATS = 2
 
 
-@pytest.fixture(scope="session", autouse=True)
-def one_torch_thread():
-    # Two shared cores: one thread is much faster for these tiny models than two fighting threads.
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
-@pytest.fixture(scope="session")
-def sweeper_cli():
-    """``sweeper_cli(*args)`` runs the ``sweeper`` command in this process; stdout and stderr come apart."""
-    runner = CliRunner()
-
-    def invoke(*args):
-        return runner.invoke(app, [str(a) for a in args])
-
-    return invoke
-
-
 def sqlite_url(path: Path) -> str:
     return f"sqlite:///{path}"
 
@@ -75,32 +48,6 @@ def tiny_sqlite(tmp_path_factory, tiny_space, sweeper_cli) -> Path:
     result = sweeper_cli("run", tiny_space, "--db", sqlite_url(path))
     assert result.exit_code == 0, result.stderr
     return path
-
-
-def _admin_engine() -> sa.Engine:
-    return sa.create_engine(f"{PG_SERVER}/postgres", isolation_level="AUTOCOMMIT",
-                            connect_args={"connect_timeout": 3})
-
-
-@pytest.fixture(scope="module")
-def pg_url():
-    """A PostgreSQL database created for this test module and dropped after it."""
-    admin = _admin_engine()
-    try:
-        with admin.connect():
-            pass
-    except sa.exc.OperationalError as exc:
-        admin.dispose()
-        pytest.skip(f"PostgreSQL server {PG_SERVER} is not reachable: {str(exc.orig).splitlines()[0]}")
-    name = f"sweeper_t_{secrets.token_hex(6)}"
-    with admin.connect() as connection:
-        connection.exec_driver_sql(f"CREATE DATABASE {name}")
-    try:
-        yield f"{PG_SERVER}/{name}"
-    finally:
-        with admin.connect() as connection:
-            connection.exec_driver_sql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-        admin.dispose()
 
 
 def table_rows(url: str, table: str) -> list[tuple]:

@@ -2,42 +2,11 @@
 
 from __future__ import annotations
 
-import secrets
-
 import pytest
 import sqlalchemy as sa
 
 from sweeper.store import open_store
 from sweeper.store.models import Base
-
-PG_SERVER = "postgresql+psycopg://postgres@127.0.0.1:5432"
-
-
-def _admin_engine() -> sa.Engine:
-    return sa.create_engine(
-        f"{PG_SERVER}/postgres", isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 3}
-    )
-
-
-@pytest.fixture(scope="module")
-def pg_url():
-    """A PostgreSQL database created for this test module and dropped after it."""
-    admin = _admin_engine()
-    try:
-        with admin.connect():
-            pass
-    except sa.exc.OperationalError as exc:
-        admin.dispose()
-        pytest.skip(f"PostgreSQL server {PG_SERVER} is not reachable: {str(exc.orig).splitlines()[0]}")
-    name = f"sweeper_test_{secrets.token_hex(6)}"
-    with admin.connect() as connection:
-        connection.exec_driver_sql(f"CREATE DATABASE {name}")
-    try:
-        yield f"{PG_SERVER}/{name}"
-    finally:
-        with admin.connect() as connection:
-            connection.exec_driver_sql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-        admin.dispose()
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])

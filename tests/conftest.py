@@ -1,4 +1,4 @@
-"""Sweeps driven end to end: the ``sweeper`` command in this process or as a subprocess, on SQLite and PostgreSQL."""
+"""Fixtures every test directory shares: one torch thread, the CLI in-process, fresh PostgreSQL databases."""
 
 from __future__ import annotations
 
@@ -11,13 +11,14 @@ from typer.testing import CliRunner
 
 from sweeper.cli import app
 
+#: The local PostgreSQL server (trust auth); tests create their own databases on it.
 PG_SERVER = "postgresql+psycopg://postgres@127.0.0.1:5432"
 
 
 @pytest.fixture(scope="session", autouse=True)
 def one_torch_thread():
-    # Two shared cores: one thread is much faster for these tiny models than two fighting threads, and
-    # subprocesses run with OMP_NUM_THREADS=1 too, so every process computes the same way.
+    """One intra-op thread: the tests run many tiny ops, which a second thread only slows down on a
+    machine whose few cores are shared (and every process then computes the same way)."""
     previous = torch.get_num_threads()
     torch.set_num_threads(1)
     yield
@@ -37,7 +38,10 @@ def sweeper_cli():
 
 @pytest.fixture(scope="module")
 def pg_database():
-    """``pg_database()``: the URL of a fresh PostgreSQL database; every one is dropped after the module."""
+    """``pg_database()``: the URL of a fresh PostgreSQL database; every one is dropped after the module.
+
+    Skips (with the reason) where the server is not reachable.
+    """
     admin = sa.create_engine(f"{PG_SERVER}/postgres", isolation_level="AUTOCOMMIT",
                              connect_args={"connect_timeout": 3})
     try:
@@ -62,3 +66,9 @@ def pg_database():
             for name in names:
                 connection.exec_driver_sql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
         admin.dispose()
+
+
+@pytest.fixture(scope="module")
+def pg_url(pg_database):
+    """A PostgreSQL database created for this test module and dropped after it."""
+    return pg_database()
