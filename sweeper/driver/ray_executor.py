@@ -32,6 +32,7 @@ from typing import Callable, Iterable, Iterator, Sequence
 import ray
 from ray import tune
 from ray.util.queue import Empty, Queue
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from sweeper.driver.planner import Pack
 from sweeper.engine import sizing
@@ -53,6 +54,19 @@ Train = Callable[[TaskSpec, Sequence[Member], str], list[RunResult]]
 def cluster_address(address: str | None) -> str | None:
     """The Ray cluster to use: ``address``, else ``$RAY_ADDRESS``, else None (start a local Ray)."""
     return address or os.environ.get("RAY_ADDRESS") or None
+
+
+def _check_device(device: str) -> None:
+    if device not in ("auto", "cpu", "cuda"):
+        raise ExecutorError(f"--device {device!r} is not allowed; allowed: auto, cpu, cuda")
+
+
+def cluster_device(device: str, gpus: float, where: str = "the Ray cluster") -> str:
+    """The device every pack runs on: ``auto`` means cuda when the cluster has GPUs, else cpu."""
+    _check_device(device)
+    if device == "cuda" and not gpus:
+        raise ExecutorError(f"--device cuda: {where} has no GPU; allowed here: auto, cpu")
+    return "cuda" if device == "cuda" or (device == "auto" and gpus) else "cpu"
 
 
 def pack_resources(device: str, cpus_per_pack: float | None, gpus_per_pack: float | None) -> dict[str, float]:
@@ -141,8 +155,7 @@ class RayExecutor:
     def __init__(self, device: str = "auto", *, address: str | None = None, cpus_per_pack: float | None = None,
                  gpus_per_pack: float | None = None, max_failures: int = MAX_FAILURES,
                  node_wait_s: float = NODE_WAIT_S, train: Train = train_population):
-        if device not in ("auto", "cpu", "cuda"):
-            raise ExecutorError(f"--device {device!r} is not allowed; allowed: auto, cpu, cuda")
+        _check_device(device)  # before connecting: a typo costs no Ray start
         self.address = cluster_address(address)
         self.max_failures = max_failures
         self.train = train  # what a trial runs on its pack: the engine (tests put a stand-in here)
@@ -151,12 +164,9 @@ class RayExecutor:
         self._free: int | None = None  # bytes of a worker's free memory one pack may plan with
         self._connect()
         try:
-            gpus = ray.cluster_resources().get("GPU", 0)
-            if device == "cuda" and not gpus:
-                raise ExecutorError(f"--device cuda: the Ray cluster ({self._where}) has no GPU; "
-                                    "allowed here: auto, cpu")
             #: The device type packs are sized for and trained on, for the whole cluster.
-            self.device = "cuda" if device == "cuda" or (device == "auto" and gpus) else "cpu"
+            self.device = cluster_device(device, ray.cluster_resources().get("GPU", 0.0),
+                                         f"the Ray cluster ({self._where})")
             self.resources = pack_resources(self.device, cpus_per_pack, gpus_per_pack)
             self._wait_for_room(node_wait_s)
         except BaseException:
@@ -240,7 +250,9 @@ class RayExecutor:
         packs = list(packs)
         if not packs:
             return
-        inbox = Queue(actor_options={"num_cpus": 0})
+        # The inbox lives on this process's node: a worker node lost mid-run takes no results with it.
+        here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
+        inbox = Queue(actor_options={"num_cpus": 0, "scheduling_strategy": here})
         stop = _StopAll()
         fit: dict = {}
         thread = threading.Thread(target=_fit, args=(self._tuner(packs, inbox, stop), fit), daemon=True,

@@ -20,9 +20,40 @@ def _site(noise: PackNoise | None, placement: str, x: torch.Tensor) -> torch.Ten
     return x if noise is None else noise.perturb(placement, x)
 
 
+class _Linear(torch.autograd.Function):
+    """``x @ w.T + b`` per member, with each gradient product oriented for the BLAS.
+
+    x: (members, batch, in), w: (members, out, in), b: (members, out) -> (members, batch, out).
+    Batched products whose result ends in a tiny dimension (a 1-unit output layer, a 2-feature input)
+    run an order of magnitude slower on CPU than the same product transposed, so the weight gradient is
+    computed in whichever orientation ends in the longer dimension, and a 1-unit layer's input gradient
+    is a broadcast product. Same numbers as autograd's formulas up to float summation order.
+    """
+
+    @staticmethod
+    def forward(ctx, x, w, b):
+        ctx.save_for_backward(x, w)
+        return torch.baddbmm(b.unsqueeze(1), x, w.transpose(1, 2))
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, w = ctx.saved_tensors
+        grad_x = grad_w = grad_b = None
+        if ctx.needs_input_grad[0]:
+            grad_x = grad * w if w.shape[1] == 1 else torch.bmm(grad, w)  # (m, b, 1) * (m, 1, in)
+        if ctx.needs_input_grad[1]:
+            if w.shape[1] >= w.shape[2]:  # out >= in: (in, out) ends in the longer dimension
+                grad_w = torch.bmm(x.transpose(1, 2), grad).transpose(1, 2)
+            else:
+                grad_w = torch.bmm(grad.transpose(1, 2), x)
+        if ctx.needs_input_grad[2]:
+            grad_b = grad.sum(1)
+        return grad_x, grad_w, grad_b
+
+
 def _linear(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     # x: (members, batch, in), w: (members, out, in), b: (members, out) -> (members, batch, out)
-    return torch.baddbmm(b.unsqueeze(1), x, w.transpose(1, 2))
+    return _Linear.apply(x, w, b)
 
 
 def _conv(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
