@@ -198,7 +198,8 @@ class RayExecutor:
         except Exception as exc:  # ConnectionError, RuntimeError, ValueError: all mean "no cluster here"
             first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
             hint = ("; is this machine a Ray node? A driver outside the cluster joins it first: "
-                    f"ray start --address={self.address} --num-cpus=0" if self.address else "")
+                    f"ray start --address={self.address} --num-cpus=0"
+                    if self.address and not self.address.startswith("ray://") else "")
             raise ExecutorError(f"cannot connect to the Ray cluster at {self._where}: {first}{hint}") from exc
 
     @staticmethod

@@ -19,7 +19,8 @@ ray = pytest.importorskip("ray")
 
 from sweeper.driver.executors import LocalExecutor  # noqa: E402
 from sweeper.driver.planner import Pack, Run, member  # noqa: E402
-from sweeper.driver.ray_executor import RayExecutor, cluster_address, pack_resources, slots  # noqa: E402
+from sweeper.driver.ray_executor import (  # noqa: E402
+    RayExecutor, cluster_address, cluster_device, pack_resources, slots)
 from sweeper.driver.sweep import run_sweep  # noqa: E402
 from sweeper.engine.result import RunResult  # noqa: E402
 from sweeper.errors import ExecutorError  # noqa: E402
@@ -61,6 +62,17 @@ def _fake(members, value: float) -> list[RunResult]:
 
 
 # ---- what a pack asks for, and where from: no Ray needed ----
+
+def test_auto_means_the_gpus_of_a_cluster_that_has_any_and_one_device_for_every_pack():
+    assert cluster_device("auto", 0) == "cpu"
+    assert cluster_device("auto", 3) == "cuda"  # a mixed cluster: every pack on a GPU share
+    assert cluster_device("cpu", 3) == "cpu"  # ... or every pack on CPUs, GPU nodes' CPUs included
+    assert cluster_device("cuda", 1) == "cuda"
+    with pytest.raises(ExecutorError, match="--device cuda: the Ray cluster has no GPU; allowed here: auto, cpu"):
+        cluster_device("cuda", 0)
+    with pytest.raises(ExecutorError, match="--device 'gpu' is not allowed; allowed: auto, cpu, cuda"):
+        cluster_device("gpu", 1)
+
 
 def test_cpu_packs_ask_one_cpu_and_gpu_packs_one_gpu_by_default():
     assert pack_resources("cpu", None, None) == {"CPU": 1.0}
