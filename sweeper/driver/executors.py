@@ -13,7 +13,12 @@ from sweeper.errors import ExecutorError
 
 
 class Executor(Protocol):
-    """Runs packs and yields ``(pack, results)`` as each completes, in any order."""
+    """Runs packs and yields ``(pack, results)`` as each completes, in any order.
+
+    Optional members the driver uses when present: ``pack_size(task, n_train, n_test)`` (packs sized
+    for the executor's workers rather than this machine) and ``parallel_packs`` (packs it trains at
+    once, so a round of configurations fills them).
+    """
 
     #: The device type packs are sized for ("cpu" or "cuda").
     device: str

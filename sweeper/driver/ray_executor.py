@@ -22,6 +22,7 @@ import logging
 import math
 import os
 import shutil
+import socket
 import sys
 import tempfile
 import threading
@@ -189,6 +190,11 @@ class RayExecutor:
         if ray.is_initialized():  # a Ray this process already uses (a notebook, a test): leave it as it is
             return
         options = dict(log_to_driver=False, logging_level=logging.WARNING)
+        # Ray retries an address where nothing listens for ever: ask the port first, and say so now.
+        why = _unreachable(self.address) if self.address else None
+        if why:
+            raise ExecutorError(f"cannot reach the Ray cluster at {self.address}: {why}; is its head running "
+                                "(ray start --head --port=PORT) and the address right?")
         try:
             if self.address is None:
                 ray.init(include_dashboard=False, **options)
@@ -197,8 +203,8 @@ class RayExecutor:
                 ray.init(address=self.address, **options)
         except Exception as exc:  # ConnectionError, RuntimeError, ValueError: all mean "no cluster here"
             first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-            hint = ("; is this machine a Ray node? A driver outside the cluster joins it first: "
-                    f"ray start --address={self.address} --num-cpus=0"
+            hint = ("; a driver presents the cluster's token (RAY_AUTH_MODE=token, RAY_AUTH_TOKEN) and runs on one "
+                    f"of its nodes (elsewhere, join first: ray start --address={self.address} --num-cpus=0)"
                     if self.address and not self.address.startswith("ray://") else "")
             raise ExecutorError(f"cannot connect to the Ray cluster at {self._where}: {first}{hint}") from exc
 
@@ -312,6 +318,18 @@ class RayExecutor:
         if self._owns_ray and ray.is_initialized():
             ray.shutdown()
         self._owns_ray = False
+
+
+def _unreachable(address: str, timeout_s: float = 10.0) -> str | None:
+    """Why nothing answers at a Ray head's ``host:port`` (None if something does, or not such an address)."""
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit() or "://" in address:
+        return None  # "auto", "ray://..." and the like: Ray's to resolve
+    try:
+        with socket.create_connection((host, int(port)), timeout=timeout_s):
+            return None
+    except OSError as exc:
+        return exc.strerror or str(exc) or type(exc).__name__
 
 
 def _fit(tuner: tune.Tuner, out: dict) -> None:

@@ -133,7 +133,9 @@ class _Sweep:
         self.values: dict[int, dict[str, list[float]]] = {}
         for row in store.runs(spec.name) if self.done else ():
             self._record(row["trial"], row["task"], row.get(spec.metric), row["diverged"])
-        self.sizes = {name: min(pack_size(task, executor.device, *data_sizes[name]), spec.pack_size or 1 << 30)
+        # An executor may size packs for its workers (a Ray cluster: the share of a worker a pack gets).
+        sizer = getattr(executor, "pack_size", None) or (lambda t, n_tr, n_te: pack_size(t, executor.device, n_tr, n_te))
+        self.sizes = {name: min(sizer(task, *data_sizes[name]), spec.pack_size or 1 << 30)
                       for name, task in spec.tasks.items()}
         self.trained = 0
         self.numbers: dict[int, int] = {}  # sweeper trial id -> trial number
@@ -168,7 +170,8 @@ class _Sweep:
     def ask_round(self) -> list[tuple[object, TrialRef]]:
         """New trials enough to fill a pack (at least one), none once the study has all it needs."""
         per_config = self.spec.repeats * len(self.spec.tasks)
-        want = max(1, min(self.sizes.values()) // per_config)
+        # Enough configurations to keep every pack slot of the executor busy (one, locally).
+        want = max(1, min(self.sizes.values()) * getattr(self.executor, "parallel_packs", 1) // per_config)
         trials = self.study.get_trials(deepcopy=False)
         if self.grid is None and not trials:
             self.spec.enqueue_baseline(self.study)

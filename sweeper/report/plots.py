@@ -121,7 +121,9 @@ def delta_heatmap(report: dict) -> Figure | None:
     reach = max(abs(c["delta"]) for cells in panels.values() for c in cells.values()) or 1.0
     norm = TwoSlopeNorm(vcenter=0.0, vmin=-reach, vmax=reach)
     names = sorted(panels)
-    fig = Figure(figsize=(5.0 * len(names), 3.5), layout="constrained")
+    # Wide enough for a signed 2-digit label per cell.
+    width = max(len({s for _, s in cells}) for cells in panels.values())
+    fig = Figure(figsize=(max(5.0, 2.0 + 0.85 * width) * len(names), 3.5), layout="constrained")
     axes = fig.subplots(1, len(names), squeeze=False).ravel()
     for ax, name in zip(axes, names):
         cells = panels[name]
@@ -131,7 +133,8 @@ def delta_heatmap(report: dict) -> Figure | None:
         for (p, s), c in cells.items():
             i, j = placements.index(p), stds.index(s)
             grid[i, j] = sign * c["delta"]
-            ax.text(j, i, f"{c['delta']:+.3g}{VERDICT_MARKS.get(c['verdict'], '')}", ha="center", va="center", fontsize=8)
+            ax.text(j, i, f"{c['delta']:+.2g}\n{VERDICT_MARKS.get(c['verdict'], '')}", ha="center", va="center",
+                    fontsize=7)
         image = ax.imshow(grid, cmap="RdYlGn", norm=norm, aspect="auto")
         ax.set_xticks(range(len(stds)), [f"{s:g}" for s in stds])
         ax.set_yticks(range(len(placements)), placements)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 import sys
 import time
 from pathlib import Path
@@ -20,7 +21,7 @@ ray = pytest.importorskip("ray")
 from sweeper.driver.executors import LocalExecutor  # noqa: E402
 from sweeper.driver.planner import Pack, Run, member  # noqa: E402
 from sweeper.driver.ray_executor import (  # noqa: E402
-    RayExecutor, cluster_address, cluster_device, pack_resources, slots)
+    RayExecutor, _unreachable, cluster_address, cluster_device, pack_resources, slots)
 from sweeper.driver.sweep import run_sweep  # noqa: E402
 from sweeper.engine.result import RunResult  # noqa: E402
 from sweeper.errors import ExecutorError  # noqa: E402
@@ -106,6 +107,18 @@ def test_the_address_argument_wins_over_ray_address_which_wins_over_a_local_ray(
     assert cluster_address(None) == "head:6379"
     monkeypatch.delenv("RAY_ADDRESS")
     assert cluster_address(None) is None
+
+
+def test_an_address_where_nothing_listens_is_named_at_once_not_retried_for_ever():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        free = s.getsockname()[1]  # closed again: nothing listens there
+    assert _unreachable(f"127.0.0.1:{free}") == "Connection refused"
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        assert _unreachable(f"127.0.0.1:{s.getsockname()[1]}") is None
+    assert _unreachable("auto") is None and _unreachable("ray://head:10001") is None
 
 
 # ---- on a Ray ----

@@ -1,0 +1,34 @@
+#!/bin/sh
+# The sweeper service's entrypoint: runs `sweeper ARGS`, on a Ray node when the command needs one.
+#
+# Ray runs a driver only on a node of its cluster, and this container is not one: for
+# `sweeper run ... --executor ray` with RAY_ADDRESS set, it first joins the cluster as a node without
+# CPUs or GPUs (it trains nothing, it hosts the driver) and leaves it when sweeper ends.
+# Every other command is plain `sweeper ARGS`.
+set -u
+
+case " $* " in
+  *" --executor ray "* | *" --executor=ray "*) ;;
+  *) exec sweeper "$@" ;;
+esac
+if [ -z "${RAY_ADDRESS:-}" ]; then
+  exec sweeper "$@"  # no cluster named: the Ray executor starts a local Ray
+fi
+
+log="${TMPDIR:-/tmp}/sweeper-ray-node.$$.log"
+ray start --address="$RAY_ADDRESS" --num-cpus=0 --num-gpus=0 --block --disable-usage-stats >"$log" 2>&1 &
+node=$!
+leave() {
+  kill "$node" 2>/dev/null && wait "$node" 2>/dev/null
+}
+trap 'leave; exit 130' INT TERM
+
+status=0
+sweeper "$@" || status=$?
+if [ "$status" -ne 0 ] && ! kill -0 "$node" 2>/dev/null; then
+  echo "sweeper-entrypoint: this container could not join the Ray cluster at $RAY_ADDRESS:" >&2
+  tail -n 20 "$log" >&2
+fi
+leave
+rm -f "$log"
+exit "$status"
