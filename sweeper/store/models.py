@@ -161,7 +161,20 @@ class TrialSite(Base):
     gamma: Mapped[float | None] = mapped_column(Float)  # only for the annealed schedule
 
 
-class Run(Base):
+class _Metrics:
+    """The loss and metric columns a run and its curve points share (NULL: not this problem's, or not finite)."""
+
+    train_loss: Mapped[float | None] = mapped_column(Float)
+    test_loss: Mapped[float | None] = mapped_column(Float)
+    train_accuracy: Mapped[float | None] = mapped_column(Float)
+    test_accuracy: Mapped[float | None] = mapped_column(Float)
+    train_mse: Mapped[float | None] = mapped_column(Float)
+    test_mse: Mapped[float | None] = mapped_column(Float)
+    train_r2: Mapped[float | None] = mapped_column(Float)
+    test_r2: Mapped[float | None] = mapped_column(Float)
+
+
+class Run(_Metrics, Base):
     """One member trained once: a trial on one task at one repeat, with its seeds and final metrics.
 
     Metrics that were NaN or infinite (a diverged member) are stored as NULL.
@@ -180,14 +193,6 @@ class Run(Base):
     data_seed: Mapped[int] = mapped_column(BigInteger)
     init_seed: Mapped[int] = mapped_column(BigInteger)
     noise_seed: Mapped[int] = mapped_column(BigInteger)
-    train_loss: Mapped[float | None] = mapped_column(Float)
-    test_loss: Mapped[float | None] = mapped_column(Float)
-    train_accuracy: Mapped[float | None] = mapped_column(Float)
-    test_accuracy: Mapped[float | None] = mapped_column(Float)
-    train_mse: Mapped[float | None] = mapped_column(Float)
-    test_mse: Mapped[float | None] = mapped_column(Float)
-    train_r2: Mapped[float | None] = mapped_column(Float)
-    test_r2: Mapped[float | None] = mapped_column(Float)
     best_epoch: Mapped[int | None] = mapped_column(Integer)
     diverged: Mapped[bool] = mapped_column(Boolean, default=False)
     diverged_epoch: Mapped[int | None] = mapped_column(Integer)
@@ -196,7 +201,7 @@ class Run(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
-class Curve(Base):
+class Curve(_Metrics, Base):
     """The metrics of one run after one logged epoch (1-based)."""
 
     __tablename__ = "sweeper_curves"
@@ -205,11 +210,3 @@ class Curve(Base):
         _BigId, ForeignKey("sweeper_runs.id", ondelete="CASCADE"), primary_key=True
     )
     epoch: Mapped[int] = mapped_column(Integer, primary_key=True)
-    train_loss: Mapped[float | None] = mapped_column(Float)
-    test_loss: Mapped[float | None] = mapped_column(Float)
-    train_accuracy: Mapped[float | None] = mapped_column(Float)
-    test_accuracy: Mapped[float | None] = mapped_column(Float)
-    train_mse: Mapped[float | None] = mapped_column(Float)
-    test_mse: Mapped[float | None] = mapped_column(Float)
-    train_r2: Mapped[float | None] = mapped_column(Float)
-    test_r2: Mapped[float | None] = mapped_column(Float)

@@ -163,24 +163,9 @@ def _readme_run_command() -> list[str]:
 
 
 @pytest.fixture
-def database():
-    """A PostgreSQL database on the local server for this test, dropped after it."""
-    admin = sa.create_engine(f"{PG_SERVER}/postgres", isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 3})
-    try:
-        with admin.connect():
-            pass
-    except sa.exc.OperationalError as exc:
-        admin.dispose()
-        pytest.skip(f"PostgreSQL server {PG_SERVER} is not reachable: {str(exc.orig).splitlines()[0]}")
-    name = f"sweeper_compose_{secrets.token_hex(6)}"
-    with admin.connect() as connection:
-        connection.exec_driver_sql(f"CREATE DATABASE {name}")
-    try:
-        yield name
-    finally:
-        with admin.connect() as connection:
-            connection.exec_driver_sql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-        admin.dispose()
+def database(pg_database):
+    """The name of a fresh PostgreSQL database on the local server (dropped after the module)."""
+    return pg_database().rsplit("/", 1)[1]
 
 
 @pytest.mark.slow
