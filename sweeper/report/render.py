@@ -79,20 +79,29 @@ def _direction(report: dict) -> str:
 # --- terminal --------------------------------------------------------------------------------------
 
 
-def render_table(report: dict, configs: list[dict] | None = None, *, title: str | None = None) -> Table:
-    """A rich table, best configuration first, verdicts coloured. ``configs`` defaults to the report's."""
+#: Columns a narrow terminal leaves out (the markdown, html, csv and json outputs keep them).
+SECONDARY = ("div.", "p", "gap", "MDE")
+
+
+def render_table(report: dict, configs: list[dict] | None = None, *, title: str | None = None,
+                 compact: bool = False) -> Table:
+    """A rich table, best configuration first, verdicts coloured. ``configs`` defaults to the report's;
+    ``compact`` leaves out the secondary columns."""
     configs = report["configs"] if configs is None else configs
+    keep = [i for i, name in enumerate(HEADER) if not (compact and name in SECONDARY)]
     table = Table(
         title=title or f"{report['sweep']}: {_direction(report)}",
         caption=f"Δ and P(improve) paired by repeat against no noise; verdict at α = {report['alpha']:g} after Holm",
     )
-    for name in HEADER:
-        table.add_column(name, justify="left" if name in ("configuration", "verdict") else "right", overflow="fold")
+    for name in (HEADER[i] for i in keep):
+        words = name in ("configuration", "verdict")
+        table.add_column(name, justify="left" if words else "right", overflow="fold",
+                         min_width=len("no_difference") if name == "verdict" else None)
     verdict = HEADER.index("verdict")
     for c in configs:
         cells = [Text(cell) for cell in _cells(c)]  # Text: no markup parsing of labels
         cells[verdict].stylize(VERDICT_STYLES[c["verdict"]])
-        table.add_row(*cells)
+        table.add_row(*(cells[i] for i in keep))
     return table
 
 
