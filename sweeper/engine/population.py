@@ -25,6 +25,9 @@ def train_population(task: TaskSpec, members: Sequence[Member], device: str | to
     one summed loss is backpropagated: no gradient crosses members, and Adam/SGD are elementwise, so
     each member gets exactly its own update. A member whose loss turns NaN/inf is recorded as diverged
     at that epoch; the others are unaffected (their numbers do not depend on it).
+
+    ``streams``: ``philox`` (default; a member's numbers do not depend on its pack) or ``generator``
+    (per-member ``torch.Generator``: the reference loop's numbers, for comparing the two).
     """
     device = torch.device(device)
     if device.type == "cpu":
