@@ -33,6 +33,6 @@ def report_command(store: Store, sweep: str, fmt: str, out_path: Path | None, se
     elif fmt == "csv":
         sys.stdout.write(render_csv(report))
     else:
-        console.print(render_table(report, compact=console.width < 180))
+        console.print(render_table(report, width=console.width))
         console.print(report["summary"], markup=False, highlight=False)
     return []

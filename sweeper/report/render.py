@@ -79,16 +79,17 @@ def _direction(report: dict) -> str:
 # --- terminal --------------------------------------------------------------------------------------
 
 
-#: Columns a narrow terminal leaves out (the markdown, html, csv and json outputs keep them).
-SECONDARY = ("div.", "p", "gap", "MDE")
+#: Columns a terminal narrower than the key leaves out (markdown, html, csv and json keep them all).
+NARROW = {180: ("div.", "p", "gap", "MDE"), 120: ("n", "P(improve) [95% CI]", "P(best)"), 100: ("rank",)}
 
 
 def render_table(report: dict, configs: list[dict] | None = None, *, title: str | None = None,
-                 compact: bool = False) -> Table:
+                 width: int | None = None) -> Table:
     """A rich table, best configuration first, verdicts coloured. ``configs`` defaults to the report's;
-    ``compact`` leaves out the secondary columns."""
+    for a terminal ``width`` the less essential columns are left out."""
     configs = report["configs"] if configs is None else configs
-    keep = [i for i, name in enumerate(HEADER) if not (compact and name in SECONDARY)]
+    drop = {name for limit, names in NARROW.items() if width is not None and width < limit for name in names}
+    keep = [i for i, name in enumerate(HEADER) if name not in drop]
     table = Table(
         title=title or f"{report['sweep']}: {_direction(report)}",
         caption=f"Δ and P(improve) paired by repeat against no noise; verdict at α = {report['alpha']:g} after Holm",
