@@ -319,12 +319,7 @@ class Store:
             statement = (
                 select(
                     Trial.number.label("trial"),
-                    Trial.label,
-                    Trial.placement,
-                    Trial.kind,
-                    Trial.std,
-                    Trial.schedule,
-                    Trial.gamma,
+                    *_noise_columns(),
                     Trial.config_json.label("params"),
                     Trial.status,
                     func.coalesce(counts.c.n_runs, 0).label("n_runs"),
@@ -350,12 +345,7 @@ class Store:
                     Trial.number.label("trial"),
                     Run.task,
                     Run.repeat,
-                    Trial.label,
-                    Trial.placement,
-                    Trial.kind,
-                    Trial.std,
-                    Trial.schedule,
-                    Trial.gamma,
+                    *_noise_columns(),
                     Run.data_seed,
                     Run.init_seed,
                     Run.noise_seed,
@@ -439,6 +429,11 @@ def _next_trial_number(sweep_id: int):
 def _run_keys(trial_ids, *leading):
     """SELECT [leading columns,] trial_id, task, repeat of the runs of these trials."""
     return select(*leading, Run.trial_id, Run.task, Run.repeat).where(Run.trial_id.in_(trial_ids))
+
+
+def _noise_columns() -> tuple:
+    """The trial's label and noise columns, as every listing shows them."""
+    return (Trial.label, Trial.placement, Trial.kind, Trial.std, Trial.schedule, Trial.gamma)
 
 
 def _metric_columns(model, problem: str) -> list:
