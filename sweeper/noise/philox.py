@@ -123,6 +123,13 @@ def _as_i64(value: int) -> int:
     return value - (1 << 64) if value >= 1 << 63 else value
 
 
+@functools.lru_cache(maxsize=None)
+def _pool(threads: int) -> ThreadPoolExecutor:
+    """One pool per process and size, shared by every pack (a pool per pack would leave idle threads
+    behind for each pack of a long sweep)."""
+    return ThreadPoolExecutor(threads, thread_name_prefix="sweeper-noise")
+
+
 def _rows(t: torch.Tensor, rows: list[int]):
     """C pointers to rows ``rows`` of a contiguous tensor (member dimension first)."""
     f32p = ctypes.POINTER(ctypes.c_float)
@@ -140,7 +147,7 @@ class PhiloxStreams:
         self.blocks = [0] * len(self.keys)  # next unused block of each member
         self.lib = kernel() if use_kernel and self.device.type == "cpu" else None
         self.threads = threads or min(2, os.cpu_count() or 1)
-        self.pool = ThreadPoolExecutor(self.threads) if self.lib is not None and self.threads > 1 else None
+        self.pool = _pool(self.threads) if self.lib is not None and self.threads > 1 else None
 
     def _advance(self, members: list[int], n: int) -> list[int]:
         firsts = [self.blocks[k] for k in members]
