@@ -139,6 +139,7 @@ class _Sweep:
                       for name, task in spec.tasks.items()}
         self.trained = 0
         self.numbers: dict[int, int] = {}  # sweeper trial id -> trial number
+        self.registered = {t["trial"] for t in store.trials(spec.name)}  # trial numbers with a stored config
 
     def trial_ref(self, trial) -> TrialRef:
         """The sweeper trial of a new Optuna trial: its configuration, stored."""
@@ -147,7 +148,9 @@ class _Sweep:
             config = self.grid[number]
         else:
             number, config = None, self.spec.suggest(trial)
-        return self.store.ensure_trial(self.sweep_id, config, number=number, optuna_trial_id=trial.number)
+        ref = self.store.ensure_trial(self.sweep_id, config, number=number, optuna_trial_id=trial.number)
+        self.registered.add(ref.number)
+        return ref
 
     def pending_runs(self, ref: TrialRef) -> list[Run]:
         return [Run(ref.id, ref.config, name, r) for name in self.spec.tasks for r in range(self.spec.repeats)
@@ -179,8 +182,7 @@ class _Sweep:
         if self.grid is not None:
             # Grid: the next configurations not yet stored, in file order (the baseline first); a trial
             # enqueued with its parameters is one the GridSampler answers as given.
-            registered = {t["trial"] for t in self.store.trials(self.spec.name)}
-            for number in [i for i in range(len(self.grid)) if i not in registered][:want]:
+            for number in [i for i in range(len(self.grid)) if i not in self.registered][:want]:
                 self.study.enqueue_trial({"config": number})
                 trial = self.study.ask()
                 asked.append((trial, self.trial_ref(trial)))
@@ -229,15 +231,12 @@ class _Sweep:
         if self.progress is not None:
             self.progress.start(total, min(len(self.done), total))
         # Trials an interrupted sweep left running are finished first, with the configs they had.
-        stale = self.resume_stale()
-        rounds = [stale] if stale else []
-        while True:
-            asked = rounds.pop() if rounds else self.ask_round()
-            if not asked:
-                break
+        asked = self.resume_stale() or self.ask_round()
+        while asked:
             self.numbers.update({ref.id: ref.number for _, ref in asked})
             self.train([run for _, ref in asked for run in self.pending_runs(ref)])
             self.tell(asked)
+            asked = self.ask_round()
 
 
 def run_sweep(spec: SweepSpec, store: Store, executor: Executor, progress: Progress | None = None) -> SweepOutcome:

@@ -38,6 +38,7 @@ def train_population(task: TaskSpec, members: Sequence[Member], device: str | to
     params = {name: torch.stack([p[name] for p in inits]).to(device).requires_grad_() for name in inits[0]}
     opt = optimizer(task, list(params.values()))
     noise = PackNoise([m.config for m in members], make_streams([m.noise_seed for m in members], device, streams))
+    noise.check_targets(data.n_classes)
     shufflers = [shuffler(m.init_seed) for m in members]
     n, p = data.x_train.shape[1], len(members)
     rows = torch.arange(p, device=device)[:, None]

@@ -12,7 +12,7 @@ from typing import Sequence
 import torch
 import torch.nn.functional as F
 
-from sweeper.noise.spec import NoiseConfig, NoiseSpec
+from sweeper.noise.spec import NoiseConfig, NoiseSpec, check_target_kind
 from sweeper.noise.streams import Streams
 
 
@@ -35,16 +35,13 @@ class PackNoise:
 
     def __init__(self, configs: Sequence[NoiseConfig], streams: Streams):
         self.streams = streams
-        self.n = len(configs)
         by_place: dict[str, list[NoiseSpec | None]] = {}
         for k, config in enumerate(configs):
             for spec in config:
-                by_place.setdefault(spec.placement, [None] * self.n)[k] = spec
-        self.sites = {p: _Site(tuple(v)) for p, v in by_place.items() if _Site(tuple(v)).active}
+                by_place.setdefault(spec.placement, [None] * len(configs))[k] = spec
+        sites = {p: _Site(tuple(v)) for p, v in by_place.items()}
+        self.sites = {p: site for p, site in sites.items() if site.active}
         self.step = 0  # the optimizer step being taken; set by the trainer
-
-    def uses(self, placement: str) -> bool:
-        return placement in self.sites
 
     def _normal(self, like: torch.Tensor, scale: list[float]) -> torch.Tensor:
         return self.streams.normal_(_buffer(like, all(scale)), scale)
@@ -91,14 +88,17 @@ class PackNoise:
         for g in grads:
             g.copy_(self.perturb("gradients", g))
 
+    def check_targets(self, n_classes: int) -> None:
+        """Raises if a member's targets noise does not fit the task (once per pack, not per step)."""
+        for spec in self.sites.get("targets", _Site(())).specs:
+            if spec is not None:
+                check_target_kind(spec.kind, n_classes)
+
     def noisy_targets(self, y: torch.Tensor, n_classes: int) -> torch.Tensor:
         """Targets ``y: (members, batch)`` with label flips (classification) or additive/multiplicative noise."""
         site = self.sites.get("targets")
         if site is None:
             return y
-        for spec in site.specs:
-            if spec is not None and (spec.kind == "flip") != (n_classes > 0):
-                raise ValueError(f"targets noise of kind {spec.kind!r} does not fit a task with {n_classes} classes")
         if n_classes == 0:
             return self.perturb("targets", y)
         y = y.clone()

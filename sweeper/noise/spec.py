@@ -69,6 +69,13 @@ def make_config(specs) -> NoiseConfig:
     return tuple(sorted(specs, key=lambda s: PLACEMENTS.index(s.placement)))
 
 
+def check_target_kind(kind: str, n_classes: int) -> None:
+    """Class labels take flips only; regression targets (``n_classes == 0``) take the other kinds."""
+    if (kind == "flip") != (n_classes > 0):
+        allowed = "flip" if n_classes > 0 else "gaussian, multiplicative, uniform"
+        raise ValueError(f"targets noise of kind {kind!r} does not fit this task; allowed: {allowed}")
+
+
 def config_label(config: NoiseConfig) -> str:
     """A short human label: ``none``, ``pre_activation gaussian σ=0.1``, ``input+weights ...``."""
     if not config:

@@ -25,7 +25,7 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 from sweeper.noise.layers import GradientNoise, LabelFlip, WeightNoise, noise_layer
-from sweeper.noise.spec import NoiseConfig
+from sweeper.noise.spec import NoiseConfig, check_target_kind
 from sweeper.tasks.spec import TaskSpec
 
 ACTIVATIONS = {
@@ -202,14 +202,8 @@ def training_noise(model: ReferenceModel, config: NoiseConfig, n_classes: int, g
         if spec.placement == "gradients":
             grad = GradientNoise(model.canonical_parameters(), noise_layer(spec, generator))
         elif spec.placement == "targets":
-            _check_target_kind(spec.kind, n_classes)
+            check_target_kind(spec.kind, n_classes)
             targets = (LabelFlip(spec.std, n_classes, schedule=spec.schedule, gamma=spec.gamma, generator=generator)
                        if spec.kind == "flip" else noise_layer(spec, generator))
     return grad, targets
 
-
-def _check_target_kind(kind: str, n_classes: int) -> None:
-    """Class labels take flips only; regression targets take additive or multiplicative noise."""
-    if (kind == "flip") != (n_classes > 0):
-        allowed = "flip" if n_classes > 0 else "gaussian, multiplicative, uniform"
-        raise ValueError(f"targets noise of kind {kind!r} does not fit this task; allowed: {allowed}")
