@@ -7,6 +7,7 @@ from typing import Sequence
 
 import torch
 
+from sweeper.engine import fused as fused_engine
 from sweeper.engine import losses, stacked
 from sweeper.engine._memory import keep_freed_memory
 from sweeper.engine._shared import batch_order, member_params, named, optimizer, pack_data, results, shuffler
@@ -15,10 +16,38 @@ from sweeper.noise.pack import PackNoise
 from sweeper.noise.streams import make_streams
 from sweeper.tasks.spec import TaskSpec
 
+ENGINES = ("auto", "stacked")
+
 
 def train_population(task: TaskSpec, members: Sequence[Member], device: str | torch.device = "cpu",
-                     streams: str = "philox") -> list[RunResult]:
+                     streams: str = "philox", engine: str = "auto") -> list[RunResult]:
     """Trains every member for ``task.epochs`` epochs and returns one result per member, in order.
+
+    ``engine``: ``auto`` (default) trains each member whose task and noise the fused CPU engine takes
+    (``sweeper.engine.fused``: dense MLPs, additive Gaussian noise at input/pre/post-activation) with
+    it and the others with the stacked torch program; ``stacked`` uses the torch program for all. The
+    choice is made per member from its own configuration, so it never depends on the pack.
+    """
+    device = torch.device(device)
+    if engine not in ENGINES:
+        raise ValueError(f"unknown engine {engine!r}; allowed: {', '.join(ENGINES)}")
+    fused = ([k for k, m in enumerate(members) if fused_engine.config_fits(m.config)]
+             if engine == "auto" and streams == "philox" and fused_engine.task_fits(task, device) else [])
+    if not fused:
+        return train_stacked(task, members, device, streams)
+    rest = [k for k in range(len(members)) if k not in set(fused)]
+    out: list[RunResult | None] = [None] * len(members)
+    for part, train in ((fused, lambda ms: fused_engine.train_fused(task, ms)),
+                        (rest, lambda ms: train_stacked(task, ms, device, streams))):
+        if part:
+            for k, result in zip(part, train([members[k] for k in part])):
+                out[k] = result
+    return out
+
+
+def train_stacked(task: TaskSpec, members: Sequence[Member], device: str | torch.device = "cpu",
+                  streams: str = "philox") -> list[RunResult]:
+    """The stacked torch program: every member in one vectorized program.
 
     Members share the task and architecture, nothing else: each has its own data split, initial
     weights, noise configuration and random stream. Parameters are stacked (leading member dim) and

@@ -9,22 +9,13 @@ numbers (the words bit for bit, the normals to float rounding), only slower.
 from __future__ import annotations
 
 import ctypes
-import functools
-import hashlib
 import math
-import os
-import shutil
-import subprocess
-import sys
-import tempfile
-import warnings
-from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Sequence
 
 import torch
 
-_SOURCE = Path(__file__).parent / "_c" / "philox.c"
+from sweeper._native import library
+
 _M0, _M1, _W0, _W1 = 0xD2511F53, 0xCD9E8D57, 0x9E3779B9, 0xBB67AE85
 _MASK = 0xFFFFFFFF
 _SQRT3 = math.sqrt(3.0)
@@ -32,57 +23,9 @@ _SQRT3 = math.sqrt(3.0)
 _THREADED_MIN = 1 << 16
 
 
-def _cache_dir() -> Path:
-    base = os.environ.get("SWEEPER_CACHE") or os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "sweeper"
-
-
-def _cpu_flags() -> list[str]:
-    try:
-        info = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return []
-    return ["-mavx2", "-mfma"] if " avx2 " in info and " fma " in info else []
-
-
-def _compile(out: Path) -> None:
-    cc = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
-    if cc is None:
-        raise OSError("no C compiler found (set CC)")
-    with tempfile.TemporaryDirectory() as tmp:
-        obj, lib = Path(tmp) / "philox.o", Path(tmp) / "philox.so"
-        # -ffast-math lets glibc's vector math (libmvec) vectorize logf/cosf/sinf. It is used to compile
-        # only: linking with it would pull in crtfastmath, which flushes denormals process-wide.
-        subprocess.run([cc, "-O3", "-ffast-math", "-fopenmp", "-fPIC", *_cpu_flags(), "-c", str(_SOURCE), "-o", str(obj)],
-                       check=True, capture_output=True)
-        for libs in (["-lmvec", "-lm"], ["-lm"]):
-            if subprocess.run([cc, "-shared", str(obj), "-o", str(lib), *libs], capture_output=True).returncode == 0:
-                break
-        else:
-            raise OSError("linking the noise kernel failed")
-        out.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(lib, out)  # atomic: concurrent workers never load a half-written library
-
-
-@functools.lru_cache(maxsize=None)
 def kernel() -> ctypes.CDLL | None:
-    """The compiled C kernel, building it on first use; None (with a warning) where it cannot be built."""
-    key = hashlib.sha256(_SOURCE.read_bytes() + " ".join(_cpu_flags()).encode() + sys.platform.encode())
-    path = _cache_dir() / f"philox-{key.hexdigest()[:16]}.so"
-    try:
-        if not path.exists():
-            _compile(path)
-        lib = ctypes.CDLL(str(path))
-    except (OSError, subprocess.CalledProcessError) as exc:
-        warnings.warn(f"sweeper: the C noise kernel is unavailable ({exc}); using the slower torch Philox", stacklevel=2)
-        return None
-    f32p, i64, u64 = ctypes.POINTER(ctypes.c_float), ctypes.c_int64, ctypes.c_uint64
-    lib.sweeper_normal_many.argtypes = [ctypes.POINTER(f32p), i64, i64, ctypes.POINTER(u64), ctypes.POINTER(u64),
-                                        ctypes.POINTER(ctypes.c_float)]
-    lib.sweeper_uniform_many.argtypes = lib.sweeper_normal_many.argtypes
-    lib.sweeper_add_normal_many.argtypes = [ctypes.POINTER(f32p), ctypes.POINTER(f32p), i64, i64, ctypes.POINTER(u64),
-                                            ctypes.POINTER(u64), ctypes.POINTER(ctypes.c_float), ctypes.c_int]
-    return lib
+    """The compiled C kernels (``sweeper._native``), or None where they cannot be built."""
+    return library()
 
 
 def philox_words(keys: torch.Tensor, first_blocks: torch.Tensor, blocks: int) -> torch.Tensor:
@@ -123,13 +66,6 @@ def _as_i64(value: int) -> int:
     return value - (1 << 64) if value >= 1 << 63 else value
 
 
-@functools.lru_cache(maxsize=None)
-def _pool(threads: int) -> ThreadPoolExecutor:
-    """One pool per process and size, shared by every pack (a pool per pack would leave idle threads
-    behind for each pack of a long sweep)."""
-    return ThreadPoolExecutor(threads, thread_name_prefix="sweeper-noise")
-
-
 def _rows(t: torch.Tensor, rows: list[int]):
     """C pointers to rows ``rows`` of a contiguous tensor (member dimension first)."""
     f32p = ctypes.POINTER(ctypes.c_float)
@@ -142,12 +78,12 @@ class PhiloxStreams:
 
     def __init__(self, seeds: Sequence[int], device: torch.device | str = "cpu", *, use_kernel: bool = True,
                  threads: int | None = None):
+        """``threads``: OpenMP threads for the C kernel (default: torch's intra-op thread count)."""
         self.device = torch.device(device)
         self.keys = [_as_u64(s) for s in seeds]
         self.blocks = [0] * len(self.keys)  # next unused block of each member
         self.lib = kernel() if use_kernel and self.device.type == "cpu" else None
-        self.threads = threads or min(2, os.cpu_count() or 1)
-        self.pool = _pool(self.threads) if self.lib is not None and self.threads > 1 else None
+        self.threads = threads
 
     def _advance(self, members: list[int], n: int) -> list[int]:
         firsts = [self.blocks[k] for k in members]
@@ -177,18 +113,12 @@ class PhiloxStreams:
         return self.lib is not None and t.is_contiguous() and t.dtype == torch.float32 and t.device.type == "cpu"
 
     def _members_in_threads(self, members: list[int], n: int, call, firsts: list[int], scales: list[float]) -> None:
-        """Calls ``call(rows, m, keys, firsts, scales)`` on slices of the members, in parallel threads
-        (ctypes releases the GIL) when the work is large enough to pay for them."""
-        def run(lo: int, hi: int) -> None:
-            m = hi - lo
-            call(members[lo:hi], m, (ctypes.c_uint64 * m)(*[self.keys[k] for k in members[lo:hi]]),
-                 (ctypes.c_uint64 * m)(*firsts[lo:hi]), (ctypes.c_float * m)(*scales[lo:hi]))
-
-        if self.pool is None or len(members) * n < _THREADED_MIN or len(members) < 2:
-            run(0, len(members))
-            return
-        cuts = [round(i * len(members) / self.threads) for i in range(self.threads + 1)]
-        list(self.pool.map(lambda i: run(cuts[i], cuts[i + 1]), range(self.threads)))
+        """Calls ``call(rows, m, keys, firsts, scales, threads)`` once for the members; the kernel splits
+        them over OpenMP threads when the work is large enough to pay for them."""
+        m = len(members)
+        threads = self.threads or torch.get_num_threads()
+        call(members, m, (ctypes.c_uint64 * m)(*[self.keys[k] for k in members]), (ctypes.c_uint64 * m)(*firsts),
+             (ctypes.c_float * m)(*scales), threads if m * n >= _THREADED_MIN else 1)
 
     def can_add_normal(self, x: torch.Tensor) -> bool:
         """Whether ``add_normal`` can run on ``x`` (the C kernel, a contiguous float32 CPU tensor)."""
@@ -206,7 +136,8 @@ class PhiloxStreams:
         firsts = dict(zip(drawing, self._advance(drawing, n)))
         self._members_in_threads(
             everyone, n,
-            lambda rows, m, *args: self.lib.sweeper_add_normal_many(_rows(x, rows), _rows(y, rows), m, n, *args, int(relu)),
+            lambda rows, m, keys, firsts, scales, threads: self.lib.sweeper_add_normal_many(
+                _rows(x, rows), _rows(y, rows), m, n, keys, firsts, scales, int(relu), threads),
             [firsts.get(k, 0) for k in everyone], [float(s) for s in scale])
         return y
 

@@ -51,11 +51,15 @@ ZERO_NOISE = [(), make_config([NoiseSpec("pre_activation", "gaussian", 0.0)]),
               make_config([NoiseSpec("weights", "uniform", 0.0), NoiseSpec("gradients", "gaussian", 0.0)])]
 
 
-@pytest.mark.parametrize("task_name", list(TASKS))
-def test_every_member_equals_the_reference_loop_at_zero_noise(task_name):
+# MLPs run on the fused C engine by default (engine "auto"); the stacked torch program must hold too.
+ENGINE_CASES = [(t, "auto") for t in TASKS] + [(t, "stacked") for t, task in TASKS.items() if task.model == "mlp"]
+
+
+@pytest.mark.parametrize("task_name, engine", ENGINE_CASES)
+def test_every_member_equals_the_reference_loop_at_zero_noise(task_name, engine):
     task = TASKS[task_name]
     members = [member(config, repeat) for repeat, config in enumerate(ZERO_NOISE)]
-    pack = train_population(task, members)  # default philox streams: they draw nothing at zero noise
+    pack = train_population(task, members, engine=engine)  # philox streams: they draw nothing at zero noise
     for m, result in zip(members, pack):
         assert_same_run(result, train_reference(task, m))
     # Different repeats (data, init) really give different runs: the comparison is not vacuous.

@@ -170,7 +170,7 @@ def test_trained_population_logs_noise_free_metrics_at_every_placement(monkeypat
     monkeypatch.setattr(population, "evaluate", spy)
     members = [Member(c, 0, seeding.data_seed(0, 0), seeding.init_seed(0, 0), seeding.noise_seed(0, 0, c))
                for c in EVERY_PLACEMENT]
-    results = population.train_population(task, members, streams=streams)
+    results = population.train_population(task, members, streams=streams, engine="stacked")
 
     assert len(calls) == 2
     for i, (params, data, logged) in enumerate(calls):

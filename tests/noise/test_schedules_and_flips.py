@@ -102,7 +102,7 @@ def test_population_anneals_with_the_optimizer_step_not_the_epoch(monkeypatch):
     spec = NoiseSpec("input", "gaussian", 0.4, "annealed")
     members = [Member((spec,), 0, seeding.data_seed(0, 0), seeding.init_seed(0, 0), seeding.noise_seed(0, 0, (spec,))),
                Member((), 0, seeding.data_seed(0, 0), seeding.init_seed(0, 0), 1)]
-    population.train_population(task, members)
+    population.train_population(task, members, engine="stacked")  # the fused engine: tests/engine/test_fused.py
     assert log == [[0.4 / (1 + t) ** DEFAULT_GAMMA, 0.0] for t in range(12)]
 
 

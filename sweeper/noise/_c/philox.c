@@ -128,14 +128,18 @@ void sweeper_uniform(float *out, int64_t n, uint64_t key, uint64_t first_block, 
     }
 }
 
-/* Several members at once: member i fills outs[i] (n values) from its own key and first block. */
+/* Several members at once, on `threads` OpenMP threads (the team torch's own operators use, so no core
+ * is left to a spinning idle thread): member i fills outs[i] (n values) from its own key and first
+ * block. A member's values do not depend on the thread that draws them. */
 void sweeper_normal_many(float **outs, int64_t members, int64_t n, const uint64_t *keys,
-                         const uint64_t *first_blocks, const float *scales) {
+                         const uint64_t *first_blocks, const float *scales, int threads) {
+#pragma omp parallel for num_threads(threads) schedule(static) if (threads > 1)
     for (int64_t i = 0; i < members; i++) sweeper_normal(outs[i], n, keys[i], first_blocks[i], scales[i]);
 }
 
 void sweeper_uniform_many(float **outs, int64_t members, int64_t n, const uint64_t *keys,
-                          const uint64_t *first_blocks, const float *scales) {
+                          const uint64_t *first_blocks, const float *scales, int threads) {
+#pragma omp parallel for num_threads(threads) schedule(static) if (threads > 1)
     for (int64_t i = 0; i < members; i++)
         sweeper_uniform(outs[i], n, keys[i], first_blocks[i], -1.7320508075688772f * scales[i],
                         1.7320508075688772f * scales[i]);
@@ -174,7 +178,8 @@ void sweeper_add_normal(const float *src, float *dst, int64_t n, uint64_t key, u
 }
 
 void sweeper_add_normal_many(const float **srcs, float **dsts, int64_t members, int64_t n, const uint64_t *keys,
-                             const uint64_t *first_blocks, const float *scales, int relu) {
+                             const uint64_t *first_blocks, const float *scales, int relu, int threads) {
+#pragma omp parallel for num_threads(threads) schedule(static) if (threads > 1)
     for (int64_t i = 0; i < members; i++)
         sweeper_add_normal(srcs[i], dsts[i], n, keys[i], first_blocks[i], scales[i], relu);
 }

@@ -1,0 +1,411 @@
+/* The fused CPU engine for dense MLPs: one member's whole training step (input noise, every layer's
+ * linear map, pre-activation noise, activation, post-activation noise, loss, backward pass and the
+ * Adam/SGD update) runs in one pass over data that stays in the core's cache, many steps per call.
+ *
+ * It computes what the stacked torch program (sweeper/engine/stacked.py) computes, operation for
+ * operation and draw for draw: the noise comes from sweeper_add_normal (philox.c) at the same
+ * counters, so only the float summation order differs. Members are independent: member k's numbers
+ * depend on its own parameters, data and stream only, never on the thread that runs it or on the
+ * other members of the call. Compiled without -ffast-math: NaN must propagate (divergence is an
+ * outcome to record) and sums keep one order per build. */
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+void sweeper_add_normal(const float *src, float *dst, int64_t n, uint64_t key, uint64_t first_block, float scale,
+                        int relu);
+
+#define MAX_LAYERS 16
+enum { ACT_RELU, ACT_TANH, ACT_SIGMOID };
+enum { LOSS_BCE, LOSS_CE, LOSS_MSE };
+enum { OPT_ADAM, OPT_SGD };
+enum { SITE_INPUT, SITE_PRE, SITE_POST, SITES };
+#define EVAL_ROWS 64 /* rows per forward chunk in evaluation */
+
+/* The network and its training rule (mirrored by a ctypes.Structure in sweeper/engine/fused.py).
+ * Layer l maps dims[l] -> dims[l + 1]; layers - 1 hidden layers, then the output layer. A member's
+ * parameters are one flat vector: for each layer, W^T (dims[l] x dims[l + 1], row-major) then b. */
+typedef struct {
+    int64_t members, layers, dims[MAX_LAYERS + 1], n_params;
+    int32_t act, loss, opt, threads;
+    double lr, beta1, beta2, eps, weight_decay, momentum;
+} Net;
+
+/* The pack's noise: per member, the size and annealing exponent of each site (std / (1 + t)^gamma at
+ * step t, gamma 0 = constant), its Philox key and next unused block (advanced here, as PhiloxStreams
+ * advances it). */
+typedef struct {
+    const double *stds, *gammas; /* (members, SITES) */
+    const uint64_t *keys;
+    uint64_t *blocks;
+} Noise;
+
+static int64_t weight_offset(const Net *net, int64_t l) {
+    int64_t off = 0;
+    for (int64_t i = 0; i < l; i++) off += net->dims[i] * net->dims[i + 1] + net->dims[i + 1];
+    return off;
+}
+
+static int64_t max_width(const Net *net) {
+    int64_t w = 0;
+    for (int64_t l = 0; l <= net->layers; l++) w = net->dims[l] > w ? net->dims[l] : w;
+    return w;
+}
+
+/* z = a @ w + b: a (rows x k), w (k x n), b (n) -> z (rows x n). Four rows share each row of w. */
+static void linear(const float *restrict a, const float *restrict w, const float *restrict b, float *restrict z,
+                   int64_t rows, int64_t k, int64_t n) {
+    if (n == 1) {
+        for (int64_t i = 0; i < rows; i++) {
+            float s = 0.0f;
+#pragma omp simd reduction(+ : s)
+            for (int64_t c = 0; c < k; c++) s += a[i * k + c] * w[c];
+            z[i] = s + b[0];
+        }
+        return;
+    }
+    int64_t i = 0;
+    for (; i + 4 <= rows; i += 4) {
+        float *restrict z0 = z + i * n, *restrict z1 = z0 + n, *restrict z2 = z1 + n, *restrict z3 = z2 + n;
+        const float *a0 = a + i * k;
+        for (int64_t j = 0; j < n; j++) z0[j] = z1[j] = z2[j] = z3[j] = 0.0f;
+        for (int64_t c = 0; c < k; c++) {
+            const float *restrict wr = w + c * n;
+            const float c0 = a0[c], c1 = a0[k + c], c2 = a0[2 * k + c], c3 = a0[3 * k + c];
+#pragma omp simd
+            for (int64_t j = 0; j < n; j++) {
+                z0[j] += c0 * wr[j];
+                z1[j] += c1 * wr[j];
+                z2[j] += c2 * wr[j];
+                z3[j] += c3 * wr[j];
+            }
+        }
+        for (int64_t j = 0; j < n; j++) { z0[j] += b[j]; z1[j] += b[j]; z2[j] += b[j]; z3[j] += b[j]; }
+    }
+    for (; i < rows; i++) {
+        float *restrict zi = z + i * n;
+        for (int64_t j = 0; j < n; j++) zi[j] = 0.0f;
+        for (int64_t c = 0; c < k; c++) {
+            const float ac = a[i * k + c];
+#pragma omp simd
+            for (int64_t j = 0; j < n; j++) zi[j] += ac * w[c * n + j];
+        }
+        for (int64_t j = 0; j < n; j++) zi[j] += b[j];
+    }
+}
+
+/* ga = g @ w^T: g (rows x n), w (k x n) -> ga (rows x k), the gradient reaching the layer's input. */
+static void linear_input_grad(const float *restrict g, const float *restrict w, float *restrict ga, int64_t rows,
+                              int64_t k, int64_t n) {
+    if (n == 1) {
+        for (int64_t i = 0; i < rows; i++) {
+            const float gi = g[i];
+#pragma omp simd
+            for (int64_t c = 0; c < k; c++) ga[i * k + c] = gi * w[c];
+        }
+        return;
+    }
+    for (int64_t c = 0; c < k; c++) {
+        const float *restrict wr = w + c * n;
+        for (int64_t i = 0; i < rows; i++) {
+            float s = 0.0f;
+#pragma omp simd reduction(+ : s)
+            for (int64_t j = 0; j < n; j++) s += g[i * n + j] * wr[j];
+            ga[i * k + c] = s;
+        }
+    }
+}
+
+/* gw = a^T @ g and gb = column sums of g: a (rows x k), g (rows x n) -> gw (k x n), gb (n). */
+static void linear_weight_grad(const float *restrict a, const float *restrict g, float *restrict gw,
+                               float *restrict gb, int64_t rows, int64_t k, int64_t n) {
+    memset(gw, 0, sizeof(float) * (size_t)(k * n));
+    memset(gb, 0, sizeof(float) * (size_t)n);
+    if (n == 1) {
+        for (int64_t i = 0; i < rows; i++) {
+            const float gi = g[i];
+#pragma omp simd
+            for (int64_t c = 0; c < k; c++) gw[c] += gi * a[i * k + c];
+            gb[0] += gi;
+        }
+        return;
+    }
+    int64_t i = 0;
+    for (; i + 4 <= rows; i += 4) {
+        const float *restrict g0 = g + i * n, *restrict g1 = g0 + n, *restrict g2 = g1 + n, *restrict g3 = g2 + n;
+        const float *a0 = a + i * k;
+#pragma omp simd
+        for (int64_t j = 0; j < n; j++) gb[j] += (g0[j] + g1[j]) + (g2[j] + g3[j]);
+        for (int64_t c = 0; c < k; c++) {
+            float *restrict gr = gw + c * n;
+            const float c0 = a0[c], c1 = a0[k + c], c2 = a0[2 * k + c], c3 = a0[3 * k + c];
+#pragma omp simd
+            for (int64_t j = 0; j < n; j++) gr[j] += (c0 * g0[j] + c1 * g1[j]) + (c2 * g2[j] + c3 * g3[j]);
+        }
+    }
+    for (; i < rows; i++) {
+        const float *restrict gi = g + i * n;
+#pragma omp simd
+        for (int64_t j = 0; j < n; j++) gb[j] += gi[j];
+        for (int64_t c = 0; c < k; c++) {
+            const float ac = a[i * k + c];
+#pragma omp simd
+            for (int64_t j = 0; j < n; j++) gw[c * n + j] += ac * gi[j];
+        }
+    }
+}
+
+/* The activation in place. ReLU keeps NaN (as torch.relu does): a diverging member stays visible. */
+static void activate(float *z, int64_t n, int act) {
+    if (act == ACT_RELU) {
+#pragma omp simd
+        for (int64_t i = 0; i < n; i++) z[i] = z[i] > 0.0f || z[i] != z[i] ? z[i] : 0.0f;
+    } else if (act == ACT_TANH) {
+        for (int64_t i = 0; i < n; i++) z[i] = tanhf(z[i]);
+    } else {
+        for (int64_t i = 0; i < n; i++) z[i] = 1.0f / (1.0f + expf(-z[i]));
+    }
+}
+
+/* g *= act'(z) given the activation's output y, as torch's threshold/tanh/sigmoid backward do. */
+static void activation_grad(float *restrict g, const float *restrict y, int64_t n, int act) {
+    if (act == ACT_RELU) {
+#pragma omp simd
+        for (int64_t i = 0; i < n; i++) g[i] = y[i] <= 0.0f ? 0.0f : g[i];
+    } else if (act == ACT_TANH) {
+#pragma omp simd
+        for (int64_t i = 0; i < n; i++) g[i] *= 1.0f - y[i] * y[i];
+    } else {
+#pragma omp simd
+        for (int64_t i = 0; i < n; i++) g[i] *= (1.0f - y[i]) * y[i];
+    }
+}
+
+/* Mean loss over the rows and its gradient with respect to the outputs o (rows x c): binary
+ * cross-entropy on logits (c = 1), cross-entropy over c classes (y holds class indices) or squared error. */
+static float loss_grad(const float *restrict o, const float *restrict y, float *restrict g, int64_t rows, int64_t c,
+                       int loss) {
+    const float inv = 1.0f / (float)rows;
+    float total = 0.0f;
+    for (int64_t i = 0; i < rows; i++) {
+        if (loss == LOSS_BCE) {
+            const float x = o[i];
+            total += fmaxf(x, 0.0f) - x * y[i] + log1pf(expf(-fabsf(x)));
+            g[i] = (1.0f / (1.0f + expf(-x)) - y[i]) * inv;
+        } else if (loss == LOSS_MSE) {
+            const float d = o[i] - y[i];
+            total += d * d;
+            g[i] = 2.0f * d * inv;
+        } else {
+            const float *oi = o + i * c;
+            float m = oi[0], s = 0.0f;
+            for (int64_t j = 1; j < c; j++) m = oi[j] > m ? oi[j] : m;
+            for (int64_t j = 0; j < c; j++) s += expf(oi[j] - m);
+            const float lse = m + logf(s);
+            const int64_t label = (int64_t)y[i];
+            total += lse - oi[label];
+            for (int64_t j = 0; j < c; j++) g[i * c + j] = (expf(oi[j] - lse) - (j == label ? 1.0f : 0.0f)) * inv;
+        }
+    }
+    return total * inv;
+}
+
+/* One Adam or SGD (momentum) step t (1-based) over a member's flat parameters, as torch's fused
+ * optimizers compute it (weight decay added to the gradient, Adam's bias corrections per step). */
+static void update(const Net *net, float *restrict p, float *restrict m, float *restrict v, float *restrict grad,
+                   int64_t t) {
+    const int64_t n = net->n_params;
+    const float wd = (float)net->weight_decay;
+    if (wd != 0.0f) {
+#pragma omp simd
+        for (int64_t i = 0; i < n; i++) grad[i] += wd * p[i];
+    }
+    if (net->opt == OPT_ADAM) {
+        const float b1 = (float)net->beta1, b2 = (float)net->beta2, eps = (float)net->eps;
+        const float step = (float)(net->lr / (1.0 - pow(net->beta1, (double)t)));
+        const float bc2 = (float)sqrt(1.0 - pow(net->beta2, (double)t));
+#pragma omp simd
+        for (int64_t i = 0; i < n; i++) {
+            m[i] += (grad[i] - m[i]) * (1.0f - b1);
+            v[i] = b2 * v[i] + (1.0f - b2) * grad[i] * grad[i];
+            p[i] -= step * m[i] / (sqrtf(v[i]) / bc2 + eps);
+        }
+    } else {
+        const float lr = (float)net->lr, mom = (float)net->momentum;
+        if (mom != 0.0f) {
+#pragma omp simd
+            for (int64_t i = 0; i < n; i++) m[i] = t == 1 ? grad[i] : mom * m[i] + grad[i];
+        }
+        const float *d = mom != 0.0f ? m : grad;
+#pragma omp simd
+        for (int64_t i = 0; i < n; i++) p[i] -= lr * d[i];
+    }
+}
+
+/* Per-thread working memory: the batch, every layer's output (and its post-noise copy), two gradient
+ * buffers and the parameter gradient. */
+typedef struct {
+    float *x, *y, *out[MAX_LAYERS], *post[MAX_LAYERS], *g0, *g1, *grad;
+} Scratch;
+
+static int scratch_init(Scratch *s, const Net *net, int64_t rows) {
+    const int64_t d0 = net->dims[0], w = max_width(net);
+    int64_t total = rows * d0 + rows + 2 * rows * w + net->n_params;
+    for (int64_t l = 0; l < net->layers; l++) total += 2 * rows * net->dims[l + 1];
+    float *base = malloc(sizeof(float) * (size_t)total), *q = base;
+    if (base == NULL) return 0;
+    s->x = q; q += rows * d0;
+    s->y = q; q += rows;
+    for (int64_t l = 0; l < net->layers; l++) {
+        s->out[l] = q; q += rows * net->dims[l + 1];
+        s->post[l] = q; q += rows * net->dims[l + 1];
+    }
+    s->g0 = q; q += rows * w;
+    s->g1 = q; q += rows * w;
+    s->grad = q;
+    return 1;
+}
+
+/* Draws member k's noise of one site onto src -> dst when its size at step t is not zero. */
+static void site(const Noise *nz, int64_t k, int which, int64_t t, const float *src, float *dst, int64_t n, int relu) {
+    const double sd = nz->stds[k * SITES + which] / pow(1.0 + (double)t, nz->gammas[k * SITES + which]);
+    if (sd != 0.0) {
+        sweeper_add_normal(src, dst, n, nz->keys[k], nz->blocks[k], (float)sd, relu);
+        nz->blocks[k] += (uint64_t)((n + 3) / 4);
+    } else if (relu) {
+        if (dst != src) memcpy(dst, src, sizeof(float) * (size_t)n);
+        activate(dst, n, ACT_RELU);
+    } else if (dst != src) {
+        memcpy(dst, src, sizeof(float) * (size_t)n);
+    }
+}
+
+static int has_site(const Noise *nz, int64_t k, int which) { return nz->stds[k * SITES + which] != 0.0; }
+
+/* One training step t (0-based) of member k on `rows` examples x (rows x dims[0]) with targets y.
+ * Returns the mean loss before the update. */
+static float step(const Net *net, const Noise *nz, int64_t k, int64_t t, float *theta, float *m, float *v,
+                  const float *x, const float *y, int64_t rows, Scratch *s) {
+    const int64_t L = net->layers;
+    const float *acts[MAX_LAYERS + 1], *a = x;
+    if (has_site(nz, k, SITE_INPUT)) {
+        site(nz, k, SITE_INPUT, t, x, s->x, rows * net->dims[0], 0);
+        a = s->x;
+    }
+    acts[0] = a;
+    for (int64_t l = 0; l < L; l++) {
+        const int64_t k_in = net->dims[l], n = net->dims[l + 1];
+        const float *w = theta + weight_offset(net, l);
+        float *z = s->out[l];
+        linear(a, w, w + k_in * n, z, rows, k_in, n);
+        if (l == L - 1) break;
+        if (net->act == ACT_RELU) {
+            site(nz, k, SITE_PRE, t, z, z, rows * n, 1);
+        } else {
+            site(nz, k, SITE_PRE, t, z, z, rows * n, 0);
+            activate(z, rows * n, net->act);
+        }
+        a = z;
+        if (has_site(nz, k, SITE_POST)) {
+            site(nz, k, SITE_POST, t, z, s->post[l], rows * n, 0);
+            a = s->post[l];
+        }
+        acts[l + 1] = a;
+    }
+    float *g = s->g0, *spare = s->g1;
+    const float loss = loss_grad(s->out[L - 1], y, g, rows, net->dims[L], net->loss);
+    for (int64_t l = L - 1; l >= 0; l--) {
+        const int64_t k_in = net->dims[l], n = net->dims[l + 1], off = weight_offset(net, l);
+        linear_weight_grad(acts[l], g, s->grad + off, s->grad + off + k_in * n, rows, k_in, n);
+        if (l == 0) break;
+        linear_input_grad(g, theta + off, spare, rows, k_in, n);
+        activation_grad(spare, s->out[l - 1], rows * k_in, net->act);
+        float *tmp = g; g = spare; spare = tmp;
+    }
+    update(net, theta, m, v, s->grad, t + 1);
+    return loss;
+}
+
+/* Trains every member for `epochs` epochs from global step `first_step`. x: (members, n, dims[0]),
+ * y: (members, n) (class indices as floats for cross-entropy). perms: (members, epochs, n) row orders
+ * cut into minibatches of `batch` rows, or NULL for full batches. theta, m, v: (members, n_params).
+ * bad_step[k] >= 0 marks a member whose loss was not finite at that step: it trains no further (its
+ * later results are discarded), and the first such step is recorded. Returns 0, or -1 without memory. */
+int sweeper_mlp_train(const Net *net, const Noise *nz, float *theta, float *m, float *v, const float *x,
+                      const float *y, int64_t n, const int64_t *perms, int64_t batch, int64_t epochs,
+                      int64_t first_step, int64_t *bad_step) {
+    const int64_t d0 = net->dims[0], P = net->n_params;
+    const int64_t rows_max = perms == NULL ? n : (batch < n ? batch : n);
+    const int64_t per_epoch = perms == NULL ? 1 : (n + rows_max - 1) / rows_max;
+    int failed = 0;
+#pragma omp parallel num_threads(net->threads) reduction(| : failed)
+    {
+        Scratch s;
+        if (!scratch_init(&s, net, rows_max)) {
+            failed = 1;
+        } else {
+#pragma omp for schedule(dynamic, 1)
+            for (int64_t k = 0; k < net->members; k++) {
+                const float *xk = x + k * n * d0, *yk = y + k * n;
+                float *pk = theta + k * P, *mk = m + k * P, *vk = v + k * P;
+                for (int64_t e = 0; e < epochs && bad_step[k] < 0; e++) {
+                    for (int64_t b = 0; b < per_epoch && bad_step[k] < 0; b++) {
+                        const int64_t t = first_step + e * per_epoch + b;
+                        const float *xb = xk, *yb = yk;
+                        int64_t rows = n;
+                        if (perms != NULL) {
+                            const int64_t *order = perms + (k * epochs + e) * n + b * rows_max;
+                            rows = n - b * rows_max < rows_max ? n - b * rows_max : rows_max;
+                            for (int64_t i = 0; i < rows; i++) {
+                                memcpy(s.x + i * d0, xk + order[i] * d0, sizeof(float) * (size_t)d0);
+                                s.y[i] = yk[order[i]];
+                            }
+                            xb = s.x; /* the input site adds its noise to the gathered rows in place */
+                            yb = s.y;
+                        }
+                        const float loss = step(net, nz, k, t, pk, mk, vk, xb, yb, rows, &s);
+                        if (!isfinite(loss)) bad_step[k] = t;
+                    }
+                }
+            }
+            free(s.x);
+        }
+    }
+    return failed ? -1 : 0;
+}
+
+/* Noise-free outputs of every member: x (members, n, dims[0]) -> out (members, n, dims[layers]). */
+int sweeper_mlp_forward(const Net *net, const float *theta, const float *x, int64_t n, float *out) {
+    const int64_t d0 = net->dims[0], L = net->layers, c = net->dims[L], w = max_width(net);
+    int failed = 0;
+#pragma omp parallel num_threads(net->threads) reduction(| : failed)
+    {
+        float *buf = malloc(sizeof(float) * (size_t)(2 * EVAL_ROWS * w));
+        if (buf == NULL) {
+            failed = 1;
+        } else {
+#pragma omp for schedule(dynamic, 1)
+            for (int64_t k = 0; k < net->members; k++) {
+                const float *pk = theta + k * net->n_params;
+                for (int64_t r = 0; r < n; r += EVAL_ROWS) {
+                    const int64_t rows = n - r < EVAL_ROWS ? n - r : EVAL_ROWS;
+                    const float *a = x + (k * n + r) * d0;
+                    float *z = buf, *next = buf + EVAL_ROWS * w;
+                    for (int64_t l = 0; l < L; l++) {
+                        const int64_t k_in = net->dims[l], units = net->dims[l + 1];
+                        const float *wl = pk + weight_offset(net, l);
+                        float *dst = l == L - 1 ? out + (k * n + r) * c : z;
+                        linear(a, wl, wl + k_in * units, dst, rows, k_in, units);
+                        if (l == L - 1) break;
+                        activate(z, rows * units, net->act);
+                        a = z;
+                        float *tmp = z; z = next; next = tmp;
+                    }
+                }
+            }
+            free(buf);
+        }
+    }
+    return failed ? -1 : 0;
+}

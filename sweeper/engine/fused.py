@@ -1,0 +1,163 @@
+"""The fused CPU engine for dense MLPs (``_c/mlp.c``): a member's whole training step in one C pass.
+
+The stacked torch program spends most of a small MLP's step moving ``(members, batch, hidden)``
+tensors through memory some twenty times (linear map, noise, activation, loss, each backward
+product, the optimizer). The fused engine instead trains one member at a time per thread, every step
+of a logging interval back to back, with its parameters, optimizer state and activations resident in
+the core's cache; members are spread over torch's OpenMP threads.
+
+It computes the same training as ``stacked.forward`` + autograd + torch's fused Adam/SGD: the same
+initial parameters, batches, noise draws (``sweeper_add_normal`` at the same Philox counters) and
+update rule, so the two agree to float tolerance (sums run in a different order), and a member's
+numbers do not depend on its pack or thread. Evaluation runs the same C forward pass without noise.
+
+It takes MLPs with ReLU, tanh or sigmoid, Adam or SGD, full or minibatches, and additive Gaussian
+noise at ``input``, ``pre_activation`` and ``post_activation`` (constant or annealed). Other members
+go to the stacked torch program (``population.train_population`` routes each member by its own
+configuration, so which engine trains a member never depends on its pack).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import time
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from sweeper import _native
+from sweeper.engine import losses
+from sweeper.engine._shared import PackData, member_params, named, pack_data, results, shuffler
+from sweeper.engine.result import Member, RunResult
+from sweeper.noise.philox import _as_u64
+from sweeper.noise.spec import NoiseConfig
+from sweeper.tasks.spec import TaskSpec
+
+MAX_LAYERS = 16  # as in mlp.c
+ACTIVATIONS = {"relu": 0, "tanh": 1, "sigmoid": 2}
+SITES = ("input", "pre_activation", "post_activation")  # mlp.c's SITE_* order
+_LOSS = {"binary": 0, "multiclass": 1, "regression": 2}
+_F64P, _U64P, _I64P = ctypes.POINTER(ctypes.c_double), ctypes.POINTER(ctypes.c_uint64), ctypes.POINTER(ctypes.c_int64)
+
+
+class _Net(ctypes.Structure):
+    _fields_ = [("members", ctypes.c_int64), ("layers", ctypes.c_int64), ("dims", ctypes.c_int64 * (MAX_LAYERS + 1)),
+                ("n_params", ctypes.c_int64), ("act", ctypes.c_int32), ("loss", ctypes.c_int32), ("opt", ctypes.c_int32),
+                ("threads", ctypes.c_int32), ("lr", ctypes.c_double), ("beta1", ctypes.c_double),
+                ("beta2", ctypes.c_double), ("eps", ctypes.c_double), ("weight_decay", ctypes.c_double),
+                ("momentum", ctypes.c_double)]
+
+
+class _Noise(ctypes.Structure):
+    _fields_ = [("stds", _F64P), ("gammas", _F64P), ("keys", _U64P), ("blocks", _U64P)]
+
+
+def task_fits(task: TaskSpec, device: torch.device) -> bool:
+    """Whether the fused engine can train this task on this device (a dense MLP on the CPU)."""
+    return (device.type == "cpu" and task.model == "mlp" and task.activation in ACTIVATIONS
+            and len(task.hidden) < MAX_LAYERS and _native.library() is not None)
+
+
+def config_fits(config: NoiseConfig) -> bool:
+    """Whether the fused engine draws this configuration's noise (additive Gaussian at its sites)."""
+    return all(s.std == 0 or (s.placement in SITES and s.kind == "gaussian") for s in config)
+
+
+def _ptr(t: torch.Tensor | np.ndarray, kind=ctypes.c_float):
+    address = t.data_ptr() if isinstance(t, torch.Tensor) else t.ctypes.data
+    return ctypes.cast(address, ctypes.POINTER(kind))
+
+
+class _Program:
+    """One pack's network, parameters, optimizer state and noise, laid out as ``mlp.c`` reads them."""
+
+    def __init__(self, task: TaskSpec, members: Sequence[Member], data: PackData):
+        self.names = names = [f"dense{i}" for i in range(len(task.hidden))] + ["out"]
+        inits = [member_params(task, m.init_seed) for m in members]
+        dims = [inits[0][f"{names[0]}.weight"].shape[1]] + [inits[0][f"{n}.weight"].shape[0] for n in names]
+        # A member's parameters: per layer W^T (in x out, row-major), then b.
+        self.theta = torch.stack([torch.cat([t for n in names for t in (p[f"{n}.weight"].T.reshape(-1), p[f"{n}.bias"])])
+                                  for p in inits]).contiguous()
+        self.m, self.v = torch.zeros_like(self.theta), torch.zeros_like(self.theta)
+        o = task.optimizer
+        self.net = _Net(members=len(members), layers=len(names), dims=(ctypes.c_int64 * (MAX_LAYERS + 1))(*dims),
+                        n_params=self.theta.shape[1], act=ACTIVATIONS[task.activation], loss=_LOSS[task.problem],
+                        opt=0 if o.name == "adam" else 1, threads=torch.get_num_threads(), lr=o.lr, beta1=o.betas[0],
+                        beta2=o.betas[1], eps=task.adam_eps, weight_decay=o.weight_decay, momentum=o.momentum)
+        self.stds = np.zeros((len(members), len(SITES)))
+        self.gammas = np.zeros_like(self.stds)
+        for k, m in enumerate(members):
+            for spec in m.config:
+                if spec.std > 0:
+                    self.stds[k, SITES.index(spec.placement)] = spec.std
+                    self.gammas[k, SITES.index(spec.placement)] = spec.gamma if spec.schedule == "annealed" else 0.0
+        self.keys = np.array([_as_u64(m.noise_seed) for m in members], dtype=np.uint64)
+        self.blocks = np.zeros(len(members), dtype=np.uint64)
+        self.noise = _Noise(_ptr(self.stds, ctypes.c_double), _ptr(self.gammas, ctypes.c_double),
+                            _ptr(self.keys, ctypes.c_uint64), _ptr(self.blocks, ctypes.c_uint64))
+        self.x_train = data.x_train.reshape(len(members), data.x_train.shape[1], -1).contiguous()
+        self.y_train = data.y_train.to(torch.float32).contiguous()
+        self.bad_step = np.full(len(members), -1, dtype=np.int64)
+
+    def params(self) -> dict[str, torch.Tensor]:
+        """The members' current parameters in ``nn.Module`` layout: name -> ``(members, *shape)``."""
+        out, offset, p = {}, 0, self.theta
+        for l, name in enumerate(self.names):
+            k, n = self.net.dims[l], self.net.dims[l + 1]
+            out[f"{name}.weight"] = p[:, offset:offset + k * n].reshape(-1, k, n).transpose(1, 2).contiguous()
+            out[f"{name}.bias"] = p[:, offset + k * n:offset + k * n + n].clone()
+            offset += k * n + n
+        return out
+
+    def train(self, epochs: int, first_step: int, perms: torch.Tensor | None, batch: int) -> None:
+        n = self.x_train.shape[1]
+        code = _native.library().sweeper_mlp_train(
+            ctypes.byref(self.net), ctypes.byref(self.noise), _ptr(self.theta), _ptr(self.m), _ptr(self.v),
+            _ptr(self.x_train), _ptr(self.y_train), ctypes.c_int64(n),
+            None if perms is None else _ptr(perms, ctypes.c_int64), ctypes.c_int64(batch), ctypes.c_int64(epochs),
+            ctypes.c_int64(first_step), _ptr(self.bad_step, ctypes.c_int64))
+        if code != 0:
+            raise MemoryError("the fused MLP engine could not allocate its working memory")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Noise-free outputs ``(members, rows, n_out)`` for inputs ``(members, rows, ...)``."""
+        x = x.reshape(x.shape[0], x.shape[1], -1).contiguous()
+        out = torch.empty(x.shape[0], x.shape[1], self.net.dims[self.net.layers])
+        if _native.library().sweeper_mlp_forward(ctypes.byref(self.net), _ptr(self.theta), _ptr(x),
+                                                 ctypes.c_int64(x.shape[1]), _ptr(out)) != 0:
+            raise MemoryError("the fused MLP engine could not allocate its working memory")
+        return out
+
+
+def train_fused(task: TaskSpec, members: Sequence[Member]) -> list[RunResult]:
+    """Trains every member on the CPU with the fused engine; results as ``train_population`` gives them."""
+    start = time.perf_counter()
+    device = torch.device("cpu")
+    data = pack_data(task, members, device)
+    program = _Program(task, members, data)
+    n = data.x_train.shape[1]
+    minibatch = task.batch_size != "full" and task.batch_size < n
+    batch = task.batch_size if minibatch else n
+    per_epoch = -(-n // batch)
+    shufflers = [shuffler(m.init_seed) for m in members]
+    log_epochs, logs = [], []
+    epoch = 0
+    while epoch < task.epochs:
+        span = min(task.log_every - epoch % task.log_every, task.epochs - epoch)
+        perms = None
+        if minibatch:  # each member's row order for each epoch of the span, as batch_order draws it
+            perms = torch.stack([torch.stack([torch.randperm(n, generator=g) for _ in range(span)]) for g in shufflers])
+        program.train(span, epoch * per_epoch, perms, batch)
+        epoch += span
+        log_epochs.append(epoch)
+        logs.append(_evaluate(program, data))
+    bad = torch.as_tensor(program.bad_step)
+    diverged_epoch = torch.where(bad >= 0, bad // per_epoch + 1, -1)
+    return results(task, log_epochs, logs, diverged_epoch, (time.perf_counter() - start) / len(members), device)
+
+
+def _evaluate(program: _Program, data: PackData) -> dict[str, torch.Tensor]:
+    train = losses.metrics(program.forward(data.x_train), data.y_train, data.n_classes, data.y_std)
+    test = losses.metrics(program.forward(data.x_test), data.y_test, data.n_classes, data.y_std)
+    return named("train", train) | named("test", test)
