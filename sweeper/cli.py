@@ -240,6 +240,8 @@ def bench(device: str = typer.Option("cpu", help="cpu | cuda"),
           members: Optional[int] = typer.Option(None, help="Population size (default: the pack size rule)."),
           epochs: int = typer.Option(4000, help="Epochs per run (W1: 4000)."),
           reference_runs: int = typer.Option(2, help="Runs of the reference loop to time."),
+          stacked: bool = typer.Option(True, help="Also time the stacked torch program (the engine for what the "
+                                                    "fused one does not take, and on GPUs)."),
           format: str = typer.Option("table", "--format", "-f", help="table | json")) -> None:
     """Workload W1: runs/s of the reference loop and of the population trainer, side by side."""
     from sweeper.driver.executors import resolve_device
@@ -247,7 +249,7 @@ def bench(device: str = typer.Option("cpu", help="cpu | cuda"),
 
     _check_format(format, ("table", "json"))
     device = resolve_device(device)
-    result = bench_w1(device, members=members, epochs=epochs, reference_runs=reference_runs,
+    result = bench_w1(device, members=members, epochs=epochs, reference_runs=reference_runs, stacked=stacked,
                       log=lambda m: err.print(m, markup=False, highlight=False))
     if format == "json":
         sys.stdout.write(json.dumps(result) + "\n")

@@ -9,6 +9,7 @@ from typing import Callable
 import torch
 
 from sweeper import seeding
+from sweeper.engine import fused
 from sweeper.engine.population import train_population
 from sweeper.engine.reference import train_reference
 from sweeper.engine.result import Member
@@ -33,26 +34,37 @@ def device_name(device: torch.device) -> str:
     return f"{platform.processor() or platform.machine()} ({torch.get_num_threads()} threads)"
 
 
+def _timed(train: Callable[[], object], device: torch.device) -> float:
+    t = time.perf_counter()
+    train()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return time.perf_counter() - t
+
+
 def bench_w1(device: str = "cpu", *, members: int | None = None, epochs: int = 4000, reference_runs: int = 2,
-             log: Callable[[str], None] = print) -> dict:
-    """Runs/s of both trainers on W1 (``epochs`` per run) in this process, and their ratio."""
+             stacked: bool = True, log: Callable[[str], None] = print) -> dict:
+    """Runs/s on W1 (``epochs`` per run) of the reference loop and the population trainer (its default
+    engine, and with ``stacked`` also the stacked torch program), measured in this process one after
+    the other, each after a short warm-up run (kernel build, lazy initialization, allocator)."""
     dev = torch.device(device)
     task = W1.model_copy(update={"epochs": epochs})
     members = members or pack_size(task, dev, 30, 70)
-    train_population(task.model_copy(update={"epochs": 2}), _members(members), dev)  # warm-up: kernel build, allocator
-    if dev.type == "cuda":
-        torch.cuda.synchronize()
+    fusable = fused.task_fits(task, dev)
+    engines = ["auto"] + (["stacked"] if stacked and fusable else [])  # without the fused engine, auto is stacked
+    warm = task.model_copy(update={"epochs": 2})
+    train_reference(warm, _members(1)[0], dev)
+    for engine in engines:
+        train_population(warm, _members(members), dev, engine=engine)
     log(f"reference loop: {reference_runs} run(s) of {epochs} epochs on {dev.type} ...")
-    t = time.perf_counter()
-    for m in _members(reference_runs):
-        train_reference(task, m, dev)
-    ref = reference_runs / (time.perf_counter() - t)
-    log(f"population trainer: {members} members x {epochs} epochs on {dev.type} ...")
-    t = time.perf_counter()
-    train_population(task, _members(members), dev)
-    if dev.type == "cuda":
-        torch.cuda.synchronize()
-    pop = members / (time.perf_counter() - t)
-    return {"workload": "W1", "device": device_name(dev), "epochs": epochs, "members": members,
-            "reference_runs_per_s": round(ref, 3), "population_runs_per_s": round(pop, 3),
-            "speedup": round(pop / ref, 2)}
+    ref = reference_runs / _timed(lambda: [train_reference(task, m, dev) for m in _members(reference_runs)], dev)
+    result = {"workload": "W1", "device": device_name(dev), "epochs": epochs, "members": members,
+              "engine": "fused" if fusable else "stacked", "reference_runs_per_s": round(ref, 3)}
+    for engine in engines:
+        name = "population" if engine == "auto" else "stacked"
+        log(f"population trainer ({result['engine'] if engine == 'auto' else engine} engine): {members} members x "
+            f"{epochs} epochs on {dev.type} ...")
+        runs = members / _timed(lambda: train_population(task, _members(members), dev, engine=engine), dev)
+        result[f"{name}_runs_per_s"] = round(runs, 3)
+        result[f"{name}_speedup"] = round(runs / ref, 2)
+    return result

@@ -7,6 +7,7 @@ import time
 import torch
 
 from sweeper.engine import losses
+from sweeper.engine._memory import keep_freed_memory
 from sweeper.engine._shared import batch_order, member_params, named, optimizer, pack_data, results, shuffler
 from sweeper.engine.result import Member, RunResult
 from sweeper.tasks.data import input_shape, n_outputs
@@ -21,6 +22,8 @@ def train_reference(task: TaskSpec, member: Member, device: str | torch.device =
     tolerance (exactly the same noise numbers, with the population's per-member generator streams).
     """
     device = torch.device(device)
+    if device.type == "cpu":
+        keep_freed_memory()  # as the stacked program does: the baseline gets the same allocator
     start = time.perf_counter()
     data = pack_data(task, [member], device)
     x_train, y_train = data.x_train[0], data.y_train[0]
