@@ -23,9 +23,10 @@ from pathlib import Path
 import torch  # noqa: F401  (loaded first: its OpenMP runtime is the one the library links to)
 
 _ROOT = Path(__file__).parent
-#: Source -> whether it may be compiled with -ffast-math (libmvec's vector logf/sinf/cosf need it; the
-#: trainer does not get it: NaN must propagate and sums keep their written order).
-SOURCES = {_ROOT / "noise" / "_c" / "philox.c": True, _ROOT / "engine" / "_c" / "mlp.c": False}
+#: Source -> its floating-point flags. The noise kernel may use -ffast-math (libmvec's vector
+#: logf/sinf/cosf need it); the trainer may not (NaN must propagate, sums keep their written order),
+#: only -fno-math-errno, which changes no value: sqrtf then needs no errno branch and vectorizes.
+SOURCES = {_ROOT / "noise" / "_c" / "philox.c": ["-ffast-math"], _ROOT / "engine" / "_c" / "mlp.c": ["-fno-math-errno"]}
 
 
 def _cache_dir() -> Path:
@@ -47,9 +48,9 @@ def _compile(out: Path) -> None:
         raise OSError("no C compiler found (set CC)")
     with tempfile.TemporaryDirectory() as tmp:
         objects = []
-        for source, fast_math in SOURCES.items():
+        for source, float_flags in SOURCES.items():
             obj = Path(tmp) / f"{source.stem}.o"
-            subprocess.run([cc, "-O3", *(["-ffast-math"] if fast_math else []), "-fopenmp", "-fPIC", *_cpu_flags(),
+            subprocess.run([cc, "-O3", *float_flags, "-fopenmp", "-fPIC", *_cpu_flags(),
                             "-c", str(source), "-o", str(obj)], check=True, capture_output=True)
             objects.append(str(obj))
         lib = Path(tmp) / "sweeper.so"
@@ -77,7 +78,8 @@ def _declare(lib: ctypes.CDLL) -> None:
 @functools.lru_cache(maxsize=None)
 def library() -> ctypes.CDLL | None:
     """The compiled kernels, building them on first use; None (with a warning) where they cannot be built."""
-    key = hashlib.sha256(b"".join(s.read_bytes() for s in SOURCES) + " ".join(_cpu_flags()).encode()
+    key = hashlib.sha256(b"".join(s.read_bytes() + " ".join(f).encode() for s, f in SOURCES.items())
+                         + " ".join(_cpu_flags()).encode()
                          + sys.platform.encode())
     path = _cache_dir() / f"sweeper-{key.hexdigest()[:16]}.so"
     try:
