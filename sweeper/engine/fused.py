@@ -7,14 +7,14 @@ of a logging interval back to back, with its parameters, optimizer state and act
 the core's cache; members are spread over torch's OpenMP threads.
 
 It computes the same training as ``stacked.forward`` + autograd + torch's fused Adam/SGD: the same
-initial parameters, batches, noise draws (``sweeper_add_normal`` at the same Philox counters) and
-update rule, so the two agree to float tolerance (sums run in a different order), and a member's
+initial parameters, batches, noise draws (the same Philox kernels at the same counters, in the
+same order) and update rule, so the two agree to float tolerance (sums run in a different order), and a member's
 numbers do not depend on its pack or thread. Evaluation runs the same C forward pass without noise.
 
-It takes MLPs with ReLU, tanh or sigmoid, Adam or SGD, full or minibatches, and additive Gaussian
-noise at ``input``, ``pre_activation`` and ``post_activation`` (constant or annealed). Other members
-go to the stacked torch program (``population.train_population`` routes each member by its own
-configuration, so which engine trains a member never depends on its pack).
+It takes MLPs with ReLU, tanh or sigmoid, Adam or SGD, full or minibatches, and every noise the
+stacked program takes: Gaussian, multiplicative and uniform noise at the input, pre- and
+post-activations, weights and gradients, label flips or target noise, constant or annealed. CNNs,
+RNNs, other activations, GPUs and ``generator`` streams go to the stacked torch program.
 """
 
 from __future__ import annotations
@@ -31,12 +31,13 @@ from sweeper.engine import losses
 from sweeper.engine._shared import PackData, member_params, named, pack_data, results, shuffler
 from sweeper.engine.result import Member, RunResult
 from sweeper.noise.philox import _as_u64
-from sweeper.noise.spec import NoiseConfig
+from sweeper.noise.spec import check_target_kind
 from sweeper.tasks.spec import TaskSpec
 
 MAX_LAYERS = 16  # as in mlp.c
 ACTIVATIONS = {"relu": 0, "tanh": 1, "sigmoid": 2}
-SITES = ("input", "pre_activation", "post_activation")  # mlp.c's SITE_* order
+SITES = ("input", "pre_activation", "post_activation", "weights", "gradients", "targets")  # mlp.c's SITE_* order
+KINDS = ("none", "gaussian", "multiplicative", "uniform", "flip")  # mlp.c's KIND_* order
 _LOSS = {"binary": 0, "multiclass": 1, "regression": 2}
 _F64P, _U64P, _I64P = ctypes.POINTER(ctypes.c_double), ctypes.POINTER(ctypes.c_uint64), ctypes.POINTER(ctypes.c_int64)
 
@@ -50,18 +51,14 @@ class _Net(ctypes.Structure):
 
 
 class _Noise(ctypes.Structure):
-    _fields_ = [("stds", _F64P), ("gammas", _F64P), ("keys", _U64P), ("blocks", _U64P)]
+    _fields_ = [("kinds", ctypes.POINTER(ctypes.c_int32)), ("stds", _F64P), ("gammas", _F64P), ("keys", _U64P),
+                ("blocks", _U64P)]
 
 
 def task_fits(task: TaskSpec, device: torch.device) -> bool:
     """Whether the fused engine can train this task on this device (a dense MLP on the CPU)."""
     return (device.type == "cpu" and task.model == "mlp" and task.activation in ACTIVATIONS
             and len(task.hidden) < MAX_LAYERS and _native.library() is not None)
-
-
-def config_fits(config: NoiseConfig) -> bool:
-    """Whether the fused engine draws this configuration's noise (additive Gaussian at its sites)."""
-    return all(s.std == 0 or (s.placement in SITES and s.kind == "gaussian") for s in config)
 
 
 def _ptr(t: torch.Tensor | np.ndarray, kind=ctypes.c_float):
@@ -85,16 +82,21 @@ class _Program:
                         n_params=self.theta.shape[1], act=ACTIVATIONS[task.activation], loss=_LOSS[task.problem],
                         opt=0 if o.name == "adam" else 1, threads=torch.get_num_threads(), lr=o.lr, beta1=o.betas[0],
                         beta2=o.betas[1], eps=task.adam_eps, weight_decay=o.weight_decay, momentum=o.momentum)
+        self.kinds = np.zeros((len(members), len(SITES)), dtype=np.int32)
         self.stds = np.zeros((len(members), len(SITES)))
         self.gammas = np.zeros_like(self.stds)
         for k, m in enumerate(members):
             for spec in m.config:
+                if spec.placement == "targets":
+                    check_target_kind(spec.kind, data.n_classes)
                 if spec.std > 0:
-                    self.stds[k, SITES.index(spec.placement)] = spec.std
-                    self.gammas[k, SITES.index(spec.placement)] = spec.gamma if spec.schedule == "annealed" else 0.0
+                    site = SITES.index(spec.placement)
+                    self.kinds[k, site] = KINDS.index(spec.kind)
+                    self.stds[k, site] = spec.std
+                    self.gammas[k, site] = spec.gamma if spec.schedule == "annealed" else 0.0
         self.keys = np.array([_as_u64(m.noise_seed) for m in members], dtype=np.uint64)
         self.blocks = np.zeros(len(members), dtype=np.uint64)
-        self.noise = _Noise(_ptr(self.stds, ctypes.c_double), _ptr(self.gammas, ctypes.c_double),
+        self.noise = _Noise(_ptr(self.kinds, ctypes.c_int32), _ptr(self.stds, ctypes.c_double), _ptr(self.gammas, ctypes.c_double),
                             _ptr(self.keys, ctypes.c_uint64), _ptr(self.blocks, ctypes.c_uint64))
         self.x_train = data.x_train.reshape(len(members), data.x_train.shape[1], -1).contiguous()
         self.y_train = data.y_train.to(torch.float32).contiguous()

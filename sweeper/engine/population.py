@@ -23,26 +23,17 @@ def train_population(task: TaskSpec, members: Sequence[Member], device: str | to
                      streams: str = "philox", engine: str = "auto") -> list[RunResult]:
     """Trains every member for ``task.epochs`` epochs and returns one result per member, in order.
 
-    ``engine``: ``auto`` (default) trains each member whose task and noise the fused CPU engine takes
-    (``sweeper.engine.fused``: dense MLPs, additive Gaussian noise at input/pre/post-activation) with
-    it and the others with the stacked torch program; ``stacked`` uses the torch program for all. The
-    choice is made per member from its own configuration, so it never depends on the pack.
+    ``engine``: ``auto`` (default) trains dense MLPs on the CPU with the fused engine
+    (``sweeper.engine.fused``, every noise kind and placement) and everything else with the stacked
+    torch program; ``stacked`` uses the torch program for all. The choice depends on the task, device
+    and streams only, never on the other members of the pack.
     """
     device = torch.device(device)
     if engine not in ENGINES:
         raise ValueError(f"unknown engine {engine!r}; allowed: {', '.join(ENGINES)}")
-    fused = ([k for k, m in enumerate(members) if fused_engine.config_fits(m.config)]
-             if engine == "auto" and streams == "philox" and fused_engine.task_fits(task, device) else [])
-    if not fused:
-        return train_stacked(task, members, device, streams)
-    rest = [k for k in range(len(members)) if k not in set(fused)]
-    out: list[RunResult | None] = [None] * len(members)
-    for part, train in ((fused, lambda ms: fused_engine.train_fused(task, ms)),
-                        (rest, lambda ms: train_stacked(task, ms, device, streams))):
-        if part:
-            for k, result in zip(part, train([members[k] for k in part])):
-                out[k] = result
-    return out
+    if engine == "auto" and streams == "philox" and fused_engine.task_fits(task, device):
+        return fused_engine.train_fused(task, members)
+    return train_stacked(task, members, device, streams)
 
 
 def train_stacked(task: TaskSpec, members: Sequence[Member], device: str | torch.device = "cpu",

@@ -38,13 +38,23 @@ TASKS = {
     "regression": TaskSpec(dataset="friedman1", hidden=(32,), epochs=40, log_every=10),
     "digits": TaskSpec(dataset="digits", hidden=(32,), epochs=10, log_every=5),
 }
-CONFIGS = [
-    (),
-    make_config([NoiseSpec("pre_activation", "gaussian", 0.1)]),
-    make_config([NoiseSpec("input", "gaussian", 0.05), NoiseSpec("pre_activation", "gaussian", 0.3, "annealed")]),
-    make_config([NoiseSpec("post_activation", "gaussian", 0.2)]),
-    make_config([NoiseSpec("input", "gaussian", 0.1, "annealed"), NoiseSpec("post_activation", "gaussian", 0.1)]),
+def _spec(placement, kind="gaussian", std=0.3, schedule="constant"):
+    return NoiseSpec(placement, kind, std, schedule)
+
+
+# Every kind at every placement a step meets, alone and together, constant and annealed.
+CONFIGS = [()] + [make_config([_spec(p, k)]) for p in ("input", "pre_activation", "post_activation", "weights",
+                                                        "gradients") for k in ("gaussian", "multiplicative", "uniform")] + [
+    make_config([_spec("input", "gaussian", 0.05), _spec("pre_activation", "gaussian", 0.3, "annealed")]),
+    make_config([_spec("input", "uniform", 0.1, "annealed"), _spec("post_activation", "multiplicative", 0.1),
+                 _spec("weights", "gaussian", 0.1, "annealed"), _spec("gradients", "multiplicative", 0.2)]),
 ]
+TARGETS = {  # what each kind of task takes at the targets placement
+    "classification": [make_config([_spec("targets", "flip", 0.2)]),
+                       make_config([_spec("targets", "flip", 0.3, "annealed"), _spec("pre_activation", "uniform")])],
+    "regression": [make_config([_spec("targets", k)]) for k in ("gaussian", "multiplicative", "uniform")]
+                  + [make_config([_spec("targets", "gaussian", 0.3, "annealed"), _spec("weights", "uniform", 0.1)])],
+}
 TOL = 2e-4
 
 
@@ -53,9 +63,10 @@ def member(config=(), repeat=0):
                   seeding.noise_seed(0, repeat, config))
 
 
-def pack():
-    """The noise-free run of repeats 0 and 1, then each noisy configuration."""
-    return [member((), 0), member((), 1)] + [member(c, r % 2) for r, c in enumerate(CONFIGS[1:])]
+def pack(task_name="w1_like"):
+    """The noise-free run of repeats 0 and 1, then each noisy configuration (targets noise as the task takes it)."""
+    targets = TARGETS["regression" if TASKS[task_name].problem == "regression" else "classification"]
+    return [member((), 0), member((), 1)] + [member(c, r % 2) for r, c in enumerate(CONFIGS[1:] + targets)]
 
 
 def same_numbers(a, b):
@@ -68,7 +79,7 @@ def trained():
 
     def get(task_name, engine):
         if (task_name, engine) not in cache:
-            cache[task_name, engine] = train_population(TASKS[task_name], pack(), engine=engine)
+            cache[task_name, engine] = train_population(TASKS[task_name], pack(task_name), engine=engine)
         return cache[task_name, engine]
 
     return get
@@ -84,7 +95,7 @@ def test_fused_engine_equals_the_stacked_program_with_noise_on(trained, task_nam
         assert not a.diverged and not b.diverged
     # The noise is really drawn, and the agreement is far tighter than its effect: each noisy member
     # moves away from the noise-free run of its repeat by 10x more than the two engines differ.
-    for k, m in enumerate(pack()[2:], 2):
+    for k, m in enumerate(pack(task_name)[2:], 2):
         effect = np.abs(fast[k].curves["train_loss"] - fast[m.repeat].curves["train_loss"]).max()
         disagreement = np.abs(fast[k].curves["train_loss"] - slow[k].curves["train_loss"]).max()
         assert effect > max(10 * disagreement, 1e-6), (k, effect, disagreement)
@@ -98,28 +109,24 @@ def test_fused_engine_equals_the_reference_loop_at_zero_noise(trained, task_name
         np.testing.assert_allclose(result.curves[name], reference.curves[name], rtol=1e-5, atol=1e-5, err_msg=name)
 
 
-def test_auto_routes_each_member_by_its_own_configuration(monkeypatch):
-    task = TASKS["w1_like"]
-    seen = []
+def test_auto_uses_the_fused_engine_for_dense_mlps_on_the_cpu_only(monkeypatch):
+    calls = []
     train_fused = fused.train_fused
-    monkeypatch.setattr(fused, "train_fused", lambda t, ms: seen.append(list(ms)) or train_fused(t, ms))
-    members = pack() + [member(make_config([NoiseSpec("weights", "gaussian", 0.1)])),
-                        member(make_config([NoiseSpec("pre_activation", "multiplicative", 0.3)])),
-                        member(make_config([NoiseSpec("gradients", "gaussian", 0.0)]))]  # size 0: no noise at all
-    mixed = train_population(task, members)
-    assert seen == [pack() + [members[-1]]]
-    for k, m in enumerate(members):
-        (alone,) = train_population(task, [m])
-        if k < len(pack()):  # fused: exactly; the stacked program's batched products to float rounding
-            assert same_numbers(mixed[k], alone), k
-        for name, curve in alone.curves.items():
-            np.testing.assert_allclose(mixed[k].curves[name], curve, rtol=1e-6, atol=1e-6, err_msg=f"{k} {name}")
+    monkeypatch.setattr(fused, "train_fused", lambda t, ms: calls.append(t.model) or train_fused(t, ms))
+    tiny = {"epochs": 2, "log_every": 1}
+    train_population(TASKS["w1_like"].model_copy(update=tiny), pack())
+    assert calls == ["mlp"]
+    train_population(TASKS["w1_like"].model_copy(update=tiny), pack(), streams="generator")
+    train_population(TaskSpec(dataset="digits", model="cnn", channels=(2,), hidden=(4,), **tiny), pack()[:2])
+    train_population(TASKS["w1_like"].model_copy(update={"activation": "gelu", **tiny}), pack()[:2])
+    train_population(TASKS["w1_like"].model_copy(update=tiny), pack(), engine="stacked")
+    assert calls == ["mlp"]
 
 
 def test_member_numbers_do_not_depend_on_pack_position_or_threads(trained):
-    task, members = TASKS["minibatch_multiclass"], pack()
+    task, members = TASKS["minibatch_multiclass"], pack("minibatch_multiclass")
     packed = trained("minibatch_multiclass", "auto")
-    order = [3, 0, 5, 4, 2, 1]
+    order = [3, 0, 5, 4, 2, 1] + list(range(6, len(members)))[::-1]
     shuffled = train_population(task, [members[k] for k in order])
     for position, k in enumerate(order):
         assert same_numbers(shuffled[position], packed[k])
@@ -162,7 +169,7 @@ def test_fused_evaluation_is_noise_free(monkeypatch):
 
 @pytest.mark.parametrize("task_name", ["w1_like", "regression", "minibatch_multiclass"])
 def test_diverging_fused_member_is_recorded_and_the_others_are_untouched(trained, task_name):
-    task, members = TASKS[task_name], pack()
+    task, members = TASKS[task_name], pack(task_name)
     calm = trained(task_name, "auto")
     members[2] = member(make_config([NoiseSpec("post_activation", "gaussian", 1e38)]), members[2].repeat)
     wild = train_population(task, members)

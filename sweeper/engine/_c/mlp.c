@@ -13,14 +13,19 @@
 #include <stdlib.h>
 #include <string.h>
 
+void sweeper_normal(float *out, int64_t n, uint64_t key, uint64_t first_block, float scale);
+void sweeper_uniform(float *out, int64_t n, uint64_t key, uint64_t first_block, float lo, float hi);
 void sweeper_add_normal(const float *src, float *dst, int64_t n, uint64_t key, uint64_t first_block, float scale,
                         int relu);
 
 #define MAX_LAYERS 16
+#define SQRT3 1.7320508075688772f
 enum { ACT_RELU, ACT_TANH, ACT_SIGMOID };
 enum { LOSS_BCE, LOSS_CE, LOSS_MSE };
 enum { OPT_ADAM, OPT_SGD };
-enum { SITE_INPUT, SITE_PRE, SITE_POST, SITES };
+/* The order a step meets them in: targets, input, per layer weights/pre/post, gradients. */
+enum { SITE_INPUT, SITE_PRE, SITE_POST, SITE_WEIGHTS, SITE_GRADIENTS, SITE_TARGETS, SITES };
+enum { KIND_NONE, KIND_GAUSSIAN, KIND_MULTIPLICATIVE, KIND_UNIFORM, KIND_FLIP };
 #define EVAL_ROWS 64 /* rows per forward chunk in evaluation */
 
 /* The network and its training rule (mirrored by a ctypes.Structure in sweeper/engine/fused.py).
@@ -32,10 +37,11 @@ typedef struct {
     double lr, beta1, beta2, eps, weight_decay, momentum;
 } Net;
 
-/* The pack's noise: per member, the size and annealing exponent of each site (std / (1 + t)^gamma at
- * step t, gamma 0 = constant), its Philox key and next unused block (advanced here, as PhiloxStreams
- * advances it). */
+/* The pack's noise: per member and site its kind, size and annealing exponent (std / (1 + t)^gamma at
+ * step t, gamma 0 = constant), and per member its Philox key and next unused block (advanced here, as
+ * PhiloxStreams advances it). */
 typedef struct {
+    const int32_t *kinds;        /* (members, SITES) */
     const double *stds, *gammas; /* (members, SITES) */
     const uint64_t *keys;
     uint64_t *blocks;
@@ -246,69 +252,156 @@ static void update(const Net *net, float *restrict p, float *restrict m, float *
 /* Per-thread working memory: the batch, every layer's output (and its post-noise copy), two gradient
  * buffers and the parameter gradient. */
 typedef struct {
-    float *x, *y, *out[MAX_LAYERS], *post[MAX_LAYERS], *g0, *g1, *grad;
+    float *x, *y, *out[MAX_LAYERS], *post[MAX_LAYERS], *g0, *g1, *grad, *tmp;
+    float *pre_f[MAX_LAYERS], *post_f[MAX_LAYERS]; /* multiplicative factors (1 + σε) of each layer's sites */
+    float *w[MAX_LAYERS], *w_f[MAX_LAYERS];        /* noisy weights W'^T and their multiplicative factors */
 } Scratch;
 
 static int scratch_init(Scratch *s, const Net *net, int64_t rows) {
     const int64_t d0 = net->dims[0], w = max_width(net);
-    int64_t total = rows * d0 + rows + 2 * rows * w + net->n_params;
-    for (int64_t l = 0; l < net->layers; l++) total += 2 * rows * net->dims[l + 1];
+    int64_t tmp = rows * w > net->n_params ? rows * w : net->n_params;
+    for (int64_t l = 0; l < net->layers; l++) tmp = net->dims[l] * net->dims[l + 1] > tmp ? net->dims[l] * net->dims[l + 1] : tmp;
+    tmp = 3 * tmp + 2 * rows; /* a transposed draw needs three matrices' room, label flips two rows */
+    int64_t total = rows * d0 + rows + 2 * rows * w + net->n_params + tmp;
+    for (int64_t l = 0; l < net->layers; l++)
+        total += 4 * rows * net->dims[l + 1] + 2 * net->dims[l] * net->dims[l + 1];
     float *base = malloc(sizeof(float) * (size_t)total), *q = base;
     if (base == NULL) return 0;
     s->x = q; q += rows * d0;
     s->y = q; q += rows;
     for (int64_t l = 0; l < net->layers; l++) {
-        s->out[l] = q; q += rows * net->dims[l + 1];
-        s->post[l] = q; q += rows * net->dims[l + 1];
+        const int64_t n = net->dims[l + 1], wn = net->dims[l] * n;
+        s->out[l] = q; q += rows * n;
+        s->post[l] = q; q += rows * n;
+        s->pre_f[l] = q; q += rows * n;
+        s->post_f[l] = q; q += rows * n;
+        s->w[l] = q; q += wn;
+        s->w_f[l] = q; q += wn;
     }
     s->g0 = q; q += rows * w;
     s->g1 = q; q += rows * w;
-    s->grad = q;
+    s->grad = q; q += net->n_params;
+    s->tmp = q;
     return 1;
 }
 
-/* Draws member k's noise of one site onto src -> dst when its size at step t is not zero. */
-static void site(const Noise *nz, int64_t k, int which, int64_t t, const float *src, float *dst, int64_t n, int relu) {
-    const double sd = nz->stds[k * SITES + which] / pow(1.0 + (double)t, nz->gammas[k * SITES + which]);
-    if (sd != 0.0) {
-        sweeper_add_normal(src, dst, n, nz->keys[k], nz->blocks[k], (float)sd, relu);
-        nz->blocks[k] += (uint64_t)((n + 3) / 4);
-    } else if (relu) {
-        if (dst != src) memcpy(dst, src, sizeof(float) * (size_t)n);
-        activate(dst, n, ACT_RELU);
+/* Member k's noise size at a site at step t (0 where it has none), as NoiseSpec.std_at computes it. */
+static double size_at(const Noise *nz, int64_t k, int which, int64_t t) {
+    if (nz->kinds[k * SITES + which] == KIND_NONE) return 0.0;
+    return nz->stds[k * SITES + which] / pow(1.0 + (double)t, nz->gammas[k * SITES + which]);
+}
+
+/* The first Philox block of a draw of n values by member k, advancing its counter past them. */
+static uint64_t take(const Noise *nz, int64_t k, int64_t n) {
+    const uint64_t first = nz->blocks[k];
+    nz->blocks[k] += (uint64_t)((n + 3) / 4);
+    return first;
+}
+
+/* dst = src with member k's noise of a site at step t, as PackNoise.perturb applies it: x + σε,
+ * x + u (u uniform with std σ) or x·(1 + σε). n values, in place allowed; with relu, ReLU after it
+ * (fused with Gaussian noise). A multiplicative draw leaves its factors (1 + σε) in `factor` (for the
+ * backward pass) and returns 1; `tmp` is scratch of n values. Members of size 0 draw nothing. */
+static int perturb(const Noise *nz, int64_t k, int which, int64_t t, const float *src, float *dst, int64_t n,
+                   int relu, float *factor, float *tmp) {
+    const double sd = size_at(nz, k, which, t);
+    const int kind = nz->kinds[k * SITES + which];
+    int multiplied = 0;
+    if (sd != 0.0 && kind == KIND_GAUSSIAN) {
+        sweeper_add_normal(src, dst, n, nz->keys[k], take(nz, k, n), (float)sd, relu);
+        return 0;
+    }
+    if (sd != 0.0 && kind == KIND_UNIFORM) {
+        sweeper_uniform(tmp, n, nz->keys[k], take(nz, k, n), -SQRT3 * (float)sd, SQRT3 * (float)sd);
+        for (int64_t i = 0; i < n; i++) dst[i] = tmp[i] + src[i];
+    } else if (sd != 0.0 && kind == KIND_MULTIPLICATIVE) {
+        sweeper_normal(factor, n, nz->keys[k], take(nz, k, n), (float)sd);
+        for (int64_t i = 0; i < n; i++) {
+            factor[i] = 1.0f + factor[i];
+            dst[i] = src[i] * factor[i];
+        }
+        multiplied = 1;
     } else if (dst != src) {
         memcpy(dst, src, sizeof(float) * (size_t)n);
     }
+    if (relu) activate(dst, n, ACT_RELU);
+    return multiplied;
 }
 
-static int has_site(const Noise *nz, int64_t k, int which) { return nz->stds[k * SITES + which] != 0.0; }
+/* The same noise on a matrix stored transposed: src/dst are (k x n) but the draws run over its
+ * nn.Module layout (n x k), value j*k + c landing on [c][j]; factors are left transposed too. */
+static int perturb_transposed(const Noise *nz, int64_t m, int which, int64_t t, const float *src, float *dst,
+                              int64_t k, int64_t n, float *factor, float *tmp) {
+    const int64_t size = k * n;
+    float *drawn = tmp + size;
+    for (int64_t j = 0; j < n; j++)
+        for (int64_t c = 0; c < k; c++) tmp[j * k + c] = src[c * n + j];
+    const int multiplied = perturb(nz, m, which, t, tmp, tmp, size, 0, drawn, drawn + size);
+    for (int64_t j = 0; j < n; j++)
+        for (int64_t c = 0; c < k; c++) {
+            dst[c * n + j] = tmp[j * k + c];
+            if (multiplied) factor[c * n + j] = drawn[j * k + c];
+        }
+    return multiplied;
+}
 
-/* One training step t (0-based) of member k on `rows` examples x (rows x dims[0]) with targets y.
+/* Member k's label flips at step t (flip_labels in sweeper/noise/pack.py): each label is replaced,
+ * with probability p, by 1 - y (two classes) or by another class drawn uniformly. */
+static void flip_labels(const Noise *nz, int64_t k, int64_t t, float *y, int64_t rows, int64_t classes, float *tmp) {
+    if (nz->kinds[k * SITES + SITE_TARGETS] != KIND_FLIP || !(nz->stds[k * SITES + SITE_TARGETS] > 0.0)) return;
+    const float p = (float)size_at(nz, k, SITE_TARGETS, t);
+    float *u = tmp, *v = tmp + rows;
+    sweeper_uniform(u, rows, nz->keys[k], take(nz, k, rows), 0.0f, 1.0f);
+    if (classes == 2) {
+        for (int64_t i = 0; i < rows; i++) y[i] = u[i] < p ? 1.0f - y[i] : y[i];
+        return;
+    }
+    sweeper_uniform(v, rows, nz->keys[k], take(nz, k, rows), 0.0f, 1.0f);
+    for (int64_t i = 0; i < rows; i++) {
+        int64_t offset = (int64_t)(v[i] * (float)(classes - 1));
+        offset = 1 + (offset < classes - 2 ? offset : classes - 2);
+        if (u[i] < p) y[i] = (float)(((int64_t)y[i] + offset) % classes);
+    }
+}
+
+/* One training step t (0-based) of member k on `rows` examples x (rows x dims[0]) with targets y (a
+ * copy: target noise changes it), drawing its noise in the stacked program's order: targets, input,
+ * then per layer weights, pre- and post-activation, and the gradients after the backward pass.
  * Returns the mean loss before the update. */
 static float step(const Net *net, const Noise *nz, int64_t k, int64_t t, float *theta, float *m, float *v,
-                  const float *x, const float *y, int64_t rows, Scratch *s) {
+                  const float *x, float *y, int64_t rows, Scratch *s) {
     const int64_t L = net->layers;
-    const float *acts[MAX_LAYERS + 1], *a = x;
-    if (has_site(nz, k, SITE_INPUT)) {
-        site(nz, k, SITE_INPUT, t, x, s->x, rows * net->dims[0], 0);
+    const int32_t *kinds = nz->kinds + k * SITES;
+    const float *acts[MAX_LAYERS + 1], *weights[MAX_LAYERS], *a = x;
+    int pre_mult[MAX_LAYERS] = {0}, post_mult[MAX_LAYERS] = {0}, w_mult[MAX_LAYERS] = {0};
+    if (net->loss == LOSS_MSE) {
+        if (kinds[SITE_TARGETS] != KIND_NONE) perturb(nz, k, SITE_TARGETS, t, y, y, rows, 0, s->tmp, s->tmp + rows);
+    } else {
+        flip_labels(nz, k, t, y, rows, net->loss == LOSS_BCE ? 2 : net->dims[L], s->tmp);
+    }
+    if (kinds[SITE_INPUT] != KIND_NONE) {
+        const int64_t size = rows * net->dims[0];
+        perturb(nz, k, SITE_INPUT, t, x, s->x, size, 0, s->tmp, s->tmp + size);
         a = s->x;
     }
     acts[0] = a;
     for (int64_t l = 0; l < L; l++) {
-        const int64_t k_in = net->dims[l], n = net->dims[l + 1];
-        const float *w = theta + weight_offset(net, l);
-        float *z = s->out[l];
-        linear(a, w, w + k_in * n, z, rows, k_in, n);
-        if (l == L - 1) break;
-        if (net->act == ACT_RELU) {
-            site(nz, k, SITE_PRE, t, z, z, rows * n, 1);
-        } else {
-            site(nz, k, SITE_PRE, t, z, z, rows * n, 0);
-            activate(z, rows * n, net->act);
+        const int64_t k_in = net->dims[l], n = net->dims[l + 1], off = weight_offset(net, l);
+        const float *w = theta + off;
+        if (kinds[SITE_WEIGHTS] != KIND_NONE) {
+            w_mult[l] = perturb_transposed(nz, k, SITE_WEIGHTS, t, w, s->w[l], k_in, n, s->w_f[l], s->tmp);
+            w = s->w[l];
         }
+        weights[l] = w;
+        float *z = s->out[l];
+        linear(a, w, theta + off + k_in * n, z, rows, k_in, n);
+        if (l == L - 1) break;
+        const int relu = net->act == ACT_RELU;
+        pre_mult[l] = perturb(nz, k, SITE_PRE, t, z, z, rows * n, relu, s->pre_f[l], s->tmp);
+        if (!relu) activate(z, rows * n, net->act);
         a = z;
-        if (has_site(nz, k, SITE_POST)) {
-            site(nz, k, SITE_POST, t, z, s->post[l], rows * n, 0);
+        if (kinds[SITE_POST] != KIND_NONE) {
+            post_mult[l] = perturb(nz, k, SITE_POST, t, z, s->post[l], rows * n, 0, s->post_f[l], s->tmp);
             a = s->post[l];
         }
         acts[l + 1] = a;
@@ -317,11 +410,27 @@ static float step(const Net *net, const Noise *nz, int64_t k, int64_t t, float *
     const float loss = loss_grad(s->out[L - 1], y, g, rows, net->dims[L], net->loss);
     for (int64_t l = L - 1; l >= 0; l--) {
         const int64_t k_in = net->dims[l], n = net->dims[l + 1], off = weight_offset(net, l);
-        linear_weight_grad(acts[l], g, s->grad + off, s->grad + off + k_in * n, rows, k_in, n);
+        float *gw = s->grad + off;
+        linear_weight_grad(acts[l], g, gw, gw + k_in * n, rows, k_in, n);
+        if (w_mult[l])
+            for (int64_t i = 0; i < k_in * n; i++) gw[i] *= s->w_f[l][i];
         if (l == 0) break;
-        linear_input_grad(g, theta + off, spare, rows, k_in, n);
-        activation_grad(spare, s->out[l - 1], rows * k_in, net->act);
-        float *tmp = g; g = spare; spare = tmp;
+        const int64_t size = rows * k_in;
+        linear_input_grad(g, weights[l], spare, rows, k_in, n);
+        if (post_mult[l - 1])
+            for (int64_t i = 0; i < size; i++) spare[i] *= s->post_f[l - 1][i];
+        activation_grad(spare, s->out[l - 1], size, net->act);
+        if (pre_mult[l - 1])
+            for (int64_t i = 0; i < size; i++) spare[i] *= s->pre_f[l - 1][i];
+        float *swap = g; g = spare; spare = swap;
+    }
+    if (kinds[SITE_GRADIENTS] != KIND_NONE) {
+        for (int64_t l = 0; l < L; l++) { /* each weight, then its bias: the canonical parameter order */
+            const int64_t k_in = net->dims[l], n = net->dims[l + 1];
+            float *gw = s->grad + weight_offset(net, l);
+            perturb_transposed(nz, k, SITE_GRADIENTS, t, gw, gw, k_in, n, s->w_f[l], s->tmp);
+            perturb(nz, k, SITE_GRADIENTS, t, gw + k_in * n, gw + k_in * n, n, 0, s->tmp, s->tmp + n);
+        }
     }
     update(net, theta, m, v, s->grad, t + 1);
     return loss;
@@ -352,7 +461,7 @@ int sweeper_mlp_train(const Net *net, const Noise *nz, float *theta, float *m, f
                 for (int64_t e = 0; e < epochs && bad_step[k] < 0; e++) {
                     for (int64_t b = 0; b < per_epoch && bad_step[k] < 0; b++) {
                         const int64_t t = first_step + e * per_epoch + b;
-                        const float *xb = xk, *yb = yk;
+                        const float *xb = xk;
                         int64_t rows = n;
                         if (perms != NULL) {
                             const int64_t *order = perms + (k * epochs + e) * n + b * rows_max;
@@ -362,9 +471,10 @@ int sweeper_mlp_train(const Net *net, const Noise *nz, float *theta, float *m, f
                                 s.y[i] = yk[order[i]];
                             }
                             xb = s.x; /* the input site adds its noise to the gathered rows in place */
-                            yb = s.y;
+                        } else {
+                            memcpy(s.y, yk, sizeof(float) * (size_t)n);
                         }
-                        const float loss = step(net, nz, k, t, pk, mk, vk, xb, yb, rows, &s);
+                        const float loss = step(net, nz, k, t, pk, mk, vk, xb, s.y, rows, &s);
                         if (!isfinite(loss)) bad_step[k] = t;
                     }
                 }
