@@ -240,6 +240,8 @@ def bench(device: str = typer.Option("cpu", help="cpu | cuda"),
           members: Optional[int] = typer.Option(None, help="Population size (default: the pack size rule)."),
           epochs: int = typer.Option(4000, help="Epochs per run (W1: 4000)."),
           reference_runs: int = typer.Option(2, help="Runs of the reference loop to time."),
+          noise: Optional[str] = typer.Option(None, help="W1 with other noise: PLACEMENT:KIND:STD, e.g. "
+                                                       "weights:gaussian:0.1 (default: pre_activation:gaussian:0.1)."),
           stacked: bool = typer.Option(True, help="Also time the stacked torch program (the engine for what the "
                                                     "fused one does not take, and on GPUs)."),
           format: str = typer.Option("table", "--format", "-f", help="table | json")) -> None:
@@ -249,7 +251,17 @@ def bench(device: str = typer.Option("cpu", help="cpu | cuda"),
 
     _check_format(format, ("table", "json"))
     device = resolve_device(device)
-    result = bench_w1(device, members=members, epochs=epochs, reference_runs=reference_runs, stacked=stacked,
+    spec = None
+    if noise is not None:
+        from sweeper.noise.spec import NoiseSpec
+        parts = noise.split(":")
+        if len(parts) != 3:
+            fail(f"--noise: {noise!r} is not PLACEMENT:KIND:STD, e.g. weights:gaussian:0.1")
+        try:
+            spec = NoiseSpec(parts[0], parts[1], float(parts[2]))
+        except ValueError as exc:
+            fail(f"--noise: {exc}")
+    result = bench_w1(device, members=members, epochs=epochs, reference_runs=reference_runs, stacked=stacked, noise=spec,
                       log=lambda m: err.print(m, markup=False, highlight=False))
     if format == "json":
         sys.stdout.write(json.dumps(result) + "\n")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import platform
 import time
 from typing import Callable
@@ -14,7 +15,7 @@ from sweeper.engine.population import train_population
 from sweeper.engine.reference import train_reference
 from sweeper.engine.result import Member
 from sweeper.engine.sizing import pack_size
-from sweeper.noise.spec import NoiseSpec
+from sweeper.noise.spec import NoiseSpec, config_label
 from sweeper.tasks.spec import TaskSpec
 
 #: The seed case study: make_circles(100, noise=0.1) 30/70, MLP 2-500-1, Adam 1e-3, full batch,
@@ -24,8 +25,8 @@ W1 = TaskSpec(dataset="circles", dataset_seed=1, n_train=30, scaling="none", mod
 W1_NOISE = (NoiseSpec("pre_activation", "gaussian", 0.1),)
 
 
-def _members(n: int) -> list[Member]:
-    return [Member(W1_NOISE, r, 1, seeding.init_seed(0, r), seeding.noise_seed(0, r, W1_NOISE)) for r in range(n)]
+def _members(n: int, config: tuple[NoiseSpec, ...] = W1_NOISE) -> list[Member]:
+    return [Member(config, r, 1, seeding.init_seed(0, r), seeding.noise_seed(0, r, config)) for r in range(n)]
 
 
 def device_name(device: torch.device) -> str:
@@ -43,28 +44,31 @@ def _timed(train: Callable[[], object], device: torch.device) -> float:
 
 
 def bench_w1(device: str = "cpu", *, members: int | None = None, epochs: int = 4000, reference_runs: int = 2,
-             stacked: bool = True, log: Callable[[str], None] = print) -> dict:
+             stacked: bool = True, noise: NoiseSpec | None = None, log: Callable[[str], None] = print) -> dict:
     """Runs/s on W1 (``epochs`` per run) of the reference loop and the population trainer (its default
     engine, and with ``stacked`` also the stacked torch program), measured in this process one after
-    the other, each after a short warm-up run (kernel build, lazy initialization, allocator)."""
+    the other, each after a short warm-up run (kernel build, lazy initialization, allocator).
+    ``noise`` replaces W1's hidden noise (to time other kinds and placements on the same model)."""
     dev = torch.device(device)
+    config = W1_NOISE if noise is None else (noise,)
+    members_of = functools.partial(_members, config=config)
     task = W1.model_copy(update={"epochs": epochs})
     members = members or pack_size(task, dev, 30, 70)
     fusable = fused.task_fits(task, dev)
     engines = ["auto"] + (["stacked"] if stacked and fusable else [])  # without the fused engine, auto is stacked
     warm = task.model_copy(update={"epochs": 2})
-    train_reference(warm, _members(1)[0], dev)
+    train_reference(warm, members_of(1)[0], dev)
     for engine in engines:
-        train_population(warm, _members(members), dev, engine=engine)
+        train_population(warm, members_of(members), dev, engine=engine)
     log(f"reference loop: {reference_runs} run(s) of {epochs} epochs on {dev.type} ...")
-    ref = reference_runs / _timed(lambda: [train_reference(task, m, dev) for m in _members(reference_runs)], dev)
-    result = {"workload": "W1", "device": device_name(dev), "epochs": epochs, "members": members,
-              "engine": "fused" if fusable else "stacked", "reference_runs_per_s": round(ref, 3)}
+    ref = reference_runs / _timed(lambda: [train_reference(task, m, dev) for m in members_of(reference_runs)], dev)
+    result = {"workload": "W1", "noise": config_label(config), "device": device_name(dev), "epochs": epochs,
+              "members": members, "engine": "fused" if fusable else "stacked", "reference_runs_per_s": round(ref, 3)}
     for engine in engines:
         name = "population" if engine == "auto" else "stacked"
         log(f"population trainer ({result['engine'] if engine == 'auto' else engine} engine): {members} members x "
             f"{epochs} epochs on {dev.type} ...")
-        runs = members / _timed(lambda: train_population(task, _members(members), dev, engine=engine), dev)
+        runs = members / _timed(lambda: train_population(task, members_of(members), dev, engine=engine), dev)
         result[f"{name}_runs_per_s"] = round(runs, 3)
         result[f"{name}_speedup"] = round(runs / ref, 2)
     return result

@@ -256,7 +256,10 @@ def test_a_listing_of_a_missing_database_file_creates_nothing(sweeper_cli, tmp_p
 @pytest.mark.parametrize("flags, fragments", [
     (["--device", "gpu"], ["--device", "'gpu'", "allowed:"]),
     (["--format", "xml"], ["--format", "'xml'", "allowed: table, json"]),
-], ids=["device_gpu", "format_xml"])
+    (["--noise", "weights"], ["--noise", "'weights'", "PLACEMENT:KIND:STD"]),
+    (["--noise", "wings:gaussian:0.1"], ["--noise", "'wings'", "input, pre_activation"]),
+    (["--noise", "weights:gaussian:lots"], ["--noise", "'lots'"]),
+], ids=["device_gpu", "format_xml", "noise_shape", "noise_placement", "noise_std"])
 def test_bench_refuses_a_bad_flag(sweeper_cli, flags, fragments):
     result = sweeper_cli("bench", "--epochs", "1", "--members", "1", "--reference-runs", "1", *flags)
 

@@ -1,0 +1,22 @@
+"""The W1 benchmark runs every trainer it names on the workload it names and reports their ratios."""
+
+import pytest
+
+from sweeper.engine.bench import W1, bench_w1
+from sweeper.noise.spec import NoiseSpec
+
+
+@pytest.mark.parametrize("noise, label", [(None, "pre_activation gaussian σ=0.1"),
+                                          (NoiseSpec("weights", "uniform", 0.05), "weights uniform σ=0.05")])
+def test_bench_times_the_reference_loop_and_both_engines_on_w1(noise, label):
+    logged = []
+    result = bench_w1("cpu", members=4, epochs=3, reference_runs=1, noise=noise, log=logged.append)
+    assert (result["workload"], result["noise"], result["epochs"], result["members"]) == ("W1", label, 3, 4)
+    assert result["engine"] == "fused"
+    for name in ("reference", "population", "stacked"):
+        assert result[f"{name}_runs_per_s"] > 0
+    for name in ("population", "stacked"):
+        ratio = result[f"{name}_runs_per_s"] / result["reference_runs_per_s"]
+        assert result[f"{name}_speedup"] == pytest.approx(ratio, rel=0.01, abs=0.01)
+    assert len(logged) == 3 and "fused engine" in logged[1] and "stacked engine" in logged[2]
+    assert W1.hidden == (500,) and W1.epochs == 4000  # the workload itself is DESIGN.md's W1
