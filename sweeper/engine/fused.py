@@ -96,7 +96,8 @@ class _Program:
                     self.gammas[k, site] = spec.gamma if spec.schedule == "annealed" else 0.0
         self.keys = np.array([_as_u64(m.noise_seed) for m in members], dtype=np.uint64)
         self.blocks = np.zeros(len(members), dtype=np.uint64)
-        self.noise = _Noise(_ptr(self.kinds, ctypes.c_int32), _ptr(self.stds, ctypes.c_double), _ptr(self.gammas, ctypes.c_double),
+        self.noise = _Noise(_ptr(self.kinds, ctypes.c_int32), _ptr(self.stds, ctypes.c_double),
+                            _ptr(self.gammas, ctypes.c_double),
                             _ptr(self.keys, ctypes.c_uint64), _ptr(self.blocks, ctypes.c_uint64))
         self.x_train = data.x_train.reshape(len(members), data.x_train.shape[1], -1).contiguous()
         self.y_train = data.y_train.to(torch.float32).contiguous()

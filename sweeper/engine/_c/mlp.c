@@ -260,7 +260,10 @@ typedef struct {
 static int scratch_init(Scratch *s, const Net *net, int64_t rows) {
     const int64_t d0 = net->dims[0], w = max_width(net);
     int64_t tmp = rows * w > net->n_params ? rows * w : net->n_params;
-    for (int64_t l = 0; l < net->layers; l++) tmp = net->dims[l] * net->dims[l + 1] > tmp ? net->dims[l] * net->dims[l + 1] : tmp;
+    for (int64_t l = 0; l < net->layers; l++) {
+        const int64_t wn = net->dims[l] * net->dims[l + 1];
+        tmp = wn > tmp ? wn : tmp;
+    }
     tmp = 3 * tmp + 2 * rows; /* a transposed draw needs three matrices' room, label flips two rows */
     int64_t total = rows * d0 + rows + 2 * rows * w + net->n_params + tmp;
     for (int64_t l = 0; l < net->layers; l++)
