@@ -26,7 +26,8 @@ _ROOT = Path(__file__).parent
 #: Source -> its floating-point flags. The noise kernel may use -ffast-math (libmvec's vector
 #: logf/sinf/cosf need it); the trainer may not (NaN must propagate, sums keep their written order),
 #: only -fno-math-errno, which changes no value: sqrtf then needs no errno branch and vectorizes.
-SOURCES = {_ROOT / "noise" / "_c" / "philox.c": ["-ffast-math"], _ROOT / "engine" / "_c" / "mlp.c": ["-fno-math-errno"]}
+SOURCES = {_ROOT / "noise" / "_c" / "philox.c": ["-ffast-math"],
+           _ROOT / "engine" / "_c" / "mlp.c": ["-fno-math-errno"]}
 
 
 def _cache_dir() -> Path:
@@ -66,7 +67,8 @@ def _compile(out: Path) -> None:
 
 
 def _declare(lib: ctypes.CDLL) -> None:
-    f32p, i64, u64p, c_int = ctypes.POINTER(ctypes.c_float), ctypes.c_int64, ctypes.POINTER(ctypes.c_uint64), ctypes.c_int
+    f32p, u64p = ctypes.POINTER(ctypes.c_float), ctypes.POINTER(ctypes.c_uint64)
+    i64, c_int = ctypes.c_int64, ctypes.c_int
     lib.sweeper_normal_many.argtypes = [ctypes.POINTER(f32p), i64, i64, u64p, u64p, f32p, c_int]
     lib.sweeper_uniform_many.argtypes = lib.sweeper_normal_many.argtypes
     lib.sweeper_add_normal_many.argtypes = [ctypes.POINTER(f32p), ctypes.POINTER(f32p), i64, i64, u64p, u64p, f32p,

@@ -261,8 +261,8 @@ def bench(device: str = typer.Option("cpu", help="cpu | cuda"),
             spec = NoiseSpec(parts[0], parts[1], float(parts[2]))
         except ValueError as exc:
             fail(f"--noise: {exc}")
-    result = bench_w1(device, members=members, epochs=epochs, reference_runs=reference_runs, stacked=stacked, noise=spec,
-                      log=lambda m: err.print(m, markup=False, highlight=False))
+    result = bench_w1(device, members=members, epochs=epochs, reference_runs=reference_runs, stacked=stacked,
+                      noise=spec, log=lambda m: err.print(m, markup=False, highlight=False))
     if format == "json":
         sys.stdout.write(json.dumps(result) + "\n")
     else:

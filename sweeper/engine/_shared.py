@@ -11,6 +11,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from sweeper.engine import losses
 from sweeper.engine.result import Member, RunResult
 from sweeper.tasks.data import input_shape, load_split, n_outputs
 from sweeper.tasks.models import init_params
@@ -99,6 +100,14 @@ def results(task: TaskSpec, epochs: list[int], logs: list[dict[str, torch.Tensor
             curve_epochs=epochs_arr, curves=member_curves, best_epoch=best, diverged=diverged,
             diverged_epoch=first if diverged else None, wall_time=wall_time, device=device.type))
     return out
+
+
+def logged_metrics(forward, data: PackData) -> dict[str, torch.Tensor]:
+    """Noise-free loss and metrics of every member on its training and test data, named ``train_*`` and
+    ``test_*``; ``forward(x)`` maps inputs ``(members, rows, ...)`` to outputs ``(members, rows, n_out)``."""
+    train = losses.metrics(forward(data.x_train), data.y_train, data.n_classes, data.y_std)
+    test = losses.metrics(forward(data.x_test), data.y_test, data.n_classes, data.y_std)
+    return named("train", train) | named("test", test)
 
 
 def named(prefix: str, values: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

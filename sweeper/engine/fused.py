@@ -27,8 +27,7 @@ import numpy as np
 import torch
 
 from sweeper import _native
-from sweeper.engine import losses
-from sweeper.engine._shared import PackData, member_params, named, pack_data, results, shuffler
+from sweeper.engine._shared import PackData, batch_order, logged_metrics, member_params, pack_data, results, shuffler
 from sweeper.engine.result import Member, RunResult
 from sweeper.noise.philox import _as_u64
 from sweeper.noise.spec import check_target_kind
@@ -39,7 +38,7 @@ ACTIVATIONS = {"relu": 0, "tanh": 1, "sigmoid": 2}
 SITES = ("input", "pre_activation", "post_activation", "weights", "gradients", "targets")  # mlp.c's SITE_* order
 KINDS = ("none", "gaussian", "multiplicative", "uniform", "flip")  # mlp.c's KIND_* order
 _LOSS = {"binary": 0, "multiclass": 1, "regression": 2}
-_F64P, _U64P, _I64P = ctypes.POINTER(ctypes.c_double), ctypes.POINTER(ctypes.c_uint64), ctypes.POINTER(ctypes.c_int64)
+_F64P, _U64P = ctypes.POINTER(ctypes.c_double), ctypes.POINTER(ctypes.c_uint64)
 
 
 class _Net(ctypes.Structure):
@@ -149,8 +148,9 @@ def train_fused(task: TaskSpec, members: Sequence[Member]) -> list[RunResult]:
     while epoch < task.epochs:
         span = min(task.log_every - epoch % task.log_every, task.epochs - epoch)
         perms = None
-        if minibatch:  # each member's row order for each epoch of the span, as batch_order draws it
-            perms = torch.stack([torch.stack([torch.randperm(n, generator=g) for _ in range(span)]) for g in shufflers])
+        if minibatch:  # each member's row order for each epoch of the span, its batches in a row
+            perms = torch.stack([torch.stack([torch.cat(batch_order(task, n, g)) for _ in range(span)])
+                                 for g in shufflers])
         program.train(span, epoch * per_epoch, perms, batch)
         epoch += span
         log_epochs.append(epoch)
@@ -161,6 +161,4 @@ def train_fused(task: TaskSpec, members: Sequence[Member]) -> list[RunResult]:
 
 
 def _evaluate(program: _Program, data: PackData) -> dict[str, torch.Tensor]:
-    train = losses.metrics(program.forward(data.x_train), data.y_train, data.n_classes, data.y_std)
-    test = losses.metrics(program.forward(data.x_test), data.y_test, data.n_classes, data.y_std)
-    return named("train", train) | named("test", test)
+    return logged_metrics(program.forward, data)

@@ -10,7 +10,8 @@ import torch
 from sweeper.engine import fused as fused_engine
 from sweeper.engine import losses, stacked
 from sweeper.engine._memory import keep_freed_memory
-from sweeper.engine._shared import batch_order, member_params, named, optimizer, pack_data, results, shuffler
+from sweeper.engine._shared import (batch_order, logged_metrics, member_params, optimizer, pack_data, results,
+                                    shuffler)
 from sweeper.engine.result import Member, RunResult
 from sweeper.noise.pack import PackNoise
 from sweeper.noise.streams import make_streams
@@ -93,6 +94,4 @@ def train_stacked(task: TaskSpec, members: Sequence[Member], device: str | torch
 @torch.no_grad()
 def evaluate(task: TaskSpec, params: dict[str, torch.Tensor], data) -> dict[str, torch.Tensor]:
     """Noise-free loss and metrics of every member on its training and test data."""
-    train = losses.metrics(stacked.forward(task, params, data.x_train), data.y_train, data.n_classes, data.y_std)
-    test = losses.metrics(stacked.forward(task, params, data.x_test), data.y_test, data.n_classes, data.y_std)
-    return named("train", train) | named("test", test)
+    return logged_metrics(lambda x: stacked.forward(task, params, x), data)

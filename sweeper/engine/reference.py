@@ -8,7 +8,8 @@ import torch
 
 from sweeper.engine import losses
 from sweeper.engine._memory import keep_freed_memory
-from sweeper.engine._shared import batch_order, member_params, named, optimizer, pack_data, results, shuffler
+from sweeper.engine._shared import (batch_order, logged_metrics, member_params, optimizer, pack_data, results,
+                                    shuffler)
 from sweeper.engine.result import Member, RunResult
 from sweeper.tasks.data import input_shape, n_outputs
 from sweeper.tasks.models import ReferenceModel, training_noise
@@ -53,8 +54,6 @@ def train_reference(task: TaskSpec, member: Member, device: str | torch.device =
         if epoch % task.log_every == 0 or epoch == task.epochs:
             model.eval()
             with torch.no_grad():
-                train = losses.metrics(model(x_train)[None], y_train[None], data.n_classes, data.y_std)
-                test = losses.metrics(model(data.x_test[0])[None], data.y_test, data.n_classes, data.y_std)
+                logs.append(logged_metrics(lambda x: model(x[0])[None], data))  # the member as a pack of one
             log_epochs.append(epoch)
-            logs.append(named("train", train) | named("test", test))
     return results(task, log_epochs, logs, diverged_epoch, time.perf_counter() - start, device)[0]

@@ -23,9 +23,8 @@ _SQRT3 = math.sqrt(3.0)
 _THREADED_MIN = 1 << 16
 
 
-def kernel() -> ctypes.CDLL | None:
-    """The compiled C kernels (``sweeper._native``), or None where they cannot be built."""
-    return library()
+#: The compiled C kernels (``sweeper._native``), or None where they cannot be built.
+kernel = library
 
 
 def philox_words(keys: torch.Tensor, first_blocks: torch.Tensor, blocks: int) -> torch.Tensor:
@@ -99,8 +98,8 @@ class PhiloxStreams:
         firsts = self._advance(members, n)
         if self._kernel_fits(out):
             fn = self.lib.sweeper_normal_many if normal else self.lib.sweeper_uniform_many
-            self._members_in_threads(members, n, lambda rows, m, *args: fn(_rows(out, rows), m, n, *args),
-                                     firsts, [scale[k] for k in members])
+            self._call_kernel(members, n, lambda rows, m, *args: fn(_rows(out, rows), m, n, *args),
+                              firsts, [scale[k] for k in members])
             return out
         keys = torch.tensor([_as_i64(self.keys[k]) for k in members], device=out.device)
         words = philox_words(keys, torch.tensor(firsts, device=out.device), (n + 3) // 4)
@@ -112,7 +111,7 @@ class PhiloxStreams:
     def _kernel_fits(self, t: torch.Tensor) -> bool:
         return self.lib is not None and t.is_contiguous() and t.dtype == torch.float32 and t.device.type == "cpu"
 
-    def _members_in_threads(self, members: list[int], n: int, call, firsts: list[int], scales: list[float]) -> None:
+    def _call_kernel(self, members: list[int], n: int, call, firsts: list[int], scales: list[float]) -> None:
         """Calls ``call(rows, m, keys, firsts, scales, threads)`` once for the members; the kernel splits
         them over OpenMP threads when the work is large enough to pay for them."""
         m = len(members)
@@ -134,7 +133,7 @@ class PhiloxStreams:
         n = x[0].numel()
         drawing = [k for k in everyone if scale[k]]
         firsts = dict(zip(drawing, self._advance(drawing, n)))
-        self._members_in_threads(
+        self._call_kernel(
             everyone, n,
             lambda rows, m, keys, firsts, scales, threads: self.lib.sweeper_add_normal_many(
                 _rows(x, rows), _rows(y, rows), m, n, keys, firsts, scales, int(relu), threads),
