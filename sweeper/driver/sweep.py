@@ -20,6 +20,7 @@ import numpy as np
 import optuna
 
 from sweeper import seeding
+from sweeper.driver._interrupts import writes_finish
 from sweeper.driver.executors import Executor
 from sweeper.driver.planner import Run, plan
 from sweeper.engine.sizing import pack_size
@@ -203,7 +204,8 @@ class _Sweep:
         packs = plan(self.spec.seed, self.spec.tasks, runs, self.sizes)
         for pack, results in self.executor.run(packs):
             items = [(t, pack.task_name, m, r) for t, m, r in zip(pack.trials, pack.members, results)]
-            self.store.save_runs(self.sweep_id, items)
+            with writes_finish():
+                self.store.save_runs(self.sweep_id, items)
             for t, m, r in zip(pack.trials, pack.members, results):
                 self.done.add((self.numbers[t], pack.task_name, m.repeat))
                 self._record(self.numbers[t], pack.task_name, r.final.get(self.spec.metric), r.diverged)
@@ -231,25 +233,31 @@ class _Sweep:
         if self.progress is not None:
             self.progress.start(total, min(len(self.done), total))
         # Trials an interrupted sweep left running are finished first, with the configs they had.
-        asked = self.resume_stale() or self.ask_round()
+        with writes_finish():
+            asked = self.resume_stale() or self.ask_round()
         while asked:
             self.numbers.update({ref.id: ref.number for _, ref in asked})
             self.train([run for _, ref in asked for run in self.pending_runs(ref)])
-            self.tell(asked)
-            asked = self.ask_round()
+            with writes_finish():
+                self.tell(asked)
+                asked = self.ask_round()
 
 
 def run_sweep(spec: SweepSpec, store: Store, executor: Executor, progress: Progress | None = None) -> SweepOutcome:
     """Runs (or resumes) a sweep to the end; an interruption leaves every finished pack stored."""
     start = time.perf_counter()
-    sweep = _Sweep(spec, store, executor, progress)
+    with writes_finish():
+        sweep = _Sweep(spec, store, executor, progress)
     try:
         sweep.run()
     except KeyboardInterrupt:
-        store.finish_sweep(sweep.sweep_id, "interrupted")
+        with writes_finish():
+            store.finish_sweep(sweep.sweep_id, "interrupted")
         raise
     except BaseException:
-        store.finish_sweep(sweep.sweep_id, "failed")
+        with writes_finish():
+            store.finish_sweep(sweep.sweep_id, "failed")
         raise
-    store.finish_sweep(sweep.sweep_id, "completed")
+    with writes_finish():
+        store.finish_sweep(sweep.sweep_id, "completed")
     return SweepOutcome(sweep.sweep_id, spec.name, len(sweep.done), sweep.trained, time.perf_counter() - start)

@@ -1,0 +1,44 @@
+"""Ctrl-C during a sweep's database write lands after the write, never inside it."""
+
+import os
+import signal
+import threading
+import time
+
+import pytest
+
+from sweeper.driver._interrupts import writes_finish
+
+
+def test_ctrl_c_inside_a_write_takes_effect_when_the_write_is_done():
+    before = signal.getsignal(signal.SIGINT)
+    steps = []
+    with pytest.raises(KeyboardInterrupt):
+        with writes_finish():
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.05)  # Python runs signal handlers between bytecodes: here, if it were not deferred
+            steps.append("the write finished")
+    assert steps == ["the write finished"]
+    assert signal.getsignal(signal.SIGINT) is before
+
+
+def test_a_write_without_ctrl_c_ends_normally_and_outside_it_ctrl_c_is_immediate():
+    with writes_finish():
+        pass
+    with pytest.raises(KeyboardInterrupt):
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(1)
+        pytest.fail("SIGINT outside a write did not interrupt at once")
+
+
+def test_outside_the_main_thread_the_block_runs_as_is():
+    seen = []
+
+    def worker():
+        with writes_finish():
+            seen.append(signal.getsignal(signal.SIGINT))
+
+    thread = threading.Thread(target=worker)
+    thread.start()
+    thread.join()
+    assert seen == [signal.getsignal(signal.SIGINT)]
