@@ -1,38 +1,122 @@
 """The command line: each command parses its arguments, calls the library and renders the answer.
 
 Errors a user can fix (``SweeperError``) print one line on stderr and exit with status 2; ``--debug``
-shows the traceback instead.
+shows the traceback instead. The parser's usage errors (an unknown flag, a value not among the choices)
+are one line and status 2 too.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import sys
 import time
+from enum import Enum
+from importlib import metadata
 from pathlib import Path
 from typing import Optional
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from typer.core import TyperGroup
 
 from sweeper import listing
 from sweeper.errors import SweeperError
 
-app = typer.Typer(add_completion=False, no_args_is_help=True,
+
+class _Group(TyperGroup):
+    """The command group whose usage errors are one line on stderr, like every other error."""
+
+    def make_context(self, *args, **kwargs):
+        with _usage_errors():
+            return super().make_context(*args, **kwargs)
+
+    def invoke(self, ctx):
+        with _usage_errors():  # a subcommand parses its arguments in here
+            return super().invoke(ctx)
+
+
+app = typer.Typer(cls=_Group, no_args_is_help=True, context_settings={"help_option_names": ["-h", "--help"]},
                   help="Which noise regularization reliably helps your small-data model: sweep it, store it, report it.")
 out = Console()
 err = Console(stderr=True)
 _state = {"debug": False}
+#: The width of output that goes to a pipe or a file: wide enough that no table row wraps.
+UNWRAPPED = 1 << 20
 
 DbOption = typer.Option(None, "--db", envvar="SWEEPER_DB", show_envvar=True,
                         help="Database URL (default: sqlite:///sweeps.db in the working directory).")
-FormatOption = typer.Option("table", "--format", "-f", help="table | csv | json")
+FormatOption = typer.Option(listing.Format.table, "--format", "-f",
+                            help="table to read, csv, or json (one array of flat objects) for scripts.")
+SweepArgument = typer.Argument(..., metavar="SWEEP", help="Name of the sweep (see sweeper sweeps).")
+
+
+class Device(str, Enum):
+    """Where to train: ``auto`` takes a CUDA GPU when PyTorch sees one."""
+
+    auto = "auto"
+    cpu = "cpu"
+    cuda = "cuda"
+
+
+class Executor(str, Enum):
+    """Who trains the packs: this process, or a Ray cluster."""
+
+    local = "local"
+    ray = "ray"
+
+
+class ReportFormat(str, Enum):
+    """What ``sweeper report`` prints or writes (the values of ``sweeper.report.command.FORMATS``)."""
+
+    table = "table"
+    markdown = "markdown"
+    html = "html"
+    json = "json"
+    csv = "csv"
+
+
+class BenchFormat(str, Enum):
+    """What ``sweeper bench`` prints: a table to read, or JSON for scripts."""
+
+    table = "table"
+    json = "json"
 
 
 def fail(message: str) -> None:
     raise SweeperError(message)
+
+
+@contextlib.contextmanager
+def _usage_errors():
+    """Turns the parser's usage errors into one line on stderr and exit status 2.
+
+    A group called without a command prints its help (the parser already has) and exits with status 0.
+    """
+    try:
+        yield
+    except typer.TyperException as exc:
+        if type(exc).__name__ == "NoArgsIsHelpError":
+            raise typer.Exit(0) from None
+        if exc.exit_code != 2:
+            raise
+        err.print(f"error: {_usage_line(exc)}", markup=False, highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from None
+
+
+def _usage_line(exc: typer.TyperException) -> str:
+    """What was wrong, with the flag or argument it concerns, and where to read the usage."""
+    param = getattr(exc, "param", None)
+    if isinstance(exc, typer.BadParameter) and param is not None and exc.message:
+        name = max(param.opts, key=len) if param.param_type_name == "option" else param.metavar or param.name
+        # Typer validates through pydantic, whose messages open with the kind of error
+        message = f"{name}: {exc.message.removeprefix('Value error, ').rstrip('.')}"
+    else:
+        message = exc.format_message().rstrip(".")
+    ctx = getattr(exc, "ctx", None)  # the parser leaves it out of some errors
+    return message if ctx is None else f"{message} (see {ctx.command_path} -h)"
 
 
 def command(fn):
@@ -51,9 +135,34 @@ def command(fn):
     return app.command()(wrapper)
 
 
+def _versions() -> str:
+    """sweeper's version with those of the engines its numbers depend on."""
+
+    def version(package: str) -> str:
+        try:
+            return metadata.version(package)
+        except metadata.PackageNotFoundError:
+            return "not installed"
+
+    return (f"sweeper {version('sweeper')} (torch {version('torch')}, optuna {version('optuna')}, "
+            f"Python {sys.version.split()[0]})")
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        out.print(_versions(), markup=False, highlight=False, soft_wrap=True)
+        raise typer.Exit()
+
+
 @app.callback()
-def main(debug: bool = typer.Option(False, "--debug", help="Show tracebacks instead of one-line errors.")) -> None:
+def main(debug: bool = typer.Option(False, "--debug", help="Show tracebacks instead of one-line errors."),
+         version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True,
+                                      help="Print the versions of sweeper, torch, optuna and Python, and exit.")
+         ) -> None:
     _state["debug"] = debug
+    if not out.is_terminal:
+        # Piped or redirected, tables are read by programs and editors: one line per row, nothing cut.
+        out.width = UNWRAPPED
 
 
 def _open(db: Optional[str], create: bool = True):
@@ -61,15 +170,10 @@ def _open(db: Optional[str], create: bool = True):
     return open_store(db, create=create)
 
 
-def _check_format(fmt: str, allowed=listing.FORMATS) -> None:
-    if fmt not in allowed:
-        fail(f"--format: {fmt!r} is not allowed; allowed: {', '.join(allowed)}")
-
-
-def _emit(rows: list[dict], fmt: str, title: str) -> None:
-    if fmt == "json":
+def _emit(rows: list[dict], fmt: listing.Format, title: str) -> None:
+    if fmt == listing.Format.json:
         sys.stdout.write(listing.to_json(rows) + "\n")
-    elif fmt == "csv":
+    elif fmt == listing.Format.csv:
         sys.stdout.write(listing.to_csv(rows))
     else:
         out.print(listing.to_table(rows, title))
@@ -107,13 +211,13 @@ class _Bar:
 
 @command
 def run(
-    file: Path = typer.Argument(..., help="Search-space YAML file."),
+    file: Path = typer.Argument(..., metavar="FILE", help="Search-space YAML file."),
     db: Optional[str] = DbOption,
-    device: str = typer.Option("auto", help="auto | cpu | cuda"),
+    device: Device = typer.Option(Device.auto, help="Where to train (auto: a CUDA GPU when PyTorch sees one)."),
     repeats: Optional[int] = typer.Option(None, help="Override the file's repeats (quick runs)."),
     epochs: Optional[int] = typer.Option(None, help="Override every task's epochs (quick runs)."),
     name: Optional[str] = typer.Option(None, help="Store the sweep under this name instead of the file's."),
-    executor: str = typer.Option("local", help="local | ray"),
+    executor: Executor = typer.Option(Executor.local, help="Train in this process, or on a Ray cluster."),
     ray_address: Optional[str] = typer.Option(None, "--ray-address", envvar="RAY_ADDRESS",
                                               help="Ray cluster to use (default: a local Ray started for the run)."),
     cpus_per_pack: Optional[float] = typer.Option(None, "--cpus-per-pack", help="Ray: CPUs a CPU pack asks for."),
@@ -129,15 +233,13 @@ def run(
     if spec.search.sampler == "grid":
         for note in spec.grid_configs()[1]:
             err.print(f"note: {note}", markup=False, highlight=False, soft_wrap=True)
-    if executor == "local":
-        ex = LocalExecutor(device)
-    elif executor == "ray":
-        from sweeper.driver.ray_executor import RayExecutor
-        ex = RayExecutor(device, address=ray_address, cpus_per_pack=cpus_per_pack, gpus_per_pack=gpus_per_pack)
+    if executor == Executor.local:
+        ex = LocalExecutor(device.value)
     else:
-        fail(f"--executor: {executor!r} is not allowed; allowed: local, ray")
+        from sweeper.driver.ray_executor import RayExecutor
+        ex = RayExecutor(device.value, address=ray_address, cpus_per_pack=cpus_per_pack, gpus_per_pack=gpus_per_pack)
     with _open(db) as store:
-        bar = _Bar(f"sweep {spec.name!r} -> {store.display_url} on {ex.device} ({executor})")
+        bar = _Bar(f"sweep {spec.name!r} -> {store.display_url} on {ex.device} ({executor.value})")
         try:
             outcome = run_sweep(spec, store, ex, bar)
         except KeyboardInterrupt:
@@ -156,7 +258,7 @@ def run(
 
 
 @command
-def validate(file: Path = typer.Argument(..., help="Search-space YAML file.")) -> None:
+def validate(file: Path = typer.Argument(..., metavar="FILE", help="Search-space YAML file.")) -> None:
     """Check a search-space file without running it."""
     from sweeper.space import load_space
 
@@ -173,70 +275,89 @@ def validate(file: Path = typer.Argument(..., help="Search-space YAML file.")) -
 
 
 @command
-def sweeps(db: Optional[str] = DbOption, format: str = FormatOption) -> None:
+def sweeps(db: Optional[str] = DbOption, format: listing.Format = FormatOption) -> None:
     """List the sweeps in the database."""
-    _check_format(format)
     with _open(db, create=False) as store:
         _emit(store.sweeps(), format, "sweeps")
 
 
 @command
-def trials(sweep: str = typer.Argument(...), db: Optional[str] = DbOption, format: str = FormatOption) -> None:
+def trials(sweep: str = SweepArgument, db: Optional[str] = DbOption, format: listing.Format = FormatOption) -> None:
     """List a sweep's trials (one per noise configuration)."""
-    _check_format(format)
     with _open(db, create=False) as store:
         _emit(store.trials(sweep), format, f"{sweep}: trials")
 
 
 @command
-def runs(sweep: str = typer.Argument(...), db: Optional[str] = DbOption, format: str = FormatOption) -> None:
+def runs(sweep: str = SweepArgument, db: Optional[str] = DbOption, format: listing.Format = FormatOption) -> None:
     """List a sweep's runs (one per trial, task and repeat) with their seeds and metrics."""
-    _check_format(format)
     with _open(db, create=False) as store:
         _emit(store.runs(sweep), format, f"{sweep}: runs")
 
 
 @command
 def query(sql: str = typer.Argument(..., help="SQL to run read-only."), db: Optional[str] = DbOption,
-          format: str = FormatOption) -> None:
+          format: listing.Format = FormatOption) -> None:
     """Run a read-only SQL query on the trial database (writes are refused by the database)."""
-    _check_format(format)
     with _open(db, create=False) as store:
         columns, rows = store.query(sql)
     _emit([dict(zip(columns, r)) for r in rows], format, None)
 
 
 @command
-def rerun(sweep: str = typer.Argument(...), trial: int = typer.Argument(..., help="Trial number."),
+def rerun(sweep: str = SweepArgument,
+          trial: int = typer.Argument(..., metavar="TRIAL", help="Trial number (see sweeper trials SWEEP)."),
           repeat: Optional[int] = typer.Option(None, help="Only this repeat (default: all)."),
-          db: Optional[str] = DbOption, device: str = typer.Option("cpu", help="cpu | cuda"),
-          format: str = FormatOption) -> None:
+          db: Optional[str] = DbOption, device: Device = typer.Option(Device.cpu, help="Where to train again."),
+          format: listing.Format = FormatOption) -> None:
     """Train a stored trial again from its stored seeds; show stored and new numbers side by side."""
     from sweeper.driver.executors import resolve_device
     from sweeper.driver.rerun import rerun_trial
 
-    _check_format(format)
-    device = resolve_device(device)
+    device = resolve_device(device.value)
     with _open(db, create=False) as store:
         rows = rerun_trial(store, sweep, trial, repeat, device)
     _emit(rows, format, f"{sweep}: trial {trial} rerun")
 
 
 @command
-def report(sweep: str = typer.Argument(...), db: Optional[str] = DbOption,
-           format: str = typer.Option("table", "--format", "-f", help="table | markdown | html | json | csv"),
-           out_path: Optional[Path] = typer.Option(None, "--out", help="Write here (markdown/html: plots beside)."),
-           seed: int = typer.Option(0, help="Seed of the bootstrap resampling.")) -> None:
-    """Which noise settings reliably generalize better than no noise, with intervals and tests."""
-    from sweeper.report.command import FORMATS, report_command
-
-    _check_format(format, FORMATS)
+def delete(sweep: str = SweepArgument, db: Optional[str] = DbOption,
+           yes: bool = typer.Option(False, "--yes", "-y", help="Delete without asking (for scripts).")) -> None:
+    """Delete a sweep with its trials, runs, curves and Optuna study (asks first)."""
     with _open(db, create=False) as store:
-        report_command(store, sweep, format, out_path, seed, out)
+        store.sweep(sweep)  # a missing sweep is one line naming those there
+        row = next(r for r in store.sweeps() if r["name"] == sweep)
+        what = f"sweep {sweep!r} ({row['n_trials']} trials, {row['n_runs']} runs) from {store.display_url}"
+        if not yes:
+            if not sys.stdin.isatty():
+                fail(f"not deleting {what} unconfirmed: the input is not a terminal to ask on; add --yes")
+            # Asked on stderr, unlike typer.confirm, which writes part of its prompt to stdout
+            err.print(f"Delete {what}? This cannot be undone. [y/N] ", end="", markup=False, highlight=False,
+                      soft_wrap=True)
+            if sys.stdin.readline().strip().lower() not in ("y", "yes"):
+                err.print("nothing deleted", markup=False, highlight=False)
+                raise typer.Exit(1)
+        deleted = store.delete_sweep(sweep)
+    study = " and its Optuna study" if deleted["optuna_studies"] else ""
+    out.print(f"deleted sweep {sweep!r}: {deleted['trials']} trials, {deleted['runs']} runs, "
+              f"{deleted['curves']} curve points{study}", markup=False, highlight=False, soft_wrap=True)
 
 
 @command
-def bench(device: str = typer.Option("cpu", help="cpu | cuda"),
+def report(sweep: str = SweepArgument, db: Optional[str] = DbOption,
+           format: ReportFormat = typer.Option(ReportFormat.table, "--format", "-f",
+                                               help="table to read; markdown or html pages with plots; json or csv."),
+           out_path: Optional[Path] = typer.Option(None, "--out", help="Write here (markdown/html: plots beside)."),
+           seed: int = typer.Option(0, help="Seed of the bootstrap resampling.")) -> None:
+    """Which noise settings reliably generalize better than no noise, with intervals and tests."""
+    from sweeper.report.command import report_command
+
+    with _open(db, create=False) as store:
+        report_command(store, sweep, format.value, out_path, seed, out)
+
+
+@command
+def bench(device: Device = typer.Option(Device.cpu, help="Where to train."),
           members: Optional[int] = typer.Option(None, help="Population size (default: the pack size rule)."),
           epochs: int = typer.Option(4000, help="Epochs per run (W1: 4000)."),
           reference_runs: int = typer.Option(2, help="Runs of the reference loop to time."),
@@ -244,13 +365,13 @@ def bench(device: str = typer.Option("cpu", help="cpu | cuda"),
                                                        "weights:gaussian:0.1 (default: pre_activation:gaussian:0.1)."),
           stacked: bool = typer.Option(True, help="Also time the stacked torch program (the engine for what the "
                                                     "fused one does not take, and on GPUs)."),
-          format: str = typer.Option("table", "--format", "-f", help="table | json")) -> None:
+          format: BenchFormat = typer.Option(BenchFormat.table, "--format", "-f",
+                                             help="table to read, or json for scripts.")) -> None:
     """Workload W1: runs/s of the reference loop and of the population trainer, side by side."""
     from sweeper.driver.executors import resolve_device
     from sweeper.engine.bench import bench_w1
 
-    _check_format(format, ("table", "json"))
-    device = resolve_device(device)
+    device = resolve_device(device.value)
     spec = None
     if noise is not None:
         from sweeper.noise.spec import NoiseSpec
@@ -263,7 +384,7 @@ def bench(device: str = typer.Option("cpu", help="cpu | cuda"),
             fail(f"--noise: {exc}")
     result = bench_w1(device, members=members, epochs=epochs, reference_runs=reference_runs, stacked=stacked,
                       noise=spec, log=lambda m: err.print(m, markup=False, highlight=False))
-    if format == "json":
+    if format == BenchFormat.json:
         sys.stdout.write(json.dumps(result) + "\n")
     else:
         out.print(listing.to_table([{"figure": k, "value": v} for k, v in result.items()], "W1 benchmark"))

@@ -6,11 +6,18 @@ import csv
 import io
 import json
 import math
+from enum import Enum
 from typing import Any, Sequence
 
 from rich.table import Table
 
-FORMATS = ("table", "csv", "json")
+
+class Format(str, Enum):
+    """How a listing is printed: a table to read, CSV, or one JSON array for scripts."""
+
+    table = "table"
+    csv = "csv"
+    json = "json"
 
 
 def _plain(value: Any) -> Any:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+import yaml
 from sqlalchemy import case, delete, func, insert, inspect, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
@@ -127,16 +129,20 @@ class Store:
 
     def _check_resumable(self, sweep: Sweep, spec_yaml: str, settings: dict) -> None:
         where = f"sweep {sweep.name!r} already exists in {self.display_url}"
-        advice = "pick another --name or delete it"
+        advice = f"pick another --name or delete it (sweeper delete {sweep.name})"
+        differing = {
+            key: (getattr(sweep, key), value) for key, value in settings.items() if getattr(sweep, key) != value
+        }
         if sweep.spec_yaml != spec_yaml:
-            raise StoreError(f"{where} with a different search space; {advice}")
-        differing = [
-            f"{key} {getattr(sweep, key)!r} (not {value!r})"
-            for key, value in settings.items()
-            if getattr(sweep, key) != value
-        ]
+            changes = (
+                _yaml_changes(sweep.spec_yaml, spec_yaml)
+                or [f"{key} {old!r} -> {new!r}" for key, (old, new) in differing.items()]
+                or _line_changes(sweep.spec_yaml, spec_yaml)
+            )
+            raise StoreError(f"{where} with a different search space; {advice}; it differs in {_listed(changes)}")
         if differing:
-            raise StoreError(f"{where} with {', '.join(differing)}; {advice}")
+            listed = ", ".join(f"{key} {old!r} (not {new!r})" for key, (old, new) in differing.items())
+            raise StoreError(f"{where} with {listed}; {advice}")
 
     def finish_sweep(self, sweep_id: int, status: str) -> None:
         """Mark a sweep completed, interrupted or failed (or running again)."""
@@ -243,26 +249,38 @@ class Store:
             return sqlite.insert(table).on_conflict_do_nothing()
         return insert(table)
 
-    def delete_sweep(self, name: str) -> None:
-        """Delete a sweep with its trials, runs and curves, and its Optuna study if there is one."""
+    def delete_sweep(self, name: str) -> dict[str, int]:
+        """Delete a sweep with its trials, runs and curves, and its Optuna study if there is one.
+
+        Returns how many ``trials``, ``runs`` and ``curves`` rows went, and ``optuna_studies`` (0 or 1).
+        """
         with self._session() as session:
             sweep = self._sweep_by_name(session, name)
             study_name = sweep.study_name
-        self._delete_optuna_study(study_name)
+            runs = select(Run.id).join(Trial).where(Trial.sweep_id == sweep.id)
+            deleted = {
+                "trials": session.scalar(select(func.count(Trial.id)).where(Trial.sweep_id == sweep.id)),
+                "runs": session.scalar(select(func.count()).select_from(runs.subquery())),
+                "curves": session.scalar(select(func.count(Curve.run_id)).where(Curve.run_id.in_(runs))),
+            }
+        deleted["optuna_studies"] = int(self._delete_optuna_study(study_name))
         with self._session() as session:
             session.execute(delete(Sweep).where(Sweep.name == name))  # the foreign keys cascade
+        return deleted
 
-    def _delete_optuna_study(self, study_name: str) -> None:
+    def _delete_optuna_study(self, study_name: str) -> bool:
+        """Delete Optuna's study of that name; whether there was one."""
         # A stale study would make a new sweep of the same name resume the old one's trials.
         if "studies" not in inspect(self._engine).get_table_names():
-            return
+            return False
         from optuna.storages import RDBStorage
 
         storage = RDBStorage(self.url, skip_compatibility_check=True, skip_table_creation=True)
         try:
             storage.delete_study(storage.get_study_id_from_name(study_name))
+            return True
         except KeyError:
-            pass
+            return False
         finally:
             storage.remove_session()
             storage.engine.dispose()
@@ -420,6 +438,58 @@ class Store:
             known = f"sweeps there: {', '.join(names)}" if names else "it holds no sweeps"
             raise StoreError(f"no sweep {name!r} in {self.display_url}; {known}")
         return sweep
+
+
+#: The changes of a search space an error names; more are counted. And the longest value it shows.
+_MAX_CHANGES, _MAX_VALUE = 4, 40
+_NOT_SET = object()
+
+
+def _yaml_changes(old: str, new: str) -> list[str]:
+    """The settings that differ between two search-space YAML texts, as ``key old -> new``."""
+    try:
+        return list(_tree_changes("", yaml.safe_load(old), yaml.safe_load(new)))
+    except yaml.YAMLError:
+        return []
+
+
+def _tree_changes(path: str, old, new) -> Iterator[str]:
+    if isinstance(old, dict) and isinstance(new, dict):
+        for key in [*old, *(k for k in new if k not in old)]:
+            yield from _tree_changes(f"{path}.{key}" if path else str(key), old.get(key, _NOT_SET),
+                                     new.get(key, _NOT_SET))
+    elif (isinstance(old, list) and isinstance(new, list) and old != new
+          and max(len(_shown(old)), len(_shown(new))) > _MAX_VALUE):
+        # Long lists (of configurations, say) item by item; short ones (of stds) whole.
+        for i in range(max(len(old), len(new))):
+            yield from _tree_changes(f"{path}[{i}]", old[i] if i < len(old) else _NOT_SET,
+                                     new[i] if i < len(new) else _NOT_SET)
+    elif old != new:
+        yield f"{path or 'the whole file'} {_short(old)} -> {_short(new)}"
+
+
+def _line_changes(old: str, new: str) -> list[str]:
+    """The first line that differs, for texts whose settings agree (a comment or the layout changed)."""
+    pairs = itertools.zip_longest(old.splitlines(), new.splitlines(), fillvalue=_NOT_SET)
+    for number, (a, b) in enumerate(pairs, 1):
+        if a != b:
+            return [f"line {number} {_short(a)} -> {_short(b)}"]
+    return []
+
+
+def _shown(value) -> str:
+    return "(not set)" if value is _NOT_SET else repr(value)
+
+
+def _short(value) -> str:
+    text = _shown(value)
+    return text if len(text) <= _MAX_VALUE else text[: _MAX_VALUE - 3] + "..."
+
+
+def _listed(changes: list[str]) -> str:
+    more = len(changes) - _MAX_CHANGES
+    shown = ", ".join(changes[:_MAX_CHANGES])
+    return f"{shown} and {more} more" if more > 0 else shown
 
 
 def _next_trial_number(sweep_id: int):

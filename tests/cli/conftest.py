@@ -2,8 +2,17 @@
 
 from __future__ import annotations
 
+import fcntl
+import os
+import pty
+import re
 import sqlite3
+import struct
+import subprocess
+import sys
+import termios
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import sqlalchemy as sa
@@ -92,3 +101,49 @@ def tiny_sqlite_copy(tiny_sqlite, tmp_path) -> Path:
         source.close()
         target.close()
     return path
+
+
+def _sweeper_command(args) -> list[str]:
+    return [sys.executable, "-m", "sweeper.cli", *map(str, args)]
+
+
+def answer_on_a_terminal(args, answer: str) -> subprocess.CompletedProcess:
+    """Runs ``sweeper ARGS`` with a terminal as its input, on which ``answer`` is typed; stdout and stderr piped."""
+    master, slave = pty.openpty()
+    try:
+        os.write(master, answer.encode() + b"\n")  # the terminal holds it until the command reads
+        return subprocess.run(_sweeper_command(args), stdin=slave, capture_output=True, text=True, timeout=120)
+    finally:
+        os.close(slave)
+        os.close(master)
+
+
+def output_on_a_terminal(args, columns: int = 80) -> str:
+    """What ``sweeper ARGS`` shows on a terminal ``columns`` wide (colours and carriage returns taken out)."""
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, columns, 0, 0))
+    env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")} | {"TERM": "xterm"}
+    process = subprocess.Popen(_sweeper_command(args), stdin=subprocess.DEVNULL, stdout=slave,
+                               stderr=subprocess.DEVNULL, env=env)
+    os.close(slave)
+    chunks = []
+    try:
+        while True:
+            try:
+                chunk = os.read(master, 1 << 16)
+            except OSError:  # EIO: the command has closed the terminal
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+    finally:
+        os.close(master)
+        process.wait(timeout=120)
+    assert process.returncode == 0
+    return re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", b"".join(chunks).decode()).replace("\r", "")
+
+
+@pytest.fixture(scope="session")
+def terminal() -> SimpleNamespace:
+    """``terminal.answer(args, text)`` and ``terminal.output(args)``: ``sweeper`` run as a subprocess on a terminal."""
+    return SimpleNamespace(answer=answer_on_a_terminal, output=output_on_a_terminal)

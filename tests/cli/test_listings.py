@@ -106,3 +106,57 @@ def test_default_format_is_the_table(sweeper_cli, tiny_sqlite):
     default = sweeper_cli("trials", "tiny", "--db", f"sqlite:///{tiny_sqlite}")
     table = sweeper_cli("trials", "tiny", "--db", f"sqlite:///{tiny_sqlite}", "--format", "table")
     assert default.exit_code == 0 and default.stdout == table.stdout
+
+
+# -- tables in a pipe or a file ---------------------------------------------------------------------
+
+
+def cells(line: str) -> list[str]:
+    return [cell.strip() for cell in line.strip()[1:-1].split(line.strip()[0])]
+
+
+def test_a_table_in_a_pipe_keeps_each_row_on_one_line_with_full_values(sweeper_cli, tiny_sqlite):
+    columns = {f"column_{i:02d}_with_a_long_name": f"value-{i:02d}-" + "x" * 30 for i in range(12)}
+    sql = "SELECT " + ", ".join(f"'{v}' AS {k}" for k, v in columns.items()) + " FROM sweeper_runs"
+
+    out = sweeper_cli("query", sql, "--db", f"sqlite:///{tiny_sqlite}", "--format", "table").stdout
+
+    lines = out.splitlines()
+    (header,) = [line for line in lines if line.startswith("┃")]
+    body = [line for line in lines if line.startswith("│")]
+    assert cells(header) == list(columns)
+    assert [cells(line) for line in body] == [list(columns.values())] * TINY_CONFIGS * TINY_REPEATS
+    assert len(lines) == 3 + len(body) + 1  # top border, header, rule, rows, bottom border
+    assert "…" not in out and len(body[0]) > 12 * 40
+
+
+def test_the_runs_table_in_a_pipe_has_one_line_per_run_with_its_full_seeds(sweeper_cli, tiny_sqlite):
+    runs = json.loads(listing(sweeper_cli, tiny_sqlite, "runs", "json").stdout)
+
+    lines = listing(sweeper_cli, tiny_sqlite, "runs", "table").stdout.splitlines()
+
+    (header,) = [cells(line) for line in lines if line.startswith("┃")]
+    body = [dict(zip(header, cells(line))) for line in lines if line.startswith("│")]
+    assert header == list(runs[0])
+    assert [[int(row[s]) for s in SEEDS] for row in body] == [[run[s] for s in SEEDS] for run in runs]
+
+
+def test_the_report_table_in_a_pipe_keeps_every_column(sweeper_cli, tiny_sqlite):
+    from sweeper.report.render import HEADER
+
+    out = sweeper_cli("report", "tiny", "--db", f"sqlite:///{tiny_sqlite}").stdout
+
+    lines = out.splitlines()
+    (header,) = [cells(line) for line in lines if line.startswith("┃")]
+    assert header == list(HEADER)
+    assert len([line for line in lines if line.startswith("│")]) == TINY_CONFIGS
+    assert lines[-1].startswith(f"{TINY_CONFIGS - 1} noise configurations were compared")
+
+
+def test_a_table_on_a_terminal_still_fits_its_width(terminal, tiny_sqlite):
+    out = terminal.output(["runs", "tiny", "--db", f"sqlite:///{tiny_sqlite}"], columns=80)
+
+    lines = out.splitlines()
+    assert lines[0].strip() == "tiny: runs"
+    assert max(map(len, lines)) <= 80
+    assert len([line for line in lines if line.startswith("│")]) > TINY_CONFIGS * TINY_REPEATS  # cells folded

@@ -267,7 +267,7 @@ def test_resuming_with_other_overrides_is_refused(space, reference, sweeper_cli)
     assert changed.exit_code == 2
     assert changed.stderr.splitlines()[-1] == (
         f"error: sweep 'resume-me' already exists in sqlite:///{db} with a different search space; "
-        "pick another --name or delete it")
+        "pick another --name or delete it (sweeper delete resume-me); it differs in repeats 3 -> 2")
     assert runs_by_key(db) == reference["runs"]
 
 
