@@ -224,20 +224,27 @@ def run(
     gpus_per_pack: Optional[float] = typer.Option(None, "--gpus-per-pack", help="Ray: GPU share a GPU pack asks for."),
 ) -> None:
     """Run (or resume) a sweep: train every configuration x repeat and store every run."""
-    from sweeper.driver.executors import LocalExecutor
-    from sweeper.driver.sweep import check_data, run_sweep
     from sweeper.space import load_space
 
     spec = load_space(file).with_overrides(repeats=repeats, epochs=epochs, name=name)
-    check_data(spec)  # before the store is opened: a bad input writes nothing
-    if spec.search.sampler == "grid":
-        for note in spec.grid_configs()[1]:
-            err.print(f"note: {note}", markup=False, highlight=False, soft_wrap=True)
+    # Imported after the file is read: torch and optuna take seconds, a bad file is refused at once.
+    from sweeper.driver.executors import LocalExecutor
+    from sweeper.driver.sweep import check_data, pack_sizes, run_sweep
+
+    data_sizes = check_data(spec)  # before the store is opened: a bad input writes nothing
     if executor == Executor.local:
         ex = LocalExecutor(device.value)
     else:
         from sweeper.driver.ray_executor import RayExecutor
         ex = RayExecutor(device.value, address=ray_address, cpus_per_pack=cpus_per_pack, gpus_per_pack=gpus_per_pack)
+    try:
+        pack_sizes(spec, ex, data_sizes)  # a member too large for the memory free writes nothing either
+    except SweeperError:
+        ex.close()
+        raise
+    if spec.search.sampler == "grid":
+        for note in spec.grid_configs()[1]:
+            err.print(f"note: {note}", markup=False, highlight=False, soft_wrap=True)
     with _open(db) as store:
         bar = _Bar(f"sweep {spec.name!r} -> {store.display_url} on {ex.device} ({executor.value})")
         try:
@@ -259,10 +266,14 @@ def run(
 
 @command
 def validate(file: Path = typer.Argument(..., metavar="FILE", help="Search-space YAML file.")) -> None:
-    """Check a search-space file without running it."""
+    """Check a search-space file without running it (data sizes, and memory against this machine's device)."""
     from sweeper.space import load_space
 
     spec = load_space(file)
+    from sweeper.driver.executors import LocalExecutor  # after the file: a bad one is refused at once
+    from sweeper.driver.sweep import check_data, pack_sizes
+
+    pack_sizes(spec, LocalExecutor("auto"), check_data(spec))
     if spec.search.sampler == "grid":
         configs, notes = spec.grid_configs()
         for note in notes:

@@ -16,6 +16,7 @@ A search space is a YAML file (see ``search_spaces/`` for annotated examples)::
       grid: {...}                # grid: a product grid (or a list of them)
       n_trials: 60               # random/tpe: trials besides the baseline
       space: {...}               # random/tpe: choices and ranges
+      max_configurations: 100000 # the largest sweep accepted (default 100,000); raise it for a larger one
 
 A configuration names its placement (``none`` for the baseline, one placement, or a list of them
 for a combined placement) and for each site a kind, a std, a schedule and, when annealed, a gamma;
@@ -24,7 +25,8 @@ the targets of a classification task and to ``gaussian`` elsewhere. Noise of std
 such sites are dropped, so a configuration with std 0 everywhere is the baseline.
 
 Every error is a one-line :class:`SpaceError` naming the file, the key path, what was wrong and
-what is allowed.
+what is allowed. Sizes are checked before anything is expanded: a grid is counted from the lengths
+of its lists, so a file describing millions of configurations is refused at once, with its size.
 """
 
 from __future__ import annotations
@@ -33,9 +35,11 @@ import difflib
 import itertools
 import math
 import re
+import types
+import typing
 from collections import Counter
 from pathlib import Path
-from typing import Any, Callable, Literal, NoReturn
+from typing import Annotated, Any, Callable, Literal, NoReturn
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -51,7 +55,7 @@ from sweeper.noise.spec import (
     NoiseSpec,
     make_config,
 )
-from sweeper.tasks.spec import TaskSpec
+from sweeper.tasks.spec import MAX_SEED, TaskSpec
 
 SAMPLERS = ("grid", "random", "tpe")
 CLASSIFICATION_METRICS = ("test_accuracy", "test_loss", "train_accuracy", "train_loss")
@@ -62,9 +66,20 @@ BASELINE_USER_ATTR = "sweeper_baseline"
 _NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
 _NAME_RULE = "letters, digits, '-', '_' and '.', starting with a letter or digit"
 _TOP_KEYS = ("name", "description", "seed", "repeats", "metric", "pack_size", "task", "tasks", "search")
-_SEARCH_KEYS = ("sampler", "n_trials", "configs", "grid", "space")
+_SEARCH_KEYS = ("sampler", "n_trials", "configs", "grid", "space", "max_configurations")
 _NOISE_KEYS = ("placement", "kind", "std", "schedule", "gamma")
 _RANGES = ("log_uniform", "uniform")
+
+#: A sweep of more configurations (the baseline included) is refused unless search.max_configurations
+#: raises the limit: a grid is expanded in memory and every configuration becomes a stored trial.
+MAX_CONFIGURATIONS = 100_000
+#: The most search.max_configurations may say: trial numbers are 32-bit integers in the store.
+MAX_CONFIGURATIONS_LIMIT = 2**31 - 1
+MAX_REPEATS = 10_000
+#: The most members any device trains as one pack (sweeper.engine.sizing.GPU_MAX_MEMBERS).
+MAX_PACK_SIZE = 16_384
+#: A search-space file is read whole and parsed in memory; a larger grid is a product (grid:), not a list.
+MAX_FILE_BYTES = 4 << 20
 
 #: One noise site before it becomes a NoiseSpec: (placement, kind, std, schedule, gamma).
 _Site = tuple[str, str, float, str, float]
@@ -114,11 +129,11 @@ class SweepSpec(_Frozen):
     source_text: str
     name: str = Field(pattern=_NAME_PATTERN, max_length=100)
     description: str | None = None
-    seed: int = Field(0, ge=0, strict=True)
-    repeats: int = Field(10, ge=1, strict=True)
+    seed: int = Field(0, ge=0, le=MAX_SEED, strict=True)
+    repeats: int = Field(10, ge=1, le=MAX_REPEATS, strict=True)
     metric: str
     #: Optional cap on the members of one pack.
-    pack_size: int | None = Field(None, ge=1, strict=True)
+    pack_size: int | None = Field(None, ge=1, le=MAX_PACK_SIZE, strict=True)
     #: Task name -> task, in file order.
     tasks: dict[str, TaskSpec]
     search: SearchSpec
@@ -181,12 +196,13 @@ class SweepSpec(_Frozen):
         """The same sweep with the CLI's quick-run flags applied (epochs apply to every task)."""
         update: dict[str, Any] = {}
         overrides = dict(self.overrides)
-        for flag, value in (("repeats", repeats), ("epochs", epochs)):
+        for flag, value, model in (("repeats", repeats, SweepSpec), ("epochs", epochs, TaskSpec)):
             if value is None:
                 continue
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            low, high = _bounds(model, flag)
+            if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
                 raise SpaceError(
-                    f"{self.source}: --{flag}: {value!r} is not allowed; allowed: an integer >= 1"
+                    f"{self.source}: --{flag}: {value!r} is not allowed; allowed: {_allowed(model, flag)}"
                 )
             overrides[flag] = value
         if repeats is not None:
@@ -203,6 +219,9 @@ class SweepSpec(_Frozen):
 def load_space(path: str | Path) -> SweepSpec:
     """Read and validate a search-space file."""
     try:
+        size = Path(path).stat().st_size
+        if size > MAX_FILE_BYTES:
+            raise SpaceError(_too_large(str(path), size))
         text = Path(path).read_text(encoding="utf-8")
     except FileNotFoundError:
         raise SpaceError(f"{path}: no such search-space file") from None
@@ -217,13 +236,21 @@ def load_space(path: str | Path) -> SweepSpec:
 
 def parse_space(text: str, source: str = "<string>") -> SweepSpec:
     """Validate a search space given as YAML text; ``source`` names it in error messages."""
+    size = len(text.encode("utf-8", "surrogatepass"))
+    if size > MAX_FILE_BYTES:
+        raise SpaceError(_too_large(source, size))
     return _Reader(source).sweep(text)
+
+
+def _too_large(source: str, size: int) -> str:
+    return (f"{source}: the file is {size / (1 << 20):.1f} MiB; allowed: at most {MAX_FILE_BYTES >> 20} MiB "
+            "(describe a large grid as a product, grid: {placement: [...], std: [...]}, not as a list)")
 
 
 # --- reading ---------------------------------------------------------------------------------------
 
 
-class _Loader(yaml.SafeLoader):
+class _Loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # libyaml's parser, when built with it: 6x faster
     """YAML 1.1 SafeLoader that reads ``1e-3`` as a number and refuses a key given twice."""
 
     def construct_mapping(self, node, deep=False):
@@ -269,6 +296,11 @@ def _s(n: int) -> str:
     return "s" if n != 1 else ""
 
 
+def _length(value: Any) -> int:
+    """How many values a grid axis gives: a list's length, one for a scalar or nothing."""
+    return len(value) if isinstance(value, list) else 1
+
+
 def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
@@ -312,7 +344,7 @@ class _Reader:
 
     def number(self, value: Any, path: str, what: str, low: float = 0.0) -> float:
         if not _is_number(value) or not math.isfinite(value) or value < low:
-            self.fail(path, f"{_show(value)} is not allowed; allowed: a number >= {low:g} ({what})")
+            self.fail(path, f"{_show(value)} is not allowed; allowed: a finite number >= {low:g} ({what})")
         return float(value)
 
     def std(self, value: Any, path: str) -> float:
@@ -352,6 +384,7 @@ class _Reader:
             at = _at(at, item)
         value = first.get("input")
         kind = first["type"]
+        name = next((k for k in reversed(loc) if isinstance(k, str)), "")
         if kind == "extra_forbidden":
             allowed = (tuple(extra_keys) if model_at is model else ()) + tuple(model_at.model_fields)
             self.fail(at, f"unknown key; allowed: {', '.join(allowed)}{_did_you_mean(loc[-1], allowed)}")
@@ -368,9 +401,11 @@ class _Reader:
                     values += re.findall(r"'([^']*)'", e["ctx"]["expected"])
                     allowed.append(", ".join(re.findall(r"'([^']*)'", e["ctx"]["expected"])))
                 else:
-                    allowed.append("an integer" if e["type"].startswith("int") else e["type"].split("_")[0])
+                    allowed.append(_allowed(model_at, name) or e["type"].split("_")[0])
             hint = _did_you_mean(value, values)
             self.fail(at, f"{_show(value)} is not allowed; allowed: {' or '.join(allowed)}{hint}")
+        if kind in _NUMBER_ERRORS and _allowed(model_at, name):
+            self.fail(at, f"{_show(value)} is not allowed; allowed: {_allowed(model_at, name)}")
         message = first["msg"].replace("a valid tuple", "a list")
         self.fail(at, f"{message[0].lower()}{message[1:]} (got {_show(value)})")
 
@@ -457,6 +492,10 @@ class _Reader:
             self.fail("search", "required key missing; give sampler: and configs:, grid: or space:")
         raw = self.mapping(value, "search", _SEARCH_KEYS)
         sampler = self.choice(raw.get("sampler", "grid"), "search.sampler", SAMPLERS)
+        limit = raw.get("max_configurations", MAX_CONFIGURATIONS)
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_CONFIGURATIONS_LIMIT:
+            self.fail("search.max_configurations",
+                      f"{_show(limit)} is not allowed; allowed: an integer from 1 to {MAX_CONFIGURATIONS_LIMIT:,}")
         if sampler == "grid":
             why = {"n_trials": "a grid runs every configuration", "space": "give configs: or grid:"}
             for key in ("n_trials", "space"):
@@ -467,6 +506,7 @@ class _Reader:
                     "search.configs",
                     "required key missing; sampler grid needs configs: (a list), grid: (a product) or both",
                 )
+            self.grid_size(raw, limit)
             configs, notes = self.grid(raw, tasks)
             return SearchSpec(sampler=sampler, configs=configs, notes=notes)
 
@@ -476,11 +516,48 @@ class _Reader:
         n_trials = raw.get("n_trials")
         if n_trials is None:
             self.fail("search.n_trials", f"required key missing; sampler {sampler} needs a count, e.g. 60")
-        if isinstance(n_trials, bool) or not isinstance(n_trials, int) or n_trials < 1:
-            self.fail("search.n_trials", f"{_show(n_trials)} is not allowed; allowed: an integer >= 1")
+        if isinstance(n_trials, bool) or not isinstance(n_trials, int) or not 1 <= n_trials < limit:
+            if limit < 2:
+                self.fail("search.max_configurations", f"{limit} leaves no room for a trial besides the baseline; "
+                          "allowed: an integer of at least 2")
+            self.fail("search.n_trials", f"{_show(n_trials)} is not allowed; allowed: an integer from 1 to "
+                      f"{limit - 1:,} (search.max_configurations, {limit:,}, counts the baseline too; raise it "
+                      "for more trials)")
         if "space" not in raw:
             self.fail("search.space", f"required key missing; sampler {sampler} samples from a space")
         return SearchSpec(sampler=sampler, n_trials=n_trials, space=self.space(raw["space"], tasks))
+
+    def grid_size(self, raw: dict, limit: int) -> None:
+        """Refuse a grid of more than ``limit`` configurations, counted from its lists' lengths alone.
+
+        The count is of combinations before any is skipped or dropped as a duplicate (the most the
+        grid can hold), so that a grid of millions is refused without being expanded or validated.
+        """
+        parts, total = [], 1  # the baseline
+        if isinstance(raw.get("configs"), list):
+            total += len(raw["configs"])
+            parts.append(f"search.configs: {len(raw['configs']):,} listed")
+        blocks = raw.get("grid")
+        blocks = list(enumerate(blocks)) if isinstance(blocks, list) else [(None, blocks)]
+        for i, block in blocks:
+            if not isinstance(block, dict):
+                continue  # grid() says what is wrong with it
+            size = {key: _length(block.get(key)) for key in ("placement", "kind", "std")}
+            schedules = block.get("schedule", "constant")
+            schedules = schedules if isinstance(schedules, list) else [schedules]
+            gammas = _length(block.get("gamma"))
+            annealed = sum(s == "annealed" or (isinstance(s, list) and "annealed" in s) for s in schedules)
+            size["schedule"] = len(schedules) - annealed + annealed * gammas
+            count = math.prod(size.values())
+            total += count
+            axes = " x ".join(f"{n:,} {key}s" for key, n in size.items() if n != 1) or "1 combination"
+            if annealed and gammas > 1:
+                axes = axes.replace("schedules", "schedule and gamma choices")
+            parts.append(f"{'search.grid' if i is None else _at('search.grid', i)}: {axes}")
+        if total > limit:
+            self.fail("search", f"{total:,} configurations ({'; '.join(parts)}; and the baseline) are more than "
+                      f"allowed; allowed: at most {limit:,} configurations (search.max_configurations; raise it "
+                      "to run a larger sweep)")
 
     def grid(self, raw: dict, tasks: dict[str, TaskSpec]) -> tuple[tuple[NoiseConfig, ...], tuple[str, ...]]:
         """The configurations of ``configs:`` then of ``grid:``; the baseline first, duplicates dropped."""
@@ -706,6 +783,59 @@ def _config(sites: list[_Site]) -> NoiseConfig:
 
 
 # --- pydantic errors and optuna -------------------------------------------------------------------
+
+#: Pydantic error types that mean "not a number in the field's range".
+_NUMBER_ERRORS = {
+    "greater_than", "greater_than_equal", "less_than", "less_than_equal", "finite_number",
+    "int_type", "int_parsing", "int_from_float", "float_type", "float_parsing", "bool_type",
+}
+
+
+def _constraints(model: type[BaseModel], name: str) -> tuple[type | None, list]:
+    """A numeric field's type (int or float) and its constraints (``Ge(ge=1)``, ``AllowInfNan(False)``...),
+    also those of its items (``hidden: tuple[Annotated[int, Field(ge=1)], ...]``) and of a union's numeric member."""
+    field = model.model_fields.get(name)
+    if field is None:
+        return None, []
+    kind, metadata, todo = None, list(field.metadata), [field.annotation]
+    while todo:
+        t = todo.pop(0)
+        if t in (int, float):
+            kind = kind or t
+        elif typing.get_origin(t) is Annotated:
+            base, *extra = typing.get_args(t)
+            todo.append(base)
+            metadata += [m for e in extra for m in getattr(e, "metadata", [e])]
+        elif typing.get_origin(t) in (tuple, typing.Union, types.UnionType):
+            todo += typing.get_args(t)
+    return kind, metadata
+
+
+def _bounds(model: type[BaseModel], name: str) -> tuple[float, float]:
+    """The inclusive range of an integer field."""
+    _, metadata = _constraints(model, name)
+    low = max([m.ge for m in metadata if hasattr(m, "ge")], default=-math.inf)
+    high = min([m.le for m in metadata if hasattr(m, "le")], default=math.inf)
+    return low, high
+
+
+def _allowed(model: type[BaseModel], name: str) -> str | None:
+    """What a numeric field allows, in words: ``an integer from 1 to 10,000,000``, ``a finite number > 0``."""
+    kind, metadata = _constraints(model, name)
+    if kind is None:
+        return None
+    lows = [(m.ge, "[", ">=") for m in metadata if hasattr(m, "ge")]
+    lows += [(m.gt, "(", ">") for m in metadata if hasattr(m, "gt")]
+    highs = [(m.le, "]", "<=") for m in metadata if hasattr(m, "le")]
+    highs += [(m.lt, ")", "<") for m in metadata if hasattr(m, "lt")]
+    if kind is int:
+        if lows and highs:
+            return f"an integer from {lows[0][0]:,} to {highs[0][0]:,}"
+        return "an integer" + "".join(f" {op} {v:,}" for v, _, op in lows + highs)
+    if lows and highs:
+        (low, left, _), (high, right, _) = lows[0], highs[0]
+        return f"a finite number in {left}{low:g}, {high:g}{right}"
+    return "a finite number" + "".join(f" {op} {v:g}" for v, _, op in lows + highs)
 
 
 def _yaml_loc(loc: tuple, model: type[BaseModel]) -> tuple[tuple, type[BaseModel]]:

@@ -9,7 +9,8 @@ import pytest
 
 from sweeper.errors import SpaceError
 from sweeper.noise.spec import DEFAULT_GAMMA, NoiseSpec
-from sweeper.space import load_space, parse_space
+from sweeper.space import MAX_CONFIGURATIONS, SweepSpec, _constraints, load_space, parse_space
+from sweeper.tasks.spec import OptimizerSpec, TaskSpec
 
 SPACES = Path(__file__).resolve().parents[1] / "search_spaces"
 SOURCE = "search_spaces/x.yaml"
@@ -140,9 +141,9 @@ BAD = [
     bad("typo_in_kind", CASE_STUDY.replace("kind: gaussian, std: 0.01", "kind: gausian, std: 0.01"),
         "search.configs[1].kind: 'gausian' is not allowed", "did you mean 'gaussian'?"),
     bad("typo_in_batch_size", CASE_STUDY.replace("epochs: 4000", "epochs: 4000\n  batch_size: fulll"),
-        "task.batch_size: 'fulll' is not allowed; allowed: an integer or full", "did you mean 'full'?"),
+        "task.batch_size: 'fulll' is not allowed; allowed: an integer from 1 to 1,000,000 or full", "did you mean 'full'?"),
     bad("negative_std", CASE_STUDY.replace("std: 0.01", "std: -0.01"),
-        "search.configs[1].std: -0.01 is not allowed", "a number >= 0"),
+        "search.configs[1].std: -0.01 is not allowed", "a finite number >= 0"),
     bad("flip_on_input", CASE_STUDY.replace("kind: gaussian, std: 0.01", "kind: flip, std: 0.01"),
         "search.configs[1]: kind 'flip'", "only to placement 'targets' of classification tasks"),
     bad("gaussian_on_classification_targets",
@@ -168,7 +169,7 @@ BAD = [
     bad("tpe_without_n_trials", TPE.replace("  n_trials: 20\n", ""),
         "search.n_trials: required key missing", "e.g. 60"),
     bad("tpe_zero_trials", TPE.replace("n_trials: 20", "n_trials: 0"),
-        "search.n_trials: 0 is not allowed", "integer >= 1"),
+        "search.n_trials: 0 is not allowed", "an integer from 1 to 99,999"),
     bad("tpe_without_space", sweep("  sampler: random\n  n_trials: 5\n"),
         "search.space: required key missing", "random"),
     bad("tpe_with_grid", sweep("  sampler: tpe\n  n_trials: 5\n  grid: {placement: input, std: 0.1}\n"),
@@ -210,15 +211,15 @@ BAD = [
     bad("cnn_without_images", CASE_STUDY.replace("hidden: [500]", "model: cnn"),
         "task: model 'cnn' needs", "'digits'"),
     bad("repeats_zero", CASE_STUDY.replace("repeats: 30", "repeats: 0"),
-        "repeats: input should be greater than or equal to 1", "(got 0)"),
+        "repeats: 0 is not allowed", "allowed: an integer from 1 to 10,000"),
     bad("negative_seed", CASE_STUDY.replace("seed: 1", "seed: -1"),
-        "seed: input should be greater than or equal to 0", "-1"),
+        "seed: -1 is not allowed", "allowed: an integer from 0 to 9,223,372,036,854,775,807"),
     bad("bad_name", CASE_STUDY.replace("name: case", "name: my sweep"),
         "name: 'my sweep' is not allowed", "letters, digits"),
     bad("missing_name", CASE_STUDY.replace("name: case\n", ""),
         "name: required key missing", ""),
     bad("pack_size_zero", CASE_STUDY + "pack_size: 0\n",
-        "pack_size: input should be greater than or equal to 1", ""),
+        "pack_size: 0 is not allowed", "allowed: an integer from 1 to 16,384"),
     bad("empty_file", "",
         "the file is empty", "name:"),
     bad("not_a_mapping", "- 1\n",
@@ -460,7 +461,70 @@ def test_overrides_replace_repeats_epochs_and_name_and_are_recorded():
 
 
 @pytest.mark.parametrize("kwargs, flag", [({"repeats": 0}, "--repeats"), ({"epochs": -1}, "--epochs"),
+                                          ({"repeats": 10_001}, "--repeats"), ({"epochs": 10**20}, "--epochs"),
                                           ({"name": "a b"}, "--name")])
 def test_bad_overrides_fail_naming_the_flag(kwargs, flag):
     with pytest.raises(SpaceError, match=f"^{SOURCE}: {flag}: .* is not allowed; allowed: "):
         parse(CASE_STUDY).with_overrides(**kwargs)
+
+
+# --- sizes -------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("model", [SweepSpec, TaskSpec, OptimizerSpec])
+def test_every_numeric_field_has_a_range(model):
+    """Integers have both bounds; floats have a lower bound and refuse inf and NaN."""
+    numeric = {name: _constraints(model, name) for name in model.model_fields}
+    numeric = {name: c for name, c in numeric.items() if c[0] is not None}
+    assert numeric, "no numeric field found: the test would prove nothing"
+    for name, (kind, metadata) in numeric.items():
+        low = [m for m in metadata if hasattr(m, "ge") or hasattr(m, "gt")]
+        high = [m for m in metadata if hasattr(m, "le") or hasattr(m, "lt")]
+        assert low, f"{model.__name__}.{name} has no lower bound"
+        if kind is int:
+            assert high, f"{model.__name__}.{name} has no upper bound"
+        else:
+            assert any(getattr(m, "allow_inf_nan", True) is False for m in metadata), \
+                f"{model.__name__}.{name} accepts inf and NaN"
+
+
+def grid_of(n_stds: int, limit: int | None = None) -> str:
+    stds = ", ".join(f"{0.01 * (i + 1):g}" for i in range(n_stds))
+    cap = "" if limit is None else f"  max_configurations: {limit}\n"
+    return sweep(f"{cap}  grid: {{placement: [input, pre_activation], kind: [gaussian, uniform], std: [{stds}]}}\n")
+
+
+def test_a_grid_as_large_as_its_limit_is_accepted_and_one_more_is_refused():
+    accepted = parse(grid_of(6, limit=25)).grid_configs()[0]  # 2 x 2 x 6 + the baseline
+    assert len(accepted) == 25
+
+    with pytest.raises(SpaceError) as info:
+        parse(grid_of(6, limit=24))
+    assert str(info.value) == (
+        f"{SOURCE}: search: 25 configurations (search.grid: 2 placements x 2 kinds x 6 stds; and the baseline) are "
+        "more than allowed; allowed: at most 24 configurations (search.max_configurations; raise it to run a larger "
+        "sweep)")
+
+
+def test_the_default_limit_is_100000_configurations():
+    assert MAX_CONFIGURATIONS == 100_000
+    with pytest.raises(SpaceError, match=r"search: 100,001 configurations .* at most 100,000 configurations"):
+        parse(grid_of(25_000))  # 2 x 2 x 25,000 + the baseline
+    assert len(parse(grid_of(24_999)).grid_configs()[0]) == 99_997
+
+
+def test_explicit_configurations_and_several_grids_count_together():
+    text = sweep("  max_configurations: 6\n  configs: [{placement: input, std: 0.5}, {placement: weights, std: 0.5}]\n"
+                 "  grid: [{placement: input, std: [0.1, 0.2]}, {placement: [input, weights], std: 0.3,"
+                 " schedule: [constant, annealed], gamma: [0.5, 1]}]\n")
+    with pytest.raises(SpaceError) as info:
+        parse(text)
+    assert ("search: 11 configurations (search.configs: 2 listed; search.grid[0]: 2 stds; search.grid[1]: 2 placements"
+            " x 3 schedule and gamma choices; and the baseline)") in str(info.value)
+    assert len(parse(text.replace("max_configurations: 6", "max_configurations: 11")).grid_configs()[0]) == 11
+
+
+def test_sampled_trials_count_against_the_limit_with_the_baseline():
+    assert parse(TPE.replace("n_trials: 20", "n_trials: 20\n  max_configurations: 21")).search.n_trials == 20
+    with pytest.raises(SpaceError, match=r"search.n_trials: 20 is not allowed; allowed: an integer from 1 to 19 "):
+        parse(TPE.replace("n_trials: 20", "n_trials: 20\n  max_configurations: 20"))

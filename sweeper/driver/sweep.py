@@ -9,6 +9,7 @@ trials left running by an interrupted sweep are finished first.
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import time
@@ -31,6 +32,11 @@ from sweeper.store import Store, TrialRef
 from sweeper.tasks.data import load_split
 
 _OVERRIDES = "# sweeper overrides: "
+#: The Optuna parameter of a grid trial: the configuration's number in the grid (sweeper's trial
+#: number). An integer range, so each trial stores a few bytes however large the grid; sweeps stored
+#: before it named the parameter "config" with every number as a choice, which Optuna would refuse to
+#: mix with a range under the same name.
+GRID_PARAM = "config_number"
 
 
 class Progress(Protocol):
@@ -86,6 +92,24 @@ def check_data(spec: SweepSpec) -> dict[str, tuple[int, int]]:
     return sizes
 
 
+def pack_sizes(spec: SweepSpec, executor: Executor, data_sizes: dict[str, tuple[int, int]]) -> dict[str, int]:
+    """Members per pack for each task on the executor's device (capped by the file's pack_size).
+
+    ``data_sizes`` is what :func:`check_data` returns. A task one member of which cannot fit in the
+    memory free there is refused with the engine's estimate, so that nothing is written for it.
+    """
+    # An executor may size packs for its workers (a Ray cluster: the share of a worker a pack gets).
+    sizer = getattr(executor, "pack_size", None) or (lambda t, n_tr, n_te: pack_size(t, executor.device, n_tr, n_te))
+    sizes = {}
+    for name, task in spec.tasks.items():
+        try:
+            sizes[name] = min(sizer(task, *data_sizes[name]), spec.pack_size or 1 << 30)
+        except TaskError as exc:
+            where = "task" if len(spec.tasks) == 1 else f"tasks[{name}]"
+            raise SpaceError(f"{spec.source}: {where}: {exc}") from exc
+    return sizes
+
+
 class _AskTellGridSampler(optuna.samplers.GridSampler):
     """Optuna's GridSampler for ask-and-tell: the driver, not the sampler, ends the sweep.
 
@@ -104,7 +128,7 @@ def _sampler(spec: SweepSpec, n_configs: int, trial_number: int) -> optuna.sampl
     """
     if spec.search.sampler == "grid":
         # The driver enqueues each configuration itself (see ask_round): the grid's order does not matter.
-        return _AskTellGridSampler({"config": list(range(n_configs))}, seed=spec.seed)
+        return _AskTellGridSampler({GRID_PARAM: range(n_configs)}, seed=spec.seed)
     seed = int(np.random.SeedSequence([spec.seed, trial_number]).generate_state(1)[0])
     if spec.search.sampler == "random":
         return optuna.samplers.RandomSampler(seed=seed)
@@ -116,7 +140,7 @@ class _Sweep:
 
     def __init__(self, spec: SweepSpec, store: Store, executor: Executor, progress: Progress | None):
         self.spec, self.store, self.executor, self.progress = spec, store, executor, progress
-        data_sizes = check_data(spec)
+        self.sizes = pack_sizes(spec, executor, check_data(spec))
         self.grid = spec.grid_configs()[0] if spec.search.sampler == "grid" else None
         problems = {t.problem for t in spec.tasks.values()}
         self.sweep_id = store.start_sweep(
@@ -134,18 +158,15 @@ class _Sweep:
         self.values: dict[int, dict[str, list[float]]] = {}
         for row in store.runs(spec.name) if self.done else ():
             self._record(row["trial"], row["task"], row.get(spec.metric), row["diverged"])
-        # An executor may size packs for its workers (a Ray cluster: the share of a worker a pack gets).
-        sizer = getattr(executor, "pack_size", None) or (lambda t, n_tr, n_te: pack_size(t, executor.device, n_tr, n_te))
-        self.sizes = {name: min(sizer(task, *data_sizes[name]), spec.pack_size or 1 << 30)
-                      for name, task in spec.tasks.items()}
         self.trained = 0
         self.numbers: dict[int, int] = {}  # sweeper trial id -> trial number
         self.registered = {t["trial"] for t in store.trials(spec.name)}  # trial numbers with a stored config
+        self.first_unregistered = 0  # grid: no configuration before this number is left to ask for
 
     def trial_ref(self, trial) -> TrialRef:
         """The sweeper trial of a new Optuna trial: its configuration, stored."""
         if self.grid is not None:
-            number = trial.suggest_categorical("config", list(range(len(self.grid))))
+            number = trial.suggest_int(GRID_PARAM, 0, len(self.grid) - 1)
             config = self.grid[number]
         else:
             number, config = None, self.spec.suggest(trial)
@@ -176,18 +197,21 @@ class _Sweep:
         per_config = self.spec.repeats * len(self.spec.tasks)
         # Enough configurations to keep every pack slot of the executor busy (one, locally).
         want = max(1, min(self.sizes.values()) * getattr(self.executor, "parallel_packs", 1) // per_config)
-        trials = self.study.get_trials(deepcopy=False)
-        if self.grid is None and not trials:
-            self.spec.enqueue_baseline(self.study)
         asked = []
         if self.grid is not None:
             # Grid: the next configurations not yet stored, in file order (the baseline first); a trial
             # enqueued with its parameters is one the GridSampler answers as given.
-            for number in [i for i in range(len(self.grid)) if i not in self.registered][:want]:
-                self.study.enqueue_trial({"config": number})
+            while self.first_unregistered < len(self.grid) and self.first_unregistered in self.registered:
+                self.first_unregistered += 1
+            todo = (i for i in range(self.first_unregistered, len(self.grid)) if i not in self.registered)
+            for number in itertools.islice(todo, want):
+                self.study.enqueue_trial({GRID_PARAM: number})
                 trial = self.study.ask()
                 asked.append((trial, self.trial_ref(trial)))
             return asked
+        trials = self.study.get_trials(deepcopy=False)
+        if not trials:
+            self.spec.enqueue_baseline(self.study)
         alive = sum(t.state != optuna.trial.TrialState.FAIL for t in trials)
         for _ in range(max(0, min(want, self.n_trials - alive))):
             self.study.sampler = _sampler(self.spec, 0, len(trials) + len(asked))

@@ -1,4 +1,8 @@
-"""How many members fit in one pack: from the memory the device has free, not a fixed number."""
+"""How many members fit in one pack: from the memory the device has free, not a fixed number.
+
+A task one member of which needs more than all the free memory is refused, not trained in packs of
+one until the allocator fails.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,7 @@ import os
 
 import torch
 
+from sweeper.errors import TaskError
 from sweeper.tasks.data import input_shape, n_outputs
 from sweeper.tasks.models import GATES, param_shapes
 from sweeper.tasks.spec import TaskSpec
@@ -54,9 +59,26 @@ def free_memory(device: torch.device) -> int:
 
 def pack_size(task: TaskSpec, device: str | torch.device, n_train: int, n_test: int,
               free_bytes: int | None = None) -> int:
-    """The number of members to train together on ``device``: what fits in its share of free memory."""
+    """The number of members to train together on ``device``: what fits in its share of free memory.
+
+    Raises TaskError when one member needs more than all of ``free_bytes`` (default: what is free on
+    ``device`` now).
+    """
     device = torch.device(device)
     free = free_memory(device) if free_bytes is None else free_bytes
-    fits = int(free * MEMORY_SHARE[device.type]) // member_bytes(task, n_train, n_test)
+    need = member_bytes(task, n_train, n_test)
+    if need > free:
+        raise TaskError(
+            f"one member needs about {_bytes(need)} while it trains (the engine's estimate for this model, "
+            f"{n_train} training and {n_test} test samples) but {_bytes(free)} are free on {device.type}; "
+            "allowed: a member that fits (fewer or narrower hidden layers or channels, less data, a smaller batch_size)"
+        )
+    fits = int(free * MEMORY_SHARE[device.type]) // need
     cap = GPU_MAX_MEMBERS if device.type == "cuda" else CPU_MAX_MEMBERS
     return max(1, min(cap, fits))
+
+
+def _bytes(n: int) -> str:
+    if n >= 1e9:
+        return f"{n / 1e9:.1f} GB"
+    return f"{n / 1e6:.1f} MB" if n >= 1e6 else f"{n:,} bytes"

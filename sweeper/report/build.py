@@ -196,11 +196,18 @@ def _table(tasks: list[_Task], counts: list[np.ndarray], *, configs, base, highe
     """
     n_compared = len(configs) - 1
     boot_means = _nanmean(np.stack([st.bootstrap_means(t.values, k) for t, k in zip(tasks, counts)]))
-    raw_deltas = [t.values - t.values[:, [base]] for t in tasks]  # (n_repeats, n_configs) each
-    boot_deltas = _nanmean(np.stack([st.bootstrap_means(d, k) for d, k in zip(raw_deltas, counts)]))
+    # A task whose baseline diverged on every repeat has nothing to pair with: it is left out of every
+    # comparison (a finished run would otherwise "win" each repeat against no value at all).
+    paired = [(t, k) for t, k in zip(tasks, counts) if np.isfinite(t.values[:, base]).any()]
+    unpaired = [t.name for t in tasks if not np.isfinite(t.values[:, base]).any()]
+    raw_deltas = [t.values - t.values[:, [base]] for t, _ in paired]  # (n_repeats, n_configs) each
+    boot_deltas = (_nanmean(np.stack([st.bootstrap_means(d, k) for d, (_, k) in zip(raw_deltas, paired)])) if paired
+                   else np.full((counts[0].shape[0], len(configs)), np.nan))
     imputed = [st.impute_diverged(t.values, higher_is_better=higher_is_better) for t in tasks]
     boot_scores = np.stack([st.bootstrap_means(v, k) for v, k in zip(imputed, counts)], axis=1)  # (n_boot, n_tasks, n_configs)
     p_best = st.probability_of_best(boot_scores, higher_is_better=higher_is_better)
+    if not any(np.isfinite(t.values).any() for t in tasks):
+        p_best[:] = np.nan  # every run diverged: an even split of P(best) would name a winner by tie-break
     rank = st.average_ranks(np.stack([_nanmean(v) for v in imputed]), higher_is_better=higher_is_better)
     mean_ci = st.percentile_interval(boot_means, CONFIDENCE)
     delta_ci = st.percentile_interval(boot_deltas, CONFIDENCE)
@@ -227,23 +234,29 @@ def _table(tasks: list[_Task], counts: list[np.ndarray], *, configs, base, highe
         if c == base:
             row.update(delta=0.0, delta_ci=[0.0, 0.0], p_improve=None, p_improve_ci=None, p_value=None,
                        p_adjusted=None, signed_rank_sum=None, verdict="baseline", mde=None, n_needed=None)
+        elif not paired:
+            row.update(delta=None, delta_ci=[None, None], p_improve=None, p_improve_ci=None, p_value=None,
+                       p_adjusted=None, signed_rank_sum=None, verdict="incomparable", mde=None, n_needed=None,
+                       delta_sd=None, n_pairs=0)
         else:
             row["delta"] = _mean_of_task_means([d[:, c] for d in raw_deltas])
             row["delta_ci"] = delta_ci[:, c].tolist()
-            row.update(_comparison(tasks, c, base, higher_is_better, level))
+            row.update(_comparison([t for t, _ in paired], c, base, higher_is_better, level))
         rows.append(row)
 
-    baseline, compared = rows[base], rows[:base] + rows[base + 1 :]
+    baseline = rows[base]
+    compared = [r for r in rows[:base] + rows[base + 1 :] if r.get("verdict") != "incomparable"]
     for r, p in zip(compared, st.holm(np.array([r["p_value"] for r in compared], dtype=float))):
         r["p_adjusted"] = float(p)
         r["verdict"] = st.verdict(p, r["signed_rank_sum"], alpha)
         needed = st.repeats_needed(r["delta"], r["delta_sd"], alpha=level, power=POWER) if r["verdict"] == "no_difference" else None
-        r["n_needed"] = None if needed is None else math.ceil(needed / len(tasks))
-    rows.sort(key=lambda r: (r["rank"], -r["p_best"], r["trial"]))
+        r["n_needed"] = None if needed is None else math.ceil(needed / len(paired))
+    rows.sort(key=lambda r: (r["rank"], -np.nan_to_num(r["p_best"]), r["trial"]))
     n_pairs = min((r["n_pairs"] for r in compared), default=0)
     smallest_p = st.smallest_signed_rank_p(n_pairs) if len(tasks) == 1 else None
     repeats = max(t.values.shape[0] for t in tasks)
-    summary = _summary(rows, baseline, metric, higher_is_better, alpha, smallest_p, repeats=repeats, n_tasks=len(tasks))
+    summary = _summary(rows, baseline, metric, higher_is_better, alpha, smallest_p, repeats=repeats, n_tasks=len(tasks),
+                       unpaired=unpaired)
     return {"baseline": baseline, "configs": rows, "summary": summary}
 
 
@@ -357,17 +370,33 @@ def _diverged_count(config: dict) -> str:
     return f"{_prose(config)}: {config['diverged']}"
 
 
-def _summary(rows, baseline, metric, higher_is_better, alpha, smallest_p, *, repeats, n_tasks) -> str:
-    """One paragraph in plain words: what helped, what hurt, what could not be told apart, and why."""
+def _summary(rows, baseline, metric, higher_is_better, alpha, smallest_p, *, repeats, n_tasks, unpaired) -> str:
+    """One paragraph in plain words: what helped, what hurt, what could not be told apart, and why.
+
+    ``unpaired`` names the tasks on which the baseline diverged on every repeat.
+    """
     compared = [r for r in rows if r["verdict"] != "baseline"]
     if not compared:
         return f"Only the no-noise baseline has runs so far ({metric} {_fmt(baseline['mean'])}); nothing to compare."
+    finished = [r for r in rows if r["n"]]
+    top = max(finished, key=lambda r: r["p_best"]) if finished else None
+    if len(unpaired) == n_tasks:
+        text = [f"The no-noise baseline diverged on every repeat ({_plural(baseline['diverged'], 'run')}): no "
+                "comparison with it is possible, so no configuration is called better or worse than no noise."]
+        if top is None:
+            text.append("No other configuration finished a run either: every run diverged.")
+        else:
+            text.append(f"Most likely best among those that finished: {_prose(top)} (P(best) = {top['p_best']:.2f}).")
+        return " ".join(text)
     where = f"over {_plural(repeats, 'repeat')}" + (f" of each of {n_tasks} tasks" if n_tasks > 1 else "")
     text = [
         f"{_plural(len(compared), 'noise configuration')} {'was' if len(compared) == 1 else 'were'} compared with the no-noise baseline "
         f"({metric} {_fmt(baseline['mean'])} {where}; {'higher' if higher_is_better else 'lower'} is better), "
         f"repeat by repeat, with Holm's correction at α = {alpha:g}."
     ]
+    if unpaired:
+        text.append(f"The baseline diverged on every repeat of {_plural(len(unpaired), 'task')} "
+                    f"({_names(unpaired)}); the comparisons use the other tasks only.")
 
     def described(r):
         low, high = r["delta_ci"]
@@ -381,8 +410,8 @@ def _summary(rows, baseline, metric, higher_is_better, alpha, smallest_p, *, rep
         text.append(f"Reliably worse: {_names([described(r) for r in worse])}.")
     if undecided:
         text.append(f"{len(undecided)} could not be told apart from the baseline.")
-    top = max(rows, key=lambda r: r["p_best"])
-    text.append(f"Most likely best: {_prose(top)} (P(best) = {top['p_best']:.2f}).")
+    if top is not None:
+        text.append(f"Most likely best: {_prose(top)} (P(best) = {top['p_best']:.2f}).")
 
     diverged = [r for r in rows if r["diverged"]]
     if diverged:
@@ -427,7 +456,10 @@ def _methods(n_boot: int, alpha: float, n_compared: int, *, multi_task: bool) ->
         "pairing": "repeat r of every configuration shares data split and initial weights, so each comparison is paired by repeat",
         "test": test,
         "multiple_comparisons": f"Holm's step-down adjustment over the {n_compared} configurations compared with the baseline",
-        "verdict": f"better or worse when the Holm-adjusted p-value < {alpha:g}, in the direction of the signed-rank sum",
+        "verdict": (
+            f"better or worse when the Holm-adjusted p-value < {alpha:g}, in the direction of the signed-rank sum; "
+            "incomparable when the baseline diverged on every repeat (of every task): there is nothing to pair with"
+        ),
         "intervals": (
             f"{CONFIDENCE:.0%} percentile bootstrap, {n_boot} resamples of repeats drawn jointly for all configurations"
             + (" within each task" if multi_task else "")

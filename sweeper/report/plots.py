@@ -18,7 +18,8 @@ from matplotlib.lines import Line2D
 
 from sweeper.noise.spec import PLACEMENTS
 
-VERDICT_COLOURS = {"better": "#1a9850", "worse": "#d73027", "no_difference": "#7f7f7f", "baseline": "#000000"}
+VERDICT_COLOURS = {"better": "#1a9850", "worse": "#d73027", "no_difference": "#7f7f7f", "baseline": "#000000",
+                   "incomparable": "#b8860b"}
 VERDICT_MARKS = {"better": "▲", "worse": "▼"}
 
 

@@ -17,7 +17,8 @@ from sweeper.errors import SweeperError
 from sweeper.report import plots
 
 FORMATS = ("markdown", "html", "json", "csv")
-VERDICT_STYLES = {"better": "bold green", "worse": "bold red", "no_difference": "dim", "baseline": "bold"}
+VERDICT_STYLES = {"better": "bold green", "worse": "bold red", "no_difference": "dim", "baseline": "bold",
+                  "incomparable": "yellow"}
 HEADER = ("rank", "configuration", "n", "div.", "mean [95% CI]", "Δ vs none [95% CI]", "P(improve) [95% CI]",
           "p", "p adj.", "verdict", "P(best)", "gap", "MDE")
 
@@ -157,7 +158,7 @@ table { border-collapse: collapse; font-size: 0.9em; margin: 1em 0; }
 th, td { border-bottom: 1px solid #ddd; padding: 0.3em 0.6em; text-align: right; }
 td:nth-child(2), th:nth-child(2) { text-align: left; }
 .better { color: #1a9850; font-weight: bold; } .worse { color: #d73027; font-weight: bold; }
-.no_difference { color: #777; } .baseline { font-weight: bold; }
+.no_difference { color: #777; } .baseline { font-weight: bold; } .incomparable { color: #b8860b; }
 img { max-width: 100%; display: block; margin: 1em 0; }
 """
 

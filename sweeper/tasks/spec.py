@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -22,6 +22,20 @@ GENERATED = ("circles", "moons", "blobs", "friedman1")
 MODELS = ("mlp", "cnn", "rnn")
 ACTIVATIONS = ("relu", "tanh", "sigmoid", "gelu", "elu", "leaky_relu")
 
+# Upper limits of a task's sizes, so that a mistyped number is refused with its range instead of
+# running for days or exhausting memory.
+#: Seeds are stored as signed 64-bit integers.
+MAX_SEED = 2**63 - 1
+#: Generators draw every sample at once, in memory; small data is what sweeper is for.
+MAX_SAMPLES = 1_000_000
+MAX_EPOCHS = 10_000_000
+#: A layer's width or channels: a 32-bit integer. Much narrower layers are already refused by the memory
+#: check before a run (sweeper.engine.sizing), with the engine's estimate.
+MAX_WIDTH = 2**31 - 1
+
+_Width = Annotated[int, Field(ge=1, le=MAX_WIDTH)]
+_Beta = Annotated[float, Field(ge=0, lt=1, allow_inf_nan=False)]
+
 
 class _Frozen(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -31,11 +45,11 @@ class OptimizerSpec(_Frozen):
     """Adam or SGD with momentum. ``eps`` defaults to Keras's 1e-7 under ``init: keras``, else PyTorch's 1e-8."""
 
     name: Literal["adam", "sgd"] = "adam"
-    lr: float = Field(1e-3, gt=0)
-    momentum: float = Field(0.0, ge=0, lt=1)
-    betas: tuple[float, float] = (0.9, 0.999)
-    eps: float | None = Field(None, gt=0)
-    weight_decay: float = Field(0.0, ge=0)
+    lr: float = Field(1e-3, gt=0, allow_inf_nan=False)
+    momentum: float = Field(0.0, ge=0, lt=1, allow_inf_nan=False)
+    betas: tuple[_Beta, _Beta] = (0.9, 0.999)
+    eps: float | None = Field(None, gt=0, allow_inf_nan=False)
+    weight_decay: float = Field(0.0, ge=0, allow_inf_nan=False)
 
 
 class TaskSpec(_Frozen):
@@ -43,42 +57,38 @@ class TaskSpec(_Frozen):
 
     dataset: Literal[tuple(DATASETS)] = "circles"  # type: ignore[valid-type]
     #: Fixed data sample/split for every repeat; None draws a new sample or split per repeat.
-    dataset_seed: int | None = None
+    dataset_seed: int | None = Field(None, ge=0, le=MAX_SEED)
     #: Generators only: how many samples to draw (circles/moons: 100 as in the seed).
-    n_samples: int | None = Field(None, gt=1)
+    n_samples: int | None = Field(None, ge=2, le=MAX_SAMPLES)
     #: Generators only: the generator's own noise (circles 0.1, moons 0.1, friedman1 1.0).
-    data_noise: float | None = Field(None, ge=0)
-    n_train: int = Field(30, gt=1)
+    data_noise: float | None = Field(None, ge=0, allow_inf_nan=False)
+    n_train: int = Field(30, ge=2, le=MAX_SAMPLES)
     #: Test set size; None uses everything that is not training data.
-    n_test: int | None = Field(None, gt=0)
+    n_test: int | None = Field(None, ge=1, le=MAX_SAMPLES)
     scaling: Literal["standard", "minmax", "none"] = "standard"
 
     model: Literal[MODELS] = "mlp"  # type: ignore[valid-type]
     #: mlp: hidden layer sizes; cnn: dense layers after the convolutions; rnn: [recurrent hidden size].
-    hidden: tuple[int, ...] = (500,)
+    hidden: tuple[_Width, ...] = (500,)
     activation: Literal[ACTIVATIONS] = "relu"  # type: ignore[valid-type]
     #: cnn only: channels of each 3x3 convolution (each followed by the activation and 2x2 max-pooling).
-    channels: tuple[int, ...] = (8, 16)
+    channels: tuple[_Width, ...] = (8, 16)
     #: rnn only: the recurrent cell.
     cell: Literal["lstm", "gru"] = "lstm"
     #: ``keras``: Glorot-uniform weights, zero biases (recurrent: orthogonal); ``torch``: PyTorch defaults.
     init: Literal["keras", "torch"] = "keras"
 
     optimizer: OptimizerSpec = OptimizerSpec()
-    epochs: int = Field(4000, gt=0)
-    batch_size: int | Literal["full"] = "full"
-    log_every: int = Field(10, gt=0)
+    epochs: int = Field(4000, ge=1, le=MAX_EPOCHS)
+    batch_size: Annotated[int, Field(ge=1, le=MAX_SAMPLES)] | Literal["full"] = "full"
+    log_every: int = Field(10, ge=1, le=MAX_EPOCHS)
 
     @model_validator(mode="after")
     def _check(self) -> "TaskSpec":
-        if any(h <= 0 for h in self.hidden) or any(c <= 0 for c in self.channels):
-            raise ValueError("hidden and channels sizes must be positive")
         if self.model == "rnn" and len(self.hidden) != 1:
             raise ValueError("an rnn takes one recurrent hidden size: hidden: [64]")
         if self.model in ("cnn", "rnn") and self.dataset != "digits":
             raise ValueError(f"model {self.model!r} needs image/sequence data: dataset 'digits'")
-        if isinstance(self.batch_size, int) and self.batch_size <= 0:
-            raise ValueError("batch_size must be a positive integer or 'full'")
         return self
 
     @property

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from sweeper.engine import sizing
+from sweeper.space import _Reader
 from sweeper.store import open_store
 
 GOOD = """\
@@ -40,7 +42,7 @@ BAD_SPACES = {
     "bad_placement": (edit("placement: input", "placement: hidden"),
                       ["search.configs[0].placement", "'hidden' is not allowed", "allowed:", "pre_activation"]),
     "negative_std": (edit("std: 0.1", "std: -0.1"),
-                     ["search.configs[0].std", "-0.1 is not allowed", "allowed: a number >= 0"]),
+                     ["search.configs[0].std", "-0.1 is not allowed", "allowed: a finite number >= 0"]),
     "flip_on_input": (edit(ONE_CONFIG, "{placement: input, kind: flip, std: 0.1}"),
                       ["search.configs[0]", "kind 'flip'", "applies only to placement 'targets'"]),
     "flip_probability_above_one": (edit(ONE_CONFIG, "{placement: targets, std: 1.5}"),
@@ -68,11 +70,71 @@ BAD_SPACES = {
     "unknown_dataset": (edit("dataset: circles", "dataset: mnist"),
                         ["task.dataset", "'mnist' is not allowed", "allowed: circles"]),
     "cnn_without_images": (edit("hidden: [8]", "hidden: [8]\n  model: cnn"), ["task", "dataset 'digits'"]),
-    "repeats_zero": (edit("repeats: 2", "repeats: 0"), ["repeats", "greater than or equal to 1"]),
+    "repeats_zero": (edit("repeats: 2", "repeats: 0"), ["repeats", "0 is not allowed", "an integer from 1 to 10,000"]),
     "bad_sweep_name": (edit("name: bad", "name: 'bad name'"), ["name", "allowed: letters, digits"]),
     "bad_batch_size": (edit("epochs: 5", "epochs: 5\n  batch_size: all"),
-                       ["task.batch_size", "'all' is not allowed", "allowed: an integer or full"]),
+                       ["task.batch_size", "'all' is not allowed", "allowed: an integer from 1 to 1,000,000 or full"]),
 }
+#: Sizes and numbers out of range (issue 10): each refused with its range before anything is written.
+TASK_LINE = "  n_train: 30"
+BAD_SIZES = {
+    "repeats_a_billion": (edit("repeats: 2", "repeats: 1000000000"),
+                          ["repeats: 1000000000 is not allowed", "allowed: an integer from 1 to 10,000"]),
+    "n_samples_a_billion": (edit(TASK_LINE, TASK_LINE + "\n  n_samples: 1000000000"),
+                            ["task.n_samples: 1000000000 is not allowed", "allowed: an integer from 2 to 1,000,000"]),
+    "epochs_beyond_int64": (edit("epochs: 5", "epochs: 99999999999999999999"),
+                            ["task.epochs: 99999999999999999999 is not allowed",
+                             "allowed: an integer from 1 to 10,000,000"]),
+    "seed_beyond_int64": (edit("seed: 1", "seed: 9223372036854775808"),
+                          ["seed: 9223372036854775808 is not allowed",
+                           "allowed: an integer from 0 to 9,223,372,036,854,775,807"]),
+    "dataset_seed_beyond_int64": (edit(TASK_LINE, TASK_LINE + "\n  dataset_seed: 9223372036854775808"),
+                                  ["task.dataset_seed: 9223372036854775808 is not allowed",
+                                   "allowed: an integer from 0 to 9,223,372,036,854,775,807"]),
+    "dataset_seed_negative": (edit(TASK_LINE, TASK_LINE + "\n  dataset_seed: -1"),
+                              ["task.dataset_seed: -1 is not allowed", "allowed: an integer from 0 to"]),
+    "data_noise_infinite": (edit(TASK_LINE, TASK_LINE + "\n  data_noise: .inf"),
+                            ["task.data_noise: inf is not allowed", "allowed: a finite number >= 0"]),
+    "lr_infinite": (edit(TASK_LINE, TASK_LINE + "\n  optimizer: {lr: .inf}"),
+                    ["task.optimizer.lr: inf is not allowed", "allowed: a finite number > 0"]),
+    "betas_nan": (edit(TASK_LINE, TASK_LINE + "\n  optimizer: {betas: [.nan, 5]}"),
+                  ["task.optimizer.betas[0]: nan is not allowed", "allowed: a finite number in [0, 1)"]),
+    "beta_above_one": (edit(TASK_LINE, TASK_LINE + "\n  optimizer: {betas: [0.9, 5]}"),
+                       ["task.optimizer.betas[1]: 5 is not allowed", "allowed: a finite number in [0, 1)"]),
+    "weight_decay_infinite": (edit(TASK_LINE, TASK_LINE + "\n  optimizer: {weight_decay: .inf}"),
+                              ["task.optimizer.weight_decay: inf is not allowed", "allowed: a finite number >= 0"]),
+    "momentum_nan": (edit(TASK_LINE, TASK_LINE + "\n  optimizer: {name: sgd, momentum: .nan}"),
+                     ["task.optimizer.momentum: nan is not allowed", "allowed: a finite number in [0, 1)"]),
+    "eps_infinite": (edit(TASK_LINE, TASK_LINE + "\n  optimizer: {eps: .inf}"),
+                     ["task.optimizer.eps: inf is not allowed", "allowed: a finite number > 0"]),
+    "hidden_zero": (edit("hidden: [8]", "hidden: [8, 0]"),
+                    ["task.hidden[1]: 0 is not allowed", "allowed: an integer from 1 to 2,147,483,647"]),
+    "batch_size_a_billion": (edit("epochs: 5", "epochs: 5\n  batch_size: 1000000000"),
+                             ["task.batch_size: 1000000000 is not allowed", "an integer from 1 to 1,000,000 or full"]),
+    "log_every_beyond": (edit("epochs: 5", "epochs: 5\n  log_every: 99999999999"),
+                         ["task.log_every: 99999999999 is not allowed", "an integer from 1 to 10,000,000"]),
+    "n_train_a_billion": (edit("n_train: 30", "n_train: 1000000000"),
+                          ["task.n_train: 1000000000 is not allowed", "an integer from 2 to 1,000,000"]),
+    "pack_size_beyond": (edit("repeats: 2", "repeats: 2\npack_size: 100000"),
+                         ["pack_size: 100000 is not allowed", "an integer from 1 to 16,384"]),
+    "std_nan": (edit("std: 0.1", "std: .nan"),
+                ["search.configs[0].std: nan is not allowed", "allowed: a finite number >= 0"]),
+    "std_infinite": (edit("std: 0.1", "std: .inf"),
+                     ["search.configs[0].std: inf is not allowed", "allowed: a finite number >= 0"]),
+    "gamma_infinite": (edit(ONE_CONFIG, "{placement: input, std: 0.1, schedule: annealed, gamma: .inf}"),
+                       ["search.configs[0].gamma: inf is not allowed", "allowed: a finite number >= 0"]),
+    "space_range_infinite": (edit(GRID, "sampler: tpe\n  n_trials: 3\n  space: {placement: input, std: {uniform: [0, .inf]}}"),
+                             ["search.space.std.uniform[1]: inf is not allowed", "a finite number >= 0"]),
+    "n_trials_a_billion": (edit(GRID, "sampler: random\n  n_trials: 1000000000\n  space: {placement: input, std: 0.1}"),
+                           ["search.n_trials: 1000000000 is not allowed", "an integer from 1 to 99,999",
+                            "search.max_configurations"]),
+    "max_configurations_zero": (edit("sampler: grid", "sampler: grid\n  max_configurations: 0"),
+                                ["search.max_configurations: 0 is not allowed", "an integer from 1 to 2,147,483,647"]),
+    "grid_over_the_limit": (edit("sampler: grid", "sampler: grid\n  max_configurations: 1"),
+                            ["search: 2 configurations (search.configs: 1 listed; and the baseline)",
+                             "allowed: at most 1 configurations (search.max_configurations; raise it"]),
+}
+BAD_SPACES.update(BAD_SIZES)
 #: Caught only when the data loads (the file alone cannot know the data set's size).
 N_TRAIN_TOO_LARGE = (edit("n_train: 30", "n_train: 500"), ["task.n_train", "500", "at most 99"])
 
@@ -168,13 +230,127 @@ def test_n_train_beyond_the_data_set_still_exits_2_naming_the_key(sweeper_cli, t
     assert last.startswith("error: ") and all(f in last for f in fragments), last
 
 
+# -- sizes that are refused before they are spent ---------------------------------------------------
+
+#: 5 placements x 3 kinds x 4,000 stds x (1 constant + 1 annealed x 140 gammas) = 8,460,000 combinations
+#: in a file of 30 kB: the issue's 8.4 million configurations, as a product.
+STDS = ", ".join(f"{i * 1e-4:.4f}" for i in range(1, 4001))
+GAMMAS = ", ".join(f"{i / 100:.2f}" for i in range(1, 141))
+MILLIONS = GOOD.replace(GRID, f"""sampler: grid
+  grid:
+    placement: [input, pre_activation, post_activation, weights, gradients]
+    kind: [gaussian, multiplicative, uniform]
+    std: [{STDS}]
+    schedule: [constant, annealed]
+    gamma: [{GAMMAS}]""")
+
+
+@pytest.fixture
+def nothing_expanded(monkeypatch):
+    """Validating or expanding a product grid's combinations fails the test: a refusal must come first."""
+
+    def expanded(*args, **kwargs):
+        raise AssertionError("the grid was expanded or its values validated one by one")
+
+    monkeypatch.setattr(_Reader, "product", expanded)
+    monkeypatch.setattr(_Reader, "std", expanded)
+
+
+@pytest.mark.parametrize("command", ["run", "validate"])
+def test_a_grid_of_millions_is_refused_with_its_size_before_it_is_expanded(sweeper_cli, tmp_path, nothing_expanded,
+                                                                           command):
+    space = tmp_path / "millions.yaml"
+    space.write_text(MILLIONS)
+    db = tmp_path / "sweeps.db"
+    args = [command, space] + (["--db", f"sqlite:///{db}"] if command == "run" else [])
+
+    result = sweeper_cli(*args)
+
+    assert_one_error_line(
+        result, f"{space}: search: 8,460,001 configurations",
+        "search.grid: 5 placements x 3 kinds x 4,000 stds x 141 schedule and gamma choices; and the baseline",
+        "allowed: at most 100,000 configurations (search.max_configurations; raise it")
+    assert_no_database(db)
+
+
+def test_a_raised_limit_names_itself_in_the_refusal(sweeper_cli, tmp_path, nothing_expanded):
+    space = tmp_path / "millions.yaml"
+    space.write_text(MILLIONS.replace("sampler: grid", "sampler: grid\n  max_configurations: 8000000"))
+
+    assert_one_error_line(sweeper_cli("validate", space), "8,460,001 configurations", "at most 8,000,000")
+
+
+@pytest.mark.parametrize("command", ["run", "validate"])
+def test_a_search_space_file_too_large_to_parse_is_refused_unread(sweeper_cli, tmp_path, command):
+    space = tmp_path / "large.yaml"
+    space.write_text(GOOD + "#" * (5 << 20) + "\n")
+    db = tmp_path / "sweeps.db"
+    args = [command, space] + (["--db", f"sqlite:///{db}"] if command == "run" else [])
+
+    result = sweeper_cli(*args)
+
+    assert_one_error_line(result, f"{space}: the file is 5.0 MiB; allowed: at most 4 MiB", "grid:")
+    assert_no_database(db)
+
+
+#: The issue's model: the engine estimates 185.6 GB per member; the machine had 23.9 GB free. Its grid
+#: skips combinations, whose notes must not precede the error line.
+TOO_WIDE = edit("hidden: [8]", "hidden: [100000000]").replace(
+    GRID, "sampler: grid\n  grid: {placement: [input, targets], kind: [gaussian, flip], std: 0.1}")
+
+
+@pytest.mark.parametrize("command", ["run", "validate"])
+def test_a_member_larger_than_the_free_memory_is_refused_with_the_estimate(sweeper_cli, tmp_path, monkeypatch,
+                                                                           command):
+    monkeypatch.setattr(sizing, "free_memory", lambda device: 23_900_000_000)
+    space = tmp_path / "wide.yaml"
+    space.write_text(TOO_WIDE)
+    db = tmp_path / "sweeps.db"
+    args = [command, space] + (["--db", f"sqlite:///{db}", "--device", "cpu"] if command == "run" else [])
+
+    result = sweeper_cli(*args)
+
+    assert_one_error_line(result, f"{space}: task: one member needs about 185.6 GB while it trains",
+                          "but 23.9 GB are free on", "allowed: a member that fits")
+    assert_no_database(db)
+
+
+def test_a_member_no_machine_can_hold_is_refused_against_the_memory_really_free(sweeper_cli, tmp_path):
+    space = tmp_path / "wide.yaml"
+    space.write_text(edit("hidden: [8]", "hidden: [2000000000, 2000000000]"))  # 96 exabytes
+    db = tmp_path / "sweeps.db"
+
+    result = sweeper_cli("run", space, "--db", f"sqlite:///{db}", "--device", "cpu")
+
+    assert_one_error_line(result, "task: one member needs about", "GB are free on cpu")
+    assert_no_database(db)
+
+
+def test_a_member_too_large_changes_nothing_in_an_existing_database(sweeper_cli, tmp_path, monkeypatch, db_snapshot):
+    monkeypatch.setattr(sizing, "free_memory", lambda device: 23_900_000_000)
+    space = tmp_path / "wide.yaml"
+    space.write_text(TOO_WIDE)
+    url = f"sqlite:///{tmp_path / 'sweeps.db'}"
+    open_store(url).close()
+    before = db_snapshot(url)
+
+    result = sweeper_cli("run", space, "--db", url, "--device", "cpu")
+
+    assert_one_error_line(result, "one member needs about 185.6 GB")
+    assert db_snapshot(url) == before and before["sweeper_sweeps"] == []
+
+
 # -- flags ------------------------------------------------------------------------------------------
 
 #: name -> (flags added to a run of a valid file, fragments of the one error line)
 BAD_RUN_FLAGS = {
     "device_gpu": (["--device", "gpu"], ["--device", "'gpu' is not one of 'auto', 'cpu', 'cuda'"]),
-    "repeats_zero": (["--repeats", "0"], ["--repeats", "0 is not allowed", "allowed: an integer >= 1"]),
-    "epochs_negative": (["--epochs", "-3"], ["--epochs", "-3 is not allowed", "allowed: an integer >= 1"]),
+    "repeats_zero": (["--repeats", "0"], ["--repeats", "0 is not allowed", "allowed: an integer from 1 to 10,000"]),
+    "repeats_a_billion": (["--repeats", "1000000000"], ["--repeats", "1000000000 is not allowed",
+                                                        "allowed: an integer from 1 to 10,000"]),
+    "epochs_negative": (["--epochs", "-3"], ["--epochs", "-3 is not allowed", "allowed: an integer from 1 to 10,000,000"]),
+    "epochs_beyond_int64": (["--epochs", "99999999999999999999"],
+                            ["--epochs", "99999999999999999999 is not allowed", "allowed: an integer from 1 to 10,000,000"]),
     "executor_foo": (["--executor", "foo"], ["--executor", "'foo' is not one of 'local', 'ray'"]),
     "bad_name": (["--name", "no spaces"], ["--name", "'no spaces' is not allowed", "allowed: letters"]),
 }

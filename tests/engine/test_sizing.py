@@ -1,8 +1,13 @@
-"""A pack holds as many members as the device's free memory allows: at least one, at most a cap."""
+"""A pack holds as many members as the device's free memory allows: at least one, at most a cap;
+a member larger than all the free memory is refused."""
+
+import re
 
 import pytest
 
 from sweeper.engine.sizing import CPU_MAX_MEMBERS, GPU_MAX_MEMBERS, MEMORY_SHARE, member_bytes, pack_size
+from sweeper.errors import TaskError
+from sweeper.space import MAX_PACK_SIZE
 from sweeper.tasks.spec import TaskSpec
 
 SMALL = TaskSpec(hidden=(16,))
@@ -12,7 +17,7 @@ GiB = 1 << 30
 
 @pytest.mark.parametrize("device", ["cpu", "cuda"])
 def test_pack_size_grows_with_free_memory(device):
-    sizes = [pack_size(LARGE, device, 30, 70, free_bytes=f) for f in (10**6, 10**7, 10**8, 10**9, 10**10)]
+    sizes = [pack_size(LARGE, device, 30, 70, free_bytes=f) for f in (10**7, 10**8, 10**9, 10**10, 10**11)]
     assert sizes == sorted(sizes)
     assert sizes[0] < sizes[-1]
 
@@ -44,9 +49,32 @@ def test_pack_size_shrinks_with_more_data_and_bigger_architectures():
 
 
 @pytest.mark.parametrize("device", ["cpu", "cuda"])
-@pytest.mark.parametrize("free", [0, 1, 1000])
-def test_pack_size_is_never_below_one(device, free):
-    assert pack_size(TaskSpec(hidden=(4096,)), device, 30, 70, free_bytes=free) == 1
+@pytest.mark.parametrize("share_of_member", [1.0, 1.5])
+def test_a_member_that_fits_in_free_memory_but_not_in_a_packs_share_trains_alone(device, share_of_member):
+    task = TaskSpec(hidden=(4096,))
+    free = int(member_bytes(task, 30, 70) * share_of_member)
+    assert free * MEMORY_SHARE[device] < member_bytes(task, 30, 70) <= free
+    assert pack_size(task, device, 30, 70, free_bytes=free) == 1
+
+
+@pytest.mark.parametrize("device", ["cpu", "cuda"])
+def test_a_member_larger_than_all_free_memory_is_refused_with_the_estimate_and_what_is_free(device):
+    task = TaskSpec(hidden=(100_000_000,))  # the issue's case: 185.6 GB per member
+    assert member_bytes(task, 30, 70) == 185_600_006_104
+
+    with pytest.raises(TaskError) as info:
+        pack_size(task, device, 30, 70, free_bytes=23_900_000_000)
+
+    message = str(info.value)
+    assert re.search(r"one member needs about 185\.6 GB .* but 23\.9 GB are free on " + device, message), message
+    assert "allowed: a member that fits" in message
+
+
+def test_a_member_one_byte_too_large_is_refused():
+    need = member_bytes(SMALL, 30, 70)
+    assert pack_size(SMALL, "cpu", 30, 70, free_bytes=need) == 1
+    with pytest.raises(TaskError, match="are free on cpu"):
+        pack_size(SMALL, "cpu", 30, 70, free_bytes=need - 1)
 
 
 def test_pack_size_is_capped_per_device_type():
@@ -54,6 +82,10 @@ def test_pack_size_is_capped_per_device_type():
     assert pack_size(SMALL, "cpu", 30, 70, free_bytes=huge) == CPU_MAX_MEMBERS
     assert pack_size(SMALL, "cuda", 30, 70, free_bytes=huge) == GPU_MAX_MEMBERS
     assert CPU_MAX_MEMBERS < GPU_MAX_MEMBERS
+
+
+def test_a_search_spaces_pack_size_may_reach_the_largest_pack_of_any_device():
+    assert MAX_PACK_SIZE == GPU_MAX_MEMBERS
 
 
 def test_pack_size_measures_free_memory_when_not_told():
