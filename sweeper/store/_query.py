@@ -127,8 +127,11 @@ def query_sqlite(path: str, sql: str, *, limit: int, timeout: float) -> QueryRes
         return QueryResult(columns, rows.rows, rows.truncated)
     except sqlite3.Error as exc:
         text = str(exc)
-        if text == "interrupted" and time.monotonic() > deadline:
-            raise _timed_out(timeout) from exc
+        if text == "interrupted":
+            if time.monotonic() > deadline:
+                raise _timed_out(timeout) from exc
+            # Ctrl-C: its KeyboardInterrupt arose in the progress handler, where SQLite only saw a stop.
+            raise KeyboardInterrupt from exc
         if "readonly database" in text or "authoriz" in text:
             raise _refused(reason(exc), "queries are read-only") from exc
         if "string or blob too big" in text:  # our SQLITE_LIMIT_LENGTH

@@ -177,23 +177,38 @@ HANGS = {
 }
 
 
+def start_query(url: str, sql: str, *options: str) -> subprocess.Popen:
+    """`sweeper query` as a process of its own, returned once its statement runs on the server."""
+    sweeper = Path(sys.executable).parent / "sweeper"
+    client = subprocess.Popen([str(sweeper), "query", sql, "--db", url, *options],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=os.environ.copy())
+    for _ in range(600):
+        if any(state == "active" and "FETCH" in query for _, state, query in reader_backends(url)):
+            return client
+        if client.poll() is not None:
+            raise AssertionError(f"the client ended before its query ran: {client.communicate()}")
+        time.sleep(0.1)
+    client.kill()
+    raise AssertionError("the query never ran")
+
+
 @pytest.mark.parametrize("name", sorted(HANGS))
 def test_a_killed_client_leaves_no_backend_past_the_timeout(url, name):
-    sweeper = Path(sys.executable).parent / "sweeper"
-    client = subprocess.Popen([str(sweeper), "query", HANGS[name], "--db", url, "--timeout", "3"],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=os.environ.copy())
-    try:
-        for _ in range(600):  # until the statement runs on the server
-            if any(state == "active" and "FETCH" in query for _, state, query in reader_backends(url)):
-                break
-            assert client.poll() is None, "the client ended before its query ran"
-            time.sleep(0.1)
-        else:
-            raise AssertionError("the query never ran")
-    finally:
-        client.send_signal(signal.SIGKILL)
-        client.wait()
+    client = start_query(url, HANGS[name], "--timeout", "3")
 
+    client.send_signal(signal.SIGKILL)
+    client.communicate()
+
+    assert no_reader_backend_remains(url)
+
+
+def test_ctrl_c_cancels_the_query_on_the_server_and_exits_130(url):
+    client = start_query(url, "select pg_sleep(600)")
+
+    client.send_signal(signal.SIGINT)
+    out, err = client.communicate(timeout=60)
+
+    assert client.returncode == 130 and out == "" and "Traceback" not in err
     assert no_reader_backend_remains(url)
 
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import _thread
+import threading
+
 import numpy as np
 import pytest
 
@@ -112,6 +115,18 @@ def test_query_of_a_billion_rows_stops_at_the_limit(store):
 def test_an_endless_query_stops_at_the_timeout(store):
     with pytest.raises(StoreError, match=r"^query stopped: it ran past --timeout 0.5 s$"):
         store.query(ENDLESS, timeout=0.5)
+
+
+def test_ctrl_c_during_a_query_is_a_keyboard_interrupt_not_a_failed_query(store):
+    ctrl_c = threading.Timer(0.5, _thread.interrupt_main)  # as SIGINT does, while the query computes
+    ctrl_c.start()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            store.query(ENDLESS, timeout=60)
+    finally:
+        ctrl_c.cancel()
+
+    assert store.query("select 1 as one").rows == [(1,)]
 
 
 def test_a_result_past_the_byte_budget_stops_the_query(store, monkeypatch):
