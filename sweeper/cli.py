@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
+import math
 import sys
 import time
 from enum import Enum
@@ -83,6 +84,7 @@ class BenchFormat(str, Enum):
 
     table = "table"
     json = "json"
+MAX_QUERY_TIMEOUT_S = 86_400
 
 
 def fail(message: str) -> None:
@@ -119,8 +121,8 @@ def _usage_line(exc: typer.TyperException) -> str:
     return message if ctx is None else f"{message} (see {ctx.command_path} -h)"
 
 
-def command(fn):
-    """Registers a command whose SweeperErrors become one stderr line and exit status 2."""
+def _one_line_errors(fn):
+    """``fn`` with its SweeperErrors turned into one stderr line and exit status 2."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
@@ -132,7 +134,12 @@ def command(fn):
             err.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
             raise typer.Exit(2)
 
-    return app.command()(wrapper)
+    return wrapper
+
+
+def command(fn):
+    """Registers a command whose SweeperErrors become one stderr line and exit status 2."""
+    return app.command()(_one_line_errors(fn))
 
 
 def _versions() -> str:
@@ -307,12 +314,45 @@ def runs(sweep: str = SweepArgument, db: Optional[str] = DbOption, format: listi
 
 
 @command
-def query(sql: str = typer.Argument(..., help="SQL to run read-only."), db: Optional[str] = DbOption,
-          format: listing.Format = FormatOption) -> None:
-    """Run a read-only SQL query on the trial database (writes are refused by the database)."""
+def query(sql: str = typer.Argument(..., help="One read-only statement: SELECT, VALUES, TABLE or WITH ... SELECT."),
+          db: Optional[str] = DbOption, format: listing.Format = FormatOption,
+          limit: int = typer.Option(10_000, help="Show at most this many rows (stderr says when there were more)."),
+          timeout: float = typer.Option(300.0, help="Stop the query after this many seconds (PostgreSQL also "
+                                                    "stops it server side).")) -> None:
+    """Run one read-only SQL query on the trial database, within a row limit and a timeout.
+
+    On PostgreSQL it runs as the role sweeper_reader (see `sweeper db reader`)."""
+    if limit < 1:
+        fail(f"--limit: {limit} is not allowed; allowed: a number of rows, 1 or more")
+    if not (math.isfinite(timeout) and 0 < timeout <= MAX_QUERY_TIMEOUT_S):
+        fail(f"--timeout: {timeout:g} is not allowed; allowed: seconds above 0, up to {MAX_QUERY_TIMEOUT_S}")
     with _open(db, create=False) as store:
-        columns, rows = store.query(sql)
-    _emit([dict(zip(columns, r)) for r in rows], format, None)
+        result = store.query(sql, limit=limit, timeout=timeout)
+    repeated = sorted({c for c in result.columns if result.columns.count(c) > 1})
+    if repeated:
+        fail(f"query: column name {repeated[0]!r} appears more than once; name each column apart with AS")
+    _emit([dict(zip(result.columns, r)) for r in result.rows], format, None)
+    if result.truncated:
+        err.print(f"showing the first {limit} rows; --limit to change", markup=False, highlight=False)
+
+
+db_app = typer.Typer(no_args_is_help=True, help="Set up the database server.")
+app.add_typer(db_app, name="db")
+
+
+@db_app.command("reader")
+@_one_line_errors
+def db_reader(db: Optional[str] = DbOption,
+              temp_file_limit: str = typer.Option("1GB", "--temp-file-limit",
+                                                  help="Temporary files one query may write (a PostgreSQL size "
+                                                       "such as 512MB; -1: no limit).")) -> None:
+    """Create (or reset) the PostgreSQL role sweeper_reader that `query` runs SQL as (needs CREATEROLE)."""
+    from sweeper.store import READER, create_reader, default_url, redact
+
+    for note in create_reader(db, temp_file_limit):
+        err.print(f"note: {note}", markup=False, highlight=False, soft_wrap=True)
+    out.print(f"role {READER} ready: it may read the sweeper and Optuna tables of {redact(db or default_url())}",
+              markup=False, highlight=False, soft_wrap=True)
 
 
 @command

@@ -10,6 +10,7 @@ import torch
 from typer.testing import CliRunner
 
 from sweeper.cli import app
+from sweeper.store import create_reader
 
 #: The local PostgreSQL server (trust auth); tests create their own databases on it.
 PG_SERVER = "postgresql+psycopg://postgres@127.0.0.1:5432"
@@ -40,7 +41,8 @@ def sweeper_cli():
 def pg_database():
     """``pg_database()``: the URL of a fresh PostgreSQL database; every one is dropped after the module.
 
-    Skips (with the reason) where the server is not reachable.
+    The server gets (or keeps, reset) the role ``sweeper query`` runs SQL as. Skips (with the reason) where
+    the server is not reachable.
     """
     admin = sa.create_engine(f"{PG_SERVER}/postgres", isolation_level="AUTOCOMMIT",
                              connect_args={"connect_timeout": 3})
@@ -50,6 +52,7 @@ def pg_database():
     except sa.exc.OperationalError as exc:
         admin.dispose()
         pytest.skip(f"PostgreSQL server {PG_SERVER} is not reachable: {str(exc.orig).splitlines()[0]}")
+    create_reader(f"{PG_SERVER}/postgres")  # the role `sweeper query` runs SQL as (idempotent)
     names = []
 
     def create() -> str:

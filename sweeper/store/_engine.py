@@ -1,16 +1,12 @@
-"""Connections: the engine of a store, and read-only execution of a user's SQL."""
+"""Connections: the engine of a store, and what a database error says in one line."""
 
 from __future__ import annotations
-
-import sqlite3
-from pathlib import Path
 
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import URL, Engine
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from sweeper.errors import StoreError
-from sweeper.store._rows import plain
 
 SQLITE_BUSY_TIMEOUT_S = 30
 PG_CONNECT_TIMEOUT_S = 10
@@ -57,73 +53,3 @@ def make_engine(url: URL) -> Engine:
 
 def _cannot_open(url: URL, exc: BaseException) -> StoreError:
     return StoreError(f"cannot open database {url.render_as_string(hide_password=True)}: {reason(exc, url)}")
-
-
-def _refused_or_failed(exc: BaseException, refused: bool) -> StoreError:
-    if refused:
-        return StoreError(f"query refused: {reason(exc)} (queries are read-only)")
-    return StoreError(f"query failed: {reason(exc)}")
-
-
-def _deny_attach(action, *_args) -> int:
-    # ATTACH (and VACUUM INTO, which attaches) would open a second, writable database file.
-    if action in (sqlite3.SQLITE_ATTACH, sqlite3.SQLITE_DETACH):
-        return sqlite3.SQLITE_DENY
-    return sqlite3.SQLITE_OK
-
-
-def query_sqlite(path: str, sql: str) -> tuple[list[str], list[tuple]]:
-    """Run one statement on a SQLite file opened read-only (``mode=ro``): SQLite itself refuses writes."""
-    uri = Path(path).resolve().as_uri() + "?mode=ro"
-    try:
-        connection = sqlite3.connect(uri, uri=True, timeout=SQLITE_BUSY_TIMEOUT_S)
-    except sqlite3.Error as exc:
-        raise StoreError(f"query failed: cannot open {path} read-only: {reason(exc)}") from exc
-    try:
-        connection.set_authorizer(_deny_attach)
-        cursor = connection.execute(sql)
-        return _columns(cursor), [tuple(map(plain, row)) for row in cursor.fetchall()]
-    except sqlite3.Error as exc:
-        text = str(exc)
-        refused = "readonly database" in text or "authoriz" in text
-        raise _refused_or_failed(exc, refused) from exc
-    finally:
-        connection.close()
-
-
-def query_postgresql(engine: Engine, sql: str) -> tuple[list[str], list[tuple]]:
-    """Run one statement inside a read-only transaction: PostgreSQL itself refuses writes."""
-    import psycopg
-
-    with engine.connect() as connection:
-        connection.exec_driver_sql("SET TRANSACTION READ ONLY")
-        _drop_superuser_powers(connection)
-        try:
-            # A prepared statement holds exactly one command, so "...; COMMIT; INSERT ..." cannot
-            # end the read-only transaction and write after it.
-            with connection.connection.driver_connection.cursor() as cursor:
-                cursor.execute(sql, prepare=True)
-                rows = cursor.fetchall() if cursor.description else []
-                return _columns(cursor), [tuple(map(plain, row)) for row in rows]
-        except psycopg.Error as exc:
-            # read_only_sql_transaction, insufficient_privilege
-            raise _refused_or_failed(exc, exc.sqlstate in ("25006", "42501")) from exc
-        finally:
-            connection.rollback()
-
-
-def _drop_superuser_powers(connection) -> None:
-    """Read as ``pg_read_all_data`` for the rest of the transaction when we may.
-
-    A read-only transaction still lets a superuser write server files (``COPY ... TO 'file'``) or run
-    programs (``COPY ... TO PROGRAM``); that role reads every table and can do neither.
-    """
-    member = connection.exec_driver_sql(
-        "SELECT pg_has_role(oid, 'MEMBER') FROM pg_roles WHERE rolname = 'pg_read_all_data'"
-    ).scalar()
-    if member:
-        connection.exec_driver_sql("SET LOCAL ROLE pg_read_all_data")
-
-
-def _columns(cursor) -> list[str]:
-    return [d[0] for d in cursor.description or ()]

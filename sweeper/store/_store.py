@@ -19,7 +19,8 @@ from sqlalchemy.orm import Session
 from sweeper.engine.result import Member, RunResult
 from sweeper.errors import StoreError
 from sweeper.noise.spec import NoiseConfig, make_config
-from sweeper.store import _engine, _rows
+from sweeper.store import _engine, _query, _rows
+from sweeper.store._query import DEFAULT_LIMIT, DEFAULT_TIMEOUT_S, QueryResult
 from sweeper.store._url import default_url, parse_url, redact, sqlite_path
 from sweeper.store.models import (
     PROBLEM_METRICS,
@@ -399,20 +400,21 @@ class Store:
             )
             return _plain_rows(session.execute(statement), sweep=sweep_name)
 
-    def query(self, sql: str) -> tuple[list[str], list[tuple]]:
-        """Run one read-only SQL statement: column names and rows. The database itself refuses writes."""
+    def query(self, sql: str, *, limit: int = DEFAULT_LIMIT, timeout: float = DEFAULT_TIMEOUT_S) -> QueryResult:
+        """Run one read-only SQL statement: its columns and at most ``limit`` rows, within ``timeout`` seconds.
+
+        SQLite opens the file read-only; PostgreSQL runs the statement as the role ``sweeper_reader``
+        (see :func:`create_reader`), which may read sweeper's and Optuna's tables and nothing else.
+        """
         path = sqlite_path(self._engine.url)
         backend = self._engine.url.get_backend_name()
         if path is not None:
-            return _engine.query_sqlite(path, sql)
+            return _query.query_sqlite(path, sql, limit=limit, timeout=timeout)
         if backend == "sqlite":
             raise StoreError(f"query needs a database file; {self.display_url} is in memory")
         if backend != "postgresql":
             raise StoreError(f"query supports SQLite and PostgreSQL, not {backend}")
-        try:
-            return _engine.query_postgresql(self._engine, sql)
-        except SQLAlchemyError as exc:
-            raise StoreError(f"query failed on {self.display_url}: {_engine.reason(exc)}") from exc
+        return _query.query_postgresql(self._engine, sql, limit=limit, timeout=timeout)
 
     # -- helpers --------------------------------------------------------------------------------
 

@@ -1,4 +1,5 @@
-"""`sweeper query` reads, and the database itself refuses every write, on SQLite and on PostgreSQL."""
+"""`sweeper query` reads, the database itself refuses every write, and rows and time are bounded, on SQLite and
+PostgreSQL."""
 
 from __future__ import annotations
 
@@ -91,3 +92,55 @@ def test_query_names_a_bad_statement_in_one_line(sweeper_cli, db):
     assert result.exit_code == 2
     assert result.stderr.startswith("error: query failed:") and result.stderr.count("\n") == 1
     assert "nope" in result.stderr
+
+
+BILLION_ROWS = "with recursive c(x) as (select 1 union all select x + 1 from c where x < 1000000000) select x from c"
+ENDLESS = "with recursive c(x) as (select 1 union all select x + 1 from c) select count(*) from c"
+
+
+def test_query_stops_a_billion_rows_at_the_default_limit_and_says_so(sweeper_cli, db):
+    _, url = db
+    result = sweeper_cli("query", BILLION_ROWS, "--db", url, "--format", "json")
+
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout) == [{"x": x} for x in range(1, 10_001)]
+    assert result.stderr == "showing the first 10000 rows; --limit to change\n"
+
+
+def test_query_limit_shows_that_many_rows_and_is_silent_when_nothing_was_left(sweeper_cli, db):
+    _, url = db
+    cut = sweeper_cli("query", "SELECT id FROM sweeper_runs ORDER BY id", "--db", url, "-f", "json", "--limit", "4")
+    whole = sweeper_cli("query", "SELECT id FROM sweeper_runs ORDER BY id", "--db", url, "-f", "json", "--limit", "6")
+
+    assert cut.exit_code == 0 and whole.exit_code == 0
+    assert json.loads(cut.stdout) == json.loads(whole.stdout)[:4] and len(json.loads(whole.stdout)) == 6
+    assert cut.stderr == "showing the first 4 rows; --limit to change\n"
+    assert whole.stderr == ""
+
+
+def test_an_endless_query_stops_at_the_timeout_in_one_line(sweeper_cli, db):
+    _, url = db
+    result = sweeper_cli("query", ENDLESS, "--db", url, "--timeout", "1")
+
+    assert result.exit_code == 2 and result.stdout == ""
+    assert result.stderr == "error: query stopped: it ran past --timeout 1 s\n"
+
+
+@pytest.mark.parametrize("option, value", [("--limit", "0"), ("--limit", "-5"), ("--timeout", "0"),
+                                           ("--timeout", "-1"), ("--timeout", "nan"), ("--timeout", "inf"),
+                                           ("--timeout", "1e9")])
+def test_a_bad_limit_or_timeout_is_refused_in_one_line_naming_it(sweeper_cli, db, option, value):
+    _, url = db
+    result = sweeper_cli("query", "SELECT 1", "--db", url, option, value)
+
+    assert result.exit_code == 2 and result.stdout == ""
+    assert result.stderr.startswith(f"error: {option}: ") and result.stderr.count("\n") == 1
+    assert "allowed: " in result.stderr
+
+
+def test_columns_of_the_same_name_are_refused_rather_than_merged(sweeper_cli, db):
+    _, url = db
+    result = sweeper_cli("query", "SELECT 1 AS a, 2 AS a", "--db", url, "--format", "json")
+
+    assert result.exit_code == 2 and result.stdout == ""
+    assert result.stderr == "error: query: column name 'a' appears more than once; name each column apart with AS\n"

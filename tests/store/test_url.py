@@ -52,4 +52,4 @@ def test_plain_postgresql_url_uses_psycopg_3(pg_url):
     with open_store(plain, create=False) as store:
         assert store.url == pg_url
         assert store.display_url == pg_url
-        assert store.query("select 1 as one") == (["one"], [(1,)])
+        assert store.query("select 1 as one").rows == [(1,)]
