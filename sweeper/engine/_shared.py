@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from sweeper.engine import losses
+from sweeper.engine.machine import this_machine
 from sweeper.engine.result import Member, RunResult
 from sweeper.tasks.data import input_shape, load_split, n_outputs
 from sweeper.tasks.models import init_params
@@ -74,8 +75,13 @@ def optimizer(task: TaskSpec, params: list[torch.Tensor]) -> torch.optim.Optimiz
 
 
 def results(task: TaskSpec, epochs: list[int], logs: list[dict[str, torch.Tensor]], diverged_epoch: torch.Tensor,
-            wall_time: float, device: torch.device) -> list[RunResult]:
-    """Per-member results from logs (name -> (members,) per logged epoch); diverged members get NaN."""
+            wall_time: float, device: torch.device, engine: str) -> list[RunResult]:
+    """Per-member results from logs (name -> (members,) per logged epoch); diverged members get NaN.
+
+    Each carries the ``engine`` that trained it and the machine it trained on, measured here (in the
+    process that trained).
+    """
+    machine = this_machine(device)
     epochs_arr = np.asarray(epochs)
     curves = {name: torch.stack([log[name] for log in logs], 1).cpu().numpy().astype(np.float64)
               for name in logs[0]}  # name -> (members, n_logs)
@@ -98,7 +104,8 @@ def results(task: TaskSpec, epochs: list[int], logs: list[dict[str, torch.Tensor
         out.append(RunResult(
             final={name: float(c[-1]) for name, c in member_curves.items()},
             curve_epochs=epochs_arr, curves=member_curves, best_epoch=best, diverged=diverged,
-            diverged_epoch=first if diverged else None, wall_time=wall_time, device=device.type))
+            diverged_epoch=first if diverged else None, wall_time=wall_time, device=device.type,
+            engine=engine, machine=machine))
     return out
 
 

@@ -157,7 +157,8 @@ def train_fused(task: TaskSpec, members: Sequence[Member]) -> list[RunResult]:
         logs.append(_evaluate(program, data))
     bad = torch.as_tensor(program.bad_step)
     diverged_epoch = torch.where(bad >= 0, bad // per_epoch + 1, -1)
-    return results(task, log_epochs, logs, diverged_epoch, (time.perf_counter() - start) / len(members), device)
+    return results(task, log_epochs, logs, diverged_epoch, (time.perf_counter() - start) / len(members), device,
+                   "fused")
 
 
 def _evaluate(program: _Program, data: PackData) -> dict[str, torch.Tensor]:

@@ -88,7 +88,7 @@ def train_stacked(task: TaskSpec, members: Sequence[Member], device: str | torch
             log_epochs.append(epoch)
             logs.append(evaluate(task, params, data))
     wall = (time.perf_counter() - start) / p
-    return results(task, log_epochs, logs, diverged_epoch, wall, device)
+    return results(task, log_epochs, logs, diverged_epoch, wall, device, "stacked")
 
 
 @torch.no_grad()

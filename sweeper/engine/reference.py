@@ -56,4 +56,4 @@ def train_reference(task: TaskSpec, member: Member, device: str | torch.device =
             with torch.no_grad():
                 logs.append(logged_metrics(lambda x: model(x[0])[None], data))  # the member as a pack of one
             log_epochs.append(epoch)
-    return results(task, log_epochs, logs, diverged_epoch, time.perf_counter() - start, device)[0]
+    return results(task, log_epochs, logs, diverged_epoch, time.perf_counter() - start, device, "reference")[0]

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from sweeper.noise.spec import NoiseConfig
+
+if TYPE_CHECKING:
+    from sweeper.engine.machine import Machine
 
 
 @dataclass(frozen=True)
@@ -37,4 +41,6 @@ class RunResult:
     diverged_epoch: int | None = None  # first epoch whose loss or parameters were not finite
     wall_time: float = 0.0  # seconds of the pack divided by its members
     device: str = "cpu"
+    engine: str | None = None  # what trained it: "fused", "stacked" or "reference"
+    machine: Machine | None = None  # measured where it trained
     extra: dict = field(default_factory=dict)

@@ -1,0 +1,91 @@
+"""What trains a run: sweeper's and torch's versions, the device, the CPU or GPU by name, and the host.
+
+Measured in the process that trains (on a Ray cluster: the worker), so a sweep whose packs ran on
+different hosts records each one's own.
+"""
+
+from __future__ import annotations
+
+import functools
+import platform
+import socket
+from dataclasses import asdict, dataclass
+from importlib import metadata
+
+#: The fields a run or a sweep records, in the order listings show them.
+FIELDS = ("sweeper_version", "torch_version", "device", "cpu", "gpu", "host")
+
+
+@dataclass(frozen=True)
+class Machine:
+    """The software and hardware a run was trained with (or a sweep was driven from)."""
+
+    sweeper_version: str
+    torch_version: str
+    device: str  # the device type: "cpu" or "cuda"
+    cpu: str | None  # the CPU's model name
+    gpu: str | None  # the GPU's name; None on the CPU
+    host: str
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def this_machine(device="cpu") -> Machine:
+    """This process's versions, CPU and host, and the name of ``device`` (a str or torch.device) when it is a GPU."""
+    import torch
+
+    device = torch.device(device)
+    # A driver may drive CUDA packs on a cluster's workers without a GPU of its own.
+    gpu = torch.cuda.get_device_name(device) if device.type == "cuda" and torch.cuda.is_available() else None
+    return Machine(device=device.type, gpu=gpu, **_process())
+
+
+@functools.cache
+def _process() -> dict:
+    """What stays the same for the life of the process (reading it takes a few milliseconds)."""
+    import torch
+
+    return {"sweeper_version": sweeper_version(), "torch_version": torch.__version__, "cpu": cpu_name(),
+            "host": socket.gethostname()}
+
+
+def sweeper_version() -> str:
+    """The installed sweeper's version (the source tree's when it is not installed)."""
+    try:
+        return metadata.version("sweeper")
+    except metadata.PackageNotFoundError:
+        from sweeper import __version__
+
+        return __version__
+
+
+def cpu_name() -> str | None:
+    """The CPU's model name as the kernel reports it (``platform.processor()`` where it does not)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                if key.strip() == "model name" and value.strip():
+                    return " ".join(value.split())
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or None
+
+
+def describe(ran: dict) -> str:
+    """What ran, in words: ``fused engine on cpu (AMD EPYC 7763), sweeper 0.2.0, torch 2.13.0, host w1``.
+
+    ``ran`` holds the fields of a Machine, and ``engine`` where a run's; None where unknown.
+    """
+    if all(ran.get(key) is None for key in ("engine", "sweeper_version", "torch_version", "host")):
+        return "not recorded (stored before sweeper recorded what ran)"
+    named = ran.get("gpu") or ran.get("cpu")
+    where = " ".join(part for part in (ran.get("device"), f"({named})" if named else None) if part)
+    engine = f"{ran['engine']} engine on " if ran.get("engine") else ""
+    return ", ".join(part for part in (
+        engine + (where or "an unrecorded device"),
+        f"sweeper {ran['sweeper_version']}" if ran.get("sweeper_version") else None,
+        f"torch {ran['torch_version']}" if ran.get("torch_version") else None,
+        f"host {ran['host']}" if ran.get("host") else None,
+    ) if part)
