@@ -296,7 +296,9 @@ def validate(file: Path = typer.Argument(..., metavar="FILE", help="Search-space
 def sweeps(db: Optional[str] = DbOption, format: listing.Format = FormatOption) -> None:
     """List the sweeps in the database."""
     with _open(db, create=False) as store:
-        _emit(store.sweeps(), format, "sweeps")
+        rows = store.sweeps()
+    _emit(listing.ran_in_one_column(rows) if format == listing.Format.table else rows, format,
+          "sweeps")
 
 
 @command
@@ -336,8 +338,19 @@ def query(sql: str = typer.Argument(..., help="One read-only statement: SELECT, 
         err.print(f"showing the first {limit} rows; --limit to change", markup=False, highlight=False)
 
 
-db_app = typer.Typer(no_args_is_help=True, help="Set up the database server.")
+db_app = typer.Typer(no_args_is_help=True,
+                     help="The database itself: the version of sweeper's tables, the role queries run as.")
 app.add_typer(db_app, name="db")
+
+
+@db_app.command("upgrade")
+@_one_line_errors
+def db_upgrade(db: Optional[str] = DbOption) -> None:
+    """Upgrade sweeper's tables to this version's schema (any `sweeper run` also does it)."""
+    with _open(db, create=False) as store:
+        before, after = store.upgrade_schema()
+        said = f"already at schema {after}" if before == after else f"schema {before or 'none'} -> {after}"
+        out.print(f"{store.display_url}: {said}", markup=False, highlight=False, soft_wrap=True)
 
 
 @db_app.command("reader")
@@ -367,7 +380,8 @@ def rerun(sweep: str = SweepArgument,
 
     device = resolve_device(device.value)
     with _open(db, create=False) as store:
-        rows = rerun_trial(store, sweep, trial, repeat, device)
+        rows = rerun_trial(store, sweep, trial, repeat, device,
+                           warn=lambda m: err.print(f"warning: {m}", markup=False, highlight=False, soft_wrap=True))
     _emit(rows, format, f"{sweep}: trial {trial} rerun")
 
 

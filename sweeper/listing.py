@@ -11,6 +11,11 @@ from typing import Any, Sequence
 
 from rich.table import Table
 
+from sweeper.engine.machine import describe
+
+#: The columns of ``sweeper sweeps`` that say what trained its runs; a table shows them as one ``ran``.
+RAN_COLUMNS = ("engine", "device", "cpu", "gpu", "sweeper_version", "torch_version", "host")
+
 
 class Format(str, Enum):
     """How a listing is printed: a table to read, CSV, or one JSON array for scripts."""
@@ -42,6 +47,11 @@ def to_csv(rows: Sequence[dict], columns: Sequence[str] | None = None) -> str:
         writer.writerow(["" if row.get(c) is None else json.dumps(row[c]) if isinstance(row[c], (list, dict))
                          else row[c] for c in columns])
     return out.getvalue()
+
+
+def ran_in_one_column(rows: Sequence[dict]) -> list[dict]:
+    """Rows with RAN_COLUMNS put into one ``ran`` column in words, for a table a terminal can hold."""
+    return [{**{k: v for k, v in row.items() if k not in RAN_COLUMNS}, "ran": describe(row)} for row in rows]
 
 
 def _cell(value: Any) -> str:

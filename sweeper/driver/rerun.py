@@ -2,19 +2,31 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from sweeper.driver.planner import Run, member
 from sweeper.driver.sweep import spec_from_store
 from sweeper.engine.population import train_population
+from sweeper.engine.result import RunResult
 from sweeper.errors import SweeperError
 from sweeper.noise.spec import NoiseSpec, make_config
 from sweeper.store import Store
 from sweeper.store.models import METRICS
 
+#: What a rerun compares with the stored runs (the host may differ: the same software on the same
+#: kind of device gives the same numbers anywhere), and how a warning names it.
+COMPARED = {"sweeper_version": "sweeper", "torch_version": "torch", "engine": "engine", "device": "device",
+            "cpu": "CPU", "gpu": "GPU"}
 
-def rerun_trial(store: Store, sweep: str, trial: int, repeat: int | None, device: str = "cpu") -> list[dict]:
-    """Trains the trial's runs again (one pack per task) and returns stored and new metrics per run."""
-    row = store.sweep(sweep)
-    spec = spec_from_store(row["spec_yaml"], f"sweep {sweep!r}")
+
+def rerun_trial(store: Store, sweep: str, trial: int, repeat: int | None, device: str = "cpu",
+                warn: Callable[[str], None] | None = None) -> list[dict]:
+    """Trains the trial's runs again (one pack per task) and returns stored and new metrics per run.
+
+    ``warn`` gets one line if the rerun's software, engine or device differ from what trained the
+    stored runs (the numbers then need not agree).
+    """
+    spec = spec_from_store(store.sweep(sweep), f"sweep {sweep!r}")
     trial_row = next((t for t in store.trials(sweep) if t["trial"] == trial), None)
     if trial_row is None:
         raise SweeperError(f"sweep {sweep!r} has no trial {trial}; see: sweeper trials {sweep}")
@@ -24,6 +36,7 @@ def rerun_trial(store: Store, sweep: str, trial: int, repeat: int | None, device
         raise SweeperError(f"sweep {sweep!r} trial {trial} has no stored run" + (f" at repeat {repeat}" if repeat is not None else ""))
     metrics = [m for m in METRICS if m in stored[0]]
     rows = []
+    differences: dict[str, dict[str, set[str]]] = {}  # field -> value now -> values stored
     for task_name, task in spec.tasks.items():
         mine = [r for r in stored if r["task"] == task_name]
         members = [member(spec.seed, task, Run(0, config, task_name, r["repeat"])) for r in mine]
@@ -38,7 +51,22 @@ def rerun_trial(store: Store, sweep: str, trial: int, repeat: int | None, device
                 line[f"stored_{name}"], line[f"new_{name}"] = r[name], new
             line["same"] = all(_same(r[n], result.final.get(n)) for n in metrics)
             rows.append(line)
+            for key, (new, old) in _differences(r, result).items():
+                differences.setdefault(key, {}).setdefault(new, set()).add(old)
+    if differences and warn is not None:
+        said = "; ".join(f"{COMPARED[key]} {new} (stored: {', '.join(sorted(old))})"
+                         for key in COMPARED for new, old in sorted(differences.get(key, {}).items()))
+        warn(f"this rerun differs from what trained the stored runs, so its numbers need not agree: {said}")
     return rows
+
+
+def _differences(stored: dict, result: RunResult) -> dict[str, tuple[str, str]]:
+    """(value now, value stored) of each compared field where both are known and they differ; a run
+    stored before sweeper recorded them knows none."""
+    now = {"engine": result.engine, "device": result.device,
+           **(result.machine.as_dict() if result.machine is not None else {})}
+    return {key: (str(now[key]), str(stored[key])) for key in COMPARED
+            if stored.get(key) is not None and now.get(key) is not None and str(now[key]) != str(stored[key])}
 
 
 def _same(a, b) -> bool:

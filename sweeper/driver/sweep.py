@@ -10,7 +10,6 @@ trials left running by an interrupted sweep are finished first.
 from __future__ import annotations
 
 import itertools
-import json
 import math
 import time
 import warnings
@@ -24,6 +23,7 @@ from sweeper import seeding
 from sweeper.driver._interrupts import writes_finish
 from sweeper.driver.executors import Executor
 from sweeper.driver.planner import Run, plan
+from sweeper.engine.machine import this_machine
 from sweeper.engine.sizing import pack_size
 from sweeper.errors import SpaceError, TaskError
 from sweeper.noise.spec import NoiseSpec, make_config
@@ -31,7 +31,6 @@ from sweeper.space import SweepSpec, parse_space
 from sweeper.store import Store, TrialRef
 from sweeper.tasks.data import load_split
 
-_OVERRIDES = "# sweeper overrides: "
 #: The Optuna parameter of a grid trial: the configuration's number in the grid (sweeper's trial
 #: number). An integer range, so each trial stores a few bytes however large the grid; sweeps stored
 #: before it named the parameter "config" with every number as a choice, which Optuna would refuse to
@@ -59,21 +58,11 @@ class SweepOutcome:
         return self.runs_trained / self.seconds if self.seconds > 0 else 0.0
 
 
-def stored_yaml(spec: SweepSpec) -> str:
-    """The YAML as given, plus a comment line with the command-line overrides (so resume can check them)."""
-    if not spec.overrides:
-        return spec.source_text
-    return spec.source_text.rstrip("\n") + "\n" + _OVERRIDES + json.dumps(spec.overrides, sort_keys=True) + "\n"
-
-
-def spec_from_store(yaml_text: str, source: str) -> SweepSpec:
-    """The sweep spec a stored sweep ran with, overrides re-applied."""
-    text, _, tail = yaml_text.partition("\n" + _OVERRIDES)
-    spec = parse_space(text + "\n" if tail else yaml_text, source)
-    if tail:
-        o = json.loads(tail)
-        spec = spec.with_overrides(repeats=o.get("repeats"), epochs=o.get("epochs"), name=o.get("name"))
-    return spec
+def spec_from_store(sweep: dict, source: str) -> SweepSpec:
+    """The sweep spec a stored sweep (the store's row) ran with, its command-line overrides re-applied."""
+    o = sweep["overrides"]
+    spec = parse_space(sweep["spec_yaml"], source)
+    return spec.with_overrides(repeats=o.get("repeats"), epochs=o.get("epochs"), name=o.get("name"))
 
 
 def check_data(spec: SweepSpec) -> dict[str, tuple[int, int]]:
@@ -143,14 +132,16 @@ class _Sweep:
         self.sizes = pack_sizes(spec, executor, check_data(spec))
         self.grid = spec.grid_configs()[0] if spec.search.sampler == "grid" else None
         problems = {t.problem for t in spec.tasks.values()}
+        storage = store.optuna_storage()  # first: Optuna's tables refused, nothing of the sweep is written
         self.sweep_id = store.start_sweep(
-            spec.name, stored_yaml(spec), seed=spec.seed, metric=spec.metric, higher_is_better=spec.higher_is_better,
-            repeats=spec.repeats, problem=problems.pop() if len(problems) == 1 else "mixed")
+            spec.name, spec.source_text, seed=spec.seed, metric=spec.metric, higher_is_better=spec.higher_is_better,
+            repeats=spec.repeats, problem=problems.pop() if len(problems) == 1 else "mixed", overrides=spec.overrides,
+            machine=this_machine(executor.device))
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             self.study = optuna.create_study(
-                study_name=spec.name, storage=store.url, direction=spec.direction, load_if_exists=True,
+                study_name=spec.name, storage=storage, direction=spec.direction, load_if_exists=True,
                 sampler=_sampler(spec, len(self.grid or ()), 0))
         self.n_trials = len(self.grid) if self.grid is not None else spec.search.n_trials + 1
         self.done = store.done_runs(self.sweep_id)

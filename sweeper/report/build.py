@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections import Counter
 from dataclasses import dataclass, fields
 
 import numpy as np
@@ -17,6 +18,10 @@ CONFIDENCE = 0.95
 POWER = 0.8
 #: Keys of a site dict that make up a configuration's ``params``.
 SITE_KEYS = tuple(f.name for f in fields(NoiseSpec))
+#: What trained a run, as the store keeps it for each run (measured where it trained).
+RAN = ("engine", "device", "cpu", "gpu", "sweeper_version", "torch_version", "host")
+#: What drove the sweep (``sweeper run``), as the store keeps it for the sweep.
+DRIVEN = ("sweeper_version", "torch_version", "device", "cpu", "gpu", "host")
 
 
 @dataclass(frozen=True)
@@ -38,6 +43,10 @@ def build_report(
 ) -> dict:
     """The JSON-ready report of a sweep: every configuration against the no-noise baseline.
 
+    ``ran`` says what trained the runs (``runs``: each distinct engine, device, CPU, GPU, versions and
+    host with its number of runs) and what drove the sweep (``sweep``); each configuration's ``ran``
+    has the same fields for its own runs (distinct values, comma-separated).
+
     ``sweep``, ``trials`` and ``runs`` are the store's flat rows. A run whose ``diverged`` flag is
     set, or whose metric is missing or not finite, counts as diverged. Trials with no runs yet are
     listed under ``pending``. ``configs`` is sorted best first (by average rank across tasks of the
@@ -50,6 +59,8 @@ def build_report(
         raise SweeperError(f"sweep {sweep.get('name')!r} names no metric")
     higher_is_better = _direction(sweep)
     configs, pending = _configs(trials, {row["trial"] for row in runs})
+    for config in configs:
+        config["ran"] = _ran_by([row for row in runs if row["trial"] == config["trial"]])
     base = next(i for i, c in enumerate(configs) if c["params"] == {"placement": BASELINE})
     tasks = _tasks(runs, metric, [c["trial"] for c in configs], higher_is_better=higher_is_better)
 
@@ -77,6 +88,7 @@ def build_report(
         "tasks": None,
         "across_tasks": None,
         "methods": _methods(n_boot, alpha, len(configs) - 1, multi_task=len(tasks) > 1),
+        "ran": {"runs": _what_ran(runs), "sweep": {key: sweep.get(key) for key in DRIVEN}},
     }
     summary = top["summary"]
     if len(tasks) > 1:
@@ -173,6 +185,19 @@ def _tasks(runs: list[dict], metric: str, trial_numbers: list[int], *, higher_is
         gaps = st.generalization_gap(train, values, higher_is_better=higher_is_better)
         tasks.append(_Task(name, values, gaps, present))
     return tasks
+
+
+def _what_ran(runs: list[dict]) -> list[dict]:
+    """Each distinct combination of RAN among the runs with its number of runs, the most common first."""
+    counts = Counter(tuple(row.get(key) for key in RAN) for row in runs)
+    ordered = sorted(counts.items(), key=lambda item: (-item[1], repr(item[0])))
+    return [{**dict(zip(RAN, values)), "n_runs": n} for values, n in ordered]
+
+
+def _ran_by(runs: list[dict]) -> dict:
+    """Each field of RAN as the runs' distinct values, comma-separated; None where none recorded it."""
+    return {key: ", ".join(sorted({str(row[key]) for row in runs if row.get(key) is not None})) or None
+            for key in RAN}
 
 
 def _number(x) -> float:

@@ -9,7 +9,7 @@ from rich.console import Console
 
 from sweeper.errors import SweeperError
 from sweeper.report.build import build_report
-from sweeper.report.render import render_csv, render_json, render_table, write_report
+from sweeper.report.render import ran_lines, render_csv, render_json, render_table, write_report
 from sweeper.store import Store
 
 FORMATS = ("table", "markdown", "html", "json", "csv")
@@ -35,4 +35,5 @@ def report_command(store: Store, sweep: str, fmt: str, out_path: Path | None, se
     else:
         console.print(render_table(report, width=console.width))
         console.print(report["summary"], markup=False, highlight=False)
+        console.print("What ran: " + "; ".join(ran_lines(report)) + ".", markup=False, highlight=False)
     return []

@@ -13,6 +13,7 @@ from matplotlib.figure import Figure
 from rich.table import Table
 from rich.text import Text
 
+from sweeper.engine.machine import describe
 from sweeper.errors import SweeperError
 from sweeper.report import plots
 
@@ -75,6 +76,17 @@ def _cells(c: dict) -> list[str]:
 
 def _direction(report: dict) -> str:
     return f"{report['metric']}, {'higher' if report['higher_is_better'] else 'lower'} is better"
+
+
+def ran_lines(report: dict) -> list[str]:
+    """What trained the runs, one line per distinct engine/device/software/host, and what drove the sweep."""
+    lines = [f"{_plural(ran['n_runs'], 'run')}: {describe(ran)}" for ran in report["ran"]["runs"]]
+    lines.append(f"driven by `sweeper run`: {describe(report['ran']['sweep'])}")
+    return lines
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
 
 
 # --- terminal --------------------------------------------------------------------------------------
@@ -142,6 +154,7 @@ def render_markdown(report: dict, images: dict[str, str]) -> str:
         for task in report["tasks"]:
             out += [f"## Task `{task['task']}`", "", task["summary"], ""]
             out += [_md_table(HEADER, [_cells(c) for c in task["configs"]]), ""]
+    out += ["## What ran", ""] + [f"- {line}" for line in ran_lines(report)] + [""]
     if images:
         out += ["## Figures", ""]
         for name, path in images.items():
@@ -200,6 +213,9 @@ def render_html(report: dict, images: dict[str, str | bytes]) -> str:
         out += [_html_table(("#", "configuration", "average rank"), _ranking_rows(across)), f"<p>{e(_friedman_line(across))}</p>"]
         for task in report["tasks"]:
             out += [f"<h2>Task <code>{e(task['task'])}</code></h2>", f"<p>{e(task['summary'])}</p>", _config_table_html(task["configs"])]
+    out.append("<h2>What ran</h2><ul>")
+    out += [f"<li>{e(line)}</li>" for line in ran_lines(report)]
+    out.append("</ul>")
     if images:
         out.append("<h2>Figures</h2>")
         out += [f"<img alt='{e(name)}' src='{_data_uri(image)}'>" for name, image in images.items()]
@@ -211,9 +227,12 @@ def render_html(report: dict, images: dict[str, str | bytes]) -> str:
 
 # --- CSV and JSON ----------------------------------------------------------------------------------
 
+#: What trained a configuration's runs (distinct values, comma-separated), after its statistics.
+RAN_COLUMNS = ("engine", "device", "cpu", "gpu", "sweeper_version", "torch_version", "host")
 CSV_COLUMNS = ("task", "position", "trial", "label", "params", "n", "diverged", "missing", "mean", "std", "median", "iqm",
                "ci_low", "ci_high", "delta", "delta_ci_low", "delta_ci_high", "p_improve", "p_improve_ci_low",
-               "p_improve_ci_high", "p_value", "p_adjusted", "verdict", "p_best", "rank", "gap", "mde", "n_needed")
+               "p_improve_ci_high", "p_value", "p_adjusted", "verdict", "p_best", "rank", "gap", "mde", "n_needed",
+               *RAN_COLUMNS)
 
 
 def _csv_row(task: str, position: int, c: dict) -> dict:
@@ -225,6 +244,7 @@ def _csv_row(task: str, position: int, c: dict) -> dict:
     row.update(zip(("ci_low", "ci_high"), pair("ci")))
     row.update(zip(("delta_ci_low", "delta_ci_high"), pair("delta_ci")))
     row.update(zip(("p_improve_ci_low", "p_improve_ci_high"), pair("p_improve_ci")))
+    row.update((key, (c.get("ran") or {}).get(key)) for key in RAN_COLUMNS)
     return row
 
 

@@ -9,6 +9,7 @@ from decimal import Decimal
 
 import numpy as np
 
+from sweeper.engine.machine import FIELDS as MACHINE_FIELDS
 from sweeper.engine.result import Member, RunResult
 from sweeper.noise.spec import BASELINE, NoiseConfig, config_label
 from sweeper.seeding import config_key
@@ -87,8 +88,24 @@ def run_row(trial_id: int, task: str, member: Member, result: RunResult) -> dict
         "diverged": bool(result.diverged),
         "diverged_epoch": _optional_int(result.diverged_epoch),
         "wall_time": float(result.wall_time),
+        "engine": result.engine,
+        **_machine(result.machine),
         "device": str(result.device),
     }
+
+
+def _machine(machine) -> dict:
+    """The machine columns of a run: NULL where the result does not say."""
+    if machine is None:
+        return {name: None for name in MACHINE_FIELDS if name != "device"}
+    return {name: value for name, value in machine.as_dict().items() if name != "device"}
+
+
+def override_flags(overrides_json: str | None) -> str | None:
+    """Stored overrides as the command line gave them: ``--epochs 50 --repeats 2``."""
+    if not overrides_json:
+        return None
+    return " ".join(f"--{key} {value}" for key, value in sorted(json.loads(overrides_json).items()))
 
 
 def _column(values: np.ndarray) -> list[float | None]:

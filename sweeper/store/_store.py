@@ -8,6 +8,7 @@ import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import yaml
 from sqlalchemy import case, delete, func, insert, inspect, select, update
@@ -16,17 +17,17 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
+from sweeper.engine.machine import FIELDS as MACHINE_FIELDS
 from sweeper.engine.result import Member, RunResult
 from sweeper.errors import StoreError
 from sweeper.noise.spec import NoiseConfig, make_config
-from sweeper.store import _engine, _query, _rows
+from sweeper.store import _engine, _query, _rows, _schema
 from sweeper.store._query import DEFAULT_LIMIT, DEFAULT_TIMEOUT_S, QueryResult
 from sweeper.store._url import default_url, parse_url, redact, sqlite_path
 from sweeper.store.models import (
     PROBLEM_METRICS,
     PROBLEMS,
     SWEEP_STATUSES,
-    Base,
     Curve,
     Run,
     Sweep,
@@ -34,6 +35,10 @@ from sweeper.store.models import (
     TrialSite,
     utcnow,
 )
+
+if TYPE_CHECKING:
+    from sweeper.engine.machine import Machine
+
 
 @dataclass(frozen=True)
 class TrialRef:
@@ -46,9 +51,11 @@ class TrialRef:
 
 
 def open_store(url: str | None = None, *, create: bool = True) -> Store:
-    """Open the database at ``url``, creating sweeper's tables if missing.
+    """Open the database at ``url``; for writing (``create``), with sweeper's tables created or upgraded.
 
     Without a URL: ``$SWEEPER_DB``, else ``sqlite:///sweeps.db``. ``postgresql://`` uses psycopg 3.
+    With ``create=False`` nothing is written: a SQLite file must exist, and reading sweeper's tables
+    is refused (StoreError, one line) unless they are at this version's schema.
     """
     parsed = parse_url(url or default_url())
     path = sqlite_path(parsed)
@@ -58,10 +65,10 @@ def open_store(url: str | None = None, *, create: bool = True) -> Store:
     store = Store(engine)
     if create:
         try:
-            Base.metadata.create_all(engine)
-        except SQLAlchemyError as exc:
+            store.upgrade_schema()
+        except StoreError:
             engine.dispose()
-            raise StoreError(f"cannot create tables in {store.display_url}: {_engine.reason(exc)}") from exc
+            raise
     return store
 
 
@@ -70,6 +77,7 @@ class Store:
 
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
+        self._schema_checked = False
 
     @property
     def url(self) -> str:
@@ -80,6 +88,34 @@ class Store:
     def display_url(self) -> str:
         """The URL with its password replaced by ``***``."""
         return self._engine.url.render_as_string(hide_password=True)
+
+    def upgrade_schema(self) -> tuple[str | None, str]:
+        """Create sweeper's tables, or upgrade them to this version's schema: the revisions before and after.
+
+        None before: the database had no sweeper tables. StoreError if it was written by a newer sweeper.
+        """
+        revisions = _schema.upgrade(self._engine, self.display_url)
+        self._schema_checked = True
+        return revisions
+
+    def optuna_storage(self):
+        """Optuna's storage on this database (an ``RDBStorage``), its tables created under the schema lock.
+
+        Optuna creates its tables and stamps its own version table when its storage first opens a
+        database; two processes doing that at once can both try, and one fails.
+        """
+        from optuna.storages import RDBStorage
+
+        kwargs = {}
+        if self._engine.url.get_backend_name() == "sqlite":
+            kwargs["connect_args"] = {"timeout": _engine.SQLITE_BUSY_TIMEOUT_S}  # wait for writers as the store does
+        try:
+            with _schema.schema_lock(self._engine):
+                return RDBStorage(self.url, engine_kwargs=kwargs)
+        except SQLAlchemyError as exc:
+            raise StoreError(f"cannot open Optuna's tables in {self.display_url}: {_engine.reason(exc)}") from exc
+        except RuntimeError as exc:  # Optuna's tables are of another Optuna's schema; its message says what to do
+            raise StoreError(f"Optuna's tables in {self.display_url}: {_engine.reason(exc, self._engine.url)}") from exc
 
     def close(self) -> None:
         """Close every pooled connection."""
@@ -106,8 +142,14 @@ class Store:
         higher_is_better: bool,
         repeats: int,
         problem: str,
+        overrides: dict | None = None,
+        machine: Machine | None = None,
     ) -> int:
-        """Create sweep ``name``, or resume it if it exists with the same search space; its id."""
+        """Create sweep ``name``, or resume it if it exists with the same search space; its id.
+
+        ``overrides`` are the command line's (``repeats``, ``epochs``, ``name``); ``machine`` what drives
+        the sweep now (recorded on every start, so a resumed sweep shows what last ran it).
+        """
         if problem not in PROBLEMS:
             raise StoreError(f"problem {problem!r} is not one of {', '.join(PROBLEMS)}")
         if metric not in PROBLEM_METRICS[problem]:
@@ -116,28 +158,37 @@ class Store:
         settings = dict(
             seed=seed, metric=metric, higher_is_better=higher_is_better, repeats=repeats, problem=problem
         )
+        overrides_json = json.dumps(overrides, sort_keys=True) if overrides else None
+        ran = machine.as_dict() if machine is not None else {}
         with self._session() as session:
             sweep = session.scalar(select(Sweep).where(Sweep.name == name))
             if sweep is None:
-                sweep = Sweep(name=name, spec_yaml=spec_yaml, study_name=name, status="running", **settings)
+                sweep = Sweep(name=name, spec_yaml=spec_yaml, overrides=overrides_json, study_name=name,
+                              status="running", **settings, **ran)
                 session.add(sweep)
                 session.flush()
                 return sweep.id
-            self._check_resumable(sweep, spec_yaml, settings)
+            self._check_resumable(sweep, spec_yaml, overrides_json, settings)
             sweep.status = "running"
             sweep.finished_at = None
+            for key, value in ran.items():
+                setattr(sweep, key, value)
             return sweep.id
 
-    def _check_resumable(self, sweep: Sweep, spec_yaml: str, settings: dict) -> None:
+    def _check_resumable(self, sweep: Sweep, spec_yaml: str, overrides_json: str | None, settings: dict) -> None:
         where = f"sweep {sweep.name!r} already exists in {self.display_url}"
         advice = f"pick another --name or delete it (sweeper delete {sweep.name})"
         differing = {
             key: (getattr(sweep, key), value) for key, value in settings.items() if getattr(sweep, key) != value
         }
-        if sweep.spec_yaml != spec_yaml:
+        # Trailing newlines mean nothing in YAML, and a sweep migrated from 0.1.0 lost its own (its
+        # overrides comment had taken their place).
+        same_yaml = sweep.spec_yaml.rstrip("\n") == spec_yaml.rstrip("\n")
+        if not same_yaml or sweep.overrides != overrides_json:
             changes = (
-                _yaml_changes(sweep.spec_yaml, spec_yaml)
+                (_yaml_changes(sweep.spec_yaml, spec_yaml) if not same_yaml else [])
                 or [f"{key} {old!r} -> {new!r}" for key, (old, new) in differing.items()]
+                or _override_changes(sweep.overrides, overrides_json)
                 or _line_changes(sweep.spec_yaml, spec_yaml)
             )
             raise StoreError(f"{where} with a different search space; {advice}; it differs in {_listed(changes)}")
@@ -296,10 +347,12 @@ class Store:
             return {tuple(row) for row in session.execute(statement)}
 
     def sweeps(self) -> list[dict]:
-        """One row per sweep, oldest first, with how many trials and runs it has."""
+        """One row per sweep, oldest first: how many trials and runs it has, its overrides, and what
+        trained its runs (each column the distinct values over them, comma-separated)."""
         n_trials = select(func.count(Trial.id)).where(Trial.sweep_id == Sweep.id).scalar_subquery()
         n_runs = select(func.count(Run.id)).join(Trial).where(Trial.sweep_id == Sweep.id).scalar_subquery()
         statement = select(
+            Sweep.id,
             Sweep.name,
             Sweep.status,
             Sweep.problem,
@@ -307,20 +360,32 @@ class Store:
             Sweep.higher_is_better,
             Sweep.seed,
             Sweep.repeats,
+            Sweep.overrides,
             n_trials.label("n_trials"),
             n_runs.label("n_runs"),
             Sweep.created_at,
             Sweep.finished_at,
         ).order_by(Sweep.created_at, Sweep.id)
+        ran = [Run.engine, *(getattr(Run, name) for name in MACHINE_FIELDS)]
         with self._session() as session:
-            return _plain_rows(session.execute(statement))
+            rows = _plain_rows(session.execute(statement))
+            distinct = session.execute(select(Trial.sweep_id, *ran).join_from(Run, Trial).distinct()).all()
+        for row in rows:
+            sweep_id = row.pop("id")
+            row["overrides"] = _rows.override_flags(row["overrides"])
+            mine = [values for sweep, *values in distinct if sweep == sweep_id]
+            for i, column in enumerate(ran):
+                row[column.key] = ", ".join(sorted({str(v[i]) for v in mine if v[i] is not None})) or None
+        return rows
 
     def sweep(self, sweep_name: str) -> dict:
-        """The sweep's row, with the search-space YAML it was started from."""
+        """The sweep's row, with the search-space YAML it was started from and its overrides (a dict)."""
         with self._session() as session:
             sweep = self._sweep_by_name(session, sweep_name)
             columns = Sweep.__table__.columns.keys()
-            return {key: _rows.plain(getattr(sweep, key)) for key in columns}
+            row = {key: _rows.plain(getattr(sweep, key)) for key in columns}
+        row["overrides"] = json.loads(row["overrides"]) if row["overrides"] else {}
+        return row
 
     def trials(self, sweep_name: str) -> list[dict]:
         """One row per trial of the sweep, by number, with its noise, run counts and objective."""
@@ -356,7 +421,8 @@ class Store:
         return rows
 
     def runs(self, sweep_name: str) -> list[dict]:
-        """One row per run of the sweep (by trial, task, repeat): its noise, seeds and final metrics."""
+        """One row per run of the sweep (by trial, task, repeat): its noise, seeds, final metrics and what
+        trained it."""
         with self._session() as session:
             sweep = self._sweep_by_name(session, sweep_name)
             statement = (
@@ -374,6 +440,8 @@ class Store:
                     Run.diverged_epoch,
                     Run.wall_time,
                     Run.device,
+                    Run.engine,
+                    *(getattr(Run, name) for name in MACHINE_FIELDS if name != "device"),
                 )
                 .join_from(Run, Trial)
                 .where(Trial.sweep_id == sweep.id)
@@ -420,7 +488,14 @@ class Store:
 
     @contextmanager
     def _session(self) -> Iterator[Session]:
-        """One transaction: committed if the block succeeds, rolled back otherwise."""
+        """One transaction: committed if the block succeeds, rolled back otherwise.
+
+        The first one checks that sweeper's tables are at this version's schema (a store opened for
+        writing has just made sure of it).
+        """
+        if not self._schema_checked:
+            _schema.check_readable(self._engine, self.display_url)
+            self._schema_checked = True
         try:
             with Session(self._engine, expire_on_commit=False) as session, session.begin():
                 yield session
@@ -468,6 +543,13 @@ def _tree_changes(path: str, old, new) -> Iterator[str]:
                                      new[i] if i < len(new) else _NOT_SET)
     elif old != new:
         yield f"{path or 'the whole file'} {_short(old)} -> {_short(new)}"
+
+
+def _override_changes(old: str | None, new: str | None) -> list[str]:
+    """The command-line overrides (stored as JSON) that differ, as ``--flag old -> new``."""
+    old, new = json.loads(old or "{}"), json.loads(new or "{}")
+    return [f"--{key} {_short(old.get(key, _NOT_SET))} -> {_short(new.get(key, _NOT_SET))}"
+            for key in sorted({*old, *new}) if old.get(key, _NOT_SET) != new.get(key, _NOT_SET)]
 
 
 def _line_changes(old: str, new: str) -> list[str]:

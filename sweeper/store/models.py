@@ -1,7 +1,12 @@
 """The tables sweeper keeps next to Optuna's: sweeps, their trials, every run and its learning curve.
 
 Every invariant is a constraint, so a bug elsewhere cannot store a second copy of a run or a trial.
-All tables are prefixed ``sweeper_`` because Optuna's own tables live in the same database.
+Lists that a later version extends (noise kinds, placements, schedules, problems) are checked in code
+instead, so a database stays writable by the next version. All tables are prefixed ``sweeper_``
+because Optuna's own tables live in the same database.
+
+A change here needs a revision in ``sweeper/store/migrations/versions`` (README.md, "Schema versions
+and migrations").
 """
 
 from __future__ import annotations
@@ -24,8 +29,6 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
-
-from sweeper.noise.spec import KINDS, PLACEMENTS, SCHEDULES
 
 #: ``mixed``: a sweep whose tasks are of different problems (its rows carry every metric column).
 PROBLEMS = ("binary", "multiclass", "regression", "mixed")
@@ -83,12 +86,23 @@ class Base(DeclarativeBase):
     )
 
 
-class Sweep(Base):
-    """One sweep: a search space (kept as the YAML text it came from) explored under one seed."""
+class _Machine:
+    """What ran: sweeper's and torch's versions, the device type, the CPU and GPU by name, the host
+    (NULL where a database written before they were recorded does not know)."""
+
+    sweeper_version: Mapped[str | None] = mapped_column(String(64))
+    torch_version: Mapped[str | None] = mapped_column(String(64))
+    cpu: Mapped[str | None] = mapped_column(String(255))
+    gpu: Mapped[str | None] = mapped_column(String(255))
+    host: Mapped[str | None] = mapped_column(String(255))
+
+
+class Sweep(_Machine, Base):
+    """One sweep: a search space (the YAML text it came from, and the command line's overrides) explored
+    under one seed; the machine columns say what last drove it (``sweeper run``)."""
 
     __tablename__ = "sweeper_sweeps"
     __table_args__ = (
-        CheckConstraint(column("problem").in_(PROBLEMS), name="problem"),
         CheckConstraint(column("status").in_(SWEEP_STATUSES), name="status"),
         CheckConstraint("repeats >= 1", name="repeats"),
     )
@@ -96,6 +110,7 @@ class Sweep(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(255), unique=True)
     spec_yaml: Mapped[str] = mapped_column(Text)
+    overrides: Mapped[str | None] = mapped_column(Text)  # JSON object of --repeats/--epochs/--name; NULL: none
     seed: Mapped[int] = mapped_column(BigInteger)
     metric: Mapped[str] = mapped_column(String(64))
     higher_is_better: Mapped[bool] = mapped_column(Boolean)
@@ -106,6 +121,7 @@ class Sweep(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    device: Mapped[str | None] = mapped_column(String(64))  # the device type its packs train on
 
 
 class Trial(Base):
@@ -144,12 +160,7 @@ class TrialSite(Base):
     """The noise at one placement of a trial (a baseline trial has none)."""
 
     __tablename__ = "sweeper_trial_sites"
-    __table_args__ = (
-        CheckConstraint(column("placement").in_(PLACEMENTS), name="placement"),
-        CheckConstraint(column("kind").in_(KINDS), name="kind"),
-        CheckConstraint(column("schedule").in_(SCHEDULES), name="schedule"),
-        CheckConstraint("std >= 0", name="std"),
-    )
+    __table_args__ = (CheckConstraint("std >= 0", name="std"),)
 
     trial_id: Mapped[int] = mapped_column(
         ForeignKey("sweeper_trials.id", ondelete="CASCADE"), primary_key=True
@@ -174,10 +185,11 @@ class _Metrics:
     test_r2: Mapped[float | None] = mapped_column(Float)
 
 
-class Run(_Metrics, Base):
+class Run(_Metrics, _Machine, Base):
     """One member trained once: a trial on one task at one repeat, with its seeds and final metrics.
 
-    Metrics that were NaN or infinite (a diverged member) are stored as NULL.
+    Metrics that were NaN or infinite (a diverged member) are stored as NULL. ``engine`` and the
+    machine columns say what trained it, as measured where it trained.
     """
 
     __tablename__ = "sweeper_runs"
@@ -199,6 +211,7 @@ class Run(_Metrics, Base):
     wall_time: Mapped[float] = mapped_column(Float)
     device: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    engine: Mapped[str | None] = mapped_column(String(16))  # fused, stacked or reference
 
 
 class Curve(_Metrics, Base):

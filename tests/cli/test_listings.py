@@ -8,6 +8,8 @@ import json
 
 import pytest
 
+from sweeper.engine.machine import this_machine
+from sweeper.listing import RAN_COLUMNS, ran_in_one_column
 from sweeper.store import open_store
 
 SEEDS = ("data_seed", "init_seed", "noise_seed")
@@ -108,6 +110,21 @@ def test_default_format_is_the_table(sweeper_cli, tiny_sqlite):
     assert default.exit_code == 0 and default.stdout == table.stdout
 
 
+def test_sweeps_say_what_trained_their_runs(sweeper_cli, tiny_sqlite):
+    (sweep,) = json.loads(listing(sweeper_cli, tiny_sqlite, "sweeps", "json").stdout)
+    (run_engine,) = {r["engine"] for r in json.loads(listing(sweeper_cli, tiny_sqlite, "runs", "json").stdout)}
+    here = this_machine("cpu")
+
+    assert run_engine in ("fused", "stacked")
+    assert (sweep["engine"], sweep["device"], sweep["gpu"]) == (run_engine, "cpu", None)
+    assert (sweep["sweeper_version"], sweep["torch_version"], sweep["cpu"], sweep["host"]) == (
+        here.sweeper_version, here.torch_version, here.cpu, here.host)
+    (row,) = ran_in_one_column([sweep])  # what the table shows, in one column a terminal can hold
+    assert row["ran"] == (f"{run_engine} engine on cpu ({here.cpu}), sweeper {here.sweeper_version}, "
+                          f"torch {here.torch_version}, host {here.host}")
+    assert not set(RAN_COLUMNS) & set(row)
+
+
 # -- tables in a pipe or a file ---------------------------------------------------------------------
 
 
@@ -150,7 +167,8 @@ def test_the_report_table_in_a_pipe_keeps_every_column(sweeper_cli, tiny_sqlite)
     (header,) = [cells(line) for line in lines if line.startswith("┃")]
     assert header == list(HEADER)
     assert len([line for line in lines if line.startswith("│")]) == TINY_CONFIGS
-    assert lines[-1].startswith(f"{TINY_CONFIGS - 1} noise configurations were compared")
+    assert lines[-2].startswith(f"{TINY_CONFIGS - 1} noise configurations were compared")
+    assert lines[-1].startswith(f"What ran: {TINY_CONFIGS * TINY_REPEATS} runs: ")
 
 
 def test_a_table_on_a_terminal_still_fits_its_width(terminal, tiny_sqlite):

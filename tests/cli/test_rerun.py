@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 
 import pytest
+import torch
 
 from sweeper.store import open_store
 
@@ -51,3 +53,23 @@ def test_rerun_writes_nothing(sweeper_cli, tiny_sqlite_copy, db_snapshot):
     assert result.exit_code == 0, result.stderr
     assert "same" in result.stdout
     assert db_snapshot(url) == before
+
+
+def test_rerun_warns_in_one_line_when_it_runs_with_other_software_or_engine(sweeper_cli, tiny_sqlite_copy):
+    url = f"sqlite:///{tiny_sqlite_copy}"
+    (engine_now,) = {r["engine"] for r in stored_runs(tiny_sqlite_copy, 0)}
+    connection = sqlite3.connect(tiny_sqlite_copy)
+    with connection:  # as if trained by another torch and engine
+        connection.execute("UPDATE sweeper_runs SET torch_version = '2.0.0', engine = 'reference' WHERE trial_id = "
+                           "(SELECT id FROM sweeper_trials WHERE number = 1)")
+    connection.close()
+
+    changed = sweeper_cli("rerun", "tiny", 1, "--db", url, "--format", "json")
+    same = sweeper_cli("rerun", "tiny", 2, "--db", url, "--format", "json")
+
+    assert changed.exit_code == 0, changed.stderr
+    assert changed.stderr == ("warning: this rerun differs from what trained the stored runs, so its numbers need "
+                              f"not agree: torch {torch.__version__} (stored: 2.0.0); engine {engine_now} (stored: "
+                              "reference)\n")
+    assert [r["same"] for r in json.loads(changed.stdout)] == [True, True]
+    assert (same.exit_code, same.stderr) == (0, "")

@@ -153,6 +153,7 @@ def test_a_ray_sweep_stores_exactly_the_numbers_of_a_local_sweep(local_ray, tmp_
     local_runs, local_curves, local_trials = numbers(local_db)
     assert len(ray_runs) == 12 and {r["task"] for r in ray_runs} == {"circles", "moons"}
     assert ray_runs == local_runs
+    assert all(r["engine"] and r["host"] and r["torch_version"] for r in ray_runs)  # measured in the worker
     assert len(ray_curves) == 12 * 4 and ray_curves == local_curves
     assert [t["objective"] for t in ray_trials] == [t["objective"] for t in local_trials]
 

@@ -1,5 +1,6 @@
 import base64
 import csv
+import html
 import io
 import json
 
@@ -10,7 +11,8 @@ from rich.console import Console
 
 from sweeper.report import plots
 from sweeper.report.build import build_report
-from sweeper.report.render import render_csv, render_html, render_json, render_markdown, render_table, write_report
+from sweeper.report.render import (ran_lines, render_csv, render_html, render_json, render_markdown, render_table,
+                                   write_report)
 
 
 @pytest.fixture
@@ -115,3 +117,41 @@ def test_learning_curves_have_a_panel_per_configuration(report, sweep_rows):
     assert len(panels) == 6
     assert panels[0].get_title() == "none"  # the baseline first, for reference
     assert {line.get_label() for line in panels[0].get_lines()} >= {"train_accuracy", "test_accuracy"}
+
+
+WORKER = {"engine": "fused", "device": "cpu", "cpu": "AMD EPYC 7763", "gpu": None, "sweeper_version": "0.2.0",
+          "torch_version": "2.13.0+cpu", "host": "w1"}
+GPU_WORKER = {**WORKER, "engine": "stacked", "device": "cuda", "gpu": "NVIDIA H100", "host": "g1"}
+
+
+@pytest.fixture
+def ran_report(sim):
+    """A report of runs trained on two workers: repeats 0-14 on a CPU worker, 15-19 on a GPU worker."""
+    sweep, trials, runs = sim.sweep(np.random.default_rng(3), n_configs=3)
+    runs = [{**run, **(WORKER if run["repeat"] < 15 else GPU_WORKER)} for run in runs]
+    sweep = {**sweep, "sweeper_version": "0.2.0", "torch_version": "2.13.0+cpu", "device": "cpu", "cpu": "Intel",
+             "gpu": None, "host": "laptop"}
+    return build_report(sweep, trials, runs, n_boot=200)
+
+
+def test_the_report_says_what_trained_the_runs_and_drove_the_sweep(ran_report):
+    assert ran_report["ran"]["runs"] == [{**WORKER, "n_runs": 45}, {**GPU_WORKER, "n_runs": 15}]
+    assert ran_report["ran"]["sweep"]["host"] == "laptop"
+    assert ran_report["configs"][0]["ran"] == {**{k: f"{WORKER[k]}, {GPU_WORKER[k]}" for k in ("engine", "device")},
+                                               "cpu": "AMD EPYC 7763", "gpu": "NVIDIA H100", "sweeper_version": "0.2.0",
+                                               "torch_version": "2.13.0+cpu", "host": "g1, w1"}
+
+
+def test_every_format_shows_what_ran(ran_report):
+    lines = ["45 runs: fused engine on cpu (AMD EPYC 7763), sweeper 0.2.0, torch 2.13.0+cpu, host w1",
+             "15 runs: stacked engine on cuda (NVIDIA H100), sweeper 0.2.0, torch 2.13.0+cpu, host g1",
+             "driven by `sweeper run`: cpu (Intel), sweeper 0.2.0, torch 2.13.0+cpu, host laptop"]
+    md = render_markdown(ran_report, {})
+    page = render_html(ran_report, {})
+    rows = list(csv.DictReader(io.StringIO(render_csv(ran_report))))
+
+    assert ran_lines(ran_report) == lines  # the terminal prints them after the summary
+    assert "## What ran\n\n" + "\n".join(f"- {line}" for line in lines) in md
+    assert "<h2>What ran</h2><ul>\n" + "\n".join(f"<li>{html.escape(line)}</li>" for line in lines) in page
+    assert {(row["engine"], row["host"], row["gpu"]) for row in rows} == {("fused, stacked", "g1, w1", "NVIDIA H100")}
+    assert json.loads(render_json(ran_report))["ran"]["runs"][1]["gpu"] == "NVIDIA H100"

@@ -6,6 +6,7 @@ import pytest
 import sqlalchemy as sa
 
 from sweeper.store import open_store
+from sweeper.store.migrations import VERSION_TABLE
 from sweeper.store.models import Base
 
 
@@ -20,6 +21,8 @@ def db_url(request, tmp_path):
     # The module shares one database: leave it empty for the next test.
     engine = sa.create_engine(url)
     Base.metadata.drop_all(engine)
+    with engine.begin() as connection:
+        connection.exec_driver_sql(f"DROP TABLE IF EXISTS {VERSION_TABLE}")
     engine.dispose()
 
 

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from sweeper import seeding
+from sweeper.engine.machine import Machine
 from sweeper.engine.result import Member, RunResult
 from sweeper.errors import StoreError
 from sweeper.noise.spec import NoiseSpec, make_config
@@ -121,6 +122,60 @@ def test_runs_round_trip_with_seeds_and_metrics_intact(store):
     assert "test_mse" not in row
     baseline = rows[0]
     assert pick(baseline, "placement", "kind", "std", "schedule") == ("none", None, None, None)
+
+
+WORKER_A = Machine("0.2.0", "2.13.0+cpu", "cpu", "AMD EPYC 7763 64-Core Processor", None, "worker-a")
+WORKER_B = Machine("0.2.0", "2.13.0+cu128", "cuda", "Intel Xeon", "NVIDIA H100 80GB HBM3", "worker-b")
+
+
+def trained_on(machine: Machine, engine: str, repeat: int) -> RunResult:
+    result = classification_result(repeat)
+    result.engine, result.machine, result.device = engine, machine, machine.device
+    return result
+
+
+def test_each_run_records_the_engine_and_machine_that_trained_it(store):
+    sweep_id = start(store)
+    trial = store.ensure_trial(sweep_id, PRE)
+    store.save_runs(sweep_id, [(trial.id, "circles", member(PRE, 0), trained_on(WORKER_A, "fused", 0)),
+                               (trial.id, "circles", member(PRE, 1), trained_on(WORKER_B, "stacked", 1))])
+
+    a, b = store.runs("demo")
+
+    ran = ("engine", "device", "sweeper_version", "torch_version", "cpu", "gpu", "host")
+    assert pick(a, *ran) == ("fused", "cpu", "0.2.0", "2.13.0+cpu", "AMD EPYC 7763 64-Core Processor", None,
+                             "worker-a")
+    assert pick(b, *ran) == ("stacked", "cuda", "0.2.0", "2.13.0+cu128", "Intel Xeon", "NVIDIA H100 80GB HBM3",
+                             "worker-b")
+    (sweep,) = store.sweeps()
+    assert pick(sweep, *ran) == ("fused, stacked", "cpu, cuda", "0.2.0", "2.13.0+cpu, 2.13.0+cu128",
+                                 "AMD EPYC 7763 64-Core Processor, Intel Xeon", "NVIDIA H100 80GB HBM3",
+                                 "worker-a, worker-b")
+
+
+def test_a_sweep_records_its_overrides_and_what_last_drove_it(store):
+    sweep_id = start(store, overrides={"repeats": 3, "epochs": 50}, machine=WORKER_A)
+    assert pick(store.sweep("demo"), "overrides", "host", "cpu", "device") == (
+        {"epochs": 50, "repeats": 3}, "worker-a", WORKER_A.cpu, "cpu")
+    assert store.sweeps()[0]["overrides"] == "--epochs 50 --repeats 3"
+
+    assert start(store, overrides={"epochs": 50, "repeats": 3}, machine=WORKER_B) == sweep_id
+
+    assert pick(store.sweep("demo"), "host", "gpu", "torch_version") == ("worker-b", WORKER_B.gpu, "2.13.0+cu128")
+
+
+def test_start_sweep_refuses_other_overrides(store):
+    start(store, overrides={"epochs": 50})
+
+    for other in ({"epochs": 60}, {}, {"epochs": 50, "repeats": 2}):
+        with pytest.raises(StoreError, match="already exists .* with a different search space"):
+            start(store, overrides=other)
+
+
+def test_start_sweep_resumes_whatever_newlines_end_the_yaml(store):
+    sweep_id = start(store, spec_yaml=SPEC_YAML)
+
+    assert start(store, spec_yaml=SPEC_YAML.rstrip("\n")) == start(store, spec_yaml=SPEC_YAML + "\n\n") == sweep_id
 
 
 def test_63_bit_seeds_round_trip_exactly(store):
