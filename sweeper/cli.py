@@ -310,9 +310,10 @@ def trials(sweep: str = SweepArgument, db: Optional[str] = DbOption, format: lis
 
 @command
 def runs(sweep: str = SweepArgument, db: Optional[str] = DbOption, format: listing.Format = FormatOption) -> None:
-    """List a sweep's runs (one per trial, task and repeat) with their seeds and metrics."""
+    """List a sweep's runs (one per trial, task and repeat) with their seeds, metrics and what trained them."""
     with _open(db, create=False) as store:
-        _emit(store.runs(sweep), format, f"{sweep}: runs")
+        rows = store.runs(sweep)
+    _emit(listing.ran_in_one_column(rows) if format == listing.Format.table else rows, format, f"{sweep}: runs")
 
 
 @command
