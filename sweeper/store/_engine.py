@@ -23,10 +23,11 @@ def reason(exc: BaseException, url: URL | None = None) -> str:
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:
-    # WAL lets the report read while workers write; the busy timeout queues concurrent writers.
+    # WAL lets the report read while workers write; the busy timeout queues concurrent writers. The
+    # timeout first: turning a new file to WAL needs its lock, which another process may hold.
     cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_S * 1000}")
+    cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
 
