@@ -1,6 +1,11 @@
 """sweeper: which noise regularization reliably helps your small-data model."""
 
+from importlib import metadata
+
 from sweeper.errors import SweeperError
 
 __all__ = ["SweeperError"]
-__version__ = "0.1.0"
+try:
+    __version__ = metadata.version("sweeper")
+except metadata.PackageNotFoundError:  # a source tree on the path, not installed
+    __version__ = "unknown"
