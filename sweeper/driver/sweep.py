@@ -25,8 +25,8 @@ from sweeper.driver._interrupts import writes_finish
 from sweeper.driver.executors import Executor
 from sweeper.driver.planner import Run, plan
 from sweeper.engine.sizing import pack_size
-from sweeper.errors import SpaceError, TaskError
-from sweeper.noise.spec import NoiseSpec, make_config
+from sweeper.errors import SpaceError, StoreError, TaskError
+from sweeper.noise.spec import NoiseSpec, make_config, old_annealing
 from sweeper.space import SweepSpec, parse_space
 from sweeper.store import Store, TrialRef
 from sweeper.tasks.data import load_split
@@ -74,6 +74,30 @@ def spec_from_store(yaml_text: str, source: str) -> SweepSpec:
         o = json.loads(tail)
         spec = spec.with_overrides(repeats=o.get("repeats"), epochs=o.get("epochs"), name=o.get("name"))
     return spec
+
+
+def uses_annealing(spec: SweepSpec) -> bool:
+    """Whether any configuration of the sweep (or, sampled, its space) anneals its noise."""
+    if spec.search.sampler == "grid":
+        return any(s.schedule == "annealed" for config in spec.search.configs for s in config)
+    return spec.search.space is not None and "annealed" in spec.search.space.schedules
+
+
+def refuse_old_annealing(spec: SweepSpec, sweeper_version: str | None) -> None:
+    """Refuses, in one line, to resume (or rerun) a stored sweep whose annealed runs were trained with
+    sweeper <= 0.1.0's formula, std / (1 + t)^γ, which shrank the noise far faster than the paper's.
+
+    Refused rather than resumed with the old formula: keeping both alive would mean a second schedule
+    in every engine (the C trainer, the torch program, the public layers) for good, and an ``annealed``
+    whose meaning depends on a stored version number; a sweep of the old formula is better kept as it
+    is (its stored numbers stay readable and reportable) and run again under a new name.
+    """
+    if uses_annealing(spec) and old_annealing(sweeper_version):
+        made = "before versions were recorded" if sweeper_version is None else f"by sweeper {sweeper_version}"
+        raise StoreError(
+            f"sweep {spec.name!r} was stored {made}, whose annealed schedule was std / (1 + t)^gamma; this "
+            "version anneals the variance as Neelakantan et al. 2015 do, std * (1 + t)^(-gamma/2), so new runs "
+            f"would not match the stored ones: run it again under another --name (or sweeper delete {spec.name})")
 
 
 def check_data(spec: SweepSpec) -> dict[str, tuple[int, int]]:
