@@ -281,11 +281,10 @@ def validate(file: Path = typer.Argument(..., metavar="FILE", help="Search-space
     from sweeper.driver.sweep import check_data, pack_sizes
 
     pack_sizes(spec, LocalExecutor("auto"), check_data(spec))
+    for note in spec.search.notes:
+        err.print(f"note: {note}", markup=False, highlight=False, soft_wrap=True)
     if spec.search.sampler == "grid":
-        configs, notes = spec.grid_configs()
-        for note in notes:
-            err.print(f"note: {note}", markup=False, highlight=False, soft_wrap=True)
-        size = f"{len(configs)} configurations"
+        size = f"{len(spec.search.configs)} configurations"
     else:
         size = f"{spec.search.n_trials} {spec.search.sampler} trials + the baseline"
     out.print(f"{file}: ok: sweep {spec.name!r}, {size} x {spec.repeats} repeats x {len(spec.tasks)} task(s), "

@@ -19,7 +19,9 @@ A search space is a YAML file (see ``search_spaces/`` for annotated examples)::
       max_configurations: 100000 # the largest sweep accepted (default 100,000); raise it for a larger one
 
 A configuration names its placement (``none`` for the baseline, one placement, or a list of them
-for a combined placement) and for each site a kind, a std, a schedule and, when annealed, a gamma;
+for a combined placement) and for each site a kind, a std (for ``flip`` and ``dropout`` a probability),
+a schedule, when annealed a gamma, when linear or cosine a ``std_min`` (the size the decay ends at,
+default 0), and ``relative`` (input and targets: σ in units of each feature's standard deviation);
 a scalar applies to every site, a list gives one value per site. ``kind`` defaults to ``flip`` for
 the targets of a classification task and to ``gaussian`` elsewhere. Noise of std 0 is no noise:
 such sites are dropped, so a configuration with std 0 everywhere is the baseline.
@@ -47,9 +49,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sweeper.errors import SpaceError
 from sweeper.noise.spec import (
     BASELINE,
+    DECAYS,
     DEFAULT_GAMMA,
+    DROPOUT_PLACEMENTS,
     KINDS,
     PLACEMENTS,
+    RELATIVE_KINDS,
+    RELATIVE_PLACEMENTS,
     SCHEDULES,
     NoiseConfig,
     NoiseSpec,
@@ -67,7 +73,7 @@ _NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
 _NAME_RULE = "letters, digits, '-', '_' and '.', starting with a letter or digit"
 _TOP_KEYS = ("name", "description", "seed", "repeats", "metric", "pack_size", "task", "tasks", "search")
 _SEARCH_KEYS = ("sampler", "n_trials", "configs", "grid", "space", "max_configurations")
-_NOISE_KEYS = ("placement", "kind", "std", "schedule", "gamma")
+_NOISE_KEYS = ("placement", "kind", "std", "schedule", "gamma", "std_min", "relative")
 _RANGES = ("log_uniform", "uniform")
 
 #: A sweep of more configurations (the baseline included) is refused unless search.max_configurations
@@ -81,8 +87,8 @@ MAX_PACK_SIZE = 16_384
 #: A search-space file is read whole and parsed in memory; a larger grid is a product (grid:), not a list.
 MAX_FILE_BYTES = 4 << 20
 
-#: One noise site before it becomes a NoiseSpec: (placement, kind, std, schedule, gamma).
-_Site = tuple[str, str, float, str, float]
+#: One noise site before it becomes a NoiseSpec: (placement, kind, std, schedule, gamma, std_min, relative).
+_Site = tuple[str, str, float, str, float, float, bool]
 
 
 class _Frozen(BaseModel):
@@ -98,13 +104,16 @@ class FloatRange(_Frozen):
 
 
 class SpaceSpec(_Frozen):
-    """The adaptive samplers' space; every site of a trial draws its own kind, std, schedule, gamma."""
+    """The adaptive samplers' space; every site of a trial draws its own kind, std, schedule, gamma,
+    std_min and relative."""
 
     placements: tuple[tuple[str, ...], ...]  # choices; a tuple of several is a combined placement
     kinds: dict[str, tuple[str, ...]]  # placement -> the kinds that fit it on every task
     std: FloatRange | tuple[float, ...]  # a range, or categorical choices
     schedules: tuple[str, ...]
     gamma: FloatRange | tuple[float, ...]
+    std_min: FloatRange | tuple[float, ...] = (0.0,)
+    relative: tuple[bool, ...] = (False,)
 
 
 class SearchSpec(_Frozen):
@@ -163,8 +172,8 @@ class SweepSpec(_Frozen):
         """Samplers random/tpe: draw one configuration with the trial's ``suggest_*`` calls.
 
         Parameters are ``placement`` (combined placements joined by ``+``) and, per site,
-        ``<placement>.kind``, ``.std``, ``.schedule`` and ``.gamma``; a choice with one value is not
-        suggested. The baseline is not in the space: the driver queues it with ``enqueue_baseline``
+        ``<placement>.kind``, ``.std``, ``.schedule``, ``.gamma``, ``.std_min`` and ``.relative``; a
+        choice with one value is not suggested. The baseline is not in the space: the driver queues it with ``enqueue_baseline``
         (or evaluates it itself), and for that trial ``suggest`` returns ``()``.
         """
         if trial.user_attrs.get(BASELINE_USER_ATTR):
@@ -180,10 +189,14 @@ class SweepSpec(_Frozen):
             kind = _pick(trial, f"{placement}.kind", space.kinds[placement])
             std = _draw(trial, f"{placement}.std", space.std)
             schedule = _pick(trial, f"{placement}.schedule", space.schedules)
-            gamma = DEFAULT_GAMMA
+            gamma, std_min, relative = DEFAULT_GAMMA, 0.0, False
             if schedule == "annealed":
                 gamma = _draw(trial, f"{placement}.gamma", space.gamma)
-            sites.append((placement, kind, std, schedule, gamma))
+            if schedule in DECAYS:
+                std_min = _draw(trial, f"{placement}.std_min", space.std_min)
+            if placement in RELATIVE_PLACEMENTS and kind in RELATIVE_KINDS:
+                relative = bool(_pick(trial, f"{placement}.relative", space.relative))
+            sites.append((placement, kind, std, schedule, gamma, std_min, relative))
         return _config(sites)
 
     def enqueue_baseline(self, study: Any) -> None:
@@ -348,7 +361,15 @@ class _Reader:
         return float(value)
 
     def std(self, value: Any, path: str) -> float:
-        return self.number(value, path, "the noise size; a flip probability for kind flip")
+        return self.number(value, path, "the noise size; a probability for kinds flip and dropout")
+
+    def std_min(self, value: Any, path: str) -> float:
+        return self.number(value, path, "the size a linear or cosine decay ends at")
+
+    def flag(self, value: Any, path: str) -> bool:
+        if not isinstance(value, bool):
+            self.fail(path, f"{_show(value)} is not allowed; allowed: true or false")
+        return value
 
     def gamma(self, value: Any, path: str) -> float:
         return self.number(value, path, "the annealing exponent")
@@ -508,7 +529,8 @@ class _Reader:
                 )
             self.grid_size(raw, limit)
             configs, notes = self.grid(raw, tasks)
-            return SearchSpec(sampler=sampler, configs=configs, notes=notes)
+            relative = {s.placement for c in configs for s in c if s.relative}
+            return SearchSpec(sampler=sampler, configs=configs, notes=notes + _relative_notes(relative, tasks))
 
         for key in ("configs", "grid"):
             if key in raw:
@@ -525,7 +547,10 @@ class _Reader:
                       "for more trials)")
         if "space" not in raw:
             self.fail("search.space", f"required key missing; sampler {sampler} samples from a space")
-        return SearchSpec(sampler=sampler, n_trials=n_trials, space=self.space(raw["space"], tasks))
+        space = self.space(raw["space"], tasks)
+        relative = {p for places in space.placements for p in places if True in space.relative
+                    and p in RELATIVE_PLACEMENTS and set(space.kinds[p]) & set(RELATIVE_KINDS)}
+        return SearchSpec(sampler=sampler, n_trials=n_trials, space=space, notes=_relative_notes(relative, tasks))
 
     def grid_size(self, raw: dict, limit: int) -> None:
         """Refuse a grid of more than ``limit`` configurations, counted from its lists' lengths alone.
@@ -545,14 +570,18 @@ class _Reader:
             size = {key: _length(block.get(key)) for key in ("placement", "kind", "std")}
             schedules = block.get("schedule", "constant")
             schedules = schedules if isinstance(schedules, list) else [schedules]
-            gammas = _length(block.get("gamma"))
+            gammas, std_mins = _length(block.get("gamma")), _length(block.get("std_min"))
             annealed = sum(s == "annealed" or (isinstance(s, list) and "annealed" in s) for s in schedules)
-            size["schedule"] = len(schedules) - annealed + annealed * gammas
+            decays = sum(s in DECAYS or (isinstance(s, list) and bool(set(s) & set(DECAYS))) for s in schedules)
+            size["schedule"] = len(schedules) + annealed * (gammas - 1) + decays * (std_mins - 1)
+            size["relative"] = _length(block.get("relative"))
             count = math.prod(size.values())
             total += count
             axes = " x ".join(f"{n:,} {key}s" for key, n in size.items() if n != 1) or "1 combination"
-            if annealed and gammas > 1:
-                axes = axes.replace("schedules", "schedule and gamma choices")
+            extra = [key for key, more in (("gamma", annealed and gammas > 1), ("std_min", decays and std_mins > 1))
+                     if more]
+            if extra:
+                axes = axes.replace("schedules", f"schedule and {' and '.join(extra)} choices")
             parts.append(f"{'search.grid' if i is None else _at('search.grid', i)}: {axes}")
         if total > limit:
             self.fail("search", f"{total:,} configurations ({'; '.join(parts)}; and the baseline) are more than "
@@ -603,7 +632,7 @@ class _Reader:
                     self.fail(_at(path, key), "placement 'none' (the baseline) takes no other keys")
             return ()
         if raw.get("std") is None:
-            self.fail(_at(path, "std"), "required key missing; give the noise size (for flip a probability)")
+            self.fail(_at(path, "std"), "required key missing; give the noise size (for flip and dropout a probability)")
         n = len(placements)
         if raw.get("kind") is None:
             kinds = tuple(_default_kind(p, tasks) for p in placements)
@@ -617,7 +646,11 @@ class _Reader:
         if "gamma" in raw and "annealed" not in schedules:
             self.fail(_at(path, "gamma"), "the annealing exponent applies only with schedule annealed")
         gammas = self.per_site(raw.get("gamma", DEFAULT_GAMMA), _at(path, "gamma"), n, self.gamma)
-        sites = list(zip(placements, kinds, stds, schedules, gammas))
+        if "std_min" in raw and not set(schedules) & set(DECAYS):
+            self.fail(_at(path, "std_min"), _STD_MIN_RULE)
+        std_mins = self.per_site(raw.get("std_min", 0.0), _at(path, "std_min"), n, self.std_min)
+        relatives = self.per_site(raw.get("relative", False), _at(path, "relative"), n, self.flag)
+        sites = list(zip(placements, kinds, stds, schedules, gammas, std_mins, relatives))
         reason = _unfit(sites, tasks)
         if reason:
             self.fail(path, reason)
@@ -657,10 +690,16 @@ class _Reader:
             self.fail(_at(path, "gamma"), "the annealing exponent applies only with schedule annealed")
         gamma_items = self.items(raw.get("gamma", DEFAULT_GAMMA), _at(path, "gamma"))
         gammas = [self.gamma(v, p) for v, p in gamma_items]
+        decaying = any(set(s if isinstance(s, tuple) else (s,)) & set(DECAYS) for s in schedules)
+        if "std_min" in raw and not decaying:
+            self.fail(_at(path, "std_min"), _STD_MIN_RULE)
+        std_mins = [self.std_min(v, p) for v, p in self.items(raw.get("std_min", 0.0), _at(path, "std_min"))]
+        relatives = axis("relative", False, self.flag)
 
-        for places, kind, std, schedule in itertools.product(placements, kinds, stds, schedules):
+        for places, kind, std, schedule, relative in itertools.product(placements, kinds, stds, schedules, relatives):
             n = len(places)
-            mismatch = [(key, v) for key, v in (("kind", kind), ("std", std), ("schedule", schedule))
+            mismatch = [(key, v) for key, v in (("kind", kind), ("std", std), ("schedule", schedule),
+                                                ("relative", relative))
                         if isinstance(v, tuple) and len(v) != n]
             if mismatch:
                 key, v = mismatch[0]
@@ -669,13 +708,15 @@ class _Reader:
                 continue
             if kind is None:
                 kind = tuple(_default_kind(p, tasks) for p in places)
-            site_kinds, site_stds, site_schedules = (
-                v if isinstance(v, tuple) else (v,) * n for v in (kind, std, schedule)
+            site_kinds, site_stds, site_schedules, site_relatives = (
+                v if isinstance(v, tuple) else (v,) * n for v in (kind, std, schedule, relative)
             )
             for gamma in gammas if "annealed" in site_schedules else [DEFAULT_GAMMA]:
-                sites = list(zip(places, site_kinds, site_stds, site_schedules, (gamma,) * n))
-                reason = _unfit(sites, tasks)
-                yield (None, reason) if reason else (_config(sites), None)
+                for std_min in std_mins if set(site_schedules) & set(DECAYS) else [0.0]:
+                    sites = list(zip(places, site_kinds, site_stds, site_schedules, (gamma,) * n, (std_min,) * n,
+                                     site_relatives))
+                    reason = _unfit(sites, tasks)
+                    yield (None, reason) if reason else (_config(sites), None)
 
     def space(self, value: Any, tasks: dict[str, TaskSpec]) -> SpaceSpec:
         path = "search.space"
@@ -711,12 +752,32 @@ class _Reader:
                 f"reaches {top:g}, but kind 'flip' takes a probability in [0, 1]; "
                 "narrow std or sample flip in a sweep of its own",
             )
+        if top >= 1 and any("dropout" in fitting for fitting in kinds.values()):
+            self.fail(
+                _at(path, "std"),
+                f"reaches {top:g}, but kind 'dropout' takes a rate, a probability in [0, 1); "
+                "narrow std or sample dropout in a sweep of its own",
+            )
         schedule_items = self.items(raw.get("schedule", "constant"), _at(path, "schedule"))
         schedules = tuple(dict.fromkeys(self.choice(v, p, SCHEDULES) for v, p in schedule_items))
         if "gamma" in raw and "annealed" not in schedules:
             self.fail(_at(path, "gamma"), "the annealing exponent applies only with schedule annealed")
         gamma = self.distribution(raw.get("gamma", DEFAULT_GAMMA), _at(path, "gamma"), self.gamma)
-        return SpaceSpec(placements=tuple(placements), kinds=kinds, std=std, schedules=schedules, gamma=gamma)
+        if "std_min" in raw and not set(schedules) & set(DECAYS):
+            self.fail(_at(path, "std_min"), _STD_MIN_RULE)
+        std_min = self.distribution(raw.get("std_min", 0.0), _at(path, "std_min"), self.std_min)
+        low = std.low if isinstance(std, FloatRange) else min(std)
+        high_min = std_min.high if isinstance(std_min, FloatRange) else max(std_min)
+        if high_min > low:
+            self.fail(_at(path, "std_min"), f"reaches {high_min:g}, above the smallest std {low:g}; allowed: "
+                      "at most the smallest std (a decay ends at or below where it starts)")
+        relative_items = self.items(raw.get("relative", False), _at(path, "relative"))
+        relative = tuple(dict.fromkeys(self.flag(v, p) for v, p in relative_items))
+        if True in relative and not any(p in RELATIVE_PLACEMENTS and set(kinds[p]) & set(RELATIVE_KINDS)
+                                        for p in sites):
+            self.fail(_at(path, "relative"), _RELATIVE_RULE)
+        return SpaceSpec(placements=tuple(placements), kinds=kinds, std=std, schedules=schedules, gamma=gamma,
+                         std_min=std_min, relative=relative)
 
     def distribution(
         self, value: Any, path: str, number: Callable[[Any, str], float]
@@ -749,8 +810,16 @@ def _default_kind(placement: str, tasks: dict[str, TaskSpec]) -> str:
     return "gaussian"
 
 
+_STD_MIN_RULE = "the size a decay ends at applies only with schedules linear and cosine"
+_RELATIVE_RULE = (f"relative noise applies to kinds {' and '.join(RELATIVE_KINDS)} at placements "
+                  f"{' and '.join(RELATIVE_PLACEMENTS)} (σ in units of each feature's standard deviation)")
+
+
 def _unfit_site(placement: str, kind: str, tasks: dict[str, TaskSpec]) -> str | None:
     """Why ``kind`` noise at ``placement`` cannot be used on every one of ``tasks``, or None."""
+    if kind == "dropout" and placement not in DROPOUT_PLACEMENTS:
+        return (f"kind 'dropout' on placement {placement!r}: dropout applies to "
+                f"{', '.join(DROPOUT_PLACEMENTS)} (at weights it is DropConnect)")
     for name, task in tasks.items():
         classification = task.problem != "regression"
         if placement == "targets" and classification and kind != "flip":
@@ -764,20 +833,42 @@ def _unfit_site(placement: str, kind: str, tasks: dict[str, TaskSpec]) -> str | 
 
 def _unfit(sites: list[_Site], tasks: dict[str, TaskSpec]) -> str | None:
     """Why a configuration's sites cannot be used on every task, or None."""
-    for placement, kind, std, _, _ in sites:
+    for placement, kind, std, schedule, _, std_min, relative in sites:
         reason = _unfit_site(placement, kind, tasks)
         if reason:
             return reason
         if kind == "flip" and std > 1:
             return f"kind 'flip' with std {std:g}: a flip probability must be in [0, 1]"
+        if kind == "dropout" and std >= 1:
+            return f"kind 'dropout' with std {std:g}: std is the dropout rate, a probability that must be in [0, 1)"
+        if relative and (placement not in RELATIVE_PLACEMENTS or kind not in RELATIVE_KINDS):
+            return f"relative {kind} noise on placement {placement!r}: {_RELATIVE_RULE}"
+        if schedule in DECAYS and 0 < std < std_min:
+            return f"std_min {std_min:g} with std {std:g}: a {schedule} decay ends at or below where it starts"
     return None
 
 
+def _relative_notes(placements: set[str], tasks: dict[str, TaskSpec]) -> tuple[str, ...]:
+    """Where ``relative: true`` changes nothing: the task's scaling already gives the site's features
+    standard deviation 1 on the training part."""
+    notes = []
+    for name, task in tasks.items():
+        if "input" in placements and task.scaling == "standard":
+            notes.append(f"relative input noise changes nothing on task {name!r}: its scaling is standard, so "
+                         "every input feature already has standard deviation 1 on the training part")
+        if "targets" in placements and task.problem == "regression" and task.scaling != "none":
+            notes.append(f"relative targets noise changes nothing on task {name!r}: with scaling "
+                         f"{task.scaling} its regression targets are standardized on the training part")
+    return tuple(notes)
+
+
 def _config(sites: list[_Site]) -> NoiseConfig:
-    """The canonical configuration: zero-size sites dropped, gamma kept only where annealed."""
+    """The canonical configuration: zero-size sites dropped, gamma kept only where annealed, std_min only
+    where a schedule decays."""
     return make_config(
-        NoiseSpec(p, k, float(s), sch, g if sch == "annealed" else DEFAULT_GAMMA)
-        for p, k, s, sch, g in sites
+        NoiseSpec(p, k, float(s), sch, g if sch == "annealed" else DEFAULT_GAMMA,
+                  float(m) if sch in DECAYS else 0.0, bool(r))
+        for p, k, s, sch, g, m, r in sites
         if s > 0
     )
 

@@ -528,3 +528,108 @@ def test_sampled_trials_count_against_the_limit_with_the_baseline():
     assert parse(TPE.replace("n_trials: 20", "n_trials: 20\n  max_configurations: 21")).search.n_trials == 20
     with pytest.raises(SpaceError, match=r"search.n_trials: 20 is not allowed; allowed: an integer from 1 to 19 "):
         parse(TPE.replace("n_trials: 20", "n_trials: 20\n  max_configurations: 20"))
+
+
+# --- dropout, decays, relative noise -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("text, where, allowed", [
+    (sweep("  configs: [{placement: pre_activation, kind: dropout, std: 1.0}]\n"),
+     "search.configs[0]: kind 'dropout' with std 1", "the dropout rate, a probability that must be in [0, 1)"),
+    (sweep("  configs: [{placement: gradients, kind: dropout, std: 0.5}]\n"),
+     "search.configs[0]: kind 'dropout' on placement 'gradients'", "(at weights it is DropConnect)"),
+    (sweep("  grid: {placement: targets, kind: dropout, std: [0.1]}\n", "{dataset: diabetes}"),
+     "search.grid: every combination is skipped", "kind 'dropout' on placement 'targets'"),
+    (TPE.replace("[gaussian, multiplicative, flip]", "[gaussian, dropout]").replace("targets, ", ""),
+     "search.space.std: reaches 1", "kind 'dropout' takes a rate, a probability in [0, 1)"),
+    (sweep("  configs: [{placement: input, std: 0.1, std_min: 0.01}]\n"),
+     "search.configs[0].std_min:", "only with schedules linear and cosine"),
+    (sweep("  configs: [{placement: input, std: 0.1, schedule: linear, std_min: 0.2}]\n"),
+     "search.configs[0]: std_min 0.2 with std 0.1", "ends at or below where it starts"),
+    (sweep("  configs: [{placement: input, std: 0.1, schedule: cosine, std_min: -1}]\n"),
+     "search.configs[0].std_min: -1 is not allowed", "a finite number >= 0"),
+    (sweep("  configs: [{placement: pre_activation, std: 0.1, relative: true}]\n"),
+     "search.configs[0]: relative gaussian noise on placement 'pre_activation'",
+     "applies to kinds gaussian and uniform at placements input and targets"),
+    (sweep("  configs: [{placement: input, std: 0.1, relative: yes please}]\n"),
+     "search.configs[0].relative: 'yes please' is not allowed", "true or false"),
+    (sweep("  sampler: tpe\n  n_trials: 5\n  space: {placement: weights, std: [0.1], relative: [false, true]}\n"),
+     "search.space.relative:", "placements input and targets"),
+    (sweep("  sampler: tpe\n  n_trials: 5\n  space: {placement: input, std: {uniform: [0.1, 1]}, "
+           "schedule: linear, std_min: [0.05, 0.2]}\n"),
+     "search.space.std_min: reaches 0.2, above the smallest std 0.1", "at most the smallest std"),
+], ids=["dropout_rate_one", "dropout_on_gradients", "dropout_on_targets", "dropout_range_reaches_one",
+        "std_min_without_decay", "std_min_above_std", "negative_std_min", "relative_on_hidden_units",
+        "relative_not_a_boolean", "relative_in_a_space_without_data_sites", "std_min_range_above_std"])
+def test_new_noise_keys_fail_with_one_line_naming_the_key_and_what_is_allowed(text, where, allowed):
+    with pytest.raises(SpaceError) as info:
+        parse(text)
+    message = str(info.value)
+    assert "\n" not in message and message.startswith(f"{SOURCE}: {where}") and allowed in message, message
+
+
+def test_dropout_and_dropconnect_configurations_parse():
+    spec = parse(sweep("  configs: [{placement: [pre_activation, weights], kind: dropout, std: [0.5, 0.2]}]\n"))
+    (config,) = spec.grid_configs()[0][1:]
+    assert config == (NoiseSpec("pre_activation", "dropout", 0.5), NoiseSpec("weights", "dropout", 0.2))
+
+
+def test_decay_grid_multiplies_std_min_only_for_decaying_schedules():
+    spec = parse(sweep("  grid: {placement: input, std: [0.2], schedule: [constant, linear, cosine], "
+                       "std_min: [0, 0.05]}\n"))
+    configs, _ = spec.grid_configs()
+    assert configs[1:] == [
+        (NoiseSpec("input", std=0.2),),
+        (NoiseSpec("input", std=0.2, schedule="linear"),),
+        (NoiseSpec("input", std=0.2, schedule="linear", std_min=0.05),),
+        (NoiseSpec("input", std=0.2, schedule="cosine"),),
+        (NoiseSpec("input", std=0.2, schedule="cosine", std_min=0.05),),
+    ]
+
+
+def test_grid_counts_std_min_and_relative_choices_before_expanding():
+    text = sweep("  max_configurations: 4\n  grid: {placement: input, std: [0.1], schedule: [constant, linear], "
+                 "std_min: [0, 0.01, 0.02], relative: [false, true]}\n")
+    with pytest.raises(SpaceError) as info:
+        parse(text)
+    assert ("9 configurations (search.grid: 4 schedule and std_min choices x 2 relatives; and the baseline)"
+            in str(info.value))
+
+
+def test_relative_grid_axis_skips_sites_that_have_no_features_to_scale_by():
+    spec = parse(sweep("  grid: {placement: [input, weights], std: [0.1], relative: [false, true]}\n",
+                       "{dataset: circles, scaling: none}"))
+    configs, notes = spec.grid_configs()
+    assert configs[1:] == [(NoiseSpec("input", std=0.1),), (NoiseSpec("input", std=0.1, relative=True),),
+                           (NoiseSpec("weights", std=0.1),)]
+    assert notes == ["skipped 1 combination: relative gaussian noise on placement 'weights': relative noise "
+                     "applies to kinds gaussian and uniform at placements input and targets (σ in units of each "
+                     "feature's standard deviation)"]
+
+
+def test_relative_noise_under_standard_scaling_is_accepted_with_a_note_that_it_changes_nothing():
+    spec = parse(sweep("  configs: [{placement: [input, targets], std: 0.1, relative: true}]\n",
+                       "{dataset: diabetes, scaling: standard}"))
+    (config,) = spec.grid_configs()[0][1:]
+    assert all(site.relative for site in config)
+    assert spec.search.notes == (
+        "relative input noise changes nothing on task 'diabetes': its scaling is standard, so every input feature "
+        "already has standard deviation 1 on the training part",
+        "relative targets noise changes nothing on task 'diabetes': with scaling standard its regression targets "
+        "are standardized on the training part",
+    )
+    raw = parse(sweep("  configs: [{placement: input, std: 0.1, relative: true}]\n", "{dataset: diabetes, scaling: none}"))
+    assert raw.search.notes == ()
+
+
+def test_suggest_draws_std_min_and_relative_where_they_apply():
+    spec = parse(sweep("  sampler: random\n  n_trials: 30\n  space: {placement: [input, pre_activation], "
+                       "kind: [gaussian, dropout], std: {uniform: [0.2, 0.5]}, schedule: [constant, cosine], "
+                       "std_min: {uniform: [0, 0.1]}, relative: [false, true]}\n", "{dataset: circles, scaling: none}"))
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    sites = [site for _ in range(30) for site in spec.suggest(study.ask())]
+    assert {s.kind for s in sites} == {"gaussian", "dropout"}
+    assert all(s.std_min == 0 for s in sites if s.schedule == "constant")
+    assert any(0 < s.std_min <= 0.1 for s in sites if s.schedule == "cosine")
+    assert any(s.relative for s in sites)
+    assert all(s.placement == "input" and s.kind == "gaussian" for s in sites if s.relative)

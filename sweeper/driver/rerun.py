@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from sweeper.driver.planner import Run, member
-from sweeper.driver.sweep import spec_from_store
+from sweeper.driver.sweep import refuse_old_annealing, spec_from_store
 from sweeper.engine.population import train_population
 from sweeper.engine.result import RunResult
 from sweeper.errors import SweeperError
@@ -34,6 +34,8 @@ def rerun_trial(store: Store, sweep: str, trial: int, repeat: int | None, device
     stored = [r for r in store.runs(sweep) if r["trial"] == trial and (repeat is None or r["repeat"] == repeat)]
     if not stored:
         raise SweeperError(f"sweep {sweep!r} trial {trial} has no stored run" + (f" at repeat {repeat}" if repeat is not None else ""))
+    for version in {r["sweeper_version"] for r in stored}:
+        refuse_old_annealing(spec, version)
     metrics = [m for m in METRICS if m in stored[0]]
     rows = []
     differences: dict[str, dict[str, set[str]]] = {}  # field -> value now -> values stored

@@ -25,8 +25,8 @@ from sweeper.driver.executors import Executor
 from sweeper.driver.planner import Run, plan
 from sweeper.engine.machine import this_machine
 from sweeper.engine.sizing import pack_size
-from sweeper.errors import SpaceError, TaskError
-from sweeper.noise.spec import NoiseSpec, make_config
+from sweeper.errors import SpaceError, StoreError, TaskError
+from sweeper.noise.spec import NoiseSpec, make_config, old_annealing
 from sweeper.space import SweepSpec, parse_space
 from sweeper.store import Store, TrialRef
 from sweeper.tasks.data import load_split
@@ -63,6 +63,30 @@ def spec_from_store(sweep: dict, source: str) -> SweepSpec:
     o = sweep["overrides"]
     spec = parse_space(sweep["spec_yaml"], source)
     return spec.with_overrides(repeats=o.get("repeats"), epochs=o.get("epochs"), name=o.get("name"))
+
+
+def uses_annealing(spec: SweepSpec) -> bool:
+    """Whether any configuration of the sweep (or, sampled, its space) anneals its noise."""
+    if spec.search.sampler == "grid":
+        return any(s.schedule == "annealed" for config in spec.search.configs for s in config)
+    return spec.search.space is not None and "annealed" in spec.search.space.schedules
+
+
+def refuse_old_annealing(spec: SweepSpec, sweeper_version: str | None) -> None:
+    """Refuses, in one line, to resume (or rerun) a stored sweep whose annealed runs were trained with
+    sweeper <= 0.1.0's formula, std / (1 + t)^γ, which shrank the noise far faster than the paper's.
+
+    Refused rather than resumed with the old formula: keeping both alive would mean a second schedule
+    in every engine (the C trainer, the torch program, the public layers) for good, and an ``annealed``
+    whose meaning depends on a stored version number; a sweep of the old formula is better kept as it
+    is (its stored numbers stay readable and reportable) and run again under a new name.
+    """
+    if uses_annealing(spec) and old_annealing(sweeper_version):
+        made = "before versions were recorded" if sweeper_version is None else f"by sweeper {sweeper_version}"
+        raise StoreError(
+            f"sweep {spec.name!r} was stored {made}, whose annealed schedule was std / (1 + t)^gamma; this "
+            "version anneals the variance as Neelakantan et al. 2015 do, std * (1 + t)^(-gamma/2), so new runs "
+            f"would not match the stored ones: run it again under another --name (or sweeper delete {spec.name})")
 
 
 def check_data(spec: SweepSpec) -> dict[str, tuple[int, int]]:
@@ -132,6 +156,9 @@ class _Sweep:
         self.sizes = pack_sizes(spec, executor, check_data(spec))
         self.grid = spec.grid_configs()[0] if spec.search.sampler == "grid" else None
         problems = {t.problem for t in spec.tasks.values()}
+        if uses_annealing(spec) and spec.name in {s["name"] for s in store.sweeps()}:
+            for version in {r["sweeper_version"] for r in store.runs(spec.name)}:
+                refuse_old_annealing(spec, version)  # before anything of the sweep is written
         storage = store.optuna_storage()  # first: Optuna's tables refused, nothing of the sweep is written
         self.sweep_id = store.start_sweep(
             spec.name, spec.source_text, seed=spec.seed, metric=spec.metric, higher_is_better=spec.higher_is_better,

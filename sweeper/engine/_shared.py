@@ -31,6 +31,16 @@ class PackData:
     y_test: torch.Tensor
     y_std: torch.Tensor  # (members,) regression target scale, 1 otherwise
     n_classes: int
+    #: Relative noise's units: each member's per-feature standard deviation of its training inputs,
+    #: ``(members, *input_shape)``, and of its training targets, ``(members,)``; None where the task's
+    #: scaling already makes them 1 (inputs under standard scaling; standardized regression targets;
+    #: class labels have no spread to scale by).
+    input_std: torch.Tensor | None = None
+    target_std: torch.Tensor | None = None
+
+    def feature_std(self) -> dict[str, torch.Tensor | None]:
+        """What ``PackNoise`` scales relative noise by, per placement."""
+        return {"input": self.input_std, "targets": self.target_std}
 
 
 def pack_data(task: TaskSpec, members: Sequence[Member], device: torch.device) -> PackData:
@@ -43,8 +53,16 @@ def pack_data(task: TaskSpec, members: Sequence[Member], device: torch.device) -
         arrays = [getattr(splits[m.data_seed], field) for m in members]
         return torch.as_tensor(np.stack(arrays), dtype=dtype, device=device)
 
+    def spread(field: str) -> torch.Tensor:
+        # float64 statistics of the float32 values the model sees, rounded to float32 once.
+        arrays = [getattr(splits[m.data_seed], field).astype(np.float64).std(axis=0) for m in members]
+        return torch.as_tensor(np.stack(arrays).astype(np.float32), device=device)
+
+    input_std = None if task.scaling == "standard" else spread("x_train")
+    target_std = spread("y_train") if n_classes == 0 and task.scaling == "none" else None
     return PackData(stack("x_train"), stack("y_train", y_dtype), stack("x_test"), stack("y_test", y_dtype),
-                    torch.tensor([splits[m.data_seed].y_std for m in members], device=device), n_classes)
+                    torch.tensor([splits[m.data_seed].y_std for m in members], device=device), n_classes,
+                    input_std, target_std)
 
 
 def member_params(task: TaskSpec, init_seed: int) -> dict[str, torch.Tensor]:
@@ -55,6 +73,12 @@ def member_params(task: TaskSpec, init_seed: int) -> dict[str, torch.Tensor]:
 def shuffler(init_seed: int) -> torch.Generator:
     """The generator of one member's minibatch order (common to all configurations of a repeat)."""
     return torch.Generator().manual_seed(init_seed ^ _SHUFFLE)
+
+
+def total_steps(task: TaskSpec, n: int) -> int:
+    """The optimizer steps of a whole run on ``n`` training rows (the noise schedules' t runs over them)."""
+    per_epoch = 1 if task.batch_size == "full" or task.batch_size >= n else -(-n // task.batch_size)
+    return task.epochs * per_epoch
 
 
 def batch_order(task: TaskSpec, n: int, generator: torch.Generator | None) -> list[torch.Tensor] | None:

@@ -13,7 +13,8 @@ numbers do not depend on its pack or thread. Evaluation runs the same C forward 
 
 It takes MLPs with ReLU, tanh or sigmoid, Adam or SGD, full or minibatches, and every noise the
 stacked program takes: Gaussian, multiplicative and uniform noise at the input, pre- and
-post-activations, weights and gradients, label flips or target noise, constant or annealed. CNNs,
+post-activations, weights and gradients, dropout and DropConnect, label flips or target noise, on
+every schedule, relative or not. CNNs,
 RNNs, other activations, GPUs and ``generator`` streams go to the stacked torch program.
 """
 
@@ -27,18 +28,23 @@ import numpy as np
 import torch
 
 from sweeper import _native
-from sweeper.engine._shared import PackData, batch_order, logged_metrics, member_params, pack_data, results, shuffler
+from sweeper.engine._shared import (PackData, batch_order, logged_metrics, member_params, pack_data, results, shuffler,
+                                    total_steps)
 from sweeper.engine.result import Member, RunResult
 from sweeper.noise.philox import _as_u64
-from sweeper.noise.spec import check_target_kind
+from sweeper.noise.spec import NoiseSpec, check_target_kind, sizes
 from sweeper.tasks.spec import TaskSpec
 
 MAX_LAYERS = 16  # as in mlp.c
 ACTIVATIONS = {"relu": 0, "tanh": 1, "sigmoid": 2}
 SITES = ("input", "pre_activation", "post_activation", "weights", "gradients", "targets")  # mlp.c's SITE_* order
-KINDS = ("none", "gaussian", "multiplicative", "uniform", "flip")  # mlp.c's KIND_* order
+KINDS = ("none", "gaussian", "multiplicative", "uniform", "flip", "dropout")  # mlp.c's KIND_* order
+#: The most optimizer steps one C call trains when a schedule changes the noise size (its table of
+#: sizes is members x sites x steps); a call spans whole epochs, so at least one.
+_SCHEDULED_STEPS = 4096
 _LOSS = {"binary": 0, "multiclass": 1, "regression": 2}
-_F64P, _U64P = ctypes.POINTER(ctypes.c_double), ctypes.POINTER(ctypes.c_uint64)
+_F32P, _I32P, _U64P = (ctypes.POINTER(ctypes.c_float), ctypes.POINTER(ctypes.c_int32),
+                       ctypes.POINTER(ctypes.c_uint64))
 
 
 class _Net(ctypes.Structure):
@@ -50,7 +56,8 @@ class _Net(ctypes.Structure):
 
 
 class _Noise(ctypes.Structure):
-    _fields_ = [("kinds", ctypes.POINTER(ctypes.c_int32)), ("stds", _F64P), ("gammas", _F64P), ("keys", _U64P),
+    _fields_ = [("kinds", _I32P), ("sizes", _F32P), ("steps", ctypes.c_int64), ("first_step", ctypes.c_int64),
+                ("relative", _I32P), ("input_std", _F32P), ("target_std", _F32P), ("keys", _U64P),
                 ("blocks", _U64P)]
 
 
@@ -82,8 +89,9 @@ class _Program:
                         opt=0 if o.name == "adam" else 1, threads=torch.get_num_threads(), lr=o.lr, beta1=o.betas[0],
                         beta2=o.betas[1], eps=task.adam_eps, weight_decay=o.weight_decay, momentum=o.momentum)
         self.kinds = np.zeros((len(members), len(SITES)), dtype=np.int32)
-        self.stds = np.zeros((len(members), len(SITES)))
-        self.gammas = np.zeros_like(self.stds)
+        self.relative = np.zeros_like(self.kinds)
+        self.specs: dict[tuple[int, int], NoiseSpec] = {}  # (member, site) -> its noise
+        stds = {"input": data.input_std, "targets": data.target_std}
         for k, m in enumerate(members):
             for spec in m.config:
                 if spec.placement == "targets":
@@ -91,13 +99,19 @@ class _Program:
                 if spec.std > 0:
                     site = SITES.index(spec.placement)
                     self.kinds[k, site] = KINDS.index(spec.kind)
-                    self.stds[k, site] = spec.std
-                    self.gammas[k, site] = spec.gamma if spec.schedule == "annealed" else 0.0
+                    self.relative[k, site] = spec.relative and stds.get(spec.placement) is not None
+                    self.specs[k, site] = spec
+        self.scheduled = any(spec.schedule != "constant" for spec in self.specs.values())
+        self.total_steps = total_steps(task, data.x_train.shape[1])
+        self.input_std = None if data.input_std is None else data.input_std.reshape(len(members), -1).contiguous()
+        self.target_std = None if data.target_std is None else data.target_std.contiguous()
         self.keys = np.array([_as_u64(m.noise_seed) for m in members], dtype=np.uint64)
         self.blocks = np.zeros(len(members), dtype=np.uint64)
-        self.noise = _Noise(_ptr(self.kinds, ctypes.c_int32), _ptr(self.stds, ctypes.c_double),
-                            _ptr(self.gammas, ctypes.c_double),
-                            _ptr(self.keys, ctypes.c_uint64), _ptr(self.blocks, ctypes.c_uint64))
+        self.sizes = np.zeros(0, dtype=np.float32)
+        self.noise = _Noise(kinds=_ptr(self.kinds, ctypes.c_int32), relative=_ptr(self.relative, ctypes.c_int32),
+                            input_std=None if self.input_std is None else _ptr(self.input_std),
+                            target_std=None if self.target_std is None else _ptr(self.target_std),
+                            keys=_ptr(self.keys, ctypes.c_uint64), blocks=_ptr(self.blocks, ctypes.c_uint64))
         self.x_train = data.x_train.reshape(len(members), data.x_train.shape[1], -1).contiguous()
         self.y_train = data.y_train.to(torch.float32).contiguous()
         self.bad_step = np.full(len(members), -1, dtype=np.int64)
@@ -112,8 +126,21 @@ class _Program:
             offset += k * n + n
         return out
 
+    def _size_table(self, first_step: int, steps: int) -> None:
+        """Every member's noise size at every site for steps ``first_step`` .. ``+ steps - 1`` (one step's
+        worth when no schedule changes a size): ``NoiseSpec.std_at``'s float32 numbers, for mlp.c."""
+        if not self.scheduled and self.sizes.size:
+            return  # constant sizes: the one-step table already holds them
+        steps = steps if self.scheduled else 1
+        self.sizes = np.zeros((len(self.kinds), len(SITES), steps), dtype=np.float32)
+        for (k, site), spec in self.specs.items():
+            self.sizes[k, site] = sizes(spec, first_step, steps, self.total_steps)
+        self.noise.sizes, self.noise.steps, self.noise.first_step = _ptr(self.sizes), steps, first_step
+
     def train(self, epochs: int, first_step: int, perms: torch.Tensor | None, batch: int) -> None:
         n = self.x_train.shape[1]
+        per_epoch = 1 if perms is None else -(-n // batch)
+        self._size_table(first_step, epochs * per_epoch)
         code = _native.library().sweeper_mlp_train(
             ctypes.byref(self.net), ctypes.byref(self.noise), _ptr(self.theta), _ptr(self.m), _ptr(self.v),
             _ptr(self.x_train), _ptr(self.y_train), ctypes.c_int64(n),
@@ -145,16 +172,20 @@ def train_fused(task: TaskSpec, members: Sequence[Member]) -> list[RunResult]:
     shufflers = [shuffler(m.init_seed) for m in members]
     log_epochs, logs = [], []
     epoch = 0
+    # With scheduled noise, a call covers at most _SCHEDULED_STEPS steps (whole epochs): its size table
+    # stays small however long the logging interval.
+    most = max(1, _SCHEDULED_STEPS // per_epoch) if program.scheduled else task.epochs
     while epoch < task.epochs:
-        span = min(task.log_every - epoch % task.log_every, task.epochs - epoch)
+        span = min(task.log_every - epoch % task.log_every, task.epochs - epoch, most)
         perms = None
         if minibatch:  # each member's row order for each epoch of the span, its batches in a row
             perms = torch.stack([torch.stack([torch.cat(batch_order(task, n, g)) for _ in range(span)])
                                  for g in shufflers])
         program.train(span, epoch * per_epoch, perms, batch)
         epoch += span
-        log_epochs.append(epoch)
-        logs.append(_evaluate(program, data))
+        if epoch % task.log_every == 0 or epoch == task.epochs:
+            log_epochs.append(epoch)
+            logs.append(_evaluate(program, data))
     bad = torch.as_tensor(program.bad_step)
     diverged_epoch = torch.where(bad >= 0, bad // per_epoch + 1, -1)
     return results(task, log_epochs, logs, diverged_epoch, (time.perf_counter() - start) / len(members), device,

@@ -11,7 +11,7 @@ from sweeper.engine import fused as fused_engine
 from sweeper.engine import losses, stacked
 from sweeper.engine._memory import keep_freed_memory
 from sweeper.engine._shared import (batch_order, logged_metrics, member_params, optimizer, pack_data, results,
-                                    shuffler)
+                                    shuffler, total_steps)
 from sweeper.engine.result import Member, RunResult
 from sweeper.noise.pack import PackNoise
 from sweeper.noise.streams import make_streams
@@ -58,10 +58,11 @@ def train_stacked(task: TaskSpec, members: Sequence[Member], device: str | torch
     inits = [member_params(task, m.init_seed) for m in members]
     params = {name: torch.stack([p[name] for p in inits]).to(device).requires_grad_() for name in inits[0]}
     opt = optimizer(task, list(params.values()))
-    noise = PackNoise([m.config for m in members], make_streams([m.noise_seed for m in members], device, streams))
+    n, p = data.x_train.shape[1], len(members)
+    noise = PackNoise([m.config for m in members], make_streams([m.noise_seed for m in members], device, streams),
+                      total_steps(task, n), data.feature_std())
     noise.check_targets(data.n_classes)
     shufflers = [shuffler(m.init_seed) for m in members]
-    n, p = data.x_train.shape[1], len(members)
     rows = torch.arange(p, device=device)[:, None]
     diverged_epoch = torch.full((p,), -1, dtype=torch.long, device=device)
     log_epochs, logs = [], []

@@ -9,7 +9,7 @@ import torch
 from sweeper.engine import losses
 from sweeper.engine._memory import keep_freed_memory
 from sweeper.engine._shared import (batch_order, logged_metrics, member_params, optimizer, pack_data, results,
-                                    shuffler)
+                                    shuffler, total_steps)
 from sweeper.engine.result import Member, RunResult
 from sweeper.tasks.data import input_shape, n_outputs
 from sweeper.tasks.models import ReferenceModel, training_noise
@@ -29,11 +29,14 @@ def train_reference(task: TaskSpec, member: Member, device: str | torch.device =
     data = pack_data(task, [member], device)
     x_train, y_train = data.x_train[0], data.y_train[0]
     generator = torch.Generator(device=device).manual_seed(member.noise_seed)
-    model = ReferenceModel(task, input_shape(task), n_outputs(task), member.config, generator)
+    input_std = None if data.input_std is None else data.input_std[0]
+    model = ReferenceModel(task, input_shape(task), n_outputs(task), member.config, generator,
+                           total_steps(task, len(x_train)), input_std)
     model.load_params(member_params(task, member.init_seed))
     model.to(device)
     opt = optimizer(task, model.canonical_parameters())
-    grad_noise, target_noise = training_noise(model, member.config, data.n_classes, generator)
+    target_std = None if data.target_std is None else data.target_std[0]
+    grad_noise, target_noise = training_noise(model, member.config, data.n_classes, generator, target_std)
     shuffle = shuffler(member.init_seed)
     diverged_epoch = torch.tensor([-1])
     log_epochs, logs = [], []

@@ -6,7 +6,8 @@ listing commands) start without it.
 
 from sweeper.noise.spec import BASELINE, KINDS, PLACEMENTS, SCHEDULES, NoiseConfig, NoiseSpec, config_label, make_config
 
-_LAYERS = ("GaussianDropout", "GaussianNoise", "GradientNoise", "LabelFlip", "UniformNoise", "WeightNoise", "noise_layer")
+_LAYERS = ("DropConnect", "Dropout", "GaussianDropout", "GaussianNoise", "GradientNoise", "LabelFlip", "UniformNoise",
+           "WeightNoise", "noise_layer")
 
 __all__ = ["BASELINE", "KINDS", "PLACEMENTS", "SCHEDULES", "NoiseConfig", "NoiseSpec", "config_label", "make_config",
            *_LAYERS]

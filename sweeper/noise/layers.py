@@ -1,9 +1,12 @@
 """Noise layers to drop into your own PyTorch models: active in ``train()``, identity in ``eval()``.
 
-``GaussianNoise(0.1)`` is the PyTorch counterpart of Keras's ``GaussianNoise``. Every layer takes an
-optional ``torch.Generator`` (so a run is reproducible without touching the global RNG) and a schedule:
-``annealed`` shrinks σ as σ / (1 + t)^γ, where t counts the layer's training-mode calls (one per
-optimizer step in an ordinary loop).
+``GaussianNoise(0.1)`` is the PyTorch counterpart of Keras's ``GaussianNoise``; ``Dropout(0.5)`` behaves
+as ``torch.nn.Dropout(0.5)`` (x·m/(1 − p) while training, identity in eval) and ``DropConnect(0.5)`` is
+its counterpart for a layer's weights. Every layer takes an optional ``torch.Generator`` (so a run is
+reproducible without touching the global RNG) and a schedule, with t counting the layer's
+training-mode calls (one per optimizer step in an ordinary loop): ``annealed`` is Neelakantan et al.
+2015's, σ_t = σ·(1 + t)^(−γ/2) (their variance η/(1 + t)^γ with η = σ²); ``linear`` and ``cosine``
+decay from σ to ``std_min`` over ``total_steps`` steps. See ``sweeper.noise.spec.NoiseSpec``.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import torch
 from torch import nn
 
 from sweeper.noise.pack import flip_labels
+from sweeper.noise.philox import dropout_factors
 from sweeper.noise.spec import DEFAULT_GAMMA, NoiseSpec
 
 
@@ -25,18 +29,27 @@ class _Scheduled(nn.Module):
     kind = "gaussian"
 
     def __init__(self, std: float, *, schedule: str = "constant", gamma: float = DEFAULT_GAMMA,
+                 std_min: float = 0.0, total_steps: int | None = None, feature_std: torch.Tensor | None = None,
                  generator: torch.Generator | None = None):
+        """``total_steps``: the run's optimizer steps, which ``linear`` and ``cosine`` decay over (needed
+        from their first training call on).
+        ``feature_std`` (additive kinds): σ is in units of these per-feature standard deviations
+        (e.g. of the training data, broadcast over the input's trailing dimensions)."""
         super().__init__()
-        self.spec = NoiseSpec("input", self.kind, float(std), schedule, gamma)  # validates the values
+        # validates the values
+        self.spec = NoiseSpec("input", self.kind, float(std), schedule, gamma, float(std_min), feature_std is not None)
+        self.total_steps = total_steps
         self.generator = generator
         self.register_buffer("step", torch.zeros((), dtype=torch.long), persistent=False)
+        self.register_buffer("feature_std", None if feature_std is None else torch.as_tensor(feature_std),
+                             persistent=False)
 
     @property
     def std(self) -> float:
         return self.spec.std
 
     def _next_std(self) -> float:
-        std = self.spec.std_at(int(self.step))
+        std = self.spec.std_at(int(self.step), self.total_steps)
         if not self._holding:
             self.step += 1
         return std
@@ -55,6 +68,16 @@ class _Scheduled(nn.Module):
             if self.training:
                 self.step.fill_(start + 1)
 
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.spec.std == 0:
+            return x
+        std = self._next_std()
+        return self.apply_noise(x, std) if std else x
+
+    def apply_noise(self, x: torch.Tensor, std: float) -> torch.Tensor:
+        """``x`` with this layer's noise of size ``std`` (whatever the mode and step)."""
+        raise NotImplementedError
+
     def _draw(self, like: torch.Tensor, std: float) -> torch.Tensor:
         out = torch.empty_like(like)
         if self.kind == "uniform":
@@ -63,8 +86,13 @@ class _Scheduled(nn.Module):
         return out.normal_(0.0, std, generator=self.generator)
 
     def extra_repr(self) -> str:
-        sched = f", schedule=annealed, gamma={self.spec.gamma}" if self.spec.schedule == "annealed" else ""
-        return f"std={self.spec.std}{sched}"
+        s = self.spec
+        sched = ""
+        if s.schedule == "annealed":
+            sched = f", schedule=annealed, gamma={s.gamma}"
+        elif s.schedule in ("linear", "cosine"):
+            sched = f", schedule={s.schedule}, std_min={s.std_min}, total_steps={self.total_steps}"
+        return f"{'p' if self.kind == 'dropout' else 'std'}={s.std}{sched}{', relative' if s.relative else ''}"
 
 
 class GaussianNoise(_Scheduled):
@@ -72,10 +100,11 @@ class GaussianNoise(_Scheduled):
 
     kind = "gaussian"
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not self.training or self.spec.std == 0:
-            return x
-        return x + self._draw(x, self._next_std())
+    def apply_noise(self, x: torch.Tensor, std: float) -> torch.Tensor:
+        eps = self._draw(x, std)
+        if self.feature_std is not None:
+            eps = eps * self.feature_std  # (σε)·sd_j, then + x: the engines' order of operations
+        return x + eps
 
 
 class UniformNoise(GaussianNoise):
@@ -86,22 +115,42 @@ class UniformNoise(GaussianNoise):
 
 class GaussianDropout(_Scheduled):
     """Multiplies by 1 + σε while training ("multiplicative Gaussian noise", Keras's GaussianDropout
-    up to its parametrisation by a rate)."""
+    up to its parametrisation by a rate: Gaussian dropout of rate p is σ² = p / (1 − p))."""
 
     kind = "multiplicative"
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not self.training or self.spec.std == 0:
-            return x
-        return x * (1.0 + self._draw(x, self._next_std()))
+    def apply_noise(self, x: torch.Tensor, std: float) -> torch.Tensor:
+        return x * (1.0 + self._draw(x, std))
 
 
-KIND_LAYERS = {"gaussian": GaussianNoise, "uniform": UniformNoise, "multiplicative": GaussianDropout}
+class Dropout(_Scheduled):
+    """Dropout of rate ``p`` while training, as ``torch.nn.Dropout``: x·m/(1 − p), m ~ Bernoulli(1 − p).
+
+    A unit is dropped when its uniform draw u is below p (the rule every sweeper engine uses), and
+    ``p`` must be in [0, 1). The rate can follow a schedule like any noise size.
+    """
+
+    kind = "dropout"
+
+    def __init__(self, p: float = 0.5, **kwargs):
+        super().__init__(p, **kwargs)
+
+    def apply_noise(self, x: torch.Tensor, p: float) -> torch.Tensor:
+        u = torch.rand(x.shape, generator=self.generator, device=x.device)
+        return x * dropout_factors(u, p).to(x.dtype)
 
 
-def noise_layer(spec: NoiseSpec, generator: torch.Generator | None = None) -> nn.Module:
-    """The layer that applies ``spec`` (any placement but targets and gradients)."""
-    return KIND_LAYERS[spec.kind](spec.std, schedule=spec.schedule, gamma=spec.gamma, generator=generator)
+KIND_LAYERS = {"gaussian": GaussianNoise, "uniform": UniformNoise, "multiplicative": GaussianDropout,
+               "dropout": Dropout}
+
+
+def noise_layer(spec: NoiseSpec, generator: torch.Generator | None = None, *, total_steps: int | None = None,
+                feature_std: torch.Tensor | None = None) -> nn.Module:
+    """The layer that applies ``spec`` (any placement but targets' flips and gradients); ``feature_std``
+    is used where ``spec.relative``."""
+    return KIND_LAYERS[spec.kind](spec.std, schedule=spec.schedule, gamma=spec.gamma, std_min=spec.std_min,
+                                  total_steps=total_steps, feature_std=feature_std if spec.relative else None,
+                                  generator=generator)
 
 
 class WeightNoise(nn.Module):
@@ -119,6 +168,17 @@ class WeightNoise(nn.Module):
         return self.layer(weight)
 
 
+class DropConnect(WeightNoise):
+    """DropConnect (Wan et al. 2013): a fresh Bernoulli mask of the weights at every training call,
+    W·M/(1 − p); the stored weights stay clean and evaluation uses them as they are.
+
+    ``register_parametrization(linear, "weight", DropConnect(0.5))``
+    """
+
+    def __init__(self, p: float = 0.5, **kwargs):
+        super().__init__(Dropout(p, **kwargs))
+
+
 class GradientNoise:
     """Adds noise to the gradients before the optimizer step (Neelakantan et al. 2015 when annealed).
 
@@ -131,32 +191,30 @@ class GradientNoise:
 
     @torch.no_grad()
     def add_(self) -> None:
-        std = self.layer.spec.std_at(int(self.layer.step))
+        std = self.layer.spec.std_at(int(self.layer.step), self.layer.total_steps)
         self.layer.step += 1
         if std == 0:
             return
         for p in self.params:
             if p.grad is not None:
-                if self.layer.kind == "multiplicative":
-                    p.grad.mul_(1.0 + self.layer._draw(p.grad, std))
-                else:
-                    p.grad.add_(self.layer._draw(p.grad, std))
+                p.grad.copy_(self.layer.apply_noise(p.grad, std))
 
 
 class LabelFlip:
     """Replaces each training label by a different class with probability ``p`` (a fresh draw each call)."""
 
     def __init__(self, p: float, n_classes: int, *, schedule: str = "constant", gamma: float = DEFAULT_GAMMA,
-                 generator: torch.Generator | None = None):
-        self.spec = NoiseSpec("targets", "flip", float(p), schedule, gamma)
+                 std_min: float = 0.0, total_steps: int | None = None, generator: torch.Generator | None = None):
+        self.spec = NoiseSpec("targets", "flip", float(p), schedule, gamma, float(std_min))
         self.n_classes = n_classes
+        self.total_steps = total_steps
         self.generator = generator
         self.step = 0
 
     def __call__(self, y: torch.Tensor) -> torch.Tensor:
-        p = self.spec.std_at(self.step)
+        p = self.spec.std_at(self.step, self.total_steps)
         self.step += 1
-        if p == 0:
+        if self.spec.std == 0:
             return y
         return flip_labels(y, p, self.n_classes,
                            lambda shape: torch.rand(shape, generator=self.generator, device=y.device))

@@ -26,45 +26,66 @@ class _Site:
     def active(self) -> bool:
         return any(s is not None and s.std > 0 for s in self.specs)
 
-    def scales(self, step: int, kinds: Sequence[str]) -> list[float]:
-        return [s.std_at(step) if s is not None and s.kind in kinds else 0.0 for s in self.specs]
+    def scales(self, step: int, kinds: Sequence[str], total_steps: int | None) -> list[float]:
+        return [s.std_at(step, total_steps) if s is not None and s.kind in kinds else 0.0 for s in self.specs]
 
 
 class PackNoise:
     """Applies each member's noise configuration at the named sites of a stacked forward pass."""
 
-    def __init__(self, configs: Sequence[NoiseConfig], streams: Streams):
+    def __init__(self, configs: Sequence[NoiseConfig], streams: Streams, total_steps: int | None = None,
+                 feature_std: dict[str, torch.Tensor | None] | None = None):
+        """``total_steps``: the run's optimizer steps (the linear and cosine schedules decay over them).
+        ``feature_std``: per placement (input, targets) each member's per-feature standard deviations
+        on its training part, ``(members, *feature shape)``, that ``relative`` noise is scaled by; None
+        where the task's scaling already gives every feature standard deviation 1."""
         self.streams = streams
+        self.total_steps = total_steps
         by_place: dict[str, list[NoiseSpec | None]] = {}
         for k, config in enumerate(configs):
             for spec in config:
                 by_place.setdefault(spec.placement, [None] * len(configs))[k] = spec
         sites = {p: _Site(tuple(v)) for p, v in by_place.items()}
         self.sites = {p: site for p, site in sites.items() if site.active}
+        # placement -> (members, 1, *feature shape): a relative member's feature std, 1 for the others.
+        self.relative = {}
+        for p, site in self.sites.items():
+            std = (feature_std or {}).get(p)
+            if std is not None and any(s is not None and s.relative for s in site.specs):
+                rows = [std[k] if s is not None and s.relative else torch.ones_like(std[k])
+                        for k, s in enumerate(site.specs)]
+                self.relative[p] = torch.stack(rows).unsqueeze(1)
         self.step = 0  # the optimizer step being taken; set by the trainer
 
     def _normal(self, like: torch.Tensor, scale: list[float]) -> torch.Tensor:
         return self.streams.normal_(_buffer(like, all(scale)), scale)
 
     def perturb(self, placement: str, x: torch.Tensor) -> torch.Tensor:
-        """``x`` with each member's noise of ``placement`` added (additive) or applied (multiplicative)."""
+        """``x`` with each member's noise of ``placement`` added (additive) or applied (multiplicative,
+        dropout)."""
         site = self.sites.get(placement)
         if site is None:
             return x
         # Draw in one fixed order per member: each member has one kind per site, so it draws once.
-        additive = site.scales(self.step, ("gaussian",))
-        uniform = site.scales(self.step, ("uniform",))
-        multiplicative = site.scales(self.step, ("multiplicative",))
-        if any(additive) and self._fusable(site, x):
+        additive = site.scales(self.step, ("gaussian",), self.total_steps)
+        uniform = site.scales(self.step, ("uniform",), self.total_steps)
+        multiplicative = site.scales(self.step, ("multiplicative",), self.total_steps)
+        dropout = site.scales(self.step, ("dropout",), self.total_steps)
+        relative = self.relative.get(placement)
+        if any(additive) and relative is None and self._fusable(site, x):
             return _FusedAdd.apply(x, self.streams, additive, False)
         if any(additive) or any(uniform):
             both = [a or u for a, u in zip(additive, uniform)]
             eps = _buffer(x, all(both))
             self.streams.normal_(eps, additive)
             self.streams.uniform_(eps, uniform)
+            if relative is not None:
+                eps.mul_(relative)  # (σε)·sd_j, then + x: the C engine's order of operations
             x = eps.add_(x)  # reuses the draw's memory; an additive site needs no saved tensor
         if any(multiplicative):
             x = x * (1.0 + self._normal(x, multiplicative))
+        if any(dropout):
+            x = x * self.streams.dropout_(_buffer(x, all(dropout), fill=1.0), dropout)
         return x
 
     def pre_activate(self, z: torch.Tensor, act) -> torch.Tensor:
@@ -72,7 +93,7 @@ class PackNoise:
         before a ReLU where the streams can (the CPU kernel), else the two steps."""
         site = self.sites.get("pre_activation")
         if act is F.relu and site is not None and self._fusable(site, z):
-            return _FusedAdd.apply(z, self.streams, site.scales(self.step, ("gaussian",)), True)
+            return _FusedAdd.apply(z, self.streams, site.scales(self.step, ("gaussian",), self.total_steps), True)
         return act(self.perturb("pre_activation", z))
 
     def _fusable(self, site: _Site, x: torch.Tensor) -> bool:
@@ -105,7 +126,8 @@ class PackNoise:
         for k, spec in enumerate(site.specs):
             if spec is None or spec.std <= 0:
                 continue
-            y[k] = flip_labels(y[k], spec.std_at(self.step), n_classes, lambda shape: self.streams.rand(k, shape))
+            y[k] = flip_labels(y[k], spec.std_at(self.step, self.total_steps), n_classes,
+                               lambda shape: self.streams.rand(k, shape))
         return y
 
 
@@ -128,11 +150,12 @@ class _FusedAdd(torch.autograd.Function):
         return grad, None, None, None
 
 
-def _buffer(like: torch.Tensor, every_member_draws: bool) -> torch.Tensor:
+def _buffer(like: torch.Tensor, every_member_draws: bool, fill: float = 0.0) -> torch.Tensor:
     """A contiguous draw buffer shaped like ``like`` (a strided view would receive draws in memory
-    order, not in the member's logical order); zero-filled when some members draw nothing."""
-    make = torch.empty if every_member_draws else torch.zeros
-    return make(like.shape, dtype=like.dtype, device=like.device)
+    order, not in the member's logical order); filled with ``fill`` when some members draw nothing."""
+    if every_member_draws:
+        return torch.empty(like.shape, dtype=like.dtype, device=like.device)
+    return torch.full(like.shape, fill, dtype=like.dtype, device=like.device)
 
 
 def flip_labels(y: torch.Tensor, p: float, n_classes: int, rand) -> torch.Tensor:

@@ -12,9 +12,11 @@ import ctypes
 import math
 from typing import Sequence
 
+import numpy as np
 import torch
 
 from sweeper._native import library
+from sweeper.noise.spec import keep_scale
 
 _M0, _M1, _W0, _W1 = 0xD2511F53, 0xCD9E8D57, 0x9E3779B9, 0xBB67AE85
 _MASK = 0xFFFFFFFF
@@ -55,6 +57,17 @@ def normals_from_words(words: torch.Tensor) -> torch.Tensor:
     t = (2.0 * math.pi) * u[..., 1::2]
     return torch.stack([r[..., 0] * torch.cos(t[..., 0]), r[..., 0] * torch.sin(t[..., 0]),
                         r[..., 1] * torch.cos(t[..., 1]), r[..., 1] * torch.sin(t[..., 1])], -1)
+
+
+def dropout_factors(u: torch.Tensor, rate: float | Sequence[float]) -> torch.Tensor:
+    """Dropout's factors from uniforms ``u`` in [0, 1): 1 / (1 − p) where u >= p (kept), 0 where u < p
+    (dropped), compared and scaled in float32 as the fused C engine does. A sequence of rates gives one
+    per row of ``u`` (the member dimension first)."""
+    rates = [rate] if isinstance(rate, (int, float)) else list(rate)
+    shape = () if isinstance(rate, (int, float)) else (len(rates),) + (1,) * (u.dim() - 1)
+    p = torch.tensor([float(np.float32(r)) for r in rates], dtype=torch.float32, device=u.device).view(shape)
+    scale = torch.tensor([keep_scale(r) for r in rates], dtype=torch.float32, device=u.device).view(shape)
+    return torch.where(u.to(torch.float32) >= p, scale, torch.zeros_like(scale))
 
 
 def _as_u64(seed: int) -> int:
@@ -145,6 +158,32 @@ class PhiloxStreams:
 
     def uniform_(self, out: torch.Tensor, scale: Sequence[float]) -> torch.Tensor:
         return self._fill(out, scale, normal=False)
+
+    def dropout_(self, out: torch.Tensor, rate: Sequence[float]) -> torch.Tensor:
+        """Dropout factors: ``out[k]`` gets 1 / (1 − p_k) where unit k keeps (u >= p_k), else 0, with u the
+        member's uniforms in (0, 1); members of rate 0 draw nothing and keep ``out[k]``."""
+        members = [k for k, p in enumerate(rate) if p]
+        if not members:
+            return out
+        n = out[0].numel()
+        firsts = self._advance(members, n)
+        rows = torch.tensor(members, device=out.device)
+        if self._kernel_fits(out):
+            u = torch.empty((len(members), n), dtype=torch.float32)
+            fn = self.lib.sweeper_units_many
+            if fn.argtypes is None:  # not among sweeper._native's declarations
+                fn.argtypes = [ctypes.POINTER(ctypes.POINTER(ctypes.c_float)), ctypes.c_int64, ctypes.c_int64,
+                               ctypes.POINTER(ctypes.c_uint64), ctypes.POINTER(ctypes.c_uint64), ctypes.c_int]
+            m, threads = len(members), self.threads or torch.get_num_threads()
+            fn(_rows(u, list(range(m))), m, n, (ctypes.c_uint64 * m)(*[self.keys[k] for k in members]),
+               (ctypes.c_uint64 * m)(*firsts), threads if m * n >= _THREADED_MIN else 1)
+        else:
+            keys = torch.tensor([_as_i64(self.keys[k]) for k in members], device=out.device)
+            words = philox_words(keys, torch.tensor(firsts, device=out.device), (n + 3) // 4)
+            u = _unit(words).reshape(len(members), -1)[:, :n]
+        factors = dropout_factors(u, [rate[k] for k in members])
+        out[rows] = factors.view((len(members),) + out.shape[1:]).to(out.dtype)
+        return out
 
     def rand(self, member: int, shape: tuple[int, ...]) -> torch.Tensor:
         """Uniforms in (0, 1) for one member (label flips)."""

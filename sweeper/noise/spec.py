@@ -2,25 +2,52 @@
 
 from __future__ import annotations
 
+import math
+import re
 from dataclasses import dataclass
+
+import numpy as np
 
 #: Where noise can go, in the order a training step meets them.
 PLACEMENTS = ("input", "pre_activation", "post_activation", "weights", "gradients", "targets")
 #: ``none`` is the baseline: no noise anywhere.
 BASELINE = "none"
 #: ``gaussian``: x + σε; ``multiplicative``: x·(1 + σε) ("Gaussian dropout"); ``uniform``: x + u with
-#: u uniform of standard deviation σ; ``flip``: each class label is replaced by another with probability σ.
-KINDS = ("gaussian", "multiplicative", "uniform", "flip")
-SCHEDULES = ("constant", "annealed")
-#: Neelakantan et al. 2015, "Adding Gradient Noise Improves Learning for Very Deep Networks".
+#: u uniform of standard deviation σ; ``flip``: each class label is replaced by another with probability σ;
+#: ``dropout``: x·m/(1 − p) with m ~ Bernoulli(1 − p), p = ``std`` (at ``weights``: DropConnect).
+KINDS = ("gaussian", "multiplicative", "uniform", "flip", "dropout")
+#: Kinds whose size is a probability, not a standard deviation.
+PROBABILITY_KINDS = ("flip", "dropout")
+#: Dropout drops units of the forward pass (and weights: DropConnect); gradients and targets have none.
+DROPOUT_PLACEMENTS = ("input", "pre_activation", "post_activation", "weights")
+#: ``relative`` scales additive noise by each feature's spread in the data: only data has features.
+RELATIVE_PLACEMENTS = ("input", "targets")
+RELATIVE_KINDS = ("gaussian", "uniform")
+SCHEDULES = ("constant", "annealed", "linear", "cosine")
+#: Schedules that decay over the whole run to ``std_min``: they need the run's number of steps.
+DECAYS = ("linear", "cosine")
+#: Neelakantan et al. 2015, "Adding Gradient Noise Improves Learning for Very Deep Networks", eq. (1).
 DEFAULT_GAMMA = 0.55
+#: Sweeps stored by this version or before ran ``annealed`` as std / (1 + t)^γ (see ``old_annealing``).
+LAST_OLD_ANNEALING_VERSION = (0, 1, 0)
 
 
 @dataclass(frozen=True, order=True)
 class NoiseSpec:
-    """Noise at one placement: ``kind`` noise of size ``std`` (a probability for ``flip``).
+    """Noise at one placement: ``kind`` noise of size ``std`` (a probability for ``flip`` and ``dropout``).
 
-    With ``schedule='annealed'`` the size at optimizer step t is ``std / (1 + t) ** gamma``.
+    The size at optimizer step t (0-based) of a run of T steps, with σ = ``std``:
+
+    * ``constant``: σ.
+    * ``annealed``: Neelakantan et al. 2015 (arXiv:1511.06807, eq. 1) anneal the *variance*,
+      σ_t² = η / (1 + t)^γ with γ = 0.55; with η = σ² the size starts at σ and falls as
+      σ_t = σ · (1 + t)^(−γ/2).
+    * ``linear``: from σ to ``std_min`` in a straight line, σ_min + (σ − σ_min)(1 − t/T).
+    * ``cosine``: σ_min + (σ − σ_min)(1 + cos(π t/T)) / 2, the cosine annealing of Loshchilov & Hutter
+      2017 (SGDR) applied to the noise size.
+
+    ``relative`` (input and targets, additive kinds): σ is in units of each feature's standard
+    deviation on the training part, not in the data's own units.
     """
 
     placement: str
@@ -28,6 +55,8 @@ class NoiseSpec:
     std: float = 0.0
     schedule: str = "constant"
     gamma: float = DEFAULT_GAMMA
+    std_min: float = 0.0
+    relative: bool = False
 
     def __post_init__(self) -> None:
         if self.placement not in PLACEMENTS:
@@ -40,20 +69,87 @@ class NoiseSpec:
             raise ValueError(f"std must be >= 0, got {self.std!r}")
         if self.kind == "flip" and (self.placement != "targets" or self.std > 1.0):
             raise ValueError("kind 'flip' applies to placement 'targets' with a probability std in [0, 1]")
+        if self.kind == "dropout" and self.placement not in DROPOUT_PLACEMENTS:
+            raise ValueError(f"kind 'dropout' applies to placements {', '.join(DROPOUT_PLACEMENTS)}, "
+                             f"not {self.placement!r}")
+        if self.kind == "dropout" and not self.std < 1.0:
+            raise ValueError(f"kind 'dropout' takes a rate (a probability) in [0, 1) as std, got {self.std!r}")
         if not self.gamma >= 0.0:
             raise ValueError(f"gamma must be >= 0, got {self.gamma!r}")
+        if not 0.0 <= self.std_min <= self.std and self.schedule in DECAYS:
+            raise ValueError(f"std_min, where the decay ends, must be in [0, std] = [0, {self.std:g}], "
+                             f"got {self.std_min!r}")
+        if self.std_min != 0.0 and self.schedule not in DECAYS:
+            raise ValueError(f"std_min applies only to the schedules {', '.join(DECAYS)}")
+        if self.relative and (self.placement not in RELATIVE_PLACEMENTS or self.kind not in RELATIVE_KINDS):
+            raise ValueError(f"relative applies to kinds {', '.join(RELATIVE_KINDS)} at placements "
+                             f"{', '.join(RELATIVE_PLACEMENTS)}")
 
-    def std_at(self, step: int) -> float:
-        """The noise size at optimizer step ``step`` (0-based)."""
+    def std_at(self, step: int, total_steps: int | None = None) -> float:
+        """The noise size at optimizer step ``step`` (0-based) of a run of ``total_steps`` steps.
+
+        A scheduled size is computed in float64 and rounded to float32, the precision every engine draws
+        in, so the fused C engine, the torch program and the layers use the very same number
+        (``constant`` returns ``std`` itself, which every engine rounds to the same float32).
+        """
+        if self.schedule == "constant":
+            return self.std
+        t = float(step)
         if self.schedule == "annealed":
-            return self.std / (1.0 + step) ** self.gamma
-        return self.std
+            size = self.std / (1.0 + t) ** (self.gamma / 2.0)
+        else:
+            if total_steps is None or total_steps < 1:
+                raise ValueError(f"schedule {self.schedule!r} needs the run's number of optimizer steps (total_steps)")
+            frac = min(t / total_steps, 1.0)
+            if self.schedule == "linear":
+                decay = 1.0 - frac
+            else:
+                decay = 0.5 * (1.0 + math.cos(math.pi * frac))
+            size = self.std_min + (self.std - self.std_min) * decay
+        return float(np.float32(size))
 
     def as_dict(self) -> dict:
         d = {"placement": self.placement, "kind": self.kind, "std": self.std, "schedule": self.schedule}
         if self.schedule == "annealed":
             d["gamma"] = self.gamma
+        if self.schedule in DECAYS:
+            d["std_min"] = self.std_min
+        if self.relative:
+            d["relative"] = True
         return d
+
+
+def sizes(spec: NoiseSpec, first_step: int, steps: int, total_steps: int | None = None) -> np.ndarray:
+    """``(steps,)`` float32: the size of ``spec`` at optimizer steps ``first_step`` .. ``first_step + steps - 1``.
+
+    The one table every engine reads (``std_at`` per step), so they agree bit for bit by construction.
+    """
+    if spec.schedule == "constant":
+        return np.full(steps, spec.std, dtype=np.float32)
+    return np.array([spec.std_at(t, total_steps) for t in range(first_step, first_step + steps)], dtype=np.float32)
+
+
+def keep_scale(p: float) -> float:
+    """The factor 1 / (1 − p) that kept units get under dropout of rate ``p``, as the float32 every engine
+    multiplies by (computed in float64 from the float32 rate, then rounded)."""
+    p32 = float(np.float32(p))
+    return float(np.float32(1.0 / (1.0 - p32)))
+
+
+def old_annealing(sweeper_version: str | None) -> bool:
+    """Whether a sweep recorded with ``sweeper_version`` ran ``annealed`` as std / (1 + t)^γ.
+
+    sweeper 0.1.0 and before (and sweeps whose version was not recorded, which predate recording it)
+    annealed the standard deviation with γ instead of the variance as Neelakantan et al. do.
+    """
+    if sweeper_version is None:
+        return True
+    release = re.match(r"\s*v?(\d+(?:\.\d+)*)", sweeper_version)
+    if release is None:
+        return True
+    parts = tuple(int(p) for p in release.group(1).split("."))
+    parts += (0,) * (3 - len(parts))
+    return parts <= LAST_OLD_ANNEALING_VERSION
 
 
 #: A configuration is the noise at every placement it uses; the empty tuple is the baseline.
@@ -82,7 +178,13 @@ def config_label(config: NoiseConfig) -> str:
         return BASELINE
     parts = []
     for s in config:
-        size = f"p={s.std:g}" if s.kind == "flip" else f"σ={s.std:g}"
-        sched = f" annealed(γ={s.gamma:g})" if s.schedule == "annealed" else ""
+        size = f"p={s.std:g}" if s.kind in PROBABILITY_KINDS else f"σ={s.std:g}"
+        if s.relative:
+            size += "×sd"
+        sched = ""
+        if s.schedule == "annealed":
+            sched = f" annealed(γ={s.gamma:g})"
+        elif s.schedule in DECAYS:
+            sched = f" {s.schedule}(→{s.std_min:g})"
         parts.append(f"{s.placement} {s.kind} {size}{sched}")
     return " + ".join(parts)

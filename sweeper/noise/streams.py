@@ -9,7 +9,8 @@ Two engines draw the same distributions:
   loop (which uses ``torch.Generator`` like any PyTorch code) draws, so the two can be compared number
   for number with noise on; CPU Mersenne Twister is slower.
 
-``out`` always has the member dimension first; only members whose ``scale`` is non-zero draw.
+``out`` always has the member dimension first; only members whose ``scale`` (or dropout rate) is
+non-zero draw.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import Protocol, Sequence
 
 import torch
 
-from sweeper.noise.philox import PhiloxStreams
+from sweeper.noise.philox import PhiloxStreams, dropout_factors
 
 _SQRT3 = math.sqrt(3.0)
 STREAMS = ("philox", "generator")
@@ -28,6 +29,7 @@ STREAMS = ("philox", "generator")
 class Streams(Protocol):
     def normal_(self, out: torch.Tensor, scale: Sequence[float]) -> torch.Tensor: ...
     def uniform_(self, out: torch.Tensor, scale: Sequence[float]) -> torch.Tensor: ...
+    def dropout_(self, out: torch.Tensor, rate: Sequence[float]) -> torch.Tensor: ...
     def rand(self, member: int, shape: tuple[int, ...]) -> torch.Tensor: ...
 
 
@@ -48,6 +50,12 @@ class GeneratorStreams:
         for k, s in enumerate(scale):
             if s:
                 out[k].uniform_(-_SQRT3 * s, _SQRT3 * s, generator=self.generators[k])
+        return out
+
+    def dropout_(self, out: torch.Tensor, rate: Sequence[float]) -> torch.Tensor:
+        for k, p in enumerate(rate):
+            if p:
+                out[k] = dropout_factors(self.rand(k, out[k].shape), p)
         return out
 
     def rand(self, member: int, shape: tuple[int, ...]) -> torch.Tensor:

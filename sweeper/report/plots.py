@@ -114,6 +114,10 @@ def delta_heatmap(report: dict) -> Figure | None:
         name = params.get("kind", "?")
         if params.get("schedule") == "annealed":
             name += f", annealed γ={params.get('gamma', 0.55):g}"
+        elif params.get("schedule") in ("linear", "cosine"):
+            name += f", {params['schedule']} to {params.get('std_min', 0.0):g}"
+        if params.get("relative"):
+            name += ", relative"
         panels[name][(params["placement"], params["std"])] = config
     if not panels:
         return None

@@ -92,20 +92,28 @@ def init_params(task: TaskSpec, input_shape: tuple[int, ...], n_out: int,
     return params
 
 
-def _site(config: NoiseConfig, placement: str, generator: torch.Generator | None) -> nn.Module:
+def _site(config: NoiseConfig, placement: str, generator: torch.Generator | None, total_steps: int | None,
+          feature_std: torch.Tensor | None = None) -> nn.Module:
     spec = next((s for s in config if s.placement == placement and s.std > 0), None)
-    return nn.Identity() if spec is None else noise_layer(spec, generator)
+    if spec is None:
+        return nn.Identity()
+    return noise_layer(spec, generator, total_steps=total_steps, feature_std=feature_std)
 
 
 class ReferenceModel(nn.Module):
-    """The task's model for one member, with the noise of ``config`` at its sites."""
+    """The task's model for one member, with the noise of ``config`` at its sites.
+
+    ``total_steps``: the run's optimizer steps (for the linear and cosine schedules); ``input_std``: the
+    per-feature standard deviations of the training inputs that ``relative`` input noise is scaled by.
+    """
 
     def __init__(self, task: TaskSpec, input_shape: tuple[int, ...], n_out: int, config: NoiseConfig = (),
-                 generator: torch.Generator | None = None):
+                 generator: torch.Generator | None = None, total_steps: int | None = None,
+                 input_std: torch.Tensor | None = None):
         super().__init__()
         self.task = task
         self.act = ACTIVATIONS[task.activation]
-        self.input_noise = _site(config, "input", generator)
+        self.input_noise = _site(config, "input", generator, total_steps, input_std)
         shapes = param_shapes(task, input_shape, n_out)
         self.convs = nn.ModuleList(
             nn.Conv2d(shapes[f"conv{i}.weight"][1], c, 3, padding=1) for i, c in enumerate(task.channels)
@@ -117,13 +125,14 @@ class ReferenceModel(nn.Module):
         self.dense = nn.ModuleList(nn.Linear(*shapes[f"dense{i}.weight"][::-1]) for i in range(n_dense))
         self.out = nn.Linear(*shapes["out.weight"][::-1])
         n_hidden = len(self.convs) + len(self.dense) + (task.model == "rnn")
-        self.pre = nn.ModuleList(_site(config, "pre_activation", generator) for _ in range(n_hidden))
-        self.post = nn.ModuleList(_site(config, "post_activation", generator) for _ in range(n_hidden))
+        self.pre = nn.ModuleList(_site(config, "pre_activation", generator, total_steps) for _ in range(n_hidden))
+        self.post = nn.ModuleList(_site(config, "post_activation", generator, total_steps) for _ in range(n_hidden))
         # Names follow param_shapes: the rnn's ih/hh are attributes, convs/dense are lists.
         self._rename = {f"convs.{i}.": f"conv{i}." for i in range(len(self.convs))}
         self._rename.update({f"dense.{i}.": f"dense{i}." for i in range(len(self.dense))})
         self.weight_noise = next((s for s in config if s.placement == "weights" and s.std > 0), None)
         self.generator = generator
+        self.total_steps = total_steps
 
     def load_params(self, params: dict[str, torch.Tensor]) -> None:
         """Loads canonical parameters, then wraps the weights in weight noise if the config asks for it."""
@@ -135,7 +144,7 @@ class ReferenceModel(nn.Module):
         self.load_state_dict(state)
         if self.weight_noise is not None:
             for module in self.weight_modules():
-                layer = noise_layer(self.weight_noise, self.generator)
+                layer = noise_layer(self.weight_noise, self.generator, total_steps=self.total_steps)
                 parametrize.register_parametrization(module, "weight", WeightNoise(layer), unsafe=True)
 
     def weight_modules(self) -> list[nn.Module]:
@@ -193,17 +202,22 @@ def cell_step(cell: str, gi: torch.Tensor, gh: torch.Tensor, h: torch.Tensor, c:
     return (1 - z) * n + z * h, c
 
 
-def training_noise(model: ReferenceModel, config: NoiseConfig, n_classes: int, generator: torch.Generator | None):
-    """The gradient-noise and target-noise helpers a reference loop calls around each step."""
+def training_noise(model: ReferenceModel, config: NoiseConfig, n_classes: int, generator: torch.Generator | None,
+                   target_std: torch.Tensor | None = None):
+    """The gradient-noise and target-noise helpers a reference loop calls around each step
+    (``target_std``: the training targets' standard deviation, for ``relative`` target noise)."""
     grad, targets = None, None
+    steps = model.total_steps
     for spec in config:
         if spec.std <= 0:
             continue
         if spec.placement == "gradients":
-            grad = GradientNoise(model.canonical_parameters(), noise_layer(spec, generator))
+            grad = GradientNoise(model.canonical_parameters(), noise_layer(spec, generator, total_steps=steps))
         elif spec.placement == "targets":
             check_target_kind(spec.kind, n_classes)
-            targets = (LabelFlip(spec.std, n_classes, schedule=spec.schedule, gamma=spec.gamma, generator=generator)
-                       if spec.kind == "flip" else noise_layer(spec, generator))
+            targets = (LabelFlip(spec.std, n_classes, schedule=spec.schedule, gamma=spec.gamma, std_min=spec.std_min,
+                                 total_steps=steps, generator=generator)
+                       if spec.kind == "flip" else noise_layer(spec, generator, total_steps=steps,
+                                                               feature_std=target_std))
     return grad, targets
 

@@ -6,6 +6,7 @@ import json
 import sqlite3
 
 import pytest
+import sqlalchemy as sa
 import torch
 
 from sweeper.store import open_store
@@ -73,3 +74,33 @@ def test_rerun_warns_in_one_line_when_it_runs_with_other_software_or_engine(swee
                               "reference)\n")
     assert [r["same"] for r in json.loads(changed.stdout)] == [True, True]
     assert (same.exit_code, same.stderr) == (0, "")
+
+
+ANNEALED_YAML = """\
+name: annealed
+seed: 3
+repeats: 2
+task: {dataset: circles, n_train: 30, model: mlp, hidden: [8], epochs: 10}
+search:
+  configs:
+    - {placement: pre_activation, std: 0.1, schedule: annealed}
+"""
+
+
+@pytest.mark.parametrize("command", ["run", "rerun"])
+def test_a_sweep_annealed_by_sweeper_0_1_0_is_neither_resumed_nor_rerun(sweeper_cli, tmp_path, db_snapshot, command):
+    space, url = tmp_path / "annealed.yaml", f"sqlite:///{tmp_path / 'a.db'}"
+    space.write_text(ANNEALED_YAML)
+    assert sweeper_cli("run", space, "--db", url).exit_code == 0
+    # Runs stored by 0.1.0 recorded no version: their annealing was std / (1 + t)^gamma.
+    engine = sa.create_engine(url)
+    with engine.begin() as connection:
+        connection.exec_driver_sql("UPDATE sweeper_runs SET sweeper_version = NULL")
+    engine.dispose()
+    before = db_snapshot(url)
+    args = ("run", space, "--db", url) if command == "run" else ("rerun", "annealed", 1, "--db", url)
+    result = sweeper_cli(*args)
+    assert result.exit_code == 2
+    line, = result.stderr.strip().splitlines()
+    assert "was stored before versions were recorded" in line and "std / (1 + t)^gamma" in line
+    assert db_snapshot(url) == before

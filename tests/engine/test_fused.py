@@ -36,24 +36,38 @@ TASKS = {
     "minibatch_multiclass": TaskSpec(dataset="iris", hidden=(16,), epochs=12, log_every=4, batch_size=8,
                                      optimizer=OptimizerSpec(weight_decay=1e-2)),
     "regression": TaskSpec(dataset="friedman1", hidden=(32,), epochs=40, log_every=10),
+    "regression_raw": TaskSpec(dataset="friedman1", scaling="none", hidden=(16,), epochs=30, log_every=10),
     "digits": TaskSpec(dataset="digits", hidden=(32,), epochs=10, log_every=5),
 }
-def _spec(placement, kind="gaussian", std=0.3, schedule="constant"):
-    return NoiseSpec(placement, kind, std, schedule)
+def _spec(placement, kind="gaussian", std=0.3, schedule="constant", **more):
+    return NoiseSpec(placement, kind, std, schedule, **more)
 
 
-# Every kind at every placement a step meets, alone and together, constant and annealed.
+# Every kind at every placement a step meets, alone and together, on every schedule; dropout and
+# DropConnect; relative input noise (relative to the data where the task's scaling leaves it raw).
 CONFIGS = [()] + [make_config([_spec(p, k)]) for p in ("input", "pre_activation", "post_activation", "weights",
                                                         "gradients") for k in ("gaussian", "multiplicative", "uniform")] + [
+    make_config([_spec(p, "dropout", 0.2)]) for p in ("input", "pre_activation", "post_activation", "weights")] + [
     make_config([_spec("input", "gaussian", 0.05), _spec("pre_activation", "gaussian", 0.3, "annealed")]),
     make_config([_spec("input", "uniform", 0.1, "annealed"), _spec("post_activation", "multiplicative", 0.1),
                  _spec("weights", "gaussian", 0.1, "annealed"), _spec("gradients", "multiplicative", 0.2)]),
+    make_config([_spec("input", "gaussian", 0.1, "linear"), _spec("pre_activation", "dropout", 0.3, "cosine"),
+                 _spec("weights", "dropout", 0.1, "annealed")]),
+    make_config([_spec("input", "gaussian", 0.2, relative=True), _spec("post_activation", "dropout", 0.4, "linear",
+                                                                      std_min=0.1),
+                 _spec("gradients", "uniform", 0.1, "cosine", std_min=0.02)]),
+    make_config([_spec("input", "uniform", 0.2, "cosine", relative=True)]),
 ]
 TARGETS = {  # what each kind of task takes at the targets placement
     "classification": [make_config([_spec("targets", "flip", 0.2)]),
-                       make_config([_spec("targets", "flip", 0.3, "annealed"), _spec("pre_activation", "uniform")])],
+                       make_config([_spec("targets", "flip", 0.3, "annealed"), _spec("pre_activation", "uniform")]),
+                       make_config([_spec("targets", "flip", 0.3, "linear", std_min=0.1)])],
     "regression": [make_config([_spec("targets", k)]) for k in ("gaussian", "multiplicative", "uniform")]
-                  + [make_config([_spec("targets", "gaussian", 0.3, "annealed"), _spec("weights", "uniform", 0.1)])],
+                  + [make_config([_spec("targets", "gaussian", 0.3, "annealed"), _spec("weights", "uniform", 0.1)]),
+                     make_config([_spec("targets", "gaussian", 0.2, "cosine", relative=True)])],
+    # Targets in their own units (std ~5): noise relative to their spread.
+    "regression_raw": [make_config([_spec("targets", "gaussian", 0.3, "cosine", relative=True)]),
+                       make_config([_spec("targets", "uniform", 0.3, relative=True)])],
 }
 TOL = 2e-4
 
@@ -65,7 +79,9 @@ def member(config=(), repeat=0):
 
 def pack(task_name="w1_like"):
     """The noise-free run of repeats 0 and 1, then each noisy configuration (targets noise as the task takes it)."""
-    targets = TARGETS["regression" if TASKS[task_name].problem == "regression" else "classification"]
+    task = TASKS[task_name]
+    targets = TARGETS[("regression_raw" if task.scaling == "none" else "regression") if task.problem == "regression"
+                      else "classification"]
     return [member((), 0), member((), 1)] + [member(c, r % 2) for r, c in enumerate(CONFIGS[1:] + targets)]
 
 
@@ -188,6 +204,15 @@ def test_fused_and_stacked_engines_mark_a_late_divergence_at_the_same_epoch():
     slow, = train_population(task, members, engine="stacked")
     assert fast.diverged and slow.diverged
     assert fast.diverged_epoch == slow.diverged_epoch > 1
+
+
+def test_scheduled_noise_gives_the_same_numbers_however_the_steps_are_split_into_calls(monkeypatch, trained):
+    # A scheduled size table covers at most _SCHEDULED_STEPS steps per C call; cut it to one minibatch
+    # epoch (4 steps) and the calls split every logging interval, yet every number stays the same.
+    task_name = "minibatch_sgd_decay"
+    monkeypatch.setattr(fused, "_SCHEDULED_STEPS", 3)
+    again = train_population(TASKS[task_name], pack(task_name))
+    assert all(same_numbers(a, b) for a, b in zip(again, trained(task_name, "auto")))
 
 
 def test_c_forward_pass_equals_the_torch_program():

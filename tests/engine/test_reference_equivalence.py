@@ -25,6 +25,7 @@ TASKS = {
                               optimizer=OptimizerSpec(name="sgd", lr=0.05, momentum=0.9)),
     "minibatch_adam_multiclass": TaskSpec(dataset="iris", hidden=(16,), epochs=20, log_every=5, batch_size=8),
     "friedman1": TaskSpec(dataset="friedman1", hidden=(16,), epochs=40, log_every=10),
+    "friedman1_raw": TaskSpec(dataset="friedman1", scaling="none", hidden=(16,), epochs=40, log_every=10),
     "diabetes": TaskSpec(dataset="diabetes", hidden=(16,), epochs=40, log_every=10),
     "cnn": TaskSpec(dataset="digits", model="cnn", channels=(4, 8), hidden=(16,), epochs=20, log_every=5),
     "lstm": TaskSpec(dataset="digits", model="rnn", cell="lstm", hidden=(16,), epochs=20, log_every=5),
@@ -68,20 +69,26 @@ def test_every_member_equals_the_reference_loop_at_zero_noise(task_name, engine)
 
 # --- noise on, generator streams --------------------------------------------------------------------
 
-def _spec(placement, kind, std=0.3, schedule="constant"):
-    return NoiseSpec(placement, kind, std, schedule)
+def _spec(placement, kind, std=0.3, schedule="constant", **more):
+    return NoiseSpec(placement, kind, std, schedule, **more)
 
 
 def _every_placement_and_kind(targets):
     configs = [make_config([_spec(p, k)]) for p in ("input", "pre_activation", "post_activation", "weights", "gradients")
                for k in ("gaussian", "multiplicative", "uniform")]
-    return configs + targets + [
+    dropout = [make_config([_spec(p, "dropout", 0.2)]) for p in ("input", "pre_activation", "post_activation", "weights")]
+    return configs + dropout + targets + [
         make_config([_spec("pre_activation", "gaussian", 0.3, "annealed"), _spec("gradients", "gaussian", 0.05, "annealed")]),
         make_config([_spec("input", "uniform"), _spec("post_activation", "gaussian"), _spec("weights", "multiplicative")]),
+        make_config([_spec("input", "gaussian", 0.1, "linear"), _spec("pre_activation", "dropout", 0.3, "cosine"),
+                     _spec("gradients", "uniform", 0.05, "cosine", std_min=0.01)]),
+        make_config([_spec("post_activation", "dropout", 0.4, "linear", std_min=0.1),
+                     _spec("weights", "dropout", 0.1, "annealed")]),
     ]
 
 
-FLIPS = [make_config([_spec("targets", "flip", 0.2)]), make_config([_spec("targets", "flip", 0.3, "annealed")])]
+FLIPS = [make_config([_spec("targets", "flip", 0.2)]), make_config([_spec("targets", "flip", 0.3, "annealed")]),
+         make_config([_spec("targets", "flip", 0.3, "cosine", std_min=0.05)])]
 TARGET_NOISE = [make_config([_spec("targets", k)]) for k in ("gaussian", "multiplicative", "uniform")]
 
 NOISY = {
@@ -89,26 +96,35 @@ NOISY = {
     "minibatch_sgd": [make_config([s]) for s in (
         _spec("input", "gaussian"), _spec("pre_activation", "multiplicative"), _spec("post_activation", "uniform"),
         _spec("weights", "gaussian"), _spec("gradients", "gaussian", 0.05, "annealed"), _spec("targets", "flip", 0.2),
-        _spec("pre_activation", "gaussian", 0.3, "annealed"), _spec("weights", "uniform", 0.2, "annealed"))],
+        _spec("pre_activation", "gaussian", 0.3, "annealed"), _spec("weights", "uniform", 0.2, "annealed"),
+        _spec("pre_activation", "dropout", 0.3, "linear"), _spec("weights", "dropout", 0.2))],
     "friedman1": TARGET_NOISE + [make_config([s]) for s in (
         _spec("targets", "gaussian", 0.3, "annealed"), _spec("pre_activation", "gaussian", 0.3, "annealed"),
         _spec("weights", "uniform"))],
+    # Inputs and targets in their own units: relative noise is sized by their spread.
+    "friedman1_raw": [make_config([s]) for s in (
+        _spec("input", "gaussian", 0.3, relative=True), _spec("input", "uniform", 0.3, "annealed", relative=True),
+        _spec("targets", "gaussian", 0.3, relative=True), _spec("targets", "uniform", 0.3, "linear", relative=True))],
     "cnn": [make_config([_spec(p, k)]) for p, k in (
         ("input", "gaussian"), ("pre_activation", "gaussian"), ("pre_activation", "multiplicative"),
         ("pre_activation", "uniform"), ("post_activation", "gaussian"), ("post_activation", "multiplicative"),
         ("post_activation", "uniform"), ("weights", "gaussian"), ("weights", "multiplicative"),
-        ("gradients", "gaussian"), ("targets", "flip"))] + [make_config([_spec("weights", "uniform", 0.1, "annealed")])],
+        ("gradients", "gaussian"), ("targets", "flip"), ("input", "dropout"), ("pre_activation", "dropout"),
+        ("post_activation", "dropout"), ("weights", "dropout"))]
+        + [make_config([_spec("weights", "uniform", 0.1, "annealed")])],
     **{cell: [make_config([_spec(p, k)]) for p, k in (
         ("input", "gaussian"), ("pre_activation", "gaussian"), ("pre_activation", "multiplicative"),
-        ("post_activation", "uniform"), ("weights", "gaussian"), ("gradients", "uniform"), ("targets", "flip"))]
+        ("post_activation", "uniform"), ("weights", "gaussian"), ("gradients", "uniform"), ("targets", "flip"),
+        ("pre_activation", "dropout"), ("post_activation", "dropout"), ("weights", "dropout"))]
         + [make_config([_spec("weights", "gaussian", 0.1, "annealed")]),
-           make_config([_spec("pre_activation", "gaussian", 0.3, "annealed")])]
+           make_config([_spec("pre_activation", "gaussian", 0.3, "annealed")]),
+           make_config([_spec("pre_activation", "dropout", 0.3, "cosine")])]
        for cell in ("lstm", "gru")},
 }
 
 def _case_id(task_name, config):
-    return task_name + "-" + "+".join(f"{s.placement}:{s.kind}" + (":annealed" if s.schedule == "annealed" else "")
-                                      for s in config)
+    return task_name + "-" + "+".join(f"{s.placement}:{s.kind}" + (f":{s.schedule}" if s.schedule != "constant" else "")
+                                      + (":relative" if s.relative else "") for s in config)
 
 
 @pytest.fixture(scope="module")

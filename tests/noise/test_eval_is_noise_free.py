@@ -11,7 +11,7 @@ import sweeper.engine.population as population
 from sweeper import seeding
 from sweeper.engine import losses, stacked
 from sweeper.engine.result import Member
-from sweeper.noise.layers import GaussianDropout, GaussianNoise, UniformNoise, WeightNoise
+from sweeper.noise.layers import Dropout, GaussianDropout, GaussianNoise, UniformNoise, WeightNoise
 from sweeper.noise.pack import PackNoise
 from sweeper.noise.spec import NoiseSpec, make_config
 from sweeper.noise.streams import make_streams
@@ -19,7 +19,7 @@ from sweeper.tasks.data import input_shape, n_outputs
 from sweeper.tasks.models import ReferenceModel, init_params
 from sweeper.tasks.spec import TaskSpec
 
-LAYERS = [GaussianNoise, UniformNoise, GaussianDropout]
+LAYERS = [GaussianNoise, UniformNoise, GaussianDropout, Dropout]
 FORWARD_PLACEMENTS = ("input", "pre_activation", "post_activation", "weights")
 TASKS = {
     "mlp": TaskSpec(dataset="circles", hidden=(16, 8)),
@@ -50,7 +50,10 @@ def test_noise_layer_is_active_in_train_mode(layer_type):
     x = torch.randn(64, 10, generator=gen(1))
     first, second = layer(x), layer(x)
     assert (first != x).all() and (second != x).all()
-    assert (first != second).all()  # fresh noise at every call
+    if layer_type is Dropout:  # a unit kept twice is x / (1 − p) twice: the masks are what is fresh
+        assert not torch.equal(first == 0, second == 0)
+    else:
+        assert (first != second).all()  # fresh noise at every call
 
 
 @pytest.mark.parametrize("layer_type", LAYERS)
@@ -87,7 +90,7 @@ def reference_models(task, config, seed=0):
     """The task's reference model with ``config``'s noise and the same model without noise, same weights."""
     shape, n_out = input_shape(task), n_outputs(task)
     params = init_params(task, shape, n_out, gen(seed))
-    noisy = ReferenceModel(task, shape, n_out, config, gen(seed + 1))
+    noisy = ReferenceModel(task, shape, n_out, config, gen(seed + 1), total_steps=100)
     noisy.load_params(params)
     clean = ReferenceModel(task, shape, n_out)
     clean.load_params(params)
@@ -101,8 +104,10 @@ def inputs(task, batch=12, members=None):
 
 def _configs():
     cases = {f"{p}-{k}": make_config([NoiseSpec(p, k, 0.5)]) for p in FORWARD_PLACEMENTS
-             for k in ("gaussian", "multiplicative", "uniform")}
+             for k in ("gaussian", "multiplicative", "uniform", "dropout")}
     cases["every-placement-annealed"] = make_config([NoiseSpec(p, "gaussian", 0.5, "annealed") for p in FORWARD_PLACEMENTS])
+    cases["every-placement-dropout-linear"] = make_config([NoiseSpec(p, "dropout", 0.5, "linear")
+                                                           for p in FORWARD_PLACEMENTS])
     return cases
 
 
@@ -129,7 +134,7 @@ def test_reference_model_in_eval_mode_equals_the_same_weights_without_noise(task
 @pytest.mark.parametrize("task_name", list(TASKS))
 def test_stacked_forward_without_noise_is_every_members_noise_free_model(task_name):
     task = TASKS[task_name]
-    configs = list(CONFIGS.values())[:: 3][:4]  # a member per forward placement
+    configs = list(CONFIGS.values())[:: 4][:4]  # a member per forward placement
     models = [reference_models(task, c, seed=k) for k, c in enumerate(configs)]
     params = {name: torch.stack([p[name] for _, _, p in models]) for name in models[0][2]}
     x = inputs(task, members=len(configs))
@@ -153,6 +158,7 @@ EVERY_PLACEMENT = [
     make_config([NoiseSpec("weights", "gaussian", 0.2, "annealed")]),
     make_config([NoiseSpec("gradients", "gaussian", 0.1)]),
     make_config([NoiseSpec("targets", "flip", 0.2)]),
+    make_config([NoiseSpec("pre_activation", "dropout", 0.3, "cosine"), NoiseSpec("weights", "dropout", 0.2)]),
 ]
 
 

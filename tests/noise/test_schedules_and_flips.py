@@ -1,4 +1,7 @@
-"""Annealed noise shrinks as σ/(1+t)^γ with the optimizer step; label flips flip the stated fraction."""
+"""Schedules follow their formulas at every optimizer step, in every engine; label flips flip the stated fraction.
+
+``annealed`` is Neelakantan et al. 2015's: the variance falls as η/(1 + t)^γ, so the std as (1 + t)^(−γ/2).
+"""
 
 import math
 
@@ -9,6 +12,7 @@ from scipy import stats
 
 import sweeper.engine.population as population
 from sweeper import seeding
+from sweeper.engine import fused
 from sweeper.engine.result import Member
 from sweeper.noise.layers import GaussianNoise, GradientNoise, LabelFlip
 from sweeper.noise.pack import PackNoise, flip_labels
@@ -17,7 +21,7 @@ from sweeper.noise.spec import DEFAULT_GAMMA, NoiseSpec
 from sweeper.noise.streams import GeneratorStreams
 from sweeper.tasks.data import input_shape, n_outputs
 from sweeper.tasks.models import ReferenceModel, init_params
-from sweeper.tasks.spec import TaskSpec
+from sweeper.tasks.spec import OptimizerSpec, TaskSpec
 
 STREAMS = {
     "philox_kernel": PhiloxStreams,
@@ -28,25 +32,136 @@ STREAMS = {
 
 # --- schedules --------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("step", [0, 1, 2, 10, 100, 12345])
-def test_annealed_std_is_sigma_over_one_plus_t_to_the_gamma(step):
-    spec = NoiseSpec("gradients", "gaussian", 0.5, "annealed")
+SIGMA, T = 0.5, 4000
+STEPS = [0, 1, 2, 10, 100, 1000, 3999]
+
+
+def formula(schedule, t, sigma=SIGMA, gamma=DEFAULT_GAMMA, std_min=0.0, total=T):
+    """The schedules as the literature writes them, in float64."""
+    if schedule == "annealed":  # Neelakantan et al. 2015: σ_t² = η / (1 + t)^γ with η = σ²
+        return math.sqrt(sigma**2 / (1 + t) ** gamma)
+    if schedule == "linear":
+        return std_min + (sigma - std_min) * (1 - t / total)
+    if schedule == "cosine":
+        return std_min + (sigma - std_min) * (1 + math.cos(math.pi * t / total)) / 2
+    return sigma
+
+
+SCHEDULED = [NoiseSpec("gradients", "gaussian", SIGMA, "annealed"),
+             NoiseSpec("gradients", "gaussian", SIGMA, "annealed", gamma=1.0),
+             NoiseSpec("gradients", "gaussian", SIGMA, "linear"),
+             NoiseSpec("gradients", "gaussian", SIGMA, "linear", std_min=0.1),
+             NoiseSpec("gradients", "gaussian", SIGMA, "cosine", std_min=0.05)]
+
+
+def _expected(spec, t):
+    return formula(spec.schedule, t, spec.std, spec.gamma, spec.std_min)
+
+
+@pytest.mark.parametrize("spec", SCHEDULED, ids=lambda s: f"{s.schedule}-{s.gamma}-{s.std_min}")
+@pytest.mark.parametrize("step", STEPS)
+def test_scheduled_std_is_the_literatures_formula_rounded_to_float32(spec, step):
+    size = spec.std_at(step, T)
+    assert size == pytest.approx(_expected(spec, step), rel=1e-7)
+    assert size == float(np.float32(size))  # the precision every engine draws in
+
+
+def test_annealing_shrinks_the_variance_with_gamma_so_the_std_falls_with_half_of_it():
+    spec = NoiseSpec("gradients", "gaussian", 1.0, "annealed")
     assert spec.gamma == DEFAULT_GAMMA == 0.55
-    assert spec.std_at(step) == 0.5 / (1 + step) ** 0.55
-    assert NoiseSpec("input", "gaussian", 0.5, "annealed", gamma=1.0).std_at(step) == 0.5 / (1 + step)
+    assert spec.std_at(0) == 1.0
+    # After 4000 steps the std has fallen to 0.10 of its start (the old std / (1 + t)^γ gave 0.010).
+    assert spec.std_at(4000) == pytest.approx(4001 ** -0.275, rel=1e-6)
+    assert 0.10 < spec.std_at(4000) < 0.11
+    assert spec.std_at(4000) ** 2 == pytest.approx(1.0 / 4001 ** 0.55, rel=1e-6)
 
 
-def test_annealed_std_starts_at_sigma_and_decreases():
-    spec = NoiseSpec("input", "uniform", 0.2, "annealed")
-    sizes = [spec.std_at(t) for t in range(50)]
-    assert sizes[0] == 0.2
-    assert all(a > b for a, b in zip(sizes, sizes[1:]))
-    assert NoiseSpec("input", "uniform", 0.2, "annealed", gamma=0.0).std_at(1000) == 0.2
+def test_decays_start_at_std_end_at_std_min_and_decrease():
+    for schedule in ("linear", "cosine"):
+        spec = NoiseSpec("input", "uniform", 0.2, schedule, std_min=0.02)
+        sizes = [spec.std_at(t, 100) for t in range(101)]
+        assert sizes[0] == pytest.approx(0.2) and sizes[-1] == pytest.approx(0.02)
+        assert all(a > b for a, b in zip(sizes, sizes[1:]))
+        assert spec.std_at(500, 100) == pytest.approx(0.02)  # past the run: the floor
+    assert NoiseSpec("input", "uniform", 0.2, "linear").std_at(50, 100) == pytest.approx(0.1)
+    assert NoiseSpec("input", "uniform", 0.2, "cosine").std_at(50, 100) == pytest.approx(0.1)
+    assert NoiseSpec("input", "uniform", 0.2, "cosine").std_at(25, 100) == pytest.approx(0.1 * (1 + math.sqrt(0.5)))
+
+
+def test_decays_need_the_runs_length_and_a_floor_below_the_start():
+    with pytest.raises(ValueError, match="total_steps"):
+        NoiseSpec("input", "gaussian", 0.2, "linear").std_at(3)
+    with pytest.raises(ValueError, match="std_min"):
+        NoiseSpec("input", "gaussian", 0.2, "cosine", std_min=0.3)
+    with pytest.raises(ValueError, match="std_min applies only"):
+        NoiseSpec("input", "gaussian", 0.2, "annealed", std_min=0.1)
+    with pytest.raises(ValueError, match="total_steps"):
+        GaussianNoise(0.2, schedule="linear")(torch.zeros(3))
+    assert torch.equal(GaussianNoise(0.2, schedule="linear").eval()(torch.zeros(3)), torch.zeros(3))
 
 
 @pytest.mark.parametrize("step", [0, 7, 1000])
 def test_constant_std_never_changes(step):
     assert NoiseSpec("weights", "gaussian", 0.3).std_at(step) == 0.3
+
+
+# Every engine uses the table NoiseSpec.std_at gives: the stacked program's streams, the public layers
+# (and so the reference loop built from them) and the fused C trainer.
+
+@pytest.mark.parametrize("spec", SCHEDULED, ids=lambda s: f"{s.schedule}-{s.gamma}-{s.std_min}")
+@pytest.mark.parametrize("streams", list(STREAMS))
+def test_stacked_program_draws_each_steps_size_of_the_schedule(streams, spec):
+    noise = PackNoise([(spec,)], STREAMS[streams]([7]), total_steps=T)
+    exact = STREAMS[streams]([7])  # the same stream, drawn at the formula's sizes
+    for step in STEPS:
+        noise.step = step
+        g = torch.zeros(1, 3000)
+        noise.perturb_grads([g])
+        size = spec.std_at(step, T)
+        assert size == pytest.approx(_expected(spec, step), rel=1e-7)
+        assert torch.equal(g, exact.normal_(torch.zeros(1, 3000), [size]))
+        assert g.double().std().item() == pytest.approx(_expected(spec, step), rel=0.05)
+
+
+@pytest.mark.parametrize("spec", SCHEDULED, ids=lambda s: f"{s.schedule}-{s.gamma}-{s.std_min}")
+def test_public_layer_draws_each_steps_size_of_the_schedule(spec):
+    layer = GaussianNoise(spec.std, schedule=spec.schedule, gamma=spec.gamma, std_min=spec.std_min, total_steps=T,
+                          generator=torch.Generator().manual_seed(3))
+    expected = torch.Generator().manual_seed(3)
+    x = torch.zeros(1000)
+    for step in STEPS:
+        layer.step.fill_(step)
+        size = spec.std_at(step, T)
+        assert size == pytest.approx(_expected(spec, step), rel=1e-7)
+        assert torch.equal(layer(x), torch.zeros(1000).normal_(0.0, size, generator=expected))
+        assert int(layer.step) == step + 1
+
+
+def _fused_gradient_noise(spec, step):
+    """The gradient noise the fused C trainer adds at optimizer step ``step``: a member with the noise
+    and one without, same data and weights, one SGD step of learning rate 1 from the same point."""
+    task = TaskSpec(dataset="circles", hidden=(16,), epochs=T, batch_size="full",
+                    optimizer=OptimizerSpec(name="sgd", lr=1.0))
+    members = [Member((spec,), 0, 0, 1, 7), Member((), 0, 0, 1, 7)]
+    data = fused.pack_data(task, members, torch.device("cpu"))
+    program = fused._Program(task, members, data)
+    program.train(1, step, None, data.x_train.shape[1])
+    params = program.params()
+    return {name: (p[1] - p[0]).double() for name, p in params.items()}  # θ − g − (θ − g − σε) = σε
+
+
+@pytest.mark.skipif(fused.task_fits(TaskSpec(), torch.device("cpu")) is False, reason="no C kernels here")
+@pytest.mark.parametrize("spec", SCHEDULED, ids=lambda s: f"{s.schedule}-{s.gamma}-{s.std_min}")
+def test_fused_engine_adds_each_steps_size_of_the_schedule(spec):
+    for step in (0, 10, 1000, 3999):
+        noise = _fused_gradient_noise(spec, step)
+        # The same draws at size 1, in the canonical parameter order (each weight, then its bias).
+        streams = PhiloxStreams([7])
+        for name, diff in noise.items():
+            unit = streams.normal_(torch.zeros((1, *diff.shape)), [1.0])[0].double()
+            size = (diff * unit).sum() / (unit * unit).sum()
+            assert size.item() == pytest.approx(_expected(spec, step), rel=1e-4), (name, step)
+            torch.testing.assert_close(diff, _expected(spec, step) * unit, rtol=1e-4, atol=1e-6)
 
 
 @pytest.mark.parametrize("streams", list(STREAMS))
@@ -63,7 +178,7 @@ def test_pack_noise_applies_the_annealed_std_of_its_step(streams, placement):
             eps = x
         else:
             eps = noise.perturb(placement, x)
-        assert eps[0].double().std().item() == pytest.approx(sigma / (1 + step) ** DEFAULT_GAMMA, rel=0.02)
+        assert eps[0].double().std().item() == pytest.approx(sigma / (1 + step) ** (DEFAULT_GAMMA / 2), rel=0.02)
         assert eps[1].double().std().item() == pytest.approx(sigma, rel=0.02)  # the constant member
 
 
@@ -103,7 +218,7 @@ def test_population_anneals_with_the_optimizer_step_not_the_epoch(monkeypatch):
     members = [Member((spec,), 0, seeding.data_seed(0, 0), seeding.init_seed(0, 0), seeding.noise_seed(0, 0, (spec,))),
                Member((), 0, seeding.data_seed(0, 0), seeding.init_seed(0, 0), 1)]
     population.train_population(task, members, engine="stacked")  # the fused engine: tests/engine/test_fused.py
-    assert log == [[0.4 / (1 + t) ** DEFAULT_GAMMA, 0.0] for t in range(12)]
+    assert log == [[pytest.approx(0.4 / (1 + t) ** (DEFAULT_GAMMA / 2), rel=1e-7), 0.0] for t in range(12)]
 
 
 def test_annealed_layer_shrinks_with_its_training_calls():
@@ -112,7 +227,7 @@ def test_annealed_layer_shrinks_with_its_training_calls():
     assert layer(x).std().item() == pytest.approx(1.0, rel=0.02)
     for _ in range(99):
         layer(x[:1])
-    assert layer(x).std().item() == pytest.approx(100 ** -DEFAULT_GAMMA, rel=0.02)
+    assert layer(x).std().item() == pytest.approx(100 ** (-DEFAULT_GAMMA / 2), rel=0.02)
     layer.eval()
     layer(x)
     assert int(layer.step) == 101  # evaluation does not advance the schedule
@@ -124,7 +239,7 @@ def test_gradient_noise_helper_anneals_per_call():
     for step in range(4):
         p.grad = torch.zeros_like(p)
         helper.add_()
-        assert p.grad.std().item() == pytest.approx(2.0 / (1 + step) ** DEFAULT_GAMMA, rel=0.02)
+        assert p.grad.std().item() == pytest.approx(2.0 / (1 + step) ** (DEFAULT_GAMMA / 2), rel=0.02)
 
 
 # --- label flips ------------------------------------------------------------------------------------
@@ -196,7 +311,7 @@ def test_annealed_flip_probability_follows_the_step(streams):
     y = _labels(2).float()[None]
     noise = PackNoise([(NoiseSpec("targets", "flip", P, "annealed"),)], STREAMS[streams]([9]))
     noise.step = 100
-    _assert_fraction(noise.noisy_targets(y, 2)[0] != y[0], P / 101 ** DEFAULT_GAMMA)
+    _assert_fraction(noise.noisy_targets(y, 2)[0] != y[0], P / 101 ** (DEFAULT_GAMMA / 2))
 
 
 @pytest.mark.parametrize("n_classes", [2, 10])

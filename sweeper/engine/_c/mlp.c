@@ -25,7 +25,7 @@ enum { LOSS_BCE, LOSS_CE, LOSS_MSE };
 enum { OPT_ADAM, OPT_SGD };
 /* The order a step meets them in: targets, input, per layer weights/pre/post, gradients. */
 enum { SITE_INPUT, SITE_PRE, SITE_POST, SITE_WEIGHTS, SITE_GRADIENTS, SITE_TARGETS, SITES };
-enum { KIND_NONE, KIND_GAUSSIAN, KIND_MULTIPLICATIVE, KIND_UNIFORM, KIND_FLIP };
+enum { KIND_NONE, KIND_GAUSSIAN, KIND_MULTIPLICATIVE, KIND_UNIFORM, KIND_FLIP, KIND_DROPOUT };
 #define EVAL_ROWS 64 /* rows per forward chunk in evaluation */
 
 /* The network and its training rule (mirrored by a ctypes.Structure in sweeper/engine/fused.py).
@@ -37,12 +37,19 @@ typedef struct {
     double lr, beta1, beta2, eps, weight_decay, momentum;
 } Net;
 
-/* The pack's noise: per member and site its kind, size and annealing exponent (std / (1 + t)^gamma at
- * step t, gamma 0 = constant), and per member its Philox key and next unused block (advanced here, as
- * PhiloxStreams advances it). */
+/* The pack's noise: per member and site its kind and its size at every step of this call, and per member
+ * its Philox key and next unused block (advanced here, as PhiloxStreams advances it). The sizes are
+ * NoiseSpec.std_at's float32 table (computed once in Python, so every engine uses the same numbers):
+ * sizes[(k * SITES + site) * steps + t - first_step], or, with steps == 1, one size for every step (a pack
+ * whose schedules are all constant). Relative input (targets) noise of member k is scaled by
+ * input_std[k * dims[0] + j] (target_std[k]) where relative[k * SITES + site] is set. */
 typedef struct {
-    const int32_t *kinds;        /* (members, SITES) */
-    const double *stds, *gammas; /* (members, SITES) */
+    const int32_t *kinds;    /* (members, SITES) */
+    const float *sizes;      /* (members, SITES, steps) */
+    int64_t steps, first_step;
+    const int32_t *relative; /* (members, SITES) */
+    const float *input_std;  /* (members, dims[0]) or NULL */
+    const float *target_std; /* (members) or NULL */
     const uint64_t *keys;
     uint64_t *blocks;
 } Noise;
@@ -288,10 +295,10 @@ static int scratch_init(Scratch *s, const Net *net, int64_t rows) {
     return 1;
 }
 
-/* Member k's noise size at a site at step t (0 where it has none), as NoiseSpec.std_at computes it. */
-static double size_at(const Noise *nz, int64_t k, int which, int64_t t) {
-    if (nz->kinds[k * SITES + which] == KIND_NONE) return 0.0;
-    return nz->stds[k * SITES + which] / pow(1.0 + (double)t, nz->gammas[k * SITES + which]);
+/* Member k's noise size at a site at step t (0 where it has none): NoiseSpec.std_at's table. */
+static float size_at(const Noise *nz, int64_t k, int which, int64_t t) {
+    if (nz->kinds[k * SITES + which] == KIND_NONE) return 0.0f;
+    return nz->sizes[(k * SITES + which) * nz->steps + (nz->steps == 1 ? 0 : t - nz->first_step)];
 }
 
 /* The first Philox block of a draw of n values by member k, advancing its counter past them. */
@@ -302,25 +309,36 @@ static uint64_t take(const Noise *nz, int64_t k, int64_t n) {
 }
 
 /* dst = src with member k's noise of a site at step t, as PackNoise.perturb applies it: x + σε,
- * x + u (u uniform with std σ) or x·(1 + σε). n values, in place allowed; with relu, ReLU after it
- * (fused with Gaussian noise). A multiplicative draw leaves its factors (1 + σε) in `factor` (for the
- * backward pass) and returns 1; `tmp` is scratch of n values. Members of size 0 draw nothing. */
+ * x + u (u uniform with std σ), x·(1 + σε) or dropout x·m/(1 - p). n values, in place allowed; with relu,
+ * ReLU after it (fused with Gaussian noise). A multiplicative draw leaves its factors (1 + σε, or m/(1 - p))
+ * in `factor` (for the backward pass) and returns 1; `tmp` is scratch of n values. Members of size 0 draw
+ * nothing. */
 static int perturb(const Noise *nz, int64_t k, int which, int64_t t, const float *src, float *dst, int64_t n,
                    int relu, float *factor, float *tmp) {
-    const double sd = size_at(nz, k, which, t);
+    const float sd = size_at(nz, k, which, t);
     const int kind = nz->kinds[k * SITES + which];
     int multiplied = 0;
     if (sd != 0.0 && kind == KIND_GAUSSIAN) {
-        sweeper_add_normal(src, dst, n, nz->keys[k], take(nz, k, n), (float)sd, relu);
+        sweeper_add_normal(src, dst, n, nz->keys[k], take(nz, k, n), sd, relu);
         return 0;
     }
     if (sd != 0.0 && kind == KIND_UNIFORM) {
-        sweeper_uniform(tmp, n, nz->keys[k], take(nz, k, n), -SQRT3 * (float)sd, SQRT3 * (float)sd);
+        sweeper_uniform(tmp, n, nz->keys[k], take(nz, k, n), -SQRT3 * sd, SQRT3 * sd);
         for (int64_t i = 0; i < n; i++) dst[i] = tmp[i] + src[i];
     } else if (sd != 0.0 && kind == KIND_MULTIPLICATIVE) {
-        sweeper_normal(factor, n, nz->keys[k], take(nz, k, n), (float)sd);
+        sweeper_normal(factor, n, nz->keys[k], take(nz, k, n), sd);
         for (int64_t i = 0; i < n; i++) {
             factor[i] = 1.0f + factor[i];
+            dst[i] = src[i] * factor[i];
+        }
+        multiplied = 1;
+    } else if (sd != 0.0f && kind == KIND_DROPOUT) {
+        /* A unit is dropped where its uniform u < p (sweeper.noise.philox.dropout_factors), kept ones are
+         * scaled by 1 / (1 - p), computed in double from the float32 rate and rounded once (keep_scale). */
+        const float keep = (float)(1.0 / (1.0 - (double)sd));
+        sweeper_uniform(factor, n, nz->keys[k], take(nz, k, n), 0.0f, 1.0f);
+        for (int64_t i = 0; i < n; i++) {
+            factor[i] = factor[i] >= sd ? keep : 0.0f;
             dst[i] = src[i] * factor[i];
         }
         multiplied = 1;
@@ -329,6 +347,25 @@ static int perturb(const Noise *nz, int64_t k, int which, int64_t t, const float
     }
     if (relu) activate(dst, n, ACT_RELU);
     return multiplied;
+}
+
+/* Relative additive noise: dst = src + (σε)·std[i % width] (or the uniform draw scaled alike), rows of
+ * `width` features, as PackNoise.perturb scales the draw before adding it. */
+static void perturb_relative(const Noise *nz, int64_t k, int which, int64_t t, const float *src, float *dst,
+                             int64_t n, int64_t width, const float *std, float *tmp) {
+    const float sd = size_at(nz, k, which, t);
+    if (sd == 0.0f) {
+        if (dst != src) memcpy(dst, src, sizeof(float) * (size_t)n);
+        return;
+    }
+    if (nz->kinds[k * SITES + which] == KIND_UNIFORM)
+        sweeper_uniform(tmp, n, nz->keys[k], take(nz, k, n), -SQRT3 * sd, SQRT3 * sd);
+    else
+        sweeper_normal(tmp, n, nz->keys[k], take(nz, k, n), sd);
+    /* Two passes through memory, so that no compiler contracts the product and the sum into one fused
+     * multiply-add: torch rounds each, and so must this on every CPU. */
+    for (int64_t i = 0; i < n; i++) tmp[i] *= std[i % width];
+    for (int64_t i = 0; i < n; i++) dst[i] = tmp[i] + src[i];
 }
 
 /* The same noise on a matrix stored transposed: src/dst are (k x n) but the draws run over its
@@ -351,8 +388,8 @@ static int perturb_transposed(const Noise *nz, int64_t m, int which, int64_t t, 
 /* Member k's label flips at step t (flip_labels in sweeper/noise/pack.py): each label is replaced,
  * with probability p, by 1 - y (two classes) or by another class drawn uniformly. */
 static void flip_labels(const Noise *nz, int64_t k, int64_t t, float *y, int64_t rows, int64_t classes, float *tmp) {
-    if (nz->kinds[k * SITES + SITE_TARGETS] != KIND_FLIP || !(nz->stds[k * SITES + SITE_TARGETS] > 0.0)) return;
-    const float p = (float)size_at(nz, k, SITE_TARGETS, t);
+    if (nz->kinds[k * SITES + SITE_TARGETS] != KIND_FLIP) return;
+    const float p = size_at(nz, k, SITE_TARGETS, t);
     float *u = tmp, *v = tmp + rows;
     sweeper_uniform(u, rows, nz->keys[k], take(nz, k, rows), 0.0f, 1.0f);
     if (classes == 2) {
@@ -378,13 +415,20 @@ static float step(const Net *net, const Noise *nz, int64_t k, int64_t t, float *
     const float *acts[MAX_LAYERS + 1], *weights[MAX_LAYERS], *a = x;
     int pre_mult[MAX_LAYERS] = {0}, post_mult[MAX_LAYERS] = {0}, w_mult[MAX_LAYERS] = {0};
     if (net->loss == LOSS_MSE) {
-        if (kinds[SITE_TARGETS] != KIND_NONE) perturb(nz, k, SITE_TARGETS, t, y, y, rows, 0, s->tmp, s->tmp + rows);
+        if (nz->relative[k * SITES + SITE_TARGETS])
+            perturb_relative(nz, k, SITE_TARGETS, t, y, y, rows, 1, nz->target_std + k, s->tmp);
+        else if (kinds[SITE_TARGETS] != KIND_NONE)
+            perturb(nz, k, SITE_TARGETS, t, y, y, rows, 0, s->tmp, s->tmp + rows);
     } else {
         flip_labels(nz, k, t, y, rows, net->loss == LOSS_BCE ? 2 : net->dims[L], s->tmp);
     }
     if (kinds[SITE_INPUT] != KIND_NONE) {
         const int64_t size = rows * net->dims[0];
-        perturb(nz, k, SITE_INPUT, t, x, s->x, size, 0, s->tmp, s->tmp + size);
+        if (nz->relative[k * SITES + SITE_INPUT])
+            perturb_relative(nz, k, SITE_INPUT, t, x, s->x, size, net->dims[0], nz->input_std + k * net->dims[0],
+                             s->tmp);
+        else
+            perturb(nz, k, SITE_INPUT, t, x, s->x, size, 0, s->tmp, s->tmp + size);
         a = s->x;
     }
     acts[0] = a;

@@ -183,3 +183,12 @@ void sweeper_add_normal_many(const float **srcs, float **dsts, int64_t members, 
     for (int64_t i = 0; i < members; i++)
         sweeper_add_normal(srcs[i], dsts[i], n, keys[i], first_blocks[i], scales[i], relu);
 }
+
+/* Uniforms in (0, 1) for several members, as sweeper_uniform draws them (value 4i + j from word j of
+ * block i): dropout's draws. The keep test u >= p is made by the callers, in float32 and outside this
+ * file's -ffast-math, so that no compiler rewrites the comparison and every engine keeps the same units. */
+void sweeper_units_many(float **outs, int64_t members, int64_t n, const uint64_t *keys, const uint64_t *first_blocks,
+                        int threads) {
+#pragma omp parallel for num_threads(threads) schedule(static) if (threads > 1)
+    for (int64_t i = 0; i < members; i++) sweeper_uniform(outs[i], n, keys[i], first_blocks[i], 0.0f, 1.0f);
+}
