@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 import sys
 import time
 from pathlib import Path
@@ -54,6 +55,8 @@ def command(fn):
 @app.callback()
 def main(debug: bool = typer.Option(False, "--debug", help="Show tracebacks instead of one-line errors.")) -> None:
     _state["debug"] = debug
+    # sweeper's own diagnostics follow --debug too (e.g. the compiler's error when the C kernels fail).
+    logging.getLogger("sweeper").setLevel(logging.DEBUG if debug else logging.NOTSET)
 
 
 def _open(db: Optional[str], create: bool = True):
