@@ -49,9 +49,9 @@ HEADERS = (_ROOT / "noise" / "_c" / "portable_math.h",)
 FLAGS = ("-O3", "-fno-math-errno", "-fno-trapping-math", "-ffp-contract=off", "-fopenmp", "-fPIC")
 #: CPU variant -> its own flags. ``avx2`` exists on x86-64 only.
 VARIANTS = {"generic": (), "avx2": ("-mavx2", "-mfma")}
-#: What the torch fallback costs, measured on W1 with `sweeper bench --epochs 1000` with and without
-#: a compiler (README, "Install").
-SLOWER = "training runs on torch code, about 30 times slower on W1 (0.4 instead of 11 runs/s)"
+#: What the torch fallback costs: `sweeper bench --members 64` with the kernels and with CC=/nonexistent
+#: and an empty SWEEPER_CACHE, on 2 cores (README, "Install").
+SLOWER = "training runs on torch code, about 10 times slower (W1 on 2 cores: 1 instead of 11 runs/s)"
 _COMPILE_TIMEOUT_S = 300
 
 _log = logging.getLogger(__name__)

@@ -72,6 +72,7 @@ def test_a_sweep_without_a_compiler_runs_on_torch_code_says_so_once_and_stores_t
     assert len({round(r["train_loss"], 4) for r in fast.values()}) > 2  # and the runs really differ
 
 
+@pytest.mark.slow
 def test_a_failing_compiler_shows_its_own_error_with_debug_only(tmp_path):
     fake = tmp_path / "fake-cc"
     fake.write_text("#!/bin/sh\necho 'fake-cc: error: this compiler always fails' >&2\nexit 1\n")
