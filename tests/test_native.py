@@ -1,4 +1,4 @@
-"""The C kernels (sweeper/_native.py): the same bits on every CPU variant, and a plain fallback.
+"""The C kernels (sweeper/_native.py): the same bits on every CPU variant, accurate, and a plain fallback.
 
 The variant test builds the library twice, without and with AVX2/FMA (``SWEEPER_CPU_VARIANT``), and
 runs the same draws and the same trainings in a process per variant: noise of every kind, every
@@ -8,17 +8,20 @@ NaN among the inputs. Parameters, noise and metrics must be equal bit for bit.
 
 from __future__ import annotations
 
+import math
 import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
 from sweeper import _native
 from sweeper.errors import ExecutorError
+from sweeper.noise.philox import PhiloxStreams, philox_words
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -124,6 +127,24 @@ def test_generic_and_avx2_builds_give_bit_identical_noise_and_training(tmp_path)
     assert generic["add_normal 2049 relu=True"].isnan().any()
     params = generic["tanh_two_layers parameters"]
     assert not torch.equal(params[0], params[-1])
+
+
+def test_kernel_normals_are_the_box_muller_transform_of_their_uniforms_to_4_ulp():
+    """portable_math.h is accurate, not only reproducible: the kernel's normals against Box-Muller in
+    float64 from the same Philox words (taken from the torch implementation, exact in integers)."""
+    if _native.library() is None:
+        pytest.skip("the C kernels cannot be built here")
+    seeds, n = [0, 1, 99, 2**63 - 1], 1 << 18
+    z = PhiloxStreams(seeds, threads=1).normal_(torch.zeros(len(seeds), n), [1.0] * len(seeds)).double()
+    keys = torch.tensor([s - (1 << 64) if s >= 1 << 63 else s for s in seeds])
+    words = philox_words(keys, torch.zeros(len(seeds), dtype=torch.int64), n // 4)
+    u = ((words >> 8).float() + 0.5).mul(1.0 / 16777216.0).double()  # the kernel's uniforms, float32 as it makes them
+    r, t = torch.sqrt(-2.0 * torch.log(u[..., 0::2])), 2.0 * math.pi * u[..., 1::2]
+    exact = torch.stack([r[..., 0] * torch.cos(t[..., 0]), r[..., 0] * torch.sin(t[..., 0]),
+                         r[..., 1] * torch.cos(t[..., 1]), r[..., 1] * torch.sin(t[..., 1])], -1).reshape(len(seeds), n)
+    ulps = (z - exact).abs() / torch.from_numpy(np.spacing(exact.abs().float().numpy())).double()
+    assert ulps.max().item() <= 4.0
+    assert ulps.mean().item() < 1.0
 
 
 def test_a_variant_this_cpu_cannot_run_is_refused_in_one_line(monkeypatch):
