@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
+import logging
 import math
 import sys
 import time
@@ -170,6 +171,8 @@ def main(debug: bool = typer.Option(False, "--debug", help="Show tracebacks inst
     if not out.is_terminal:
         # Piped or redirected, tables are read by programs and editors: one line per row, nothing cut.
         out.width = UNWRAPPED
+    # sweeper's own diagnostics follow --debug too (e.g. the compiler's error when the C kernels fail).
+    logging.getLogger("sweeper").setLevel(logging.DEBUG if debug else logging.NOTSET)
 
 
 def _open(db: Optional[str], create: bool = True):

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import secrets
+import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -75,3 +79,20 @@ def pg_database():
 def pg_url(pg_database):
     """A PostgreSQL database created for this test module and dropped after it."""
     return pg_database()
+
+
+@pytest.fixture(scope="session")
+def sweeper_dist(tmp_path_factory) -> Path:
+    """A folder with the sdist and the wheel (``pip wheel . --no-deps``) of this checkout: what users and
+    the Docker images install. Built from a copy, as a build writes build/ and *.egg-info into its
+    source tree (and a stale build/ there could leak into the wheel)."""
+    root = tmp_path_factory.mktemp("dist")
+    source, out = root / "source", root / "out"
+    shutil.copytree(Path(__file__).resolve().parents[1], source, ignore=shutil.ignore_patterns(
+        ".git", ".venv", "build", "dist", "*.egg-info", "__pycache__", "*.pyc", ".pytest_cache", "*.db", "*.db-*",
+        "reports", "out"))
+    for argv in ([sys.executable, "-m", "build", "--sdist", "--outdir", out, source],
+                 [sys.executable, "-m", "pip", "wheel", "--no-deps", "--wheel-dir", out, source]):
+        done = subprocess.run([str(a) for a in argv], capture_output=True, text=True)
+        assert done.returncode == 0, f"{' '.join(map(str, argv))} failed:\n{done.stderr[-4000:]}"
+    return out

@@ -1,7 +1,9 @@
 """docker/compose.yaml's services run as local processes: the stack works the way the file says.
 
 There is no Docker engine here, so each service's own command and environment (read from the file,
-``${VAR}`` filled from .env.example) run as processes on this machine:
+``${VAR}`` filled from .env.example) run as processes on this machine, with sweeper installed as the
+images install it: from its wheel, not editable (pip's ``--target`` folder first on PYTHONPATH, over
+this environment's dependencies), so a file the package lacks fails here as it would in a container:
 
 - ``postgres``: the PostgreSQL server on 127.0.0.1:5432 stands in, with a database made for this test;
 - ``ray-head``: its command, until its own healthcheck command passes;
@@ -24,7 +26,9 @@ What is rewritten to run them here, and nothing else:
 - ``ray start --head`` gets ``--temp-dir`` of its own (every node of the cluster uses it), so that
   exactly the processes this test started can be found and stopped: by their ids, never ``ray stop``;
 - the working directory holds the service's bind mounts as symlinks (writable ones to temp folders);
-- the RAY_AUTH_TOKEN is a fresh random one.
+- the RAY_AUTH_TOKEN is a fresh random one;
+- the kernel cache (SWEEPER_CACHE, prebuilt in the images) is a fresh folder: the worker compiles the
+  kernels from the installed sources, which this test checks.
 """
 
 from __future__ import annotations
@@ -168,19 +172,34 @@ def database(pg_database):
     return pg_database().rsplit("/", 1)[1]
 
 
+def _install(wheel: Path, target: Path) -> dict[str, str]:
+    """``wheel`` installed (without its dependencies) into ``target``: what to add to a process's
+    environment so that its ``sweeper`` command and ``import sweeper`` are the installed ones."""
+    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", str(target),
+                    str(wheel)], check=True, capture_output=True)
+    return {"PYTHONPATH": str(target), "PATH": f"{target / 'bin'}{os.pathsep}{Path(sys.executable).parent}"}
+
+
 @pytest.mark.slow
 @pytest.mark.postgres
 def test_the_compose_stack_sweeps_into_postgresql_and_reports_from_it(compose, env_example, syntax, database,
-                                                                        tmp_path):
+                                                                        sweeper_dist, tmp_path):
     values = {**env_example, "RAY_AUTH_TOKEN": secrets.token_hex(24)}
     services = syntax.interpolate(compose["services"], values)
     rewrite = Rewrite(database)
     ray_temp = Path(tempfile.mkdtemp(prefix="sweeper-compose-", dir="/tmp"))  # short: Ray's socket paths
     (tmp_path / "logs").mkdir()
     procs = Processes(tmp_path / "logs", ray_temp)
-    # Only the service's environment, plus what any process needs (PATH to this environment's programs).
+    # Only the service's environment, plus what any process needs: the installed sweeper and this
+    # environment's programs (ray, optuna-dashboard) on PATH, and a kernel cache of its own.
+    (wheel,) = sweeper_dist.glob("sweeper-*.whl")
+    installed = _install(wheel, tmp_path / "site")
     base = {k: v for k, v in os.environ.items() if not k.startswith(("RAY_", "SWEEPER_", "PG"))}
-    base["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{base.get('PATH', '')}"
+    base.update(PYTHONPATH=installed["PYTHONPATH"], PATH=f"{installed['PATH']}{os.pathsep}{base.get('PATH', '')}",
+                SWEEPER_CACHE=str(tmp_path / "kernels"))
+    where = subprocess.run([sys.executable, "-c", "import sweeper; print(sweeper.__file__)"], env=base, cwd=tmp_path,
+                           capture_output=True, text=True, check=True).stdout
+    assert Path(where.strip()).is_relative_to(tmp_path / "site"), where
 
     def env(name: str) -> dict:
         return {**base, **{k: rewrite(v) for k, v in syntax.service_environment(services[name]).items()}}
@@ -228,6 +247,8 @@ def test_the_compose_stack_sweeps_into_postgresql_and_reports_from_it(compose, e
         finally:
             engine.dispose()
         assert tuple(runs) == (8, 1) and status == ["completed"]
+        # The worker trained with the C kernels, compiled from the installed package's sources.
+        assert [p.name for p in (tmp_path / "kernels").glob("sweeper-*.so")], procs.log("ray-worker")
 
         dashboard = procs.start("dashboard", argv("dashboard"), env("dashboard"), tmp_path)
         if importlib.util.find_spec("sweeper.report.command") is not None:

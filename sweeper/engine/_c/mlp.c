@@ -5,13 +5,17 @@
  * It computes what the stacked torch program (sweeper/engine/stacked.py) computes, operation for
  * operation and draw for draw: the noise comes from sweeper_add_normal (philox.c) at the same
  * counters, so only the float summation order differs. Members are independent: member k's numbers
- * depend on its own parameters, data and stream only, never on the thread that runs it or on the
- * other members of the call. Compiled without -ffast-math: NaN must propagate (divergence is an
- * outcome to record) and sums keep one order per build. */
+ * depend on its own parameters, data and stream only, never on the thread that runs it, on the other
+ * members of the call, or on the CPU: compiled without -ffast-math and with -ffp-contract=off (NaN
+ * must propagate, as divergence is an outcome to record, and no multiply-add is fused on one CPU and
+ * not on another), every sum in one written order whatever the vector width (dot below), and the
+ * elementary functions of portable_math.h instead of libm's, whose results depend on the CPU. */
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "../../noise/_c/portable_math.h"
 
 void sweeper_normal(float *out, int64_t n, uint64_t key, uint64_t first_block, float scale);
 void sweeper_uniform(float *out, int64_t n, uint64_t key, uint64_t first_block, float lo, float hi);
@@ -66,16 +70,25 @@ static int64_t max_width(const Net *net) {
     return w;
 }
 
+/* The dot product of a and b (n values) in one order on every CPU: eight running sums (sum j takes the
+ * products j, j + 8, j + 16, ...), added pairwise, then the tail. The compiler keeps the eight sums in
+ * one AVX2 register or two SSE ones; an OpenMP simd reduction would instead split the sum by the
+ * vector width, and so round differently on CPUs with and without AVX2. */
+static inline float dot(const float *restrict a, const float *restrict b, int64_t n) {
+    float s[8] = {0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f};
+    int64_t c = 0;
+    for (; c + 8 <= n; c += 8)
+        for (int j = 0; j < 8; j++) s[j] += a[c + j] * b[c + j];
+    float total = ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
+    for (; c < n; c++) total += a[c] * b[c];
+    return total;
+}
+
 /* z = a @ w + b: a (rows x k), w (k x n), b (n) -> z (rows x n). Four rows share each row of w. */
 static void linear(const float *restrict a, const float *restrict w, const float *restrict b, float *restrict z,
                    int64_t rows, int64_t k, int64_t n) {
     if (n == 1) {
-        for (int64_t i = 0; i < rows; i++) {
-            float s = 0.0f;
-#pragma omp simd reduction(+ : s)
-            for (int64_t c = 0; c < k; c++) s += a[i * k + c] * w[c];
-            z[i] = s + b[0];
-        }
+        for (int64_t i = 0; i < rows; i++) z[i] = dot(a + i * k, w, k) + b[0];
         return;
     }
     int64_t i = 0;
@@ -121,12 +134,7 @@ static void linear_input_grad(const float *restrict g, const float *restrict w, 
     }
     for (int64_t c = 0; c < k; c++) {
         const float *restrict wr = w + c * n;
-        for (int64_t i = 0; i < rows; i++) {
-            float s = 0.0f;
-#pragma omp simd reduction(+ : s)
-            for (int64_t j = 0; j < n; j++) s += g[i * n + j] * wr[j];
-            ga[i * k + c] = s;
-        }
+        for (int64_t i = 0; i < rows; i++) ga[i * k + c] = dot(g + i * n, wr, n);
     }
 }
 
@@ -175,9 +183,11 @@ static void activate(float *z, int64_t n, int act) {
 #pragma omp simd
         for (int64_t i = 0; i < n; i++) z[i] = z[i] > 0.0f || z[i] != z[i] ? z[i] : 0.0f;
     } else if (act == ACT_TANH) {
-        for (int64_t i = 0; i < n; i++) z[i] = tanhf(z[i]);
+#pragma omp simd
+        for (int64_t i = 0; i < n; i++) z[i] = pm_tanhf(z[i]);
     } else {
-        for (int64_t i = 0; i < n; i++) z[i] = 1.0f / (1.0f + expf(-z[i]));
+#pragma omp simd
+        for (int64_t i = 0; i < n; i++) z[i] = pm_sigmoidf(z[i]);
     }
 }
 
@@ -204,8 +214,8 @@ static float loss_grad(const float *restrict o, const float *restrict y, float *
     for (int64_t i = 0; i < rows; i++) {
         if (loss == LOSS_BCE) {
             const float x = o[i];
-            total += fmaxf(x, 0.0f) - x * y[i] + log1pf(expf(-fabsf(x)));
-            g[i] = (1.0f / (1.0f + expf(-x)) - y[i]) * inv;
+            total += (x > 0.0f ? x : 0.0f) - x * y[i] + pm_log1pf(pm_expf(-fabsf(x)));
+            g[i] = (pm_sigmoidf(x) - y[i]) * inv;
         } else if (loss == LOSS_MSE) {
             const float d = o[i] - y[i];
             total += d * d;
@@ -214,11 +224,11 @@ static float loss_grad(const float *restrict o, const float *restrict y, float *
             const float *oi = o + i * c;
             float m = oi[0], s = 0.0f;
             for (int64_t j = 1; j < c; j++) m = oi[j] > m ? oi[j] : m;
-            for (int64_t j = 0; j < c; j++) s += expf(oi[j] - m);
-            const float lse = m + logf(s);
+            for (int64_t j = 0; j < c; j++) s += pm_expf(oi[j] - m);
+            const float lse = m + pm_logf(s);
             const int64_t label = (int64_t)y[i];
             total += lse - oi[label];
-            for (int64_t j = 0; j < c; j++) g[i * c + j] = (expf(oi[j] - lse) - (j == label ? 1.0f : 0.0f)) * inv;
+            for (int64_t j = 0; j < c; j++) g[i * c + j] = (pm_expf(oi[j] - lse) - (j == label ? 1.0f : 0.0f)) * inv;
         }
     }
     return total * inv;
@@ -236,8 +246,8 @@ static void update(const Net *net, float *restrict p, float *restrict m, float *
     }
     if (net->opt == OPT_ADAM) {
         const float b1 = (float)net->beta1, b2 = (float)net->beta2, eps = (float)net->eps;
-        const float step = (float)(net->lr / (1.0 - pow(net->beta1, (double)t)));
-        const float bc2 = (float)sqrt(1.0 - pow(net->beta2, (double)t));
+        const float step = (float)(net->lr / (1.0 - pm_pow(net->beta1, (double)t)));
+        const float bc2 = (float)sqrt(1.0 - pm_pow(net->beta2, (double)t));
 #pragma omp simd
         for (int64_t i = 0; i < n; i++) {
             m[i] += (grad[i] - m[i]) * (1.0f - b1);

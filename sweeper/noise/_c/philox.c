@@ -2,11 +2,13 @@
  * numbers: as easy as 1, 2, 3") followed by the Box-Muller transform.
  *
  * Value j of a stream is a pure function of (key, counter + j): any member of a pack, on any thread,
- * draws exactly what it would draw alone. The loops are written so the compiler vectorizes them
- * (32x32->64 multiplies, and logf/sqrtf/sincosf through glibc's vector math library). */
+ * on any CPU, draws exactly what it would draw alone. The loops are written so the compiler vectorizes
+ * them (32x32->64 multiplies, and the logarithm, sine and cosine of portable_math.h, which give the
+ * same bits in a scalar, an SSE or an AVX2 loop). */
 #include <math.h>
 #include <stdint.h>
-#include <string.h>
+
+#include "portable_math.h"
 
 #define M0 0xD2511F53u
 #define M1 0xCD9E8D57u
@@ -77,19 +79,16 @@ static void philox(uint64_t first_block, int64_t blocks, uint32_t key0, uint32_t
 /* 24 random bits to a float in (0, 1): exactly representable, never 0 (log stays finite). */
 static inline float unit(uint32_t x) { return ((float)(int32_t)(x >> 8) + 0.5f) * (1.0f / 16777216.0f); }
 
-/* Box-Muller from word pairs (a, b): z0 = r cos t, z1 = r sin t with r = sqrt(-2 ln u_a), t = 2 pi u_b.
- * Separate loops keep GCC from fusing sinf/cosf into sincosf, which has no vector variant. */
+/* Box-Muller from word pairs (a, b): z0 = r cos t, z1 = r sin t with r = sqrt(-2 ln u_a), t = 2 pi u_b. */
 static void polar(const uint32_t *a, const uint32_t *b, int64_t n, float scale, float *z0, float *z1) {
-    float r[BLOCK], t[BLOCK];
 #pragma omp simd
     for (int64_t i = 0; i < n; i++) {
-        r[i] = sqrtf(-2.0f * logf(unit(a[i]))) * scale;
-        t[i] = 6.2831853071795864f * unit(b[i]);
+        const float r = sqrtf(-2.0f * pm_logf_normal(unit(a[i]))) * scale;
+        float c, s;
+        pm_cossin_turn(unit(b[i]), &c, &s);
+        z0[i] = r * c;
+        z1[i] = r * s;
     }
-#pragma omp simd
-    for (int64_t i = 0; i < n; i++) z0[i] = r[i] * cosf(t[i]);
-#pragma omp simd
-    for (int64_t i = 0; i < n; i++) z1[i] = r[i] * sinf(t[i]);
 }
 
 /* Fills out[0..n) with scale * N(0, 1). Block i (counter first_block + i) gives values 4i .. 4i+3
@@ -163,12 +162,8 @@ void sweeper_add_normal(const float *src, float *dst, int64_t n, uint64_t key, u
         if (relu) {
 #pragma omp simd
             for (int64_t i = 0; i < m; i++) {
-                float v = s[i] + z[i];
-                uint32_t bits;
-                memcpy(&bits, &v, sizeof bits);
-                /* NaN must pass through as in torch.relu (a diverging member must stay visible); the
-                 * test is on the bits because -ffast-math lets the compiler assume there is no NaN. */
-                d[i] = (v > 0.0f || (bits & 0x7FFFFFFFu) > 0x7F800000u) ? v : 0.0f;
+                const float v = s[i] + z[i];
+                d[i] = v > 0.0f || v != v ? v : 0.0f; /* NaN passes, as in torch.relu: divergence shows */
             }
         } else {
 #pragma omp simd
