@@ -421,3 +421,48 @@ def nemenyi_critical_difference(n_configs: int, n_tasks: int, alpha: float = 0.0
     """
     q = stats.studentized_range.ppf(1.0 - alpha, n_configs, np.inf) / np.sqrt(2.0)
     return float(q * np.sqrt(n_configs * (n_configs + 1) / (6.0 * n_tasks)))
+
+
+# --- selection -------------------------------------------------------------------------------------
+
+
+def best_columns(scores: np.ndarray, *, higher_is_better: bool) -> np.ndarray:
+    """Indices of the configurations tied for the best score. ``scores: (n_configs,)``; NaN is never best.
+
+    Exact ties only: the scores are means of stored values in float64, so configurations whose runs
+    scored alike tie exactly, and a tie is reported as one rather than broken by column order.
+    """
+    oriented = np.asarray(scores, dtype=float) * (1.0 if higher_is_better else -1.0)
+    if not np.isfinite(oriented).any():
+        return np.array([], dtype=int)
+    return np.flatnonzero(oriented == np.nanmax(oriented))
+
+
+def bootstrap_bias_corrected(selection: list[np.ndarray], estimate: list[np.ndarray], counts: list[np.ndarray], *,
+                             higher_is_better: bool) -> np.ndarray:
+    """BBC: the performance of *selecting the best configuration*, corrected for the selection's optimism.
+
+    Tsamardinos, Greasidou and Borboudakis 2018 ("Bootstrapping the out-of-sample predictions for
+    efficient and accurate cross-validation", Machine Learning 107), with repeats as the resampled units:
+    in each bootstrap resample, the configuration with the best mean ``selection`` over the repeats drawn
+    (with several tasks: the best average rank of those means) is picked, and scored by its mean
+    ``estimate`` over the repeats *not* drawn (out of bag), which took no part in picking it. The mean
+    over resamples is the bias-corrected estimate, its percentiles an interval. It answers for the
+    procedure "pick the best", not for one named configuration.
+
+    Per task: ``selection[t], estimate[t]: (n_repeats, n_configs)`` (the same matrix when the same data
+    both select and estimate), NaN excluded from means; ``counts[t]: (n_boot, n_repeats)`` from
+    :func:`bootstrap_counts`. Returns ``(n_boot,)``, the mean over tasks of the picked configuration's
+    out-of-bag means; NaN where a resample left no repeat out of bag.
+    """
+    in_bag = np.stack([bootstrap_means(v, k) for v, k in zip(selection, counts)], axis=1)  # (n_boot, n_tasks, n_configs)
+    out_of_bag = np.stack([bootstrap_means(v, (k == 0).astype(float)) for v, k in zip(estimate, counts)], axis=1)
+    if in_bag.shape[1] == 1:
+        oriented = np.where(np.isnan(in_bag[:, 0]), -np.inf, in_bag[:, 0] * (1.0 if higher_is_better else -1.0))
+        picked = oriented.argmax(axis=1)  # the first of tied columns: their order says nothing of their test values
+    else:
+        picked = ranks(in_bag, higher_is_better=higher_is_better).mean(axis=1).argmin(axis=1)
+    chosen = out_of_bag[np.arange(len(picked)), :, picked]  # (n_boot, n_tasks)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a resample with nothing out of bag: NaN
+        return np.nanmean(chosen, axis=1)

@@ -16,7 +16,7 @@ def test_the_report_says_what_trained_the_runs_and_what_drove_the_sweep(sweeper_
     as_json = json.loads(sweeper_cli("report", "tiny", "--db", url, "--format", "json").stdout)
 
     assert table.exit_code == 0, table.stderr
-    assert (f"What ran: 6 runs: {describe({**here, 'engine': engine})}; driven by `sweeper run`: {describe(here)}."
+    assert (f"; 6 runs: {describe({**here, 'engine': engine})}; driven by `sweeper run`: {describe(here)}."
             in " ".join(table.stdout.split()))
     assert as_json["ran"] == {"runs": [{"engine": engine, **{k: here[k] for k in ("device", "cpu", "gpu",
                                         "sweeper_version", "torch_version", "host")}, "n_runs": 6}],

@@ -286,7 +286,7 @@ def newer_db(request, tmp_path) -> str:
 @pytest.mark.parametrize("command", [["db", "upgrade"], ["sweeps"], ["runs", "x"], ["run", "SPACE"]])
 def test_a_database_of_a_newer_sweeper_is_refused_in_one_line(newer_db, sweeper_cli, tmp_path, command):
     space = tmp_path / "space.yaml"
-    space.write_text("name: x\nseed: 1\nrepeats: 1\nmetric: test_accuracy\ntask: {dataset: circles, hidden: [4], "
+    space.write_text("name: x\nseed: 1\nrepeats: 1\nmetric: accuracy\ntask: {dataset: circles, hidden: [4], "
                      "epochs: 2}\nsearch: {sampler: grid, configs: [{placement: input, std: 0.1}]}\n")
     args = [space if a == "SPACE" else a for a in command]
 
@@ -364,7 +364,7 @@ def test_a_postgresql_database_of_release_0_1_0_upgrades_with_nothing_lost(pg_da
     assert report.exit_code == 0, report.stderr
     assert sum(c["n"] for c in json.loads(report.stdout)["configs"]) == RUNS["combined-random"]
     space = tmp_path / "new.yaml"  # new rows get ids after the copied ones
-    space.write_text("name: after-upgrade\nseed: 1\nrepeats: 1\nmetric: test_accuracy\ntask: {dataset: circles, "
+    space.write_text("name: after-upgrade\nseed: 1\nrepeats: 1\nmetric: accuracy\ntask: {dataset: circles, "
                      "hidden: [4], epochs: 2}\nsearch: {sampler: grid, configs: [{placement: input, std: 0.1}]}\n")
     ran = sweeper_cli("run", space, "--db", url)
     assert ran.exit_code == 0, ran.stderr
@@ -391,7 +391,7 @@ def test_optuna_tables_of_another_optuna_are_refused_in_one_line(tmp_path, sweep
         connection.exec_driver_sql("UPDATE alembic_version SET version_num = 'v9.0.0'")
     engine.dispose()
     space = tmp_path / "space.yaml"
-    space.write_text("name: x\nseed: 1\nrepeats: 1\nmetric: test_accuracy\ntask: {dataset: circles, hidden: [4], "
+    space.write_text("name: x\nseed: 1\nrepeats: 1\nmetric: accuracy\ntask: {dataset: circles, hidden: [4], "
                      "epochs: 2}\nsearch: {sampler: grid, configs: [{placement: input, std: 0.1}]}\n")
 
     result = sweeper_cli("run", space, "--db", url)
