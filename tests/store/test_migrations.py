@@ -185,6 +185,22 @@ def test_0002_moves_the_overrides_comment_into_its_own_value(stored, yaml, overr
 # -- a database of release 0.1.0 ------------------------------------------------------------------
 
 
+def test_0003_keeps_for_old_runs_the_test_metrics_of_their_best_epoch(release_db):
+    url = url_of(release_db)
+    open_store(url).close()
+
+    curves = {(run, epoch): (loss, accuracy, mse) for run, epoch, loss, accuracy, mse in
+              rows(url, "sweeper_curves", ["run_id", "epoch", "test_loss", "test_accuracy", "test_mse"])}
+    runs = rows(url, "sweeper_runs", ["id", "best_epoch", "early_test_loss", "early_test_accuracy", "early_test_mse",
+                                      "early_val_accuracy", "val_accuracy", "test_ece"])
+    assert len(runs) == 20 and all(r[1] is not None for r in runs)
+    for run, best, *early, val_early, val, ece in runs:
+        # 0.1.0's best epoch was the best test epoch: what a run without a validation part keeps now.
+        assert tuple(early) == curves[run, best]
+        assert (val_early, val, ece) == (None, None, None)  # never measured
+
+
+
 def test_a_release_0_1_0_database_upgrades_with_nothing_lost(release_db):
     url = url_of(release_db)
     old_columns = {table: columns_of(url, table) for table in TABLES}
