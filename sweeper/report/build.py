@@ -101,7 +101,8 @@ def build_report(
                 for t, s, k, e in zip(tasks, chosen_on, counts, ece or tasks)]
     top = per_task[0] if len(tasks) == 1 else _table(tasks, chosen_on, counts, ece, **settings)
 
-    runs_planned = None if planned is None else planned * int(sweep.get("repeats") or 0) * len(tasks)
+    n_tasks = len(setting["tasks"]) if setting else len(tasks)  # a task without runs yet is planned too
+    runs_planned = None if planned is None else planned * int(sweep.get("repeats") or 0) * n_tasks
     progress = {"configs_planned": family + 1, "configs_with_runs": len(configs), "runs": len(runs),
                 "runs_planned": runs_planned,
                 "partial": bool(planned is not None and len(runs) < runs_planned) or sweep.get("status") not in

@@ -348,12 +348,27 @@ def impute_diverged(values: np.ndarray, *, higher_is_better: bool) -> np.ndarray
     return np.where(ok, values, worst)
 
 
+def settled(values: np.ndarray) -> np.ndarray:
+    """``values`` rounded to 10 significant digits of the largest, for telling ties apart from differences.
+
+    Means of runs that are equal in exact arithmetic can differ in the last bits of a float64 sum,
+    depending on the order of the terms; compared as they are, such a tie would be broken by rounding.
+    Distinct means of the metrics here differ far above 1e-10 of their scale. NaN stays NaN.
+    """
+    values = np.asarray(values, dtype=float)
+    finite = np.abs(values[np.isfinite(values)])
+    if finite.size == 0 or finite.max() == 0:
+        return values
+    return np.round(values, 9 - int(np.floor(np.log10(finite.max()))))
+
+
 def ranks(scores: np.ndarray, *, higher_is_better: bool) -> np.ndarray:
-    """Rank of each configuration within each row, 1 = best, ties sharing the average rank.
+    """Rank of each configuration within each row, 1 = best, ties (to :func:`settled` precision) sharing the
+    average rank.
 
     ``scores: (..., n_configs)``; NaN ranks last.
     """
-    oriented = np.asarray(scores, dtype=float) * (1.0 if higher_is_better else -1.0)
+    oriented = settled(scores) * (1.0 if higher_is_better else -1.0)
     oriented = np.where(np.isnan(oriented), -np.inf, oriented)
     return stats.rankdata(-oriented, axis=-1)
 
@@ -369,11 +384,12 @@ def probability_of_best(boot_scores: np.ndarray, *, higher_is_better: bool) -> n
     ``boot_scores: (n_boot, n_tasks, n_configs)``: each configuration's mean score per task in each
     resample (repeats resampled jointly across configurations, so pairing is kept). The best in a
     resample is the configuration with the best average rank across tasks — with one task simply
-    the best mean. Ties split the win. Returns ``(n_configs,)`` summing to 1.
+    the best mean. Ties (to :func:`settled` precision) split the win equally. Returns ``(n_configs,)``
+    summing to 1.
     """
     boot_scores = np.asarray(boot_scores, dtype=float)
     if boot_scores.shape[1] == 1:  # one task: the best mean, no ranking needed
-        oriented = boot_scores[:, 0, :] * (1.0 if higher_is_better else -1.0)
+        oriented = settled(boot_scores[:, 0, :]) * (1.0 if higher_is_better else -1.0)
         oriented = np.where(np.isnan(oriented), -np.inf, oriented)
         is_best = oriented == oriented.max(axis=1, keepdims=True)
     else:
@@ -426,18 +442,6 @@ def nemenyi_critical_difference(n_configs: int, n_tasks: int, alpha: float = 0.0
 # --- selection -------------------------------------------------------------------------------------
 
 
-def best_columns(scores: np.ndarray, *, higher_is_better: bool) -> np.ndarray:
-    """Indices of the configurations tied for the best score. ``scores: (n_configs,)``; NaN is never best.
-
-    Exact ties only: the scores are means of stored values in float64, so configurations whose runs
-    scored alike tie exactly, and a tie is reported as one rather than broken by column order.
-    """
-    oriented = np.asarray(scores, dtype=float) * (1.0 if higher_is_better else -1.0)
-    if not np.isfinite(oriented).any():
-        return np.array([], dtype=int)
-    return np.flatnonzero(oriented == np.nanmax(oriented))
-
-
 def bootstrap_bias_corrected(selection: list[np.ndarray], estimate: list[np.ndarray], counts: list[np.ndarray], *,
                              higher_is_better: bool) -> np.ndarray:
     """BBC: the performance of *selecting the best configuration*, corrected for the selection's optimism.
@@ -458,7 +462,7 @@ def bootstrap_bias_corrected(selection: list[np.ndarray], estimate: list[np.ndar
     in_bag = np.stack([bootstrap_means(v, k) for v, k in zip(selection, counts)], axis=1)  # (n_boot, n_tasks, n_configs)
     out_of_bag = np.stack([bootstrap_means(v, (k == 0).astype(float)) for v, k in zip(estimate, counts)], axis=1)
     if in_bag.shape[1] == 1:
-        oriented = np.where(np.isnan(in_bag[:, 0]), -np.inf, in_bag[:, 0] * (1.0 if higher_is_better else -1.0))
+        oriented = np.where(np.isnan(in_bag[:, 0]), -np.inf, settled(in_bag[:, 0]) * (1.0 if higher_is_better else -1.0))
         picked = oriented.argmax(axis=1)  # the first of tied columns: their order says nothing of their test values
     else:
         picked = ranks(in_bag, higher_is_better=higher_is_better).mean(axis=1).argmin(axis=1)
