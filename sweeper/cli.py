@@ -25,7 +25,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from typer.core import TyperGroup
 
 from sweeper import listing
-from sweeper.errors import SweeperError
+from sweeper.errors import SpaceError, SweeperError
 
 
 class _Group(TyperGroup):
@@ -175,6 +175,25 @@ def main(debug: bool = typer.Option(False, "--debug", help="Show tracebacks inst
     logging.getLogger("sweeper").setLevel(logging.DEBUG if debug else logging.NOTSET)
 
 
+def _stored_before_validation(file: Path, db: Optional[str], name: Optional[str]):
+    """The sweep of ``file`` as stored by a sweeper without validation parts, which resumes with the same
+    text (its ``test_`` metric, no validation part); None if ``file`` is not such a stored sweep's."""
+    from sweeper.space import parse_space
+
+    try:
+        text = file.read_text(encoding="utf-8")
+        spec = parse_space(text, str(file), stored=True)
+        with _open(db, create=False) as store:
+            row = store.sweep(name or spec.name)
+    except (OSError, SweeperError):
+        return None
+    if row["spec_yaml"] != text or not row["metric"].startswith("test_"):
+        return None
+    from sweeper.driver.sweep import as_stored
+
+    return as_stored(spec, row["metric"])
+
+
 def _open(db: Optional[str], create: bool = True):
     from sweeper.store import open_store
     return open_store(db, create=create)
@@ -236,7 +255,13 @@ def run(
     """Run (or resume) a sweep: train every configuration x repeat and store every run."""
     from sweeper.space import load_space
 
-    spec = load_space(file).with_overrides(repeats=repeats, epochs=epochs, name=name)
+    try:
+        spec = load_space(file)
+    except SpaceError:
+        spec = _stored_before_validation(file, db, name)
+        if spec is None:
+            raise
+    spec = spec.with_overrides(repeats=repeats, epochs=epochs, name=name)
     # Imported after the file is read: torch and optuna take seconds, a bad file is refused at once.
     from sweeper.driver.executors import LocalExecutor
     from sweeper.driver.sweep import check_data, pack_sizes, run_sweep
@@ -315,7 +340,10 @@ def runs(sweep: str = SweepArgument, db: Optional[str] = DbOption, format: listi
     """List a sweep's runs (one per trial, task and repeat) with their seeds, metrics and what trained them."""
     with _open(db, create=False) as store:
         rows = store.runs(sweep)
-    _emit(listing.ran_in_one_column(rows) if format == listing.Format.table else rows, format, f"{sweep}: runs")
+    if format == listing.Format.table:
+        # The metrics at the best validation epoch are for scripts (csv, json): a terminal cannot hold them too.
+        rows = listing.ran_in_one_column([{k: v for k, v in row.items() if not k.startswith("early_")} for row in rows])
+    _emit(rows, format, f"{sweep}: runs")
 
 
 @command
@@ -416,12 +444,17 @@ def report(sweep: str = SweepArgument, db: Optional[str] = DbOption,
            format: ReportFormat = typer.Option(ReportFormat.table, "--format", "-f",
                                                help="table to read; markdown or html pages with plots; json or csv."),
            out_path: Optional[Path] = typer.Option(None, "--out", help="Write here (markdown/html: plots beside)."),
-           seed: int = typer.Option(0, help="Seed of the bootstrap resampling.")) -> None:
+           seed: int = typer.Option(0, help="Seed of the bootstrap resampling."),
+           at: str = typer.Option("last", "--at", help="Compare on the last epoch's metrics (last) or on each run's "
+                                                     "at its best validation epoch (best_val: early stopping)."),
+           top: Optional[int] = typer.Option(None, "--top", min=1, help="Tables and plots: only the N best."),
+           verdict: Optional[str] = typer.Option(None, "--verdict", help="Tables and plots: only these verdicts, "
+                                                                         "e.g. better,worse.")) -> None:
     """Which noise settings reliably generalize better than no noise, with intervals and tests."""
     from sweeper.report.command import report_command
 
     with _open(db, create=False) as store:
-        report_command(store, sweep, format.value, out_path, seed, out)
+        report_command(store, sweep, format.value, out_path, seed, out, at=at, top=top, verdicts=verdict)
 
 
 @command

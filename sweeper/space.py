@@ -6,7 +6,9 @@ A search space is a YAML file (see ``search_spaces/`` for annotated examples)::
     description: free text       # optional
     seed: 1                      # sweep seed (default 0): data, inits and noise streams derive from it
     repeats: 30                  # runs per configuration, paired across configurations (default 10)
-    metric: test_accuracy        # default: test_accuracy (classification), test_mse (regression)
+    metric: accuracy             # what the sweep selects on: accuracy (default) or loss; regression: mse
+                                 # (default), r2 or loss; on the validation part (val_accuracy, ...), or on
+                                 # the test part where the tasks have none (n_val: 0). test_* is refused.
     pack_size: 64                # optional cap on the members trained together as one population
     task: {dataset: circles, ...}            # one task (sweeper.tasks.spec.TaskSpec), or
     tasks: [{name: a, dataset: circles, ...}, ...]   # several; name defaults to the dataset
@@ -64,8 +66,10 @@ from sweeper.noise.spec import (
 from sweeper.tasks.spec import MAX_SEED, TaskSpec
 
 SAMPLERS = ("grid", "random", "tpe")
-CLASSIFICATION_METRICS = ("test_accuracy", "test_loss", "train_accuracy", "train_loss")
-REGRESSION_METRICS = ("test_mse", "test_r2", "test_loss", "train_mse", "train_r2", "train_loss")
+#: What a search space may name as its metric; a bare name is measured on the validation part (the test
+#: part where the tasks have none), and ``test_`` names are refused: the test part is kept to report.
+CLASSIFICATION_METRICS = ("accuracy", "loss", "val_accuracy", "val_loss", "train_accuracy", "train_loss")
+REGRESSION_METRICS = ("mse", "r2", "loss", "val_mse", "val_r2", "val_loss", "train_mse", "train_r2", "train_loss")
 #: The user attribute that marks a study's baseline trial; ``suggest`` answers ``()`` for it.
 BASELINE_USER_ATTR = "sweeper_baseline"
 
@@ -148,6 +152,11 @@ class SweepSpec(_Frozen):
     search: SearchSpec
     #: Command-line overrides applied on top of ``source_text`` (``repeats``, ``epochs``, ``name``).
     overrides: dict[str, int | str] = {}
+
+    @property
+    def selects_on_test(self) -> bool:
+        """Whether the sweep selects on the test part, its tasks having no validation part (``n_val: 0``)."""
+        return self.metric.startswith("test_")
 
     @property
     def higher_is_better(self) -> bool:
@@ -247,12 +256,16 @@ def load_space(path: str | Path) -> SweepSpec:
     return parse_space(text, str(path))
 
 
-def parse_space(text: str, source: str = "<string>") -> SweepSpec:
-    """Validate a search space given as YAML text; ``source`` names it in error messages."""
+def parse_space(text: str, source: str = "<string>", *, stored: bool = False) -> SweepSpec:
+    """Validate a search space given as YAML text; ``source`` names it in error messages.
+
+    ``stored``: the text a sweep was stored with; one stored before validation parts existed names a
+    ``test_`` metric, which a new file may not.
+    """
     size = len(text.encode("utf-8", "surrogatepass"))
     if size > MAX_FILE_BYTES:
         raise SpaceError(_too_large(source, size))
-    return _Reader(source).sweep(text)
+    return _Reader(source).sweep(text, stored)
 
 
 def _too_large(source: str, size: int) -> str:
@@ -432,13 +445,13 @@ class _Reader:
 
     # --- the file ---
 
-    def sweep(self, text: str) -> SweepSpec:
+    def sweep(self, text: str, stored: bool = False) -> SweepSpec:
         raw = self.yaml(text)
         if raw is None:
             self.fail("", "the file is empty; a search space needs at least name:, task: and search:")
         raw = self.mapping(raw, "", _TOP_KEYS, required=("name",))
         tasks = self.tasks(raw)
-        metric = self.metric(raw.get("metric"), tasks)
+        metric = self.metric(raw.get("metric"), tasks, stored)
         search = self.search(raw.get("search"), tasks)
         fields = {k: raw[k] for k in ("name", "description", "seed", "repeats", "pack_size") if k in raw}
         try:
@@ -493,18 +506,36 @@ class _Reader:
             self.fail(_at(path, "name"), f"{_show(name)} is not allowed; allowed: {_NAME_RULE}")
         return name, task
 
-    def metric(self, value: Any, tasks: dict[str, TaskSpec]) -> str:
-        """The metric, which every task must have; the default is the first allowed one."""
+    def metric(self, value: Any, tasks: dict[str, TaskSpec], stored: bool = False) -> str:
+        """The metric as the store names it (``val_accuracy``, or ``test_accuracy`` for tasks with no
+        validation part), which every task must have; the default is the first allowed one.
+
+        ``stored``: a sweep's own stored text, which before validation parts named ``test_`` metrics.
+        """
         problems = {"regression" if t.problem == "regression" else "classification" for t in tasks.values()}
         lists = [CLASSIFICATION_METRICS if p == "classification" else REGRESSION_METRICS for p in problems]
         allowed = [m for m in lists[0] if all(m in other for other in lists)]
-        if value is None:
-            return allowed[0]  # test_accuracy, test_mse, or test_loss for a mix of problems
+        if stored and isinstance(value, str) and value.startswith("test_") and value[5:] in allowed:
+            return value
+        if isinstance(value, str) and value.startswith("test_") and value[5:] in allowed:
+            self.fail("metric", f"{value!r} would select on the test part, which sweeper keeps untouched to "
+                                f"report the chosen configuration; write metric: {value[5:]} (the validation part, "
+                                "or the test part where tasks have n_val: 0) or val_" + value[5:])
         if len(tasks) == 1:
             why = f" for {problems.pop()} task {next(iter(tasks))!r}"
         else:
             why = f" for {' and '.join(sorted(problems))} tasks"
-        return self.choice(value, "metric", allowed, why)
+        name = allowed[0] if value is None else self.choice(value, "metric", allowed, why)
+        if name.startswith("train_"):
+            return name
+        without = [n for n, t in tasks.items() if not t.has_validation]
+        if without and len(without) < len(tasks):
+            self.fail("metric", f"tasks {', '.join(without)} have no validation part (n_val: 0) but the others do; "
+                                "a sweep selects on one part for all of its tasks: give every task n_val: 0, or none")
+        if without and name.startswith("val_"):
+            self.fail("metric", f"{name!r} needs a validation part, and n_val: 0 leaves none; write metric: "
+                                f"{name[4:]} (the test part, shared with the estimate) or set n_val")
+        return ("test_" if without else "val_") + name.removeprefix("val_")
 
     # --- search ---
 

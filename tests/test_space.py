@@ -19,11 +19,12 @@ CASE_STUDY = """\
 name: case
 seed: 1
 repeats: 30
-metric: test_accuracy
+metric: accuracy
 task:
   dataset: circles
   dataset_seed: 1
   n_train: 30
+  n_val: 0
   hidden: [500]
   optimizer: {name: adam, lr: 0.001}
   epochs: 4000
@@ -83,7 +84,7 @@ def test_seed_case_study_is_the_tutorial():
     spec = load_space(SPACES / "seed_case_study.yaml")
     task = spec.tasks["circles"]
     assert (spec.name, spec.seed, spec.repeats, spec.metric) == ("seed-case-study", 1, 30, "test_accuracy")
-    assert (task.dataset_seed, task.n_train, task.scaling, task.epochs) == (1, 30, "none", 4000)
+    assert (task.dataset_seed, task.n_train, task.n_val, task.scaling, task.epochs) == (1, 30, 0, "none", 4000)
     assert (task.hidden, task.activation, task.init, task.optimizer.lr) == ((500,), "relu", "keras", 0.001)
     configs, notes = spec.grid_configs()
     assert configs == [
@@ -194,12 +195,19 @@ BAD = [
         "line 8, column 14: invalid YAML", "mapping values"),
     bad("key_given_twice", CASE_STUDY.replace("  n_train: 30", "  n_train: 30\n  n_train: 40"),
         "line 9, column 3", "the key 'n_train' is given twice"),
-    bad("metric_not_fitting_classification", CASE_STUDY.replace("metric: test_accuracy", "metric: test_mse"),
-        "metric: 'test_mse' is not allowed for classification task 'circles'",
-        "allowed: test_accuracy, test_loss, train_accuracy, train_loss"),
+    bad("metric_not_fitting_classification", CASE_STUDY.replace("metric: accuracy", "metric: mse"),
+        "metric: 'mse' is not allowed for classification task 'circles'",
+        "allowed: accuracy, loss, val_accuracy, val_loss, train_accuracy, train_loss"),
     bad("metric_not_fitting_regression",
-        sweep("  configs: [{placement: input, std: 0.1}]\n", "{dataset: diabetes}", "metric: test_accuracy\n"),
-        "metric: 'test_accuracy' is not allowed for regression task 'diabetes'", "test_mse, test_r2"),
+        sweep("  configs: [{placement: input, std: 0.1}]\n", "{dataset: diabetes}", "metric: accuracy\n"),
+        "metric: 'accuracy' is not allowed for regression task 'diabetes'", "mse, r2"),
+    bad("metric_on_the_test_part", CASE_STUDY.replace("metric: accuracy", "metric: test_accuracy"),
+        "metric: 'test_accuracy' would select on the test part", "write metric: accuracy"),
+    bad("val_metric_without_validation", CASE_STUDY.replace("metric: accuracy", "metric: val_accuracy"),
+        "metric: 'val_accuracy' needs a validation part", "write metric: accuracy"),
+    bad("validation_on_some_tasks_only",
+        "name: t\ntasks: [{dataset: circles, n_val: 0}, {dataset: moons}]\n" + ONE_CONFIG,
+        "metric: tasks circles have no validation part (n_val: 0) but the others do", "give every task n_val: 0"),
     bad("missing_task", "name: t\n" + ONE_CONFIG,
         "task: required key missing", "tasks:"),
     bad("both_task_and_tasks", "name: t\ntask: {dataset: circles}\ntasks: [{dataset: moons}]\n" + ONE_CONFIG,
@@ -285,7 +293,7 @@ def test_regression_targets_take_additive_noise_but_not_flip():
     assert len(configs) == 1 + 3 * 2
     assert notes == ["skipped 2 combinations: kind 'flip' on regression task 'diabetes': "
                      "flip applies only to placement 'targets' of classification tasks"]
-    assert spec.metric == "test_mse" and not spec.higher_is_better
+    assert spec.metric == "val_mse" and not spec.higher_is_better
 
 
 def test_baseline_is_first_and_std_zero_duplicates_of_it_are_dropped():
@@ -389,11 +397,25 @@ def test_single_task_is_named_after_its_dataset_and_tasks_take_names():
 
 
 def test_metric_defaults_and_direction():
-    assert parse(sweep("  configs: [{placement: input, std: 0.1}]\n")).metric == "test_accuracy"
+    assert parse(sweep("  configs: [{placement: input, std: 0.1}]\n")).metric == "val_accuracy"
     mixed = parse("name: t\ntasks: [{dataset: circles}, {dataset: diabetes}]\n" + ONE_CONFIG)
-    assert mixed.metric == "test_loss" and mixed.direction == "minimize"
-    r2 = parse(sweep("  configs: [{placement: input, std: 0.1}]\n", "{dataset: diabetes}", "metric: test_r2\n"))
-    assert r2.higher_is_better and r2.direction == "maximize"
+    assert mixed.metric == "val_loss" and mixed.direction == "minimize"
+    r2 = parse(sweep("  configs: [{placement: input, std: 0.1}]\n", "{dataset: diabetes}", "metric: r2\n"))
+    assert r2.higher_is_better and r2.direction == "maximize" and r2.metric == "val_r2"
+
+
+def test_a_bare_metric_selects_on_validation_or_on_the_test_part_only_without_one():
+    configs = "  configs: [{placement: input, std: 0.1}]\n"
+    assert parse(sweep(configs, "{dataset: circles}", "metric: accuracy\n")).metric == "val_accuracy"
+    assert parse(sweep(configs, "{dataset: circles}", "metric: val_loss\n")).metric == "val_loss"
+    without = parse(sweep(configs, "{dataset: circles, n_val: 0}", "metric: accuracy\n"))
+    assert without.metric == "test_accuracy" and without.selects_on_test
+    assert parse(sweep(configs, "{dataset: circles}", "metric: train_loss\n")).metric == "train_loss"
+
+
+def test_a_stored_sweep_of_an_earlier_version_may_name_a_test_metric():
+    old = CASE_STUDY.replace("metric: accuracy", "metric: test_accuracy").replace("  n_val: 0\n", "")
+    assert parse_space(old, SOURCE, stored=True).metric == "test_accuracy"
 
 
 def test_mixed_problems_skip_targets_that_fit_only_some_tasks():

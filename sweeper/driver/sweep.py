@@ -61,8 +61,16 @@ class SweepOutcome:
 def spec_from_store(sweep: dict, source: str) -> SweepSpec:
     """The sweep spec a stored sweep (the store's row) ran with, its command-line overrides re-applied."""
     o = sweep["overrides"]
-    spec = parse_space(sweep["spec_yaml"], source)
+    spec = as_stored(parse_space(sweep["spec_yaml"], source, stored=True), sweep["metric"])
     return spec.with_overrides(repeats=o.get("repeats"), epochs=o.get("epochs"), name=o.get("name"))
+
+
+def as_stored(spec: SweepSpec, metric: str) -> SweepSpec:
+    """``spec`` as a stored sweep of metric ``metric`` ran it: one stored before validation parts existed
+    selected on a ``test_`` metric, and its tasks had no validation part (``n_val: 0``)."""
+    if metric.startswith("test_") and any(t.has_validation for t in spec.tasks.values()):
+        spec = spec.model_copy(update={"tasks": {n: t.model_copy(update={"n_val": 0}) for n, t in spec.tasks.items()}})
+    return spec
 
 
 def uses_annealing(spec: SweepSpec) -> bool:
@@ -92,7 +100,7 @@ def refuse_old_annealing(spec: SweepSpec, sweeper_version: str | None) -> None:
 def check_data(spec: SweepSpec) -> dict[str, tuple[int, int]]:
     """Loads repeat 0's split of every task, so impossible data sizes fail before anything is written.
 
-    Returns task name -> (n_train, n_test).
+    Returns task name -> (n_train, n_val + n_test): the samples trained on and those only evaluated.
     """
     sizes = {}
     for name, task in spec.tasks.items():
@@ -101,7 +109,7 @@ def check_data(spec: SweepSpec) -> dict[str, tuple[int, int]]:
         except TaskError as exc:
             where = "" if len(spec.tasks) == 1 else f"tasks[{name}]: "
             raise SpaceError(f"{spec.source}: {where}{exc}") from exc
-        sizes[name] = (len(split.y_train), len(split.y_test))
+        sizes[name] = (len(split.y_train), len(split.y_val) + len(split.y_test))
     return sizes
 
 

@@ -5,6 +5,7 @@ Sharing these keeps the two trainers fed identically, so comparing them tests th
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -27,6 +28,8 @@ class PackData:
 
     x_train: torch.Tensor
     y_train: torch.Tensor  # (members, n_train): float 0/1 (binary), long (multiclass), float (regression)
+    x_val: torch.Tensor  # (members, n_val, *input_shape); n_val is 0 without a validation part
+    y_val: torch.Tensor
     x_test: torch.Tensor
     y_test: torch.Tensor
     y_std: torch.Tensor  # (members,) regression target scale, 1 otherwise
@@ -60,7 +63,8 @@ def pack_data(task: TaskSpec, members: Sequence[Member], device: torch.device) -
 
     input_std = None if task.scaling == "standard" else spread("x_train")
     target_std = spread("y_train") if n_classes == 0 and task.scaling == "none" else None
-    return PackData(stack("x_train"), stack("y_train", y_dtype), stack("x_test"), stack("y_test", y_dtype),
+    return PackData(stack("x_train"), stack("y_train", y_dtype), stack("x_val"), stack("y_val", y_dtype),
+                    stack("x_test"), stack("y_test", y_dtype),
                     torch.tensor([splits[m.data_seed].y_std for m in members], device=device), n_classes,
                     input_std, target_std)
 
@@ -110,7 +114,9 @@ def results(task: TaskSpec, epochs: list[int], logs: list[dict[str, torch.Tensor
     curves = {name: torch.stack([log[name] for log in logs], 1).cpu().numpy().astype(np.float64)
               for name in logs[0]}  # name -> (members, n_logs)
     bad = diverged_epoch.cpu().numpy()
-    primary = "test_accuracy" if "test_accuracy" in curves else "test_mse"
+    # The best epoch is chosen on validation; only a task without a validation part (n_val: 0) uses its test part.
+    part = "val" if "val_loss" in curves else "test"
+    primary = f"{part}_accuracy" if f"{part}_accuracy" in curves else f"{part}_mse"
     out = []
     for k in range(len(bad)):
         member_curves = {name: c[k].copy() for name, c in curves.items()}
@@ -123,10 +129,13 @@ def results(task: TaskSpec, epochs: list[int], logs: list[dict[str, torch.Tensor
         if diverged:
             for c in member_curves.values():
                 c[epochs_arr >= first] = np.nan
-        score = member_curves[primary] if primary == "test_accuracy" else -member_curves[primary]
-        best = int(epochs_arr[np.nanargmax(score)]) if np.isfinite(score).any() else None
+        score = -member_curves[primary] if primary.endswith("mse") else member_curves[primary]
+        at = int(np.nanargmax(score)) if np.isfinite(score).any() else None  # the first epoch of the best
+        best = None if at is None else int(epochs_arr[at])
+        early = {f"early_{name}": math.nan if at is None else float(c[at]) for name, c in member_curves.items()
+                 if name.startswith(("val_", "test_"))}
         out.append(RunResult(
-            final={name: float(c[-1]) for name, c in member_curves.items()},
+            final={name: float(c[-1]) for name, c in member_curves.items()} | early,
             curve_epochs=epochs_arr, curves=member_curves, best_epoch=best, diverged=diverged,
             diverged_epoch=first if diverged else None, wall_time=wall_time, device=device.type,
             engine=engine, machine=machine))
@@ -134,11 +143,18 @@ def results(task: TaskSpec, epochs: list[int], logs: list[dict[str, torch.Tensor
 
 
 def logged_metrics(forward, data: PackData) -> dict[str, torch.Tensor]:
-    """Noise-free loss and metrics of every member on its training and test data, named ``train_*`` and
-    ``test_*``; ``forward(x)`` maps inputs ``(members, rows, ...)`` to outputs ``(members, rows, n_out)``."""
-    train = losses.metrics(forward(data.x_train), data.y_train, data.n_classes, data.y_std)
-    test = losses.metrics(forward(data.x_test), data.y_test, data.n_classes, data.y_std)
-    return named("train", train) | named("test", test)
+    """Noise-free loss and metrics of every member on its training, validation and test data, named
+    ``train_*``, ``val_*`` (none without a validation part) and ``test_*``, and the test part's expected
+    calibration error ``test_ece`` for classification; ``forward(x)`` maps inputs ``(members, rows, ...)``
+    to outputs ``(members, rows, n_out)``."""
+    logged = named("train", losses.metrics(forward(data.x_train), data.y_train, data.n_classes, data.y_std))
+    if data.x_val.shape[1]:
+        logged |= named("val", losses.metrics(forward(data.x_val), data.y_val, data.n_classes, data.y_std))
+    out = forward(data.x_test)
+    logged |= named("test", losses.metrics(out, data.y_test, data.n_classes, data.y_std))
+    if data.n_classes:
+        logged["test_ece"] = losses.expected_calibration_error(out, data.y_test, data.n_classes)
+    return logged
 
 
 def named(prefix: str, values: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

@@ -26,13 +26,45 @@ def metrics(out: torch.Tensor, y: torch.Tensor, n_classes: int, y_std: torch.Ten
     ``r2`` is scale-free. ``y_std: (members,)``.
     """
     result = {"loss": loss(out, y, n_classes)}
-    if n_classes == 2:
-        result["accuracy"] = ((out.squeeze(-1) > 0).to(y.dtype) == y).float().mean(1)
-    elif n_classes > 2:
-        result["accuracy"] = (out.argmax(-1) == y).float().mean(1)
+    if n_classes:
+        # float64: a share of correct samples is then the nearest double to the fraction, so equal
+        # accuracies differ by exactly zero in every later sum (float32 left differences of 2e-8).
+        result["accuracy"] = (_predicted(out, n_classes) == y.long()).double().mean(1)
     else:
         sse = (out.squeeze(-1) - y).square().sum(1)
         sst = (y - y.mean(1, keepdim=True)).square().sum(1)
         result["mse"] = result["loss"] * y_std.square()
         result["r2"] = 1.0 - sse / sst
     return result
+
+
+#: Equal-width confidence bins of the expected calibration error (Guo et al. 2017).
+ECE_BINS = 15
+
+
+def _predicted(out: torch.Tensor, n_classes: int) -> torch.Tensor:
+    """The predicted class of each sample, ``(members, batch)`` long: logit > 0 for binary, else the argmax."""
+    return (out.squeeze(-1) > 0).long() if n_classes == 2 else out.argmax(-1)
+
+
+def expected_calibration_error(out: torch.Tensor, y: torch.Tensor, n_classes: int) -> torch.Tensor:
+    """Expected calibration error per member, ``(members,)`` float64 (Naeini et al. 2015; Guo et al. 2017).
+
+    The confidence of a prediction is the probability the model gives its predicted class (binary:
+    max(p, 1 - p) of the sigmoid). Samples fall into 15 equal-width bins ((m-1)/15, m/15] by confidence;
+    ECE = sum over bins of (bin's share of samples) * |bin's accuracy - bin's mean confidence|.
+    ``out: (members, batch, n_out)``; ``y: (members, batch)``.
+    """
+    logits = out.double()
+    if n_classes == 2:
+        p = torch.sigmoid(logits.squeeze(-1))
+        confidence = torch.maximum(p, 1.0 - p)
+    else:
+        confidence = torch.softmax(logits, -1).amax(-1)
+    correct = (_predicted(out, n_classes) == y.long()).double()
+    bins = (torch.ceil(confidence * ECE_BINS).long() - 1).clamp(0, ECE_BINS - 1)  # (members, batch)
+    members, batch = bins.shape
+    gap = torch.zeros(members, ECE_BINS, dtype=torch.float64, device=out.device)
+    gap.scatter_add_(1, bins, correct - confidence)  # per bin: sum of (correct - confidence)
+    # sum_b (n_b/n)|acc_b - conf_b| = sum_b |sum over the bin of (correct - confidence)| / n
+    return gap.abs().sum(1) / batch

@@ -28,15 +28,16 @@ class Member:
 class RunResult:
     """The outcome of training one member.
 
-    ``final`` holds the metrics after the last epoch (``train_loss``, ``test_loss``, and
-    ``train_accuracy``/``test_accuracy`` or ``train_mse``/``test_mse``/``train_r2``/``test_r2``); NaN
-    when the member diverged. ``curves`` maps the same names to arrays over ``curve_epochs``.
+    ``final`` holds the metrics after the last epoch (``train_loss``, ``val_loss``, ``test_loss``, and
+    ``*_accuracy`` and ``test_ece``, or ``*_mse`` and ``*_r2``; no ``val_`` ones without a validation
+    part), and as ``early_<name>`` the validation and test metrics at ``best_epoch``; NaN when the
+    member diverged. ``curves`` maps the last-epoch names to arrays over ``curve_epochs``.
     """
 
     final: dict[str, float]
     curve_epochs: np.ndarray  # (n_logs,) epochs after which metrics were logged, 1-based
     curves: dict[str, np.ndarray]  # name -> (n_logs,)
-    best_epoch: int | None  # logged epoch with the best test metric (None if nothing was logged finite)
+    best_epoch: int | None  # logged epoch of the best validation metric (test without one); None if none finite
     diverged: bool = False
     diverged_epoch: int | None = None  # first epoch whose loss or parameters were not finite
     wall_time: float = 0.0  # seconds of the pack divided by its members

@@ -24,7 +24,8 @@ GPU_MAX_MEMBERS = 16384
 
 
 def member_bytes(task: TaskSpec, n_train: int, n_test: int) -> int:
-    """An upper estimate of one member's memory while training (float32)."""
+    """An upper estimate of one member's memory while training (float32); ``n_test`` counts every sample
+    only evaluated (validation and test)."""
     shape = input_shape(task)
     n_params = sum(math.prod(s) for s in param_shapes(task, shape, n_outputs(task)).values())
     # Activation width per sample: every hidden layer's output (convolutions: channels x pixels).
@@ -39,7 +40,7 @@ def member_bytes(task: TaskSpec, n_train: int, n_test: int) -> int:
     floats = (
         6 * n_params  # parameters, gradients, two Adam moments, weight-noise draws and perturbed copy
         + 8 * batch * width  # forward values, noise draws and their gradients during a step
-        + 2 * (n_train + n_test) * width  # noise-free evaluation of both parts
+        + 2 * (n_train + n_test) * width  # noise-free evaluation of every part
         + (n_train + n_test) * math.prod(shape)  # the member's data
     )
     return 4 * floats
@@ -70,7 +71,7 @@ def pack_size(task: TaskSpec, device: str | torch.device, n_train: int, n_test: 
     if need > free:
         raise TaskError(
             f"one member needs about {_bytes(need)} while it trains (the engine's estimate for this model, "
-            f"{n_train} training and {n_test} test samples) but {_bytes(free)} are free on {device.type}; "
+            f"{n_train} training and {n_test} validation and test samples) but {_bytes(free)} are free on {device.type}; "
             "allowed: a member that fits (fewer or narrower hidden layers or channels, less data, a smaller batch_size)"
         )
     fits = int(free * MEMORY_SHARE[device.type]) // need

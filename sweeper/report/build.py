@@ -38,10 +38,27 @@ class _Task:
         return self.present & np.isnan(self.values)
 
 
+#: What ``--at`` may compare on: the last epoch's metrics, or those at each run's best validation epoch.
+AT = ("last", "best_val")
+
+
 def build_report(
-    sweep: dict, trials: list[dict], runs: list[dict], *, n_boot: int = 10_000, seed: int = 0, alpha: float = ALPHA
+    sweep: dict, trials: list[dict], runs: list[dict], *, n_boot: int = 10_000, seed: int = 0, alpha: float = ALPHA,
+    at: str = "last", planned: int | None = None, setting: dict | None = None,
 ) -> dict:
-    """The JSON-ready report of a sweep: every configuration against the no-noise baseline.
+    """The JSON-ready report of a sweep: the configuration chosen on validation, and every configuration
+    against the no-noise baseline on the test part.
+
+    The sweep's ``metric`` is what it selected on (``val_accuracy``; ``test_accuracy`` where the tasks had
+    no validation part, ``n_val: 0``): it orders the configurations, gives P(best) and the chosen one.
+    Means, intervals, differences and verdicts are on the test part (``test_accuracy``), which nothing
+    was selected on. With no validation part they share data, and the chosen configuration's estimate is
+    also given corrected for selection (``chosen.bbc``). ``at="best_val"`` compares the metrics each run
+    had at its best validation epoch (``early_*``) instead of the last epoch's.
+
+    ``planned`` is the number of configurations the sweep planned (the baseline included): Holm corrects
+    over all of them even where a partial sweep has not run them all, and the report says what is
+    missing. ``setting`` says what ran (tasks, split sizes, model, ...), as :func:`setting_of` gives it.
 
     ``ran`` says what trained the runs (``runs``: each distinct engine, device, CPU, GPU, versions and
     host with its number of runs) and what drove the sweep (``sweep``); each configuration's ``ran``
@@ -49,32 +66,55 @@ def build_report(
 
     ``sweep``, ``trials`` and ``runs`` are the store's flat rows. A run whose ``diverged`` flag is
     set, or whose metric is missing or not finite, counts as diverged. Trials with no runs yet are
-    listed under ``pending``. ``configs`` is sorted best first (by average rank across tasks of the
-    mean metric, a diverged run weighing as the worst run of its task) and includes the baseline
-    with verdict ``baseline``. Missing values are ``None``, so ``json.dumps(report,
+    listed under ``pending``. ``configs`` is sorted best first on the selection metric (by average rank
+    across tasks of the mean, a diverged run weighing as the worst run of its task) and includes the
+    baseline with verdict ``baseline``. Missing values are ``None``, so ``json.dumps(report,
     allow_nan=False)`` works.
     """
-    metric = sweep.get("metric")
-    if not metric:
+    selected_on = sweep.get("metric")
+    if not selected_on:
         raise SweeperError(f"sweep {sweep.get('name')!r} names no metric")
+    if at not in AT:
+        raise SweeperError(f"--at: {at!r} is not allowed; allowed: {', '.join(AT)}")
     higher_is_better = _direction(sweep)
+    shared = selected_on.startswith("test_")  # no validation part: selection and estimate share the test part
+    suffix = selected_on.split("_", 1)[1]
+    early = "early_" if at == "best_val" else ""
+    metric = f"{early}test_{suffix}"
+    selection = selected_on if selected_on.startswith("train_") else early + selected_on
     configs, pending = _configs(trials, {row["trial"] for row in runs})
     for config in configs:
         config["ran"] = _ran_by([row for row in runs if row["trial"] == config["trial"]])
     base = next(i for i, c in enumerate(configs) if c["params"] == {"placement": BASELINE})
-    tasks = _tasks(runs, metric, [c["trial"] for c in configs], higher_is_better=higher_is_better)
+    numbers = [c["trial"] for c in configs]
+    tasks = _tasks(runs, metric, numbers, higher_is_better=higher_is_better)
+    chosen_on = tasks if selection == metric else _tasks(runs, selection, numbers, higher_is_better=higher_is_better)
+    ece_name = f"{early}test_ece"
+    ece = _tasks(runs, ece_name, numbers, higher_is_better=False) if any(row.get(ece_name) is not None for row in runs) else None
+    family = max(planned or 0, len(configs)) - 1  # Holm's family: every planned comparison with the baseline
 
     rng = np.random.default_rng(seed)
     counts = [st.bootstrap_counts(t.values.shape[0], n_boot, rng) for t in tasks]
-    settings = dict(configs=configs, base=base, higher_is_better=higher_is_better, alpha=alpha, metric=metric)
-    per_task = [_table([t], [k], **settings) for t, k in zip(tasks, counts)]
-    top = per_task[0] if len(tasks) == 1 else _table(tasks, counts, **settings)
+    settings = dict(configs=configs, base=base, higher_is_better=higher_is_better, alpha=alpha, metric=metric,
+                    family=family, shared=shared)
+    per_task = [_table([t], [s], [k], None if ece is None else [e], **settings)
+                for t, s, k, e in zip(tasks, chosen_on, counts, ece or tasks)]
+    top = per_task[0] if len(tasks) == 1 else _table(tasks, chosen_on, counts, ece, **settings)
 
+    n_tasks = len(setting["tasks"]) if setting else len(tasks)  # a task without runs yet is planned too
+    runs_planned = None if planned is None else planned * int(sweep.get("repeats") or 0) * n_tasks
+    progress = {"configs_planned": family + 1, "configs_with_runs": len(configs), "runs": len(runs),
+                "runs_planned": runs_planned,
+                "partial": bool(planned is not None and len(runs) < runs_planned) or sweep.get("status") not in
+                           (None, "completed", "done")}
     report = {
         "sweep": sweep.get("name"),
         "problem": sweep.get("problem"),
         "status": sweep.get("status"),
         "metric": metric,
+        "selected_on": selection,
+        "shared": shared,
+        "at": at,
         "higher_is_better": higher_is_better,
         "repeats": sweep.get("repeats"),
         "alpha": alpha,
@@ -82,21 +122,70 @@ def build_report(
         "n_boot": n_boot,
         "seed": seed,
         "task_names": [t.name for t in tasks],
+        "progress": progress,
+        "setting": setting,
+        "chosen": top["chosen"],
         "baseline": top["baseline"],
         "configs": top["configs"],
         "pending": pending,
         "tasks": None,
         "across_tasks": None,
-        "methods": _methods(n_boot, alpha, len(configs) - 1, multi_task=len(tasks) > 1),
+        "methods": _methods(n_boot, alpha, family, multi_task=len(tasks) > 1, shared=shared, at=at),
         "ran": {"runs": _what_ran(runs), "sweep": {key: sweep.get(key) for key in DRIVEN}},
     }
     summary = top["summary"]
+    if progress["partial"]:
+        summary = _partial_line(progress, sweep.get("status")) + " " + summary
     if len(tasks) > 1:
         report["tasks"] = [{"task": t.name, **table} for t, table in zip(tasks, per_task)]
-        report["across_tasks"] = _across_tasks(tasks, configs, higher_is_better, alpha)
+        report["across_tasks"] = _across_tasks(chosen_on, configs, higher_is_better, alpha)
         summary += " " + report["across_tasks"]["summary"]
     report["summary"] = summary
     return _json_ready(report)
+
+
+def _partial_line(progress: dict, status: str | None) -> str:
+    planned, runs = progress["runs_planned"], progress["runs"]
+    state = f" (status {status})" if status else ""
+    if planned is None:
+        return f"This sweep is not complete{state}: the report covers the runs stored so far."
+    missing = progress["configs_planned"] - progress["configs_with_runs"]
+    return (f"This sweep is partial{state}: {runs} of {planned} planned runs ({planned - runs} missing; "
+            f"{progress['configs_with_runs']} of {progress['configs_planned']} configurations have runs, {missing} none); "
+            f"Holm's correction counts all {progress['configs_planned'] - 1} planned comparisons.")
+
+
+def setting_of(spec, sweep: dict) -> dict:
+    """What a sweep ran, for its report: every task's data set, split sizes, model and training; the
+    search space; seed, repeats and dates. ``spec`` is the sweep's ``SweepSpec`` as it ran."""
+    from sweeper.tasks.data import part_sizes  # the report reads stored rows; only this needs the data sets
+
+    tasks = []
+    for name, task in spec.tasks.items():
+        try:
+            n_train, n_val, n_test = part_sizes(task)
+        except SweeperError:
+            n_train, n_val, n_test = task.n_train, None, None
+        o = task.optimizer
+        tasks.append({
+            "task": name, "dataset": task.dataset, "dataset_seed": task.dataset_seed, "n_train": n_train,
+            "n_val": n_val, "n_test": n_test,
+            "model": f"{task.model} hidden {list(task.hidden)} {task.activation}, init {task.init}",
+            "epochs": task.epochs, "batch_size": task.batch_size,
+            "optimizer": f"{o.name} lr {o.lr:g}" + (f" momentum {o.momentum:g}" if o.name == "sgd" else "")
+                         + (f" weight decay {o.weight_decay:g}" if o.weight_decay else ""),
+        })
+    search = spec.search
+    space = (f"grid of {len(search.configs)} configurations" if search.sampler == "grid"
+             else f"{search.sampler}, {search.n_trials} trials and the baseline")
+    dates = {key: (sweep.get(key).isoformat() if hasattr(sweep.get(key), "isoformat") else sweep.get(key))
+             for key in ("created_at", "finished_at")}
+    return {"tasks": tasks, "space": space, "sweep_seed": spec.seed, "repeats": spec.repeats, **dates}
+
+
+def planned_configs(spec) -> int:
+    """How many configurations a sweep plans, the baseline included."""
+    return len(spec.search.configs) if spec.search.sampler == "grid" else spec.search.n_trials + 1
 
 
 # --- rows to matrices ------------------------------------------------------------------------------
@@ -157,7 +246,8 @@ def _tasks(runs: list[dict], metric: str, trial_numbers: list[int], *, higher_is
     if not any(metric in row for row in runs):
         available = sorted(k for k in runs[0] if k.startswith(("train_", "test_")))
         raise SweeperError(f"metric {metric!r} is not in the runs; they have {', '.join(available)}")
-    train_metric = "train_" + metric.removeprefix("test_")
+    # The generalization gap needs the training metric of the same epoch: the last one's.
+    train_metric = "train_" + metric.removeprefix("test_") if metric.startswith("test_") else None
     column = {trial: i for i, trial in enumerate(trial_numbers)}
     cells: dict[str, dict[tuple, dict]] = {}
     for row in runs:
@@ -180,7 +270,7 @@ def _tasks(runs: list[dict], metric: str, trial_numbers: list[int], *, higher_is
             present[i, j] = True
             if not row.get("diverged"):
                 values[i, j] = _number(row.get(metric))
-                train[i, j] = _number(row.get(train_metric))
+                train[i, j] = _number(row.get(train_metric)) if train_metric else np.nan
         values[~np.isfinite(values)] = np.nan
         gaps = st.generalization_gap(train, values, higher_is_better=higher_is_better)
         tasks.append(_Task(name, values, gaps, present))
@@ -213,30 +303,33 @@ def _nanmean(a: np.ndarray, axis: int = 0) -> np.ndarray:
         return np.nanmean(a, axis=axis)
 
 
-def _table(tasks: list[_Task], counts: list[np.ndarray], *, configs, base, higher_is_better, alpha, metric) -> dict:
+def _table(tasks: list[_Task], chosen_on: list[_Task], counts: list[np.ndarray], ece: list[_Task] | None, *, configs,
+           base, higher_is_better, alpha, metric, family, shared) -> dict:
     """Every configuration's statistics over the given tasks (one task, or all of them stratified).
 
-    With several tasks, means are averages of per-task means, bootstrap resamples repeats within
-    each task, the paired test ranks within each task, and p(best) is p(best average rank).
+    ``tasks`` hold the test metric (means, intervals, differences, verdicts), ``chosen_on`` the metric
+    the sweep selected on (order, P(best), the chosen configuration), ``ece`` the test part's
+    calibration error. With several tasks, means are averages of per-task means, bootstrap resamples
+    repeats within each task, the paired test ranks within each task, and p(best) is p(best average rank).
+    ``family`` is the number of comparisons Holm corrects over (every planned one).
     """
-    n_compared = len(configs) - 1
     boot_means = _nanmean(np.stack([st.bootstrap_means(t.values, k) for t, k in zip(tasks, counts)]))
     # A task whose baseline diverged on every repeat has nothing to pair with: it is left out of every
     # comparison (a finished run would otherwise "win" each repeat against no value at all).
     paired = [(t, k) for t, k in zip(tasks, counts) if np.isfinite(t.values[:, base]).any()]
     unpaired = [t.name for t in tasks if not np.isfinite(t.values[:, base]).any()]
-    raw_deltas = [t.values - t.values[:, [base]] for t, _ in paired]  # (n_repeats, n_configs) each
+    raw_deltas = [t.values - t.values[:, [base]] for t, _ in paired]  # (n_repeats, n_configs) each, float64
     boot_deltas = (_nanmean(np.stack([st.bootstrap_means(d, k) for d, (_, k) in zip(raw_deltas, paired)])) if paired
                    else np.full((counts[0].shape[0], len(configs)), np.nan))
-    imputed = [st.impute_diverged(t.values, higher_is_better=higher_is_better) for t in tasks]
+    imputed = [st.impute_diverged(t.values, higher_is_better=higher_is_better) for t in chosen_on]
     boot_scores = np.stack([st.bootstrap_means(v, k) for v, k in zip(imputed, counts)], axis=1)  # (n_boot, n_tasks, n_configs)
     p_best = st.probability_of_best(boot_scores, higher_is_better=higher_is_better)
-    if not any(np.isfinite(t.values).any() for t in tasks):
+    if not any(np.isfinite(t.values).any() for t in chosen_on):
         p_best[:] = np.nan  # every run diverged: an even split of P(best) would name a winner by tie-break
     rank = st.average_ranks(np.stack([_nanmean(v) for v in imputed]), higher_is_better=higher_is_better)
     mean_ci = st.percentile_interval(boot_means, CONFIDENCE)
     delta_ci = st.percentile_interval(boot_deltas, CONFIDENCE)
-    level = alpha / max(n_compared, 1)  # Holm's threshold for the smallest p-value
+    level = alpha / max(family, 1)  # Holm's threshold for the smallest p-value
 
     rows = []
     for c, config in enumerate(configs):
@@ -247,11 +340,13 @@ def _table(tasks: list[_Task], counts: list[np.ndarray], *, configs, base, highe
             "n": int(finite_runs.size),
             "diverged": int(sum(t.diverged[:, c].sum() for t in tasks)),
             "missing": int(sum((~t.present[:, c]).sum() for t in tasks)),
+            "selection_mean": _mean_of_task_means([t.values[:, c] for t in chosen_on]),
             "mean": _mean_of_task_means([t.values[:, c] for t in tasks]),
             "std": _pooled_std([t.values[:, c] for t in tasks]),
             "median": float(np.median(finite_runs)) if finite_runs.size else None,
             "iqm": st.interquartile_mean(finite_runs),
             "ci": mean_ci[:, c].tolist(),
+            "ece": None if ece is None else _mean_of_task_means([t.values[:, c] for t in ece]),
             "gap": _mean_of_task_means([t.gaps[:, c] for t in tasks]),
             "p_best": float(p_best[c]),
             "rank": float(rank[c]),
@@ -264,25 +359,74 @@ def _table(tasks: list[_Task], counts: list[np.ndarray], *, configs, base, highe
                        p_adjusted=None, signed_rank_sum=None, verdict="incomparable", mde=None, n_needed=None,
                        delta_sd=None, n_pairs=0)
         else:
-            row["delta"] = _mean_of_task_means([d[:, c] for d in raw_deltas])
+            row["delta"] = _zero_if_rounding(_mean_of_task_means([d[:, c] for d in raw_deltas]),
+                                             [t.values[:, [c, base]] for t, _ in paired])
             row["delta_ci"] = delta_ci[:, c].tolist()
             row.update(_comparison([t for t, _ in paired], c, base, higher_is_better, level))
         rows.append(row)
 
     baseline = rows[base]
     compared = [r for r in rows[:base] + rows[base + 1 :] if r.get("verdict") != "incomparable"]
-    for r, p in zip(compared, st.holm(np.array([r["p_value"] for r in compared], dtype=float))):
+    # Configurations planned but without runs yet count as comparisons that found nothing (p = 1), so
+    # that a partial sweep corrects over what it set out to compare, as the finished sweep will.
+    unrun = max(0, family - len(rows) + 1)
+    p_values = np.concatenate([np.array([r["p_value"] for r in compared], dtype=float), np.ones(unrun)])
+    for r, p in zip(compared, st.holm(p_values)):
         r["p_adjusted"] = float(p)
         r["verdict"] = st.verdict(p, r["signed_rank_sum"], alpha)
         needed = st.repeats_needed(r["delta"], r["delta_sd"], alpha=level, power=POWER) if r["verdict"] == "no_difference" else None
         r["n_needed"] = None if needed is None else math.ceil(needed / len(paired))
-    rows.sort(key=lambda r: (r["rank"], -np.nan_to_num(r["p_best"]), r["trial"]))
+    order = sorted(range(len(rows)), key=lambda i: (rows[i]["rank"], -np.nan_to_num(rows[i]["p_best"]), rows[i]["trial"]))
+    chosen = _chosen(rows, order, tasks, chosen_on, counts, higher_is_better, shared)
+    rows = [rows[i] for i in order]
     n_pairs = min((r["n_pairs"] for r in compared), default=0)
     smallest_p = st.smallest_signed_rank_p(n_pairs) if len(tasks) == 1 else None
     repeats = max(t.values.shape[0] for t in tasks)
-    summary = _summary(rows, baseline, metric, higher_is_better, alpha, smallest_p, repeats=repeats, n_tasks=len(tasks),
-                       unpaired=unpaired)
-    return {"baseline": baseline, "configs": rows, "summary": summary}
+    summary = _summary(rows, baseline, chosen, metric, higher_is_better, alpha, smallest_p, repeats=repeats,
+                       n_tasks=len(tasks), unpaired=unpaired, family=family)
+    return {"baseline": baseline, "chosen": chosen, "configs": rows, "summary": summary}
+
+
+def _zero_if_rounding(delta: float, pairs: list[np.ndarray]) -> float:
+    """``delta``, or exactly 0 where it is below what float64 arithmetic on these values can resolve.
+
+    A mean of differences that cancel exactly in real numbers can come out as a few units in the last
+    place of the values (1e-17 for accuracies); shown as "+1e-17" it reads as a difference.
+    """
+    values = np.concatenate([np.abs(p[np.isfinite(p)]) for p in pairs]) if pairs else np.array([])
+    scale = float(values.max()) if values.size else 0.0
+    n = sum(p.shape[0] for p in pairs) or 1
+    return 0.0 if np.isfinite(delta) and abs(delta) <= 4 * n * np.finfo(float).eps * scale else delta
+
+
+def _chosen(rows, order, tasks, chosen_on, counts, higher_is_better, shared) -> dict | None:
+    """The configuration the sweep selects: the best on the selection metric, or the configurations
+    tied for it; its test estimate beside its selection mean, and with no validation part the BBC estimate."""
+    ranked = [i for i in order if rows[i]["n"]]
+    if not ranked:
+        return None
+    best = rows[ranked[0]]["rank"]
+    tied = [i for i in ranked if rows[i]["rank"] == best]
+    first = rows[tied[0]]
+    chosen = {
+        "trials": [rows[i]["trial"] for i in tied],
+        "labels": [rows[i]["label"] for i in tied],
+        "tied": len(tied) > 1,
+        "selection_mean": first["selection_mean"],
+        "mean": first["mean"],
+        "ci": first["ci"],
+        # how much better the selection mean looks than the test mean: the winner's curse, made visible
+        "optimism": (first["selection_mean"] - first["mean"]) * (1.0 if higher_is_better else -1.0),
+        "bbc": None,
+        "bbc_ci": None,
+    }
+    if shared:
+        imputed = [st.impute_diverged(t.values, higher_is_better=higher_is_better) for t in chosen_on]
+        boot = st.bootstrap_bias_corrected(imputed, [t.values for t in tasks], counts, higher_is_better=higher_is_better)
+        if np.isfinite(boot).any():
+            chosen["bbc"] = float(np.nanmean(boot))
+            chosen["bbc_ci"] = st.percentile_interval(boot, CONFIDENCE).tolist()
+    return chosen
 
 
 def _comparison(tasks: list[_Task], c: int, base: int, higher_is_better: bool, level: float) -> dict:
@@ -395,30 +539,30 @@ def _diverged_count(config: dict) -> str:
     return f"{_prose(config)}: {config['diverged']}"
 
 
-def _summary(rows, baseline, metric, higher_is_better, alpha, smallest_p, *, repeats, n_tasks, unpaired) -> str:
-    """One paragraph in plain words: what helped, what hurt, what could not be told apart, and why.
+def _summary(rows, baseline, chosen, metric, higher_is_better, alpha, smallest_p, *, repeats, n_tasks, unpaired,
+             family) -> str:
+    """One paragraph in plain words: what was chosen and how well it does on data it was not chosen on,
+    what helped, what hurt, what could not be told apart, and why.
 
     ``unpaired`` names the tasks on which the baseline diverged on every repeat.
     """
     compared = [r for r in rows if r["verdict"] != "baseline"]
     if not compared:
         return f"Only the no-noise baseline has runs so far ({metric} {_fmt(baseline['mean'])}); nothing to compare."
-    finished = [r for r in rows if r["n"]]
-    top = max(finished, key=lambda r: r["p_best"]) if finished else None
     if len(unpaired) == n_tasks:
         text = [f"The no-noise baseline diverged on every repeat ({_plural(baseline['diverged'], 'run')}): no "
                 "comparison with it is possible, so no configuration is called better or worse than no noise."]
-        if top is None:
-            text.append("No other configuration finished a run either: every run diverged.")
-        else:
-            text.append(f"Most likely best among those that finished: {_prose(top)} (P(best) = {top['p_best']:.2f}).")
+        text.append(_chosen_line(chosen, metric) if chosen else "No other configuration finished a run either: every run diverged.")
         return " ".join(text)
     where = f"over {_plural(repeats, 'repeat')}" + (f" of each of {n_tasks} tasks" if n_tasks > 1 else "")
     text = [
         f"{_plural(len(compared), 'noise configuration')} {'was' if len(compared) == 1 else 'were'} compared with the no-noise baseline "
         f"({metric} {_fmt(baseline['mean'])} {where}; {'higher' if higher_is_better else 'lower'} is better), "
-        f"repeat by repeat, with Holm's correction at α = {alpha:g}."
+        f"repeat by repeat, with Holm's correction at α = {alpha:g}"
+        + (f" over all {family} planned comparisons." if family > len(compared) else ".")
     ]
+    if chosen:
+        text.append(_chosen_line(chosen, metric))
     if unpaired:
         text.append(f"The baseline diverged on every repeat of {_plural(len(unpaired), 'task')} "
                     f"({_names(unpaired)}); the comparisons use the other tasks only.")
@@ -435,8 +579,6 @@ def _summary(rows, baseline, metric, higher_is_better, alpha, smallest_p, *, rep
         text.append(f"Reliably worse: {_names([described(r) for r in worse])}.")
     if undecided:
         text.append(f"{len(undecided)} could not be told apart from the baseline.")
-    if top is not None:
-        text.append(f"Most likely best: {_prose(top)} (P(best) = {top['p_best']:.2f}).")
 
     diverged = [r for r in rows if r["diverged"]]
     if diverged:
@@ -446,10 +588,10 @@ def _summary(rows, baseline, metric, higher_is_better, alpha, smallest_p, *, rep
             "they are left out of means and count as losses against the baseline."
         )
 
-    if smallest_p is not None and smallest_p * len(compared) >= alpha:
+    if smallest_p is not None and smallest_p * family >= alpha:
         text.append(
             f"Too few repeats: with {repeats} the signed-rank test cannot go below p = {smallest_p:.3g}, so after "
-            f"correcting for {len(compared)} comparisons no configuration can be called better or worse; run more repeats."
+            f"correcting for {family} comparisons no configuration can be called better or worse; run more repeats."
         )
         return " ".join(text)
     mdes = [r["mde"] for r in compared if np.isfinite(r["mde"])]
@@ -470,7 +612,27 @@ def _summary(rows, baseline, metric, higher_is_better, alpha, smallest_p, *, rep
     return " ".join(text)
 
 
-def _methods(n_boot: int, alpha: float, n_compared: int, *, multi_task: bool) -> dict:
+def _chosen_line(chosen: dict, metric: str) -> str:
+    """What the sweep chose, with its test estimate beside the number it was chosen on."""
+    names = [("no noise" if label == "none" else label) for label in chosen["labels"]]
+    low, high = chosen["ci"]
+    test = f"{metric} {_fmt(chosen['mean'])} (95% CI [{_fmt(low)}, {_fmt(high)}])"
+    if chosen["bbc"] is not None:
+        blow, bhigh = chosen["bbc_ci"]
+        where = (f"Selection and estimate share the test part (n_val: 0): the chosen configuration's {test} is "
+                 f"optimistic; corrected for the selection (BBC) it is {_fmt(chosen['bbc'])} "
+                 f"(95% CI [{_fmt(blow)}, {_fmt(bhigh)}]).")
+    else:
+        where = (f"On the test part, which took no part in choosing: {test}, against {_fmt(chosen['selection_mean'])} "
+                 f"on the data it was chosen on (optimism {_fmt(chosen['optimism'], True)}).")
+    if chosen["tied"]:
+        return (f"{len(names)} configurations tie for the best on the data the sweep selects on "
+                f"({_fmt(chosen['selection_mean'])}: {_names(names)}); the repeats cannot separate them. "
+                f"For the first of them: {where[0].lower()}{where[1:]}")
+    return f"Chosen: {names[0]}. {where}"
+
+
+def _methods(n_boot: int, alpha: float, n_compared: int, *, multi_task: bool, shared: bool, at: str) -> dict:
     test = (
         "Wilcoxon signed-rank test on the per-repeat differences (scipy, zero_method='zsplit': exact for n <= 50 "
         "without ties, exact permutation for n <= 13 with ties, normal approximation otherwise), two-sided"
@@ -478,9 +640,22 @@ def _methods(n_boot: int, alpha: float, n_compared: int, *, multi_task: bool) ->
     if multi_task:
         test += "; pooled over tasks by ranking within each task and adding the signed-rank sums (normal approximation)"
     return {
+        "selection": (
+            ("the configurations are ordered, P(best) computed and one chosen on the test part itself: the tasks have "
+             "no validation part (n_val: 0), so the chosen configuration's test mean is optimistic; bbc is the "
+             "bootstrap bias-corrected estimate (Tsamardinos et al. 2018), resampling repeats, picking the best on "
+             "the repeats drawn and scoring it on those left out")
+            if shared else
+            "the configurations are ordered, P(best) computed and one chosen on the validation part only; means, "
+            "intervals, differences and verdicts are on the test part, which took no part in choosing"
+        ) + ("; every metric is the one each run had at the logged epoch of its best validation metric "
+             "(of its best test metric without a validation part)" if at == "best_val" else ""),
         "pairing": "repeat r of every configuration shares data split and initial weights, so each comparison is paired by repeat",
         "test": test,
-        "multiple_comparisons": f"Holm's step-down adjustment over the {n_compared} configurations compared with the baseline",
+        "multiple_comparisons": (f"Holm's step-down adjustment over the {n_compared} comparisons with the baseline the "
+                                 "sweep planned (a configuration without runs counts as p = 1)"),
+        "ece": ("expected calibration error on the test part: 15 equal-width confidence bins, the share-weighted "
+                "mean |accuracy - confidence| (Naeini et al. 2015, Guo et al. 2017)"),
         "verdict": (
             f"better or worse when the Holm-adjusted p-value < {alpha:g}, in the direction of the signed-rank sum; "
             "incomparable when the baseline diverged on every repeat (of every task): there is nothing to pair with"
@@ -490,7 +665,8 @@ def _methods(n_boot: int, alpha: float, n_compared: int, *, multi_task: bool) ->
             + (" within each task" if multi_task else "")
         ),
         "p_improve": "share of repeats where the configuration beat the baseline, ties counting half; Wilson interval",
-        "p_best": "share of bootstrap resamples in which the configuration has the best mean (best average rank across tasks)",
+        "p_best": ("share of bootstrap resamples in which the configuration has the best mean on the selection metric "
+                   "(best average rank across tasks); configurations tied in a resample share it equally"),
         "diverged": (
             "a diverged run is left out of mean, std, median, IQM, gap and delta (n counts finished runs, diverged counts the rest); "
             "in the paired test and p_improve it is a loss to a finished baseline run and a tie with a diverged one; "

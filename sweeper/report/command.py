@@ -7,22 +7,42 @@ from pathlib import Path
 
 from rich.console import Console
 
-from sweeper.errors import SweeperError
-from sweeper.report.build import build_report
-from sweeper.report.render import ran_lines, render_csv, render_json, render_table, write_report
+from sweeper.errors import SpaceError, SweeperError
+from sweeper.report.build import build_report, planned_configs, setting_of
+from sweeper.report.render import VERDICTS, filtered, ran_lines, render_csv, render_json, render_table, write_report
 from sweeper.store import Store
 
 FORMATS = ("table", "markdown", "html", "json", "csv")
 
 
-def report_command(store: Store, sweep: str, fmt: str, out_path: Path | None, seed: int, console: Console) -> list[Path]:
-    """Renders ``fmt`` to the terminal (table, json, csv without ``--out``) or writes files; returns them."""
+def report_command(store: Store, sweep: str, fmt: str, out_path: Path | None, seed: int, console: Console, *,
+                   at: str = "last", top: int | None = None, verdicts: str | None = None) -> list[Path]:
+    """Renders ``fmt`` to the terminal (table, json, csv without ``--out``) or writes files; returns them.
+
+    ``top`` and ``verdicts`` (comma-separated) cut the tables and plots, not the statistics.
+    """
     if fmt not in FORMATS:
         raise SweeperError(f"--format: {fmt!r} is not allowed; allowed: {', '.join(FORMATS)}")
+    kept = None
+    if verdicts is not None:
+        kept = tuple(v.strip() for v in verdicts.split(",") if v.strip())
+        wrong = [v for v in kept if v not in VERDICTS]
+        if wrong or not kept:
+            raise SweeperError(f"--verdict: {verdicts!r} is not allowed; allowed: a comma-separated list of "
+                               f"{', '.join(VERDICTS)}")
     if fmt in ("markdown", "html") and out_path is None:
         out_path = Path("reports") / f"{sweep}.{'md' if fmt == 'markdown' else 'html'}"
     sweep_row, runs = store.sweep(sweep), store.runs(sweep)
-    report = build_report(sweep_row, store.trials(sweep), runs, seed=seed)
+    planned = setting = None
+    try:
+        from sweeper.driver.sweep import spec_from_store  # the driver imports torch: only here
+
+        spec = spec_from_store(sweep_row, f"sweep {sweep!r}")
+        planned, setting = planned_configs(spec), setting_of(spec, sweep_row)
+    except SpaceError:
+        pass  # a stored text this version cannot read: the report covers the runs without the plan
+    report = build_report(sweep_row, store.trials(sweep), runs, seed=seed, at=at, planned=planned, setting=setting)
+    report = filtered(report, top=top, verdicts=kept)
     if out_path is not None and fmt != "table":
         curves = store.curves(sweep) if fmt in ("markdown", "html") else None
         written = write_report(report, runs, curves, fmt, out_path)

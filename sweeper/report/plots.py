@@ -21,6 +21,16 @@ from sweeper.noise.spec import PLACEMENTS
 VERDICT_COLOURS = {"better": "#1a9850", "worse": "#d73027", "no_difference": "#7f7f7f", "baseline": "#000000",
                    "incomparable": "#b8860b"}
 VERDICT_MARKS = {"better": "▲", "worse": "▼"}
+#: Heatmap panels per row.
+HEATMAP_COLUMNS = 4
+
+
+def _left_out(report: dict) -> str | None:
+    """What ``--top``/``--verdict`` left out of a figure, in words; None when nothing was."""
+    shown = report.get("shown")
+    if not shown or shown["configs"] == shown["of"]:
+        return None
+    return f"{shown['of'] - shown['configs']} of {shown['of']} configurations left out (--top / --verdict)"
 
 
 def save_png(fig: Figure, path: str | Path, *, dpi: int = 110) -> Path:
@@ -37,9 +47,10 @@ def png_bytes(fig: Figure, *, dpi: int = 110) -> bytes:
     return buffer.getvalue()
 
 
-def _metric_pair(metric: str) -> tuple[str, str]:
-    suffix = metric.removeprefix("test_")
-    return f"train_{suffix}", f"test_{suffix}"
+def _metric_parts(metric: str) -> tuple[str, str, str]:
+    """The curve names of a report's metric on the training, validation and test parts."""
+    suffix = metric.removeprefix("early_").removeprefix("test_")
+    return f"train_{suffix}", f"val_{suffix}", f"test_{suffix}"
 
 
 def _by_epoch(epochs: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -56,14 +67,19 @@ def _by_epoch(epochs: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.nd
 
 
 def learning_curves(curves: list[dict], report: dict, *, task: str | None = None, max_panels: int = 12) -> Figure:
-    """Train and test metric against epoch, mean over repeats with a ±1 sd band, one panel per configuration.
+    """Train, validation and test metric against epoch, mean over repeats with a ±1 sd band, one panel per
+    configuration.
 
     ``curves`` are the store's curve rows (``trial``, ``task``, ``repeat``, ``epoch``, metrics).
     Panels: the baseline first, then the configurations in the report's order (best first), at
-    most ``max_panels``. The dotted line marks the epoch of the best mean test metric, so
-    overfitting shows as the test curve turning away after it. ``task`` defaults to the first.
+    most ``max_panels``. The dotted line marks the epoch of the best mean validation metric (test
+    metric without a validation part), so overfitting shows as the curves turning away after it.
+    ``task`` defaults to the first.
     """
-    train_key, test_key = _metric_pair(report["metric"])
+    train_key, val_key, test_key = _metric_parts(report["metric"])
+    if not any(row.get(val_key) is not None for row in curves):
+        val_key = None
+    chosen_on = val_key or test_key
     task = task if task is not None else report["task_names"][0]
     configs = [report["baseline"]] + [c for c in report["configs"] if c["verdict"] != "baseline"]
     configs = configs[:max_panels]
@@ -84,12 +100,13 @@ def learning_curves(curves: list[dict], report: dict, *, task: str | None = None
             ax.text(0.5, 0.5, "no curves", ha="center", va="center", transform=ax.transAxes, color="grey")
             continue
         epochs = np.array([r["epoch"] for r in rows], dtype=float)
-        for key, colour in ((train_key, "#4575b4"), (test_key, "#f46d43")):
+        parts = ((train_key, "#4575b4"), (val_key, "#7b3294"), (test_key, "#f46d43"))
+        for key, colour in ((k, c) for k, c in parts if k is not None):
             values = np.array([np.nan if r.get(key) is None else r[key] for r in rows], dtype=float)
             x, mean, sd = _by_epoch(epochs, values)
             ax.plot(x, mean, color=colour, lw=1.2, label=key)
             ax.fill_between(x, mean - sd, mean + sd, color=colour, alpha=0.2, lw=0)
-            if key == test_key and np.isfinite(mean).any():
+            if key == chosen_on and np.isfinite(mean).any():
                 ax.axvline(x[pick_best(mean)], color=colour, ls=":", lw=1)
     for ax in axes[len(configs) :]:
         ax.set_visible(False)
@@ -126,10 +143,18 @@ def delta_heatmap(report: dict) -> Figure | None:
     reach = max(abs(c["delta"]) for cells in panels.values() for c in cells.values()) or 1.0
     norm = TwoSlopeNorm(vcenter=0.0, vmin=-reach, vmax=reach)
     names = sorted(panels)
-    # Wide enough for a signed 2-digit label per cell.
+    # Panels in rows of at most HEATMAP_COLUMNS, each wide enough for a signed 2-digit label per cell
+    # and tall enough for its placements, so that 8 panels stay a page wide and legible.
     width = max(len({s for _, s in cells}) for cells in panels.values())
-    fig = Figure(figsize=(max(5.0, 2.0 + 0.85 * width) * len(names), 3.5), layout="constrained")
-    axes = fig.subplots(1, len(names), squeeze=False).ravel()
+    height = max(len({p for p, _ in cells}) for cells in panels.values())
+    ncols = min(HEATMAP_COLUMNS, len(names))
+    nrows = math.ceil(len(names) / ncols)
+    fig = Figure(figsize=(max(3.5, 1.4 + 0.55 * width) * ncols + 1.0, (1.3 + 0.45 * height) * nrows),
+                 layout="constrained")
+    axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
+    for ax in axes[len(names):]:
+        ax.set_visible(False)
+    axes = axes[: len(names)]
     for ax, name in zip(axes, names):
         cells = panels[name]
         placements = sorted({p for p, _ in cells}, key=lambda p: PLACEMENTS.index(p) if p in PLACEMENTS else len(PLACEMENTS))
@@ -144,18 +169,23 @@ def delta_heatmap(report: dict) -> Figure | None:
         ax.set_xticks(range(len(stds)), [f"{s:g}" for s in stds])
         ax.set_yticks(range(len(placements)), placements)
         ax.set_xlabel("std")
-        ax.set_title(name)
-    fig.colorbar(image, ax=list(axes), label=f"Δ {report['metric']} vs no noise (green = better)")
+        ax.set_title(name, fontsize=9)
+    fig.colorbar(image, ax=list(axes), label=f"Δ {report['metric']} vs no noise (green = better)", shrink=0.8)
+    left_out = _left_out(report)
+    if left_out:
+        fig.suptitle(left_out, fontsize=8)
     return fig
 
 
 def forest_plot(report: dict, runs: list[dict] | None = None, *, max_rows: int = 40) -> Figure:
     """Each configuration's difference from baseline with its bootstrap CI, coloured by verdict.
 
-    Best first, top to bottom, at most ``max_rows``. With ``runs`` the per-repeat paired
-    differences are drawn as faint dots behind each interval.
+    Best first, top to bottom. With more than ``max_rows`` configurations it shows those that matter:
+    the best and the worst, every one with a verdict, then the best of the rest, and says how many it
+    left out. With ``runs`` the per-repeat paired differences are drawn as faint dots behind each interval.
     """
-    configs = [c for c in report["configs"] if c["verdict"] != "baseline"][:max_rows]
+    every = [c for c in report["configs"] if c["verdict"] != "baseline"]
+    configs = _forest_rows(every, max_rows)
     fig = Figure(figsize=(8.0, 1.2 + 0.32 * max(len(configs), 1)), layout="constrained")
     ax = fig.subplots()
     per_repeat = _paired_differences(report, runs) if runs else {}
@@ -176,14 +206,35 @@ def forest_plot(report: dict, runs: list[dict] | None = None, *, max_rows: int =
     ax.set_yticks(y, labels, fontsize=8)
     direction = "higher" if report["higher_is_better"] else "lower"
     ax.set_xlabel(f"Δ {report['metric']} vs no noise ({direction} is better)")
-    shown = "" if len(configs) == sum(c["verdict"] != "baseline" for c in report["configs"]) else f" (first {len(configs)})"
-    ax.set_title(f"{report['sweep']}: difference from baseline, {report['confidence']:.0%} bootstrap CI{shown}")
+    notes = []
+    if len(configs) < len(every):
+        notes.append(f"{len(every) - len(configs)} of {len(every)} not shown: best, worst and every verdict kept")
+    if _left_out(report):
+        notes.append(_left_out(report))
+    shown = f"\n({'; '.join(notes)})" if notes else ""
+    ax.set_title(f"{report['sweep']}: difference from baseline, {report['confidence']:.0%} bootstrap CI{shown}",
+                 fontsize=10)
     ax.legend(
         handles=[Line2D([], [], marker="o", ls="", color=VERDICT_COLOURS[v], label=v) for v in ("better", "no_difference", "worse")],
         fontsize=8,
         loc="best",
     )
     return fig
+
+
+def _forest_rows(configs: list[dict], max_rows: int) -> list[dict]:
+    """At most ``max_rows`` of ``configs`` (best first), keeping the best, the worst and those with a verdict."""
+    if len(configs) <= max_rows:
+        return configs
+    keep = {0, len(configs) - 1} | {i for i, c in enumerate(configs) if c["verdict"] in ("better", "worse")}
+    if len(keep) > max_rows:  # more verdicts than room: the best and worst of them
+        marked = sorted(keep)
+        keep = set(marked[: max_rows // 2]) | set(marked[len(marked) - (max_rows - max_rows // 2):])
+    for i in range(len(configs)):  # fill up with the best of the rest
+        if len(keep) >= max_rows:
+            break
+        keep.add(i)
+    return [configs[i] for i in sorted(keep)]
 
 
 def _paired_differences(report: dict, runs: list[dict]) -> dict[int, np.ndarray]:

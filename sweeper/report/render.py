@@ -20,8 +20,10 @@ from sweeper.report import plots
 FORMATS = ("markdown", "html", "json", "csv")
 VERDICT_STYLES = {"better": "bold green", "worse": "bold red", "no_difference": "dim", "baseline": "bold",
                   "incomparable": "yellow"}
-HEADER = ("rank", "configuration", "n", "div.", "mean [95% CI]", "Δ vs none [95% CI]", "P(improve) [95% CI]",
-          "p", "p adj.", "verdict", "P(best)", "gap", "MDE")
+HEADER = ("rank", "configuration", "n", "div.", "selected on", "test mean [95% CI]", "ECE", "Δ vs none [95% CI]",
+          "P(improve) [95% CI]", "p", "p adj.", "verdict", "P(best)", "gap", "MDE")
+#: The verdicts ``--verdict`` may keep.
+VERDICTS = ("better", "worse", "no_difference", "incomparable")
 
 
 # --- cells shared by every tabular format ----------------------------------------------------------
@@ -62,7 +64,9 @@ def _cells(c: dict) -> list[str]:
         c["label"],
         str(c["n"]),
         str(c["diverged"]),
+        _num(c.get("selection_mean")),
         _interval(c["mean"], c["ci"]),
+        _num(c.get("ece")),
         "baseline" if c["verdict"] == "baseline" else _interval(c["delta"], c["delta_ci"], _signed),
         _interval(c["p_improve"], c["p_improve_ci"], _prob),
         _p(c["p_value"]),
@@ -75,12 +79,85 @@ def _cells(c: dict) -> list[str]:
 
 
 def _direction(report: dict) -> str:
-    return f"{report['metric']}, {'higher' if report['higher_is_better'] else 'lower'} is better"
+    return (f"selected on {report['selected_on']}, estimated on {report['metric']}; "
+            f"{'higher' if report['higher_is_better'] else 'lower'} is better")
+
+
+def _header(report: dict) -> tuple[list[int], tuple[str, ...]]:
+    """The columns this report fills: no "selected on" where that is the test part itself, no ECE for regression."""
+    drop = set()
+    if report.get("shared"):
+        drop.add("selected on")
+    if all(c.get("ece") is None for c in report["configs"]):
+        drop.add("ECE")
+    keep = [i for i, name in enumerate(HEADER) if name not in drop]
+    return keep, tuple(HEADER[i] for i in keep)
+
+
+def _rows(report: dict, configs: list[dict]) -> list[list[str]]:
+    keep, _ = _header(report)
+    return [[cells[i] for i in keep] for cells in map(_cells, configs)]
+
+
+def select_configs(configs: list[dict], *, top: int | None = None, verdicts: tuple[str, ...] | None = None) -> list[dict]:
+    """The configurations ``--top N`` and ``--verdict`` keep, in their order; the baseline always stays."""
+    kept = [c for c in configs if c["verdict"] == "baseline" or verdicts is None or c["verdict"] in verdicts]
+    if top is not None:
+        others = [c for c in kept if c["verdict"] != "baseline"][:top]
+        kept = [c for c in kept if c["verdict"] == "baseline" or c in others]
+    return kept
+
+
+def filtered(report: dict, *, top: int | None = None, verdicts: tuple[str, ...] | None = None) -> dict:
+    """The report with its tables (and so its plots) cut to what ``--top``/``--verdict`` keep; the
+    statistics are those of the whole sweep, and ``shown`` says how many configurations were left out."""
+    if top is None and verdicts is None:
+        return report
+    cut = dict(report, configs=select_configs(report["configs"], top=top, verdicts=verdicts))
+    cut["shown"] = {"configs": len(cut["configs"]), "of": len(report["configs"]), "top": top,
+                    "verdicts": list(verdicts) if verdicts else None}
+    if report.get("tasks"):
+        cut["tasks"] = [dict(t, configs=select_configs(t["configs"], top=top, verdicts=verdicts)) for t in report["tasks"]]
+    return cut
+
+
+def shown_line(report: dict) -> str | None:
+    """Which configurations a filtered report's tables show, or None when they show all."""
+    shown = report.get("shown")
+    if not shown:
+        return None
+    how = []
+    if shown["verdicts"]:
+        how.append("verdict " + " or ".join(shown["verdicts"]))
+    if shown["top"] is not None:
+        how.append(f"the top {shown['top']}")
+    return (f"Showing {shown['configs']} of {shown['of']} configurations ({', '.join(how)}; the baseline always); "
+            "the statistics are those of the whole sweep.")
+
+
+def setting_lines(report: dict) -> list[str]:
+    """What the sweep ran: each task's data, split sizes, model and training; the space, seed, repeats, dates."""
+    setting = report.get("setting")
+    if not setting:
+        return []
+    lines = []
+    for t in setting["tasks"]:
+        parts = f"{t['n_train']} train, " + (f"{t['n_val']} validation, " if t["n_val"] else "no validation, ")
+        parts += f"{t['n_test']} test"
+        data = t["dataset"] + (f" (fixed sample, dataset_seed {t['dataset_seed']})" if t["dataset_seed"] is not None else "")
+        lines.append(f"task {t['task']}: {data}, {parts}; {t['model']}; {t['epochs']} epochs, batch {t['batch_size']}, "
+                     f"{t['optimizer']}")
+    done = f", finished {setting['finished_at']}" if setting.get("finished_at") else ""
+    lines.append(f"search space: {setting['space']}; sweep seed {setting['sweep_seed']}, {setting['repeats']} repeats; "
+                 f"started {setting.get('created_at')}{done}")
+    return lines
 
 
 def ran_lines(report: dict) -> list[str]:
-    """What trained the runs, one line per distinct engine/device/software/host, and what drove the sweep."""
-    lines = [f"{_plural(ran['n_runs'], 'run')}: {describe(ran)}" for ran in report["ran"]["runs"]]
+    """What ran: the setting, then what trained the runs, one line per distinct engine/device/software/host,
+    and what drove the sweep."""
+    lines = setting_lines(report)
+    lines += [f"{_plural(ran['n_runs'], 'run')}: {describe(ran)}" for ran in report["ran"]["runs"]]
     lines.append(f"driven by `sweeper run`: {describe(report['ran']['sweep'])}")
     return lines
 
@@ -93,7 +170,7 @@ def _plural(n: int, word: str) -> str:
 
 
 #: Columns a terminal narrower than the key leaves out (markdown, html, csv and json keep them all).
-NARROW = {180: ("div.", "p", "gap", "MDE"), 120: ("n", "P(improve) [95% CI]", "P(best)"), 100: ("rank",)}
+NARROW = {180: ("div.", "p", "gap", "MDE", "ECE"), 120: ("n", "P(improve) [95% CI]", "P(best)"), 100: ("rank",)}
 
 
 def render_table(report: dict, configs: list[dict] | None = None, *, title: str | None = None,
@@ -102,10 +179,11 @@ def render_table(report: dict, configs: list[dict] | None = None, *, title: str 
     for a terminal ``width`` the less essential columns are left out."""
     configs = report["configs"] if configs is None else configs
     drop = {name for limit, names in NARROW.items() if width is not None and width < limit for name in names}
-    keep = [i for i, name in enumerate(HEADER) if name not in drop]
+    keep = [i for i in _header(report)[0] if HEADER[i] not in drop]
     table = Table(
         title=title or f"{report['sweep']}: {_direction(report)}",
-        caption=f"Δ and P(improve) paired by repeat against no noise; verdict at α = {report['alpha']:g} after Holm",
+        caption=f"Δ and P(improve) paired by repeat against no noise on the test part; verdict at α = {report['alpha']:g} "
+                f"after Holm" + (f". {shown_line(report)}" if shown_line(report) else ""),
     )
     for name in (HEADER[i] for i in keep):
         words = name in ("configuration", "verdict")
@@ -146,14 +224,16 @@ def _friedman_line(across: dict) -> str:
 def render_markdown(report: dict, images: dict[str, str]) -> str:
     """A Markdown document; ``images`` maps a figure's name to the path or URL the document links to."""
     out = [f"# Noise sweep `{report['sweep']}`", "", f"*{_direction(report)}*", "", report["summary"], ""]
-    out += [_md_table(HEADER, [_cells(c) for c in report["configs"]]), ""]
+    if shown_line(report):
+        out += [f"*{shown_line(report)}*", ""]
+    out += [_md_table(_header(report)[1], _rows(report, report["configs"])), ""]
     if report.get("across_tasks"):
         across = report["across_tasks"]
         out += ["## Across tasks", "", across["summary"], "", _md_table(("#", "configuration", "average rank"), _ranking_rows(across)), ""]
         out += [_friedman_line(across), ""]
         for task in report["tasks"]:
             out += [f"## Task `{task['task']}`", "", task["summary"], ""]
-            out += [_md_table(HEADER, [_cells(c) for c in task["configs"]]), ""]
+            out += [_md_table(_header(report)[1], _rows(report, task["configs"])), ""]
     out += ["## What ran", ""] + [f"- {line}" for line in ran_lines(report)] + [""]
     if images:
         out += ["## Figures", ""]
@@ -185,8 +265,8 @@ def _html_table(header, rows, verdicts: list[str] | None = None) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
 
 
-def _config_table_html(configs: list[dict]) -> str:
-    return _html_table(HEADER, [_cells(c) for c in configs], [c["verdict"] for c in configs])
+def _config_table_html(report: dict, configs: list[dict]) -> str:
+    return _html_table(_header(report)[1], _rows(report, configs), [c["verdict"] for c in configs])
 
 
 def _data_uri(image: str | bytes | Path) -> str:
@@ -205,14 +285,15 @@ def render_html(report: dict, images: dict[str, str | bytes]) -> str:
         f"<h1>Noise sweep <code>{e(str(report['sweep']))}</code></h1>",
         f"<p><em>{e(_direction(report))}</em></p>",
         f"<p>{e(report['summary'])}</p>",
-        _config_table_html(report["configs"]),
+        f"<p><em>{e(shown_line(report))}</em></p>" if shown_line(report) else "",
+        _config_table_html(report, report["configs"]),
     ]
     if report.get("across_tasks"):
         across = report["across_tasks"]
         out += ["<h2>Across tasks</h2>", f"<p>{e(across['summary'])}</p>"]
         out += [_html_table(("#", "configuration", "average rank"), _ranking_rows(across)), f"<p>{e(_friedman_line(across))}</p>"]
         for task in report["tasks"]:
-            out += [f"<h2>Task <code>{e(task['task'])}</code></h2>", f"<p>{e(task['summary'])}</p>", _config_table_html(task["configs"])]
+            out += [f"<h2>Task <code>{e(task['task'])}</code></h2>", f"<p>{e(task['summary'])}</p>", _config_table_html(report, task["configs"])]
     out.append("<h2>What ran</h2><ul>")
     out += [f"<li>{e(line)}</li>" for line in ran_lines(report)]
     out.append("</ul>")
@@ -229,7 +310,8 @@ def render_html(report: dict, images: dict[str, str | bytes]) -> str:
 
 #: What trained a configuration's runs (distinct values, comma-separated), after its statistics.
 RAN_COLUMNS = ("engine", "device", "cpu", "gpu", "sweeper_version", "torch_version", "host")
-CSV_COLUMNS = ("task", "position", "trial", "label", "params", "n", "diverged", "missing", "mean", "std", "median", "iqm",
+CSV_COLUMNS = ("task", "position", "trial", "label", "params", "n", "diverged", "missing", "selection_mean", "mean", "std",
+               "median", "iqm", "ece",
                "ci_low", "ci_high", "delta", "delta_ci_low", "delta_ci_high", "p_improve", "p_improve_ci_low",
                "p_improve_ci_high", "p_value", "p_adjusted", "verdict", "p_best", "rank", "gap", "mde", "n_needed",
                *RAN_COLUMNS)

@@ -348,12 +348,27 @@ def impute_diverged(values: np.ndarray, *, higher_is_better: bool) -> np.ndarray
     return np.where(ok, values, worst)
 
 
+def settled(values: np.ndarray) -> np.ndarray:
+    """``values`` rounded to 10 significant digits of the largest, for telling ties apart from differences.
+
+    Means of runs that are equal in exact arithmetic can differ in the last bits of a float64 sum,
+    depending on the order of the terms; compared as they are, such a tie would be broken by rounding.
+    Distinct means of the metrics here differ far above 1e-10 of their scale. NaN stays NaN.
+    """
+    values = np.asarray(values, dtype=float)
+    finite = np.abs(values[np.isfinite(values)])
+    if finite.size == 0 or finite.max() == 0:
+        return values
+    return np.round(values, 9 - int(np.floor(np.log10(finite.max()))))
+
+
 def ranks(scores: np.ndarray, *, higher_is_better: bool) -> np.ndarray:
-    """Rank of each configuration within each row, 1 = best, ties sharing the average rank.
+    """Rank of each configuration within each row, 1 = best, ties (to :func:`settled` precision) sharing the
+    average rank.
 
     ``scores: (..., n_configs)``; NaN ranks last.
     """
-    oriented = np.asarray(scores, dtype=float) * (1.0 if higher_is_better else -1.0)
+    oriented = settled(scores) * (1.0 if higher_is_better else -1.0)
     oriented = np.where(np.isnan(oriented), -np.inf, oriented)
     return stats.rankdata(-oriented, axis=-1)
 
@@ -369,11 +384,12 @@ def probability_of_best(boot_scores: np.ndarray, *, higher_is_better: bool) -> n
     ``boot_scores: (n_boot, n_tasks, n_configs)``: each configuration's mean score per task in each
     resample (repeats resampled jointly across configurations, so pairing is kept). The best in a
     resample is the configuration with the best average rank across tasks — with one task simply
-    the best mean. Ties split the win. Returns ``(n_configs,)`` summing to 1.
+    the best mean. Ties (to :func:`settled` precision) split the win equally. Returns ``(n_configs,)``
+    summing to 1.
     """
     boot_scores = np.asarray(boot_scores, dtype=float)
     if boot_scores.shape[1] == 1:  # one task: the best mean, no ranking needed
-        oriented = boot_scores[:, 0, :] * (1.0 if higher_is_better else -1.0)
+        oriented = settled(boot_scores[:, 0, :]) * (1.0 if higher_is_better else -1.0)
         oriented = np.where(np.isnan(oriented), -np.inf, oriented)
         is_best = oriented == oriented.max(axis=1, keepdims=True)
     else:
@@ -421,3 +437,36 @@ def nemenyi_critical_difference(n_configs: int, n_tasks: int, alpha: float = 0.0
     """
     q = stats.studentized_range.ppf(1.0 - alpha, n_configs, np.inf) / np.sqrt(2.0)
     return float(q * np.sqrt(n_configs * (n_configs + 1) / (6.0 * n_tasks)))
+
+
+# --- selection -------------------------------------------------------------------------------------
+
+
+def bootstrap_bias_corrected(selection: list[np.ndarray], estimate: list[np.ndarray], counts: list[np.ndarray], *,
+                             higher_is_better: bool) -> np.ndarray:
+    """BBC: the performance of *selecting the best configuration*, corrected for the selection's optimism.
+
+    Tsamardinos, Greasidou and Borboudakis 2018 ("Bootstrapping the out-of-sample predictions for
+    efficient and accurate cross-validation", Machine Learning 107), with repeats as the resampled units:
+    in each bootstrap resample, the configuration with the best mean ``selection`` over the repeats drawn
+    (with several tasks: the best average rank of those means) is picked, and scored by its mean
+    ``estimate`` over the repeats *not* drawn (out of bag), which took no part in picking it. The mean
+    over resamples is the bias-corrected estimate, its percentiles an interval. It answers for the
+    procedure "pick the best", not for one named configuration.
+
+    Per task: ``selection[t], estimate[t]: (n_repeats, n_configs)`` (the same matrix when the same data
+    both select and estimate), NaN excluded from means; ``counts[t]: (n_boot, n_repeats)`` from
+    :func:`bootstrap_counts`. Returns ``(n_boot,)``, the mean over tasks of the picked configuration's
+    out-of-bag means; NaN where a resample left no repeat out of bag.
+    """
+    in_bag = np.stack([bootstrap_means(v, k) for v, k in zip(selection, counts)], axis=1)  # (n_boot, n_tasks, n_configs)
+    out_of_bag = np.stack([bootstrap_means(v, (k == 0).astype(float)) for v, k in zip(estimate, counts)], axis=1)
+    if in_bag.shape[1] == 1:
+        oriented = np.where(np.isnan(in_bag[:, 0]), -np.inf, settled(in_bag[:, 0]) * (1.0 if higher_is_better else -1.0))
+        picked = oriented.argmax(axis=1)  # the first of tied columns: their order says nothing of their test values
+    else:
+        picked = ranks(in_bag, higher_is_better=higher_is_better).mean(axis=1).argmin(axis=1)
+    chosen = out_of_bag[np.arange(len(picked)), :, picked]  # (n_boot, n_tasks)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a resample with nothing out of bag: NaN
+        return np.nanmean(chosen, axis=1)

@@ -13,7 +13,7 @@ from sweeper.engine.machine import FIELDS as MACHINE_FIELDS
 from sweeper.engine.result import Member, RunResult
 from sweeper.noise.spec import BASELINE, NoiseConfig, config_label
 from sweeper.seeding import config_key
-from sweeper.store.models import METRICS
+from sweeper.store.models import EARLY_METRICS, METRICS
 
 
 def config_json(config: NoiseConfig) -> str:
@@ -85,6 +85,7 @@ def run_row(trial_id: int, task: str, member: Member, result: RunResult) -> dict
         "noise_seed": int(member.noise_seed),
         **{name: finite(result.final.get(name)) for name in METRICS},
         "best_epoch": _optional_int(result.best_epoch),
+        **{name: finite(result.final.get(name)) for name in EARLY_METRICS},
         "diverged": bool(result.diverged),
         "diverged_epoch": _optional_int(result.diverged_epoch),
         "wall_time": float(result.wall_time),

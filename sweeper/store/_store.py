@@ -25,6 +25,7 @@ from sweeper.store import _engine, _query, _rows, _schema
 from sweeper.store._query import DEFAULT_LIMIT, DEFAULT_TIMEOUT_S, QueryResult
 from sweeper.store._url import default_url, parse_url, redact, sqlite_path
 from sweeper.store.models import (
+    EARLY_METRICS,
     PROBLEM_METRICS,
     PROBLEMS,
     SWEEP_STATUSES,
@@ -436,6 +437,7 @@ class Store:
                     Run.noise_seed,
                     *_metric_columns(Run, sweep.problem),
                     Run.best_epoch,
+                    *_early_columns(sweep.problem),
                     Run.diverged,
                     Run.diverged_epoch,
                     Run.wall_time,
@@ -592,6 +594,11 @@ def _noise_columns() -> tuple:
 
 def _metric_columns(model, problem: str) -> list:
     return [getattr(model, name) for name in PROBLEM_METRICS[problem]]
+
+
+def _early_columns(problem: str) -> list:
+    """A run's metrics at its best validation epoch, for the problem's metrics."""
+    return [getattr(Run, f"early_{name}") for name in PROBLEM_METRICS[problem] if f"early_{name}" in EARLY_METRICS]
 
 
 def _plain_rows(result, **first) -> list[dict]:

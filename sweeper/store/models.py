@@ -34,21 +34,43 @@ from sqlalchemy.types import TypeDecorator
 PROBLEMS = ("binary", "multiclass", "regression", "mixed")
 SWEEP_STATUSES = ("running", "completed", "interrupted", "failed")
 TRIAL_STATUSES = ("pending", "complete")
-#: Every metric a run or a curve point can carry; which ones are filled depends on the problem.
+#: Every metric a run or a curve point can carry; which ones are filled depends on the problem (and
+#: the ``val_`` ones on the task having a validation part).
 METRICS = (
     "train_loss",
+    "val_loss",
     "test_loss",
     "train_accuracy",
+    "val_accuracy",
     "test_accuracy",
+    "test_ece",
     "train_mse",
+    "val_mse",
     "test_mse",
     "train_r2",
+    "val_r2",
     "test_r2",
 )
+#: A run's validation and test metrics at the logged epoch of its best validation metric (``best_epoch``;
+#: without a validation part, of its best test metric): what early stopping would have kept.
+EARLY_METRICS = (
+    "early_val_loss",
+    "early_test_loss",
+    "early_val_accuracy",
+    "early_test_accuracy",
+    "early_test_ece",
+    "early_val_mse",
+    "early_test_mse",
+    "early_val_r2",
+    "early_test_r2",
+)
+_CLASSIFICATION = ("train_loss", "val_loss", "test_loss", "train_accuracy", "val_accuracy", "test_accuracy",
+                   "test_ece")
 PROBLEM_METRICS = {
-    "binary": ("train_loss", "test_loss", "train_accuracy", "test_accuracy"),
-    "multiclass": ("train_loss", "test_loss", "train_accuracy", "test_accuracy"),
-    "regression": ("train_loss", "test_loss", "train_mse", "test_mse", "train_r2", "test_r2"),
+    "binary": _CLASSIFICATION,
+    "multiclass": _CLASSIFICATION,
+    "regression": ("train_loss", "val_loss", "test_loss", "train_mse", "val_mse", "test_mse", "train_r2", "val_r2",
+                   "test_r2"),
     "mixed": METRICS,
 }
 
@@ -183,6 +205,12 @@ class _Metrics:
     test_mse: Mapped[float | None] = mapped_column(Float)
     train_r2: Mapped[float | None] = mapped_column(Float)
     test_r2: Mapped[float | None] = mapped_column(Float)
+    # Added by revision 0003 (NULL in runs stored before it, and without a validation part).
+    val_loss: Mapped[float | None] = mapped_column(Float)
+    val_accuracy: Mapped[float | None] = mapped_column(Float)
+    val_mse: Mapped[float | None] = mapped_column(Float)
+    val_r2: Mapped[float | None] = mapped_column(Float)
+    test_ece: Mapped[float | None] = mapped_column(Float)
 
 
 class Run(_Metrics, _Machine, Base):
@@ -212,6 +240,16 @@ class Run(_Metrics, _Machine, Base):
     device: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     engine: Mapped[str | None] = mapped_column(String(16))  # fused, stacked or reference
+    # EARLY_METRICS, added by revision 0003.
+    early_val_loss: Mapped[float | None] = mapped_column(Float)
+    early_test_loss: Mapped[float | None] = mapped_column(Float)
+    early_val_accuracy: Mapped[float | None] = mapped_column(Float)
+    early_test_accuracy: Mapped[float | None] = mapped_column(Float)
+    early_test_ece: Mapped[float | None] = mapped_column(Float)
+    early_val_mse: Mapped[float | None] = mapped_column(Float)
+    early_test_mse: Mapped[float | None] = mapped_column(Float)
+    early_val_r2: Mapped[float | None] = mapped_column(Float)
+    early_test_r2: Mapped[float | None] = mapped_column(Float)
 
 
 class Curve(_Metrics, Base):

@@ -23,14 +23,18 @@ _MULTICLASS = {"blobs": 3, "wine": 3, "iris": 3, "digits": 10}
 _GENERATOR_DEFAULTS = {
     "circles": (100, 0.1), "moons": (100, 0.1), "blobs": (150, 2.0), "friedman1": (200, 1.0),
 }
+#: Mixed into a repeat's data seed for the seed of its validation draw (generated data sets).
+_VALIDATION = 0x56414C
 
 
 @dataclass(frozen=True)
 class Split:
-    """One repeat's data: training and test parts, scaled with statistics of the training part only."""
+    """One repeat's data: training, validation and test parts, scaled with statistics of the training part only."""
 
     x_train: np.ndarray  # (n_train, *input_shape) float32
     y_train: np.ndarray  # (n_train,) int64 class labels 0..n_classes-1, or float32 targets for regression
+    x_val: np.ndarray  # (n_val, *input_shape) float32; n_val is 0 without a validation part
+    y_val: np.ndarray  # (n_val,) like y_train
     x_test: np.ndarray  # (n_test, *input_shape) float32
     y_test: np.ndarray  # (n_test,) like y_train
     n_classes: int  # 2 for binary, k for multiclass, 0 for regression
@@ -58,17 +62,18 @@ def load_split(task: TaskSpec, seed: int) -> Split:
     if seed < 0:
         raise TaskError(f"data seed: {seed} is negative; seeds must be integers of at least 0")
     if task.dataset in GENERATED:
-        x_train, y_train, x_test, y_test = _generated(task, _random_state(seed))
+        parts = _generated(task, seed)
     else:
-        x_train, y_train, x_test, y_test = _bundled_split(task, _random_state(seed))
-    x_train, x_test = _scale(task.scaling, x_train, x_test)
+        parts = _bundled_split(task, _random_state(seed))
+    (x_train, y_train), (x_val, y_val), (x_test, y_test) = parts
+    x_train, x_val, x_test = _scale(task.scaling, x_train, x_val, x_test)
 
     y_mean, y_std = 0.0, 1.0
     if task.problem == "regression":
         if task.scaling != "none":
             # A constant training target would divide by zero; leave its scale alone then.
             y_mean, y_std = float(y_train.mean()), float(y_train.std()) or 1.0
-        y_train, y_test = ((y - y_mean) / y_std for y in (y_train, y_test))
+        y_train, y_val, y_test = ((y - y_mean) / y_std for y in (y_train, y_val, y_test))
         y_type, classes = np.float32, 0
     else:
         y_type, classes = np.int64, _MULTICLASS.get(task.dataset, 2)
@@ -77,6 +82,8 @@ def load_split(task: TaskSpec, seed: int) -> Split:
     return Split(
         x_train=x_train.astype(np.float32).reshape(-1, *shape),
         y_train=y_train.astype(y_type),
+        x_val=x_val.astype(np.float32).reshape(-1, *shape),
+        y_val=y_val.astype(y_type),
         x_test=x_test.astype(np.float32).reshape(-1, *shape),
         y_test=y_test.astype(y_type),
         n_classes=classes,
@@ -84,6 +91,40 @@ def load_split(task: TaskSpec, seed: int) -> Split:
         y_mean=y_mean,
         y_std=y_std,
     )
+
+
+def part_sizes(task: TaskSpec) -> tuple[int, int, int]:
+    """The task's (n_train, n_val, n_test) in samples, its defaults and fractions resolved; TaskError if they
+    do not fit the data set."""
+    if task.dataset in GENERATED:
+        n = task.n_samples or _GENERATOR_DEFAULTS[task.dataset][0]
+        n_test = _count(task.n_test, n, "n_test") if task.n_test is not None else n - task.n_train
+        n_val = n_test if task.n_val is None else _count(task.n_val, n, "n_val")
+        what = f"{task.dataset} has {n} samples (n_samples)"
+        _check_sizes(task, n, n_test, 0, what)  # validation is drawn apart, on top of n_samples
+        return task.n_train, n_val, n_test
+    n = len(_bundled(task.dataset)[1])
+    rest = n - task.n_train
+    n_val = None if task.n_val is None else _count(task.n_val, n, "n_val")
+    n_test = None if task.n_test is None else _count(task.n_test, n, "n_test")
+    if n_val is None and n_test is None:
+        n_val = rest // 2  # the samples that are not training data, split evenly
+    elif n_val is None:
+        n_val = max(0, min(n_test, rest - n_test))
+    if n_test is None:
+        n_test = rest - n_val
+    _check_sizes(task, n, n_test, n_val, f"{task.dataset} has {n} samples")
+    return task.n_train, n_val, n_test
+
+
+def _count(value: int | float, n: int, key: str) -> int:
+    """A part's size in samples: ``value`` itself, or a fraction of the ``n`` samples rounded."""
+    if isinstance(value, int):
+        return value
+    count = round(value * n)
+    if count < 1:
+        raise TaskError(f"task.{key}: {value:g} of {n} samples is no sample; allowed: a larger fraction or a count")
+    return count
 
 
 def _random_state(seed: int) -> int | np.random.RandomState:
@@ -99,30 +140,35 @@ def _random_state(seed: int) -> int | np.random.RandomState:
     return np.random.RandomState(words)
 
 
-def _generated(task: TaskSpec, random_state) -> tuple[np.ndarray, ...]:
-    """Draw n_samples with the scikit-learn generator; the first n_train are training data, then the test."""
-    name = task.dataset
-    default_n, default_noise = _GENERATOR_DEFAULTS[name]
-    n = task.n_samples or default_n
-    noise = default_noise if task.data_noise is None else task.data_noise
-    _check_sizes(task, n, f"{name} has {n} samples (n_samples)")
-
-    if name == "circles":
-        x, y = datasets.make_circles(n_samples=n, noise=noise, random_state=random_state)
-    elif name == "moons":
-        x, y = datasets.make_moons(n_samples=n, noise=noise, random_state=random_state)
-    elif name == "blobs":
-        x, y = datasets.make_blobs(
-            n_samples=n, centers=3, n_features=2, cluster_std=noise, random_state=random_state
-        )
+def _generated(task: TaskSpec, seed: int) -> tuple[tuple[np.ndarray, np.ndarray], ...]:
+    """Draw n_samples with the scikit-learn generator, the first n_train training data and the next n_test
+    the test part (as the seed tutorial does); the validation part is a draw of its own, from a seed
+    derived from ``seed``, so adding one changes neither of the others."""
+    n_train, n_val, n_test = part_sizes(task)
+    x, y = _draw(task, task.n_samples or _GENERATOR_DEFAULTS[task.dataset][0], _random_state(seed))
+    end = n_train + n_test
+    if n_val:
+        validation_seed = int(np.random.SeedSequence([seed, _VALIDATION]).generate_state(1)[0])
+        x_val, y_val = _draw(task, n_val, validation_seed)
     else:
-        x, y = datasets.make_friedman1(n_samples=n, n_features=10, noise=noise, random_state=random_state)
-    end = n if task.n_test is None else task.n_train + task.n_test
-    return x[: task.n_train], y[: task.n_train], x[task.n_train : end], y[task.n_train : end]
+        x_val, y_val = x[:0], y[:0]
+    return (x[:n_train], y[:n_train]), (x_val, y_val), (x[n_train:end], y[n_train:end])
 
 
-def _bundled_split(task: TaskSpec, random_state) -> tuple[np.ndarray, ...]:
-    """Split a bundled data set into n_train and n_test samples, stratified by class for classification."""
+def _draw(task: TaskSpec, n: int, random_state) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` samples of the task's generator."""
+    noise = _GENERATOR_DEFAULTS[task.dataset][1] if task.data_noise is None else task.data_noise
+    if task.dataset == "circles":
+        return datasets.make_circles(n_samples=n, noise=noise, random_state=random_state)
+    if task.dataset == "moons":
+        return datasets.make_moons(n_samples=n, noise=noise, random_state=random_state)
+    if task.dataset == "blobs":
+        return datasets.make_blobs(n_samples=n, centers=3, n_features=2, cluster_std=noise, random_state=random_state)
+    return datasets.make_friedman1(n_samples=n, n_features=10, noise=noise, random_state=random_state)
+
+
+def _bundled_split(task: TaskSpec, random_state) -> tuple[tuple[np.ndarray, np.ndarray], ...]:
+    """Split a bundled data set into n_train, n_val and n_test samples, stratified by class for classification."""
     name = task.dataset
     for key in ("n_samples", "data_noise"):
         if getattr(task, key) is not None:
@@ -130,45 +176,63 @@ def _bundled_split(task: TaskSpec, random_state) -> tuple[np.ndarray, ...]:
                 f"task.{key}: only generated data sets ({', '.join(GENERATED)}) take it, not {name}"
             )
     x, y = _bundled(name)
-    n = len(y)
-    _check_sizes(task, n, f"{name} has {n} samples")
-
-    stratify = None
-    if task.problem != "regression":
-        stratify = y
+    n_train, n_val, n_test = part_sizes(task)
+    classification = task.problem != "regression"
+    if classification:
         k = _MULTICLASS.get(name, 2)
-        # scikit-learn's stratified split needs room for every class on both sides.
-        if task.n_train < k:
+        # scikit-learn's stratified split needs room for every class in every part.
+        parts = 2 if n_val else 1
+        if task.n_val is None and task.n_test is None and min(n_val, n_test) < k and n_train >= k:
             raise TaskError(
-                f"task.n_train: {task.n_train} cannot hold the {k} classes of {name}; "
-                f"a stratified split needs n_train of at least {k}"
+                f"task.n_train: {n_train} leaves {n_val + n_test} samples for validation and test, which "
+                f"cannot hold the {k} classes of {name} in each; n_train must be at most {len(y) - parts * k}"
             )
-        if task.n_test is not None and task.n_test < k:
+        if task.n_test is None and n_test < k <= n_train:
             raise TaskError(
-                f"task.n_test: {task.n_test} cannot hold the {k} classes of {name}; "
-                f"a stratified split needs n_test of at least {k}"
+                f"task.n_train: {n_train} leaves {n_test} test samples for the {k} classes of {name}; "
+                f"n_train must be at most {len(y) - n_val - k}"
             )
-        if task.n_test is None and n - task.n_train < k:
-            raise TaskError(
-                f"task.n_train: {task.n_train} leaves {n - task.n_train} test samples for the {k} classes "
-                f"of {name}; n_train must be at most {n - k}"
-            )
-    x_train, x_test, y_train, y_test = train_test_split(
-        x, y, train_size=task.n_train, test_size=task.n_test, random_state=random_state, stratify=stratify
-    )
-    return x_train, y_train, x_test, y_test
+        for key, size in (("n_train", n_train), ("n_test", n_test), ("n_val", n_val)):
+            if 0 < size < k or (key != "n_val" and size < k):
+                raise TaskError(
+                    f"task.{key}: {size} cannot hold the {k} classes of {name}; "
+                    f"a stratified split needs at least {k} samples in each part"
+                )
+    if not n_val:
+        # One split, exactly as before validation parts existed: the seed's numbers stay reproducible.
+        x_train, x_test, y_train, y_test = train_test_split(
+            x, y, train_size=n_train, test_size=task.n_test and n_test, random_state=random_state,
+            stratify=y if classification else None)
+        return (x_train, y_train), (x_train[:0], y_train[:0]), (x_test, y_test)
+    try:
+        x_train, x_rest, y_train, y_rest = train_test_split(
+            x, y, train_size=n_train, test_size=n_val + n_test, random_state=random_state,
+            stratify=y if classification else None)
+        x_val, x_test, y_val, y_test = train_test_split(
+            x_rest, y_rest, train_size=n_val, test_size=n_test, random_state=random_state,
+            stratify=y_rest if classification else None)
+    except ValueError as exc:  # a class too rare in what is left for validation and test
+        raise TaskError(f"task.n_val: {n_val} validation and {n_test} test samples of {name} cannot both be "
+                        f"stratified ({exc}); allowed: larger parts, or n_val: 0") from exc
+    return (x_train, y_train), (x_val, y_val), (x_test, y_test)
 
 
-def _check_sizes(task: TaskSpec, n: int, what: str) -> None:
-    """Refuse an n_train or n_test that the n available samples cannot satisfy."""
+def _check_sizes(task: TaskSpec, n: int, n_test: int, n_val: int, what: str) -> None:
+    """Refuse parts that the n available samples cannot hold."""
     if task.n_train >= n:
         raise TaskError(
             f"task.n_train: {task.n_train} leaves no test data; {what}, so n_train must be at most {n - 1}"
         )
-    if task.n_test is not None and task.n_train + task.n_test > n:
+    if n_test < 1:
         raise TaskError(
-            f"task.n_test: {task.n_test} with n_train {task.n_train} needs {task.n_train + task.n_test} "
-            f"samples; {what}, so n_test must be at most {n - task.n_train}"
+            f"task.n_val: {n_val} with n_train {task.n_train} leaves no test data; {what}, so n_val must be at most "
+            f"{n - task.n_train - 1}"
+        )
+    if task.n_train + n_val + n_test > n:
+        parts = f"n_train {task.n_train}" + (f" and n_val {n_val}" if n_val else "")
+        raise TaskError(
+            f"task.n_test: {n_test} with {parts} needs {task.n_train + n_val + n_test} samples; {what}, "
+            f"so n_test must be at most {n - task.n_train - n_val}"
         )
 
 
@@ -182,10 +246,11 @@ def _bundled(name: str) -> tuple[np.ndarray, np.ndarray]:
     return x, y
 
 
-def _scale(scaling: str, x_train: np.ndarray, x_test: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Fit the scaler on the training part only and apply it to both parts."""
+def _scale(scaling: str, x_train: np.ndarray, *others: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Fit the scaler on the training part only and apply it to every part."""
     if scaling == "none":
-        return x_train, x_test
+        return (x_train, *others)
     # Both scalers map constant features to a finite constant (they treat a zero range as 1).
     scaler = (StandardScaler() if scaling == "standard" else MinMaxScaler()).fit(x_train)
-    return scaler.transform(x_train), scaler.transform(x_test)
+    # An empty part (no validation) stays empty; the scaler refuses zero rows.
+    return tuple(scaler.transform(x) if len(x) else x for x in (x_train, *others))

@@ -34,6 +34,8 @@ MAX_EPOCHS = 10_000_000
 MAX_WIDTH = 2**31 - 1
 
 _Width = Annotated[int, Field(ge=1, le=MAX_WIDTH)]
+#: A part's size: a number of samples, or a fraction (0 < f < 1) of the data set (generators: of n_samples).
+_Part = Annotated[int, Field(ge=0, le=MAX_SAMPLES)] | Annotated[float, Field(gt=0, lt=1, allow_inf_nan=False)]
 _Beta = Annotated[float, Field(ge=0, lt=1, allow_inf_nan=False)]
 
 
@@ -63,8 +65,12 @@ class TaskSpec(_Frozen):
     #: Generators only: the generator's own noise (circles 0.1, moons 0.1, friedman1 1.0).
     data_noise: float | None = Field(None, ge=0, allow_inf_nan=False)
     n_train: int = Field(30, ge=2, le=MAX_SAMPLES)
-    #: Test set size; None uses everything that is not training data.
-    n_test: int | None = Field(None, ge=1, le=MAX_SAMPLES)
+    #: Validation part, what a sweep selects on: None makes it as large as the test part (bundled data:
+    #: the samples that are not training data, split evenly); 0 has none, as in the seed tutorial,
+    #: where the test part is also what is selected on.
+    n_val: _Part | None = None
+    #: Test part, read only to report; None uses everything that is neither training nor validation data.
+    n_test: _Part | None = None
     scaling: Literal["standard", "minmax", "none"] = "standard"
 
     model: Literal[MODELS] = "mlp"  # type: ignore[valid-type]
@@ -89,7 +95,14 @@ class TaskSpec(_Frozen):
             raise ValueError("an rnn takes one recurrent hidden size: hidden: [64]")
         if self.model in ("cnn", "rnn") and self.dataset != "digits":
             raise ValueError(f"model {self.model!r} needs image/sequence data: dataset 'digits'")
+        if self.n_test == 0:
+            raise ValueError("n_test: 0 leaves nothing to report on; allowed: at least 1 sample, or a fraction")
         return self
+
+    @property
+    def has_validation(self) -> bool:
+        """Whether the task has a validation part (``n_val: 0`` selects on the test part instead)."""
+        return self.n_val != 0
 
     @property
     def problem(self) -> str:

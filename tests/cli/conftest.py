@@ -22,7 +22,7 @@ TINY_YAML = """\
 name: tiny
 seed: 3
 repeats: 2
-metric: test_accuracy
+metric: accuracy
 task:
   dataset: circles
   n_train: 30

@@ -11,7 +11,7 @@ CHANGES = {
     "values": ([("epochs: 20", "epochs: 30"), ("std: 0.1}", "std: 0.2}")], [],
                "task.epochs 20 -> 30, search.configs[1].std 0.1 -> 0.2"),
     "added_key": ([("epochs: 20", "epochs: 20\n  batch_size: 10")], [], "task.batch_size (not set) -> 10"),
-    "removed_key": ([("metric: test_accuracy\n", "")], [], "metric 'test_accuracy' -> (not set)"),
+    "removed_key": ([("metric: accuracy\n", "")], [], "metric 'accuracy' -> (not set)"),
     "short_list": ([("hidden: [8]", "hidden: [8, 8]")], [], "task.hidden [8] -> [8, 8]"),
     "added_config": ([("    - {placement: pre_activation, std: 0.1}\n",
                        "    - {placement: pre_activation, std: 0.1}\n    - {placement: weights, std: 0.01}\n")], [],

@@ -10,7 +10,7 @@ SPACE_YAML = """\
 name: both-backends
 seed: 11
 repeats: 2
-metric: test_accuracy
+metric: accuracy
 task:
   dataset: moons
   n_train: 30

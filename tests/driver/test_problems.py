@@ -9,9 +9,12 @@ import pytest
 
 from sweeper.store import open_store
 
-CLASSIFICATION = ("train_loss", "test_loss", "train_accuracy", "test_accuracy")
-REGRESSION = ("train_loss", "test_loss", "train_mse", "test_mse", "train_r2", "test_r2")
-ACCURACY, SQUARED = ("train_accuracy", "test_accuracy"), ("train_mse", "test_mse", "train_r2", "test_r2")
+CLASSIFICATION = ("train_loss", "val_loss", "test_loss", "train_accuracy", "val_accuracy", "test_accuracy", "test_ece",
+                  "early_val_accuracy", "early_test_accuracy", "early_test_ece")
+REGRESSION = ("train_loss", "val_loss", "test_loss", "train_mse", "val_mse", "test_mse", "train_r2", "val_r2", "test_r2",
+              "early_val_mse", "early_test_mse", "early_test_r2")
+ACCURACY = ("train_accuracy", "val_accuracy", "test_accuracy", "test_ece", "early_test_accuracy")
+SQUARED = ("train_mse", "val_mse", "test_mse", "train_r2", "val_r2", "test_r2", "early_test_mse")
 
 CIRCLES = "{dataset: circles, n_train: 30, hidden: [8], epochs: 20}"
 MOONS = "{dataset: moons, n_train: 30, hidden: [8], epochs: 20}"
@@ -27,17 +30,17 @@ def space(name: str, tasks: list[str], metric: str, configs: list[str]) -> str:
 
 
 SWEEPS = {
-    "regression": (space("regression", [FRIEDMAN], "test_mse", [
+    "regression": (space("regression", [FRIEDMAN], "mse", [
         "{placement: targets, std: 0.1}",  # regression targets take additive noise
         "{placement: weights, kind: multiplicative, std: 0.1, schedule: annealed, gamma: 0.6}"]),
         {"fried": REGRESSION}, "regression"),
-    "two-binary": (space("two-binary", [CIRCLES, MOONS], "test_accuracy", [
+    "two-binary": (space("two-binary", [CIRCLES, MOONS], "accuracy", [
         "{placement: targets, std: 0.1}", "{placement: pre_activation, std: 0.1}"]),
         {"circles": CLASSIFICATION, "moons": CLASSIFICATION}, "binary"),
-    "binary-multiclass": (space("binary-multiclass", [CIRCLES, IRIS], "test_accuracy", [
+    "binary-multiclass": (space("binary-multiclass", [CIRCLES, IRIS], "accuracy", [
         "{placement: targets, std: 0.1}", "{placement: input, std: 0.1}"]),
         {"circles": CLASSIFICATION, "iris": CLASSIFICATION}, None),
-    "classification-regression": (space("classification-regression", [CIRCLES, FRIEDMAN], "test_loss", [
+    "classification-regression": (space("classification-regression", [CIRCLES, FRIEDMAN], "loss", [
         "{placement: input, std: 0.1}", "{placement: weights, std: 0.05}"]),
         {"circles": CLASSIFICATION, "fried": REGRESSION}, "mixed"),
 }
@@ -93,8 +96,8 @@ def test_a_regression_sweep_lists_only_regression_metrics(swept, sweeper_cli):
 
     assert set(REGRESSION) <= set(rows[0]) and not set(ACCURACY) & set(rows[0])
     assert all(-10 < r["test_r2"] <= 1 and r["test_mse"] > 0 for r in rows)
-    for trial in trials:  # the objective is the mean test_mse over the repeats
-        mse = [r["test_mse"] for r in rows if r["trial"] == trial["trial"]]
+    for trial in trials:  # the objective is the mean validation mse over the repeats
+        mse = [r["val_mse"] for r in rows if r["trial"] == trial["trial"]]
         assert trial["objective"] == pytest.approx(sum(mse) / len(mse), rel=1e-9)
 
 
@@ -105,7 +108,7 @@ def test_a_multi_task_objective_is_the_mean_over_tasks_of_the_mean_over_repeats(
 
     for trial in trials:
         per_task = [sum(v) / len(v) for v in (
-            [r["test_accuracy"] for r in rows if r["trial"] == trial["trial"] and r["task"] == task]
+            [r["val_accuracy"] for r in rows if r["trial"] == trial["trial"] and r["task"] == task]
             for task in ("circles", "moons"))]
         assert trial["n_runs"] == 2 * REPEATS
         assert trial["objective"] == pytest.approx(sum(per_task) / 2, rel=1e-9)
@@ -128,4 +131,4 @@ def test_rerun_compares_every_stored_metric_of_a_regression_trial(swept, sweeper
 
     assert result.exit_code == 0, result.stderr
     row = json.loads(result.stdout)[0]
-    assert {f"{side}_{m}" for side in ("stored", "new") for m in REGRESSION} <= set(row)
+    assert {f"{side}_{m}" for side in ("stored", "new") for m in REGRESSION if not m.startswith("early_")} <= set(row)

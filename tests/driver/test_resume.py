@@ -20,7 +20,7 @@ RESUME_YAML = """\
 name: resume-me
 seed: 5
 repeats: 3
-metric: test_accuracy
+metric: accuracy
 pack_size: 2        # packs are stored one by one; a trial's 3 repeats span two packs
 task:
   dataset: circles

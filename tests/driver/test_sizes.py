@@ -95,6 +95,6 @@ def test_run_sweep_refuses_a_member_too_large_before_writing_a_sweep(tmp_path, m
     spec = parse_space(grid_yaml(1).replace("hidden: [2]", "hidden: [100000000]"), "wide.yaml")
 
     with open_store(f"sqlite:///{tmp_path / 'sweeps.db'}") as store:
-        with pytest.raises(SpaceError, match=r"^wide.yaml: task: one member needs about 185.6 GB .* 23.9 GB are free"):
+        with pytest.raises(SpaceError, match=r"^wide.yaml: task: one member needs about 241.6 GB .* 23.9 GB are free"):
             run_sweep(spec, store, LocalExecutor("cpu"))
         assert store.sweeps() == []

@@ -35,6 +35,8 @@ def simulate_sweep(
     tasks: tuple[str, ...] = ("circles",),
     metric: str = "test_accuracy",
     diverged: dict[int, int] | None = None,
+    validation: bool = False,
+    truth: float = 5.0,
 ) -> tuple[dict, list[dict], list[dict]]:
     """(sweep, trials, runs): trial 0 is the baseline, trial i has gaussian noise of std 0.1·i at one placement.
 
@@ -42,11 +44,15 @@ def simulate_sweep(
     noise of sd 1/√2 per run, so paired differences have sd 1: ``effects[trial]`` is the true
     improvement in paired-sd units (added to the metric, or subtracted for a loss). The first
     ``diverged[trial]`` repeats of a trial diverge. The train metric sits 0.5 on the good side of test.
+    With ``validation`` the sweep selects on ``val_<metric>``, which each run scores with the same repeat
+    level and effect as its test metric but noise of its own (its own sample of data); ``truth`` is the
+    expected metric of the baseline.
     """
     effects, diverged = effects or {}, diverged or {}
     suffix = metric.removeprefix("test_")
     higher = suffix in ("accuracy", "r2")
-    sweep = {"name": "sim", "metric": metric, "higher_is_better": higher, "repeats": repeats,
+    sweep = {"name": "sim", "metric": f"val_{suffix}" if validation else metric, "higher_is_better": higher,
+             "repeats": repeats,
              "problem": "circles", "seed": 0, "status": "done"}
     trials = [baseline_trial()] + [
         noise_trial(t, [{"placement": PLACEMENTS[(t - 1) % len(PLACEMENTS)], "kind": "gaussian", "std": round(0.1 * t, 3),
@@ -58,13 +64,18 @@ def simulate_sweep(
     for task in tasks:
         level = rng.normal(size=repeats)
         for t in range(n_configs):
-            test = 5.0 + level + rng.normal(scale=np.sqrt(0.5), size=repeats) + sign * effects.get(t, 0.0)
+            test = truth + level + rng.normal(scale=np.sqrt(0.5), size=repeats) + sign * effects.get(t, 0.0)
+            if validation:  # drawn only then, so that the other simulations keep their numbers
+                val = truth + level + rng.normal(scale=np.sqrt(0.5), size=repeats) + sign * effects.get(t, 0.0)
             for r in range(repeats):
                 gone = r < diverged.get(t, 0)
-                runs.append({"sweep": "sim", "trial": t, "task": task, "repeat": r,
-                             f"train_{suffix}": None if gone else float(test[r] + 0.5 * sign),
-                             metric: None if gone else float(test[r]),
-                             "best_epoch": 100, "diverged": gone, "diverged_epoch": 7 if gone else None})
+                row = {"sweep": "sim", "trial": t, "task": task, "repeat": r,
+                       f"train_{suffix}": None if gone else float(test[r] + 0.5 * sign),
+                       metric: None if gone else float(test[r]),
+                       "best_epoch": 100, "diverged": gone, "diverged_epoch": 7 if gone else None}
+                if validation:
+                    row[f"val_{suffix}"] = None if gone else float(val[r])
+                runs.append(row)
     return sweep, trials, runs
 
 

@@ -29,10 +29,10 @@ def test_configurations_are_incomparable_to_a_baseline_that_always_diverged(sim)
         assert c["n"] == REPEATS and c["mean"] is not None  # its own statistics are still there
     assert report["baseline"]["n"] == 0 and report["baseline"]["diverged"] == REPEATS
     assert report["summary"].startswith(SAYS_SO)
-    assert "Most likely best: no noise" not in report["summary"]
+    assert "Chosen: no noise" not in report["summary"]
     best = max(compared, key=lambda c: c["p_best"])
     assert best["trial"] == 2
-    assert f"Most likely best among those that finished: {best['label']}" in report["summary"]
+    assert f"Chosen: {best['label']}." in report["summary"]
 
 
 def test_when_every_run_diverged_no_configuration_is_named_best(sim):
@@ -44,7 +44,7 @@ def test_when_every_run_diverged_no_configuration_is_named_best(sim):
     assert [c["p_best"] for c in report["configs"]] == [None, None, None]
     assert report["summary"] == (SAYS_SO + ", so no configuration is called better or worse than no noise. "
                                  "No other configuration finished a run either: every run diverged.")
-    assert "Most likely best" not in report["summary"]
+    assert "Chosen" not in report["summary"]
 
 
 def test_a_baseline_diverged_on_some_repeats_is_still_compared(sim):
@@ -122,4 +122,4 @@ def test_the_report_of_a_sweep_whose_baseline_diverged_says_so(sweeper_cli, tmp_
     assert report["summary"].startswith("The no-noise baseline diverged on every repeat (3 runs)")
     text = " ".join(table.stdout.split())
     assert "The no-noise baseline diverged on every repeat (3 runs): no comparison with it is possible" in text
-    assert "Most likely best" not in text
+    assert "Chosen: no noise" not in text

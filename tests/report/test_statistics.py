@@ -188,3 +188,14 @@ def test_metric_direction_from_its_name():
     assert st.metric_higher_is_better("test_loss") is False
     assert st.metric_higher_is_better("test_mse") is False
     assert st.metric_higher_is_better("test_bleu") is None
+
+
+def test_means_equal_in_exact_arithmetic_tie_whatever_the_order_of_their_terms():
+    # Shares of 70 samples: the same multiset in another order sums to a different last bit in float64.
+    a = np.array([51, 52, 53, 57, 61, 49, 55]) / 70
+    b = a[[2, 4, 3, 6, 5, 0, 1]]
+    assert a.mean() != b.mean()
+    scores = np.array([[a.mean(), b.mean(), a.mean() - 0.01]])
+    np.testing.assert_array_equal(st.ranks(scores, higher_is_better=True), [[1.5, 1.5, 3.0]])
+    boot = np.stack([scores] * 4)  # (n_boot, n_tasks, n_configs)
+    np.testing.assert_array_equal(st.probability_of_best(boot, higher_is_better=True), [0.5, 0.5, 0.0])

@@ -185,6 +185,22 @@ def test_0002_moves_the_overrides_comment_into_its_own_value(stored, yaml, overr
 # -- a database of release 0.1.0 ------------------------------------------------------------------
 
 
+def test_0003_keeps_for_old_runs_the_test_metrics_of_their_best_epoch(release_db):
+    url = url_of(release_db)
+    open_store(url).close()
+
+    curves = {(run, epoch): (loss, accuracy, mse) for run, epoch, loss, accuracy, mse in
+              rows(url, "sweeper_curves", ["run_id", "epoch", "test_loss", "test_accuracy", "test_mse"])}
+    runs = rows(url, "sweeper_runs", ["id", "best_epoch", "early_test_loss", "early_test_accuracy", "early_test_mse",
+                                      "early_val_accuracy", "val_accuracy", "test_ece"])
+    assert len(runs) == 20 and all(r[1] is not None for r in runs)
+    for run, best, *early, val_early, val, ece in runs:
+        # 0.1.0's best epoch was the best test epoch: what a run without a validation part keeps now.
+        assert tuple(early) == curves[run, best]
+        assert (val_early, val, ece) == (None, None, None)  # never measured
+
+
+
 def test_a_release_0_1_0_database_upgrades_with_nothing_lost(release_db):
     url = url_of(release_db)
     old_columns = {table: columns_of(url, table) for table in TABLES}
@@ -286,7 +302,7 @@ def newer_db(request, tmp_path) -> str:
 @pytest.mark.parametrize("command", [["db", "upgrade"], ["sweeps"], ["runs", "x"], ["run", "SPACE"]])
 def test_a_database_of_a_newer_sweeper_is_refused_in_one_line(newer_db, sweeper_cli, tmp_path, command):
     space = tmp_path / "space.yaml"
-    space.write_text("name: x\nseed: 1\nrepeats: 1\nmetric: test_accuracy\ntask: {dataset: circles, hidden: [4], "
+    space.write_text("name: x\nseed: 1\nrepeats: 1\nmetric: accuracy\ntask: {dataset: circles, hidden: [4], "
                      "epochs: 2}\nsearch: {sampler: grid, configs: [{placement: input, std: 0.1}]}\n")
     args = [space if a == "SPACE" else a for a in command]
 
@@ -364,7 +380,7 @@ def test_a_postgresql_database_of_release_0_1_0_upgrades_with_nothing_lost(pg_da
     assert report.exit_code == 0, report.stderr
     assert sum(c["n"] for c in json.loads(report.stdout)["configs"]) == RUNS["combined-random"]
     space = tmp_path / "new.yaml"  # new rows get ids after the copied ones
-    space.write_text("name: after-upgrade\nseed: 1\nrepeats: 1\nmetric: test_accuracy\ntask: {dataset: circles, "
+    space.write_text("name: after-upgrade\nseed: 1\nrepeats: 1\nmetric: accuracy\ntask: {dataset: circles, "
                      "hidden: [4], epochs: 2}\nsearch: {sampler: grid, configs: [{placement: input, std: 0.1}]}\n")
     ran = sweeper_cli("run", space, "--db", url)
     assert ran.exit_code == 0, ran.stderr
@@ -391,7 +407,7 @@ def test_optuna_tables_of_another_optuna_are_refused_in_one_line(tmp_path, sweep
         connection.exec_driver_sql("UPDATE alembic_version SET version_num = 'v9.0.0'")
     engine.dispose()
     space = tmp_path / "space.yaml"
-    space.write_text("name: x\nseed: 1\nrepeats: 1\nmetric: test_accuracy\ntask: {dataset: circles, hidden: [4], "
+    space.write_text("name: x\nseed: 1\nrepeats: 1\nmetric: accuracy\ntask: {dataset: circles, hidden: [4], "
                      "epochs: 2}\nsearch: {sampler: grid, configs: [{placement: input, std: 0.1}]}\n")
 
     result = sweeper_cli("run", space, "--db", url)

@@ -89,7 +89,7 @@ SPACE = """\
 name: {name}
 seed: 1
 repeats: 2
-metric: test_accuracy
+metric: accuracy
 task: {{dataset: circles, n_train: 30, model: mlp, hidden: [4], epochs: 5}}
 search: {{sampler: grid, configs: [{{placement: input, std: 0.1}}]}}
 """

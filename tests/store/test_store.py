@@ -26,7 +26,8 @@ COMBINED = make_config(
     ]
 )
 EPOCHS = np.array([10, 20, 30, 40])
-CLASSIFICATION_METRICS = ("train_loss", "test_loss", "train_accuracy", "test_accuracy")
+CLASSIFICATION_METRICS = ("train_loss", "val_loss", "test_loss", "train_accuracy", "val_accuracy", "test_accuracy",
+                          "test_ece")
 
 
 def member(config, repeat: int) -> Member:
@@ -221,7 +222,7 @@ def test_nan_metrics_and_divergence_round_trip_as_null(store):
     curves = store.curves("demo")
 
     assert row["diverged"] is True and row["diverged_epoch"] == 23
-    assert pick(row, *CLASSIFICATION_METRICS) == (None,) * 4
+    assert pick(row, *CLASSIFICATION_METRICS) == (None,) * len(CLASSIFICATION_METRICS)
     assert [c["train_loss"] for c in curves] == [0.69, 3.5, None, None]
     assert [c["test_accuracy"] for c in curves] == [0.5, 0.55, None, None]
     assert store.trials("demo")[0]["n_diverged"] == 1

@@ -2,21 +2,59 @@ import re
 
 import numpy as np
 import pytest
+from sklearn import datasets
 from sklearn.datasets import load_diabetes, load_digits, make_circles
 
 from sweeper.errors import TaskError
-from sweeper.tasks.data import input_shape, load_split, n_outputs
+from sweeper.tasks.data import input_shape, load_split, n_outputs, part_sizes
 from sweeper.tasks.spec import DATASETS, TaskSpec
 
 
 def test_circles_split_is_the_seed_tutorials_data():
-    split = load_split(TaskSpec(dataset="circles", n_train=30, scaling="none"), seed=1)
+    split = load_split(TaskSpec(dataset="circles", n_train=30, n_val=0, scaling="none"), seed=1)
     x, y = make_circles(n_samples=100, noise=0.1, random_state=1)
     np.testing.assert_array_equal(split.x_train, x[:30].astype(np.float32))
     np.testing.assert_array_equal(split.y_train, y[:30])
     np.testing.assert_array_equal(split.x_test, x[30:].astype(np.float32))
     assert split.x_train.dtype == np.float32 and split.y_train.dtype == np.int64
     assert split.x_test.shape == (70, 2) and split.n_classes == 2
+    assert split.x_val.shape == (0, 2) and split.y_val.shape == (0,)
+
+
+def test_a_generated_validation_part_is_a_draw_of_its_own_and_leaves_train_and_test_alone():
+    task = TaskSpec(dataset="circles", n_train=30, scaling="none")
+    split = load_split(task, seed=1)
+    tutorial = load_split(task.model_copy(update={"n_val": 0}), seed=1)
+    np.testing.assert_array_equal(split.x_train, tutorial.x_train)
+    np.testing.assert_array_equal(split.x_test, tutorial.x_test)
+    # As large as the test part by default, and none of its points is one of the training sample's.
+    assert split.x_val.shape == (70, 2)
+    assert not (split.x_val[:, None, :] == split.x_train[None, :, :]).all(-1).any()
+    assert not np.array_equal(split.x_val, load_split(task, seed=2).x_val)
+    assert len(load_split(task.model_copy(update={"n_val": 12}), seed=1).y_val) == 12
+
+
+@pytest.mark.parametrize("dataset", ["iris", "wine", "breast_cancer", "diabetes"])
+def test_bundled_data_splits_three_ways_without_overlap_every_class_in_every_part(dataset):
+    task = TaskSpec(dataset=dataset, n_train=30, scaling="none")
+    split = load_split(task, seed=5)
+    rows = [tuple(r) for part in (split.x_train, split.x_val, split.x_test) for r in part]
+    n = {"iris": 150, "wine": 178, "breast_cancer": 569, "diabetes": 442}[dataset]
+    assert len(split.y_val) == (n - 30) // 2 and len(split.y_test) == n - 30 - (n - 30) // 2
+    # Every sample of the data set in exactly one part.
+    every = getattr(datasets, f"load_{dataset}")(return_X_y=True)[0].astype(np.float32)
+    assert sorted(rows) == sorted(tuple(r) for r in every)
+    if task.problem != "regression":
+        for part in (split.y_train, split.y_val, split.y_test):
+            assert set(part.tolist()) == set(range(split.n_classes))
+
+
+def test_part_sizes_take_counts_and_fractions():
+    assert part_sizes(TaskSpec(dataset="iris", n_train=30, n_val=0.2)) == (30, 30, 90)
+    assert part_sizes(TaskSpec(dataset="iris", n_train=30, n_test=0.5)) == (30, 45, 75)
+    assert part_sizes(TaskSpec(dataset="iris", n_train=30, n_val=10, n_test=20)) == (30, 10, 20)
+    assert part_sizes(TaskSpec(dataset="moons", n_samples=200, n_train=40, n_test=0.25)) == (40, 50, 50)
+    assert part_sizes(TaskSpec(dataset="moons", n_train=40, n_val=0)) == (40, 0, 60)
 
 
 @pytest.mark.parametrize("dataset", ["circles", "blobs", "friedman1", "wine", "diabetes"])
@@ -83,7 +121,9 @@ def test_digits_shapes_per_model():
         task = TaskSpec(dataset="digits", model=model, hidden=(16,), n_train=50, scaling="none")
         split = load_split(task, seed=2)
         assert split.input_shape == input_shape(task) == shape
-        assert split.x_train.shape == (50, *shape) and split.x_test.shape == (1747, *shape)
+        # The 1747 that are not training data, split evenly.
+        assert split.x_train.shape == (50, *shape) and split.x_val.shape == (873, *shape)
+        assert split.x_test.shape == (874, *shape)
         assert split.n_classes == n_outputs(task) == 10
 
 
@@ -134,9 +174,13 @@ def test_input_shape_and_n_outputs_match_the_loaded_data(dataset):
         ),
         (TaskSpec(dataset="iris", n_train=150), "iris has 150 samples, so n_train must be at most 149"),
         (TaskSpec(dataset="wine", n_train=2), "task.n_train: 2 cannot hold the 3 classes of wine"),
-        (TaskSpec(dataset="digits", n_train=1790), "n_train must be at most 1787"),
+        (TaskSpec(dataset="digits", n_train=1790), "n_train must be at most 1777"),
+        (TaskSpec(dataset="digits", n_train=1790, n_val=0), "n_train must be at most 1787"),
         (TaskSpec(dataset="wine", n_train=30, n_test=2), "task.n_test: 2 cannot hold the 3 classes of wine"),
         (TaskSpec(dataset="diabetes", n_samples=50), "task.n_samples: only generated data sets"),
+        (TaskSpec(dataset="iris", n_train=30, n_val=120), "task.n_val: 120 with n_train 30 leaves no test data"),
+        (TaskSpec(dataset="iris", n_train=30, n_val=2), "task.n_val: 2 cannot hold the 3 classes of iris"),
+        (TaskSpec(dataset="iris", n_train=30, n_val=0.001), "task.n_val: 0.001 of 150 samples is no sample"),
     ],
 )
 def test_impossible_sizes_raise_task_error_naming_the_key(task, message):
