@@ -13,7 +13,7 @@ import torch
 
 from sweeper.engine import losses
 from sweeper.engine.machine import this_machine
-from sweeper.engine.result import Member, RunResult
+from sweeper.engine.result import Member, RunResult, failed_to_learn
 from sweeper.tasks.data import input_shape, load_split, n_outputs
 from sweeper.tasks.models import init_params
 from sweeper.tasks.spec import TaskSpec
@@ -99,12 +99,16 @@ def optimizer(task: TaskSpec, params: list[torch.Tensor]) -> torch.optim.Optimiz
 
 
 def results(task: TaskSpec, epochs: list[int], logs: list[dict[str, torch.Tensor]], diverged_epoch: torch.Tensor,
-            wall_time: float, device: torch.device, engine: str) -> list[RunResult]:
+            wall_time: float, device: torch.device, engine: str, data: PackData,
+            untrained: dict[str, torch.Tensor]) -> list[RunResult]:
     """Per-member results from logs (name -> (members,) per logged epoch); diverged members get NaN.
 
     Each carries the ``engine`` that trained it and the machine it trained on, measured here (in the
-    process that trained).
+    process that trained), and whether it failed to learn: judged on its training part in ``data``
+    against ``untrained``, the logged metrics of the members before their first step.
     """
+    y_train = data.y_train.cpu().numpy()  # (members, n_train)
+    before = {name: v.cpu().numpy().astype(np.float64) for name, v in untrained.items()}  # name -> (members,)
     machine = this_machine(device)
     epochs_arr = np.asarray(epochs)
     curves = {name: torch.stack([log[name] for log in logs], 1).cpu().numpy().astype(np.float64)
@@ -125,11 +129,14 @@ def results(task: TaskSpec, epochs: list[int], logs: list[dict[str, torch.Tensor
                 c[epochs_arr >= first] = np.nan
         score = member_curves[primary] if primary == "test_accuracy" else -member_curves[primary]
         best = int(epochs_arr[np.nanargmax(score)]) if np.isfinite(score).any() else None
+        final = {name: float(c[-1]) for name, c in member_curves.items()}
         out.append(RunResult(
-            final={name: float(c[-1]) for name, c in member_curves.items()},
+            final=final,
             curve_epochs=epochs_arr, curves=member_curves, best_epoch=best, diverged=diverged,
             diverged_epoch=first if diverged else None, wall_time=wall_time, device=device.type,
-            engine=engine, machine=machine))
+            engine=engine, machine=machine,
+            failed_to_learn=None if diverged else failed_to_learn(
+                final, {name: float(v[k]) for name, v in before.items()}, y_train[k], data.n_classes)))
     return out
 
 

@@ -20,7 +20,7 @@ from sweeper.report import plots
 FORMATS = ("markdown", "html", "json", "csv")
 VERDICT_STYLES = {"better": "bold green", "worse": "bold red", "no_difference": "dim", "baseline": "bold",
                   "incomparable": "yellow"}
-HEADER = ("rank", "configuration", "n", "div.", "mean [95% CI]", "Δ vs none [95% CI]", "P(improve) [95% CI]",
+HEADER = ("rank", "configuration", "n", "div.", "no learn.", "mean [95% CI]", "Δ vs none [95% CI]", "P(improve) [95% CI]",
           "p", "p adj.", "verdict", "P(best)", "gap", "MDE")
 
 
@@ -62,6 +62,7 @@ def _cells(c: dict) -> list[str]:
         c["label"],
         str(c["n"]),
         str(c["diverged"]),
+        str(c.get("failed_to_learn", 0)),
         _interval(c["mean"], c["ci"]),
         "baseline" if c["verdict"] == "baseline" else _interval(c["delta"], c["delta_ci"], _signed),
         _interval(c["p_improve"], c["p_improve_ci"], _prob),
@@ -93,7 +94,7 @@ def _plural(n: int, word: str) -> str:
 
 
 #: Columns a terminal narrower than the key leaves out (markdown, html, csv and json keep them all).
-NARROW = {180: ("div.", "p", "gap", "MDE"), 120: ("n", "P(improve) [95% CI]", "P(best)"), 100: ("rank",)}
+NARROW = {180: ("div.", "no learn.", "p", "gap", "MDE"), 120: ("n", "P(improve) [95% CI]", "P(best)"), 100: ("rank",)}
 
 
 def render_table(report: dict, configs: list[dict] | None = None, *, title: str | None = None,
@@ -229,8 +230,8 @@ def render_html(report: dict, images: dict[str, str | bytes]) -> str:
 
 #: What trained a configuration's runs (distinct values, comma-separated), after its statistics.
 RAN_COLUMNS = ("engine", "device", "cpu", "gpu", "sweeper_version", "torch_version", "host")
-CSV_COLUMNS = ("task", "position", "trial", "label", "params", "n", "diverged", "missing", "mean", "std", "median", "iqm",
-               "ci_low", "ci_high", "delta", "delta_ci_low", "delta_ci_high", "p_improve", "p_improve_ci_low",
+CSV_COLUMNS = ("task", "position", "trial", "label", "params", "n", "diverged", "failed_to_learn", "missing", "mean",
+               "std", "median", "iqm", "ci_low", "ci_high", "delta", "delta_ci_low", "delta_ci_high", "p_improve", "p_improve_ci_low",
                "p_improve_ci_high", "p_value", "p_adjusted", "verdict", "p_best", "rank", "gap", "mde", "n_needed",
                *RAN_COLUMNS)
 
