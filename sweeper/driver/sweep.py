@@ -30,8 +30,7 @@ from sweeper.engine.sizing import pack_size
 from sweeper.errors import LeaseError, SpaceError, StoreError, TaskError
 from sweeper.noise.spec import NoiseSpec, make_config, old_annealing
 from sweeper.space import SweepSpec, parse_space
-from sweeper.store import Store, TrialRef
-from sweeper.store._lease import Owner
+from sweeper.store import Owner, Store, TrialRef
 from sweeper.tasks.data import load_split
 
 #: The Optuna parameter of a grid trial: the configuration's number in the grid (sweeper's trial

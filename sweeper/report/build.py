@@ -509,11 +509,12 @@ def _methods(n_boot: int, alpha: float, n_compared: int, *, multi_task: bool) ->
             "for ranking, p_best and the across-task tests it scores as the worst finished run of its task"
         ),
         "failed_to_learn": (
-            "a finished run whose training metric is no better than chance nor than the same network before training: "
-            "classification, its count of training samples right is within what a guesser right as often as the better "
-            "of the majority-class rate and the untrained network reaches by luck (one-sided binomial test, p >= 0.05); "
-            "regression, training R² at most the larger of 0 and the untrained network's. Such runs count in every "
-            "statistic like any finished run; failed_to_learn counts them (runs stored before schema 0003 were not judged and are not counted)"
+            "a finished run whose training metric is no better than chance nor than the same network before "
+            "training: classification, its count of training samples right is within what a guesser right as often "
+            "as the better of the majority-class rate and the untrained network reaches by luck (one-sided binomial "
+            "test, p >= 0.05); regression, training R² at most the larger of 0 and the untrained network's. Such "
+            "runs count in every statistic like any finished run; failed_to_learn counts them (runs stored before "
+            "schema 0003 were not judged and are not counted)"
         ),
         "gap": "train minus test for accuracy and r2, test minus train for losses and errors: positive means overfitting",
         "mde": (

@@ -20,8 +20,8 @@ from sweeper.report import plots
 FORMATS = ("markdown", "html", "json", "csv")
 VERDICT_STYLES = {"better": "bold green", "worse": "bold red", "no_difference": "dim", "baseline": "bold",
                   "incomparable": "yellow"}
-HEADER = ("rank", "configuration", "n", "div.", "no learn.", "mean [95% CI]", "Δ vs none [95% CI]", "P(improve) [95% CI]",
-          "p", "p adj.", "verdict", "P(best)", "gap", "MDE")
+HEADER = ("rank", "configuration", "n", "div.", "no learn.", "mean [95% CI]", "Δ vs none [95% CI]",
+          "P(improve) [95% CI]", "p", "p adj.", "verdict", "P(best)", "gap", "MDE")
 
 
 # --- cells shared by every tabular format ----------------------------------------------------------
@@ -62,7 +62,7 @@ def _cells(c: dict) -> list[str]:
         c["label"],
         str(c["n"]),
         str(c["diverged"]),
-        str(c.get("failed_to_learn", 0)),
+        str(c["failed_to_learn"]),
         _interval(c["mean"], c["ci"]),
         "baseline" if c["verdict"] == "baseline" else _interval(c["delta"], c["delta_ci"], _signed),
         _interval(c["p_improve"], c["p_improve_ci"], _prob),
@@ -231,9 +231,9 @@ def render_html(report: dict, images: dict[str, str | bytes]) -> str:
 #: What trained a configuration's runs (distinct values, comma-separated), after its statistics.
 RAN_COLUMNS = ("engine", "device", "cpu", "gpu", "sweeper_version", "torch_version", "host")
 CSV_COLUMNS = ("task", "position", "trial", "label", "params", "n", "diverged", "failed_to_learn", "missing", "mean",
-               "std", "median", "iqm", "ci_low", "ci_high", "delta", "delta_ci_low", "delta_ci_high", "p_improve", "p_improve_ci_low",
-               "p_improve_ci_high", "p_value", "p_adjusted", "verdict", "p_best", "rank", "gap", "mde", "n_needed",
-               *RAN_COLUMNS)
+               "std", "median", "iqm", "ci_low", "ci_high", "delta", "delta_ci_low", "delta_ci_high", "p_improve",
+               "p_improve_ci_low", "p_improve_ci_high", "p_value", "p_adjusted", "verdict", "p_best", "rank", "gap",
+               "mde", "n_needed", *RAN_COLUMNS)
 
 
 def _csv_row(task: str, position: int, c: dict) -> dict:

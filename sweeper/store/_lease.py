@@ -20,7 +20,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone
 
 from sqlalchemy import create_engine, event, func, literal, or_, select, update
 from sqlalchemy.engine import URL, Engine
@@ -65,11 +65,11 @@ class Holder:
 
     def is_gone(self, owner: Owner) -> bool:
         """Whether the holder is a process of ``owner``'s host that has ended (killed, say)."""
-        return self.host == owner.host and self.pid is not None and self.pid != owner.pid and not _alive(self.pid)
+        return self.host == owner.host and self.pid is not None and not _alive(self.pid)
 
     def describe(self) -> str:
         """``host H (pid P) since T, heartbeat N s ago``."""
-        since = f" since {self.since:%Y-%m-%d %H:%M:%S} UTC" if self.since is not None else ""
+        since = f" since {self.since.astimezone(timezone.utc):%Y-%m-%d %H:%M:%S} UTC" if self.since is not None else ""
         age = f", heartbeat {self.heartbeat_age:.0f} s ago" if self.heartbeat_age is not None else ""
         return f"host {self.host or '?'} (pid {self.pid if self.pid is not None else '?'}){since}{age}"
 
@@ -235,9 +235,11 @@ def _heartbeat_engine(url: URL) -> Engine:
         event.listen(engine, "connect", _engine._sqlite_pragmas)
         event.listen(engine, "connect", _short_busy_timeout)  # after the store's own pragmas
         return engine
-    connect_args = {"connect_timeout": BEAT_TIMEOUT_S, "options": f"-c statement_timeout={BEAT_TIMEOUT_S * 1000}",
-                    "keepalives": 1, "keepalives_idle": BEAT_TIMEOUT_S, "keepalives_interval": 1,
-                    "keepalives_count": 3}
+    given = url.query.get("options")  # the URL's own (a search_path, say) are kept
+    options = " ".join(filter(None, [given if isinstance(given, str) else None,
+                                     f"-c statement_timeout={BEAT_TIMEOUT_S * 1000}"]))
+    connect_args = {"connect_timeout": BEAT_TIMEOUT_S, "options": options, "keepalives": 1,
+                    "keepalives_idle": BEAT_TIMEOUT_S, "keepalives_interval": 1, "keepalives_count": 3}
     return create_engine(url, pool_size=1, pool_pre_ping=True, connect_args=connect_args)
 
 

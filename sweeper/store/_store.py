@@ -324,8 +324,9 @@ class Store:
             if owner is not None:
                 held = update(Sweep).where(Sweep.id == sweep_id, Sweep.lease_token == owner.token)
                 if session.execute(held.values(updated_at=utcnow())).rowcount != 1:
-                    raise LeaseError(f"sweep id {sweep_id}: its lease is held by another run; these runs were "
-                                     "not stored")
+                    name = self._sweep_by_id(session, sweep_id).name
+                    raise LeaseError(f"sweep {name!r}: another run took it over; this run stopped without storing "
+                                     "its last pack")
             self._check_members(session, sweep_id, items)
             trial_ids = sorted({trial_id for trial_id, *_ in items})
             stored = {tuple(key) for key in session.execute(_run_keys(trial_ids))}
