@@ -280,22 +280,30 @@ def run(
     if spec.search.sampler == "grid":
         for note in spec.grid_configs()[1]:
             err.print(f"note: {note}", markup=False, highlight=False, soft_wrap=True)
+    from sweeper.driver._interrupts import Terminated, sigterm_interrupts
+
     with _open(db) as store:
         bar = _Bar(f"sweep {spec.name!r} -> {store.display_url} on {ex.device} ({executor.value})")
         try:
-            outcome = run_sweep(spec, store, ex, bar)
-        except KeyboardInterrupt:
+            with sigterm_interrupts():
+                outcome = run_sweep(spec, store, ex, bar)
+        except KeyboardInterrupt as exc:
             bar.stop()
-            err.print("interrupted: finished packs are stored; run the same command to resume", markup=False)
-            raise typer.Exit(130)
+            how = "terminated (SIGTERM)" if isinstance(exc, Terminated) else "interrupted"
+            err.print(f"{how}: finished packs are stored; run the same command to resume", markup=False)
+            raise typer.Exit(143 if isinstance(exc, Terminated) else 130)
         finally:
             bar.stop()
             ex.close()
-        err.print(f"{outcome.runs_trained} runs trained in {outcome.seconds:.1f} s "
-                  f"({outcome.runs_per_second:.2f} runs/s); {outcome.runs_total} runs stored in all",
-                  markup=False, highlight=False)
+        if outcome.complete:
+            err.print(f"sweep {spec.name!r} is complete: 0 runs trained, nothing to do; {outcome.runs_total} runs "
+                      "stored in all", markup=False, highlight=False, soft_wrap=True)
+        else:
+            err.print(f"{outcome.runs_trained} runs trained in {outcome.seconds:.1f} s "
+                      f"({outcome.runs_per_second:.2f} runs/s); {outcome.runs_total} runs stored in all",
+                      markup=False, highlight=False)
         rows = store.trials(spec.name)
-    cols = ["trial", "label", "n_runs", "n_diverged", "objective"]
+    cols = ["trial", "label", "n_runs", "n_diverged", "n_failed_to_learn", "objective"]
     out.print(listing.to_table([{**r, "objective": r["objective"]} for r in rows], f"{spec.name}: {spec.metric}", cols))
 
 
@@ -421,7 +429,7 @@ def delete(sweep: str = SweepArgument, db: Optional[str] = DbOption,
            yes: bool = typer.Option(False, "--yes", "-y", help="Delete without asking (for scripts).")) -> None:
     """Delete a sweep with its trials, runs, curves and Optuna study (asks first)."""
     with _open(db, create=False) as store:
-        store.sweep(sweep)  # a missing sweep is one line naming those there
+        store.check_not_running(sweep)  # a missing sweep, or one being run, is one line
         row = next(r for r in store.sweeps() if r["name"] == sweep)
         what = f"sweep {sweep!r} ({row['n_trials']} trials, {row['n_runs']} runs) from {store.display_url}"
         if not yes:

@@ -19,3 +19,7 @@ class StoreError(SweeperError):
 
 class ExecutorError(SweeperError):
     """An executor could not run packs (no GPU, no Ray cluster, ...)."""
+
+
+class LeaseError(StoreError):
+    """A sweep is being run by another ``sweeper run``, or this one lost its hold on the sweep."""

@@ -9,6 +9,7 @@ trials left running by an interrupted sweep are finished first.
 
 from __future__ import annotations
 
+import _thread
 import itertools
 import math
 import time
@@ -18,6 +19,7 @@ from typing import Protocol
 
 import numpy as np
 import optuna
+from sqlalchemy.exc import SQLAlchemyError
 
 from sweeper import seeding
 from sweeper.driver._interrupts import writes_finish
@@ -25,10 +27,10 @@ from sweeper.driver.executors import Executor
 from sweeper.driver.planner import Run, plan
 from sweeper.engine.machine import this_machine
 from sweeper.engine.sizing import pack_size
-from sweeper.errors import SpaceError, StoreError, TaskError
+from sweeper.errors import LeaseError, SpaceError, StoreError, TaskError
 from sweeper.noise.spec import NoiseSpec, make_config, old_annealing
 from sweeper.space import SweepSpec, parse_space
-from sweeper.store import Store, TrialRef
+from sweeper.store import Owner, Store, TrialRef
 from sweeper.tasks.data import load_split
 
 #: The Optuna parameter of a grid trial: the configuration's number in the grid (sweeper's trial
@@ -52,6 +54,7 @@ class SweepOutcome:
     runs_total: int
     runs_trained: int  # by this call (the rest were stored already)
     seconds: float
+    complete: bool = False  # the sweep was complete already: nothing was done
 
     @property
     def runs_per_second(self) -> float:
@@ -157,21 +160,16 @@ def _sampler(spec: SweepSpec, n_configs: int, trial_number: int) -> optuna.sampl
 
 
 class _Sweep:
-    """One sweep's state while it runs: the spec, the store, the study and the runs already stored."""
+    """One sweep's state while it runs: the spec, the store, the study and the runs already stored.
 
-    def __init__(self, spec: SweepSpec, store: Store, executor: Executor, progress: Progress | None):
+    Every write first checks ``lease``: a run that lost its hold on the sweep writes nothing more.
+    """
+
+    def __init__(self, spec: SweepSpec, store: Store, executor: Executor, progress: Progress | None,
+                 sizes: dict[str, int], storage, sweep_id: int, owner: Owner, lease):
         self.spec, self.store, self.executor, self.progress = spec, store, executor, progress
-        self.sizes = pack_sizes(spec, executor, check_data(spec))
+        self.sizes, self.sweep_id, self.owner, self.lease = sizes, sweep_id, owner, lease
         self.grid = spec.grid_configs()[0] if spec.search.sampler == "grid" else None
-        problems = {t.problem for t in spec.tasks.values()}
-        if uses_annealing(spec) and spec.name in {s["name"] for s in store.sweeps()}:
-            for version in {r["sweeper_version"] for r in store.runs(spec.name)}:
-                refuse_old_annealing(spec, version)  # before anything of the sweep is written
-        storage = store.optuna_storage()  # first: Optuna's tables refused, nothing of the sweep is written
-        self.sweep_id = store.start_sweep(
-            spec.name, spec.source_text, seed=spec.seed, metric=spec.metric, higher_is_better=spec.higher_is_better,
-            repeats=spec.repeats, problem=problems.pop() if len(problems) == 1 else "mixed", overrides=spec.overrides,
-            machine=this_machine(executor.device))
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
@@ -205,42 +203,73 @@ class _Sweep:
                 if (ref.number, name, r) not in self.done]
 
     def resume_stale(self) -> list[tuple[object, TrialRef]]:
-        """Trials an interrupted sweep left running: those whose configuration was stored go on with it;
-        one interrupted before that is failed (its grid point or budget is asked for again)."""
+        """Trials an interrupted sweep left running, each with its configuration, to go on with.
+
+        One whose configuration was stored goes on with it. One interrupted before that gets it again
+        from Optuna, which recorded its parameters as they were suggested (a grid trial's number was
+        enqueued with it): suggested again on the same trial, by the sampler it was asked with. So no
+        trial is failed and none asked twice: the study never holds more trials than were asked for.
+        """
         stored = {t["optuna_trial_id"]: t for t in self.store.trials(self.spec.name)}
         resumed = []
-        for trial in self.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
-            row = stored.get(trial.number)
+        for frozen in self.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+            row = stored.get(frozen.number)
             if row is None:
-                self.study.tell(trial.number, state=optuna.trial.TrialState.FAIL)
+                self.study.sampler = _sampler(self.spec, len(self.grid or ()), frozen.number)
+                resumed.append((frozen, self.trial_ref(optuna.trial.Trial(self.study, frozen._trial_id))))
                 continue
             config = make_config(NoiseSpec(**p) for p in row["params"])
-            resumed.append((trial, self.store.ensure_trial(self.sweep_id, config, number=row["trial"])))
+            resumed.append((frozen, self.store.ensure_trial(self.sweep_id, config, number=row["trial"])))
         return resumed
 
-    def ask_round(self) -> list[tuple[object, TrialRef]]:
-        """New trials enough to fill a pack (at least one), none once the study has all it needs."""
+    def resume(self) -> list[tuple[object, TrialRef]]:
+        """The first round of trials to train: the round an interrupted sweep was in, else a new one.
+
+        Interrupted while the round was asked for or trained, its trials are completed with the same
+        number of trials as it would have had (so an adaptive sampler sees the same history as without
+        the interruption); interrupted while its objectives were told, the telling is finished first.
+        """
+        resumed = self.resume_stale()
+        if resumed and not any(self.pending_runs(ref) for _, ref in resumed):
+            self.tell(resumed)
+            return self.ask_round()
+        return resumed + self.ask_round(already=len(resumed))
+
+    def ask_round(self, already: int = 0) -> list[tuple[object, TrialRef]]:
+        """New trials enough to fill a pack (at least one) with the ``already`` asked, none once the study
+        has all it needs.
+
+        Trials an interrupted sweep queued (enqueued, never asked) are asked first, never queued twice.
+        """
+        self.lease.check()
         per_config = self.spec.repeats * len(self.spec.tasks)
         # Enough configurations to keep every pack slot of the executor busy (one, locally).
         want = max(1, min(self.sizes.values()) * getattr(self.executor, "parallel_packs", 1) // per_config)
+        want -= already
         asked = []
+        waiting = self.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.WAITING,))
         if self.grid is not None:
             # Grid: the next configurations not yet stored, in file order (the baseline first); a trial
             # enqueued with its parameters is one the GridSampler answers as given.
+            queued = {t.system_attrs.get("fixed_params", {}).get(GRID_PARAM) for t in waiting}
             while self.first_unregistered < len(self.grid) and self.first_unregistered in self.registered:
                 self.first_unregistered += 1
             todo = (i for i in range(self.first_unregistered, len(self.grid)) if i not in self.registered)
-            for number in itertools.islice(todo, want):
-                self.study.enqueue_trial({GRID_PARAM: number})
+            for number in itertools.islice(todo, max(0, want)):
+                if number not in queued:
+                    self.study.enqueue_trial({GRID_PARAM: number})
                 trial = self.study.ask()
                 asked.append((trial, self.trial_ref(trial)))
             return asked
         trials = self.study.get_trials(deepcopy=False)
         if not trials:
             self.spec.enqueue_baseline(self.study)
-        alive = sum(t.state != optuna.trial.TrialState.FAIL for t in trials)
-        for _ in range(max(0, min(want, self.n_trials - alive))):
-            self.study.sampler = _sampler(self.spec, 0, len(trials) + len(asked))
+            waiting = self.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.WAITING,))
+        # Queued trials are asked first (Optuna pops them in order), then new ones are numbered on.
+        numbers = itertools.chain((t.number for t in waiting), itertools.count(len(trials) + (not trials)))
+        settled = sum(t.state not in (optuna.trial.TrialState.FAIL, optuna.trial.TrialState.WAITING) for t in trials)
+        for _ in range(max(0, min(want, self.n_trials - settled))):
+            self.study.sampler = _sampler(self.spec, 0, next(numbers))
             trial = self.study.ask()
             asked.append((trial, self.trial_ref(trial)))
         return asked
@@ -254,8 +283,9 @@ class _Sweep:
         packs = plan(self.spec.seed, self.spec.tasks, runs, self.sizes)
         for pack, results in self.executor.run(packs):
             items = [(t, pack.task_name, m, r) for t, m, r in zip(pack.trials, pack.members, results)]
+            self.lease.check()
             with writes_finish():
-                self.store.save_runs(self.sweep_id, items)
+                self.store.save_runs(self.sweep_id, items, self.owner)
             for t, m, r in zip(pack.trials, pack.members, results):
                 self.done.add((self.numbers[t], pack.task_name, m.repeat))
                 self._record(self.numbers[t], pack.task_name, r.final.get(self.spec.metric), r.diverged)
@@ -269,6 +299,7 @@ class _Sweep:
         is told the worst value, so adaptive samplers learn to avoid it.
         """
         for trial, ref in trials_and_refs:
+            self.lease.check()
             per_task = self.values.get(ref.number, {})
             objective = (sum(sum(v) / len(v) for v in per_task.values()) / len(per_task)
                          if len(per_task) == len(self.spec.tasks) else math.nan)
@@ -284,7 +315,7 @@ class _Sweep:
             self.progress.start(total, min(len(self.done), total))
         # Trials an interrupted sweep left running are finished first, with the configs they had.
         with writes_finish():
-            asked = self.resume_stale() or self.ask_round()
+            asked = self.resume()
         while asked:
             self.numbers.update({ref.id: ref.number for _, ref in asked})
             self.train([run for _, ref in asked for run in self.pending_runs(ref)])
@@ -294,20 +325,60 @@ class _Sweep:
 
 
 def run_sweep(spec: SweepSpec, store: Store, executor: Executor, progress: Progress | None = None) -> SweepOutcome:
-    """Runs (or resumes) a sweep to the end; an interruption leaves every finished pack stored."""
+    """Runs (or resumes) a sweep to the end; an interruption leaves every finished pack stored.
+
+    While it runs the sweep is this run's alone: it holds the sweep's lease, renewed by a heartbeat
+    (``sweeper.store._lease``); LeaseError, one line naming the holder, if another run holds it, and
+    nothing is written. A completed sweep is left as it is (``SweepOutcome.complete``).
+    """
     start = time.perf_counter()
+    sizes = pack_sizes(spec, executor, check_data(spec))
+    if uses_annealing(spec) and spec.name in {s["name"] for s in store.sweeps()}:
+        for version in {r["sweeper_version"] for r in store.runs(spec.name)}:
+            refuse_old_annealing(spec, version)  # before anything of the sweep is written
+    storage = store.optuna_storage()  # first: Optuna's tables refused, nothing of the sweep is written
+    problems = {t.problem for t in spec.tasks.values()}
+    owner = Owner.here()
     with writes_finish():
-        sweep = _Sweep(spec, store, executor, progress)
+        sweep_id = store.start_sweep(
+            spec.name, spec.source_text, seed=spec.seed, metric=spec.metric, higher_is_better=spec.higher_is_better,
+            repeats=spec.repeats, problem=problems.pop() if len(problems) == 1 else "mixed", overrides=spec.overrides,
+            machine=this_machine(executor.device), owner=owner)
+    if sweep_id is None:
+        sweep_id = store.sweep(spec.name)["id"]
+        return SweepOutcome(sweep_id, spec.name, len(store.done_runs(sweep_id)), 0, time.perf_counter() - start,
+                            complete=True)
+    # A lost lease stops training at once: the heartbeat's thread interrupts this one as Ctrl-C would.
+    lease = store.heartbeat(sweep_id, spec.name, owner, on_lost=_thread.interrupt_main)
     try:
-        sweep.run()
-    except KeyboardInterrupt:
+        with lease:
+            with writes_finish():
+                sweep = _Sweep(spec, store, executor, progress, sizes, storage, sweep_id, owner, lease)
+            sweep.run()
+            lease.check()
+    except BaseException as exc:
         with writes_finish():
-            store.finish_sweep(sweep.sweep_id, "interrupted")
-        raise
-    except BaseException:
-        with writes_finish():
-            store.finish_sweep(sweep.sweep_id, "failed")
+            # A lost lease interrupts the sweep: nothing in it failed, and the next run goes on with it.
+            stopped = isinstance(exc, (KeyboardInterrupt, LeaseError))
+            _finish_quietly(store, sweep_id, "interrupted" if stopped else "failed", owner)
+        if lease.lost is not None:
+            lease.check()  # raises: the lease is why it stopped
+        # Optuna's storage met a database error (a cut connection, say): one line, as the store's own.
+        if isinstance(exc, (optuna.exceptions.StorageInternalError, SQLAlchemyError)):
+            raise store.database_error(exc) from exc
         raise
     with writes_finish():
-        store.finish_sweep(sweep.sweep_id, "completed")
-    return SweepOutcome(sweep.sweep_id, spec.name, len(sweep.done), sweep.trained, time.perf_counter() - start)
+        store.finish_sweep(sweep_id, "completed", owner)
+    return SweepOutcome(sweep_id, spec.name, len(sweep.done), sweep.trained, time.perf_counter() - start)
+
+
+def _finish_quietly(store: Store, sweep_id: int, status: str, owner: Owner) -> None:
+    """Record how the sweep ended and release its lease, if the database and the lease still allow it.
+
+    When they do not (the database is gone, another run took the sweep over), the error that ended the
+    sweep is the one to report; the lease then goes stale and the next run takes it over.
+    """
+    try:
+        store.finish_sweep(sweep_id, status, owner)
+    except StoreError:
+        pass

@@ -14,7 +14,7 @@ import torch
 
 from sweeper.engine import losses
 from sweeper.engine.machine import this_machine
-from sweeper.engine.result import Member, RunResult
+from sweeper.engine.result import Member, RunResult, failed_to_learn
 from sweeper.tasks.data import input_shape, load_split, n_outputs
 from sweeper.tasks.models import init_params
 from sweeper.tasks.spec import TaskSpec
@@ -103,12 +103,16 @@ def optimizer(task: TaskSpec, params: list[torch.Tensor]) -> torch.optim.Optimiz
 
 
 def results(task: TaskSpec, epochs: list[int], logs: list[dict[str, torch.Tensor]], diverged_epoch: torch.Tensor,
-            wall_time: float, device: torch.device, engine: str) -> list[RunResult]:
+            wall_time: float, device: torch.device, engine: str, data: PackData,
+            untrained: dict[str, torch.Tensor]) -> list[RunResult]:
     """Per-member results from logs (name -> (members,) per logged epoch); diverged members get NaN.
 
     Each carries the ``engine`` that trained it and the machine it trained on, measured here (in the
-    process that trained).
+    process that trained), and whether it failed to learn: judged on its training part in ``data``
+    against ``untrained``, the logged metrics of the members before their first step.
     """
+    y_train = data.y_train.cpu().numpy()  # (members, n_train)
+    before = {name: v.cpu().numpy().astype(np.float64) for name, v in untrained.items()}  # name -> (members,)
     machine = this_machine(device)
     epochs_arr = np.asarray(epochs)
     curves = {name: torch.stack([log[name] for log in logs], 1).cpu().numpy().astype(np.float64)
@@ -134,11 +138,14 @@ def results(task: TaskSpec, epochs: list[int], logs: list[dict[str, torch.Tensor
         best = None if at is None else int(epochs_arr[at])
         early = {f"early_{name}": math.nan if at is None else float(c[at]) for name, c in member_curves.items()
                  if name.startswith(("val_", "test_"))}
+        final = {name: float(c[-1]) for name, c in member_curves.items()}
         out.append(RunResult(
-            final={name: float(c[-1]) for name, c in member_curves.items()} | early,
+            final=final | early,
             curve_epochs=epochs_arr, curves=member_curves, best_epoch=best, diverged=diverged,
             diverged_epoch=first if diverged else None, wall_time=wall_time, device=device.type,
-            engine=engine, machine=machine))
+            engine=engine, machine=machine,
+            failed_to_learn=None if diverged else failed_to_learn(
+                final, {name: float(v[k]) for name, v in before.items()}, y_train[k], data.n_classes)))
     return out
 
 

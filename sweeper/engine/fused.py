@@ -171,6 +171,7 @@ def train_fused(task: TaskSpec, members: Sequence[Member]) -> list[RunResult]:
     per_epoch = -(-n // batch)
     shufflers = [shuffler(m.init_seed) for m in members]
     log_epochs, logs = [], []
+    untrained = logged_metrics(program.forward, data)  # what training is judged against (failed to learn)
     epoch = 0
     # With scheduled noise, a call covers at most _SCHEDULED_STEPS steps (whole epochs): its size table
     # stays small however long the logging interval.
@@ -189,7 +190,7 @@ def train_fused(task: TaskSpec, members: Sequence[Member]) -> list[RunResult]:
     bad = torch.as_tensor(program.bad_step)
     diverged_epoch = torch.where(bad >= 0, bad // per_epoch + 1, -1)
     return results(task, log_epochs, logs, diverged_epoch, (time.perf_counter() - start) / len(members), device,
-                   "fused")
+                   "fused", data, untrained)
 
 
 def _evaluate(program: _Program, data: PackData) -> dict[str, torch.Tensor]:

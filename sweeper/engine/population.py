@@ -66,6 +66,8 @@ def train_stacked(task: TaskSpec, members: Sequence[Member], device: str | torch
     rows = torch.arange(p, device=device)[:, None]
     diverged_epoch = torch.full((p,), -1, dtype=torch.long, device=device)
     log_epochs, logs = [], []
+    with torch.no_grad():  # what training is judged against (failed to learn); not one of the logs
+        untrained = logged_metrics(lambda x: stacked.forward(task, params, x), data)
     step = 0
     for epoch in range(1, task.epochs + 1):
         orders = [batch_order(task, n, g) for g in shufflers]
@@ -89,7 +91,7 @@ def train_stacked(task: TaskSpec, members: Sequence[Member], device: str | torch
             log_epochs.append(epoch)
             logs.append(evaluate(task, params, data))
     wall = (time.perf_counter() - start) / p
-    return results(task, log_epochs, logs, diverged_epoch, wall, device, "stacked")
+    return results(task, log_epochs, logs, diverged_epoch, wall, device, "stacked", data, untrained)
 
 
 @torch.no_grad()

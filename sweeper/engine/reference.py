@@ -40,6 +40,9 @@ def train_reference(task: TaskSpec, member: Member, device: str | torch.device =
     shuffle = shuffler(member.init_seed)
     diverged_epoch = torch.tensor([-1])
     log_epochs, logs = [], []
+    model.eval()
+    with torch.no_grad():
+        untrained = logged_metrics(lambda x: model(x[0])[None], data)  # what training is judged against
     for epoch in range(1, task.epochs + 1):
         model.train()
         for idx in batch_order(task, len(x_train), shuffle) or [None]:
@@ -59,4 +62,5 @@ def train_reference(task: TaskSpec, member: Member, device: str | torch.device =
             with torch.no_grad():
                 logs.append(logged_metrics(lambda x: model(x[0])[None], data))  # the member as a pack of one
             log_epochs.append(epoch)
-    return results(task, log_epochs, logs, diverged_epoch, time.perf_counter() - start, device, "reference")[0]
+    return results(task, log_epochs, logs, diverged_epoch, time.perf_counter() - start, device, "reference",
+                   data, untrained)[0]

@@ -32,6 +32,7 @@ class _Task:
     values: np.ndarray  # (n_repeats, n_configs) the metric; NaN where diverged or missing
     gaps: np.ndarray  # (n_repeats, n_configs) generalization gap; NaN where unknown
     present: np.ndarray  # (n_repeats, n_configs) bool: the run exists
+    unlearned: np.ndarray  # (n_repeats, n_configs) bool: the run failed to learn (finished at chance)
 
     @property
     def diverged(self) -> np.ndarray:
@@ -265,15 +266,17 @@ def _tasks(runs: list[dict], metric: str, trial_numbers: list[int], *, higher_is
         row_of = {repeat: i for i, repeat in enumerate(repeats)}
         shape = (len(repeats), len(trial_numbers))
         values, train, present = np.full(shape, np.nan), np.full(shape, np.nan), np.zeros(shape, bool)
+        unlearned = np.zeros(shape, bool)
         for (repeat, trial), row in cells[name].items():
             i, j = row_of[repeat], column[trial]
             present[i, j] = True
+            unlearned[i, j] = bool(row.get("failed_to_learn"))
             if not row.get("diverged"):
                 values[i, j] = _number(row.get(metric))
                 train[i, j] = _number(row.get(train_metric)) if train_metric else np.nan
         values[~np.isfinite(values)] = np.nan
         gaps = st.generalization_gap(train, values, higher_is_better=higher_is_better)
-        tasks.append(_Task(name, values, gaps, present))
+        tasks.append(_Task(name, values, gaps, present, unlearned))
     return tasks
 
 
@@ -339,6 +342,7 @@ def _table(tasks: list[_Task], chosen_on: list[_Task], counts: list[np.ndarray],
             **config,
             "n": int(finite_runs.size),
             "diverged": int(sum(t.diverged[:, c].sum() for t in tasks)),
+            "failed_to_learn": int(sum(t.unlearned[:, c].sum() for t in tasks)),
             "missing": int(sum((~t.present[:, c]).sum() for t in tasks)),
             "selection_mean": _mean_of_task_means([t.values[:, c] for t in chosen_on]),
             "mean": _mean_of_task_means([t.values[:, c] for t in tasks]),
@@ -588,6 +592,14 @@ def _summary(rows, baseline, chosen, metric, higher_is_better, alpha, smallest_p
             "they are left out of means and count as losses against the baseline."
         )
 
+    # Most runs at chance: its mean is a real outcome, but of a network that learned nothing.
+    unlearned = [r for r in rows if 2 * r["failed_to_learn"] > r["n"] + r["diverged"]]
+    if unlearned:
+        counts = [f"{_prose(r)}: {r['failed_to_learn']} of {r['n'] + r['diverged']} runs failed to learn"
+                  for r in unlearned]
+        text.append(f"{_names(counts)} (training metric no better than chance or than before training); "
+                    "such runs count in the means as they finished.")
+
     if smallest_p is not None and smallest_p * family >= alpha:
         text.append(
             f"Too few repeats: with {repeats} the signed-rank test cannot go below p = {smallest_p:.3g}, so after "
@@ -671,6 +683,14 @@ def _methods(n_boot: int, alpha: float, n_compared: int, *, multi_task: bool, sh
             "a diverged run is left out of mean, std, median, IQM, gap and delta (n counts finished runs, diverged counts the rest); "
             "in the paired test and p_improve it is a loss to a finished baseline run and a tie with a diverged one; "
             "for ranking, p_best and the across-task tests it scores as the worst finished run of its task"
+        ),
+        "failed_to_learn": (
+            "a finished run whose training metric is no better than chance nor than the same network before "
+            "training: classification, its count of training samples right is within what a guesser right as often "
+            "as the better of the majority-class rate and the untrained network reaches by luck (one-sided binomial "
+            "test, p >= 0.05); regression, training R² at most the larger of 0 and the untrained network's. Such "
+            "runs count in every statistic like any finished run; failed_to_learn counts them (runs stored before "
+            "schema 0004 were not judged and are not counted)"
         ),
         "gap": "train minus test for accuracy and r2, test minus train for losses and errors: positive means overfitting",
         "mde": (

@@ -20,8 +20,8 @@ from sweeper.report import plots
 FORMATS = ("markdown", "html", "json", "csv")
 VERDICT_STYLES = {"better": "bold green", "worse": "bold red", "no_difference": "dim", "baseline": "bold",
                   "incomparable": "yellow"}
-HEADER = ("rank", "configuration", "n", "div.", "selected on", "test mean [95% CI]", "ECE", "Δ vs none [95% CI]",
-          "P(improve) [95% CI]", "p", "p adj.", "verdict", "P(best)", "gap", "MDE")
+HEADER = ("rank", "configuration", "n", "div.", "no learn.", "selected on", "test mean [95% CI]", "ECE",
+          "Δ vs none [95% CI]", "P(improve) [95% CI]", "p", "p adj.", "verdict", "P(best)", "gap", "MDE")
 #: The verdicts ``--verdict`` may keep.
 VERDICTS = ("better", "worse", "no_difference", "incomparable")
 
@@ -64,6 +64,7 @@ def _cells(c: dict) -> list[str]:
         c["label"],
         str(c["n"]),
         str(c["diverged"]),
+        str(c["failed_to_learn"]),
         _num(c.get("selection_mean")),
         _interval(c["mean"], c["ci"]),
         _num(c.get("ece")),
@@ -170,7 +171,8 @@ def _plural(n: int, word: str) -> str:
 
 
 #: Columns a terminal narrower than the key leaves out (markdown, html, csv and json keep them all).
-NARROW = {180: ("div.", "p", "gap", "MDE", "ECE"), 120: ("n", "P(improve) [95% CI]", "P(best)"), 100: ("rank",)}
+NARROW = {180: ("div.", "no learn.", "p", "gap", "MDE", "ECE"), 120: ("n", "P(improve) [95% CI]", "P(best)"),
+          100: ("rank",)}
 
 
 def render_table(report: dict, configs: list[dict] | None = None, *, title: str | None = None,
@@ -310,8 +312,8 @@ def render_html(report: dict, images: dict[str, str | bytes]) -> str:
 
 #: What trained a configuration's runs (distinct values, comma-separated), after its statistics.
 RAN_COLUMNS = ("engine", "device", "cpu", "gpu", "sweeper_version", "torch_version", "host")
-CSV_COLUMNS = ("task", "position", "trial", "label", "params", "n", "diverged", "missing", "selection_mean", "mean", "std",
-               "median", "iqm", "ece",
+CSV_COLUMNS = ("task", "position", "trial", "label", "params", "n", "diverged", "failed_to_learn", "missing",
+               "selection_mean", "mean", "std", "median", "iqm", "ece",
                "ci_low", "ci_high", "delta", "delta_ci_low", "delta_ci_high", "p_improve", "p_improve_ci_low",
                "p_improve_ci_high", "p_value", "p_adjusted", "verdict", "p_best", "rank", "gap", "mde", "n_needed",
                *RAN_COLUMNS)

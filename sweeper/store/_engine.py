@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import random
+import sqlite3
+import time
+
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import URL, Engine
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
@@ -27,9 +31,27 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
     # timeout first: turning a new file to WAL needs its lock, which another process may hold.
     cursor = dbapi_connection.cursor()
     cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_S * 1000}")
-    cursor.execute("PRAGMA journal_mode=WAL")
+    _switch_to_wal(cursor)
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
+
+
+def _switch_to_wal(cursor) -> None:
+    """``PRAGMA journal_mode=WAL``, tried again while another process switching the file holds it.
+
+    SQLite answers "database is locked" at once, without its busy timeout, when two connections that
+    both read a file not yet in WAL both ask for the lock to switch it (each waiting for the other
+    could deadlock): 1 round in 4 of 6 processes opening a new file together.
+    """
+    deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_S
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(random.uniform(0.001, 0.02))  # apart, so the next try of each does not meet again
 
 
 def make_engine(url: URL) -> Engine:

@@ -88,6 +88,7 @@ def run_row(trial_id: int, task: str, member: Member, result: RunResult) -> dict
         **{name: finite(result.final.get(name)) for name in EARLY_METRICS},
         "diverged": bool(result.diverged),
         "diverged_epoch": _optional_int(result.diverged_epoch),
+        "failed_to_learn": None if result.failed_to_learn is None else bool(result.failed_to_learn),
         "wall_time": float(result.wall_time),
         "engine": result.engine,
         **_machine(result.machine),

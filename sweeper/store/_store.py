@@ -14,14 +14,15 @@ import yaml
 from sqlalchemy import case, delete, func, insert, inspect, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from sweeper.engine.machine import FIELDS as MACHINE_FIELDS
 from sweeper.engine.result import Member, RunResult
-from sweeper.errors import StoreError
+from sweeper.errors import LeaseError, StoreError
 from sweeper.noise.spec import NoiseConfig, make_config
-from sweeper.store import _engine, _query, _rows, _schema
+from sweeper.store import _engine, _lease, _query, _rows, _schema
+from sweeper.store._lease import Owner
 from sweeper.store._query import DEFAULT_LIMIT, DEFAULT_TIMEOUT_S, QueryResult
 from sweeper.store._url import default_url, parse_url, redact, sqlite_path
 from sweeper.store.models import (
@@ -118,6 +119,11 @@ class Store:
         except RuntimeError as exc:  # Optuna's tables are of another Optuna's schema; its message says what to do
             raise StoreError(f"Optuna's tables in {self.display_url}: {_engine.reason(exc, self._engine.url)}") from exc
 
+    def database_error(self, exc: BaseException) -> StoreError:
+        """The one-line error of a database error met outside the store (in Optuna's storage, say)."""
+        cause = exc.__cause__ if exc.__cause__ is not None else exc
+        return StoreError(f"database error in {self.display_url}: {_engine.reason(cause, self._engine.url)}")
+
     def close(self) -> None:
         """Close every pooled connection."""
         self._engine.dispose()
@@ -145,11 +151,16 @@ class Store:
         problem: str,
         overrides: dict | None = None,
         machine: Machine | None = None,
-    ) -> int:
+        owner: Owner | None = None,
+    ) -> int | None:
         """Create sweep ``name``, or resume it if it exists with the same search space; its id.
 
         ``overrides`` are the command line's (``repeats``, ``epochs``, ``name``); ``machine`` what drives
         the sweep now (recorded on every start, so a resumed sweep shows what last ran it).
+
+        With an ``owner`` (the ``sweeper run`` that will drive it) the sweep's lease goes to the owner in
+        the same statement that marks it running, and LeaseError (one line naming the holder) refuses a
+        sweep another run holds; a completed sweep is left as it is, and None returned: nothing to do.
         """
         if problem not in PROBLEMS:
             raise StoreError(f"problem {problem!r} is not one of {', '.join(PROBLEMS)}")
@@ -161,20 +172,44 @@ class Store:
         )
         overrides_json = json.dumps(overrides, sort_keys=True) if overrides else None
         ran = machine.as_dict() if machine is not None else {}
+        try:
+            return self._start_sweep(name, spec_yaml, overrides_json, settings, ran, owner)
+        except StoreError as exc:
+            if not isinstance(exc.__cause__, IntegrityError):
+                raise
+        # Another run created the sweep between our look and our insert: resume it (or be refused) as
+        # if it had been there.
+        return self._start_sweep(name, spec_yaml, overrides_json, settings, ran, owner)
+
+    def _start_sweep(self, name: str, spec_yaml: str, overrides_json: str | None, settings: dict, ran: dict,
+                     owner: Owner | None) -> int | None:
+        dialect = self._engine.dialect.name
         with self._session() as session:
             sweep = session.scalar(select(Sweep).where(Sweep.name == name))
             if sweep is None:
+                lease = _lease.held_by(owner, dialect) if owner is not None else {}
                 sweep = Sweep(name=name, spec_yaml=spec_yaml, overrides=overrides_json, study_name=name,
-                              status="running", **settings, **ran)
+                              status="running", **settings, **ran, **lease)
                 session.add(sweep)
                 session.flush()
                 return sweep.id
             self._check_resumable(sweep, spec_yaml, overrides_json, settings)
-            sweep.status = "running"
-            sweep.finished_at = None
-            for key, value in ran.items():
-                setattr(sweep, key, value)
-            return sweep.id
+            if owner is None:
+                sweep.status = "running"
+                sweep.finished_at = None
+                for key, value in ran.items():
+                    setattr(sweep, key, value)
+                return sweep.id
+            if sweep.status == "completed":
+                return None
+            # Never reopens a sweep that another run completed since we looked.
+            holder = _lease.take(session.connection(), sweep.id, owner, Sweep.status != "completed",
+                                 status="running", finished_at=None, **ran)
+            if holder is None:
+                return sweep.id
+            if session.scalar(select(Sweep.status).where(Sweep.id == sweep.id)) == "completed":
+                return None
+            raise _lease.busy(name, holder)
 
     def _check_resumable(self, sweep: Sweep, spec_yaml: str, overrides_json: str | None, settings: dict) -> None:
         where = f"sweep {sweep.name!r} already exists in {self.display_url}"
@@ -197,14 +232,40 @@ class Store:
             listed = ", ".join(f"{key} {old!r} (not {new!r})" for key, (old, new) in differing.items())
             raise StoreError(f"{where} with {listed}; {advice}")
 
-    def finish_sweep(self, sweep_id: int, status: str) -> None:
-        """Mark a sweep completed, interrupted or failed (or running again)."""
+    def finish_sweep(self, sweep_id: int, status: str, owner: Owner | None = None) -> None:
+        """Mark a sweep completed, interrupted or failed (or running again).
+
+        With the ``owner`` of its lease, the lease is released in the same statement; LeaseError if the
+        owner no longer held it (another run took it over), and nothing is changed.
+        """
         if status not in SWEEP_STATUSES:
             raise StoreError(f"sweep status {status!r} is not one of {', '.join(SWEEP_STATUSES)}")
         with self._session() as session:
             sweep = self._sweep_by_id(session, sweep_id)
-            sweep.status = status
-            sweep.finished_at = None if status == "running" else utcnow()
+            if owner is None:
+                sweep.status = status
+                sweep.finished_at = None if status == "running" else utcnow()
+                return
+            finished = update(Sweep).where(Sweep.id == sweep_id, Sweep.lease_token == owner.token).values(
+                status=status, finished_at=None if status == "running" else utcnow(),
+                **_lease.held_by(None, self._engine.dialect.name))
+            if session.execute(finished).rowcount != 1:
+                raise LeaseError(f"sweep {sweep.name!r}: another run took it over before it could be marked "
+                                 f"{status}")
+
+    def heartbeat(self, sweep_id: int, name: str, owner: Owner, *, on_lost) -> _lease.Heartbeat:
+        """The heartbeat of ``owner``'s lease on the sweep: a context manager that renews it from a thread
+        until the block ends (``on_lost`` is called, from that thread, if it is lost)."""
+        return _lease.Heartbeat(self._engine.url, sweep_id, name, owner, on_lost=on_lost)
+
+    def check_not_running(self, name: str) -> None:
+        """LeaseError, one line naming the run, if another ``sweeper run`` holds the sweep's lease."""
+        with self._session() as session:
+            sweep = self._sweep_by_name(session, name)
+            holder = _lease.holder(session.connection(), sweep.id)
+        if holder is not None and holder.heartbeat_age is not None and holder.heartbeat_age <= _lease.STALE_S \
+                and not holder.is_gone(Owner.here()):
+            raise _lease.busy(name, holder)
 
     def ensure_trial(
         self,
@@ -249,16 +310,24 @@ class Store:
             if session.execute(update(Trial).where(Trial.id == trial_id).values(**values)).rowcount != 1:
                 raise StoreError(f"no trial with id {trial_id} in {self.display_url}")
 
-    def save_runs(self, sweep_id: int, items: Sequence[tuple[int, str, Member, RunResult]]) -> int:
+    def save_runs(self, sweep_id: int, items: Sequence[tuple[int, str, Member, RunResult]],
+                  owner: Owner | None = None) -> int:
         """Store runs and their curves in one transaction; runs already stored are skipped. How many were new.
 
         ``items`` holds ``(trial_id, task, member, result)``; a run is identified by (trial, task, repeat),
-        so a retried or resumed pack may bring the same runs again without duplicating them.
+        so a retried or resumed pack may bring the same runs again without duplicating them. With an
+        ``owner``, they are stored only while it holds the sweep's lease (LeaseError otherwise).
         """
         items = list(items)
         if not items:
             return 0
         with self._session() as session:
+            if owner is not None:
+                held = update(Sweep).where(Sweep.id == sweep_id, Sweep.lease_token == owner.token)
+                if session.execute(held.values(updated_at=utcnow())).rowcount != 1:
+                    name = self._sweep_by_id(session, sweep_id).name
+                    raise LeaseError(f"sweep {name!r}: another run took it over; this run stopped without storing "
+                                     "its last pack")
             self._check_members(session, sweep_id, items)
             trial_ids = sorted({trial_id for trial_id, *_ in items})
             stored = {tuple(key) for key in session.execute(_run_keys(trial_ids))}
@@ -306,9 +375,14 @@ class Store:
         """Delete a sweep with its trials, runs and curves, and its Optuna study if there is one.
 
         Returns how many ``trials``, ``runs`` and ``curves`` rows went, and ``optuna_studies`` (0 or 1).
+        LeaseError (nothing deleted) while another ``sweeper run`` holds the sweep; the delete holds its
+        lease meanwhile, so no run can start on it.
         """
         with self._session() as session:
             sweep = self._sweep_by_name(session, name)
+            holder = _lease.take(session.connection(), sweep.id, Owner.here())
+            if holder is not None:
+                raise _lease.busy(name, holder)
             study_name = sweep.study_name
             runs = select(Run.id).join(Trial).where(Trial.sweep_id == sweep.id)
             deleted = {
@@ -389,12 +463,14 @@ class Store:
         return row
 
     def trials(self, sweep_name: str) -> list[dict]:
-        """One row per trial of the sweep, by number, with its noise, run counts and objective."""
+        """One row per trial of the sweep, by number, with its noise, run counts (all, diverged, failed to
+        learn) and objective."""
         counts = (
             select(
                 Run.trial_id,
                 func.count(Run.id).label("n_runs"),
                 func.sum(case((Run.diverged, 1), else_=0)).label("n_diverged"),
+                func.sum(case((Run.failed_to_learn, 1), else_=0)).label("n_failed_to_learn"),
             )
             .group_by(Run.trial_id)
             .subquery()
@@ -409,6 +485,7 @@ class Store:
                     Trial.status,
                     func.coalesce(counts.c.n_runs, 0).label("n_runs"),
                     func.coalesce(counts.c.n_diverged, 0).label("n_diverged"),
+                    func.coalesce(counts.c.n_failed_to_learn, 0).label("n_failed_to_learn"),
                     Trial.objective,
                     Trial.optuna_trial_id,
                 )
@@ -440,6 +517,7 @@ class Store:
                     *_early_columns(sweep.problem),
                     Run.diverged,
                     Run.diverged_epoch,
+                    Run.failed_to_learn,
                     Run.wall_time,
                     Run.device,
                     Run.engine,

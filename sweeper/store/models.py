@@ -144,6 +144,13 @@ class Sweep(_Machine, Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     device: Mapped[str | None] = mapped_column(String(64))  # the device type its packs train on
+    # The lease: which `sweeper run` owns the sweep now (all NULL: none). Its times are the database's
+    # clock, so hosts whose clocks disagree judge a heartbeat's age alike.
+    lease_token: Mapped[str | None] = mapped_column(String(64))
+    lease_host: Mapped[str | None] = mapped_column(String(255))
+    lease_pid: Mapped[int | None] = mapped_column(BigInteger)
+    lease_since: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    lease_heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
 class Trial(Base):
@@ -250,6 +257,9 @@ class Run(_Metrics, _Machine, Base):
     early_test_mse: Mapped[float | None] = mapped_column(Float)
     early_val_r2: Mapped[float | None] = mapped_column(Float)
     early_test_r2: Mapped[float | None] = mapped_column(Float)
+    # Finished, yet its training metric no better than chance (see RunResult.failed_to_learn); NULL
+    # for a diverged run and for runs stored before it was judged.
+    failed_to_learn: Mapped[bool | None] = mapped_column(Boolean)
 
 
 class Curve(_Metrics, Base):

@@ -1,4 +1,5 @@
-"""Ctrl-C during a sweep's database write lands after the write, never inside it."""
+"""Ctrl-C or SIGTERM during a sweep's database write lands after the write, never inside it; SIGTERM ends a sweep
+as Ctrl-C does."""
 
 import os
 import signal
@@ -7,7 +8,7 @@ import time
 
 import pytest
 
-from sweeper.driver._interrupts import writes_finish
+from sweeper.driver._interrupts import Terminated, sigterm_interrupts, writes_finish
 
 
 def test_ctrl_c_inside_a_write_takes_effect_when_the_write_is_done():
@@ -42,3 +43,18 @@ def test_outside_the_main_thread_the_block_runs_as_is():
     thread.start()
     thread.join()
     assert seen == [signal.getsignal(signal.SIGINT)]
+
+
+def test_sigterm_inside_a_write_ends_the_sweep_as_ctrl_c_does_once_the_write_is_done():
+    before = signal.getsignal(signal.SIGTERM)
+    steps = []
+    with pytest.raises(KeyboardInterrupt) as stopped:
+        with sigterm_interrupts():
+            with writes_finish():
+                os.kill(os.getpid(), signal.SIGTERM)
+                time.sleep(0.05)
+                steps.append("the write finished")
+            steps.append("after the write")
+    assert type(stopped.value) is Terminated
+    assert steps == ["the write finished"]
+    assert signal.getsignal(signal.SIGTERM) is before

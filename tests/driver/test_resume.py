@@ -150,15 +150,15 @@ def interrupt(process: subprocess.Popen, db: Path, sig: int) -> dict[int, tuple]
     return stored
 
 
-def assert_complete_and_equal_to_reference(db: Path, reference: dict, interrupted_asks: int = 0) -> None:
+def assert_complete_and_equal_to_reference(db: Path, reference: dict) -> None:
     runs = runs_by_key(db)
     assert len(runs) == TOTAL
     assert sorted(runs) == sorted((t, "circles", r) for t in range(N_CONFIGS) for r in range(REPEATS))
     assert runs == reference["runs"]  # same sweep seed -> the same seeds and the same numbers
     assert objectives(db) == pytest.approx(reference["objectives"], rel=1e-12)
     assert sweep_status(db) == "completed"
-    # A trial interrupted before it had a configuration is recorded as failed and asked for again.
-    assert sorted(optuna_states(db)) == ["COMPLETE"] * N_CONFIGS + ["FAIL"] * interrupted_asks
+    # A trial interrupted before it had a configuration goes on with it: no failed or extra trial.
+    assert optuna_states(db) == ["COMPLETE"] * N_CONFIGS
 
 
 @pytest.mark.slow
@@ -199,6 +199,30 @@ def test_a_sweep_interrupted_with_sigint_exits_130_and_resumes(space, reference,
     assert_complete_and_equal_to_reference(db, reference)
 
 
+@pytest.mark.slow
+def test_a_sweep_sent_sigterm_stops_as_on_ctrl_c_exits_143_and_resumes(space, reference, tmp_path, sweeper_cli,
+                                                                       start_sweep):
+    db = tmp_path / "terminated.db"
+    process = start_sweep(space, db)
+    stored = interrupt(process, db, signal.SIGTERM)
+
+    assert process.returncode == 143
+    stderr = (tmp_path / "stderr").read_text()
+    last = stderr.rstrip("\n").splitlines()[-1]
+    assert last == "terminated (SIGTERM): finished packs are stored; run the same command to resume"
+    assert "Traceback" not in stderr
+    assert sweep_status(db) == "interrupted"
+    assert read(db, "SELECT lease_token, lease_host, lease_pid FROM sweeper_sweeps") == [(None, None, None)]
+
+    resumed = sweeper_cli("run", space, "--db", f"sqlite:///{db}")
+
+    assert resumed.exit_code == 0, resumed.stderr
+    assert f"{TOTAL - len(stored)} runs trained" in resumed.stderr
+    after = runs_by_id(db)
+    assert {run_id: after[run_id] for run_id in stored} == stored
+    assert_complete_and_equal_to_reference(db, reference)
+
+
 def test_a_sweep_interrupted_between_ask_and_suggest_resumes(space, reference, tmp_path, sweeper_cli, monkeypatch):
     db = tmp_path / "asked.db"
     configure = sweep_module._Sweep.trial_ref
@@ -219,7 +243,7 @@ def test_a_sweep_interrupted_between_ask_and_suggest_resumes(space, reference, t
     resumed = sweeper_cli("run", space, "--db", f"sqlite:///{db}")
 
     assert resumed.exit_code == 0, resumed.stderr
-    assert_complete_and_equal_to_reference(db, reference, interrupted_asks=1)
+    assert_complete_and_equal_to_reference(db, reference)
 
 
 def test_a_sweep_interrupted_between_optuna_and_store_completes_every_trial(space, tmp_path, sweeper_cli,
@@ -248,14 +272,17 @@ def test_a_sweep_interrupted_between_optuna_and_store_completes_every_trial(spac
     assert all(t["objective"] == pytest.approx(values[t["optuna_trial_id"]]) for t in trials)
 
 
-def test_running_a_completed_sweep_again_trains_nothing(space, reference, sweeper_cli):
+def test_running_a_completed_sweep_again_trains_nothing_and_writes_nothing(space, reference, sweeper_cli):
     db = reference["db"]
+    before = read(db, "SELECT * FROM sweeper_sweeps")
 
     again = sweeper_cli("run", space, "--db", f"sqlite:///{db}")
 
     assert again.exit_code == 0, again.stderr
-    assert "0 runs trained" in again.stderr and f"{TOTAL} runs stored in all" in again.stderr
+    assert again.stderr == (f"sweep 'resume-me' is complete: 0 runs trained, nothing to do; {TOTAL} runs stored "
+                            "in all\n")
     assert runs_by_key(db) == reference["runs"]
+    assert read(db, "SELECT * FROM sweeper_sweeps") == before  # not even reopened and closed again
     assert sweep_status(db) == "completed"
 
 

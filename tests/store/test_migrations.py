@@ -224,6 +224,9 @@ def test_a_release_0_1_0_database_upgrades_with_nothing_lost(release_db):
         else:
             assert old_yaml[name] == spec_yaml
     assert rows(url, "sweeper_runs", ["engine", "sweeper_version", "host"]) == [(None, None, None)] * 20
+    assert rows(url, "sweeper_runs", ["failed_to_learn"]) == [(None,)] * 20  # not judged then: not guessed now
+    lease = ["lease_token", "lease_host", "lease_pid", "lease_since", "lease_heartbeat_at"]
+    assert rows(url, "sweeper_sweeps", lease) == [(None,) * 5] * 3  # no run holds them: the next one may
     assert studies(url) == studies_before
     assert {name: len(trials) for name, trials in studies_before.items()} == {
         "seed-case-study": 4, "combined-random": 4, "regression-renamed": 2}

@@ -3,7 +3,7 @@
 From the repository root (pyproject.toml's ``[tool.alembic]`` points here)::
 
     alembic check                                               # do the revisions add up to the models?
-    alembic revision --autogenerate --rev-id 0003 -m "sweep lease"   # a new revision from the models' changes
+    alembic revision --autogenerate --rev-id 0005 -m "what it adds"   # a new revision from the models' changes
 
 Both compare ``sweeper/store/models.py`` with a scratch in-memory database brought to the newest
 revision through the revisions themselves; ``-x db=URL`` compares with another database instead.

@@ -1,0 +1,126 @@
+"""What the driver tests share: `sweeper run` as a process of its own, and what a sweep left in a database,
+read back with plain SQL (no sweeper code), on SQLite and PostgreSQL alike."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+ONE_THREAD = {**os.environ, "OMP_NUM_THREADS": "1"}
+#: The columns of a run that must come out the same however the sweep was interrupted.
+NUMBERS = ("data_seed", "init_seed", "noise_seed", "train_loss", "test_loss", "train_accuracy", "test_accuracy",
+           "best_epoch", "diverged", "failed_to_learn")
+
+
+class Stored:
+    """A sweep as a database holds it: its runs, its Optuna study, its status and its lease."""
+
+    def __init__(self, url: str, name: str):
+        self.url, self.name = url, name
+
+    def _read(self, sql: str, **params) -> list[tuple]:
+        engine = sa.create_engine(self.url, poolclass=sa.pool.NullPool)
+        try:
+            with engine.connect() as connection:
+                return [tuple(row) for row in connection.execute(sa.text(sql), {"name": self.name, **params})]
+        finally:
+            engine.dispose()
+
+    def runs(self) -> dict[tuple, tuple]:
+        """(trial, task, repeat) -> the run's seeds and numbers; fails if a run is stored twice."""
+        columns = ", ".join(f"r.{c}" for c in NUMBERS)
+        rows = self._read(f'SELECT t.number, r.task, r."repeat", {columns} FROM sweeper_runs r '
+                          "JOIN sweeper_trials t ON t.id = r.trial_id JOIN sweeper_sweeps s ON s.id = t.sweep_id "
+                          "WHERE s.name = :name")
+        by_key = {row[:3]: tuple(bool(v) if c in ("diverged", "failed_to_learn") and v is not None else v
+                                 for c, v in zip(NUMBERS, row[3:])) for row in rows}
+        assert len(by_key) == len(rows), "a (trial, task, repeat) is stored twice"
+        return by_key
+
+    def run_count(self) -> int:
+        try:
+            ((count,),) = self._read("SELECT count(*) FROM sweeper_runs")
+        except sa.exc.SQLAlchemyError:  # no tables yet
+            return 0
+        return count
+
+    def objectives(self) -> dict[int, float]:
+        return dict(self._read("SELECT t.number, t.objective FROM sweeper_trials t JOIN sweeper_sweeps s "
+                               "ON s.id = t.sweep_id WHERE s.name = :name"))
+
+    def study_states(self) -> list[str]:
+        """The state of every trial of the sweep's Optuna study, sorted."""
+        return sorted(state for (state,) in self._read(
+            "SELECT t.state FROM trials t JOIN studies s ON s.study_id = t.study_id WHERE s.study_name = :name"))
+
+    def study_params(self, param: str) -> list[float]:
+        """The values of one parameter over the study's trials, sorted."""
+        return sorted(value for (value,) in self._read(
+            "SELECT p.param_value FROM trial_params p JOIN trials t ON t.trial_id = p.trial_id "
+            "JOIN studies s ON s.study_id = t.study_id WHERE s.study_name = :name AND p.param_name = :param",
+            param=param))
+
+    def status(self) -> str:
+        ((status,),) = self._read("SELECT status FROM sweeper_sweeps WHERE name = :name")
+        return status
+
+    def lease(self) -> tuple:
+        """(token, host, pid) of the sweep's lease; all None when no run holds it."""
+        ((token, host, pid),) = self._read("SELECT lease_token, lease_host, lease_pid FROM sweeper_sweeps "
+                                           "WHERE name = :name")
+        return token, host, pid
+
+    def exists(self) -> bool:
+        try:
+            return bool(self._read("SELECT 1 FROM sweeper_sweeps WHERE name = :name"))
+        except sa.exc.SQLAlchemyError:  # no tables yet
+            return False
+
+
+@pytest.fixture
+def stored():
+    """``stored(url, name)``: what the database at ``url`` holds of sweep ``name``."""
+    return Stored
+
+
+class Launched:
+    """A `sweeper run` started as a process of its own, its stderr in a file."""
+
+    def __init__(self, args: list[str], folder: Path, tag: str):
+        self.stderr_path = folder / f"{tag}.stderr"
+        with open(folder / f"{tag}.stdout", "w") as out, open(self.stderr_path, "w") as err:
+            self.process = subprocess.Popen([sys.executable, "-m", "sweeper.cli", *args], cwd=folder, env=ONE_THREAD,
+                                            stdout=out, stderr=err, start_new_session=True)
+
+    @property
+    def stderr(self) -> str:
+        return self.stderr_path.read_text()
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        if self.process.poll() is None:
+            os.kill(self.process.pid, sig)
+
+    def wait(self, timeout: float = 300) -> int:
+        return self.process.wait(timeout=timeout)
+
+
+@pytest.fixture
+def launch(tmp_path):
+    """``launch(*args)``: ``sweeper run ARGS...`` as a process of its own; killed if the test leaves it running."""
+    started: list[Launched] = []
+
+    def start(*args) -> Launched:
+        launched = Launched([str(a) for a in args], tmp_path, f"run{len(started)}")
+        started.append(launched)
+        return launched
+
+    yield start
+    for launched in started:
+        launched.kill()
+        launched.wait()
