@@ -11,7 +11,7 @@ SPACE_YAML = """\
 name: conc
 seed: 2
 repeats: 2
-metric: test_accuracy
+metric: accuracy
 pack_size: 2
 task: {dataset: circles, n_train: 20, hidden: [4], epochs: 5}
 search:

@@ -12,7 +12,7 @@ SPACE_YAML = """\
 name: {name}
 seed: 5
 repeats: 4
-metric: test_accuracy
+metric: accuracy
 task: {{dataset: moons, n_train: 30, hidden: [16], optimizer: {{name: adam, lr: 0.01}}, epochs: 200}}
 search:
   sampler: grid

@@ -18,7 +18,7 @@ GRID_YAML = """\
 name: killed
 seed: 8
 repeats: 2
-metric: test_accuracy
+metric: accuracy
 pack_size: 2        # one configuration a round: a kill lands between many small writes
 task: {dataset: circles, n_train: 20, hidden: [4], epochs: 30}
 search:
@@ -30,7 +30,7 @@ TPE_YAML = """\
 name: killed
 seed: 8
 repeats: 2
-metric: test_accuracy
+metric: accuracy
 pack_size: 2
 task: {dataset: circles, n_train: 20, hidden: [4], epochs: 30}
 search:

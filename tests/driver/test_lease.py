@@ -20,7 +20,7 @@ SPACE_YAML = """\
 name: held
 seed: 3
 repeats: 2
-metric: test_accuracy
+metric: accuracy
 pack_size: 2
 task: {dataset: circles, n_train: 20, hidden: [4], epochs: 5}
 search:
