@@ -9,7 +9,8 @@ import pytest
 
 from sweeper.errors import SpaceError
 from sweeper.noise.spec import DEFAULT_GAMMA, NoiseSpec
-from sweeper.space import MAX_CONFIGURATIONS, SweepSpec, _constraints, load_space, parse_space
+from sweeper.space import MAX_CONFIGURATIONS, SweepSpec, load_space, parse_space
+from sweeper.space.reading import _constraints
 from sweeper.tasks.spec import OptimizerSpec, TaskSpec
 
 SPACES = Path(__file__).resolve().parents[1] / "search_spaces"

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from sweeper.engine import sizing
-from sweeper.space import _Reader
+from sweeper.space.loading import _Reader
 from sweeper.store import open_store
 
 GOOD = """\
