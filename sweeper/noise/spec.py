@@ -5,8 +5,12 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Iterable, Mapping
 
 import numpy as np
+
+if TYPE_CHECKING:  # noise stays below tasks: the rules read a task's problem and scaling, nothing more
+    from sweeper.tasks.spec import TaskSpec
 
 #: Where noise can go, in the order a training step meets them.
 PLACEMENTS = ("input", "pre_activation", "post_activation", "weights", "gradients", "targets")
@@ -67,9 +71,11 @@ class NoiseSpec:
             raise ValueError(f"schedule {self.schedule!r} is not one of {', '.join(SCHEDULES)}")
         if not self.std >= 0.0:
             raise ValueError(f"std must be >= 0, got {self.std!r}")
-        if self.kind == "flip" and (self.placement != "targets" or self.std > 1.0):
+        # Which task it goes to is not known here: the kind must fit this placement of some task.
+        somewhere = fits(self.placement, self.kind, True) or fits(self.placement, self.kind, False)
+        if self.kind == "flip" and (not somewhere or self.std > 1.0):
             raise ValueError("kind 'flip' applies to placement 'targets' with a probability std in [0, 1]")
-        if self.kind == "dropout" and self.placement not in DROPOUT_PLACEMENTS:
+        if self.kind == "dropout" and not somewhere:
             raise ValueError(f"kind 'dropout' applies to placements {', '.join(DROPOUT_PLACEMENTS)}, "
                              f"not {self.placement!r}")
         if self.kind == "dropout" and not self.std < 1.0:
@@ -81,7 +87,7 @@ class NoiseSpec:
                              f"got {self.std_min!r}")
         if self.std_min != 0.0 and self.schedule not in DECAYS:
             raise ValueError(f"std_min applies only to the schedules {', '.join(DECAYS)}")
-        if self.relative and (self.placement not in RELATIVE_PLACEMENTS or self.kind not in RELATIVE_KINDS):
+        if self.relative and not relative_fits(self.placement, self.kind):
             raise ValueError(f"relative applies to kinds {', '.join(RELATIVE_KINDS)} at placements "
                              f"{', '.join(RELATIVE_PLACEMENTS)}")
 
@@ -165,11 +171,78 @@ def make_config(specs) -> NoiseConfig:
     return tuple(sorted(specs, key=lambda s: PLACEMENTS.index(s.placement)))
 
 
+# --- which kind fits where: the one place that says it -------------------------------------------------
+
+
+def fits(placement: str, kind: str, classification: bool) -> bool:
+    """Whether ``kind`` noise can go at ``placement`` of a classification task (else a regression task).
+
+    Dropout drops units of the forward pass (``DROPOUT_PLACEMENTS``); class labels take flips only, and
+    flips take nothing but class labels. Every other kind fits every other site.
+    """
+    if kind == "dropout":
+        return placement in DROPOUT_PLACEMENTS
+    if placement == "targets" and classification:
+        return kind == "flip"
+    return kind != "flip"
+
+
+def relative_fits(placement: str, kind: str) -> bool:
+    """Whether ``relative`` (σ in units of each feature's standard deviation) applies to ``kind`` at
+    ``placement``: additive kinds, on the sites that hold data features."""
+    return placement in RELATIVE_PLACEMENTS and kind in RELATIVE_KINDS
+
+
+#: The search space's words for ``relative_fits``.
+RELATIVE_RULE = (f"relative noise applies to kinds {' and '.join(RELATIVE_KINDS)} at placements "
+                 f"{' and '.join(RELATIVE_PLACEMENTS)} (σ in units of each feature's standard deviation)")
+
+
 def check_target_kind(kind: str, n_classes: int) -> None:
     """Class labels take flips only; regression targets (``n_classes == 0``) take the other kinds."""
-    if (kind == "flip") != (n_classes > 0):
-        allowed = "flip" if n_classes > 0 else "gaussian, multiplicative, uniform"
+    classification = n_classes > 0
+    if not fits("targets", kind, classification):
+        allowed = ", ".join(k for k in KINDS if fits("targets", k, classification))
         raise ValueError(f"targets noise of kind {kind!r} does not fit this task; allowed: {allowed}")
+
+
+def default_kind(placement: str, tasks: Mapping[str, TaskSpec]) -> str:
+    """``flip`` for the targets of classification tasks, ``gaussian`` everywhere else."""
+    if placement == "targets" and all(t.problem != "regression" for t in tasks.values()):
+        return "flip"
+    return "gaussian"
+
+
+def unfit_site(placement: str, kind: str, tasks: Mapping[str, TaskSpec]) -> str | None:
+    """Why ``kind`` noise at ``placement`` cannot be used on every one of ``tasks`` (name -> task), or None."""
+    if kind == "dropout" and not fits(placement, kind, True):  # dropout's sites are the same for every task
+        return (f"kind 'dropout' on placement {placement!r}: dropout applies to "
+                f"{', '.join(DROPOUT_PLACEMENTS)} (at weights it is DropConnect)")
+    for name, task in tasks.items():
+        classification = task.problem != "regression"
+        if fits(placement, kind, classification):
+            continue
+        if kind != "flip":
+            return (f"placement 'targets' with kind {kind!r}: the targets of classification task {name!r} "
+                    "take only kind 'flip'")
+        where = f"placement {placement!r}" if placement != "targets" else f"regression task {name!r}"
+        return f"kind 'flip' on {where}: flip applies only to placement 'targets' of classification tasks"
+    return None
+
+
+def relative_notes(placements: Iterable[str], tasks: Mapping[str, TaskSpec]) -> tuple[str, ...]:
+    """Where ``relative: true`` at ``placements`` changes nothing: the task's scaling already gives the
+    site's features standard deviation 1 on the training part."""
+    placements = set(placements)
+    notes = []
+    for name, task in tasks.items():
+        if "input" in placements and task.scaling == "standard":
+            notes.append(f"relative input noise changes nothing on task {name!r}: its scaling is standard, so "
+                         "every input feature already has standard deviation 1 on the training part")
+        if "targets" in placements and task.problem == "regression" and task.scaling != "none":
+            notes.append(f"relative targets noise changes nothing on task {name!r}: with scaling "
+                         f"{task.scaling} its regression targets are standardized on the training part")
+    return tuple(notes)
 
 
 def config_label(config: NoiseConfig) -> str:

@@ -15,19 +15,21 @@ from typing import Any, Callable
 from sweeper.noise.spec import (
     DECAYS,
     DEFAULT_GAMMA,
-    DROPOUT_PLACEMENTS,
     KINDS,
-    RELATIVE_KINDS,
-    RELATIVE_PLACEMENTS,
+    RELATIVE_RULE,
     SCHEDULES,
     NoiseConfig,
     NoiseSpec,
+    default_kind,
     make_config,
+    relative_fits,
+    unfit_site,
 )
 from sweeper.space.reading import _at, _length, _s, _show, _Values
 from sweeper.tasks.spec import TaskSpec
 
 _NOISE_KEYS = ("placement", "kind", "std", "schedule", "gamma", "std_min", "relative")
+_STD_MIN_RULE = "the size a decay ends at applies only with schedules linear and cosine"
 #: One noise site before it becomes a NoiseSpec: (placement, kind, std, schedule, gamma, std_min, relative).
 _Site = tuple[str, str, float, str, float, float, bool]
 
@@ -118,7 +120,7 @@ class _GridReader(_Values):
             self.fail(_at(path, "std"), "required key missing; give the noise size (for flip and dropout a probability)")
         n = len(placements)
         if raw.get("kind") is None:
-            kinds = tuple(_default_kind(p, tasks) for p in placements)
+            kinds = tuple(default_kind(p, tasks) for p in placements)
         else:
             kinds = self.per_site(raw["kind"], _at(path, "kind"), n, lambda v, p: self.choice(v, p, KINDS))
         stds = self.per_site(raw["std"], _at(path, "std"), n, self.std)
@@ -190,7 +192,7 @@ class _GridReader(_Values):
                 yield None, f"{key} {list(v)} has {len(v)} values for placement {label!r} of {n} site{_s(n)}"
                 continue
             if kind is None:
-                kind = tuple(_default_kind(p, tasks) for p in places)
+                kind = tuple(default_kind(p, tasks) for p in places)
             site_kinds, site_stds, site_schedules, site_relatives = (
                 v if isinstance(v, tuple) else (v,) * n for v in (kind, std, schedule, relative)
             )
@@ -202,64 +204,21 @@ class _GridReader(_Values):
                     yield (None, reason) if reason else (_config(sites), None)
 
 
-
-def _default_kind(placement: str, tasks: dict[str, TaskSpec]) -> str:
-    """``flip`` for the targets of classification tasks, ``gaussian`` everywhere else."""
-    if placement == "targets" and all(t.problem != "regression" for t in tasks.values()):
-        return "flip"
-    return "gaussian"
-
-
-_STD_MIN_RULE = "the size a decay ends at applies only with schedules linear and cosine"
-_RELATIVE_RULE = (f"relative noise applies to kinds {' and '.join(RELATIVE_KINDS)} at placements "
-                  f"{' and '.join(RELATIVE_PLACEMENTS)} (σ in units of each feature's standard deviation)")
-
-
-def _unfit_site(placement: str, kind: str, tasks: dict[str, TaskSpec]) -> str | None:
-    """Why ``kind`` noise at ``placement`` cannot be used on every one of ``tasks``, or None."""
-    if kind == "dropout" and placement not in DROPOUT_PLACEMENTS:
-        return (f"kind 'dropout' on placement {placement!r}: dropout applies to "
-                f"{', '.join(DROPOUT_PLACEMENTS)} (at weights it is DropConnect)")
-    for name, task in tasks.items():
-        classification = task.problem != "regression"
-        if placement == "targets" and classification and kind != "flip":
-            return (f"placement 'targets' with kind {kind!r}: the targets of classification task {name!r} "
-                    "take only kind 'flip'")
-        if kind == "flip" and not (placement == "targets" and classification):
-            where = f"placement {placement!r}" if placement != "targets" else f"regression task {name!r}"
-            return f"kind 'flip' on {where}: flip applies only to placement 'targets' of classification tasks"
-    return None
-
-
 def _unfit(sites: list[_Site], tasks: dict[str, TaskSpec]) -> str | None:
     """Why a configuration's sites cannot be used on every task, or None."""
     for placement, kind, std, schedule, _, std_min, relative in sites:
-        reason = _unfit_site(placement, kind, tasks)
+        reason = unfit_site(placement, kind, tasks)
         if reason:
             return reason
         if kind == "flip" and std > 1:
             return f"kind 'flip' with std {std:g}: a flip probability must be in [0, 1]"
         if kind == "dropout" and std >= 1:
             return f"kind 'dropout' with std {std:g}: std is the dropout rate, a probability that must be in [0, 1)"
-        if relative and (placement not in RELATIVE_PLACEMENTS or kind not in RELATIVE_KINDS):
-            return f"relative {kind} noise on placement {placement!r}: {_RELATIVE_RULE}"
+        if relative and not relative_fits(placement, kind):
+            return f"relative {kind} noise on placement {placement!r}: {RELATIVE_RULE}"
         if schedule in DECAYS and 0 < std < std_min:
             return f"std_min {std_min:g} with std {std:g}: a {schedule} decay ends at or below where it starts"
     return None
-
-
-def _relative_notes(placements: set[str], tasks: dict[str, TaskSpec]) -> tuple[str, ...]:
-    """Where ``relative: true`` changes nothing: the task's scaling already gives the site's features
-    standard deviation 1 on the training part."""
-    notes = []
-    for name, task in tasks.items():
-        if "input" in placements and task.scaling == "standard":
-            notes.append(f"relative input noise changes nothing on task {name!r}: its scaling is standard, so "
-                         "every input feature already has standard deviation 1 on the training part")
-        if "targets" in placements and task.problem == "regression" and task.scaling != "none":
-            notes.append(f"relative targets noise changes nothing on task {name!r}: with scaling "
-                         f"{task.scaling} its regression targets are standardized on the training part")
-    return tuple(notes)
 
 
 def _config(sites: list[_Site]) -> NoiseConfig:

@@ -13,8 +13,18 @@ from typing import Any, Callable
 from pydantic import ValidationError
 
 from sweeper.errors import SpaceError
-from sweeper.noise.spec import DECAYS, DEFAULT_GAMMA, KINDS, RELATIVE_KINDS, RELATIVE_PLACEMENTS, SCHEDULES
-from sweeper.space.grid import _NOISE_KEYS, _STD_MIN_RULE, _default_kind, _GridReader, _relative_notes, _RELATIVE_RULE, _unfit_site
+from sweeper.noise.spec import (
+    DECAYS,
+    DEFAULT_GAMMA,
+    KINDS,
+    RELATIVE_RULE,
+    SCHEDULES,
+    default_kind,
+    relative_fits,
+    relative_notes,
+    unfit_site,
+)
+from sweeper.space.grid import _NOISE_KEYS, _STD_MIN_RULE, _GridReader
 from sweeper.space.reading import _at, _show
 from sweeper.space.spec import (
     _NAME_PATTERN,
@@ -179,7 +189,7 @@ class _Reader(_GridReader):
             self.grid_size(raw, limit)
             configs, notes = self.grid(raw, tasks)
             relative = {s.placement for c in configs for s in c if s.relative}
-            return SearchSpec(sampler=sampler, configs=configs, notes=notes + _relative_notes(relative, tasks))
+            return SearchSpec(sampler=sampler, configs=configs, notes=notes + relative_notes(relative, tasks))
 
         for key in ("configs", "grid"):
             if key in raw:
@@ -198,8 +208,8 @@ class _Reader(_GridReader):
             self.fail("search.space", f"required key missing; sampler {sampler} samples from a space")
         space = self.space(raw["space"], tasks)
         relative = {p for places in space.placements for p in places if True in space.relative
-                    and p in RELATIVE_PLACEMENTS and set(space.kinds[p]) & set(RELATIVE_KINDS)}
-        return SearchSpec(sampler=sampler, n_trials=n_trials, space=space, notes=_relative_notes(relative, tasks))
+                    and any(relative_fits(p, k) for k in space.kinds[p])}
+        return SearchSpec(sampler=sampler, n_trials=n_trials, space=space, notes=relative_notes(relative, tasks))
 
     def space(self, value: Any, tasks: dict[str, TaskSpec]) -> SpaceSpec:
         path = "search.space"
@@ -213,18 +223,18 @@ class _Reader(_GridReader):
         sites = list(dict.fromkeys(p for places in placements for p in places))
 
         if raw.get("kind") is None:
-            kinds = {p: (_default_kind(p, tasks),) for p in sites}
+            kinds = {p: (default_kind(p, tasks),) for p in sites}
         else:
             items = self.items(raw["kind"], _at(path, "kind"))
             choices = list(dict.fromkeys(self.choice(v, p, KINDS) for v, p in items))
-            kinds = {p: tuple(k for k in choices if _unfit_site(p, k, tasks) is None) for p in sites}
+            kinds = {p: tuple(k for k in choices if unfit_site(p, k, tasks) is None) for p in sites}
             for p in sites:
                 if not kinds[p]:
-                    why = _unfit_site(p, choices[0], tasks)
+                    why = unfit_site(p, choices[0], tasks)
                     self.fail(_at(path, "kind"), f"no kind fits placement {p!r} ({why})")
             for k, p in items:
                 if not any(k in fitting for fitting in kinds.values()):
-                    why = _unfit_site(sites[0], k, tasks)
+                    why = unfit_site(sites[0], k, tasks)
                     self.fail(p, f"kind {k!r} fits no placement of this space ({why})")
 
         std = self.distribution(raw["std"], _at(path, "std"), self.std)
@@ -256,9 +266,8 @@ class _Reader(_GridReader):
                       "at most the smallest std (a decay ends at or below where it starts)")
         relative_items = self.items(raw.get("relative", False), _at(path, "relative"))
         relative = tuple(dict.fromkeys(self.flag(v, p) for v, p in relative_items))
-        if True in relative and not any(p in RELATIVE_PLACEMENTS and set(kinds[p]) & set(RELATIVE_KINDS)
-                                        for p in sites):
-            self.fail(_at(path, "relative"), _RELATIVE_RULE)
+        if True in relative and not any(relative_fits(p, k) for p in sites for k in kinds[p]):
+            self.fail(_at(path, "relative"), RELATIVE_RULE)
         return SpaceSpec(placements=tuple(placements), kinds=kinds, std=std, schedules=schedules, gamma=gamma,
                          std_min=std_min, relative=relative)
 

@@ -75,7 +75,6 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-
 #: Pydantic error types that mean "not a number in the field's range".
 _NUMBER_ERRORS = {
     "greater_than", "greater_than_equal", "less_than", "less_than_equal", "finite_number",

@@ -13,7 +13,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from sweeper.errors import SpaceError
-from sweeper.noise.spec import DECAYS, DEFAULT_GAMMA, RELATIVE_KINDS, RELATIVE_PLACEMENTS, NoiseConfig
+from sweeper.noise.spec import DECAYS, DEFAULT_GAMMA, NoiseConfig, relative_fits
 from sweeper.space.grid import _config
 from sweeper.space.reading import _allowed, _bounds
 from sweeper.tasks.spec import MAX_SEED, TaskSpec
@@ -149,7 +149,7 @@ class SweepSpec(_Frozen):
                 gamma = _draw(trial, f"{placement}.gamma", space.gamma)
             if schedule in DECAYS:
                 std_min = _draw(trial, f"{placement}.std_min", space.std_min)
-            if placement in RELATIVE_PLACEMENTS and kind in RELATIVE_KINDS:
+            if relative_fits(placement, kind):
                 relative = bool(_pick(trial, f"{placement}.relative", space.relative))
             sites.append((placement, kind, std, schedule, gamma, std_min, relative))
         return _config(sites)
