@@ -41,7 +41,7 @@ from sweeper.errors import ExecutorError
 
 _ROOT = Path(__file__).parent
 SOURCES = (_ROOT / "noise" / "_c" / "philox.c", _ROOT / "engine" / "_c" / "mlp.c")
-HEADERS = (_ROOT / "noise" / "_c" / "portable_math.h",)
+HEADERS = (_ROOT / "noise" / "_c" / "philox.h", _ROOT / "noise" / "_c" / "portable_math.h")
 #: -ffp-contract=off: no multiply-add is fused into one rounding on one CPU and left as two on another.
 #: -fno-math-errno and -fno-trapping-math change no value (no errno, no floating-point exception flags
 #: to keep), and let the branch-free functions of portable_math.h vectorize. No -ffast-math: NaN must

@@ -21,6 +21,7 @@ RNNs, other activations, GPUs and ``generator`` streams go to the stacked torch 
 from __future__ import annotations
 
 import ctypes
+import functools
 import time
 from typing import Sequence
 
@@ -36,13 +37,9 @@ from sweeper.noise.spec import NoiseSpec, check_target_kind, sizes
 from sweeper.tasks.spec import TaskSpec
 
 MAX_LAYERS = 16  # as in mlp.c
-ACTIVATIONS = {"relu": 0, "tanh": 1, "sigmoid": 2}
-SITES = ("input", "pre_activation", "post_activation", "weights", "gradients", "targets")  # mlp.c's SITE_* order
-KINDS = ("none", "gaussian", "multiplicative", "uniform", "flip", "dropout")  # mlp.c's KIND_* order
 #: The most optimizer steps one C call trains when a schedule changes the noise size (its table of
 #: sizes is members x sites x steps); a call spans whole epochs, so at least one.
 _SCHEDULED_STEPS = 4096
-_LOSS = {"binary": 0, "multiclass": 1, "regression": 2}
 _F32P, _I32P, _U64P = (ctypes.POINTER(ctypes.c_float), ctypes.POINTER(ctypes.c_int32),
                        ctypes.POINTER(ctypes.c_uint64))
 
@@ -61,10 +58,34 @@ class _Noise(ctypes.Structure):
                 ("blocks", _U64P)]
 
 
+@functools.lru_cache(maxsize=None)
+def _enums() -> dict[str, tuple[str, ...]]:
+    """mlp.c's enumerations by name, each value's name in its enum's order: ``{"site": ("input", ...), ...}``.
+
+    Read from the compiled library (``sweeper_mlp_enums``), where mlp.c names each value once: values are
+    looked up here by name, never mirrored by position, so a kind or site added on one side only fails
+    at once instead of training the wrong noise. Call it only where ``_native.library()`` is not None.
+    """
+    text = ctypes.c_char_p.in_dll(_native.library(), "sweeper_mlp_enums").value.decode()
+    enums = {}
+    for part in text.split(";"):
+        name, _, values = part.partition(":")
+        enums[name] = tuple(v for v in values.split(",") if v)
+    return enums
+
+
+def _number(enum: str, name: str) -> int:
+    """The value mlp.c gives ``name`` in its enumeration ``enum``."""
+    names = _enums()[enum]
+    if name not in names:
+        raise ValueError(f"the fused engine (mlp.c) has no {enum} {name!r}; it has {', '.join(names)}")
+    return names.index(name)
+
+
 def task_fits(task: TaskSpec, device: torch.device) -> bool:
     """Whether the fused engine can train this task on this device (a dense MLP on the CPU)."""
-    return (device.type == "cpu" and task.model == "mlp" and task.activation in ACTIVATIONS
-            and len(task.hidden) < MAX_LAYERS and _native.library() is not None)
+    return (device.type == "cpu" and task.model == "mlp" and len(task.hidden) < MAX_LAYERS
+            and _native.library() is not None and task.activation in _enums()["activation"])
 
 
 def _ptr(t: torch.Tensor | np.ndarray, kind=ctypes.c_float):
@@ -85,10 +106,11 @@ class _Program:
         self.m, self.v = torch.zeros_like(self.theta), torch.zeros_like(self.theta)
         o = task.optimizer
         self.net = _Net(members=len(members), layers=len(names), dims=(ctypes.c_int64 * (MAX_LAYERS + 1))(*dims),
-                        n_params=self.theta.shape[1], act=ACTIVATIONS[task.activation], loss=_LOSS[task.problem],
-                        opt=0 if o.name == "adam" else 1, threads=torch.get_num_threads(), lr=o.lr, beta1=o.betas[0],
+                        n_params=self.theta.shape[1], act=_number("activation", task.activation),
+                        loss=_number("loss", task.problem), opt=_number("optimizer", o.name),
+                        threads=torch.get_num_threads(), lr=o.lr, beta1=o.betas[0],
                         beta2=o.betas[1], eps=task.adam_eps, weight_decay=o.weight_decay, momentum=o.momentum)
-        self.kinds = np.zeros((len(members), len(SITES)), dtype=np.int32)
+        self.kinds = np.full((len(members), len(_enums()["site"])), _number("kind", "none"), dtype=np.int32)
         self.relative = np.zeros_like(self.kinds)
         self.specs: dict[tuple[int, int], NoiseSpec] = {}  # (member, site) -> its noise
         stds = {"input": data.input_std, "targets": data.target_std}
@@ -97,8 +119,8 @@ class _Program:
                 if spec.placement == "targets":
                     check_target_kind(spec.kind, data.n_classes)
                 if spec.std > 0:
-                    site = SITES.index(spec.placement)
-                    self.kinds[k, site] = KINDS.index(spec.kind)
+                    site = _number("site", spec.placement)
+                    self.kinds[k, site] = _number("kind", spec.kind)
                     self.relative[k, site] = spec.relative and stds.get(spec.placement) is not None
                     self.specs[k, site] = spec
         self.scheduled = any(spec.schedule != "constant" for spec in self.specs.values())
@@ -132,7 +154,7 @@ class _Program:
         if not self.scheduled and self.sizes.size:
             return  # constant sizes: the one-step table already holds them
         steps = steps if self.scheduled else 1
-        self.sizes = np.zeros((len(self.kinds), len(SITES), steps), dtype=np.float32)
+        self.sizes = np.zeros(self.kinds.shape + (steps,), dtype=np.float32)
         for (k, site), spec in self.specs.items():
             self.sizes[k, site] = sizes(spec, first_step, steps, self.total_steps)
         self.noise.sizes, self.noise.steps, self.noise.first_step = _ptr(self.sizes), steps, first_step

@@ -15,22 +15,40 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../../noise/_c/philox.h"
 #include "../../noise/_c/portable_math.h"
-
-void sweeper_normal(float *out, int64_t n, uint64_t key, uint64_t first_block, float scale);
-void sweeper_uniform(float *out, int64_t n, uint64_t key, uint64_t first_block, float lo, float hi);
-void sweeper_add_normal(const float *src, float *dst, int64_t n, uint64_t key, uint64_t first_block, float scale,
-                        int relu);
 
 #define MAX_LAYERS 16
 #define SQRT3 1.7320508075688772f
-enum { ACT_RELU, ACT_TANH, ACT_SIGMOID };
-enum { LOSS_BCE, LOSS_CE, LOSS_MSE };
-enum { OPT_ADAM, OPT_SGD };
-/* The order a step meets them in: targets, input, per layer weights/pre/post, gradients. */
-enum { SITE_INPUT, SITE_PRE, SITE_POST, SITE_WEIGHTS, SITE_GRADIENTS, SITE_TARGETS, SITES };
-enum { KIND_NONE, KIND_GAUSSIAN, KIND_MULTIPLICATIVE, KIND_UNIFORM, KIND_FLIP, KIND_DROPOUT };
 #define EVAL_ROWS 64 /* rows per forward chunk in evaluation */
+
+/* Every enumeration the Python side sets, each value named once here: X(C name, the name Python uses:
+ * TaskSpec's activation and problem, OptimizerSpec's name, NoiseSpec's placement and kind). */
+#define ACTIVATION_LIST(X) X(ACT_RELU, "relu") X(ACT_TANH, "tanh") X(ACT_SIGMOID, "sigmoid")
+#define LOSS_LIST(X) X(LOSS_BCE, "binary") X(LOSS_CE, "multiclass") X(LOSS_MSE, "regression")
+#define OPT_LIST(X) X(OPT_ADAM, "adam") X(OPT_SGD, "sgd")
+/* Site numbers index the noise tables; a step meets them as targets, input, per layer weights/pre/post,
+ * gradients. */
+#define SITE_LIST(X)                                                                                          \
+    X(SITE_INPUT, "input") X(SITE_PRE, "pre_activation") X(SITE_POST, "post_activation")                    \
+    X(SITE_WEIGHTS, "weights") X(SITE_GRADIENTS, "gradients") X(SITE_TARGETS, "targets")
+#define KIND_LIST(X)                                                                                          \
+    X(KIND_NONE, "none") X(KIND_GAUSSIAN, "gaussian") X(KIND_MULTIPLICATIVE, "multiplicative")              \
+    X(KIND_UNIFORM, "uniform") X(KIND_FLIP, "flip") X(KIND_DROPOUT, "dropout")
+
+#define ENUM_VALUE(id, name) id,
+#define ENUM_NAME(id, name) name ","
+enum { ACTIVATION_LIST(ENUM_VALUE) };
+enum { LOSS_LIST(ENUM_VALUE) };
+enum { OPT_LIST(ENUM_VALUE) };
+enum { SITE_LIST(ENUM_VALUE) SITES };
+enum { KIND_LIST(ENUM_VALUE) };
+
+/* The enumerations by name, in their order: "activation:relu,tanh,sigmoid,;loss:...". sweeper/engine/fused.py
+ * reads it when it loads the library and looks every value up by name, so no list is mirrored by position. */
+const char *const sweeper_mlp_enums = "activation:" ACTIVATION_LIST(ENUM_NAME) ";loss:" LOSS_LIST(ENUM_NAME)
+                                      ";optimizer:" OPT_LIST(ENUM_NAME) ";site:" SITE_LIST(ENUM_NAME)
+                                      ";kind:" KIND_LIST(ENUM_NAME);
 
 /* The network and its training rule (mirrored by a ctypes.Structure in sweeper/engine/fused.py).
  * Layer l maps dims[l] -> dims[l + 1]; layers - 1 hidden layers, then the output layer. A member's

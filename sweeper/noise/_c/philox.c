@@ -8,6 +8,7 @@
 #include <math.h>
 #include <stdint.h>
 
+#include "philox.h"
 #include "portable_math.h"
 
 #define M0 0xD2511F53u
