@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test bench report clean
+.PHONY: install run test lint bench report clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -23,6 +23,11 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
+
+## Lint and format check, as CI runs them (settings: pyproject.toml [tool.ruff]); `ruff format` fixes the format.
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 ## W1: reference loop vs population trainer, side by side (DEVICE=cuda on a GPU machine).
 bench: $(STAMP)

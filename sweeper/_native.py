@@ -197,7 +197,7 @@ def _say_unavailable(exc: Exception) -> None:
         print(details, file=sys.stderr, flush=True)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def library() -> ctypes.CDLL | None:
     """The compiled kernels, built on first use; None, said once on stderr, where they cannot be."""
     try:

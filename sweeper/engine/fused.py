@@ -58,7 +58,7 @@ class _Noise(ctypes.Structure):
                 ("blocks", _U64P)]
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _enums() -> dict[str, tuple[str, ...]]:
     """mlp.c's enumerations by name, each value's name in its enum's order: ``{"site": ("input", ...), ...}``.
 

@@ -10,7 +10,8 @@ from __future__ import annotations
 import itertools
 import math
 from collections import Counter
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from sweeper.noise.spec import (
     DECAYS,
@@ -117,7 +118,8 @@ class _GridReader(_Values):
                     self.fail(_at(path, key), "placement 'none' (the baseline) takes no other keys")
             return ()
         if raw.get("std") is None:
-            self.fail(_at(path, "std"), "required key missing; give the noise size (for flip and dropout a probability)")
+            self.fail(_at(path, "std"),
+                      "required key missing; give the noise size (for flip and dropout a probability)")
         n = len(placements)
         if raw.get("kind") is None:
             kinds = tuple(default_kind(p, tasks) for p in placements)
