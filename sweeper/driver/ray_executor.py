@@ -9,7 +9,7 @@ The device is decided once, for the whole cluster: ``auto`` means the GPUs when 
 when the run starts, else the CPUs. On a cluster of CPU-only and GPU nodes, ``auto`` (or ``cuda``)
 trains every pack on a GPU share, sized by the GPU memory rule; ``cpu`` trains every pack on CPUs,
 sized by the CPU rule, on any node. One run never mixes the two: the numbers of a sweep then come from
-one device type, which is what makes them reproducible (DESIGN.md, decision 7).
+one device type, which is what makes them reproducible (docs/design.md, promise 2).
 
 The process that calls ``run`` must be on a Ray node (Ray's rule for drivers); a machine outside the
 cluster joins it first as a node without CPUs (``ray start --address=HEAD:6379 --num-cpus=0``), as the

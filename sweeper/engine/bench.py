@@ -1,4 +1,4 @@
-"""Workload W1 (DESIGN.md): the reference loop and the population trainer timed side by side."""
+"""Workload W1 (docs/design.md): the reference loop and the population trainer timed side by side."""
 
 from __future__ import annotations
 

@@ -19,4 +19,4 @@ def test_bench_times_the_reference_loop_and_both_engines_on_w1(noise, label):
         ratio = result[f"{name}_runs_per_s"] / result["reference_runs_per_s"]
         assert result[f"{name}_speedup"] == pytest.approx(ratio, rel=0.01, abs=0.01)
     assert len(logged) == 3 and "fused engine" in logged[1] and "stacked engine" in logged[2]
-    assert W1.hidden == (500,) and W1.epochs == 4000  # the workload itself is DESIGN.md's W1
+    assert W1.hidden == (500,) and W1.epochs == 4000  # the workload itself is docs/design.md's W1

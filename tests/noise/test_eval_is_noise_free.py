@@ -1,4 +1,4 @@
-"""Noise only while training: evaluation never samples noise, at any placement (DESIGN decision 3)."""
+"""Noise only while training: evaluation never samples noise, at any placement (docs/design.md, "The pack")."""
 
 import numpy as np
 import pytest
