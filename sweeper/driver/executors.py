@@ -8,7 +8,7 @@ import torch
 
 from sweeper.driver.planner import Pack
 from sweeper.engine.population import train_population
-from sweeper.engine.result import RunResult
+from sweeper.records import RunResult
 from sweeper.errors import ExecutorError
 
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Sequence
 
 from sweeper import seeding
-from sweeper.engine.result import Member
+from sweeper.records import Member
 from sweeper.tasks.spec import TaskSpec
 
 

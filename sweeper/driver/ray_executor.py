@@ -38,7 +38,7 @@ from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 from sweeper.driver.planner import Pack
 from sweeper.engine import sizing
 from sweeper.engine.population import train_population
-from sweeper.engine.result import Member, RunResult
+from sweeper.records import Member, RunResult
 from sweeper.errors import ExecutorError
 from sweeper.tasks.spec import TaskSpec
 

@@ -7,9 +7,8 @@ from collections.abc import Callable
 from sweeper.driver.planner import Run, member
 from sweeper.driver.sweep import refuse_old_annealing, spec_from_store
 from sweeper.engine.population import train_population
-from sweeper.engine.result import RunResult
+from sweeper.records import RunResult
 from sweeper.errors import SweeperError
-from sweeper.noise.spec import NoiseSpec, make_config
 from sweeper.store import Store
 from sweeper.store.models import METRICS
 
@@ -27,10 +26,9 @@ def rerun_trial(store: Store, sweep: str, trial: int, repeat: int | None, device
     stored runs (the numbers then need not agree).
     """
     spec = spec_from_store(store.sweep(sweep), f"sweep {sweep!r}")
-    trial_row = next((t for t in store.trials(sweep) if t["trial"] == trial), None)
-    if trial_row is None:
+    ref = next((t for t in store.trial_refs(sweep) if t.number == trial), None)
+    if ref is None:
         raise SweeperError(f"sweep {sweep!r} has no trial {trial}; see: sweeper trials {sweep}")
-    config = make_config(NoiseSpec(**p) for p in trial_row["params"])
     stored = [r for r in store.runs(sweep) if r["trial"] == trial and (repeat is None or r["repeat"] == repeat)]
     if not stored:
         raise SweeperError(f"sweep {sweep!r} trial {trial} has no stored run" + (f" at repeat {repeat}" if repeat is not None else ""))
@@ -41,7 +39,7 @@ def rerun_trial(store: Store, sweep: str, trial: int, repeat: int | None, device
     differences: dict[str, dict[str, set[str]]] = {}  # field -> value now -> values stored
     for task_name, task in spec.tasks.items():
         mine = [r for r in stored if r["task"] == task_name]
-        members = [member(spec.seed, task, Run(0, config, task_name, r["repeat"])) for r in mine]
+        members = [member(spec.seed, task, Run(0, ref.config, task_name, r["repeat"])) for r in mine]
         if not members:
             continue
         for r, m, result in zip(mine, members, train_population(task, members, device)):

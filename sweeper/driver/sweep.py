@@ -28,9 +28,10 @@ from sweeper.driver.planner import Run, plan
 from sweeper.engine.machine import this_machine
 from sweeper.engine.sizing import pack_size
 from sweeper.errors import LeaseError, SpaceError, StoreError, TaskError
-from sweeper.noise.spec import NoiseSpec, make_config, old_annealing
+from sweeper.noise.spec import old_annealing
 from sweeper.space import SweepSpec, parse_space
-from sweeper.store import Owner, Store, TrialRef
+from sweeper.records import TrialRef
+from sweeper.store import Owner, Store
 from sweeper.tasks.data import load_split
 
 #: The Optuna parameter of a grid trial: the configuration's number in the grid (sweeper's trial
@@ -210,16 +211,14 @@ class _Sweep:
         enqueued with it): suggested again on the same trial, by the sampler it was asked with. So no
         trial is failed and none asked twice: the study never holds more trials than were asked for.
         """
-        stored = {t["optuna_trial_id"]: t for t in self.store.trials(self.spec.name)}
+        stored = {ref.optuna_trial_id: ref for ref in self.store.trial_refs(self.spec.name)}
         resumed = []
         for frozen in self.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
-            row = stored.get(frozen.number)
-            if row is None:
+            ref = stored.get(frozen.number)
+            if ref is None:
                 self.study.sampler = _sampler(self.spec, len(self.grid or ()), frozen.number)
-                resumed.append((frozen, self.trial_ref(optuna.trial.Trial(self.study, frozen._trial_id))))
-                continue
-            config = make_config(NoiseSpec(**p) for p in row["params"])
-            resumed.append((frozen, self.store.ensure_trial(self.sweep_id, config, number=row["trial"])))
+                ref = self.trial_ref(optuna.trial.Trial(self.study, frozen._trial_id))
+            resumed.append((frozen, ref))
         return resumed
 
     def resume(self) -> list[tuple[object, TrialRef]]:

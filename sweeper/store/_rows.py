@@ -1,4 +1,4 @@
-"""Conversions between the engine's objects and table rows, and from rows to JSON-friendly values."""
+"""Conversions between records (sweeper.records) and table rows, and from rows to JSON-friendly values."""
 
 from __future__ import annotations
 
@@ -9,9 +9,8 @@ from decimal import Decimal
 
 import numpy as np
 
-from sweeper.engine.machine import FIELDS as MACHINE_FIELDS
-from sweeper.engine.result import Member, RunResult
 from sweeper.noise.spec import BASELINE, NoiseConfig, config_label
+from sweeper.records import MACHINE_FIELDS, Member, RunResult
 from sweeper.seeding import config_key
 from sweeper.store.models import EARLY_METRICS, METRICS
 

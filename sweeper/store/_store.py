@@ -7,8 +7,6 @@ import json
 import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import yaml
 from sqlalchemy import case, delete, func, insert, inspect, select, update
@@ -17,10 +15,9 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from sweeper.engine.machine import FIELDS as MACHINE_FIELDS
-from sweeper.engine.result import Member, RunResult
 from sweeper.errors import LeaseError, StoreError
 from sweeper.noise.spec import NoiseConfig, make_config
+from sweeper.records import MACHINE_FIELDS, Machine, Member, RunResult, TrialRef, stored_config
 from sweeper.store import _engine, _lease, _query, _rows, _schema
 from sweeper.store._lease import Owner
 from sweeper.store._query import DEFAULT_LIMIT, DEFAULT_TIMEOUT_S, QueryResult
@@ -37,20 +34,6 @@ from sweeper.store.models import (
     TrialSite,
     utcnow,
 )
-
-if TYPE_CHECKING:
-    from sweeper.engine.machine import Machine
-
-
-@dataclass(frozen=True)
-class TrialRef:
-    """A stored trial as the driver needs it: row id, number in its sweep, Optuna trial, configuration."""
-
-    id: int
-    number: int
-    optuna_trial_id: int | None
-    config: NoiseConfig
-
 
 def open_store(url: str | None = None, *, create: bool = True) -> Store:
     """Open the database at ``url``; for writing (``create``), with sweeper's tables created or upgraded.
@@ -497,6 +480,17 @@ class Store:
         for row in rows:
             row["params"] = json.loads(row["params"])
         return rows
+
+    def trial_refs(self, sweep_name: str) -> list[TrialRef]:
+        """The sweep's trials by number, as records with their configurations (for programs; listings
+        are :meth:`trials`)."""
+        with self._session() as session:
+            sweep = self._sweep_by_name(session, sweep_name)
+            statement = (select(Trial.id, Trial.number, Trial.optuna_trial_id, Trial.config_json)
+                         .where(Trial.sweep_id == sweep.id).order_by(Trial.number))
+            rows = session.execute(statement).all()
+        return [TrialRef(trial_id, number, optuna_id, stored_config(json.loads(text)))
+                for trial_id, number, optuna_id, text in rows]
 
     def runs(self, sweep_name: str) -> list[dict]:
         """One row per run of the sweep (by trial, task, repeat): its noise, seeds, final metrics and what

@@ -23,7 +23,7 @@ from sweeper.driver.planner import Pack, Run, member  # noqa: E402
 from sweeper.driver.ray_executor import (  # noqa: E402
     RayExecutor, _unreachable, cluster_address, cluster_device, pack_resources, slots)
 from sweeper.driver.sweep import run_sweep  # noqa: E402
-from sweeper.engine.result import RunResult  # noqa: E402
+from sweeper.records import RunResult  # noqa: E402
 from sweeper.errors import ExecutorError  # noqa: E402
 from sweeper.space import load_space  # noqa: E402
 from sweeper.store import open_store  # noqa: E402

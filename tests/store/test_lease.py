@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import sqlalchemy as sa
 
-from sweeper.engine.result import Member, RunResult
+from sweeper.records import Member, RunResult
 from sweeper.errors import LeaseError
 from sweeper.store import open_store
 from sweeper.store._lease import GIVE_UP_S, STALE_S, Heartbeat, Owner
