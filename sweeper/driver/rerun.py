@@ -8,9 +8,9 @@ from sweeper.driver.planner import Run, member
 from sweeper.driver.sweep import refuse_old_annealing, spec_from_store
 from sweeper.engine.population import train_population
 from sweeper.records import RunResult
+from sweeper import metrics
 from sweeper.errors import SweeperError
 from sweeper.store import Store
-from sweeper.store.models import METRICS
 
 #: What a rerun compares with the stored runs (the host may differ: the same software on the same
 #: kind of device gives the same numbers anywhere), and how a warning names it.
@@ -34,7 +34,7 @@ def rerun_trial(store: Store, sweep: str, trial: int, repeat: int | None, device
         raise SweeperError(f"sweep {sweep!r} trial {trial} has no stored run" + (f" at repeat {repeat}" if repeat is not None else ""))
     for version in {r["sweeper_version"] for r in stored}:
         refuse_old_annealing(spec, version)
-    metrics = [m for m in METRICS if m in stored[0]]
+    compared = [m for m in metrics.COLUMNS if m in stored[0]]
     rows = []
     differences: dict[str, dict[str, set[str]]] = {}  # field -> value now -> values stored
     for task_name, task in spec.tasks.items():
@@ -46,10 +46,10 @@ def rerun_trial(store: Store, sweep: str, trial: int, repeat: int | None, device
             if (m.data_seed, m.init_seed, m.noise_seed) != (r["data_seed"], r["init_seed"], r["noise_seed"]):
                 raise SweeperError(f"trial {trial} repeat {r['repeat']}: the seeds derived now differ from the stored ones")
             line = {"task": task_name, "repeat": r["repeat"]}
-            for name in metrics:
+            for name in compared:
                 new = result.final.get(name)
                 line[f"stored_{name}"], line[f"new_{name}"] = r[name], new
-            line["same"] = all(_same(r[n], result.final.get(n)) for n in metrics)
+            line["same"] = all(_same(r[n], result.final.get(n)) for n in compared)
             rows.append(line)
             for key, (new, old) in _differences(r, result).items():
                 differences.setdefault(key, {}).setdefault(new, set()).add(old)

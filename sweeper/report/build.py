@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from sweeper import metrics
 from sweeper.errors import SweeperError
 from sweeper.noise.spec import BASELINE, NoiseConfig, config_label
 from sweeper.records import stored_config
@@ -193,7 +194,7 @@ def planned_configs(spec) -> int:
 
 def _direction(sweep: dict) -> bool:
     metric = sweep["metric"]
-    known = st.metric_higher_is_better(metric)
+    known = metrics.higher_is_better(metric)
     given = sweep.get("higher_is_better")
     if known is not None and given is not None and bool(given) != known:
         raise SweeperError(

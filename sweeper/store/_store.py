@@ -15,6 +15,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
+from sweeper import metrics
 from sweeper.errors import LeaseError, StoreError
 from sweeper.noise.spec import NoiseConfig, make_config
 from sweeper.records import MACHINE_FIELDS, Machine, Member, RunResult, TrialRef, stored_config
@@ -23,8 +24,6 @@ from sweeper.store._lease import Owner
 from sweeper.store._query import DEFAULT_LIMIT, DEFAULT_TIMEOUT_S, QueryResult
 from sweeper.store._url import default_url, parse_url, redact, sqlite_path
 from sweeper.store.models import (
-    EARLY_METRICS,
-    PROBLEM_METRICS,
     PROBLEMS,
     SWEEP_STATUSES,
     Curve,
@@ -147,8 +146,8 @@ class Store:
         """
         if problem not in PROBLEMS:
             raise StoreError(f"problem {problem!r} is not one of {', '.join(PROBLEMS)}")
-        if metric not in PROBLEM_METRICS[problem]:
-            allowed = ", ".join(PROBLEM_METRICS[problem])
+        if metric not in metrics.columns(problem):
+            allowed = ", ".join(metrics.columns(problem))
             raise StoreError(f"metric {metric!r} is not kept for {problem} problems; choose one of {allowed}")
         settings = dict(
             seed=seed, metric=metric, higher_is_better=higher_is_better, repeats=repeats, problem=problem
@@ -665,12 +664,13 @@ def _noise_columns() -> tuple:
 
 
 def _metric_columns(model, problem: str) -> list:
-    return [getattr(model, name) for name in PROBLEM_METRICS[problem]]
+    return [getattr(model, name) for name in metrics.columns(problem)]
 
 
 def _early_columns(problem: str) -> list:
     """A run's metrics at its best validation epoch, for the problem's metrics."""
-    return [getattr(Run, f"early_{name}") for name in PROBLEM_METRICS[problem] if f"early_{name}" in EARLY_METRICS]
+    early = [metrics.EARLY_PREFIX + name for name in metrics.columns(problem)]
+    return [getattr(Run, name) for name in early if name in metrics.EARLY_COLUMNS]
 
 
 def _plain_rows(result, **first) -> list[dict]:
