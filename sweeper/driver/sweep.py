@@ -17,7 +17,6 @@ import warnings
 from dataclasses import dataclass
 from typing import Protocol
 
-import numpy as np
 import optuna
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -26,11 +25,10 @@ from sweeper.driver._interrupts import writes_finish
 from sweeper.driver.executors import Executor
 from sweeper.driver.planner import Run, plan
 from sweeper.engine.machine import this_machine
-from sweeper.engine.sizing import pack_size
 from sweeper.errors import LeaseError, SpaceError, StoreError, TaskError
 from sweeper.noise.spec import old_annealing
-from sweeper.space import SweepSpec, parse_space
 from sweeper.records import TrialRef
+from sweeper.space import SweepSpec, parse_space
 from sweeper.store import Owner, Store
 from sweeper.tasks.data import load_split
 
@@ -123,12 +121,11 @@ def pack_sizes(spec: SweepSpec, executor: Executor, data_sizes: dict[str, tuple[
     ``data_sizes`` is what :func:`check_data` returns. A task one member of which cannot fit in the
     memory free there is refused with the engine's estimate, so that nothing is written for it.
     """
-    # An executor may size packs for its workers (a Ray cluster: the share of a worker a pack gets).
-    sizer = getattr(executor, "pack_size", None) or (lambda t, n_tr, n_te: pack_size(t, executor.device, n_tr, n_te))
     sizes = {}
     for name, task in spec.tasks.items():
         try:
-            sizes[name] = min(sizer(task, *data_sizes[name]), spec.pack_size or 1 << 30)
+            # An executor may size packs for its workers (a Ray cluster: the share of a worker a pack gets).
+            sizes[name] = min(executor.pack_size(task, *data_sizes[name]), spec.pack_size or 1 << 30)
         except TaskError as exc:
             where = "task" if len(spec.tasks) == 1 else f"tasks[{name}]"
             raise SpaceError(f"{spec.source}: {where}: {exc}") from exc
@@ -154,7 +151,7 @@ def _sampler(spec: SweepSpec, n_configs: int, trial_number: int) -> optuna.sampl
     if spec.search.sampler == "grid":
         # The driver enqueues each configuration itself (see ask_round): the grid's order does not matter.
         return _AskTellGridSampler({GRID_PARAM: range(n_configs)}, seed=spec.seed)
-    seed = int(np.random.SeedSequence([spec.seed, trial_number]).generate_state(1)[0])
+    seed = seeding.sampler_seed(spec.seed, trial_number)
     if spec.search.sampler == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     return optuna.samplers.TPESampler(seed=seed)
@@ -243,7 +240,7 @@ class _Sweep:
         self.lease.check()
         per_config = self.spec.repeats * len(self.spec.tasks)
         # Enough configurations to keep every pack slot of the executor busy (one, locally).
-        want = max(1, min(self.sizes.values()) * getattr(self.executor, "parallel_packs", 1) // per_config)
+        want = max(1, min(self.sizes.values()) * self.executor.parallel_packs // per_config)
         want -= already
         asked = []
         waiting = self.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.WAITING,))

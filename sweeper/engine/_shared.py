@@ -12,7 +12,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from sweeper import metrics
+from sweeper import metrics, seeding
 from sweeper.engine import losses
 from sweeper.engine.machine import this_machine
 from sweeper.engine.chance import failed_to_learn
@@ -20,9 +20,6 @@ from sweeper.records import Member, RunResult
 from sweeper.tasks.data import input_shape, load_split, n_outputs
 from sweeper.tasks.models import init_params
 from sweeper.tasks.spec import TaskSpec
-
-_SHUFFLE = 0x5DEECE66D
-
 
 @dataclass(frozen=True)
 class PackData:
@@ -78,7 +75,7 @@ def member_params(task: TaskSpec, init_seed: int) -> dict[str, torch.Tensor]:
 
 def shuffler(init_seed: int) -> torch.Generator:
     """The generator of one member's minibatch order (common to all configurations of a repeat)."""
-    return torch.Generator().manual_seed(init_seed ^ _SHUFFLE)
+    return torch.Generator().manual_seed(seeding.shuffle_seed(init_seed))
 
 
 def total_steps(task: TaskSpec, n: int) -> int:
