@@ -335,7 +335,7 @@ def _fit(tuner: tune.Tuner, out: dict) -> None:
 
 
 def _label(index: int, pack: Pack) -> str:
-    return f"pack {index} ({pack.task_name}, {len(pack)} members, trials {sorted(set(pack.trials))})"
+    return f"pack {index} ({pack.task_name}, {len(pack)} members, trials {sorted(set(pack.trial_ids))})"
 
 
 def _trial_error(trial) -> BaseException | None:

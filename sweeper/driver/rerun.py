@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from sweeper.driver.planner import Run, member
+from sweeper.driver.planner import PlannedRun, member
 from sweeper.driver.sweep import refuse_old_annealing, spec_from_store
 from sweeper.engine.population import train_population
 from sweeper.records import RunResult
@@ -39,7 +39,7 @@ def rerun_trial(store: Store, sweep: str, trial: int, repeat: int | None, device
     differences: dict[str, dict[str, set[str]]] = {}  # field -> value now -> values stored
     for task_name, task in spec.tasks.items():
         mine = [r for r in stored if r["task"] == task_name]
-        members = [member(spec.seed, task, Run(0, ref.config, task_name, r["repeat"])) for r in mine]
+        members = [member(spec.seed, task, PlannedRun(0, ref.config, task_name, r["repeat"])) for r in mine]
         if not members:
             continue
         for r, m, result in zip(mine, members, train_population(task, members, device)):

@@ -23,7 +23,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sweeper import seeding
 from sweeper.driver._interrupts import writes_finish
 from sweeper.driver.executors import Executor
-from sweeper.driver.planner import Run, plan
+from sweeper.driver.planner import PlannedRun, plan
 from sweeper.engine.machine import this_machine
 from sweeper.errors import LeaseError, SpaceError, StoreError, TaskError
 from sweeper.noise.spec import old_annealing
@@ -196,8 +196,8 @@ class _Sweep:
         self.registered.add(ref.number)
         return ref
 
-    def pending_runs(self, ref: TrialRef) -> list[Run]:
-        return [Run(ref.id, ref.config, name, r) for name in self.spec.tasks for r in range(self.spec.repeats)
+    def pending_runs(self, ref: TrialRef) -> list[PlannedRun]:
+        return [PlannedRun(ref.id, ref.config, name, r) for name in self.spec.tasks for r in range(self.spec.repeats)
                 if (ref.number, name, r) not in self.done]
 
     def resume_stale(self) -> list[tuple[object, TrialRef]]:
@@ -275,14 +275,14 @@ class _Sweep:
         if value is not None and math.isfinite(value) and not diverged:
             tasks.setdefault(task, []).append(value)
 
-    def train(self, runs: list[Run]) -> None:
+    def train(self, runs: list[PlannedRun]) -> None:
         packs = plan(self.spec.seed, self.spec.tasks, runs, self.sizes)
         for pack, results in self.executor.run(packs):
-            items = [(t, pack.task_name, m, r) for t, m, r in zip(pack.trials, pack.members, results)]
+            items = [(t, pack.task_name, m, r) for t, m, r in zip(pack.trial_ids, pack.members, results)]
             self.lease.check()
             with writes_finish():
                 self.store.save_runs(self.sweep_id, items, self.owner)
-            for t, m, r in zip(pack.trials, pack.members, results):
+            for t, m, r in zip(pack.trial_ids, pack.members, results):
                 self.done.add((self.numbers[t], pack.task_name, m.repeat))
                 self._record(self.numbers[t], pack.task_name, r.final.get(self.spec.metric), r.diverged)
             self.trained += len(pack)

@@ -19,7 +19,7 @@ import torch
 ray = pytest.importorskip("ray")
 
 from sweeper.driver.executors import LocalExecutor  # noqa: E402
-from sweeper.driver.planner import Pack, Run, member  # noqa: E402
+from sweeper.driver.planner import Pack, PlannedRun, member  # noqa: E402
 from sweeper.driver.ray_executor import (  # noqa: E402
     RayExecutor, _unreachable, cluster_address, cluster_device, pack_resources, slots)
 from sweeper.driver.sweep import run_sweep  # noqa: E402
@@ -53,7 +53,7 @@ def _packs(sizes: list[int]) -> list[Pack]:
     spec = load_space(SPACE)
     name, task = next(iter(spec.tasks.items()))
     config = spec.grid_configs()[0][0]
-    return [Pack(name, task, tuple(member(spec.seed, task, Run(i, config, name, r)) for r in range(n)), (i,) * n)
+    return [Pack(name, task, tuple(member(spec.seed, task, PlannedRun(i, config, name, r)) for r in range(n)), (i,) * n)
             for i, n in enumerate(sizes)]
 
 
@@ -188,8 +188,8 @@ def test_packs_come_back_as_they_finish_dead_workers_are_retried_and_lost_packs_
     try:
         with pytest.raises(ExecutorError) as failed:
             for pack, results in ex.run(packs):
-                arrived.append((pack.trials[0], [r.final["value"] for r in results]))
-                if pack.trials[0] == 0:
+                arrived.append((pack.trial_ids[0], [r.final["value"] for r in results]))
+                if pack.trial_ids[0] == 0:
                     go.touch()
     finally:
         ex.close()
