@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from sweeper import metrics
 from sweeper.driver.planner import PlannedRun, member
 from sweeper.driver.sweep import refuse_old_annealing, spec_from_store
 from sweeper.engine.population import train_population
-from sweeper.records import RunResult
-from sweeper import metrics
 from sweeper.errors import SweeperError
+from sweeper.records import RunResult
 from sweeper.store import Store
 
 #: What a rerun compares with the stored runs (the host may differ: the same software on the same

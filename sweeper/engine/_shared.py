@@ -14,8 +14,8 @@ import torch
 
 from sweeper import metrics, seeding
 from sweeper.engine import losses
-from sweeper.engine.machine import this_machine
 from sweeper.engine.chance import failed_to_learn
+from sweeper.engine.machine import this_machine
 from sweeper.records import Member, RunResult
 from sweeper.tasks.data import input_shape, load_split, n_outputs
 from sweeper.tasks.models import init_params

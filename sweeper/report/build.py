@@ -79,7 +79,7 @@ def build_report(
         raise SweeperError(f"--at: {at!r} is not allowed; allowed: {', '.join(AT)}")
     higher_is_better = _direction(sweep)
     shared = selected_on.startswith("test_")  # no validation part: selection and estimate share the test part
-    suffix = selected_on.split("_", 1)[1]
+    suffix = metrics.base(selected_on)
     early = "early_" if at == "best_val" else ""
     metric = f"{early}test_{suffix}"
     selection = selected_on if selected_on.startswith("train_") else early + selected_on
