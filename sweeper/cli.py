@@ -56,7 +56,8 @@ SweepArgument = typer.Argument(..., metavar="SWEEP", help="Name of the sweep (se
 
 
 class Device(str, Enum):
-    """Where to train: ``auto`` takes a CUDA GPU when PyTorch sees one."""
+    """Where to train: ``auto`` takes a CUDA GPU when PyTorch sees one (the values of
+    ``sweeper.driver.executors.DEVICES``; the one place a device name is checked)."""
 
     auto = "auto"
     cpu = "cpu"
@@ -71,7 +72,8 @@ class Executor(str, Enum):
 
 
 class ReportFormat(str, Enum):
-    """What ``sweeper report`` prints or writes (the values of ``sweeper.report.command.FORMATS``)."""
+    """What ``sweeper report`` prints or writes (the values of ``sweeper.report.command.FORMATS``; the one
+    place a report format is checked)."""
 
     table = "table"
     markdown = "markdown"

@@ -1,7 +1,9 @@
 """Every random stream of a sweep, keyed so that comparisons are paired (common random numbers).
 
-Repeat r uses the same data and the same initial weights for every configuration; only the noise
-stream depends on the configuration. Seeds are pure functions of their keys, never of pack layout.
+Repeat r uses the same data, the same initial weights and the same minibatch order for every
+configuration; only the noise stream depends on the configuration. Seeds are pure functions of their
+keys, never of pack layout. The seeds of Optuna's samplers derive here too: every random stream of a
+sweep starts in this module.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ import numpy as np
 from sweeper.noise.spec import NoiseConfig
 
 _DATA, _INIT, _NOISE = 1, 2, 3
+#: Mixed into the init seed for the minibatch order (java.util.Random's multiplier, a fixed odd constant).
+_SHUFFLE = 0x5DEECE66D
 
 
 def _derive(*key: int) -> int:
@@ -40,3 +44,21 @@ def init_seed(sweep_seed: int, repeat: int) -> int:
 def noise_seed(sweep_seed: int, repeat: int, config: NoiseConfig) -> int:
     """The seed of the noise stream of one configuration at one repeat."""
     return _derive(sweep_seed, repeat, _NOISE, config_key(config))
+
+
+def shuffle_seed(init_seed: int) -> int:
+    """The seed of one member's minibatch order: its init seed mixed with a constant, so the order is
+    common to all configurations of a repeat yet not the stream of its initial weights.
+
+    (Kept as it was when it lived in the engine, ``init_seed ^ 0x5DEECE66D``: stored runs reproduce.)
+    """
+    return init_seed ^ _SHUFFLE
+
+
+def sampler_seed(sweep_seed: int, trial_number: int) -> int:
+    """The seed of the Optuna sampler (random, tpe) that proposes trial ``trial_number``.
+
+    (Kept as it was when the driver derived it, the first 32-bit word of SeedSequence([sweep seed, trial
+    number]): sampled sweeps resume with the configurations they had.)
+    """
+    return int(np.random.SeedSequence([sweep_seed, trial_number]).generate_state(1)[0])

@@ -37,7 +37,7 @@ import torch
 from sweeper import _native, seeding
 from sweeper.engine import fused
 from sweeper.engine.population import train_population
-from sweeper.engine.result import Member
+from sweeper.records import Member
 from sweeper.noise.philox import PhiloxStreams
 from sweeper.noise.spec import NoiseSpec, make_config
 from sweeper.tasks.spec import OptimizerSpec, TaskSpec

@@ -2,30 +2,42 @@
 
 from __future__ import annotations
 
-from typing import Iterable, Iterator, Protocol
+from typing import Iterable, Iterator
 
 import torch
 
 from sweeper.driver.planner import Pack
+from sweeper.engine import sizing
 from sweeper.engine.population import train_population
-from sweeper.engine.result import RunResult
 from sweeper.errors import ExecutorError
+from sweeper.records import RunResult
+from sweeper.tasks.spec import TaskSpec
+
+#: What ``--device`` may say; the command line refuses anything else, so executors take these only.
+DEVICES = ("auto", "cpu", "cuda")
 
 
-class Executor(Protocol):
+class Executor:
     """Runs packs and yields ``(pack, results)`` as each completes, in any order.
 
-    Optional members the driver uses when present: ``pack_size(task, n_train, n_test)`` (packs sized
-    for the executor's workers rather than this machine) and ``parallel_packs`` (packs it trains at
-    once, so a round of configurations fills them).
+    The defaults are those of an executor that trains one pack at a time on this machine; one that
+    trains elsewhere, or several packs at once, overrides ``pack_size`` and ``parallel_packs``.
     """
 
-    #: The device type packs are sized for ("cpu" or "cuda").
+    #: The device type packs are sized for and trained on ("cpu" or "cuda").
     device: str
+    #: How many packs it trains at once: the driver asks for configurations enough to fill them.
+    parallel_packs: int = 1
 
-    def run(self, packs: Iterable[Pack]) -> Iterator[tuple[Pack, list[RunResult]]]: ...
+    def pack_size(self, task: TaskSpec, n_train: int, n_test: int) -> int:
+        """Members per pack: the engine's memory rule for this machine's ``device``."""
+        return sizing.pack_size(task, self.device, n_train, n_test)
 
-    def close(self) -> None: ...
+    def run(self, packs: Iterable[Pack]) -> Iterator[tuple[Pack, list[RunResult]]]:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Lets go of what the executor holds (a Ray it started, scratch files)."""
 
 
 def resolve_device(device: str) -> str:
@@ -34,12 +46,10 @@ def resolve_device(device: str) -> str:
         return "cuda" if torch.cuda.is_available() else "cpu"
     if device == "cuda" and not torch.cuda.is_available():
         raise ExecutorError("--device cuda: no CUDA GPU is visible to PyTorch; allowed here: auto, cpu")
-    if device not in ("cpu", "cuda"):
-        raise ExecutorError(f"--device {device!r} is not allowed; allowed: auto, cpu, cuda")
     return device
 
 
-class LocalExecutor:
+class LocalExecutor(Executor):
     """Trains packs one after another in this process."""
 
     def __init__(self, device: str = "auto"):
@@ -48,6 +58,3 @@ class LocalExecutor:
     def run(self, packs: Iterable[Pack]) -> Iterator[tuple[Pack, list[RunResult]]]:
         for pack in packs:
             yield pack, train_population(pack.task, pack.members, self.device)
-
-    def close(self) -> None:
-        pass

@@ -6,25 +6,26 @@ from dataclasses import dataclass
 from typing import Sequence
 
 from sweeper import seeding
-from sweeper.engine.result import Member
+from sweeper.records import Member
 from sweeper.tasks.spec import TaskSpec
 
 
 @dataclass(frozen=True)
 class Pack:
-    """A unit of work: members trained as one population. ``trials[i]`` is the trial of ``members[i]``."""
+    """A unit of work: members trained as one population. ``trial_ids[i]`` is the stored trial (its row id,
+    not its number in the sweep) of ``members[i]``."""
 
     task_name: str
     task: TaskSpec
     members: tuple[Member, ...]
-    trials: tuple[int, ...]  # sweeper trial ids
+    trial_ids: tuple[int, ...]  # the trials\' row ids in the store
 
     def __len__(self) -> int:
         return len(self.members)
 
 
 @dataclass(frozen=True)
-class Run:
+class PlannedRun:
     """One run to do: a trial's configuration on a task at a repeat."""
 
     trial_id: int
@@ -33,7 +34,7 @@ class Run:
     repeat: int
 
 
-def member(sweep_seed: int, task: TaskSpec, run: Run) -> Member:
+def member(sweep_seed: int, task: TaskSpec, run: PlannedRun) -> Member:
     """The member of a run, with the seeds of its streams (common random numbers across configurations)."""
     return Member(
         config=run.config,
@@ -44,7 +45,7 @@ def member(sweep_seed: int, task: TaskSpec, run: Run) -> Member:
     )
 
 
-def plan(sweep_seed: int, tasks: dict[str, TaskSpec], runs: Sequence[Run], size: dict[str, int]) -> list[Pack]:
+def plan(sweep_seed: int, tasks: dict[str, TaskSpec], runs: Sequence[PlannedRun], size: dict[str, int]) -> list[Pack]:
     """Packs of at most ``size[task]`` members, per task, in the order the runs were given."""
     packs = []
     for name, task in tasks.items():

@@ -35,10 +35,11 @@ from ray import tune
 from ray.util.queue import Empty, Queue
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
+from sweeper.driver.executors import Executor
 from sweeper.driver.planner import Pack
 from sweeper.engine import sizing
 from sweeper.engine.population import train_population
-from sweeper.engine.result import Member, RunResult
+from sweeper.records import Member, RunResult
 from sweeper.errors import ExecutorError
 from sweeper.tasks.spec import TaskSpec
 
@@ -57,14 +58,9 @@ def cluster_address(address: str | None) -> str | None:
     return address or os.environ.get("RAY_ADDRESS") or None
 
 
-def _check_device(device: str) -> None:
-    if device not in ("auto", "cpu", "cuda"):
-        raise ExecutorError(f"--device {device!r} is not allowed; allowed: auto, cpu, cuda")
-
-
 def cluster_device(device: str, gpus: float, where: str = "the Ray cluster") -> str:
-    """The device every pack runs on: ``auto`` means cuda when the cluster has GPUs, else cpu."""
-    _check_device(device)
+    """The device every pack runs on (``device`` one of DEVICES): ``auto`` means cuda when the cluster has
+    GPUs, else cpu."""
     if device == "cuda" and not gpus:
         raise ExecutorError(f"--device cuda: {where} has no GPU; allowed here: auto, cpu")
     return "cuda" if device == "cuda" or (device == "auto" and gpus) else "cpu"
@@ -150,13 +146,12 @@ class _FailureLines(tune.Callback):
              f"{_reason(_trial_error(trial))}; {then}")
 
 
-class RayExecutor:
+class RayExecutor(Executor):
     """Trains packs as Ray Tune trials on a Ray cluster, or on a local Ray started for the run."""
 
     def __init__(self, device: str = "auto", *, address: str | None = None, cpus_per_pack: float | None = None,
                  gpus_per_pack: float | None = None, max_failures: int = MAX_FAILURES,
                  node_wait_s: float = NODE_WAIT_S, train: Train = train_population):
-        _check_device(device)  # before connecting: a typo costs no Ray start
         self.address = cluster_address(address)
         self.max_failures = max_failures
         self.train = train  # what a trial runs on its pack: the engine (tests put a stand-in here)
@@ -340,7 +335,7 @@ def _fit(tuner: tune.Tuner, out: dict) -> None:
 
 
 def _label(index: int, pack: Pack) -> str:
-    return f"pack {index} ({pack.task_name}, {len(pack)} members, trials {sorted(set(pack.trials))})"
+    return f"pack {index} ({pack.task_name}, {len(pack)} members, trials {sorted(set(pack.trial_ids))})"
 
 
 def _trial_error(trial) -> BaseException | None:

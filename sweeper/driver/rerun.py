@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from sweeper.driver.planner import Run, member
+from sweeper import metrics
+from sweeper.driver.planner import PlannedRun, member
 from sweeper.driver.sweep import refuse_old_annealing, spec_from_store
 from sweeper.engine.population import train_population
-from sweeper.engine.result import RunResult
 from sweeper.errors import SweeperError
-from sweeper.noise.spec import NoiseSpec, make_config
+from sweeper.records import RunResult
 from sweeper.store import Store
-from sweeper.store.models import METRICS
 
 #: What a rerun compares with the stored runs (the host may differ: the same software on the same
 #: kind of device gives the same numbers anywhere), and how a warning names it.
@@ -27,31 +26,30 @@ def rerun_trial(store: Store, sweep: str, trial: int, repeat: int | None, device
     stored runs (the numbers then need not agree).
     """
     spec = spec_from_store(store.sweep(sweep), f"sweep {sweep!r}")
-    trial_row = next((t for t in store.trials(sweep) if t["trial"] == trial), None)
-    if trial_row is None:
+    ref = next((t for t in store.trial_refs(sweep) if t.number == trial), None)
+    if ref is None:
         raise SweeperError(f"sweep {sweep!r} has no trial {trial}; see: sweeper trials {sweep}")
-    config = make_config(NoiseSpec(**p) for p in trial_row["params"])
     stored = [r for r in store.runs(sweep) if r["trial"] == trial and (repeat is None or r["repeat"] == repeat)]
     if not stored:
         raise SweeperError(f"sweep {sweep!r} trial {trial} has no stored run" + (f" at repeat {repeat}" if repeat is not None else ""))
     for version in {r["sweeper_version"] for r in stored}:
         refuse_old_annealing(spec, version)
-    metrics = [m for m in METRICS if m in stored[0]]
+    compared = [m for m in metrics.COLUMNS if m in stored[0]]
     rows = []
     differences: dict[str, dict[str, set[str]]] = {}  # field -> value now -> values stored
     for task_name, task in spec.tasks.items():
         mine = [r for r in stored if r["task"] == task_name]
-        members = [member(spec.seed, task, Run(0, config, task_name, r["repeat"])) for r in mine]
+        members = [member(spec.seed, task, PlannedRun(0, ref.config, task_name, r["repeat"])) for r in mine]
         if not members:
             continue
         for r, m, result in zip(mine, members, train_population(task, members, device)):
             if (m.data_seed, m.init_seed, m.noise_seed) != (r["data_seed"], r["init_seed"], r["noise_seed"]):
                 raise SweeperError(f"trial {trial} repeat {r['repeat']}: the seeds derived now differ from the stored ones")
             line = {"task": task_name, "repeat": r["repeat"]}
-            for name in metrics:
+            for name in compared:
                 new = result.final.get(name)
                 line[f"stored_{name}"], line[f"new_{name}"] = r[name], new
-            line["same"] = all(_same(r[n], result.final.get(n)) for n in metrics)
+            line["same"] = all(_same(r[n], result.final.get(n)) for n in compared)
             rows.append(line)
             for key, (new, old) in _differences(r, result).items():
                 differences.setdefault(key, {}).setdefault(new, set()).add(old)

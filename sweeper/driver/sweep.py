@@ -17,20 +17,19 @@ import warnings
 from dataclasses import dataclass
 from typing import Protocol
 
-import numpy as np
 import optuna
 from sqlalchemy.exc import SQLAlchemyError
 
 from sweeper import seeding
 from sweeper.driver._interrupts import writes_finish
 from sweeper.driver.executors import Executor
-from sweeper.driver.planner import Run, plan
+from sweeper.driver.planner import PlannedRun, plan
 from sweeper.engine.machine import this_machine
-from sweeper.engine.sizing import pack_size
 from sweeper.errors import LeaseError, SpaceError, StoreError, TaskError
-from sweeper.noise.spec import NoiseSpec, make_config, old_annealing
+from sweeper.noise.spec import old_annealing
+from sweeper.records import TrialRef
 from sweeper.space import SweepSpec, parse_space
-from sweeper.store import Owner, Store, TrialRef
+from sweeper.store import Owner, Store
 from sweeper.tasks.data import load_split
 
 #: The Optuna parameter of a grid trial: the configuration's number in the grid (sweeper's trial
@@ -122,12 +121,11 @@ def pack_sizes(spec: SweepSpec, executor: Executor, data_sizes: dict[str, tuple[
     ``data_sizes`` is what :func:`check_data` returns. A task one member of which cannot fit in the
     memory free there is refused with the engine's estimate, so that nothing is written for it.
     """
-    # An executor may size packs for its workers (a Ray cluster: the share of a worker a pack gets).
-    sizer = getattr(executor, "pack_size", None) or (lambda t, n_tr, n_te: pack_size(t, executor.device, n_tr, n_te))
     sizes = {}
     for name, task in spec.tasks.items():
         try:
-            sizes[name] = min(sizer(task, *data_sizes[name]), spec.pack_size or 1 << 30)
+            # An executor may size packs for its workers (a Ray cluster: the share of a worker a pack gets).
+            sizes[name] = min(executor.pack_size(task, *data_sizes[name]), spec.pack_size or 1 << 30)
         except TaskError as exc:
             where = "task" if len(spec.tasks) == 1 else f"tasks[{name}]"
             raise SpaceError(f"{spec.source}: {where}: {exc}") from exc
@@ -153,7 +151,7 @@ def _sampler(spec: SweepSpec, n_configs: int, trial_number: int) -> optuna.sampl
     if spec.search.sampler == "grid":
         # The driver enqueues each configuration itself (see ask_round): the grid's order does not matter.
         return _AskTellGridSampler({GRID_PARAM: range(n_configs)}, seed=spec.seed)
-    seed = int(np.random.SeedSequence([spec.seed, trial_number]).generate_state(1)[0])
+    seed = seeding.sampler_seed(spec.seed, trial_number)
     if spec.search.sampler == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     return optuna.samplers.TPESampler(seed=seed)
@@ -198,8 +196,8 @@ class _Sweep:
         self.registered.add(ref.number)
         return ref
 
-    def pending_runs(self, ref: TrialRef) -> list[Run]:
-        return [Run(ref.id, ref.config, name, r) for name in self.spec.tasks for r in range(self.spec.repeats)
+    def pending_runs(self, ref: TrialRef) -> list[PlannedRun]:
+        return [PlannedRun(ref.id, ref.config, name, r) for name in self.spec.tasks for r in range(self.spec.repeats)
                 if (ref.number, name, r) not in self.done]
 
     def resume_stale(self) -> list[tuple[object, TrialRef]]:
@@ -210,16 +208,14 @@ class _Sweep:
         enqueued with it): suggested again on the same trial, by the sampler it was asked with. So no
         trial is failed and none asked twice: the study never holds more trials than were asked for.
         """
-        stored = {t["optuna_trial_id"]: t for t in self.store.trials(self.spec.name)}
+        stored = {ref.optuna_trial_id: ref for ref in self.store.trial_refs(self.spec.name)}
         resumed = []
         for frozen in self.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
-            row = stored.get(frozen.number)
-            if row is None:
+            ref = stored.get(frozen.number)
+            if ref is None:
                 self.study.sampler = _sampler(self.spec, len(self.grid or ()), frozen.number)
-                resumed.append((frozen, self.trial_ref(optuna.trial.Trial(self.study, frozen._trial_id))))
-                continue
-            config = make_config(NoiseSpec(**p) for p in row["params"])
-            resumed.append((frozen, self.store.ensure_trial(self.sweep_id, config, number=row["trial"])))
+                ref = self.trial_ref(optuna.trial.Trial(self.study, frozen._trial_id))
+            resumed.append((frozen, ref))
         return resumed
 
     def resume(self) -> list[tuple[object, TrialRef]]:
@@ -244,7 +240,7 @@ class _Sweep:
         self.lease.check()
         per_config = self.spec.repeats * len(self.spec.tasks)
         # Enough configurations to keep every pack slot of the executor busy (one, locally).
-        want = max(1, min(self.sizes.values()) * getattr(self.executor, "parallel_packs", 1) // per_config)
+        want = max(1, min(self.sizes.values()) * self.executor.parallel_packs // per_config)
         want -= already
         asked = []
         waiting = self.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.WAITING,))
@@ -279,14 +275,14 @@ class _Sweep:
         if value is not None and math.isfinite(value) and not diverged:
             tasks.setdefault(task, []).append(value)
 
-    def train(self, runs: list[Run]) -> None:
+    def train(self, runs: list[PlannedRun]) -> None:
         packs = plan(self.spec.seed, self.spec.tasks, runs, self.sizes)
         for pack, results in self.executor.run(packs):
-            items = [(t, pack.task_name, m, r) for t, m, r in zip(pack.trials, pack.members, results)]
+            items = [(t, pack.task_name, m, r) for t, m, r in zip(pack.trial_ids, pack.members, results)]
             self.lease.check()
             with writes_finish():
                 self.store.save_runs(self.sweep_id, items, self.owner)
-            for t, m, r in zip(pack.trials, pack.members, results):
+            for t, m, r in zip(pack.trial_ids, pack.members, results):
                 self.done.add((self.numbers[t], pack.task_name, m.repeat))
                 self._record(self.numbers[t], pack.task_name, r.final.get(self.spec.metric), r.diverged)
             self.trained += len(pack)

@@ -12,15 +12,14 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from sweeper import metrics, seeding
 from sweeper.engine import losses
+from sweeper.engine.chance import failed_to_learn
 from sweeper.engine.machine import this_machine
-from sweeper.engine.result import Member, RunResult, failed_to_learn
+from sweeper.records import Member, RunResult
 from sweeper.tasks.data import input_shape, load_split, n_outputs
 from sweeper.tasks.models import init_params
 from sweeper.tasks.spec import TaskSpec
-
-_SHUFFLE = 0x5DEECE66D
-
 
 @dataclass(frozen=True)
 class PackData:
@@ -76,7 +75,7 @@ def member_params(task: TaskSpec, init_seed: int) -> dict[str, torch.Tensor]:
 
 def shuffler(init_seed: int) -> torch.Generator:
     """The generator of one member's minibatch order (common to all configurations of a repeat)."""
-    return torch.Generator().manual_seed(init_seed ^ _SHUFFLE)
+    return torch.Generator().manual_seed(seeding.shuffle_seed(init_seed))
 
 
 def total_steps(task: TaskSpec, n: int) -> int:
@@ -118,9 +117,11 @@ def results(task: TaskSpec, epochs: list[int], logs: list[dict[str, torch.Tensor
     curves = {name: torch.stack([log[name] for log in logs], 1).cpu().numpy().astype(np.float64)
               for name in logs[0]}  # name -> (members, n_logs)
     bad = diverged_epoch.cpu().numpy()
-    # The best epoch is chosen on validation; only a task without a validation part (n_val: 0) uses its test part.
+    # The best epoch is chosen on validation, by the problem's default metric; only a task without a
+    # validation part (n_val: 0) uses its test part.
     part = "val" if "val_loss" in curves else "test"
-    primary = f"{part}_accuracy" if f"{part}_accuracy" in curves else f"{part}_mse"
+    primary = f"{part}_{metrics.choices(task.problem)[0]}"
+    kept_early = tuple(f"{p}_" for p in metrics.EARLY_PARTS)
     out = []
     for k in range(len(bad)):
         member_curves = {name: c[k].copy() for name, c in curves.items()}
@@ -133,11 +134,11 @@ def results(task: TaskSpec, epochs: list[int], logs: list[dict[str, torch.Tensor
         if diverged:
             for c in member_curves.values():
                 c[epochs_arr >= first] = np.nan
-        score = -member_curves[primary] if primary.endswith("mse") else member_curves[primary]
+        score = member_curves[primary] if metrics.higher_is_better(primary) else -member_curves[primary]
         at = int(np.nanargmax(score)) if np.isfinite(score).any() else None  # the first epoch of the best
         best = None if at is None else int(epochs_arr[at])
-        early = {f"early_{name}": math.nan if at is None else float(c[at]) for name, c in member_curves.items()
-                 if name.startswith(("val_", "test_"))}
+        early = {metrics.EARLY_PREFIX + name: math.nan if at is None else float(c[at])
+                 for name, c in member_curves.items() if name.startswith(kept_early)}
         final = {name: float(c[-1]) for name, c in member_curves.items()}
         out.append(RunResult(
             final=final | early,
@@ -151,18 +152,13 @@ def results(task: TaskSpec, epochs: list[int], logs: list[dict[str, torch.Tensor
 
 def logged_metrics(forward, data: PackData) -> dict[str, torch.Tensor]:
     """Noise-free loss and metrics of every member on its training, validation and test data, named
-    ``train_*``, ``val_*`` (none without a validation part) and ``test_*``, and the test part's expected
-    calibration error ``test_ece`` for classification; ``forward(x)`` maps inputs ``(members, rows, ...)``
-    to outputs ``(members, rows, n_out)``."""
-    logged = named("train", losses.metrics(forward(data.x_train), data.y_train, data.n_classes, data.y_std))
-    if data.x_val.shape[1]:
-        logged |= named("val", losses.metrics(forward(data.x_val), data.y_val, data.n_classes, data.y_std))
-    out = forward(data.x_test)
-    logged |= named("test", losses.metrics(out, data.y_test, data.n_classes, data.y_std))
-    if data.n_classes:
-        logged["test_ece"] = losses.expected_calibration_error(out, data.y_test, data.n_classes)
+    ``train_*``, ``val_*`` (none without a validation part) and ``test_*`` as ``sweeper.metrics`` lists
+    them (the test part's expected calibration error ``test_ece`` for classification); ``forward(x)``
+    maps inputs ``(members, rows, ...)`` to outputs ``(members, rows, n_out)``."""
+    logged = {}
+    for part, x, y in (("train", data.x_train, data.y_train), ("val", data.x_val, data.y_val),
+                       ("test", data.x_test, data.y_test)):
+        if x.shape[1]:
+            values = losses.metrics(forward(x), y, data.n_classes, data.y_std, part)
+            logged |= {f"{part}_{name}": value for name, value in values.items()}
     return logged
-
-
-def named(prefix: str, values: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    return {f"{prefix}_{k}": v for k, v in values.items()}

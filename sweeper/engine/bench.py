@@ -13,7 +13,7 @@ from sweeper import seeding
 from sweeper.engine import fused
 from sweeper.engine.population import train_population
 from sweeper.engine.reference import train_reference
-from sweeper.engine.result import Member
+from sweeper.records import Member
 from sweeper.engine.sizing import pack_size
 from sweeper.noise.spec import NoiseSpec, config_label
 from sweeper.tasks.spec import TaskSpec

@@ -31,7 +31,7 @@ import torch
 from sweeper import _native
 from sweeper.engine._shared import (PackData, batch_order, logged_metrics, member_params, pack_data, results, shuffler,
                                     total_steps)
-from sweeper.engine.result import Member, RunResult
+from sweeper.records import Member, RunResult
 from sweeper.noise.philox import _as_u64
 from sweeper.noise.spec import NoiseSpec, check_target_kind, sizes
 from sweeper.tasks.spec import TaskSpec

@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from sweeper import metrics as table
+
 
 def loss(out: torch.Tensor, y: torch.Tensor, n_classes: int) -> torch.Tensor:
     """Mean training loss per member, ``(members,)``: BCE on logits, cross-entropy, or MSE.
@@ -19,23 +21,35 @@ def loss(out: torch.Tensor, y: torch.Tensor, n_classes: int) -> torch.Tensor:
     return (out.squeeze(-1) - y).square().mean(1)
 
 
-def metrics(out: torch.Tensor, y: torch.Tensor, n_classes: int, y_std: torch.Tensor) -> dict[str, torch.Tensor]:
-    """Loss and metrics per member: ``loss`` and ``accuracy``, or ``loss``, ``mse`` and ``r2``.
+def metrics(out: torch.Tensor, y: torch.Tensor, n_classes: int, y_std: torch.Tensor,
+            part: str = "test") -> dict[str, torch.Tensor]:
+    """The metrics ``sweeper.metrics`` logs on ``part`` for the problem, per member, by bare name: ``loss``
+    and ``accuracy`` (and ``ece`` on the test part), or ``loss``, ``mse`` and ``r2``.
 
-    Regression targets are standardized for training; ``mse`` is in the original units (× y_std²),
-    ``r2`` is scale-free. ``y_std: (members,)``.
+    ``out: (members, batch, n_out)``; ``y: (members, batch)``; ``y_std: (members,)``, the scale of
+    standardized regression targets.
     """
-    result = {"loss": loss(out, y, n_classes)}
-    if n_classes:
-        # float64: a share of correct samples is then the nearest double to the fraction, so equal
-        # accuracies differ by exactly zero in every later sum (float32 left differences of 2e-8).
-        result["accuracy"] = (_predicted(out, n_classes) == y.long()).double().mean(1)
-    else:
-        sse = (out.squeeze(-1) - y).square().sum(1)
-        sst = (y - y.mean(1, keepdim=True)).square().sum(1)
-        result["mse"] = result["loss"] * y_std.square()
-        result["r2"] = 1.0 - sse / sst
-    return result
+    problem = "regression" if n_classes == 0 else "binary" if n_classes == 2 else "multiclass"
+    mean_loss = loss(out, y, n_classes)
+    return {name: _COMPUTE[name](out, y, n_classes, y_std, mean_loss) for name in table.logged(problem, part)}
+
+
+def _accuracy(out, y, n_classes, y_std, mean_loss) -> torch.Tensor:
+    # float64: a share of correct samples is then the nearest double to the fraction, so equal
+    # accuracies differ by exactly zero in every later sum (float32 left differences of 2e-8).
+    return (_predicted(out, n_classes) == y.long()).double().mean(1)
+
+
+def _mse(out, y, n_classes, y_std, mean_loss) -> torch.Tensor:
+    # Regression targets are standardized for training: the loss times y_std² is in their own units.
+    return mean_loss * y_std.square()
+
+
+def _r2(out, y, n_classes, y_std, mean_loss) -> torch.Tensor:
+    # Scale-free: the same on standardized targets as in their own units.
+    sse = (out.squeeze(-1) - y).square().sum(1)
+    sst = (y - y.mean(1, keepdim=True)).square().sum(1)
+    return 1.0 - sse / sst
 
 
 #: Equal-width confidence bins of the expected calibration error (Guo et al. 2017).
@@ -68,3 +82,13 @@ def expected_calibration_error(out: torch.Tensor, y: torch.Tensor, n_classes: in
     gap.scatter_add_(1, bins, correct - confidence)  # per bin: sum of (correct - confidence)
     # sum_b (n_b/n)|acc_b - conf_b| = sum_b |sum over the bin of (correct - confidence)| / n
     return gap.abs().sum(1) / batch
+
+
+#: How each metric of ``sweeper.metrics.TABLE`` is computed: (out, y, n_classes, y_std, mean loss) -> (members,).
+_COMPUTE = {
+    "loss": lambda out, y, n_classes, y_std, mean_loss: mean_loss,
+    "accuracy": _accuracy,
+    "ece": lambda out, y, n_classes, y_std, mean_loss: expected_calibration_error(out, y, n_classes),
+    "mse": _mse,
+    "r2": _r2,
+}

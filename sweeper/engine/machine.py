@@ -9,26 +9,9 @@ from __future__ import annotations
 import functools
 import platform
 import socket
-from dataclasses import asdict, dataclass
 from importlib import metadata
 
-#: The fields a run or a sweep records, in the order listings show them.
-FIELDS = ("sweeper_version", "torch_version", "device", "cpu", "gpu", "host")
-
-
-@dataclass(frozen=True)
-class Machine:
-    """The software and hardware a run was trained with (or a sweep was driven from)."""
-
-    sweeper_version: str
-    torch_version: str
-    device: str  # the device type: "cpu" or "cuda"
-    cpu: str | None  # the CPU's model name
-    gpu: str | None  # the GPU's name; None on the CPU
-    host: str
-
-    def as_dict(self) -> dict:
-        return asdict(self)
+from sweeper.records import Machine
 
 
 def this_machine(device="cpu") -> Machine:

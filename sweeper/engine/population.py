@@ -12,7 +12,7 @@ from sweeper.engine import losses, stacked
 from sweeper.engine._memory import keep_freed_memory
 from sweeper.engine._shared import (batch_order, logged_metrics, member_params, optimizer, pack_data, results,
                                     shuffler, total_steps)
-from sweeper.engine.result import Member, RunResult
+from sweeper.records import Member, RunResult
 from sweeper.noise.pack import PackNoise
 from sweeper.noise.streams import make_streams
 from sweeper.tasks.spec import TaskSpec

@@ -10,7 +10,7 @@ from sweeper.engine import losses
 from sweeper.engine._memory import keep_freed_memory
 from sweeper.engine._shared import (batch_order, logged_metrics, member_params, optimizer, pack_data, results,
                                     shuffler, total_steps)
-from sweeper.engine.result import Member, RunResult
+from sweeper.records import Member, RunResult
 from sweeper.tasks.data import input_shape, n_outputs
 from sweeper.tasks.models import ReferenceModel, training_noise
 from sweeper.tasks.spec import TaskSpec

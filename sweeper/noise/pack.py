@@ -17,7 +17,7 @@ from sweeper.noise.streams import Streams
 
 
 @dataclass(frozen=True)
-class _Site:
+class _PackPlacement:
     """One placement across the pack: per member, its spec or None."""
 
     specs: tuple[NoiseSpec | None, ...]
@@ -45,7 +45,7 @@ class PackNoise:
         for k, config in enumerate(configs):
             for spec in config:
                 by_place.setdefault(spec.placement, [None] * len(configs))[k] = spec
-        sites = {p: _Site(tuple(v)) for p, v in by_place.items()}
+        sites = {p: _PackPlacement(tuple(v)) for p, v in by_place.items()}
         self.sites = {p: site for p, site in sites.items() if site.active}
         # placement -> (members, 1, *feature shape): a relative member's feature std, 1 for the others.
         self.relative = {}
@@ -96,7 +96,7 @@ class PackNoise:
             return _FusedAdd.apply(z, self.streams, site.scales(self.step, ("gaussian",), self.total_steps), True)
         return act(self.perturb("pre_activation", z))
 
-    def _fusable(self, site: _Site, x: torch.Tensor) -> bool:
+    def _fusable(self, site: _PackPlacement, x: torch.Tensor) -> bool:
         # Only additive Gaussian noise draws what the fused kernel draws.
         return (all(s is None or s.kind == "gaussian" for s in site.specs)
                 and getattr(self.streams, "can_add_normal", lambda _: False)(x))
@@ -111,7 +111,7 @@ class PackNoise:
 
     def check_targets(self, n_classes: int) -> None:
         """Raises if a member's targets noise does not fit the task (once per pack, not per step)."""
-        for spec in self.sites.get("targets", _Site(())).specs:
+        for spec in self.sites.get("targets", _PackPlacement(())).specs:
             if spec is not None:
                 check_target_kind(spec.kind, n_classes)
 

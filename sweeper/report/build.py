@@ -5,19 +5,19 @@ from __future__ import annotations
 import math
 import warnings
 from collections import Counter
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 import numpy as np
 
+from sweeper import metrics
 from sweeper.errors import SweeperError
-from sweeper.noise.spec import BASELINE, NoiseConfig, NoiseSpec, config_label, make_config
+from sweeper.noise.spec import BASELINE, NoiseConfig, config_label
+from sweeper.records import stored_config
 from sweeper.report import statistics as st
 
 ALPHA = 0.05
 CONFIDENCE = 0.95
 POWER = 0.8
-#: Keys of a site dict that make up a configuration's ``params``.
-SITE_KEYS = tuple(f.name for f in fields(NoiseSpec))
 #: What trained a run, as the store keeps it for each run (measured where it trained).
 RAN = ("engine", "device", "cpu", "gpu", "sweeper_version", "torch_version", "host")
 #: What drove the sweep (``sweeper run``), as the store keeps it for the sweep.
@@ -79,7 +79,7 @@ def build_report(
         raise SweeperError(f"--at: {at!r} is not allowed; allowed: {', '.join(AT)}")
     higher_is_better = _direction(sweep)
     shared = selected_on.startswith("test_")  # no validation part: selection and estimate share the test part
-    suffix = selected_on.split("_", 1)[1]
+    suffix = metrics.base(selected_on)
     early = "early_" if at == "best_val" else ""
     metric = f"{early}test_{suffix}"
     selection = selected_on if selected_on.startswith("train_") else early + selected_on
@@ -194,7 +194,7 @@ def planned_configs(spec) -> int:
 
 def _direction(sweep: dict) -> bool:
     metric = sweep["metric"]
-    known = st.metric_higher_is_better(metric)
+    known = metrics.higher_is_better(metric)
     given = sweep.get("higher_is_better")
     if known is not None and given is not None and bool(given) != known:
         raise SweeperError(
@@ -218,7 +218,7 @@ def _specs(trial: dict) -> NoiseConfig:
     if trial.get("placement") == BASELINE:
         return ()
     try:
-        return make_config(NoiseSpec(**{k: v for k, v in site.items() if k in SITE_KEYS and v is not None}) for site in trial.get("params") or [])
+        return stored_config(trial.get("params"))
     except (TypeError, ValueError) as exc:
         raise SweeperError(f"trial {trial['trial']}: its noise parameters are invalid: {exc}") from exc
 

@@ -22,27 +22,6 @@ from typing import NamedTuple
 import numpy as np
 from scipy import optimize, stats
 
-#: Metric name suffixes and whether a higher value is better.
-METRIC_DIRECTIONS = {
-    "accuracy": True,
-    "r2": True,
-    "auc": True,
-    "f1": True,
-    "loss": False,
-    "mse": False,
-    "rmse": False,
-    "mae": False,
-    "error": False,
-    "nll": False,
-}
-
-
-def metric_higher_is_better(metric: str) -> bool | None:
-    """Whether a higher value of ``metric`` (``test_accuracy``, ``test_mse``, ...) is better; None if unknown."""
-    suffix = metric.removeprefix("test_").removeprefix("train_")
-    return METRIC_DIRECTIONS.get(suffix)
-
-
 # --- one configuration over its repeats ------------------------------------------------------------
 
 

@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from sweeper import metrics
 from sweeper.errors import SpaceError
 from sweeper.noise.spec import DECAYS, DEFAULT_GAMMA, NoiseConfig, relative_fits
 from sweeper.space.grid import _config
@@ -21,8 +22,8 @@ from sweeper.tasks.spec import MAX_SEED, TaskSpec
 SAMPLERS = ("grid", "random", "tpe")
 #: What a search space may name as its metric; a bare name is measured on the validation part (the test
 #: part where the tasks have none), and ``test_`` names are refused: the test part is kept to report.
-CLASSIFICATION_METRICS = ("accuracy", "loss", "val_accuracy", "val_loss", "train_accuracy", "train_loss")
-REGRESSION_METRICS = ("mse", "r2", "loss", "val_mse", "val_r2", "val_loss", "train_mse", "train_r2", "train_loss")
+CLASSIFICATION_METRICS = metrics.choices("binary")
+REGRESSION_METRICS = metrics.choices("regression")
 #: The user attribute that marks a study's baseline trial; ``suggest`` answers ``()`` for it.
 BASELINE_USER_ATTR = "sweeper_baseline"
 
@@ -106,8 +107,8 @@ class SweepSpec(_Frozen):
 
     @property
     def higher_is_better(self) -> bool:
-        """Accuracy and r2 grow with quality; losses and mse shrink."""
-        return self.metric.endswith(("accuracy", "r2"))
+        """Accuracy and r2 grow with quality; losses and mse shrink (``sweeper.metrics``)."""
+        return metrics.higher_is_better(self.metric)
 
     @property
     def direction(self) -> str:

@@ -7,7 +7,7 @@ back as flat, JSON-friendly rows.
 from sweeper.store._lease import Owner
 from sweeper.store._query import QueryResult
 from sweeper.store._reader import READER, create_reader
-from sweeper.store._store import Store, TrialRef, open_store
+from sweeper.store._store import Store, open_store
 from sweeper.store._url import default_url, redact
 
-__all__ = ["READER", "Owner", "QueryResult", "Store", "TrialRef", "create_reader", "default_url", "open_store", "redact"]
+__all__ = ["READER", "Owner", "QueryResult", "Store", "create_reader", "default_url", "open_store", "redact"]

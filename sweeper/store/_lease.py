@@ -27,7 +27,7 @@ from sqlalchemy.engine import URL, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from sweeper.errors import LeaseError
-from sweeper.store import _engine
+from sweeper.store import _connection
 from sweeper.store.models import Sweep
 
 #: Seconds between heartbeats.
@@ -170,7 +170,7 @@ class Heartbeat:
         self._last_renewed = clock()  # the lease was taken just now
         self._failure: str | None = None
         self._stop = threading.Event()
-        self._engine = _heartbeat_engine(url)
+        self._db = _heartbeat_db(url)
         self._thread = threading.Thread(target=self._run, name=f"sweeper lease {name}", daemon=True)
 
     def __enter__(self) -> Heartbeat:
@@ -180,7 +180,7 @@ class Heartbeat:
     def __exit__(self, *_exc) -> None:
         self._stop.set()
         self._thread.join()
-        self._engine.dispose()
+        self._db.dispose()
 
     def _run(self) -> None:
         while not self._stop.wait(HEARTBEAT_S) and self.lost is None:
@@ -190,12 +190,12 @@ class Heartbeat:
         """Renew the heartbeat once; after failures for GIVE_UP_S, or if another run holds it, it is lost."""
         sent = self._clock()  # the database stamps a time after this: the lease lasts at least until then
         statement = (update(Sweep).where(Sweep.id == self.sweep_id, Sweep.lease_token == self.owner.token)
-                     .values(lease_heartbeat_at=now(self._engine.dialect.name)))
+                     .values(lease_heartbeat_at=now(self._db.dialect.name)))
         try:
-            with self._engine.begin() as connection:
+            with self._db.begin() as connection:
                 renewed = connection.execute(statement).rowcount == 1
         except SQLAlchemyError as exc:
-            self._failure = _engine.reason(exc, self._engine.url)
+            self._failure = _connection.reason(exc, self._db.url)
             self.check_time()
             return
         if not renewed:
@@ -228,13 +228,13 @@ class Heartbeat:
 BEAT_TIMEOUT_S = 5
 
 
-def _heartbeat_engine(url: URL) -> Engine:
-    """An engine of one connection that never waits long: a hung heartbeat would hide a lost database."""
+def _heartbeat_db(url: URL) -> Engine:
+    """A pool of one connection that never waits long: a hung heartbeat would hide a lost database."""
     if url.get_backend_name() == "sqlite":
-        engine = create_engine(url, pool_size=1)
-        event.listen(engine, "connect", _engine._sqlite_pragmas)
-        event.listen(engine, "connect", _short_busy_timeout)  # after the store's own pragmas
-        return engine
+        db = create_engine(url, pool_size=1)
+        event.listen(db, "connect", _connection._sqlite_pragmas)
+        event.listen(db, "connect", _short_busy_timeout)  # after the store's own pragmas
+        return db
     given = url.query.get("options")  # the URL's own (a search_path, say) are kept
     options = " ".join(filter(None, [given if isinstance(given, str) else None,
                                      f"-c statement_timeout={BEAT_TIMEOUT_S * 1000}"]))

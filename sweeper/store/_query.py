@@ -20,7 +20,7 @@ from sqlalchemy.engine import Engine
 
 from sweeper.errors import StoreError
 from sweeper.store import _reader
-from sweeper.store._engine import SQLITE_BUSY_TIMEOUT_S, reason
+from sweeper.store._connection import SQLITE_BUSY_TIMEOUT_S, reason
 from sweeper.store._rows import plain
 
 DEFAULT_LIMIT = 10_000
@@ -146,12 +146,12 @@ def query_sqlite(path: str, sql: str, *, limit: int, timeout: float) -> QueryRes
 # -- PostgreSQL -------------------------------------------------------------------------------------
 
 
-def query_postgresql(engine: Engine, sql: str, *, limit: int, timeout: float) -> QueryResult:
+def query_postgresql(db: Engine, sql: str, *, limit: int, timeout: float) -> QueryResult:
     """Run one SELECT as ``sweeper_reader`` in a read-only transaction, as a cursor read in batches."""
     import psycopg
 
-    search_path = _reader.prepare_reader(engine)
-    kwargs = _reader.reader_connect_args(engine)
+    search_path = _reader.prepare_reader(db)
+    kwargs = _reader.reader_connect_args(db)
     try:
         connection = psycopg.connect(**kwargs)
     except psycopg.Error as exc:

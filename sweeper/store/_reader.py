@@ -16,7 +16,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 
 from sweeper.errors import StoreError
-from sweeper.store._engine import PG_CONNECT_TIMEOUT_S, make_engine, reason
+from sweeper.store._connection import PG_CONNECT_TIMEOUT_S, connect, reason
 from sweeper.store._url import default_url, parse_url, redact
 from sweeper.store.models import Sweep
 
@@ -85,10 +85,10 @@ def reader_password(owner_password: str | None) -> str | None:
     return hashlib.sha256(f"{READER}:{owner_password}".encode()).hexdigest()
 
 
-def reader_connect_args(engine: Engine) -> dict:
+def reader_connect_args(db: Engine) -> dict:
     """psycopg's ``connect()`` arguments that log in to the store's database as the reader."""
-    url = engine.url
-    _, kwargs = engine.dialect.create_connect_args(url)
+    url = db.url
+    _, kwargs = db.dialect.create_connect_args(url)
     kwargs.pop("context", None)  # SQLAlchemy's type adapters: the query wants psycopg's plain ones
     kwargs.pop("password", None)
     password = url.password if url.username == READER else reader_password(url.password)
@@ -100,17 +100,17 @@ def reader_connect_args(engine: Engine) -> dict:
     return kwargs
 
 
-def prepare_reader(engine: Engine) -> str:
+def prepare_reader(db: Engine) -> str:
     """Grant the reader what it may read, as the store's user; that user's search path, to read alike.
 
     StoreError, saying how to create it, when the server has no reader role.
     """
     for attempt in range(2):
         try:
-            with engine.begin() as connection:
-                if engine.url.username != READER:
+            with db.begin() as connection:
+                if db.url.username != READER:
                     if not _exists(connection):
-                        host = f"{engine.url.host or 'localhost'}:{engine.url.port or 5432}"
+                        host = f"{db.url.host or 'localhost'}:{db.url.port or 5432}"
                         raise StoreError(f"query runs SQL as the role {READER}, which {host} does not have; "
                                          "create it once with: sweeper db reader --db URL (as a user who may "
                                          "create roles)")
@@ -122,7 +122,7 @@ def prepare_reader(engine: Engine) -> str:
         except DBAPIError as exc:
             if attempt == 0:
                 continue  # two queries granting the same table at once: "tuple concurrently updated"
-            raise StoreError(f"query cannot prepare {READER} in {engine.url.render_as_string()}: "
+            raise StoreError(f"query cannot prepare {READER} in {db.url.render_as_string()}: "
                              f"{reason(exc)}") from exc
     raise AssertionError("unreachable")
 
@@ -138,18 +138,18 @@ def create_reader(url: str | None = None, temp_file_limit: str = DEFAULT_TEMP_FI
     if parsed.get_backend_name() != "postgresql":
         raise StoreError(f"{redact(str(url or default_url()))} is not PostgreSQL: a reader role is for PostgreSQL "
                          "(on SQLite, query opens the file read-only)")
-    engine = make_engine(parsed)
+    db = connect(parsed)
     try:
-        return _create_reader(engine, temp_file_limit)
+        return _create_reader(db, temp_file_limit)
     finally:
-        engine.dispose()
+        db.dispose()
 
 
-def _create_reader(engine: Engine, temp_file_limit: str) -> list[str]:
+def _create_reader(db: Engine, temp_file_limit: str) -> list[str]:
     for attempt in range(2):
         try:
-            with engine.begin() as connection:
-                notes = _create(connection, reader_password(engine.url.password), temp_file_limit)
+            with db.begin() as connection:
+                notes = _create(connection, reader_password(db.url.password), temp_file_limit)
                 powers = connection.exec_driver_sql(POWERS_SQL, {"role": READER}).scalar()
                 if powers:
                     raise StoreError(f"role {READER} {powers} and could not be reset; revoke that as its grantor")
@@ -159,9 +159,9 @@ def _create_reader(engine: Engine, temp_file_limit: str) -> list[str]:
             if state in _CONCURRENT and attempt == 0:
                 continue  # another process created or changed the role meanwhile: reset it again
             if state == _INSUFFICIENT_PRIVILEGE:
-                raise StoreError(f"{engine.url.username} may not create or change the role {READER}: "
+                raise StoreError(f"{db.url.username} may not create or change the role {READER}: "
                                  f"{reason(exc)}; use a superuser or a role with CREATEROLE") from exc
-            raise StoreError(f"cannot create the role {READER} in {engine.url.render_as_string()}: "
+            raise StoreError(f"cannot create the role {READER} in {db.url.render_as_string()}: "
                              f"{reason(exc)}") from exc
     raise AssertionError("unreachable")
 

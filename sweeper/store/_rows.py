@@ -1,4 +1,4 @@
-"""Conversions between the engine's objects and table rows, and from rows to JSON-friendly values."""
+"""Conversions between records (sweeper.records) and table rows, and from rows to JSON-friendly values."""
 
 from __future__ import annotations
 
@@ -9,11 +9,10 @@ from decimal import Decimal
 
 import numpy as np
 
-from sweeper.engine.machine import FIELDS as MACHINE_FIELDS
-from sweeper.engine.result import Member, RunResult
+from sweeper import metrics
 from sweeper.noise.spec import BASELINE, NoiseConfig, config_label
+from sweeper.records import MACHINE_FIELDS, Member, RunResult
 from sweeper.seeding import config_key
-from sweeper.store.models import EARLY_METRICS, METRICS
 
 
 def config_json(config: NoiseConfig) -> str:
@@ -83,9 +82,9 @@ def run_row(trial_id: int, task: str, member: Member, result: RunResult) -> dict
         "data_seed": int(member.data_seed),
         "init_seed": int(member.init_seed),
         "noise_seed": int(member.noise_seed),
-        **{name: finite(result.final.get(name)) for name in METRICS},
+        **{name: finite(result.final.get(name)) for name in metrics.COLUMNS},
         "best_epoch": _optional_int(result.best_epoch),
-        **{name: finite(result.final.get(name)) for name in EARLY_METRICS},
+        **{name: finite(result.final.get(name)) for name in metrics.EARLY_COLUMNS},
         "diverged": bool(result.diverged),
         "diverged_epoch": _optional_int(result.diverged_epoch),
         "failed_to_learn": None if result.failed_to_learn is None else bool(result.failed_to_learn),
@@ -121,8 +120,8 @@ def _column(values: np.ndarray) -> list[float | None]:
 def curve_rows(run_id: int, result: RunResult) -> list[dict]:
     """The ``sweeper_curves`` rows of one run: one per logged epoch, every metric column filled or NULL."""
     epochs = np.asarray(result.curve_epochs).astype(int).tolist()
-    columns = {name: _column(result.curves[name]) for name in METRICS if name in result.curves}
-    missing = {name: None for name in METRICS if name not in columns}
+    columns = {name: _column(result.curves[name]) for name in metrics.COLUMNS if name in result.curves}
+    missing = {name: None for name in metrics.COLUMNS if name not in columns}
     names = list(columns)
     return [
         {"run_id": run_id, "epoch": epoch, **dict(zip(names, values)), **missing}

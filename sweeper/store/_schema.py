@@ -19,7 +19,7 @@ from sqlalchemy.pool import NullPool
 
 from sweeper.errors import StoreError
 from sweeper.store import migrations
-from sweeper.store._engine import SQLITE_BUSY_TIMEOUT_S, reason
+from sweeper.store._connection import SQLITE_BUSY_TIMEOUT_S, reason
 from sweeper.store._url import sqlite_path
 
 #: pg_advisory_lock's key for "sweeper is changing the schema" (the bytes of "sweeper!").
@@ -27,7 +27,7 @@ PG_LOCK_KEY = int.from_bytes(b"sweeper!", "big")
 
 
 @contextmanager
-def schema_lock(engine: Engine) -> Iterator[None]:
+def schema_lock(db: Engine) -> Iterator[None]:
     """Holds the database's schema lock while the block creates or alters tables; waits for it first.
 
     PostgreSQL: a session-level advisory lock, released by the server if the process dies.
@@ -37,11 +37,11 @@ def schema_lock(engine: Engine) -> Iterator[None]:
     would wait for ours. Not a lock on the database file itself: closing our descriptor of it would
     drop the POSIX locks SQLite holds on it in this process.
     """
-    if engine.url.get_backend_name() == "postgresql":
-        with _pg_advisory_lock(engine):
+    if db.url.get_backend_name() == "postgresql":
+        with _pg_advisory_lock(db):
             yield
         return
-    path = sqlite_path(engine.url)
+    path = sqlite_path(db.url)
     if path is None:  # in memory: no other process can see it
         yield
         return
@@ -62,8 +62,8 @@ def schema_lock(engine: Engine) -> Iterator[None]:
 
 
 @contextmanager
-def _pg_advisory_lock(engine: Engine) -> Iterator[None]:
-    with engine.connect() as connection:
+def _pg_advisory_lock(db: Engine) -> Iterator[None]:
+    with db.connect() as connection:
         connection.execution_options(isolation_level="AUTOCOMMIT")
         connection.exec_driver_sql(f"SELECT pg_advisory_lock({PG_LOCK_KEY})")
         try:
@@ -77,7 +77,7 @@ def _pg_advisory_lock(engine: Engine) -> Iterator[None]:
 
 
 @contextmanager
-def _migration_connection(engine: Engine) -> Iterator[Connection]:
+def _migration_connection(db: Engine) -> Iterator[Connection]:
     """One transaction for the whole migration: committed if every revision succeeds, else nothing changes.
 
     On SQLite that takes a connection of its own: Python's sqlite3 runs DDL outside any transaction
@@ -85,11 +85,11 @@ def _migration_connection(engine: Engine) -> Iterator[Connection]:
     migration drops and recreates a table (dropping ``sweeper_sweeps`` with them on would delete
     every trial, run and curve through ON DELETE CASCADE).
     """
-    if engine.url.get_backend_name() != "sqlite":
-        with engine.begin() as connection:
+    if db.url.get_backend_name() != "sqlite":
+        with db.begin() as connection:
             yield connection
         return
-    own = create_engine(engine.url, poolclass=NullPool)
+    own = create_engine(db.url, poolclass=NullPool)
 
     @event.listens_for(own, "connect")
     def _connect(dbapi_connection, _record) -> None:
@@ -114,8 +114,8 @@ def _migration_connection(engine: Engine) -> Iterator[Connection]:
         own.dispose()
 
 
-def _revision(engine: Engine) -> str | None:
-    with engine.connect() as connection:
+def _revision(db: Engine) -> str | None:
+    with db.connect() as connection:
         return migrations.revision(connection)
 
 
@@ -126,37 +126,37 @@ def _refuse_newer(current: str | None, display_url: str) -> None:
                          f"this sweeper knows up to {migrations.head()}: upgrade sweeper")
 
 
-def upgrade(engine: Engine, display_url: str) -> tuple[str | None, str]:
+def upgrade(db: Engine, display_url: str) -> tuple[str | None, str]:
     """Create or upgrade sweeper's tables to this version's schema; the revisions before and after.
 
     StoreError if the database is newer than this sweeper, or the database refused.
     """
     head = migrations.head()
     try:
-        before = _revision(engine)
+        before = _revision(db)
         if before == head:  # the usual case: no lock to wait for
             return before, head
         _refuse_newer(before, display_url)
-        with schema_lock(engine), _migration_connection(engine) as connection:
+        with schema_lock(db), _migration_connection(db) as connection:
             before = migrations.revision(connection)  # again: another process may have just done it
             _refuse_newer(before, display_url)
             if before != head:
                 migrations.upgrade(connection)
         return before, head
     except SQLAlchemyError as exc:
-        raise StoreError(f"cannot create or upgrade the tables of {display_url}: {reason(exc, engine.url)}") from exc
+        raise StoreError(f"cannot create or upgrade the tables of {display_url}: {reason(exc, db.url)}") from exc
 
 
-def check_readable(engine: Engine, display_url: str) -> None:
+def check_readable(db: Engine, display_url: str) -> None:
     """StoreError unless the database holds sweeper's tables at this version's schema.
 
     A reader never upgrades: it may be looking at a copy, a read-only file, or a database an older
     sweeper is still writing to.
     """
     try:
-        current = _revision(engine)
+        current = _revision(db)
     except SQLAlchemyError as exc:
-        raise StoreError(f"cannot read {display_url}: {reason(exc, engine.url)}") from exc
+        raise StoreError(f"cannot read {display_url}: {reason(exc, db.url)}") from exc
     head = migrations.head()
     if current == head:
         return

@@ -7,8 +7,6 @@ import json
 import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import yaml
 from sqlalchemy import case, delete, func, insert, inspect, select, update
@@ -17,17 +15,15 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from sweeper.engine.machine import FIELDS as MACHINE_FIELDS
-from sweeper.engine.result import Member, RunResult
+from sweeper import metrics
 from sweeper.errors import LeaseError, StoreError
 from sweeper.noise.spec import NoiseConfig, make_config
-from sweeper.store import _engine, _lease, _query, _rows, _schema
+from sweeper.records import MACHINE_FIELDS, Machine, Member, RunResult, TrialRef, stored_config
+from sweeper.store import _connection, _lease, _query, _rows, _schema
 from sweeper.store._lease import Owner
 from sweeper.store._query import DEFAULT_LIMIT, DEFAULT_TIMEOUT_S, QueryResult
 from sweeper.store._url import default_url, parse_url, redact, sqlite_path
 from sweeper.store.models import (
-    EARLY_METRICS,
-    PROBLEM_METRICS,
     PROBLEMS,
     SWEEP_STATUSES,
     Curve,
@@ -37,20 +33,6 @@ from sweeper.store.models import (
     TrialSite,
     utcnow,
 )
-
-if TYPE_CHECKING:
-    from sweeper.engine.machine import Machine
-
-
-@dataclass(frozen=True)
-class TrialRef:
-    """A stored trial as the driver needs it: row id, number in its sweep, Optuna trial, configuration."""
-
-    id: int
-    number: int
-    optuna_trial_id: int | None
-    config: NoiseConfig
-
 
 def open_store(url: str | None = None, *, create: bool = True) -> Store:
     """Open the database at ``url``; for writing (``create``), with sweeper's tables created or upgraded.
@@ -63,13 +45,13 @@ def open_store(url: str | None = None, *, create: bool = True) -> Store:
     path = sqlite_path(parsed)
     if not create and path is not None and not os.path.exists(path):
         raise StoreError(f"no database at {redact(str(url or default_url()))}; run a sweep first (sweeper run FILE --db ...)")
-    engine = _engine.make_engine(parsed)
-    store = Store(engine)
+    db = _connection.connect(parsed)
+    store = Store(db)
     if create:
         try:
             store.upgrade_schema()
         except StoreError:
-            engine.dispose()
+            db.dispose()
             raise
     return store
 
@@ -77,26 +59,26 @@ def open_store(url: str | None = None, *, create: bool = True) -> Store:
 class Store:
     """Sweeps, trials, runs and curves in one SQL database (which also holds Optuna's study tables)."""
 
-    def __init__(self, engine: Engine) -> None:
-        self._engine = engine
+    def __init__(self, db: Engine) -> None:
+        self._db = db
         self._schema_checked = False
 
     @property
     def url(self) -> str:
         """The full URL, password included: for Optuna's ``RDBStorage``, never for printing."""
-        return self._engine.url.render_as_string(hide_password=False)
+        return self._db.url.render_as_string(hide_password=False)
 
     @property
     def display_url(self) -> str:
         """The URL with its password replaced by ``***``."""
-        return self._engine.url.render_as_string(hide_password=True)
+        return self._db.url.render_as_string(hide_password=True)
 
     def upgrade_schema(self) -> tuple[str | None, str]:
         """Create sweeper's tables, or upgrade them to this version's schema: the revisions before and after.
 
         None before: the database had no sweeper tables. StoreError if it was written by a newer sweeper.
         """
-        revisions = _schema.upgrade(self._engine, self.display_url)
+        revisions = _schema.upgrade(self._db, self.display_url)
         self._schema_checked = True
         return revisions
 
@@ -109,24 +91,24 @@ class Store:
         from optuna.storages import RDBStorage
 
         kwargs = {}
-        if self._engine.url.get_backend_name() == "sqlite":
-            kwargs["connect_args"] = {"timeout": _engine.SQLITE_BUSY_TIMEOUT_S}  # wait for writers as the store does
+        if self._db.url.get_backend_name() == "sqlite":
+            kwargs["connect_args"] = {"timeout": _connection.SQLITE_BUSY_TIMEOUT_S}  # wait for writers as the store does
         try:
-            with _schema.schema_lock(self._engine):
+            with _schema.schema_lock(self._db):
                 return RDBStorage(self.url, engine_kwargs=kwargs)
         except SQLAlchemyError as exc:
-            raise StoreError(f"cannot open Optuna's tables in {self.display_url}: {_engine.reason(exc)}") from exc
+            raise StoreError(f"cannot open Optuna's tables in {self.display_url}: {_connection.reason(exc)}") from exc
         except RuntimeError as exc:  # Optuna's tables are of another Optuna's schema; its message says what to do
-            raise StoreError(f"Optuna's tables in {self.display_url}: {_engine.reason(exc, self._engine.url)}") from exc
+            raise StoreError(f"Optuna's tables in {self.display_url}: {_connection.reason(exc, self._db.url)}") from exc
 
     def database_error(self, exc: BaseException) -> StoreError:
         """The one-line error of a database error met outside the store (in Optuna's storage, say)."""
         cause = exc.__cause__ if exc.__cause__ is not None else exc
-        return StoreError(f"database error in {self.display_url}: {_engine.reason(cause, self._engine.url)}")
+        return StoreError(f"database error in {self.display_url}: {_connection.reason(cause, self._db.url)}")
 
     def close(self) -> None:
         """Close every pooled connection."""
-        self._engine.dispose()
+        self._db.dispose()
 
     def __enter__(self) -> Store:
         return self
@@ -164,8 +146,8 @@ class Store:
         """
         if problem not in PROBLEMS:
             raise StoreError(f"problem {problem!r} is not one of {', '.join(PROBLEMS)}")
-        if metric not in PROBLEM_METRICS[problem]:
-            allowed = ", ".join(PROBLEM_METRICS[problem])
+        if metric not in metrics.columns(problem):
+            allowed = ", ".join(metrics.columns(problem))
             raise StoreError(f"metric {metric!r} is not kept for {problem} problems; choose one of {allowed}")
         settings = dict(
             seed=seed, metric=metric, higher_is_better=higher_is_better, repeats=repeats, problem=problem
@@ -183,7 +165,7 @@ class Store:
 
     def _start_sweep(self, name: str, spec_yaml: str, overrides_json: str | None, settings: dict, ran: dict,
                      owner: Owner | None) -> int | None:
-        dialect = self._engine.dialect.name
+        dialect = self._db.dialect.name
         with self._session() as session:
             sweep = session.scalar(select(Sweep).where(Sweep.name == name))
             if sweep is None:
@@ -248,7 +230,7 @@ class Store:
                 return
             finished = update(Sweep).where(Sweep.id == sweep_id, Sweep.lease_token == owner.token).values(
                 status=status, finished_at=None if status == "running" else utcnow(),
-                **_lease.held_by(None, self._engine.dialect.name))
+                **_lease.held_by(None, self._db.dialect.name))
             if session.execute(finished).rowcount != 1:
                 raise LeaseError(f"sweep {sweep.name!r}: another run took it over before it could be marked "
                                  f"{status}")
@@ -256,7 +238,7 @@ class Store:
     def heartbeat(self, sweep_id: int, name: str, owner: Owner, *, on_lost) -> _lease.Heartbeat:
         """The heartbeat of ``owner``'s lease on the sweep: a context manager that renews it from a thread
         until the block ends (``on_lost`` is called, from that thread, if it is lost)."""
-        return _lease.Heartbeat(self._engine.url, sweep_id, name, owner, on_lost=on_lost)
+        return _lease.Heartbeat(self._db.url, sweep_id, name, owner, on_lost=on_lost)
 
     def check_not_running(self, name: str) -> None:
         """LeaseError, one line naming the run, if another ``sweeper run`` holds the sweep's lease."""
@@ -364,7 +346,7 @@ class Store:
     def _insert_new(self, model):
         """A Core INSERT that skips rows already stored (a concurrent writer may have just written them)."""
         table = model.__table__
-        dialect = self._engine.dialect.name
+        dialect = self._db.dialect.name
         if dialect == "postgresql":
             return postgresql.insert(table).on_conflict_do_nothing()
         if dialect == "sqlite":
@@ -398,7 +380,7 @@ class Store:
     def _delete_optuna_study(self, study_name: str) -> bool:
         """Delete Optuna's study of that name; whether there was one."""
         # A stale study would make a new sweep of the same name resume the old one's trials.
-        if "studies" not in inspect(self._engine).get_table_names():
+        if "studies" not in inspect(self._db).get_table_names():
             return False
         from optuna.storages import RDBStorage
 
@@ -498,6 +480,17 @@ class Store:
             row["params"] = json.loads(row["params"])
         return rows
 
+    def trial_refs(self, sweep_name: str) -> list[TrialRef]:
+        """The sweep's trials by number, as records with their configurations (for programs; listings
+        are :meth:`trials`)."""
+        with self._session() as session:
+            sweep = self._sweep_by_name(session, sweep_name)
+            statement = (select(Trial.id, Trial.number, Trial.optuna_trial_id, Trial.config_json)
+                         .where(Trial.sweep_id == sweep.id).order_by(Trial.number))
+            rows = session.execute(statement).all()
+        return [TrialRef(trial_id, number, optuna_id, stored_config(json.loads(text)))
+                for trial_id, number, optuna_id, text in rows]
+
     def runs(self, sweep_name: str) -> list[dict]:
         """One row per run of the sweep (by trial, task, repeat): its noise, seeds, final metrics and what
         trained it."""
@@ -554,15 +547,15 @@ class Store:
         SQLite opens the file read-only; PostgreSQL runs the statement as the role ``sweeper_reader``
         (see :func:`create_reader`), which may read sweeper's and Optuna's tables and nothing else.
         """
-        path = sqlite_path(self._engine.url)
-        backend = self._engine.url.get_backend_name()
+        path = sqlite_path(self._db.url)
+        backend = self._db.url.get_backend_name()
         if path is not None:
             return _query.query_sqlite(path, sql, limit=limit, timeout=timeout)
         if backend == "sqlite":
             raise StoreError(f"query needs a database file; {self.display_url} is in memory")
         if backend != "postgresql":
             raise StoreError(f"query supports SQLite and PostgreSQL, not {backend}")
-        return _query.query_postgresql(self._engine, sql, limit=limit, timeout=timeout)
+        return _query.query_postgresql(self._db, sql, limit=limit, timeout=timeout)
 
     # -- helpers --------------------------------------------------------------------------------
 
@@ -574,13 +567,13 @@ class Store:
         writing has just made sure of it).
         """
         if not self._schema_checked:
-            _schema.check_readable(self._engine, self.display_url)
+            _schema.check_readable(self._db, self.display_url)
             self._schema_checked = True
         try:
-            with Session(self._engine, expire_on_commit=False) as session, session.begin():
+            with Session(self._db, expire_on_commit=False) as session, session.begin():
                 yield session
         except SQLAlchemyError as exc:
-            raise StoreError(f"database error in {self.display_url}: {_engine.reason(exc)}") from exc
+            raise StoreError(f"database error in {self.display_url}: {_connection.reason(exc)}") from exc
 
     def _sweep_by_id(self, session: Session, sweep_id: int) -> Sweep:
         sweep = session.get(Sweep, sweep_id)
@@ -671,12 +664,13 @@ def _noise_columns() -> tuple:
 
 
 def _metric_columns(model, problem: str) -> list:
-    return [getattr(model, name) for name in PROBLEM_METRICS[problem]]
+    return [getattr(model, name) for name in metrics.columns(problem)]
 
 
 def _early_columns(problem: str) -> list:
     """A run's metrics at its best validation epoch, for the problem's metrics."""
-    return [getattr(Run, f"early_{name}") for name in PROBLEM_METRICS[problem] if f"early_{name}" in EARLY_METRICS]
+    early = [metrics.EARLY_PREFIX + name for name in metrics.columns(problem)]
+    return [getattr(Run, name) for name in early if name in metrics.EARLY_COLUMNS]
 
 
 def _plain_rows(result, **first) -> list[dict]:

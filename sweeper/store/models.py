@@ -30,49 +30,12 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
+from sweeper import metrics
+
 #: ``mixed``: a sweep whose tasks are of different problems (its rows carry every metric column).
-PROBLEMS = ("binary", "multiclass", "regression", "mixed")
+PROBLEMS = (*metrics.PROBLEMS, "mixed")
 SWEEP_STATUSES = ("running", "completed", "interrupted", "failed")
 TRIAL_STATUSES = ("pending", "complete")
-#: Every metric a run or a curve point can carry; which ones are filled depends on the problem (and
-#: the ``val_`` ones on the task having a validation part).
-METRICS = (
-    "train_loss",
-    "val_loss",
-    "test_loss",
-    "train_accuracy",
-    "val_accuracy",
-    "test_accuracy",
-    "test_ece",
-    "train_mse",
-    "val_mse",
-    "test_mse",
-    "train_r2",
-    "val_r2",
-    "test_r2",
-)
-#: A run's validation and test metrics at the logged epoch of its best validation metric (``best_epoch``;
-#: without a validation part, of its best test metric): what early stopping would have kept.
-EARLY_METRICS = (
-    "early_val_loss",
-    "early_test_loss",
-    "early_val_accuracy",
-    "early_test_accuracy",
-    "early_test_ece",
-    "early_val_mse",
-    "early_test_mse",
-    "early_val_r2",
-    "early_test_r2",
-)
-_CLASSIFICATION = ("train_loss", "val_loss", "test_loss", "train_accuracy", "val_accuracy", "test_accuracy",
-                   "test_ece")
-PROBLEM_METRICS = {
-    "binary": _CLASSIFICATION,
-    "multiclass": _CLASSIFICATION,
-    "regression": ("train_loss", "val_loss", "test_loss", "train_mse", "val_mse", "test_mse", "train_r2", "val_r2",
-                   "test_r2"),
-    "mixed": METRICS,
-}
 
 # Runs and curve points can outgrow 32-bit ids on PostgreSQL; SQLite autoincrements only INTEGER.
 _BigId = BigInteger().with_variant(Integer, "sqlite")
@@ -202,7 +165,9 @@ class TrialSite(Base):
 
 
 class _Metrics:
-    """The loss and metric columns a run and its curve points share (NULL: not this problem's, or not finite)."""
+    """The loss and metric columns a run and its curve points share, ``sweeper.metrics.COLUMNS`` (NULL:
+    not this problem's, or not finite). Written out, in the order revisions added them, so that a new
+    database and a migrated one have the same columns in the same order."""
 
     train_loss: Mapped[float | None] = mapped_column(Float)
     test_loss: Mapped[float | None] = mapped_column(Float)
@@ -247,7 +212,7 @@ class Run(_Metrics, _Machine, Base):
     device: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     engine: Mapped[str | None] = mapped_column(String(16))  # fused, stacked or reference
-    # EARLY_METRICS, added by revision 0003.
+    # sweeper.metrics.EARLY_COLUMNS, added by revision 0003.
     early_val_loss: Mapped[float | None] = mapped_column(Float)
     early_test_loss: Mapped[float | None] = mapped_column(Float)
     early_val_accuracy: Mapped[float | None] = mapped_column(Float)

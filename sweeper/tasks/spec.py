@@ -114,8 +114,3 @@ class TaskSpec(_Frozen):
         if self.optimizer.eps is not None:
             return self.optimizer.eps
         return 1e-7 if self.init == "keras" else 1e-8
-
-    @property
-    def metric_names(self) -> tuple[str, ...]:
-        """The per-split metrics besides the loss: accuracy, or mse and r2 for regression."""
-        return ("mse", "r2") if self.problem == "regression" else ("accuracy",)

@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 
 from sweeper.cli import BenchFormat, Device, Executor, ReportFormat, app
 from sweeper.listing import Format
+from sweeper.driver.executors import DEVICES
 from sweeper.report.command import FORMATS as REPORT_FORMATS
 
 
@@ -97,7 +98,7 @@ def test_choices_are_the_values_the_library_takes():
     assert [f.value for f in ReportFormat] == list(REPORT_FORMATS)
     assert [f.value for f in Format] == ["table", "csv", "json"]
     assert [f.value for f in BenchFormat] == ["table", "json"]
-    assert [d.value for d in Device] == ["auto", "cpu", "cuda"]
+    assert [d.value for d in Device] == list(DEVICES) == ["auto", "cpu", "cuda"]
     assert [e.value for e in Executor] == ["local", "ray"]
 
 

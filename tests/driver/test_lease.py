@@ -10,6 +10,7 @@ import pytest
 import sqlalchemy as sa
 
 from sweeper.driver import sweep as sweep_module
+from sweeper.driver.executors import Executor
 from sweeper.driver.sweep import run_sweep
 from sweeper.errors import LeaseError
 from sweeper.space import parse_space
@@ -164,7 +165,7 @@ def test_a_run_whose_heartbeat_cannot_be_written_stops_after_the_pack_and_writes
     assert execute(url, "SELECT status, lease_token FROM sweeper_sweeps") == [("interrupted", None)]
 
 
-class TakenOverWhileTraining:
+class TakenOverWhileTraining(Executor):
     """An executor whose first pack trains until interrupted; meanwhile another run takes the sweep over."""
 
     device = "cpu"

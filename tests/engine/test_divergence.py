@@ -8,7 +8,7 @@ import pytest
 from sweeper import seeding
 from sweeper.engine.population import train_population
 from sweeper.engine.reference import train_reference
-from sweeper.engine.result import Member
+from sweeper.records import Member
 from sweeper.noise.spec import NoiseSpec, make_config
 from sweeper.tasks.spec import OptimizerSpec, TaskSpec
 

@@ -9,7 +9,7 @@ from sweeper import seeding
 from sweeper.engine import losses
 from sweeper.engine.population import train_population
 from sweeper.engine.reference import train_reference
-from sweeper.engine.result import Member
+from sweeper.records import Member
 from sweeper.noise.spec import NoiseSpec, make_config
 from sweeper.tasks.data import load_split
 from sweeper.tasks.spec import TaskSpec

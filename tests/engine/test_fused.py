@@ -16,7 +16,7 @@ from sweeper import seeding
 from sweeper.engine import fused, population, stacked
 from sweeper.engine.population import train_population
 from sweeper.engine.reference import train_reference
-from sweeper.engine.result import Member
+from sweeper.records import Member
 from sweeper.noise.spec import NoiseSpec, make_config
 from sweeper.tasks.data import input_shape, n_outputs
 from sweeper.tasks.models import ReferenceModel

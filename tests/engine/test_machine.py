@@ -11,7 +11,7 @@ from sweeper.engine import fused
 from sweeper.engine.machine import Machine, cpu_name, describe, this_machine
 from sweeper.engine.population import train_population
 from sweeper.engine.reference import train_reference
-from sweeper.engine.result import Member
+from sweeper.records import Member
 from sweeper.noise.spec import NoiseSpec, make_config
 from sweeper.tasks.spec import TaskSpec
 

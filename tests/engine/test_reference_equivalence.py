@@ -12,7 +12,7 @@ from sweeper import seeding
 from sweeper.engine._shared import batch_order, shuffler
 from sweeper.engine.population import train_population
 from sweeper.engine.reference import train_reference
-from sweeper.engine.result import Member
+from sweeper.records import Member
 from sweeper.noise.spec import NoiseSpec, make_config
 from sweeper.tasks.spec import OptimizerSpec, TaskSpec
 

@@ -10,7 +10,7 @@ from torch.nn.utils import parametrize
 import sweeper.engine.population as population
 from sweeper import seeding
 from sweeper.engine import losses, stacked
-from sweeper.engine.result import Member
+from sweeper.records import Member
 from sweeper.noise.layers import Dropout, GaussianDropout, GaussianNoise, UniformNoise, WeightNoise
 from sweeper.noise.pack import PackNoise
 from sweeper.noise.spec import NoiseSpec, make_config

@@ -12,7 +12,7 @@ import torch
 
 from sweeper.engine.population import train_population
 from sweeper.engine._shared import pack_data
-from sweeper.engine.result import Member
+from sweeper.records import Member
 from sweeper.noise.layers import GaussianNoise, UniformNoise
 from sweeper.noise.pack import PackNoise
 from sweeper.noise.philox import PhiloxStreams

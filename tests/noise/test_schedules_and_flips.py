@@ -13,7 +13,7 @@ from scipy import stats
 import sweeper.engine.population as population
 from sweeper import seeding
 from sweeper.engine import fused
-from sweeper.engine.result import Member
+from sweeper.records import Member
 from sweeper.noise.layers import GaussianNoise, GradientNoise, LabelFlip
 from sweeper.noise.pack import PackNoise, flip_labels
 from sweeper.noise.philox import PhiloxStreams

@@ -182,14 +182,6 @@ def test_impute_diverged_uses_the_worst_finite_run():
     assert st.impute_diverged(values, higher_is_better=False)[0, 1] == 0.9
 
 
-def test_metric_direction_from_its_name():
-    assert st.metric_higher_is_better("test_accuracy") is True
-    assert st.metric_higher_is_better("test_r2") is True
-    assert st.metric_higher_is_better("test_loss") is False
-    assert st.metric_higher_is_better("test_mse") is False
-    assert st.metric_higher_is_better("test_bleu") is None
-
-
 def test_means_equal_in_exact_arithmetic_tie_whatever_the_order_of_their_terms():
     # Shares of 70 samples: the same multiset in another order sums to a different last bit in float64.
     a = np.array([51, 52, 53, 57, 61, 49, 55]) / 70

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import sqlalchemy as sa
 
-from sweeper.engine.result import Member, RunResult
+from sweeper.records import Member, RunResult
 from sweeper.errors import LeaseError
 from sweeper.store import open_store
 from sweeper.store._lease import GIVE_UP_S, STALE_S, Heartbeat, Owner
@@ -242,8 +242,8 @@ def test_a_heartbeat_that_cannot_be_written_loses_the_lease_before_it_is_stale(s
     sweep_id = start(store, owner)
     clock, lost = Clock(), []
     beating = heartbeat(store, db_url, owner, sweep_id, clock, lost)
-    beating._engine.dispose()
-    beating._engine = sa.create_engine(f"sqlite:///{tmp_path / 'gone' / 'sweeps.db'}")  # cannot be opened
+    beating._db.dispose()
+    beating._db = sa.create_engine(f"sqlite:///{tmp_path / 'gone' / 'sweeps.db'}")  # cannot be opened
 
     clock.now = GIVE_UP_S - 1
     beating.beat()

@@ -8,7 +8,7 @@ import threading
 import numpy as np
 import pytest
 
-from sweeper.engine.result import Member, RunResult
+from sweeper.records import Member, RunResult
 from sweeper.errors import StoreError
 from sweeper.noise.spec import NoiseSpec, make_config
 from sweeper.store import _query, _reader, open_store

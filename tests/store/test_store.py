@@ -10,10 +10,10 @@ import pytest
 
 from sweeper import seeding
 from sweeper.engine.machine import Machine
-from sweeper.engine.result import Member, RunResult
+from sweeper.records import Member, RunResult, TrialRef
 from sweeper.errors import StoreError
 from sweeper.noise.spec import NoiseSpec, make_config
-from sweeper.store import TrialRef, open_store
+from sweeper.store import open_store
 
 SWEEP_SEED = 7
 SPEC_YAML = "name: demo\nseed: 7\nnoise:\n  placement: [pre_activation]\n  std: [0.1]\n"
@@ -310,6 +310,17 @@ def test_ensure_trial_numbers_configurations_and_returns_existing_ones(store):
     assert (shuffled.number, shuffled.config) == (5, COMBINED)
     assert store.ensure_trial(sweep_id, PRE, optuna_trial_id=13).optuna_trial_id == 12
     assert store.ensure_trial(sweep_id, make_config([NoiseSpec("weights", std=0.01)])).number == 6
+
+
+def test_trial_refs_read_back_every_trial_with_the_configuration_it_was_stored_with(store):
+    sweep_id = start(store)
+    stored = [store.ensure_trial(sweep_id, BASELINE, optuna_trial_id=3), store.ensure_trial(sweep_id, COMBINED),
+              store.ensure_trial(sweep_id, PRE, number=7, optuna_trial_id=4)]
+
+    refs = store.trial_refs("demo")
+
+    assert refs == stored
+    assert [(r.number, r.optuna_trial_id, r.config) for r in refs] == [(0, 3, ()), (1, None, COMBINED), (7, 4, PRE)]
 
 
 def test_combined_configurations_are_summarized_and_kept_site_by_site(store):

@@ -1,4 +1,5 @@
-"""Connections: the engine of a store, and what a database error says in one line."""
+"""Connections to a store's database (a pool of them: SQLAlchemy's ``Engine``, called ``db`` here, since
+"engine" in sweeper means what trains), and what a database error says in one line."""
 
 from __future__ import annotations
 
@@ -54,24 +55,24 @@ def _switch_to_wal(cursor) -> None:
             time.sleep(random.uniform(0.001, 0.02))  # apart, so the next try of each does not meet again
 
 
-def make_engine(url: URL) -> Engine:
-    """An engine for ``url``, checked by connecting once; StoreError if that fails."""
+def connect(url: URL) -> Engine:
+    """The connection pool of ``url``, checked by connecting once; StoreError if that fails."""
     kwargs = {}
     if url.get_backend_name() == "postgresql" and "connect_timeout" not in url.query:
         kwargs["connect_args"] = {"connect_timeout": PG_CONNECT_TIMEOUT_S}
     try:
-        engine = create_engine(url, **kwargs)
+        db = create_engine(url, **kwargs)
     except (SQLAlchemyError, ImportError) as exc:
         raise _cannot_open(url, exc) from exc
     if url.get_backend_name() == "sqlite":
-        event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(db, "connect", _sqlite_pragmas)
     try:
-        with engine.connect():
+        with db.connect():
             pass
     except SQLAlchemyError as exc:
-        engine.dispose()
+        db.dispose()
         raise _cannot_open(url, exc) from exc
-    return engine
+    return db
 
 
 def _cannot_open(url: URL, exc: BaseException) -> StoreError:
