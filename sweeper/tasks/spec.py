@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from sweeper.tasks.datasets import DATASETS, DataSource
-from sweeper.tasks.families import FAMILIES
+from sweeper.tasks.families import FAMILIES, family
 
 MODELS = tuple(FAMILIES)
 ACTIVATIONS = ("relu", "tanh", "sigmoid", "gelu", "elu", "leaky_relu")
@@ -81,13 +81,13 @@ class TaskSpec(_Frozen):
 
     @model_validator(mode="after")
     def _check(self) -> "TaskSpec":
-        family = FAMILIES[self.model]
-        if family.hidden is not None and len(self.hidden) != family.hidden[0]:
-            n, what = family.hidden
+        model = family(self)
+        if model.hidden is not None and len(self.hidden) != model.hidden[0]:
+            n, what = model.hidden
             raise ValueError(f"model {self.model!r} takes {what}: hidden: {[64] * n}")
-        if family.inputs.view(self.data.shape) is None:
-            fits = [repr(name) for name, d in DATASETS.items() if family.inputs.view(d.shape) is not None]
-            raise ValueError(f"model {self.model!r} needs {family.inputs.what}; dataset {self.dataset!r} has samples "
+        if model.inputs.view(self.data.shape) is None:
+            fits = [repr(name) for name, d in DATASETS.items() if model.inputs.view(d.shape) is not None]
+            raise ValueError(f"model {self.model!r} needs {model.inputs.what}; dataset {self.dataset!r} has samples "
                              f"of shape {self.data.shape}; allowed: dataset {' or '.join(fits)}")
         if self.n_test == 0:
             raise ValueError("n_test: 0 leaves nothing to report on; allowed: at least 1 sample, or a fraction")
