@@ -79,6 +79,8 @@ class FamilyCode(Protocol):
 
 @dataclass(frozen=True)
 class Family:
+    """One model family's registry line: its name (``task.model``), what data it takes, its module."""
+
     name: str
     inputs: Inputs
     #: The module that defines the family (a ``FamilyCode``).
