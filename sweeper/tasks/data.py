@@ -51,7 +51,7 @@ def load_split(task: TaskSpec, seed: int) -> Split:
     if task.data.generated:
         parts = _generated(task, seed)
     else:
-        parts = _bundled_split(task, _random_state(seed))
+        parts = _table_split(task, _random_state(seed))
     (x_train, y_train), (x_val, y_val), (x_test, y_test) = parts
     # Scaled as flat features whatever the sample's shape (an image's pixels each on their own).
     flat = (x.reshape(len(x), task.data.n_features) for x in (x_train, x_val, x_test))
@@ -150,8 +150,8 @@ def _draw(task: TaskSpec, n: int, random_state) -> tuple[np.ndarray, np.ndarray]
     return task.data.draw(n, noise, random_state)
 
 
-def _bundled_split(task: TaskSpec, random_state) -> tuple[tuple[np.ndarray, np.ndarray], ...]:
-    """Split a bundled data set into n_train, n_val and n_test samples, stratified by class for classification."""
+def _table_split(task: TaskSpec, random_state) -> tuple[tuple[np.ndarray, np.ndarray], ...]:
+    """Split a table's rows into n_train, n_val and n_test samples, stratified by class for classification."""
     name = task.dataset
     for key in ("n_samples", "data_noise"):
         if getattr(task, key) is not None:
