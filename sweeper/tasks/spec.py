@@ -6,20 +6,10 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-#: Data set name -> problem type. Generators draw a sample; the others are scikit-learn's bundled data.
-DATASETS: dict[str, str] = {
-    "circles": "binary",
-    "moons": "binary",
-    "blobs": "multiclass",
-    "friedman1": "regression",
-    "breast_cancer": "binary",
-    "wine": "multiclass",
-    "iris": "multiclass",
-    "digits": "multiclass",
-    "diabetes": "regression",
-}
-GENERATED = ("circles", "moons", "blobs", "friedman1")
-MODELS = ("mlp", "cnn", "rnn")
+from sweeper.tasks.datasets import DATASETS, DataSource
+from sweeper.tasks.families import FAMILIES, family
+
+MODELS = tuple(FAMILIES)
 ACTIVATIONS = ("relu", "tanh", "sigmoid", "gelu", "elu", "leaky_relu")
 
 # Upper limits of a task's sizes, so that a mistyped number is refused with its range instead of
@@ -91,10 +81,14 @@ class TaskSpec(_Frozen):
 
     @model_validator(mode="after")
     def _check(self) -> "TaskSpec":
-        if self.model == "rnn" and len(self.hidden) != 1:
-            raise ValueError("an rnn takes one recurrent hidden size: hidden: [64]")
-        if self.model in ("cnn", "rnn") and self.dataset != "digits":
-            raise ValueError(f"model {self.model!r} needs image/sequence data: dataset 'digits'")
+        model = family(self)
+        if model.hidden is not None and len(self.hidden) != model.hidden[0]:
+            n, what = model.hidden
+            raise ValueError(f"model {self.model!r} takes {what}: hidden: {[64] * n}")
+        if model.inputs.view(self.data.shape) is None:
+            fits = [repr(name) for name, d in DATASETS.items() if model.inputs.view(d.shape) is not None]
+            raise ValueError(f"model {self.model!r} needs {model.inputs.what}; dataset {self.dataset!r} has samples "
+                             f"of shape {self.data.shape}; allowed: dataset {' or '.join(fits)}")
         if self.n_test == 0:
             raise ValueError("n_test: 0 leaves nothing to report on; allowed: at least 1 sample, or a fraction")
         return self
@@ -105,9 +99,14 @@ class TaskSpec(_Frozen):
         return self.n_val != 0
 
     @property
+    def data(self) -> DataSource:
+        """The record of the task's data set."""
+        return DATASETS[self.dataset]
+
+    @property
     def problem(self) -> str:
         """``binary``, ``multiclass`` or ``regression``."""
-        return DATASETS[self.dataset]
+        return self.data.problem
 
     @property
     def adam_eps(self) -> float:
