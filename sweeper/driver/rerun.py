@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from sweeper.driver.planner import Run, member
-from sweeper.driver.sweep import refuse_old_annealing, spec_from_store
+from sweeper.driver.sweep import refuse_changed_data, refuse_old_annealing, spec_from_store
 from sweeper.engine.population import train_population
 from sweeper.engine.result import RunResult
 from sweeper.errors import SweeperError
@@ -26,7 +26,9 @@ def rerun_trial(store: Store, sweep: str, trial: int, repeat: int | None, device
     ``warn`` gets one line if the rerun's software, engine or device differ from what trained the
     stored runs (the numbers then need not agree).
     """
-    spec = spec_from_store(store.sweep(sweep), f"sweep {sweep!r}")
+    row = store.sweep(sweep)
+    spec = spec_from_store(row, f"sweep {sweep!r}")
+    refuse_changed_data(spec, row["data_files"])
     trial_row = next((t for t in store.trials(sweep) if t["trial"] == trial), None)
     if trial_row is None:
         raise SweeperError(f"sweep {sweep!r} has no trial {trial}; see: sweeper trials {sweep}")

@@ -2,9 +2,23 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from pathlib import Path
+from typing import Annotated, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    PrivateAttr,
+    Tag,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from sweeper.errors import TaskError
 
 #: Data set name -> problem type. Generators draw a sample; the others are scikit-learn's bundled data.
 DATASETS: dict[str, str] = {
@@ -54,10 +68,80 @@ class OptimizerSpec(_Frozen):
     weight_decay: float = Field(0.0, ge=0, allow_inf_nan=False)
 
 
+class FileDataset(_Frozen):
+    """A user's data file as a task's data set: a table (CSV, TSV, Parquet) or NumPy arrays (.npz).
+
+    Read when the search space is (relative to its folder): the task then carries the file's contents,
+    not its path (``data``).
+    """
+
+    #: The file, relative to the search-space file's folder.
+    path: str = Field(min_length=1)
+    #: Tables: the column to predict (the other columns are the features).
+    target: str | None = None
+    #: Inferred from the target when not given (text or a few whole numbers: classes; else regression).
+    problem: Literal["binary", "multiclass", "regression"] | None = None
+    #: Tables: the feature columns to use (default: every column but the target and ``drop``).
+    features: tuple[str, ...] | None = None
+    drop: tuple[str, ...] = ()
+    #: Tables: how missing feature values are filled in (fitted on the training part); None refuses them.
+    impute: Literal["median", "mean", "most_frequent"] | None = None
+    #: A fixed held-out test part (same columns or array shapes), relative as ``path`` is.
+    test_path: str | None = Field(None, min_length=1)
+    _data: object = PrivateAttr(None)
+
+    @model_validator(mode="after")
+    def _check(self) -> "FileDataset":
+        if self.features is not None and self.drop:
+            raise ValueError("give features: (the columns to use) or drop: (the columns to leave out), not both")
+        return self
+
+    @property
+    def data(self):
+        """The file's contents (``sweeper.tasks.files.FileData``), read when the task was validated."""
+        return self._data
+
+    @property
+    def name(self) -> str:
+        """The file's name without folder and suffix: the task's name unless it is given one."""
+        return Path(self.path).stem
+
+    def __str__(self) -> str:
+        return self.path
+
+
+def _read_file(value, info: ValidationInfo):
+    """A mapping of ``dataset:`` is a data file: validated, then read relative to the context's
+    ``base_dir`` (the search space's folder; the current one without), one line if either fails."""
+    if not isinstance(value, dict):
+        return value
+    from sweeper.tasks import files
+
+    try:
+        spec = FileDataset.model_validate(value)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"])
+        message = first["msg"].removeprefix("Value error, ")
+        if first["type"] == "extra_forbidden":
+            message = f"unknown key; allowed: {', '.join(FileDataset.model_fields)}"
+        raise ValueError(f"{where}: {message}" if where else message) from None
+    base_dir = Path((info.context or {}).get("base_dir") or ".")
+    try:
+        spec._data = files.load(spec, base_dir)
+    except TaskError as exc:
+        raise ValueError(str(exc)) from None
+    return spec
+
+
 class TaskSpec(_Frozen):
     """One task: every member of a pack shares it (data set, model family, training schedule)."""
 
-    dataset: Literal[tuple(DATASETS)] = "circles"  # type: ignore[valid-type]
+    #: A bundled data set by name, or a file of the user's (a mapping: see FileDataset).
+    dataset: Annotated[
+        Union[Annotated[Literal[tuple(DATASETS)], Tag("name")], Annotated[FileDataset, Tag("file")]],  # type: ignore[valid-type]
+        Discriminator(lambda v: "file" if isinstance(v, (dict, FileDataset)) else "name"),
+    ] = "circles"
     #: Fixed data sample/split for every repeat; None draws a new sample or split per repeat.
     dataset_seed: int | None = Field(None, ge=0, le=MAX_SEED)
     #: Generators only: how many samples to draw (circles/moons: 100 as in the seed).
@@ -89,15 +173,42 @@ class TaskSpec(_Frozen):
     batch_size: Annotated[int, Field(ge=1, le=MAX_SAMPLES)] | Literal["full"] = "full"
     log_every: int = Field(10, ge=1, le=MAX_EPOCHS)
 
+    _read_file = field_validator("dataset", mode="before")(_read_file)
+
     @model_validator(mode="after")
     def _check(self) -> "TaskSpec":
         if self.model == "rnn" and len(self.hidden) != 1:
             raise ValueError("an rnn takes one recurrent hidden size: hidden: [64]")
-        if self.model in ("cnn", "rnn") and self.dataset != "digits":
+        if isinstance(self.dataset, FileDataset):
+            self._check_file_shape()
+        elif self.model in ("cnn", "rnn") and self.dataset != "digits":
             raise ValueError(f"model {self.model!r} needs image/sequence data: dataset 'digits'")
         if self.n_test == 0:
             raise ValueError("n_test: 0 leaves nothing to report on; allowed: at least 1 sample, or a fraction")
         return self
+
+    def _check_file_shape(self) -> None:
+        """A cnn takes images (N, H, W) or (N, C, H, W), an rnn sequences (N, T, F); an mlp anything."""
+        data, path = self.dataset.data, self.dataset.path
+        shape = data.sample_shape
+        if self.model == "cnn":
+            if data.is_table or len(shape) not in (2, 3):
+                raise ValueError(f"model 'cnn' needs images: arrays X of shape (N, H, W) or (N, C, H, W); "
+                                 f"{path} holds samples of shape {shape}")
+            h, w = shape[-2:]
+            halved = 2 ** len(self.channels)  # each convolution is followed by 2x2 max-pooling
+            if min(h, w) < halved:
+                raise ValueError(f"{path}: images of {h}x{w} are too small for {len(self.channels)} convolutions "
+                                 f"that each halve them; allowed: at most {max(0, min(h, w).bit_length() - 1)} "
+                                 "channels entries, or larger images")
+        if self.model == "rnn" and (data.is_table or len(shape) != 2):
+            raise ValueError(f"model 'rnn' needs sequences: arrays X of shape (N, T, F); {path} holds samples "
+                             f"of shape {shape}")
+
+    @property
+    def dataset_name(self) -> str:
+        """The bundled data set's name, or the data file's name without folder and suffix."""
+        return self.dataset.name if isinstance(self.dataset, FileDataset) else self.dataset
 
     @property
     def has_validation(self) -> bool:
@@ -107,6 +218,8 @@ class TaskSpec(_Frozen):
     @property
     def problem(self) -> str:
         """``binary``, ``multiclass`` or ``regression``."""
+        if isinstance(self.dataset, FileDataset):
+            return self.dataset.data.problem
         return DATASETS[self.dataset]
 
     @property
