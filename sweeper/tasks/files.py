@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -40,7 +41,7 @@ MAX_ROWS = 1_000_000
 class Rows:
     """One file's rows: features as read and targets encoded."""
 
-    x: pd.DataFrame | np.ndarray  # a table's feature columns, or an array (n, *sample_shape)
+    x: pd.DataFrame | np.ndarray  # a table's feature columns, or an array (n, *shape)
     y: np.ndarray  # (n,) int64 class indices 0..K-1, or float64 regression targets
     sha256: str  # of the file's bytes
 
@@ -50,8 +51,10 @@ class Rows:
 
 @dataclass(frozen=True, eq=False)
 class FileData:
-    """A task's data read from its file(s): what ``load_split`` splits, encodes and scales per repeat."""
+    """A task's data read from its file(s): a data source of the registry (``sweeper.tasks.datasets``)
+    whose rows ``load_split`` splits as a bundled table's, then encodes per repeat (:func:`encode`)."""
 
+    name: str  # the file's name without folder and suffix
     rows: Rows
     #: test_path's rows: the fixed test part of every repeat; None draws the test part from ``rows``.
     test: Rows | None
@@ -63,6 +66,7 @@ class FileData:
     numeric: tuple[str, ...] = ()
     categorical: tuple[tuple[str, tuple[str, ...]], ...] = ()
     impute: str | None = None
+    generated = False
 
     # Two reads of the same bytes with the same options are the same data (pydantic compares a task's
     # private attributes, and arrays do not compare to one bool).
@@ -83,15 +87,27 @@ class FileData:
 
     @property
     def n_classes(self) -> int:
-        """2 for binary, k for multiclass, 0 for regression (as ``Split.n_classes``)."""
+        """2 for binary, k for multiclass, 0 for regression."""
         return len(self.classes)
 
     @property
-    def sample_shape(self) -> tuple[int, ...]:
-        """One sample as stored: (encoded features,) for a table, the array's shape after N otherwise."""
+    def n_outputs(self) -> int:
+        return self.n_classes if self.problem == "multiclass" else 1
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """One sample as the model families see it: (encoded features,) for a table, an array's sample shape."""
         if self.is_table:
             return (len(self.numeric) + sum(len(c) for _, c in self.categorical),)
         return tuple(self.rows.x.shape[1:])
+
+    @property
+    def n_features(self) -> int:
+        return math.prod(self.shape)
+
+    def arrays(self) -> tuple[pd.DataFrame | np.ndarray, np.ndarray]:
+        """The rows to split: features as read (a table's are encoded after the split) and targets."""
+        return self.rows.x, self.rows.y
 
 
 def load(spec: FileDataset, base_dir: Path) -> FileData:
@@ -110,7 +126,7 @@ def load(spec: FileDataset, base_dir: Path) -> FileData:
         problem, inferred, classes = _problem(y, spec.problem, f"{spec.path}: y")
         main = Rows(x, _encoded(y, classes, f"{spec.path}: y"), sha)
         held = Rows(test[0], _encoded(test[1], classes, f"{spec.test_path}: y"), test[2]) if test else None
-        return FileData(main, held, problem, inferred, classes)
+        return FileData(Path(spec.path).stem, main, held, problem, inferred, classes)
 
     if spec.target is None:
         raise TaskError(f"target: required for a table; name the column of {spec.path} to predict")
@@ -136,7 +152,7 @@ def load(spec: FileDataset, base_dir: Path) -> FileData:
     # The categories are the main file's, so every repeat's encoding has the same width (packs stack
     # repeats); which rows train the encoder is still each repeat's training part.
     categories = tuple((c, tuple(sorted(features[c].dropna().unique()))) for c in categorical)
-    return FileData(rows[0], rows[1] if len(rows) > 1 else None, problem, inferred, classes,
+    return FileData(Path(spec.path).stem, rows[0], rows[1] if len(rows) > 1 else None, problem, inferred, classes,
                     tuple(numeric), categories, spec.impute)
 
 
@@ -164,7 +180,7 @@ def encode(data: FileData, x_train, *others) -> tuple[np.ndarray, ...]:
         steps = ([SimpleImputer(strategy="most_frequent")] if data.impute else []) + [onehot]
         parts.append(("categorical", make_pipeline(*steps), names))
     encoder = ColumnTransformer(parts, sparse_threshold=0).fit(x_train)
-    width = data.sample_shape[0]
+    width = data.shape[0]
     return tuple(encoder.transform(x).astype(np.float64) if len(x) else np.empty((0, width))
                  for x in (x_train, *others))
 

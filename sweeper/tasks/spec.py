@@ -20,20 +20,10 @@ from pydantic import (
 
 from sweeper.errors import TaskError
 
-#: Data set name -> problem type. Generators draw a sample; the others are scikit-learn's bundled data.
-DATASETS: dict[str, str] = {
-    "circles": "binary",
-    "moons": "binary",
-    "blobs": "multiclass",
-    "friedman1": "regression",
-    "breast_cancer": "binary",
-    "wine": "multiclass",
-    "iris": "multiclass",
-    "digits": "multiclass",
-    "diabetes": "regression",
-}
-GENERATED = ("circles", "moons", "blobs", "friedman1")
-MODELS = ("mlp", "cnn", "rnn")
+from sweeper.tasks.datasets import DATASETS, DataSource
+from sweeper.tasks.families import FAMILIES
+
+MODELS = tuple(FAMILIES)
 ACTIVATIONS = ("relu", "tanh", "sigmoid", "gelu", "elu", "leaky_relu")
 
 # Upper limits of a task's sizes, so that a mistyped number is refused with its range instead of
@@ -177,33 +167,27 @@ class TaskSpec(_Frozen):
 
     @model_validator(mode="after")
     def _check(self) -> "TaskSpec":
-        if self.model == "rnn" and len(self.hidden) != 1:
-            raise ValueError("an rnn takes one recurrent hidden size: hidden: [64]")
-        if isinstance(self.dataset, FileDataset):
-            self._check_file_shape()
-        elif self.model in ("cnn", "rnn") and self.dataset != "digits":
-            raise ValueError(f"model {self.model!r} needs image/sequence data: dataset 'digits'")
+        family = FAMILIES[self.model]
+        if family.hidden is not None and len(self.hidden) != family.hidden[0]:
+            n, what = family.hidden
+            raise ValueError(f"model {self.model!r} takes {what}: hidden: {[64] * n}")
+        shape = self.data.shape
+        if family.inputs.view(shape) is None:
+            if isinstance(self.dataset, FileDataset):
+                raise ValueError(f"model {self.model!r} needs {family.inputs.what}; {self.dataset.path} holds samples "
+                                 f"of shape {shape}")
+            fits = [repr(name) for name, d in DATASETS.items() if family.inputs.view(d.shape) is not None]
+            raise ValueError(f"model {self.model!r} needs {family.inputs.what}; dataset {self.dataset!r} has samples "
+                             f"of shape {shape}; allowed: dataset {' or '.join(fits)}")
+        if self.model == "cnn" and min(shape[-2:]) < 2 ** len(self.channels):
+            # Each convolution is followed by 2x2 max-pooling, which halves the image (rounding down).
+            h, w = shape[-2:]
+            raise ValueError(f"{self.dataset}: images of {h}x{w} are too small for {len(self.channels)} convolutions "
+                             f"that each halve them; allowed: at most {min(h, w).bit_length() - 1} channels entries, "
+                             "or larger images")
         if self.n_test == 0:
             raise ValueError("n_test: 0 leaves nothing to report on; allowed: at least 1 sample, or a fraction")
         return self
-
-    def _check_file_shape(self) -> None:
-        """A cnn takes images (N, H, W) or (N, C, H, W), an rnn sequences (N, T, F); an mlp anything."""
-        data, path = self.dataset.data, self.dataset.path
-        shape = data.sample_shape
-        if self.model == "cnn":
-            if data.is_table or len(shape) not in (2, 3):
-                raise ValueError(f"model 'cnn' needs images: arrays X of shape (N, H, W) or (N, C, H, W); "
-                                 f"{path} holds samples of shape {shape}")
-            h, w = shape[-2:]
-            halved = 2 ** len(self.channels)  # each convolution is followed by 2x2 max-pooling
-            if min(h, w) < halved:
-                raise ValueError(f"{path}: images of {h}x{w} are too small for {len(self.channels)} convolutions "
-                                 f"that each halve them; allowed: at most {max(0, min(h, w).bit_length() - 1)} "
-                                 "channels entries, or larger images")
-        if self.model == "rnn" and (data.is_table or len(shape) != 2):
-            raise ValueError(f"model 'rnn' needs sequences: arrays X of shape (N, T, F); {path} holds samples "
-                             f"of shape {shape}")
 
     @property
     def dataset_name(self) -> str:
@@ -216,11 +200,15 @@ class TaskSpec(_Frozen):
         return self.n_val != 0
 
     @property
+    def data(self) -> DataSource:
+        """The record of the task's data set: a bundled one's, or a data file's contents (read when the task
+        was validated)."""
+        return self.dataset.data if isinstance(self.dataset, FileDataset) else DATASETS[self.dataset]
+
+    @property
     def problem(self) -> str:
         """``binary``, ``multiclass`` or ``regression``."""
-        if isinstance(self.dataset, FileDataset):
-            return self.dataset.data.problem
-        return DATASETS[self.dataset]
+        return self.data.problem
 
     @property
     def adam_eps(self) -> float:

@@ -228,10 +228,10 @@ def test_images_are_split_as_digits_is(digits_npz):
 
 @pytest.mark.parametrize("path, model, said", [
     ("images.npz", "rnn", None),
-    ("channels.npz", "rnn", "model 'rnn' needs sequences: arrays X of shape (N, T, F); channels.npz holds samples "
-                            "of shape (2, 8, 8)"),
-    ("table.csv", "cnn", "model 'cnn' needs images: arrays X of shape (N, H, W) or (N, C, H, W); table.csv holds "
-                         "samples of shape (1,)"),
+    ("channels.npz", "rnn", "model 'rnn' needs sequences, samples of shape (T, F); channels.npz holds samples of "
+                            "shape (2, 8, 8)"),
+    ("table.csv", "cnn", "model 'cnn' needs images, samples of shape (H, W) or (C, H, W); table.csv holds samples "
+                         "of shape (1,)"),
 ])
 def test_a_model_that_cannot_take_the_files_samples_is_refused(digits_npz, path, model, said):
     pd.DataFrame({"x": np.arange(20.0), "y": [0, 1] * 10}).to_csv(digits_npz / "table.csv", index=False)
