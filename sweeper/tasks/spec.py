@@ -21,7 +21,7 @@ from pydantic import (
 from sweeper.errors import TaskError
 
 from sweeper.tasks.datasets import DATASETS, DataSource
-from sweeper.tasks.families import FAMILIES
+from sweeper.tasks.families import FAMILIES, family
 
 MODELS = tuple(FAMILIES)
 ACTIVATIONS = ("relu", "tanh", "sigmoid", "gelu", "elu", "leaky_relu")
@@ -167,17 +167,17 @@ class TaskSpec(_Frozen):
 
     @model_validator(mode="after")
     def _check(self) -> "TaskSpec":
-        family = FAMILIES[self.model]
-        if family.hidden is not None and len(self.hidden) != family.hidden[0]:
-            n, what = family.hidden
+        model = family(self)
+        if model.hidden is not None and len(self.hidden) != model.hidden[0]:
+            n, what = model.hidden
             raise ValueError(f"model {self.model!r} takes {what}: hidden: {[64] * n}")
         shape = self.data.shape
-        if family.inputs.view(shape) is None:
+        if model.inputs.view(shape) is None:
             if isinstance(self.dataset, FileDataset):
-                raise ValueError(f"model {self.model!r} needs {family.inputs.what}; {self.dataset.path} holds samples "
+                raise ValueError(f"model {self.model!r} needs {model.inputs.what}; {self.dataset.path} holds samples "
                                  f"of shape {shape}")
-            fits = [repr(name) for name, d in DATASETS.items() if family.inputs.view(d.shape) is not None]
-            raise ValueError(f"model {self.model!r} needs {family.inputs.what}; dataset {self.dataset!r} has samples "
+            fits = [repr(name) for name, d in DATASETS.items() if model.inputs.view(d.shape) is not None]
+            raise ValueError(f"model {self.model!r} needs {model.inputs.what}; dataset {self.dataset!r} has samples "
                              f"of shape {shape}; allowed: dataset {' or '.join(fits)}")
         if self.model == "cnn" and min(shape[-2:]) < 2 ** len(self.channels):
             # Each convolution is followed by 2x2 max-pooling, which halves the image (rounding down).

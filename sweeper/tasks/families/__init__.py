@@ -1,14 +1,30 @@
-"""The model families a task can name, and the data each one takes.
+"""The model families a task can name: one module each, and one registry line each.
 
-This registry is read when a search space is checked, so it holds only what that check needs: each
-family's input rule (which sample shapes it takes and how it sees them) and its rule on ``hidden``.
+A family's module (``mlp.py``, ``cnn.py``, ``rnn.py``) holds everything about its model side by side:
+parameter shapes, initialisation, the single-model reference (``Reference``, an ``nn.Module``), the
+stacked program over a population (``forward``) that mirrors it operation for operation, and the
+activation width the memory estimate needs (``FamilyCode`` below lists them). Adding a family is
+adding a module and its line in ``_FAMILIES``.
+
+The registry line holds what checking a search space needs (the family's input rule: which sample
+shapes it takes and how it sees them; its rule on ``hidden``), so that the check reads no module and
+imports no torch; ``Family.code`` imports the module when a model is built.
 """
 
 from __future__ import annotations
 
+import importlib
 import math
 from dataclasses import dataclass
-from typing import Callable
+from typing import TYPE_CHECKING, Callable, Protocol
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+
+    from sweeper.noise.pack import PackNoise
+    from sweeper.noise.spec import NoiseConfig
+    from sweeper.tasks.spec import TaskSpec
 
 
 @dataclass(frozen=True)
@@ -30,18 +46,60 @@ IMAGES = Inputs("images, samples of shape (H, W) or (C, H, W)",
 SEQUENCES = Inputs("sequences, samples of shape (T, F)", lambda shape: shape if len(shape) == 2 else None)
 
 
+class FamilyCode(Protocol):
+    """What a family's module defines. ``input_shape`` is one sample as the model reads it (the family's
+    input rule applied), ``n_out`` the model's outputs; parameters are named and ordered canonically:
+    ``param_shapes``, ``init_params``, ``Reference.load_params`` and ``forward`` agree on them."""
+
+    #: The model is dense layers of ``task.hidden`` sizes and an output layer, nothing else: what the
+    #: fused C engine (sweeper.engine.fused) trains.
+    PLAIN_DENSE: bool
+
+    def param_shapes(self, task: TaskSpec, input_shape: tuple[int, ...], n_out: int) -> dict[str, tuple[int, ...]]:
+        """Every parameter, in canonical order, with its ``nn.Module`` shape."""
+
+    def init_params(self, task: TaskSpec, input_shape: tuple[int, ...], n_out: int,
+                    generator: torch.Generator) -> dict[str, torch.Tensor]:
+        """One member's initial parameters, drawn from ``generator`` in canonical order."""
+
+    def activation_width(self, task: TaskSpec, input_shape: tuple[int, ...], n_out: int) -> int:
+        """Floats per sample one forward pass keeps (the memory estimate, sweeper.engine.sizing)."""
+
+    def Reference(self, task: TaskSpec, input_shape: tuple[int, ...], n_out: int, config: NoiseConfig = (),
+                  generator: torch.Generator | None = None, total_steps: int | None = None,
+                  input_std: torch.Tensor | None = None) -> nn.Module:
+        """One member's model with the noise of ``config`` at its sites, drawn from ``generator``: an
+        ``nn.Module`` with ``load_params(params)``, ``canonical_parameters()`` and ``total_steps``."""
+
+    def forward(self, task: TaskSpec, params: dict[str, torch.Tensor], x: torch.Tensor,
+                noise: PackNoise | None = None) -> torch.Tensor:
+        """The stacked program: outputs ``(members, batch, n_out)`` for ``x: (members, batch, *input_shape)``
+        and parameters ``name -> (members, *shape)``; ``noise=None`` (evaluation) draws nothing."""
+
+
 @dataclass(frozen=True)
 class Family:
     name: str
     inputs: Inputs
+    #: The module that defines the family (a ``FamilyCode``).
+    module: str
     #: How many sizes ``task.hidden`` must hold and what they are; None: any number (dense layers).
     hidden: tuple[int, str] | None = None
 
+    @property
+    def code(self) -> FamilyCode:
+        return importlib.import_module(self.module)
+
 
 _FAMILIES = (
-    Family("mlp", FLAT),
-    Family("cnn", IMAGES),
-    Family("rnn", SEQUENCES, hidden=(1, "one recurrent hidden size")),
+    Family("mlp", FLAT, "sweeper.tasks.families.mlp"),
+    Family("cnn", IMAGES, "sweeper.tasks.families.cnn"),
+    Family("rnn", SEQUENCES, "sweeper.tasks.families.rnn", hidden=(1, "one recurrent hidden size")),
 )
 #: Name -> family, as ``task.model`` names it.
 FAMILIES: dict[str, Family] = {f.name: f for f in _FAMILIES}
+
+
+def family(task: TaskSpec) -> Family:
+    """The family of the task's model."""
+    return FAMILIES[task.model]
