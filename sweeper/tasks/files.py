@@ -170,14 +170,16 @@ def encode(data: FileData, x_train, *others) -> tuple[np.ndarray, ...]:
 
     parts = []
     if data.numeric:
-        numeric = SimpleImputer(strategy=data.impute) if data.impute else "passthrough"
+        # keep_empty_features: a column with no value in the training part stays (as 0), so every repeat's
+        # encoding has the same width.
+        numeric = SimpleImputer(strategy=data.impute, keep_empty_features=True) if data.impute else "passthrough"
         parts.append(("numeric", numeric, list(data.numeric)))
     if data.categorical:
         names = [c for c, _ in data.categorical]
         onehot = OneHotEncoder(categories=[list(c) for _, c in data.categorical], handle_unknown="ignore",
                                sparse_output=False)
         # A mean or median of text does not exist: text columns take their most frequent value.
-        steps = ([SimpleImputer(strategy="most_frequent")] if data.impute else []) + [onehot]
+        steps = ([SimpleImputer(strategy="most_frequent", keep_empty_features=True)] if data.impute else []) + [onehot]
         parts.append(("categorical", make_pipeline(*steps), names))
     encoder = ColumnTransformer(parts, sparse_threshold=0).fit(x_train)
     width = data.shape[0]
@@ -316,6 +318,7 @@ def _feature_columns(table: pd.DataFrame, spec: FileDataset) -> list[str]:
 
 def _column_kinds(table: pd.DataFrame, columns: list[str], label: str) -> tuple[list[str], list[str]]:
     """The columns that are numbers (booleans too) and those that are categories (text or categorical)."""
+    import pandas as pd
     from pandas.api import types
 
     numeric, categorical = [], []
@@ -323,7 +326,7 @@ def _column_kinds(table: pd.DataFrame, columns: list[str], label: str) -> tuple[
         kind = table[c].dtype
         if types.is_bool_dtype(kind) or (types.is_numeric_dtype(kind) and not types.is_complex_dtype(kind)):
             numeric.append(c)
-        elif types.is_object_dtype(kind) or types.is_string_dtype(kind) or isinstance(kind, _category_dtype()):
+        elif types.is_object_dtype(kind) or types.is_string_dtype(kind) or isinstance(kind, pd.CategoricalDtype):
             categorical.append(c)
         else:
             raise TaskError(f"{label}: column {c!r} holds {kind} values; allowed: numbers or text categories "
@@ -409,12 +412,6 @@ def _encoded(y: np.ndarray, classes: tuple[str, ...], label: str) -> np.ndarray:
     if unknown:
         raise TaskError(f"{label}: class {unknown[0]!r} is not among the classes of the data ({_listed(classes)})")
     return text.map(index).to_numpy(dtype=np.int64)
-
-
-def _category_dtype():
-    import pandas as pd
-
-    return pd.CategoricalDtype
 
 
 def _listed(names) -> str:
