@@ -19,7 +19,6 @@ from pydantic import (
 )
 
 from sweeper.errors import TaskError
-
 from sweeper.tasks.datasets import DATASETS, DataSource
 from sweeper.tasks.families import FAMILIES, family
 
@@ -100,30 +99,6 @@ class FileDataset(_Frozen):
         return self.path
 
 
-def _read_file(value, info: ValidationInfo):
-    """A mapping of ``dataset:`` is a data file: validated, then read relative to the context's
-    ``base_dir`` (the search space's folder; the current one without), one line if either fails."""
-    if not isinstance(value, dict):
-        return value
-    from sweeper.tasks import files
-
-    try:
-        spec = FileDataset.model_validate(value)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(part) for part in first["loc"])
-        message = first["msg"].removeprefix("Value error, ")
-        if first["type"] == "extra_forbidden":
-            message = f"unknown key; allowed: {', '.join(FileDataset.model_fields)}"
-        raise ValueError(f"{where}: {message}" if where else message) from None
-    base_dir = Path((info.context or {}).get("base_dir") or ".")
-    try:
-        spec._data = files.load(spec, base_dir)
-    except TaskError as exc:
-        raise ValueError(str(exc)) from None
-    return spec
-
-
 class TaskSpec(_Frozen):
     """One task: every member of a pack shares it (data set, model family, training schedule)."""
 
@@ -163,7 +138,32 @@ class TaskSpec(_Frozen):
     batch_size: Annotated[int, Field(ge=1, le=MAX_SAMPLES)] | Literal["full"] = "full"
     log_every: int = Field(10, ge=1, le=MAX_EPOCHS)
 
-    _read_file = field_validator("dataset", mode="before")(_read_file)
+    @field_validator("dataset", mode="before")
+    @classmethod
+    def _read_file(cls, value, info: ValidationInfo):
+        """A mapping of ``dataset:`` is a data file: validated, then read relative to the context's
+        ``base_dir`` (the search space's folder; the current one without), one line if either fails."""
+        if not isinstance(value, dict):
+            return value
+        from sweeper.tasks import files
+
+        try:
+            spec = FileDataset.model_validate(value)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(part) for part in first["loc"])
+            message = first["msg"].removeprefix("Value error, ")
+            if first["type"] == "extra_forbidden":
+                message = f"unknown key; allowed: {', '.join(FileDataset.model_fields)}"
+            elif first["type"] == "missing":
+                message = "required key missing; give the data file: {path: data.csv, target: column}"
+            raise ValueError(f"{where}: {message}" if where else message) from None
+        base_dir = Path((info.context or {}).get("base_dir") or ".")
+        try:
+            spec._data = files.load(spec, base_dir)
+        except TaskError as exc:
+            raise ValueError(str(exc)) from None
+        return spec
 
     @model_validator(mode="after")
     def _check(self) -> "TaskSpec":

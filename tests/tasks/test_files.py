@@ -109,6 +109,7 @@ def test_standard_scaling_makes_every_encoded_column_standard_on_the_training_pa
     ({"path": "iris.csv", "target": "species", "features": ["id"], "drop": ["id"]},
      "give features: (the columns to use) or drop: (the columns to leave out), not both"),
     ({"path": "iris.csv", "target": "species", "sep": ";"}, "sep: unknown key; allowed: path, target, problem,"),
+    ({"target": "species"}, "path: required key missing; give the data file: {path: data.csv, target: column}"),
 ])
 def test_what_a_file_cannot_give_is_refused_in_one_line_naming_file_and_column(tmp_path, iris_csv, dataset, said):
     (tmp_path / "iris.txt").write_text("y\n1\n")
