@@ -182,7 +182,7 @@ def _stored_before_validation(file: Path, db: Optional[str], name: Optional[str]
 
     try:
         text = file.read_text(encoding="utf-8")
-        spec = parse_space(text, str(file), stored=True)
+        spec = parse_space(text, str(file), stored=True, base_dir=file.resolve().parent)
         with _open(db, create=False) as store:
             row = store.sweep(name or spec.name)
     except (OSError, SweeperError):
