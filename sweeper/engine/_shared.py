@@ -71,7 +71,8 @@ def pack_data(task: TaskSpec, members: Sequence[Member], device: torch.device) -
 
 def member_params(task: TaskSpec, init_seed: int) -> dict[str, torch.Tensor]:
     """One member's initial parameters (drawn on the CPU, so every device starts from the same numbers)."""
-    return family(task).code.init_params(task, input_shape(task), n_outputs(task), torch.Generator().manual_seed(init_seed))
+    generator = torch.Generator().manual_seed(init_seed)
+    return family(task).code.init_params(task, input_shape(task), n_outputs(task), generator)
 
 
 def shuffler(init_seed: int) -> torch.Generator:

@@ -6,10 +6,11 @@ product, the optimizer). The fused engine instead trains one member at a time pe
 of a logging interval back to back, with its parameters, optimizer state and activations resident in
 the core's cache; members are spread over torch's OpenMP threads.
 
-It computes the same training as the mlp family's stacked program (``sweeper.tasks.families.mlp.forward``)
-+ autograd + torch's fused Adam/SGD: the same initial parameters, batches, noise draws (the same Philox
-kernels at the same counters, in the same order) and update rule, so the two agree to float tolerance (sums run in a different order), and a member's
-numbers do not depend on its pack or thread. Evaluation runs the same C forward pass without noise.
+It computes the same training as the mlp family's stacked program (``sweeper.tasks.families.mlp``),
+autograd and torch's fused Adam/SGD: the same initial parameters, batches, noise draws (the same Philox
+kernels at the same counters, in the same order) and update rule, so the two agree to float tolerance
+(sums run in a different order), and a member's numbers do not depend on its pack or thread.
+Evaluation runs the same C forward pass without noise.
 
 It takes MLPs with ReLU, tanh or sigmoid, Adam or SGD, full or minibatches, and every noise the
 stacked program takes: Gaussian, multiplicative and uniform noise at the input, pre- and

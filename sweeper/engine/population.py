@@ -99,5 +99,4 @@ def train_stacked(task: TaskSpec, members: Sequence[Member], device: str | torch
 @torch.no_grad()
 def evaluate(task: TaskSpec, params: dict[str, torch.Tensor], data) -> dict[str, torch.Tensor]:
     """Noise-free loss and metrics of every member on its training and test data."""
-    forward = family(task).code.forward
-    return logged_metrics(lambda x: forward(task, params, x), data)
+    return logged_metrics(lambda x: family(task).code.forward(task, params, x), data)

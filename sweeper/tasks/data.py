@@ -54,7 +54,7 @@ def load_split(task: TaskSpec, seed: int) -> Split:
     elif isinstance(task.dataset, FileDataset):
         parts = _file_split(task, _random_state(seed))
     else:
-        parts = _bundled_split(task, _random_state(seed))
+        parts = _table_split(task, _random_state(seed))
     (x_train, y_train), (x_val, y_val), (x_test, y_test) = parts
     # Scaled as flat features whatever the sample's shape (an image's pixels each on their own).
     flat = (x.reshape(len(x), task.data.n_features) for x in (x_train, x_val, x_test))
@@ -222,8 +222,8 @@ def _refuse_generator_keys(task: TaskSpec) -> None:
             )
 
 
-def _bundled_split(task: TaskSpec, random_state) -> tuple[tuple[np.ndarray, np.ndarray], ...]:
-    """Split a bundled data set into n_train, n_val and n_test samples, stratified by class for classification."""
+def _table_split(task: TaskSpec, random_state) -> tuple[tuple[np.ndarray, np.ndarray], ...]:
+    """Split a table's rows into n_train, n_val and n_test samples, stratified by class for classification."""
     _refuse_generator_keys(task)
     x, y = task.data.arrays()
     return _stratified(task, x, y, task.data.n_classes, task.dataset, random_state)

@@ -2,8 +2,8 @@
 
 A record says what the data is (problem type, classes, the shape of one sample) and how to get it:
 a ``Table`` has fixed rows that each repeat splits (scikit-learn's bundled data sets), a
-``Generator`` draws a fresh sample per repeat (scikit-learn's generators). Adding a data set is
-adding one record to ``DATASETS``. Models take a data set whose sample shape fits them (the model
+``Generated`` record draws a fresh sample per repeat (scikit-learn's generators). Adding a data set is
+adding one record to ``_RECORDS``. Models take a data set whose sample shape fits them (the model
 families' input rules, ``sweeper.tasks.families``), so an image data set feeds the cnn and rnn without
 naming it anywhere else.
 
@@ -13,9 +13,10 @@ Nothing here imports scikit-learn until data is loaded: the search-space check r
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from functools import lru_cache
-from typing import Callable, Literal, Protocol
+from functools import cache
+from typing import Literal, Protocol
 
 import numpy as np
 
@@ -38,6 +39,14 @@ class DataSource(Protocol):
     #: 2 for binary, k for multiclass, 0 for regression.
     n_classes: int
     generated: bool
+
+    @property
+    def n_features(self) -> int:
+        """Features per sample, flat, as an mlp sees them."""
+
+    @property
+    def n_outputs(self) -> int:
+        """How many outputs a model needs: 1 for binary (sigmoid) and regression, k for k classes."""
 
 
 @dataclass(frozen=True)
@@ -71,7 +80,7 @@ class Table(_Record):
 
 
 @dataclass(frozen=True)
-class Generator(_Record):
+class Generated(_Record):
     """A scikit-learn generator: ``draw(n, noise, random_state)`` gives ``n`` fresh samples."""
 
     draw: Callable[[int, float, object], tuple[np.ndarray, np.ndarray]]
@@ -81,7 +90,7 @@ class Generator(_Record):
     generated = True
 
 
-@lru_cache(maxsize=None)
+@cache
 def _loaded(table: Table) -> tuple[np.ndarray, np.ndarray]:
     x, y = table.load()
     # The arrays are shared by every later call: read-only so that no caller can corrupt the cache.
@@ -98,7 +107,8 @@ def _bundled(name: str) -> Callable[[], tuple[np.ndarray, np.ndarray]]:
     return load
 
 
-def _generator(name: str, noise_arg: str = "noise", **fixed) -> Callable[[int, float, object], tuple[np.ndarray, np.ndarray]]:
+def _generator(name: str, noise_arg: str = "noise",
+               **fixed) -> Callable[[int, float, object], tuple[np.ndarray, np.ndarray]]:
     """scikit-learn's ``make_<name>`` with ``fixed`` keywords; the draw's noise is its ``noise_arg``."""
     def draw(n: int, noise: float, random_state):
         from sklearn import datasets
@@ -107,10 +117,13 @@ def _generator(name: str, noise_arg: str = "noise", **fixed) -> Callable[[int, f
 
 
 _RECORDS: tuple[DataSource, ...] = (
-    Generator("circles", "binary", (2,), 2, _generator("circles"), n_samples=100, noise=0.1),
-    Generator("moons", "binary", (2,), 2, _generator("moons"), n_samples=100, noise=0.1),
-    Generator("blobs", "multiclass", (2,), 3, _generator("blobs", "cluster_std", centers=3, n_features=2), n_samples=150, noise=2.0),
-    Generator("friedman1", "regression", (10,), 0, _generator("friedman1", n_features=10), n_samples=200, noise=1.0),
+    # name, problem, one sample's shape, classes, loader (generators: and their default n_samples, noise)
+    Generated("circles", "binary", (2,), 2, _generator("circles"), n_samples=100, noise=0.1),
+    Generated("moons", "binary", (2,), 2, _generator("moons"), n_samples=100, noise=0.1),
+    Generated("blobs", "multiclass", (2,), 3, _generator("blobs", "cluster_std", centers=3, n_features=2),
+              n_samples=150, noise=2.0),
+    Generated("friedman1", "regression", (10,), 0, _generator("friedman1", n_features=10),
+              n_samples=200, noise=1.0),
     Table("breast_cancer", "binary", (30,), 2, _bundled("breast_cancer")),
     Table("wine", "multiclass", (13,), 3, _bundled("wine")),
     Table("iris", "multiclass", (4,), 3, _bundled("iris")),

@@ -12,8 +12,7 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
-from sweeper.noise.layers import noise_layer
-from sweeper.noise.layers import WeightNoise
+from sweeper.noise.layers import WeightNoise, noise_layer
 from sweeper.noise.spec import NoiseConfig
 from sweeper.tasks.families._layers import ACTIVATIONS
 from sweeper.tasks.spec import TaskSpec
