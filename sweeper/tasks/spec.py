@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Literal, Union
+from typing import Annotated, Literal
 
 from pydantic import (
     BaseModel,
@@ -80,7 +80,7 @@ class FileDataset(_Frozen):
     _data: object = PrivateAttr(None)
 
     @model_validator(mode="after")
-    def _check(self) -> "FileDataset":
+    def _check(self) -> FileDataset:
         if self.features is not None and self.drop:
             raise ValueError("give features: (the columns to use) or drop: (the columns to leave out), not both")
         return self
@@ -104,7 +104,7 @@ class TaskSpec(_Frozen):
 
     #: A bundled data set by name, or a file of the user's (a mapping: see FileDataset).
     dataset: Annotated[
-        Union[Annotated[Literal[tuple(DATASETS)], Tag("name")], Annotated[FileDataset, Tag("file")]],  # type: ignore[valid-type]
+        Annotated[Literal[tuple(DATASETS)], Tag("name")] | Annotated[FileDataset, Tag("file")],  # type: ignore[valid-type]
         Discriminator(lambda v: "file" if isinstance(v, (dict, FileDataset)) else "name"),
     ] = "circles"
     #: Fixed data sample/split for every repeat; None draws a new sample or split per repeat.

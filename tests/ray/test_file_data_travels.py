@@ -9,7 +9,7 @@ import pytest
 
 ray = pytest.importorskip("ray")
 
-from sweeper.driver.planner import plan, Run  # noqa: E402
+from sweeper.driver.planner import Run, plan  # noqa: E402
 from sweeper.engine.population import train_population  # noqa: E402
 from sweeper.space import load_space  # noqa: E402
 

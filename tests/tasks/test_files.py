@@ -11,10 +11,10 @@ import pytest
 from pydantic import ValidationError
 from sklearn.datasets import load_digits, load_iris
 
+from sweeper.errors import TaskError
 from sweeper.tasks import files
 from sweeper.tasks.data import input_shape, load_split, n_outputs, part_sizes
 from sweeper.tasks.spec import TaskSpec
-from sweeper.errors import TaskError
 
 
 def task(tmp_path, dataset: dict, **fields) -> TaskSpec:
