@@ -184,7 +184,7 @@ def _stored_before_validation(file: Path, db: Optional[str], name: Optional[str]
 
     try:
         text = file.read_text(encoding="utf-8")
-        spec = parse_space(text, str(file), stored=True)
+        spec = parse_space(text, str(file), stored=True, base_dir=file.resolve().parent)
         with _open(db, create=False) as store:
             row = store.sweep(name or spec.name)
     except (OSError, SweeperError):
@@ -267,6 +267,7 @@ def run(
     # Imported after the file is read: torch and optuna take seconds, a bad file is refused at once.
     from sweeper.driver.executors import LocalExecutor
     from sweeper.driver.sweep import check_data, pack_sizes, run_sweep
+    from sweeper.tasks.files import notes as data_notes
 
     data_sizes = check_data(spec)  # before the store is opened: a bad input writes nothing
     if executor == Executor.local:
@@ -279,9 +280,8 @@ def run(
     except SweeperError:
         ex.close()
         raise
-    if spec.search.sampler == "grid":
-        for note in spec.grid_configs()[1]:
-            err.print(f"note: {note}", markup=False, highlight=False, soft_wrap=True)
+    for note in data_notes(spec.tasks) + (spec.grid_configs()[1] if spec.search.sampler == "grid" else []):
+        err.print(f"note: {note}", markup=False, highlight=False, soft_wrap=True)
     from sweeper.driver._interrupts import Terminated, sigterm_interrupts
 
     with _open(db) as store:
@@ -317,9 +317,10 @@ def validate(file: Path = typer.Argument(..., metavar="FILE", help="Search-space
     spec = load_space(file)
     from sweeper.driver.executors import LocalExecutor  # after the file: a bad one is refused at once
     from sweeper.driver.sweep import check_data, pack_sizes
+    from sweeper.tasks.files import notes as data_notes
 
     pack_sizes(spec, LocalExecutor("auto"), check_data(spec))
-    for note in spec.search.notes:
+    for note in data_notes(spec.tasks) + list(spec.search.notes):
         err.print(f"note: {note}", markup=False, highlight=False, soft_wrap=True)
     if spec.search.sampler == "grid":
         size = f"{len(spec.search.configs)} configurations"

@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 from sweeper import metrics
 from sweeper.driver.planner import PlannedRun, member
-from sweeper.driver.sweep import refuse_old_annealing, spec_from_store
+from sweeper.driver.sweep import refuse_changed_data, refuse_old_annealing, spec_from_store
 from sweeper.engine.population import train_population
 from sweeper.errors import SweeperError
 from sweeper.records import RunResult
@@ -25,7 +25,9 @@ def rerun_trial(store: Store, sweep: str, trial: int, repeat: int | None, device
     ``warn`` gets one line if the rerun's software, engine or device differ from what trained the
     stored runs (the numbers then need not agree).
     """
-    spec = spec_from_store(store.sweep(sweep), f"sweep {sweep!r}")
+    row = store.sweep(sweep)
+    spec = spec_from_store(row, f"sweep {sweep!r}")
+    refuse_changed_data(spec, row["data_files"])
     ref = next((t for t in store.trial_refs(sweep) if t.number == trial), None)
     if ref is None:
         raise SweeperError(f"sweep {sweep!r} has no trial {trial}; see: sweeper trials {sweep}")

@@ -30,6 +30,7 @@ from sweeper.noise.spec import old_annealing
 from sweeper.records import TrialRef
 from sweeper.space import SweepSpec, parse_space
 from sweeper.store import Owner, Store
+from sweeper.tasks import files
 from sweeper.tasks.data import load_split
 
 #: The Optuna parameter of a grid trial: the configuration's number in the grid (sweeper's trial
@@ -63,7 +64,9 @@ class SweepOutcome:
 def spec_from_store(sweep: dict, source: str) -> SweepSpec:
     """The sweep spec a stored sweep (the store's row) ran with, its command-line overrides re-applied."""
     o = sweep["overrides"]
-    spec = as_stored(parse_space(sweep["spec_yaml"], source, stored=True), sweep["metric"])
+    # Data files are read from the folder they were read from when the sweep was stored.
+    data_dir = (sweep.get("data_files") or {}).get("data_dir")
+    spec = as_stored(parse_space(sweep["spec_yaml"], source, stored=True, base_dir=data_dir), sweep["metric"])
     return spec.with_overrides(repeats=o.get("repeats"), epochs=o.get("epochs"), name=o.get("name"))
 
 
@@ -97,6 +100,16 @@ def refuse_old_annealing(spec: SweepSpec, sweeper_version: str | None) -> None:
             f"sweep {spec.name!r} was stored {made}, whose annealed schedule was std / (1 + t)^gamma; this "
             "version anneals the variance as Neelakantan et al. 2015 do, std * (1 + t)^(-gamma/2), so new runs "
             f"would not match the stored ones: run it again under another --name (or sweeper delete {spec.name})")
+
+
+def refuse_changed_data(spec: SweepSpec, stored: dict | None) -> None:
+    """Refuses, in one line, to resume or rerun a sweep whose data files changed since it was stored
+    (``stored``: the sweep row's ``data_files``): its runs were trained on the old contents, and the
+    new ones would not be comparable with them."""
+    said = files.changed(stored, files.described(spec.tasks, spec.data_dir))
+    if said is not None:
+        raise StoreError(f"sweep {spec.name!r}: data file {said} changed since the sweep was stored, so new runs "
+                         "would not match the stored ones: restore the file, or run it under another --name")
 
 
 def check_data(spec: SweepSpec) -> dict[str, tuple[int, int]]:
@@ -329,9 +342,10 @@ def run_sweep(spec: SweepSpec, store: Store, executor: Executor, progress: Progr
     """
     start = time.perf_counter()
     sizes = pack_sizes(spec, executor, check_data(spec))
-    if uses_annealing(spec) and spec.name in {s["name"] for s in store.sweeps()}:
-        for version in {r["sweeper_version"] for r in store.runs(spec.name)}:
-            refuse_old_annealing(spec, version)  # before anything of the sweep is written
+    if spec.name in {s["name"] for s in store.sweeps()}:  # before anything of the sweep is written:
+        refuse_changed_data(spec, store.sweep(spec.name)["data_files"])
+        for version in {r["sweeper_version"] for r in store.runs(spec.name)} if uses_annealing(spec) else ():
+            refuse_old_annealing(spec, version)
     storage = store.optuna_storage()  # first: Optuna's tables refused, nothing of the sweep is written
     problems = {t.problem for t in spec.tasks.values()}
     owner = Owner.here()
@@ -339,7 +353,7 @@ def run_sweep(spec: SweepSpec, store: Store, executor: Executor, progress: Progr
         sweep_id = store.start_sweep(
             spec.name, spec.source_text, seed=spec.seed, metric=spec.metric, higher_is_better=spec.higher_is_better,
             repeats=spec.repeats, problem=problems.pop() if len(problems) == 1 else "mixed", overrides=spec.overrides,
-            machine=this_machine(executor.device), owner=owner)
+            machine=this_machine(executor.device), owner=owner, data_files=files.described(spec.tasks, spec.data_dir))
     if sweep_id is None:
         sweep_id = store.sweep(spec.name)["id"]
         return SweepOutcome(sweep_id, spec.name, len(store.done_runs(sweep_id)), 0, time.perf_counter() - start,

@@ -169,7 +169,7 @@ def setting_of(spec, sweep: dict) -> dict:
             n_train, n_val, n_test = task.n_train, None, None
         o = task.optimizer
         tasks.append({
-            "task": name, "dataset": task.dataset, "dataset_seed": task.dataset_seed, "n_train": n_train,
+            "task": name, "dataset": str(task.dataset), "dataset_seed": task.dataset_seed, "n_train": n_train,
             "n_val": n_val, "n_test": n_test,
             "model": f"{task.model} hidden {list(task.hidden)} {task.activation}, init {task.init}",
             "epochs": task.epochs, "batch_size": task.batch_size,

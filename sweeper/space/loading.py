@@ -63,19 +63,21 @@ def load_space(path: str | Path) -> SweepSpec:
         raise SpaceError(f"{path}: not a UTF-8 text file") from None
     except OSError as e:
         raise SpaceError(f"{path}: cannot be read: {e.strerror}") from None
-    return parse_space(text, str(path))
+    return parse_space(text, str(path), base_dir=Path(path).resolve().parent)
 
 
-def parse_space(text: str, source: str = "<string>", *, stored: bool = False) -> SweepSpec:
+def parse_space(text: str, source: str = "<string>", *, stored: bool = False,
+                base_dir: str | Path | None = None) -> SweepSpec:
     """Validate a search space given as YAML text; ``source`` names it in error messages.
 
     ``stored``: the text a sweep was stored with; one stored before validation parts existed names a
-    ``test_`` metric, which a new file may not.
+    ``test_`` metric, which a new file may not. ``base_dir``: the folder data file paths are relative
+    to (the search-space file's; default: the current folder).
     """
     size = len(text.encode("utf-8", "surrogatepass"))
     if size > MAX_FILE_BYTES:
         raise SpaceError(_too_large(source, size))
-    return _Reader(source).sweep(text, stored)
+    return _Reader(source, Path(base_dir or ".").resolve()).sweep(text, stored)
 
 
 def _too_large(source: str, size: int) -> str:
@@ -97,7 +99,8 @@ class _Reader(_GridReader):
         fields = {k: raw[k] for k in ("name", "description", "seed", "repeats", "pack_size") if k in raw}
         try:
             return SweepSpec(
-                source=self.source, source_text=text, metric=metric, tasks=tasks, search=search, **fields
+                source=self.source, source_text=text, metric=metric, tasks=tasks, search=search,
+                data_dir=str(self.base_dir), **fields
             )
         except ValidationError as e:
             if e.errors()[0]["type"] == "string_pattern_mismatch":
@@ -128,11 +131,11 @@ class _Reader(_GridReader):
         fields = dict(value)
         name = fields.pop("name", None)
         try:
-            task = TaskSpec.model_validate(fields)
+            task = TaskSpec.model_validate(fields, context={"base_dir": self.base_dir})
         except ValidationError as e:
             self.pydantic(e, path, TaskSpec, extra_keys=("name",))
         if name is None:
-            return task.dataset, task
+            return task.dataset_name, task
         if not isinstance(name, str) or not re.fullmatch(_NAME_PATTERN, name):
             self.fail(_at(path, "name"), f"{_show(name)} is not allowed; allowed: {_NAME_RULE}")
         return name, task

@@ -11,6 +11,7 @@ import math
 import re
 import types
 import typing
+from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
 import yaml
@@ -159,8 +160,9 @@ def _show(value: Any) -> str:
 class _Values:
     """Reads the values of one file; every failure names the file and the key path."""
 
-    def __init__(self, source: str):
+    def __init__(self, source: str, base_dir: Path | None = None):
         self.source = source
+        self.base_dir = base_dir if base_dir is not None else Path(".").resolve()
 
     def fail(self, path: str, message: str) -> NoReturn:
         where = f"{self.source}: {path}: " if path else f"{self.source}: "

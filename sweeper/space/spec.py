@@ -87,6 +87,8 @@ class SweepSpec(_Frozen):
     source: str = "<string>"
     #: The YAML exactly as given; the store keeps it.
     source_text: str
+    #: The folder the tasks' data file paths are relative to (absolute).
+    data_dir: str = "."
     name: str = Field(pattern=_NAME_PATTERN, max_length=100)
     description: str | None = None
     seed: int = Field(0, ge=0, le=MAX_SEED, strict=True)

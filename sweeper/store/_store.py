@@ -134,11 +134,13 @@ class Store:
         overrides: dict | None = None,
         machine: Machine | None = None,
         owner: Owner | None = None,
+        data_files: dict | None = None,
     ) -> int | None:
         """Create sweep ``name``, or resume it if it exists with the same search space; its id.
 
         ``overrides`` are the command line's (``repeats``, ``epochs``, ``name``); ``machine`` what drives
-        the sweep now (recorded on every start, so a resumed sweep shows what last ran it).
+        the sweep now (recorded on every start, so a resumed sweep shows what last ran it); ``data_files``
+        what the tasks' data files held (stored when the sweep is created; the driver compares it on resume).
 
         With an ``owner`` (the ``sweeper run`` that will drive it) the sweep's lease goes to the owner in
         the same statement that marks it running, and LeaseError (one line naming the holder) refuses a
@@ -154,24 +156,25 @@ class Store:
         )
         overrides_json = json.dumps(overrides, sort_keys=True) if overrides else None
         ran = machine.as_dict() if machine is not None else {}
+        created = {"data_files": json.dumps(data_files, sort_keys=True) if data_files is not None else None}
         try:
-            return self._start_sweep(name, spec_yaml, overrides_json, settings, ran, owner)
+            return self._start_sweep(name, spec_yaml, overrides_json, settings, ran, owner, created)
         except StoreError as exc:
             if not isinstance(exc.__cause__, IntegrityError):
                 raise
         # Another run created the sweep between our look and our insert: resume it (or be refused) as
         # if it had been there.
-        return self._start_sweep(name, spec_yaml, overrides_json, settings, ran, owner)
+        return self._start_sweep(name, spec_yaml, overrides_json, settings, ran, owner, created)
 
     def _start_sweep(self, name: str, spec_yaml: str, overrides_json: str | None, settings: dict, ran: dict,
-                     owner: Owner | None) -> int | None:
+                     owner: Owner | None, created: dict) -> int | None:
         dialect = self._db.dialect.name
         with self._session() as session:
             sweep = session.scalar(select(Sweep).where(Sweep.name == name))
             if sweep is None:
                 lease = _lease.held_by(owner, dialect) if owner is not None else {}
                 sweep = Sweep(name=name, spec_yaml=spec_yaml, overrides=overrides_json, study_name=name,
-                              status="running", **settings, **ran, **lease)
+                              status="running", **settings, **ran, **lease, **created)
                 session.add(sweep)
                 session.flush()
                 return sweep.id
@@ -442,6 +445,7 @@ class Store:
             columns = Sweep.__table__.columns.keys()
             row = {key: _rows.plain(getattr(sweep, key)) for key in columns}
         row["overrides"] = json.loads(row["overrides"]) if row["overrides"] else {}
+        row["data_files"] = json.loads(row["data_files"]) if row["data_files"] else None
         return row
 
     def trials(self, sweep_name: str) -> list[dict]:

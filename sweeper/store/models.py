@@ -107,6 +107,10 @@ class Sweep(_Machine, Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     device: Mapped[str | None] = mapped_column(String(64))  # the device type its packs train on
+    # JSON: the folder the tasks' data files were read from and, per task with a data file, its path as
+    # written, its contents' sha256, problem and class labels (``sweeper.tasks.files.description``).
+    # NULL: the sweep's tasks use bundled data only.
+    data_files: Mapped[str | None] = mapped_column(Text)
     # The lease: which `sweeper run` owns the sweep now (all NULL: none). Its times are the database's
     # clock, so hosts whose clocks disagree judge a heartbeat's age alike.
     lease_token: Mapped[str | None] = mapped_column(String(64))

@@ -9,9 +9,10 @@ from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import MinMaxScaler, StandardScaler
 
 from sweeper.errors import TaskError
+from sweeper.tasks import files
 from sweeper.tasks.datasets import GENERATED
 from sweeper.tasks.families import family
-from sweeper.tasks.spec import TaskSpec
+from sweeper.tasks.spec import FileDataset, TaskSpec
 
 #: Mixed into a repeat's data seed for the seed of its validation draw (generated data sets).
 _VALIDATION = 0x56414C
@@ -50,6 +51,8 @@ def load_split(task: TaskSpec, seed: int) -> Split:
         raise TaskError(f"data seed: {seed} is negative; seeds must be integers of at least 0")
     if task.data.generated:
         parts = _generated(task, seed)
+    elif isinstance(task.dataset, FileDataset):
+        parts = _file_split(task, _random_state(seed))
     else:
         parts = _table_split(task, _random_state(seed))
     (x_train, y_train), (x_val, y_val), (x_test, y_test) = parts
@@ -92,7 +95,13 @@ def part_sizes(task: TaskSpec) -> tuple[int, int, int]:
         what = f"{task.dataset} has {n} samples (n_samples)"
         _check_sizes(task, n, n_test, 0, what)  # validation is drawn apart, on top of n_samples
         return task.n_train, n_val, n_test
-    n = len(task.data.arrays()[1])
+    if isinstance(task.dataset, FileDataset):
+        return _file_sizes(task)
+    return _split_sizes(task, len(task.data.arrays()[1]), f"{task.dataset} has")
+
+
+def _split_sizes(task: TaskSpec, n: int, what: str) -> tuple[int, int, int]:
+    """The parts of ``n`` samples split three ways; ``what`` + " N samples" says where they are."""
     rest = n - task.n_train
     n_val = None if task.n_val is None else _count(task.n_val, n, "n_val")
     n_test = None if task.n_test is None else _count(task.n_test, n, "n_test")
@@ -102,8 +111,25 @@ def part_sizes(task: TaskSpec) -> tuple[int, int, int]:
         n_val = max(0, min(n_test, rest - n_test))
     if n_test is None:
         n_test = rest - n_val
-    _check_sizes(task, n, n_test, n_val, f"{task.dataset} has {n} samples")
+    _check_sizes(task, n, n_test, n_val, f"{what} {n} samples")
     return task.n_train, n_val, n_test
+
+
+def _file_sizes(task: TaskSpec) -> tuple[int, int, int]:
+    """The parts of a data file: split three ways, or two (training, validation) beside test_path's rows."""
+    data, path = task.dataset.data, task.dataset.path
+    n = len(data.rows)
+    if data.test is None:
+        return _split_sizes(task, n, f"{path} has")
+    if task.n_test is not None:
+        raise TaskError(f"task.n_test: the test part is the {len(data.test)} rows of test_path "
+                        f"{task.dataset.test_path}; leave n_test out")
+    n_val = min(len(data.test), n - task.n_train) if task.n_val is None else _count(task.n_val, n, "n_val")
+    if task.n_train + n_val > n:
+        key, most = ("n_val", n - task.n_train) if task.n_val is not None and task.n_train <= n else ("n_train", n)
+        raise TaskError(f"task.{key}: n_train {task.n_train} and n_val {n_val} need {task.n_train + n_val} rows; "
+                        f"{path} has {n}, so {key} must be at most {most}")
+    return task.n_train, n_val, len(data.test)
 
 
 def _count(value: int | float, n: int, key: str) -> int:
@@ -150,19 +176,65 @@ def _draw(task: TaskSpec, n: int, random_state) -> tuple[np.ndarray, np.ndarray]
     return task.data.draw(n, noise, random_state)
 
 
-def _table_split(task: TaskSpec, random_state) -> tuple[tuple[np.ndarray, np.ndarray], ...]:
-    """Split a table's rows into n_train, n_val and n_test samples, stratified by class for classification."""
-    name = task.dataset
+def _file_split(task: TaskSpec, random_state) -> tuple[tuple[np.ndarray, np.ndarray], ...]:
+    """Split a data file as a bundled data set is (or into training and validation parts beside test_path's
+    fixed test part), then encode every part with encoders fitted on the training part."""
+    _refuse_generator_keys(task)
+    data, path = task.dataset.data, task.dataset.path
+    n_train, n_val, n_test = part_sizes(task)
+    x, y = data.rows.x, data.rows.y
+    classification = task.problem != "regression"
+    if classification:
+        # scikit-learn's stratified split puts each class in every part it makes.
+        parts = (2 if n_val else 1) + (data.test is None)
+        counts = np.bincount(y, minlength=data.n_classes)
+        rare = int(np.argmin(counts))
+        if counts[rare] < parts:
+            raise TaskError(f"{path}: class {data.classes[rare]!r} has {counts[rare]} row"
+                            f"{'s' if counts[rare] != 1 else ''}; a stratified split into {parts} parts needs at "
+                            f"least {parts} of each class (or n_val: 0 for one part less)")
+    if data.test is None:
+        (x_train, y_train), (x_val, y_val), (x_test, y_test) = _stratified(task, x, y, data.n_classes, path,
+                                                                           random_state)
+    else:
+        x_test, y_test = data.test.x, data.test.y
+        if n_train == len(y) and not n_val:
+            x_train, y_train = x, y  # nothing to draw: every row trains
+        else:
+            try:
+                x_train, x_val, y_train, y_val = train_test_split(
+                    x, y, train_size=n_train, test_size=n_val or None, random_state=random_state,
+                    stratify=y if classification else None)
+            except ValueError as exc:
+                raise TaskError(f"task.n_train: {n_train} training and {n_val} validation rows of {path} cannot "
+                                f"be stratified ({exc})") from exc
+        if not n_val:
+            x_val, y_val = x_train[:0], y_train[:0]
+    x_train, x_val, x_test = files.encode(data, x_train, x_val, x_test)
+    return (x_train, y_train), (x_val, y_val), (x_test, y_test)
+
+
+def _refuse_generator_keys(task: TaskSpec) -> None:
     for key in ("n_samples", "data_noise"):
         if getattr(task, key) is not None:
             raise TaskError(
-                f"task.{key}: only generated data sets ({', '.join(GENERATED)}) take it, not {name}"
+                f"task.{key}: only generated data sets ({', '.join(GENERATED)}) take it, not {task.dataset_name}"
             )
+
+
+def _table_split(task: TaskSpec, random_state) -> tuple[tuple[np.ndarray, np.ndarray], ...]:
+    """Split a table's rows into n_train, n_val and n_test samples, stratified by class for classification."""
+    _refuse_generator_keys(task)
     x, y = task.data.arrays()
+    return _stratified(task, x, y, task.data.n_classes, task.dataset, random_state)
+
+
+def _stratified(task: TaskSpec, x, y: np.ndarray, k: int, name: str, random_state) -> tuple[tuple, ...]:
+    """Split samples ``x`` (an array or a table) into the task's parts, stratified by class for classification;
+    ``k`` is the number of classes and ``name`` the data set as messages name it."""
     n_train, n_val, n_test = part_sizes(task)
     classification = task.problem != "regression"
     if classification:
-        k = task.data.n_classes
         # scikit-learn's stratified split needs room for every class in every part.
         parts = 2 if n_val else 1
         if task.n_val is None and task.n_test is None and min(n_val, n_test) < k and n_train >= k:

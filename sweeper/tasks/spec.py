@@ -2,10 +2,23 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    PrivateAttr,
+    Tag,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
+from sweeper.errors import TaskError
 from sweeper.tasks.datasets import DATASETS, DataSource
 from sweeper.tasks.families import FAMILIES, family
 
@@ -44,10 +57,56 @@ class OptimizerSpec(_Frozen):
     weight_decay: float = Field(0.0, ge=0, allow_inf_nan=False)
 
 
+class FileDataset(_Frozen):
+    """A user's data file as a task's data set: a table (CSV, TSV, Parquet) or NumPy arrays (.npz).
+
+    Read when the search space is (relative to its folder): the task then carries the file's contents,
+    not its path (``data``).
+    """
+
+    #: The file, relative to the search-space file's folder.
+    path: str = Field(min_length=1)
+    #: Tables: the column to predict (the other columns are the features).
+    target: str | None = None
+    #: Inferred from the target when not given (text or a few whole numbers: classes; else regression).
+    problem: Literal["binary", "multiclass", "regression"] | None = None
+    #: Tables: the feature columns to use (default: every column but the target and ``drop``).
+    features: tuple[str, ...] | None = None
+    drop: tuple[str, ...] = ()
+    #: Tables: how missing feature values are filled in (fitted on the training part); None refuses them.
+    impute: Literal["median", "mean", "most_frequent"] | None = None
+    #: A fixed held-out test part (same columns or array shapes), relative as ``path`` is.
+    test_path: str | None = Field(None, min_length=1)
+    _data: object = PrivateAttr(None)
+
+    @model_validator(mode="after")
+    def _check(self) -> FileDataset:
+        if self.features is not None and self.drop:
+            raise ValueError("give features: (the columns to use) or drop: (the columns to leave out), not both")
+        return self
+
+    @property
+    def data(self):
+        """The file's contents (``sweeper.tasks.files.FileData``), read when the task was validated."""
+        return self._data
+
+    @property
+    def name(self) -> str:
+        """The file's name without folder and suffix: the task's name unless it is given one."""
+        return Path(self.path).stem
+
+    def __str__(self) -> str:
+        return self.path
+
+
 class TaskSpec(_Frozen):
     """One task: every member of a pack shares it (data set, model family, training schedule)."""
 
-    dataset: Literal[tuple(DATASETS)] = "circles"  # type: ignore[valid-type]
+    #: A bundled data set by name, or a file of the user's (a mapping: see FileDataset).
+    dataset: Annotated[
+        Annotated[Literal[tuple(DATASETS)], Tag("name")] | Annotated[FileDataset, Tag("file")],  # type: ignore[valid-type]
+        Discriminator(lambda v: "file" if isinstance(v, (dict, FileDataset)) else "name"),
+    ] = "circles"
     #: Fixed data sample/split for every repeat; None draws a new sample or split per repeat.
     dataset_seed: int | None = Field(None, ge=0, le=MAX_SEED)
     #: Generators only: how many samples to draw (circles/moons: 100 as in the seed).
@@ -79,19 +138,61 @@ class TaskSpec(_Frozen):
     batch_size: Annotated[int, Field(ge=1, le=MAX_SAMPLES)] | Literal["full"] = "full"
     log_every: int = Field(10, ge=1, le=MAX_EPOCHS)
 
+    @field_validator("dataset", mode="before")
+    @classmethod
+    def _read_file(cls, value, info: ValidationInfo):
+        """A mapping of ``dataset:`` is a data file: validated, then read relative to the context's
+        ``base_dir`` (the search space's folder; the current one without), one line if either fails."""
+        if not isinstance(value, dict):
+            return value
+        from sweeper.tasks import files
+
+        try:
+            spec = FileDataset.model_validate(value)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(part) for part in first["loc"])
+            message = first["msg"].removeprefix("Value error, ")
+            if first["type"] == "extra_forbidden":
+                message = f"unknown key; allowed: {', '.join(FileDataset.model_fields)}"
+            elif first["type"] == "missing":
+                message = "required key missing; give the data file: {path: data.csv, target: column}"
+            raise ValueError(f"{where}: {message}" if where else message) from None
+        base_dir = Path((info.context or {}).get("base_dir") or ".")
+        try:
+            spec._data = files.load(spec, base_dir)
+        except TaskError as exc:
+            raise ValueError(str(exc)) from None
+        return spec
+
     @model_validator(mode="after")
     def _check(self) -> "TaskSpec":
         model = family(self)
         if model.hidden is not None and len(self.hidden) != model.hidden[0]:
             n, what = model.hidden
             raise ValueError(f"model {self.model!r} takes {what}: hidden: {[64] * n}")
-        if model.inputs.view(self.data.shape) is None:
+        shape = self.data.shape
+        if model.inputs.view(shape) is None:
+            if isinstance(self.dataset, FileDataset):
+                raise ValueError(f"model {self.model!r} needs {model.inputs.what}; {self.dataset.path} holds samples "
+                                 f"of shape {shape}")
             fits = [repr(name) for name, d in DATASETS.items() if model.inputs.view(d.shape) is not None]
             raise ValueError(f"model {self.model!r} needs {model.inputs.what}; dataset {self.dataset!r} has samples "
-                             f"of shape {self.data.shape}; allowed: dataset {' or '.join(fits)}")
+                             f"of shape {shape}; allowed: dataset {' or '.join(fits)}")
+        if self.model == "cnn" and min(shape[-2:]) < 2 ** len(self.channels):
+            # Each convolution is followed by 2x2 max-pooling, which halves the image (rounding down).
+            h, w = shape[-2:]
+            raise ValueError(f"{self.dataset}: images of {h}x{w} are too small for {len(self.channels)} convolutions "
+                             f"that each halve them; allowed: at most {min(h, w).bit_length() - 1} channels entries, "
+                             "or larger images")
         if self.n_test == 0:
             raise ValueError("n_test: 0 leaves nothing to report on; allowed: at least 1 sample, or a fraction")
         return self
+
+    @property
+    def dataset_name(self) -> str:
+        """The bundled data set's name, or the data file's name without folder and suffix."""
+        return self.dataset.name if isinstance(self.dataset, FileDataset) else self.dataset
 
     @property
     def has_validation(self) -> bool:
@@ -100,8 +201,9 @@ class TaskSpec(_Frozen):
 
     @property
     def data(self) -> DataSource:
-        """The record of the task's data set."""
-        return DATASETS[self.dataset]
+        """The record of the task's data set: a bundled one's, or a data file's contents (read when the task
+        was validated)."""
+        return self.dataset.data if isinstance(self.dataset, FileDataset) else DATASETS[self.dataset]
 
     @property
     def problem(self) -> str:

@@ -1,0 +1,428 @@
+"""A user's own data set from a file: read once, checked, its problem inferred, hashed, encoded per split.
+
+Tables (CSV, TSV, Parquet) are read with pandas: numeric columns are features as they are, text and
+categorical columns are one-hot encoded, and missing values are refused unless the task says how to
+impute them; every encoder and imputer is fitted on a split's training part only, as the scaling is.
+NumPy ``.npz`` files hold arrays ``X`` (N, ...) and ``y`` (N,): images (N, H, W) or (N, C, H, W) and
+sequences (N, T, F), flattened for an mlp.
+
+The driver reads the files when it reads the search space and keeps their contents with the task
+(:class:`FileData`), so the workers that train get arrays, never a path they might not see.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from sweeper.errors import TaskError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from sweeper.tasks.spec import FileDataset
+
+TABLE_SUFFIXES = (".csv", ".tsv", ".parquet", ".pq")
+ARRAY_SUFFIXES = (".npz",)
+#: A numeric target with at most this many distinct values, all whole numbers, is taken for class
+#: labels; any other numeric target for a regression target (``problem:`` says otherwise).
+MAX_INFERRED_CLASSES = 10
+#: Rows a file may hold: sweeper is for small data, and every repeat encodes it in memory.
+MAX_ROWS = 1_000_000
+
+
+@dataclass(frozen=True, eq=False)
+class Rows:
+    """One file's rows: features as read and targets encoded."""
+
+    x: pd.DataFrame | np.ndarray  # a table's feature columns, or an array (n, *shape)
+    y: np.ndarray  # (n,) int64 class indices 0..K-1, or float64 regression targets
+    sha256: str  # of the file's bytes
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+
+@dataclass(frozen=True, eq=False)
+class FileData:
+    """A task's data read from its file(s): a data source of the registry (``sweeper.tasks.datasets``)
+    whose rows ``load_split`` splits as a bundled table's, then encodes per repeat (:func:`encode`)."""
+
+    name: str  # the file's name without folder and suffix
+    rows: Rows
+    #: test_path's rows: the fixed test part of every repeat; None draws the test part from ``rows``.
+    test: Rows | None
+    problem: str  # binary, multiclass or regression
+    inferred: bool  # the problem was inferred from the target, not given
+    #: Class labels as the file wrote them (text), index i encoded as i; () for regression.
+    classes: tuple[str, ...]
+    #: Tables: the numeric feature columns, and each categorical column with its categories.
+    numeric: tuple[str, ...] = ()
+    categorical: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    impute: str | None = None
+    generated = False
+
+    # Two reads of the same bytes with the same options are the same data (pydantic compares a task's
+    # private attributes, and arrays do not compare to one bool).
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, FileData) and self._key == other._key
+
+    def __hash__(self) -> int:
+        return hash(self._key)
+
+    @property
+    def _key(self) -> tuple:
+        return (self.rows.sha256, self.test and self.test.sha256, self.problem, self.numeric, self.categorical,
+                self.impute)
+
+    @property
+    def is_table(self) -> bool:
+        return not isinstance(self.rows.x, np.ndarray)
+
+    @property
+    def n_classes(self) -> int:
+        """2 for binary, k for multiclass, 0 for regression."""
+        return len(self.classes)
+
+    @property
+    def n_outputs(self) -> int:
+        return self.n_classes if self.problem == "multiclass" else 1
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """One sample as the model families see it: (encoded features,) for a table, an array's sample shape."""
+        if self.is_table:
+            return (len(self.numeric) + sum(len(c) for _, c in self.categorical),)
+        return tuple(self.rows.x.shape[1:])
+
+    @property
+    def n_features(self) -> int:
+        return math.prod(self.shape)
+
+    def arrays(self) -> tuple[pd.DataFrame | np.ndarray, np.ndarray]:
+        """The rows to split: features as read (a table's are encoded after the split) and targets."""
+        return self.rows.x, self.rows.y
+
+
+def load(spec: FileDataset, base_dir: Path) -> FileData:
+    """Reads the task's file(s), relative to ``base_dir``; TaskError (one line naming the file) if they
+    cannot serve as its data."""
+    path = base_dir / spec.path
+    if path.suffix.lower() in ARRAY_SUFFIXES:
+        for key in ("target", "features", "drop", "impute"):
+            if getattr(spec, key):
+                raise TaskError(f"{key}: applies to tables (CSV, Parquet), not to the arrays X and y of {spec.path}")
+        x, y, sha = _read_arrays(path, spec.path)
+        test = _read_arrays(base_dir / spec.test_path, spec.test_path) if spec.test_path else None
+        if test is not None and test[0].shape[1:] != x.shape[1:]:
+            raise TaskError(f"{spec.test_path}: X holds samples of shape {test[0].shape[1:]}, {spec.path} of "
+                            f"{x.shape[1:]}; the test part must be shaped as the data")
+        problem, inferred, classes = _problem(y, spec.problem, f"{spec.path}: y")
+        main = Rows(x, _encoded(y, classes, f"{spec.path}: y"), sha)
+        held = Rows(test[0], _encoded(test[1], classes, f"{spec.test_path}: y"), test[2]) if test else None
+        return FileData(Path(spec.path).stem, main, held, problem, inferred, classes)
+
+    if spec.target is None:
+        raise TaskError(f"target: required for a table; name the column of {spec.path} to predict")
+    table, sha = _read_table(path, spec.path)
+    columns = _feature_columns(table, spec)
+    numeric, categorical = _column_kinds(table, columns, spec.path)
+    frames = [(spec.path, table, sha)]
+    if spec.test_path:
+        test_table, test_sha = _read_table(base_dir / spec.test_path, spec.test_path)
+        missing = [c for c in (*columns, spec.target) if c not in test_table.columns]
+        if missing:
+            raise TaskError(f"{spec.test_path}: no column {missing[0]!r}, which {spec.path} has; columns: "
+                            f"{_listed(test_table.columns)}")
+        frames.append((spec.test_path, test_table, test_sha))
+    for label, frame, _ in frames:
+        _check_values(frame, columns, numeric, spec.target, label, spec.impute)
+    problem, inferred, classes = _problem(table[spec.target].to_numpy(), spec.problem,
+                                          f"{spec.path}: column {spec.target!r}")
+    rows = [Rows(_as_features(frame[columns], numeric, categorical),
+                 _encoded(frame[spec.target].to_numpy(), classes, f"{label}: column {spec.target!r}"), sha)
+            for label, frame, sha in frames]
+    features = rows[0].x
+    # The categories are the main file's, so every repeat's encoding has the same width (packs stack
+    # repeats); which rows train the encoder is still each repeat's training part.
+    categories = tuple((c, tuple(sorted(features[c].dropna().unique()))) for c in categorical)
+    return FileData(Path(spec.path).stem, rows[0], rows[1] if len(rows) > 1 else None, problem, inferred, classes,
+                    tuple(numeric), categories, spec.impute)
+
+
+def encode(data: FileData, x_train, *others) -> tuple[np.ndarray, ...]:
+    """Every part's features as float64 arrays (n, features), the encoders fitted on ``x_train`` only.
+
+    Tables: imputers (if asked) and one-hot encoders in a ColumnTransformer; arrays are flattened.
+    """
+    if not data.is_table:
+        return tuple(np.asarray(x, dtype=np.float64).reshape(len(x), -1) for x in (x_train, *others))
+    from sklearn.compose import ColumnTransformer
+    from sklearn.impute import SimpleImputer
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OneHotEncoder
+
+    parts = []
+    if data.numeric:
+        # keep_empty_features: a column with no value in the training part stays (as 0), so every repeat's
+        # encoding has the same width.
+        numeric = SimpleImputer(strategy=data.impute, keep_empty_features=True) if data.impute else "passthrough"
+        parts.append(("numeric", numeric, list(data.numeric)))
+    if data.categorical:
+        names = [c for c, _ in data.categorical]
+        onehot = OneHotEncoder(categories=[list(c) for _, c in data.categorical], handle_unknown="ignore",
+                               sparse_output=False)
+        # A mean or median of text does not exist: text columns take their most frequent value.
+        steps = ([SimpleImputer(strategy="most_frequent", keep_empty_features=True)] if data.impute else []) + [onehot]
+        parts.append(("categorical", make_pipeline(*steps), names))
+    encoder = ColumnTransformer(parts, sparse_threshold=0).fit(x_train)
+    width = data.shape[0]
+    return tuple(encoder.transform(x).astype(np.float64) if len(x) else np.empty((0, width))
+                 for x in (x_train, *others))
+
+
+def described(tasks: dict, data_dir: str) -> dict | None:
+    """What a sweep stores of its tasks' data files (task name -> TaskSpec; None if no task reads one):
+    the folder they were read from and, per task, each file's path as written and the sha256 of its
+    contents, the problem and the class labels (index i is class i)."""
+    per_task = {}
+    for name, task in tasks.items():
+        spec = task.dataset
+        data = getattr(spec, "data", None)
+        if data is not None:
+            per_task[name] = {"path": spec.path, "sha256": data.rows.sha256, "rows": len(data.rows),
+                              "test_path": spec.test_path, "test_sha256": data.test.sha256 if data.test else None,
+                              "problem": data.problem, "classes": list(data.classes)}
+    return {"data_dir": data_dir, "tasks": per_task} if per_task else None
+
+
+def changed(stored: dict | None, now: dict | None) -> str | None:
+    """The first data file whose contents differ between two :func:`described`, said as a phrase; None if
+    every file holds what it held."""
+    stored_tasks, now_tasks = (stored or {}).get("tasks", {}), (now or {}).get("tasks", {})
+    for name in sorted(stored_tasks.keys() | now_tasks.keys()):
+        before, after = stored_tasks.get(name, {}), now_tasks.get(name, {})
+        for path_key, sha_key in (("path", "sha256"), ("test_path", "test_sha256")):
+            if before.get(sha_key) != after.get(sha_key):
+                return (f"{after.get(path_key) or before.get(path_key)} of task {name!r} (sha256 "
+                        f"{_short(before.get(sha_key))} when stored, {_short(after.get(sha_key))} now)")
+    return None
+
+
+def notes(tasks: dict) -> list[str]:
+    """One line per task whose problem was inferred from its data file's target (task name -> TaskSpec)."""
+    lines = []
+    for name, task in tasks.items():
+        spec = task.dataset
+        data = getattr(spec, "data", None)
+        if data is None or not data.inferred:
+            continue
+        what = (f"{len(data.classes)} classes: {_listed(data.classes)}" if data.classes
+                else "numbers, not a few whole values")
+        target = f"column {spec.target!r}" if spec.target else "y"
+        lines.append(f"task {name!r}: problem {data.problem} inferred from {target} of {spec.path} ({what}); "
+                     "give problem: binary, multiclass or regression to choose")
+    return lines
+
+
+# --- reading -----------------------------------------------------------------------------------------
+
+
+def _read_bytes(path: Path, label: str) -> bytes:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise TaskError(f"{label}: no such data file (looked for {path})") from None
+    except IsADirectoryError:
+        raise TaskError(f"{label}: is a directory, not a data file") from None
+    except OSError as exc:
+        raise TaskError(f"{label}: cannot be read: {exc.strerror or exc}") from None
+
+
+def _read_table(path: Path, label: str) -> tuple[pd.DataFrame, str]:
+    """The table of a CSV, TSV or Parquet file, and the sha256 of the bytes it was parsed from."""
+    import pandas as pd
+
+    suffix = path.suffix.lower()
+    if suffix not in TABLE_SUFFIXES:
+        raise TaskError(f"{label}: {suffix or 'no suffix'} is not a data file sweeper reads; allowed: "
+                        f"{', '.join(TABLE_SUFFIXES + ARRAY_SUFFIXES)}")
+    raw = _read_bytes(path, label)
+    try:
+        if suffix in (".parquet", ".pq"):
+            table = pd.read_parquet(io.BytesIO(raw))
+        else:
+            table = pd.read_csv(io.BytesIO(raw), sep="\t" if suffix == ".tsv" else ",")
+    except Exception as exc:  # pandas and pyarrow raise many kinds; each means "not such a file"
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise TaskError(f"{label}: cannot be read as {suffix[1:].upper()}: {first}") from None
+    if len(table) > MAX_ROWS:
+        raise TaskError(f"{label}: {len(table):,} rows; allowed: at most {MAX_ROWS:,}")
+    if not all(isinstance(c, str) for c in table.columns):
+        raise TaskError(f"{label}: column names must be text (a header row); got {_listed(table.columns)}")
+    return table, hashlib.sha256(raw).hexdigest()
+
+
+def _read_arrays(path: Path, label: str) -> tuple[np.ndarray, np.ndarray, str]:
+    """X (N, ...) and y (N,) of a ``.npz`` file, and the sha256 of its bytes."""
+    raw = _read_bytes(path, label)
+    try:
+        with np.load(io.BytesIO(raw), allow_pickle=False) as npz:
+            arrays = {key: npz[key] for key in npz.files}
+    except Exception as exc:  # not a zip, a pickled object array, a damaged member
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise TaskError(f"{label}: cannot be read as NumPy .npz: {first}") from None
+    if "X" not in arrays or "y" not in arrays:
+        raise TaskError(f"{label}: needs arrays X (samples) and y (targets); it holds {_listed(arrays) or 'none'}")
+    x, y = arrays["X"], arrays["y"]
+    if x.ndim < 2 or y.ndim != 1 or len(x) != len(y):
+        raise TaskError(f"{label}: X must be (N, ...) and y (N,); got X {x.shape} and y {y.shape}")
+    if len(y) > MAX_ROWS:
+        raise TaskError(f"{label}: {len(y):,} samples; allowed: at most {MAX_ROWS:,}")
+    if not (np.issubdtype(x.dtype, np.number) or x.dtype == bool):
+        raise TaskError(f"{label}: X holds {x.dtype} values; allowed: numbers")
+    bad = ~np.isfinite(x.reshape(len(x), -1).astype(np.float64)).all(axis=1)
+    if bad.any():
+        raise TaskError(f"{label}: X has missing or infinite values in {int(bad.sum())} samples "
+                        f"(first: sample {int(np.argmax(bad))}); allowed: finite numbers")
+    x.setflags(write=False)
+    return x, y, hashlib.sha256(raw).hexdigest()
+
+
+# --- checking ----------------------------------------------------------------------------------------
+
+
+def _feature_columns(table: pd.DataFrame, spec: FileDataset) -> list[str]:
+    """The feature columns the task asks for, in the file's order unless ``features:`` gives one."""
+    available = list(table.columns)
+    for key, names in (("target", [spec.target]), ("features", spec.features or ()), ("drop", spec.drop)):
+        for name in names:
+            if name not in available:
+                raise TaskError(f"{key}: {spec.path} has no column {name!r}; columns: {_listed(available)}")
+    if spec.features is not None:
+        if spec.target in spec.features:
+            raise TaskError(f"features: {spec.target!r} is the target; a target cannot also be a feature")
+        columns = list(spec.features)
+    else:
+        columns = [c for c in available if c != spec.target and c not in spec.drop]
+    if not columns:
+        raise TaskError(f"{spec.path}: no feature column is left besides the target {spec.target!r}")
+    return columns
+
+
+def _column_kinds(table: pd.DataFrame, columns: list[str], label: str) -> tuple[list[str], list[str]]:
+    """The columns that are numbers (booleans too) and those that are categories (text or categorical)."""
+    import pandas as pd
+    from pandas.api import types
+
+    numeric, categorical = [], []
+    for c in columns:
+        kind = table[c].dtype
+        if types.is_bool_dtype(kind) or (types.is_numeric_dtype(kind) and not types.is_complex_dtype(kind)):
+            numeric.append(c)
+        elif types.is_object_dtype(kind) or types.is_string_dtype(kind) or isinstance(kind, pd.CategoricalDtype):
+            categorical.append(c)
+        else:
+            raise TaskError(f"{label}: column {c!r} holds {kind} values; allowed: numbers or text categories "
+                            f"(convert it, or leave it out with drop: [{c}])")
+    return numeric, categorical
+
+
+def _check_values(table: pd.DataFrame, columns: list[str], numeric: list[str], target: str, label: str,
+                  impute: str | None) -> None:
+    """Refuse missing values (unless imputed), infinite numbers, and rows without a target."""
+    missing = int(table[target].isna().sum())
+    if missing:
+        raise TaskError(f"{label}: column {target!r} (the target) is missing in {missing} rows; "
+                        "remove those rows (a target is never imputed)")
+    for c in columns:
+        missing = int(table[c].isna().sum())
+        if missing and impute is None:
+            raise TaskError(f"{label}: column {c!r} has missing values in {missing} rows; give impute: median, "
+                            f"mean or most_frequent, or leave the column out with drop: [{c}]")
+        if c in numeric:
+            infinite = int(np.isinf(table[c].to_numpy(dtype=np.float64, na_value=np.nan)).sum())
+            if infinite:
+                raise TaskError(f"{label}: column {c!r} has infinite values in {infinite} rows; allowed: finite "
+                                "numbers")
+
+
+def _as_features(table: pd.DataFrame, numeric: list[str], categorical: list[str]) -> pd.DataFrame:
+    """The feature columns with numbers as float64 and categories as text (NaN where missing)."""
+    table = table.copy()
+    for c in numeric:
+        table[c] = table[c].to_numpy(dtype=np.float64, na_value=np.nan)
+    for c in categorical:
+        values = table[c].astype(object)
+        table[c] = values.where(values.isna(), values.map(str)).astype(object)
+    return table
+
+
+def _problem(y: np.ndarray, given: str | None, label: str) -> tuple[str, bool, tuple[str, ...]]:
+    """(problem, whether inferred, class labels as text) of targets ``y``."""
+    import pandas as pd
+
+    values = pd.Series(y)
+    is_number = pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values)
+    if is_number:
+        numbers = values.to_numpy(dtype=np.float64)
+        if not np.isfinite(numbers).all():
+            raise TaskError(f"{label}: missing or infinite targets in {int((~np.isfinite(numbers)).sum())} rows")
+    distinct = pd.unique(values)
+    problem = given
+    if problem is None:
+        whole = is_number and bool(np.all(numbers == np.round(numbers)))
+        if is_number and not (whole and len(distinct) <= MAX_INFERRED_CLASSES):
+            problem = "regression"
+        else:
+            problem = "binary" if len(distinct) <= 2 else "multiclass"
+    if problem == "regression":
+        if not is_number:
+            raise TaskError(f"{label}: holds {values.dtype} values such as {_show(distinct[0])}; problem "
+                            "regression needs numbers")
+        return problem, given is None, ()
+    classes = tuple(str(v) for v in (sorted(distinct) if is_number else sorted(distinct, key=str)))
+    if len(set(classes)) != len(classes):
+        raise TaskError(f"{label}: two class labels read the same as text ({_listed(classes)})")
+    if len(classes) < 2:
+        raise TaskError(f"{label}: every row is class {classes[0]}; a classifier needs at least 2 classes")
+    if problem == "binary" and len(classes) != 2:
+        raise TaskError(f"{label}: {len(classes)} classes ({_listed(classes)}); problem binary needs 2 "
+                        "(multiclass takes more)")
+    if problem == "multiclass" and len(classes) == 2:
+        raise TaskError(f"{label}: 2 classes ({_listed(classes)}); that is problem binary")
+    return problem, given is None, classes
+
+
+def _encoded(y: np.ndarray, classes: tuple[str, ...], label: str) -> np.ndarray:
+    """Targets as class indices (int64) into ``classes``, or as float64 numbers for regression."""
+    if not classes:
+        return np.asarray(y, dtype=np.float64)
+    import pandas as pd
+
+    text = pd.Series(y).map(str)  # as _problem names the classes
+    index = {c: i for i, c in enumerate(classes)}
+    unknown = sorted(set(text) - set(index))
+    if unknown:
+        raise TaskError(f"{label}: class {unknown[0]!r} is not among the classes of the data ({_listed(classes)})")
+    return text.map(index).to_numpy(dtype=np.int64)
+
+
+def _listed(names) -> str:
+    names = [str(n) for n in names]
+    return ", ".join(names[:30]) + (f", ... ({len(names)} in all)" if len(names) > 30 else "")
+
+
+def _show(value) -> str:
+    text = repr(value.item() if hasattr(value, "item") else value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _short(sha: str | None) -> str:
+    return f"{sha[:12]}..." if sha else "none"
