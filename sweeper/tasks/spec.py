@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+import json
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 #: Data set name -> problem type. Generators draw a sample; the others are scikit-learn's bundled data.
 DATASETS: dict[str, str] = {
@@ -54,6 +55,31 @@ class OptimizerSpec(_Frozen):
     weight_decay: float = Field(0.0, ge=0, allow_inf_nan=False)
 
 
+#: ``module:function`` (the module may be dotted: ``pkg.models:make_net``).
+FACTORY_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*$"
+
+
+class ModelFactory(_Frozen):
+    """A user's own PyTorch model: ``factory(input_shape, n_outputs, **args) -> nn.Module``.
+
+    The module is imported from the search-space file's folder, else from the Python path
+    (``sweeper.tasks.user_models``). ``sites``: the modules (as ``named_modules`` names them, e.g.
+    ``encoder.1``) whose input and output are the pre- and post-activation noise sites; empty, every
+    activation module (``nn.ReLU``, ``nn.Tanh``, ...).
+    """
+
+    factory: str = Field(pattern=FACTORY_PATTERN)
+    args: dict[str, Any] = {}
+    sites: tuple[str, ...] = ()
+
+    def __hash__(self) -> int:  # args is a dict: hashed by its JSON text, so tasks stay hashable
+        return hash((self.factory, json.dumps(self.args, sort_keys=True, default=repr), self.sites))
+
+    def __str__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.args.items())
+        return f"{self.factory}({args})"
+
+
 class TaskSpec(_Frozen):
     """One task: every member of a pack shares it (data set, model family, training schedule)."""
 
@@ -73,7 +99,8 @@ class TaskSpec(_Frozen):
     n_test: _Part | None = None
     scaling: Literal["standard", "minmax", "none"] = "standard"
 
-    model: Literal[MODELS] = "mlp"  # type: ignore[valid-type]
+    #: A built-in family, or a user's own model: ``{factory: my_models:make_net, args: {width: 256}}``.
+    model: Literal[MODELS] | ModelFactory = "mlp"  # type: ignore[valid-type]
     #: mlp: hidden layer sizes; cnn: dense layers after the convolutions; rnn: [recurrent hidden size].
     hidden: tuple[_Width, ...] = (500,)
     activation: Literal[ACTIVATIONS] = "relu"  # type: ignore[valid-type]
@@ -88,6 +115,31 @@ class TaskSpec(_Frozen):
     epochs: int = Field(4000, ge=1, le=MAX_EPOCHS)
     batch_size: Annotated[int, Field(ge=1, le=MAX_SAMPLES)] | Literal["full"] = "full"
     log_every: int = Field(10, ge=1, le=MAX_EPOCHS)
+
+    @field_validator("model", mode="before")
+    @classmethod
+    def _model(cls, value: Any) -> Any:
+        # One plain message for either form, not one per member of the union.
+        if isinstance(value, dict):
+            try:
+                return ModelFactory.model_validate(value)
+            except ValidationError as exc:
+                first = exc.errors()[0]
+                key = ".".join(str(k) for k in first["loc"])
+                if first["type"] == "string_pattern_mismatch":
+                    raise ValueError(f"factory {first['input']!r} is not module:function, e.g. my_models:make_net")
+                if first["type"] == "extra_forbidden":
+                    raise ValueError(f"unknown key {key!r}; allowed: factory, args, sites")
+                raise ValueError(f"{key}: {first['msg']}")
+        if isinstance(value, str) and value not in MODELS:
+            raise ValueError(f"{value!r} is not allowed; allowed: {', '.join(MODELS)}, or your own "
+                             "{factory: module:function, args: {...}}")
+        return value
+
+    @property
+    def user_model(self) -> ModelFactory | None:
+        """The user's model factory, or None for a built-in family."""
+        return self.model if isinstance(self.model, ModelFactory) else None
 
     @model_validator(mode="after")
     def _check(self) -> "TaskSpec":
