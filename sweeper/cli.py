@@ -270,8 +270,9 @@ def run(
     if executor == Executor.local:
         ex = LocalExecutor(device.value)
     else:
-        from sweeper.driver.ray_executor import RayExecutor
-        ex = RayExecutor(device.value, address=ray_address, cpus_per_pack=cpus_per_pack, gpus_per_pack=gpus_per_pack)
+        from sweeper.driver.ray_executor import RayExecutor, runtime_env
+        ex = RayExecutor(device.value, address=ray_address, cpus_per_pack=cpus_per_pack, gpus_per_pack=gpus_per_pack,
+                         env=runtime_env(spec.tasks.values()))  # a user model's module travels with the job
     try:
         pack_sizes(spec, ex, data_sizes)  # a member too large for the memory free writes nothing either
     except SweeperError:

@@ -44,7 +44,8 @@ class Split:
 
 
 def input_shape(task: TaskSpec) -> tuple[int, ...]:
-    """The shape of one sample as the task's model takes it: (features,), (1, 8, 8) or (8, 8)."""
+    """The shape of one sample as the task's model takes it: (features,), (1, 8, 8) or (8, 8); a user's
+    own model gets the features flat, as the mlp does (digits: 64 pixels)."""
     if task.model == "cnn":
         return (1, 8, 8)  # one channel of the 8x8 digit image
     if task.model == "rnn":

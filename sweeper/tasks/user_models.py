@@ -31,6 +31,7 @@ import torch
 from torch import nn
 
 from sweeper.errors import TaskError
+from sweeper.tasks.data import input_shape, n_outputs
 from sweeper.tasks.spec import ModelFactory, TaskSpec
 
 #: Activation modules whose input and output are the pre- and post-activation sites by default.
@@ -56,8 +57,9 @@ def import_factory(factory: ModelFactory, folder: Path | None = None) -> Callabl
     try:
         module = importlib.import_module(module_name)
     except Exception as exc:  # ImportError, or whatever the module raises while it is imported
+        hint = "" if folder is not None else "; run from the folder of the search-space file, or add it to PYTHONPATH"
         raise TaskError(f"{_name(factory)}: cannot import {module_name!r}: {type(exc).__name__}: {_first_line(exc)}"
-                        f" (searched {', '.join(extra)} and the Python path)") from exc
+                        f" (searched {', '.join(extra)} and the Python path{hint})") from exc
     finally:
         sys.path[:] = before
     fn = getattr(module, attr, None)
@@ -78,8 +80,6 @@ def build(task: TaskSpec, init_seed: int | None = None) -> nn.Module:
     Built on the CPU, so every device starts from the same numbers.
     """
     factory = task.user_model
-    from sweeper.tasks.data import input_shape, n_outputs  # data imports this module's neighbours
-
     fn = import_factory(factory)
     with torch.random.fork_rng(devices=[]):
         if init_seed is not None:
@@ -136,8 +136,6 @@ def check_model(task: TaskSpec, folder: Path | None, sample: torch.Tensor, place
     """Imports the factory (from ``folder`` first), builds the model, runs one forward pass on
     ``sample: (batch, *input_shape)`` and checks its output and the sites ``placements`` need:
     TaskError, one line naming the factory and what went wrong."""
-    from sweeper.tasks.data import n_outputs
-
     factory = task.user_model
     import_factory(factory, folder)
     model = build(task, 0)
@@ -159,8 +157,6 @@ def check_model(task: TaskSpec, folder: Path | None, sample: torch.Tensor, place
 def size(task: TaskSpec) -> tuple[int, int]:
     """(parameters, activation floats per sample) of the task's user model: what one member's memory
     grows with; the activations are every submodule's outputs on one sample."""
-    from sweeper.tasks.data import input_shape
-
     model = build(task)
     width = [0]
 
