@@ -113,7 +113,8 @@ def site_modules(model: nn.Module, factory: ModelFactory) -> list[tuple[str, nn.
 
 def describe_modules(model: nn.Module) -> str:
     """``encoder (Sequential), encoder.0 (Linear), ...``: the names ``sites`` may give."""
-    return ", ".join(f"{n} ({type(m).__name__})" for n, m in model.named_modules() if n) or "none"
+    return ", ".join(f"{n} ({type(m).__name__})" for n, m in model.named_modules() if n) or (
+        f"none but the {type(model).__name__} itself")
 
 
 def check_sites(model: nn.Module, factory: ModelFactory, placements: Iterable[str]) -> None:
@@ -139,7 +140,6 @@ def check_model(task: TaskSpec, folder: Path | None, sample: torch.Tensor, place
     factory = task.user_model
     import_factory(factory, folder)
     model = build(task, 0)
-    check_sites(model, factory, placements)
     model.eval()
     try:
         with torch.no_grad():
@@ -152,6 +152,7 @@ def check_model(task: TaskSpec, folder: Path | None, sample: torch.Tensor, place
         got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
         raise TaskError(f"{_name(factory)}: the model maps a batch of shape {tuple(sample.shape)} to {got}; "
                         f"allowed: {want} (batch, n_outputs: 1 for binary and regression, one per class)")
+    check_sites(model, factory, placements)
 
 
 def size(task: TaskSpec) -> tuple[int, int]:
