@@ -475,6 +475,8 @@ def bench(device: Device = typer.Option(Device.cpu, help="Where to train."),
                                                        "weights:gaussian:0.1 (default: pre_activation:gaussian:0.1)."),
           stacked: bool = typer.Option(True, help="Also time the stacked torch program (the engine for what the "
                                                     "fused one does not take, and on GPUs)."),
+          own_model: bool = typer.Option(True, help="Also time W1's network written as a user's nn.Sequential "
+                                                      "factory: its population against its reference loop."),
           format: BenchFormat = typer.Option(BenchFormat.table, "--format", "-f",
                                              help="table to read, or json for scripts.")) -> None:
     """Workload W1: runs/s of the reference loop and of the population trainer, side by side."""
@@ -493,7 +495,7 @@ def bench(device: Device = typer.Option(Device.cpu, help="Where to train."),
         except ValueError as exc:
             fail(f"--noise: {exc}")
     result = bench_w1(device, members=members, epochs=epochs, reference_runs=reference_runs, stacked=stacked,
-                      noise=spec, log=lambda m: err.print(m, markup=False, highlight=False))
+                      noise=spec, own_model=own_model, log=lambda m: err.print(m, markup=False, highlight=False))
     if format == BenchFormat.json:
         sys.stdout.write(json.dumps(result) + "\n")
     else:

@@ -227,7 +227,9 @@ def train_member(task: TaskSpec, member: Member, device: str | torch.device = "c
         return model(x[0])[None]
 
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-        torch.manual_seed(member.init_seed ^ _OWN_RANDOMNESS)
+        torch.default_generator.manual_seed(member.init_seed ^ _OWN_RANDOMNESS)
+        if device.type == "cuda":
+            torch.cuda.manual_seed(member.init_seed ^ _OWN_RANDOMNESS)
         with torch.no_grad():
             untrained = logged_metrics(clean, data)
         step = 0

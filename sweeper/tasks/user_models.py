@@ -83,7 +83,8 @@ def build(task: TaskSpec, init_seed: int | None = None) -> nn.Module:
     fn = import_factory(factory)
     with torch.random.fork_rng(devices=[]):
         if init_seed is not None:
-            torch.manual_seed(init_seed)
+            # The CPU generator only (what fork_rng restores); torch.manual_seed would seed every device's.
+            torch.default_generator.manual_seed(init_seed)
         try:
             model = fn(input_shape(task), n_outputs(task), **factory.args)
         except Exception as exc:
