@@ -32,7 +32,9 @@ def w1_network(input_shape: tuple[int, ...], n_outputs: int, hidden: int = 500) 
 
 
 #: W1 with its network given as a user's own model (``sweeper.engine.functional`` trains it).
-W1_OWN_MODEL = W1.model_copy(update={"model": ModelFactory(factory="sweeper.engine.bench:w1_network")})
+W1_OWN_MODEL = TaskSpec(dataset="circles", dataset_seed=1, n_train=30, scaling="none",
+                        model=ModelFactory(factory="sweeper.engine.bench:w1_network"), epochs=4000, batch_size="full",
+                        log_every=10)
 
 
 def _members(n: int, config: tuple[NoiseSpec, ...] = W1_NOISE) -> list[Member]:

@@ -45,7 +45,8 @@ class _Frozen(BaseModel):
 
 
 class OptimizerSpec(_Frozen):
-    """Adam or SGD with momentum. ``eps`` defaults to Keras's 1e-7 under ``init: keras``, else PyTorch's 1e-8."""
+    """Adam or SGD with momentum. ``eps`` defaults to Keras's 1e-7 under ``init: keras``, else (``init:
+    torch``, a user's own model) PyTorch's 1e-8."""
 
     name: Literal["adam", "sgd"] = "adam"
     lr: float = Field(1e-3, gt=0, allow_inf_nan=False)
@@ -143,6 +144,10 @@ class TaskSpec(_Frozen):
 
     @model_validator(mode="after")
     def _check(self) -> "TaskSpec":
+        built_in = sorted({"hidden", "activation", "channels", "cell", "init"} & self.model_fields_set)
+        if self.user_model is not None and built_in:
+            raise ValueError(f"{', '.join(built_in)}: only the built-in families ({', '.join(MODELS)}) take it; "
+                             "your own model takes its settings as args: {factory: ..., args: {...}}")
         if self.model == "rnn" and len(self.hidden) != 1:
             raise ValueError("an rnn takes one recurrent hidden size: hidden: [64]")
         if self.model in ("cnn", "rnn") and self.dataset != "digits":
@@ -165,7 +170,7 @@ class TaskSpec(_Frozen):
     def adam_eps(self) -> float:
         if self.optimizer.eps is not None:
             return self.optimizer.eps
-        return 1e-7 if self.init == "keras" else 1e-8
+        return 1e-7 if self.init == "keras" and self.user_model is None else 1e-8  # a user's model: PyTorch's
 
     @property
     def metric_names(self) -> tuple[str, ...]:

@@ -109,3 +109,12 @@ def test_ray_ships_the_module_of_an_own_model_with_the_job(folder):
     (module,) = runtime_env(spec.tasks.values())["py_modules"]
     assert module.__name__ == MODULE and Path(module.__file__) == folder / f"{MODULE}.py"
     assert runtime_env([TaskSpec()]) == {}  # built-in families need nothing shipped
+
+
+def test_settings_of_the_built_in_families_are_refused_beside_an_own_model(sweeper_cli, folder):
+    path = space(folder)
+    path.write_text(path.read_text().replace("  epochs: 10\n", "  epochs: 10\n  hidden: [8]\n  activation: tanh\n"))
+    result = sweeper_cli("validate", path)
+    assert result.exit_code == 2
+    assert result.stderr == (f"error: {path}: task: activation, hidden: only the built-in families (mlp, cnn, rnn) "
+                             "take it; your own model takes its settings as args: {factory: ..., args: {...}}\n")
