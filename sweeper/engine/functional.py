@@ -97,9 +97,11 @@ class _Sites:
 
     def take(self, drawn: list[torch.Tensor]) -> None:
         """Hands one member's share of ``draw``'s tensors (inside vmap) to the hooks."""
+        if self.mode != "apply":
+            return
         it = iter(drawn)
         self.draws = [(next(it) if has_add else None, next(it) if has_mul else None)
-                      for has_add, has_mul in (self.layout if drawn else ())]
+                      for has_add, has_mul in self.layout]
 
 
 def train_functional(task: TaskSpec, members: Sequence[Member], device: str | torch.device = "cpu",
@@ -125,7 +127,7 @@ def _train_vectorized(task: TaskSpec, members: Sequence[Member], device: torch.d
     params = {k: v.to(device).detach().requires_grad_(v.requires_grad) for k, v in params.items()}
     buffers = {k: v.to(device) for k, v in buffers.items()}
     trained = [k for k, v in params.items() if v.requires_grad]
-    weights = [k for k in user_models.weight_names(skeleton) if k in trained]
+    weights = user_models.weight_names(skeleton)
     opt = optimizer(task, [params[k] for k in trained])
     n, p = data.x_train.shape[1], len(members)
     noise = PackNoise([m.config for m in members], make_streams([m.noise_seed for m in members], device, streams),
@@ -212,7 +214,7 @@ def train_member(task: TaskSpec, member: Member, device: str | torch.device = "c
     x_train, y_train = data.x_train, data.y_train  # (1, n_train, ...): the member as a pack of one
     model = user_models.build(task, member.init_seed).to(device)
     trained = [k for k, v in model.named_parameters() if v.requires_grad]
-    weights = [k for k in user_models.weight_names(model) if k in trained]
+    weights = user_models.weight_names(model)
     opt = optimizer(task, [p for p in model.parameters() if p.requires_grad])
     noise = PackNoise([member.config], make_streams([member.noise_seed], device, streams),
                       total_steps(task, x_train.shape[1]), data.feature_std())
@@ -270,11 +272,14 @@ def _not_vectorizable(task: TaskSpec, sample: torch.Tensor, device: torch.device
     """
     plain = user_models.build(task).to(device).train()
     before = {k: v.clone() for k, v in plain.named_buffers()}
+    def states():
+        return [torch.get_rng_state()] + ([torch.cuda.get_rng_state(device)] if device.type == "cuda" else [])
+
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-        state = torch.get_rng_state()
+        before_rng = states()
         with torch.no_grad():
             plain(sample)
-        drew = not torch.equal(state, torch.get_rng_state())
+        drew = not all(torch.equal(a, b) for a, b in zip(before_rng, states()))
     changed = [k for k, v in plain.named_buffers() if not torch.equal(v, before[k])]
     if changed:  # under vmap such updates are refused, or worse, lost
         return f"its forward pass updates buffers in place ({', '.join(changed)})"
