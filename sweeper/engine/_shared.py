@@ -16,7 +16,7 @@ from sweeper.engine import losses
 from sweeper.engine.machine import this_machine
 from sweeper.engine.result import Member, RunResult, failed_to_learn
 from sweeper.tasks.data import input_shape, load_split, n_outputs
-from sweeper.tasks.models import init_params
+from sweeper.tasks.families import family
 from sweeper.tasks.spec import TaskSpec
 
 _SHUFFLE = 0x5DEECE66D
@@ -71,7 +71,8 @@ def pack_data(task: TaskSpec, members: Sequence[Member], device: torch.device) -
 
 def member_params(task: TaskSpec, init_seed: int) -> dict[str, torch.Tensor]:
     """One member's initial parameters (drawn on the CPU, so every device starts from the same numbers)."""
-    return init_params(task, input_shape(task), n_outputs(task), torch.Generator().manual_seed(init_seed))
+    generator = torch.Generator().manual_seed(init_seed)
+    return family(task).code.init_params(task, input_shape(task), n_outputs(task), generator)
 
 
 def shuffler(init_seed: int) -> torch.Generator:

@@ -6,10 +6,11 @@ product, the optimizer). The fused engine instead trains one member at a time pe
 of a logging interval back to back, with its parameters, optimizer state and activations resident in
 the core's cache; members are spread over torch's OpenMP threads.
 
-It computes the same training as ``stacked.forward`` + autograd + torch's fused Adam/SGD: the same
-initial parameters, batches, noise draws (the same Philox kernels at the same counters, in the
-same order) and update rule, so the two agree to float tolerance (sums run in a different order), and a member's
-numbers do not depend on its pack or thread. Evaluation runs the same C forward pass without noise.
+It computes the same training as the mlp family's stacked program (``sweeper.tasks.families.mlp``),
+autograd and torch's fused Adam/SGD: the same initial parameters, batches, noise draws (the same Philox
+kernels at the same counters, in the same order) and update rule, so the two agree to float tolerance
+(sums run in a different order), and a member's numbers do not depend on its pack or thread.
+Evaluation runs the same C forward pass without noise.
 
 It takes MLPs with ReLU, tanh or sigmoid, Adam or SGD, full or minibatches, and every noise the
 stacked program takes: Gaussian, multiplicative and uniform noise at the input, pre- and
@@ -33,6 +34,7 @@ from sweeper.engine._shared import (PackData, batch_order, logged_metrics, membe
 from sweeper.engine.result import Member, RunResult
 from sweeper.noise.philox import _as_u64
 from sweeper.noise.spec import NoiseSpec, check_target_kind, sizes
+from sweeper.tasks.families import family
 from sweeper.tasks.spec import TaskSpec
 
 MAX_LAYERS = 16  # as in mlp.c
@@ -63,7 +65,7 @@ class _Noise(ctypes.Structure):
 
 def task_fits(task: TaskSpec, device: torch.device) -> bool:
     """Whether the fused engine can train this task on this device (a dense MLP on the CPU)."""
-    return (device.type == "cpu" and task.model == "mlp" and task.activation in ACTIVATIONS
+    return (device.type == "cpu" and family(task).code.PLAIN_DENSE and task.activation in ACTIVATIONS
             and len(task.hidden) < MAX_LAYERS and _native.library() is not None)
 
 

@@ -8,7 +8,7 @@ from typing import Sequence
 import torch
 
 from sweeper.engine import fused as fused_engine
-from sweeper.engine import losses, stacked
+from sweeper.engine import losses
 from sweeper.engine.functional import train_functional
 from sweeper.engine._memory import keep_freed_memory
 from sweeper.engine._shared import (batch_order, logged_metrics, member_params, optimizer, pack_data, results,
@@ -16,6 +16,7 @@ from sweeper.engine._shared import (batch_order, logged_metrics, member_params, 
 from sweeper.engine.result import Member, RunResult
 from sweeper.noise.pack import PackNoise
 from sweeper.noise.streams import make_streams
+from sweeper.tasks.families import family
 from sweeper.tasks.spec import TaskSpec
 
 ENGINES = ("auto", "stacked")
@@ -58,6 +59,7 @@ def train_stacked(task: TaskSpec, members: Sequence[Member], device: str | torch
     if device.type == "cpu":
         keep_freed_memory()
     start = time.perf_counter()
+    forward = family(task).code.forward  # the stacked program of the task's model
     data = pack_data(task, members, device)
     inits = [member_params(task, m.init_seed) for m in members]
     params = {name: torch.stack([p[name] for p in inits]).to(device).requires_grad_() for name in inits[0]}
@@ -71,7 +73,7 @@ def train_stacked(task: TaskSpec, members: Sequence[Member], device: str | torch
     diverged_epoch = torch.full((p,), -1, dtype=torch.long, device=device)
     log_epochs, logs = [], []
     with torch.no_grad():  # what training is judged against (failed to learn); not one of the logs
-        untrained = logged_metrics(lambda x: stacked.forward(task, params, x), data)
+        untrained = logged_metrics(lambda x: forward(task, params, x), data)
     step = 0
     for epoch in range(1, task.epochs + 1):
         orders = [batch_order(task, n, g) for g in shufflers]
@@ -83,7 +85,7 @@ def train_stacked(task: TaskSpec, members: Sequence[Member], device: str | torch
                 x, y = data.x_train[rows, idx], data.y_train[rows, idx]
             noise.step = step
             y = noise.noisy_targets(y, data.n_classes)
-            loss = losses.loss(stacked.forward(task, params, x, noise), y, data.n_classes)  # (members,)
+            loss = losses.loss(forward(task, params, x, noise), y, data.n_classes)  # (members,)
             opt.zero_grad(set_to_none=False)
             loss.sum().backward()
             noise.perturb_grads([t.grad for t in params.values()])
@@ -101,4 +103,4 @@ def train_stacked(task: TaskSpec, members: Sequence[Member], device: str | torch
 @torch.no_grad()
 def evaluate(task: TaskSpec, params: dict[str, torch.Tensor], data) -> dict[str, torch.Tensor]:
     """Noise-free loss and metrics of every member on its training and test data."""
-    return logged_metrics(lambda x: stacked.forward(task, params, x), data)
+    return logged_metrics(lambda x: family(task).code.forward(task, params, x), data)

@@ -12,8 +12,10 @@ from sweeper.engine.functional import train_member
 from sweeper.engine._shared import (batch_order, logged_metrics, member_params, optimizer, pack_data, results,
                                     shuffler, total_steps)
 from sweeper.engine.result import Member, RunResult
+from sweeper.noise.layers import GradientNoise, LabelFlip, noise_layer
+from sweeper.noise.spec import NoiseConfig, check_target_kind
 from sweeper.tasks.data import input_shape, n_outputs
-from sweeper.tasks.models import ReferenceModel, training_noise
+from sweeper.tasks.families import family
 from sweeper.tasks.spec import TaskSpec
 
 
@@ -33,8 +35,8 @@ def train_reference(task: TaskSpec, member: Member, device: str | torch.device =
     x_train, y_train = data.x_train[0], data.y_train[0]
     generator = torch.Generator(device=device).manual_seed(member.noise_seed)
     input_std = None if data.input_std is None else data.input_std[0]
-    model = ReferenceModel(task, input_shape(task), n_outputs(task), member.config, generator,
-                           total_steps(task, len(x_train)), input_std)
+    model = family(task).code.Reference(task, input_shape(task), n_outputs(task), member.config, generator,
+                                        total_steps(task, len(x_train)), input_std)
     model.load_params(member_params(task, member.init_seed))
     model.to(device)
     opt = optimizer(task, model.canonical_parameters())
@@ -67,3 +69,23 @@ def train_reference(task: TaskSpec, member: Member, device: str | torch.device =
             log_epochs.append(epoch)
     return results(task, log_epochs, logs, diverged_epoch, time.perf_counter() - start, device, "reference",
                    data, untrained)[0]
+
+
+def training_noise(model: torch.nn.Module, config: NoiseConfig, n_classes: int, generator: torch.Generator | None,
+                   target_std: torch.Tensor | None = None):
+    """The gradient-noise and target-noise helpers a reference loop calls around each step
+    (``target_std``: the training targets' standard deviation, for ``relative`` target noise)."""
+    grad, targets = None, None
+    steps = model.total_steps
+    for spec in config:
+        if spec.std <= 0:
+            continue
+        if spec.placement == "gradients":
+            grad = GradientNoise(model.canonical_parameters(), noise_layer(spec, generator, total_steps=steps))
+        elif spec.placement == "targets":
+            check_target_kind(spec.kind, n_classes)
+            targets = (LabelFlip(spec.std, n_classes, schedule=spec.schedule, gamma=spec.gamma, std_min=spec.std_min,
+                                 total_steps=steps, generator=generator)
+                       if spec.kind == "flip" else noise_layer(spec, generator, total_steps=steps,
+                                                               feature_std=target_std))
+    return grad, targets

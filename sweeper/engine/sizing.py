@@ -14,7 +14,7 @@ import torch
 from sweeper.errors import TaskError
 from sweeper.tasks.data import input_shape, n_outputs
 from sweeper.tasks import user_models
-from sweeper.tasks.models import GATES, param_shapes
+from sweeper.tasks.families import family
 from sweeper.tasks.spec import TaskSpec
 
 #: Share of free memory a pack may use (the rest is for the allocator, the data and other packs).
@@ -27,20 +27,14 @@ GPU_MAX_MEMBERS = 16384
 def member_bytes(task: TaskSpec, n_train: int, n_test: int) -> int:
     """An upper estimate of one member's memory while training (float32); ``n_test`` counts every sample
     only evaluated (validation and test)."""
-    shape = input_shape(task)
-    if task.user_model is not None:  # measured on the model: every submodule's output per sample
+    shape, n_out = input_shape(task), n_outputs(task)
+    if task.user_model is not None:  # measured on the model: the input and every submodule's output per sample
         n_params, width = user_models.size(task)
         width += math.prod(shape)
     else:
-        n_params = sum(math.prod(s) for s in param_shapes(task, shape, n_outputs(task)).values())
-        # Activation width per sample: every hidden layer's output (convolutions: channels x pixels).
-        width, pixels = 0, math.prod(shape[1:]) if task.model == "cnn" else 0
-        for c in task.channels if task.model == "cnn" else ():
-            width += c * pixels
-            pixels //= 4
-        if task.model == "rnn":
-            width += shape[0] * GATES[task.cell] * task.hidden[0] * 3  # gates, cell and hidden state per step
-        width += sum(task.hidden) + n_outputs(task) + math.prod(shape)
+        code = family(task).code
+        n_params = sum(math.prod(s) for s in code.param_shapes(task, shape, n_out).values())
+        width = code.activation_width(task, shape, n_out)  # per sample: the input and every layer's output
     batch = n_train if task.batch_size == "full" else min(task.batch_size, n_train)
     floats = (
         6 * n_params  # parameters, gradients, two Adam moments, weight-noise draws and perturbed copy

@@ -3,26 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
 
 import numpy as np
-from sklearn import datasets
 from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import MinMaxScaler, StandardScaler
 
 from sweeper.errors import TaskError
-from sweeper.tasks.spec import GENERATED, TaskSpec
+from sweeper.tasks.datasets import GENERATED
+from sweeper.tasks.families import inputs
+from sweeper.tasks.spec import TaskSpec
 
-#: Features per sample, flat, as an mlp sees them.
-_N_FEATURES = {
-    "circles": 2, "moons": 2, "blobs": 2, "friedman1": 10,
-    "breast_cancer": 30, "wine": 13, "iris": 4, "digits": 64, "diabetes": 10,
-}
-_MULTICLASS = {"blobs": 3, "wine": 3, "iris": 3, "digits": 10}
-#: Generator -> (default n_samples, default data_noise).
-_GENERATOR_DEFAULTS = {
-    "circles": (100, 0.1), "moons": (100, 0.1), "blobs": (150, 2.0), "friedman1": (200, 1.0),
-}
 #: Mixed into a repeat's data seed for the seed of its validation draw (generated data sets).
 _VALIDATION = 0x56414C
 
@@ -44,30 +34,29 @@ class Split:
 
 
 def input_shape(task: TaskSpec) -> tuple[int, ...]:
-    """The shape of one sample as the task's model takes it: (features,), (1, 8, 8) or (8, 8); a user's
-    own model gets the features flat, as the mlp does (digits: 64 pixels)."""
-    if task.model == "cnn":
-        return (1, 8, 8)  # one channel of the 8x8 digit image
-    if task.model == "rnn":
-        return (8, 8)  # 8 time steps, one image row of 8 pixels each
-    return (_N_FEATURES[task.dataset],)
+    """The shape of one sample as the task's model takes it: digits are (64,) to an mlp, (1, 8, 8) to a cnn
+    and (8, 8), 8 time steps of one image row each, to an rnn; a user's own model takes samples as the data
+    set gives them (digits: (8, 8))."""
+    return inputs(task).view(task.data.shape)
 
 
 def n_outputs(task: TaskSpec) -> int:
     """How many outputs the model needs: 1 for binary (sigmoid) and regression, k for k classes."""
-    return _MULTICLASS.get(task.dataset, 1)
+    return task.data.n_outputs
 
 
 def load_split(task: TaskSpec, seed: int) -> Split:
     """Draw or split the task's data set for one repeat; the same seed gives the same split."""
     if seed < 0:
         raise TaskError(f"data seed: {seed} is negative; seeds must be integers of at least 0")
-    if task.dataset in GENERATED:
+    if task.data.generated:
         parts = _generated(task, seed)
     else:
-        parts = _bundled_split(task, _random_state(seed))
+        parts = _table_split(task, _random_state(seed))
     (x_train, y_train), (x_val, y_val), (x_test, y_test) = parts
-    x_train, x_val, x_test = _scale(task.scaling, x_train, x_val, x_test)
+    # Scaled as flat features whatever the sample's shape (an image's pixels each on their own).
+    flat = (x.reshape(len(x), task.data.n_features) for x in (x_train, x_val, x_test))
+    x_train, x_val, x_test = _scale(task.scaling, *flat)
 
     y_mean, y_std = 0.0, 1.0
     if task.problem == "regression":
@@ -77,7 +66,7 @@ def load_split(task: TaskSpec, seed: int) -> Split:
         y_train, y_val, y_test = ((y - y_mean) / y_std for y in (y_train, y_val, y_test))
         y_type, classes = np.float32, 0
     else:
-        y_type, classes = np.int64, _MULTICLASS.get(task.dataset, 2)
+        y_type, classes = np.int64, task.data.n_classes
 
     shape = input_shape(task)
     return Split(
@@ -97,14 +86,14 @@ def load_split(task: TaskSpec, seed: int) -> Split:
 def part_sizes(task: TaskSpec) -> tuple[int, int, int]:
     """The task's (n_train, n_val, n_test) in samples, its defaults and fractions resolved; TaskError if they
     do not fit the data set."""
-    if task.dataset in GENERATED:
-        n = task.n_samples or _GENERATOR_DEFAULTS[task.dataset][0]
+    if task.data.generated:
+        n = task.n_samples or task.data.n_samples
         n_test = _count(task.n_test, n, "n_test") if task.n_test is not None else n - task.n_train
         n_val = n_test if task.n_val is None else _count(task.n_val, n, "n_val")
         what = f"{task.dataset} has {n} samples (n_samples)"
         _check_sizes(task, n, n_test, 0, what)  # validation is drawn apart, on top of n_samples
         return task.n_train, n_val, n_test
-    n = len(_bundled(task.dataset)[1])
+    n = len(task.data.arrays()[1])
     rest = n - task.n_train
     n_val = None if task.n_val is None else _count(task.n_val, n, "n_val")
     n_test = None if task.n_test is None else _count(task.n_test, n, "n_test")
@@ -146,7 +135,7 @@ def _generated(task: TaskSpec, seed: int) -> tuple[tuple[np.ndarray, np.ndarray]
     the test part (as the seed tutorial does); the validation part is a draw of its own, from a seed
     derived from ``seed``, so adding one changes neither of the others."""
     n_train, n_val, n_test = part_sizes(task)
-    x, y = _draw(task, task.n_samples or _GENERATOR_DEFAULTS[task.dataset][0], _random_state(seed))
+    x, y = _draw(task, task.n_samples or task.data.n_samples, _random_state(seed))
     end = n_train + n_test
     if n_val:
         validation_seed = int(np.random.SeedSequence([seed, _VALIDATION]).generate_state(1)[0])
@@ -158,29 +147,23 @@ def _generated(task: TaskSpec, seed: int) -> tuple[tuple[np.ndarray, np.ndarray]
 
 def _draw(task: TaskSpec, n: int, random_state) -> tuple[np.ndarray, np.ndarray]:
     """``n`` samples of the task's generator."""
-    noise = _GENERATOR_DEFAULTS[task.dataset][1] if task.data_noise is None else task.data_noise
-    if task.dataset == "circles":
-        return datasets.make_circles(n_samples=n, noise=noise, random_state=random_state)
-    if task.dataset == "moons":
-        return datasets.make_moons(n_samples=n, noise=noise, random_state=random_state)
-    if task.dataset == "blobs":
-        return datasets.make_blobs(n_samples=n, centers=3, n_features=2, cluster_std=noise, random_state=random_state)
-    return datasets.make_friedman1(n_samples=n, n_features=10, noise=noise, random_state=random_state)
+    noise = task.data.noise if task.data_noise is None else task.data_noise
+    return task.data.draw(n, noise, random_state)
 
 
-def _bundled_split(task: TaskSpec, random_state) -> tuple[tuple[np.ndarray, np.ndarray], ...]:
-    """Split a bundled data set into n_train, n_val and n_test samples, stratified by class for classification."""
+def _table_split(task: TaskSpec, random_state) -> tuple[tuple[np.ndarray, np.ndarray], ...]:
+    """Split a table's rows into n_train, n_val and n_test samples, stratified by class for classification."""
     name = task.dataset
     for key in ("n_samples", "data_noise"):
         if getattr(task, key) is not None:
             raise TaskError(
                 f"task.{key}: only generated data sets ({', '.join(GENERATED)}) take it, not {name}"
             )
-    x, y = _bundled(name)
+    x, y = task.data.arrays()
     n_train, n_val, n_test = part_sizes(task)
     classification = task.problem != "regression"
     if classification:
-        k = _MULTICLASS.get(name, 2)
+        k = task.data.n_classes
         # scikit-learn's stratified split needs room for every class in every part.
         parts = 2 if n_val else 1
         if task.n_val is None and task.n_test is None and min(n_val, n_test) < k and n_train >= k:
@@ -235,16 +218,6 @@ def _check_sizes(task: TaskSpec, n: int, n_test: int, n_val: int, what: str) -> 
             f"task.n_test: {n_test} with {parts} needs {task.n_train + n_val + n_test} samples; {what}, "
             f"so n_test must be at most {n - task.n_train - n_val}"
         )
-
-
-@lru_cache(maxsize=None)
-def _bundled(name: str) -> tuple[np.ndarray, np.ndarray]:
-    """Features and targets of a scikit-learn bundled data set, loaded once per process."""
-    x, y = getattr(datasets, f"load_{name}")(return_X_y=True)
-    # The arrays are shared by every later call: read-only so that no caller can corrupt the cache.
-    x.setflags(write=False)
-    y.setflags(write=False)
-    return x, y
 
 
 def _scale(scaling: str, x_train: np.ndarray, *others: np.ndarray) -> tuple[np.ndarray, ...]:

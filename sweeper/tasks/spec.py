@@ -7,20 +7,10 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-#: Data set name -> problem type. Generators draw a sample; the others are scikit-learn's bundled data.
-DATASETS: dict[str, str] = {
-    "circles": "binary",
-    "moons": "binary",
-    "blobs": "multiclass",
-    "friedman1": "regression",
-    "breast_cancer": "binary",
-    "wine": "multiclass",
-    "iris": "multiclass",
-    "digits": "multiclass",
-    "diabetes": "regression",
-}
-GENERATED = ("circles", "moons", "blobs", "friedman1")
-MODELS = ("mlp", "cnn", "rnn")
+from sweeper.tasks.datasets import DATASETS, DataSource
+from sweeper.tasks.families import FAMILIES, family
+
+MODELS = tuple(FAMILIES)
 ACTIVATIONS = ("relu", "tanh", "sigmoid", "gelu", "elu", "leaky_relu")
 
 # Upper limits of a task's sizes, so that a mistyped number is refused with its range instead of
@@ -148,10 +138,14 @@ class TaskSpec(_Frozen):
         if self.user_model is not None and built_in:
             raise ValueError(f"{', '.join(built_in)}: only the built-in families ({', '.join(MODELS)}) take it; "
                              "your own model takes its settings as args: {factory: ..., args: {...}}")
-        if self.model == "rnn" and len(self.hidden) != 1:
-            raise ValueError("an rnn takes one recurrent hidden size: hidden: [64]")
-        if self.model in ("cnn", "rnn") and self.dataset != "digits":
-            raise ValueError(f"model {self.model!r} needs image/sequence data: dataset 'digits'")
+        model = family(self) if self.user_model is None else None  # a user's model reads any samples
+        if model is not None and model.hidden is not None and len(self.hidden) != model.hidden[0]:
+            n, what = model.hidden
+            raise ValueError(f"model {self.model!r} takes {what}: hidden: {[64] * n}")
+        if model is not None and model.inputs.view(self.data.shape) is None:
+            fits = [repr(name) for name, d in DATASETS.items() if model.inputs.view(d.shape) is not None]
+            raise ValueError(f"model {self.model!r} needs {model.inputs.what}; dataset {self.dataset!r} has samples "
+                             f"of shape {self.data.shape}; allowed: dataset {' or '.join(fits)}")
         if self.n_test == 0:
             raise ValueError("n_test: 0 leaves nothing to report on; allowed: at least 1 sample, or a fraction")
         return self
@@ -162,9 +156,14 @@ class TaskSpec(_Frozen):
         return self.n_val != 0
 
     @property
+    def data(self) -> DataSource:
+        """The record of the task's data set."""
+        return DATASETS[self.dataset]
+
+    @property
     def problem(self) -> str:
         """``binary``, ``multiclass`` or ``regression``."""
-        return DATASETS[self.dataset]
+        return self.data.problem
 
     @property
     def adam_eps(self) -> float:

@@ -13,13 +13,13 @@ import pytest
 import torch
 
 from sweeper import seeding
-from sweeper.engine import fused, population, stacked
+from sweeper.engine import fused, population
 from sweeper.engine.population import train_population
 from sweeper.engine.reference import train_reference
 from sweeper.engine.result import Member
 from sweeper.noise.spec import NoiseSpec, make_config
 from sweeper.tasks.data import input_shape, n_outputs
-from sweeper.tasks.models import ReferenceModel
+from sweeper.tasks.families import family
 from sweeper.tasks.spec import OptimizerSpec, TaskSpec
 
 pytestmark = pytest.mark.skipif(fused.task_fits(TaskSpec(), torch.device("cpu")) is False,
@@ -172,9 +172,9 @@ def test_fused_evaluation_is_noise_free(monkeypatch):
     assert len(calls) == 2
     for i, (params, data, logged) in enumerate(calls):
         with torch.no_grad():
-            out = stacked.forward(task, params, data.x_test)  # the torch program, no noise
+            out = family(task).code.forward(task, params, data.x_test)  # the torch program, no noise
         for k, m in enumerate(members):
-            model = ReferenceModel(task, input_shape(task), n_outputs(task), m.config, torch.Generator())
+            model = family(task).code.Reference(task, input_shape(task), n_outputs(task), m.config, torch.Generator())
             model.load_params({name: p[k] for name, p in params.items()})
             with torch.no_grad():
                 torch.testing.assert_close(model.eval()(data.x_test[k]), out[k], rtol=1e-5, atol=1e-5)
@@ -220,7 +220,7 @@ def test_c_forward_pass_equals_the_torch_program():
     members = pack()
     data = population.pack_data(task, members, torch.device("cpu"))
     program = fused._Program(task, members, data)
-    torch.testing.assert_close(program.forward(data.x_test), stacked.forward(task, program.params(), data.x_test),
+    torch.testing.assert_close(program.forward(data.x_test), family(task).code.forward(task, program.params(), data.x_test),
                                rtol=1e-5, atol=1e-6)
 
 

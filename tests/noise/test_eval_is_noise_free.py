@@ -9,14 +9,14 @@ from torch.nn.utils import parametrize
 
 import sweeper.engine.population as population
 from sweeper import seeding
-from sweeper.engine import losses, stacked
+from sweeper.engine import losses
 from sweeper.engine.result import Member
 from sweeper.noise.layers import Dropout, GaussianDropout, GaussianNoise, UniformNoise, WeightNoise
 from sweeper.noise.pack import PackNoise
 from sweeper.noise.spec import NoiseSpec, make_config
 from sweeper.noise.streams import make_streams
 from sweeper.tasks.data import input_shape, n_outputs
-from sweeper.tasks.models import ReferenceModel, init_params
+from sweeper.tasks.families import family
 from sweeper.tasks.spec import TaskSpec
 
 LAYERS = [GaussianNoise, UniformNoise, GaussianDropout, Dropout]
@@ -89,10 +89,10 @@ def test_weight_noise_gradient_reaches_the_clean_weights_which_only_the_optimize
 def reference_models(task, config, seed=0):
     """The task's reference model with ``config``'s noise and the same model without noise, same weights."""
     shape, n_out = input_shape(task), n_outputs(task)
-    params = init_params(task, shape, n_out, gen(seed))
-    noisy = ReferenceModel(task, shape, n_out, config, gen(seed + 1), total_steps=100)
+    params = family(task).code.init_params(task, shape, n_out, gen(seed))
+    noisy = family(task).code.Reference(task, shape, n_out, config, gen(seed + 1), total_steps=100)
     noisy.load_params(params)
-    clean = ReferenceModel(task, shape, n_out)
+    clean = family(task).code.Reference(task, shape, n_out)
     clean.load_params(params)
     return noisy, clean, params
 
@@ -139,14 +139,14 @@ def test_stacked_forward_without_noise_is_every_members_noise_free_model(task_na
     params = {name: torch.stack([p[name] for _, _, p in models]) for name in models[0][2]}
     x = inputs(task, members=len(configs))
 
-    evaluated = stacked.forward(task, params, x)  # noise=None, as in evaluation
-    assert torch.equal(evaluated, stacked.forward(task, params, x))
+    evaluated = family(task).code.forward(task, params, x)  # noise=None, as in evaluation
+    assert torch.equal(evaluated, family(task).code.forward(task, params, x))
     for k, (noisy, _, _) in enumerate(models):
         with torch.no_grad():
             torch.testing.assert_close(evaluated[k], noisy.eval()(x[k]), rtol=1e-5, atol=1e-5)
 
     noise = PackNoise(configs, make_streams([1, 2, 3, 4], "cpu"))
-    trained = stacked.forward(task, params, x, noise)
+    trained = family(task).code.forward(task, params, x, noise)
     for k in range(len(configs)):
         assert not torch.allclose(trained[k], evaluated[k], atol=1e-4), configs[k]
 
@@ -181,7 +181,7 @@ def test_trained_population_logs_noise_free_metrics_at_every_placement(monkeypat
     assert len(calls) == 2
     for i, (params, data, logged) in enumerate(calls):
         with torch.no_grad():
-            out = stacked.forward(task, params, data.x_test)
+            out = family(task).code.forward(task, params, data.x_test)
             again = losses.metrics(out, data.y_test, data.n_classes, data.y_std)
         for name, value in again.items():
             assert torch.equal(value, logged[f"test_{name}"])
@@ -189,7 +189,7 @@ def test_trained_population_logs_noise_free_metrics_at_every_placement(monkeypat
                 assert result.curves[f"test_{name}"][i] == np.float64(value[k].item())
         # What each member's own noisy reference model computes in eval mode with the trained weights.
         for k, m in enumerate(members):
-            model = ReferenceModel(task, input_shape(task), n_outputs(task), m.config, gen())
+            model = family(task).code.Reference(task, input_shape(task), n_outputs(task), m.config, gen())
             model.load_params({name: p[k] for name, p in params.items()})
             with torch.no_grad():
                 torch.testing.assert_close(model.eval()(data.x_test[k]), out[k], rtol=1e-5, atol=1e-5)

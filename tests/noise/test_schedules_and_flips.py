@@ -20,7 +20,7 @@ from sweeper.noise.philox import PhiloxStreams
 from sweeper.noise.spec import DEFAULT_GAMMA, NoiseSpec
 from sweeper.noise.streams import GeneratorStreams
 from sweeper.tasks.data import input_shape, n_outputs
-from sweeper.tasks.models import ReferenceModel, init_params
+from sweeper.tasks.families import family
 from sweeper.tasks.spec import OptimizerSpec, TaskSpec
 
 STREAMS = {
@@ -328,7 +328,7 @@ def test_label_flip_layer_flips_the_stated_fraction(n_classes):
 def test_reference_rnn_anneals_its_pre_activation_noise_once_per_optimizer_step(cell):
     task = TaskSpec(dataset="digits", model="rnn", cell=cell, hidden=(8,))
     spec = NoiseSpec("pre_activation", "gaussian", 0.5, "annealed")
-    model = ReferenceModel(task, input_shape(task), n_outputs(task), (spec,), torch.Generator().manual_seed(0))
-    model.load_params(init_params(task, input_shape(task), n_outputs(task), torch.Generator().manual_seed(1)))
+    model = family(task).code.Reference(task, input_shape(task), n_outputs(task), (spec,), torch.Generator().manual_seed(0))
+    model.load_params(family(task).code.init_params(task, input_shape(task), n_outputs(task), torch.Generator().manual_seed(1)))
     model(torch.zeros(4, *input_shape(task)))  # one training step's forward pass
     assert int(model.pre[0].step) == 1

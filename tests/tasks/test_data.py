@@ -7,7 +7,8 @@ from sklearn.datasets import load_diabetes, load_digits, make_circles
 
 from sweeper.errors import TaskError
 from sweeper.tasks.data import input_shape, load_split, n_outputs, part_sizes
-from sweeper.tasks.spec import DATASETS, TaskSpec
+from sweeper.tasks.datasets import DATASETS
+from sweeper.tasks.spec import TaskSpec
 
 
 def test_circles_split_is_the_seed_tutorials_data():

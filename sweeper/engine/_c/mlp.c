@@ -2,7 +2,7 @@
  * linear map, pre-activation noise, activation, post-activation noise, loss, backward pass and the
  * Adam/SGD update) runs in one pass over data that stays in the core's cache, many steps per call.
  *
- * It computes what the stacked torch program (sweeper/engine/stacked.py) computes, operation for
+ * It computes what the stacked torch program (sweeper/tasks/families/mlp.py) computes, operation for
  * operation and draw for draw: the noise comes from sweeper_add_normal (philox.c) at the same
  * counters, so only the float summation order differs. Members are independent: member k's numbers
  * depend on its own parameters, data and stream only, never on the thread that runs it, on the other
