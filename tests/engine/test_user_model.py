@@ -40,6 +40,7 @@ TASKS = {
                                           optimizer=OptimizerSpec(name="sgd", lr=0.05, momentum=0.9)),
     "encoder_multiclass": task("encoder", dataset="iris", batch_size=8),
     "encoder_regression": task("encoder", dataset="friedman1"),
+    "cnn_images": task("cnn", dataset="digits", epochs=6, log_every=3),  # digits as (8, 8) images
 }
 
 

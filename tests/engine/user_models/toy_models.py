@@ -69,3 +69,10 @@ class Branchy(nn.Module):
 
 def branchy(input_shape, n_outputs):
     return Branchy(input_shape[0], n_outputs)
+
+
+def cnn(input_shape, n_outputs, channels=4):
+    """A small CNN for (H, W) images (digits: 8 x 8): one channel added, a convolution, pooling, a head."""
+    h, w = input_shape
+    return nn.Sequential(nn.Unflatten(1, (1, h)), nn.Conv2d(1, channels, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+                         nn.Flatten(), nn.Linear(channels * (h // 2) * (w // 2), n_outputs))
