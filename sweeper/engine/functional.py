@@ -3,7 +3,7 @@
 The members' copies of the model (each built by the factory from its own init seed) are stacked with
 ``stack_module_state``; one forward pass runs them all with ``vmap(functional_call)``, and one summed
 loss is backpropagated: no gradient crosses members, and Adam/SGD are elementwise, so each member gets
-exactly its own update (as in ``sweeper.engine.stacked``).
+exactly its own update (as in the built-in families' stacked programs, ``train_stacked``).
 
 Noise comes from each member's own stream (``sweeper.noise``), so a member's numbers do not depend on its
 pack. Draws cannot be made inside ``vmap`` from those streams, so each step draws every site's noise
@@ -23,7 +23,7 @@ from __future__ import annotations
 import functools
 import sys
 import time
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import nn
@@ -31,8 +31,7 @@ from torch.func import functional_call, stack_module_state, vmap
 
 from sweeper.engine import losses
 from sweeper.engine._memory import keep_freed_memory
-from sweeper.engine._shared import (PackData, batch_order, logged_metrics, optimizer, pack_data, results,
-                                    shuffler, total_steps)
+from sweeper.engine._shared import batch_order, logged_metrics, optimizer, pack_data, results, shuffler, total_steps
 from sweeper.engine.result import Member, RunResult
 from sweeper.noise.pack import PackNoise
 from sweeper.noise.streams import make_streams
@@ -59,13 +58,11 @@ class _Sites:
         self.recorded: list[tuple[str, tuple[int, ...]]] = []
         self.draws: list[tuple[torch.Tensor | None, torch.Tensor | None]] = []
         self.layout: list[tuple[bool, bool]] = []
-        self.handles = []
-        if self.placements:
-            for _, module in user_models.site_modules(model, task.user_model):
-                if "pre_activation" in self.placements:
-                    self.handles.append(module.register_forward_pre_hook(self._pre))
-                if "post_activation" in self.placements:
-                    self.handles.append(module.register_forward_hook(self._post))
+        for _, module in user_models.site_modules(model, task.user_model) if self.placements else ():
+            if "pre_activation" in self.placements:
+                module.register_forward_pre_hook(self._pre)
+            if "post_activation" in self.placements:
+                module.register_forward_hook(self._post)
 
     def _site(self, placement: str, x: torch.Tensor) -> torch.Tensor:
         if self.mode is None or not isinstance(x, torch.Tensor):
@@ -291,7 +288,8 @@ def _not_vectorizable(task: TaskSpec, sample: torch.Tensor, device: torch.device
     params = {k: v.to(device).detach().requires_grad_(v.requires_grad) for k, v in params.items()}
     buffers = {k: v.to(device) for k, v in buffers.items()}
     try:
-        out = vmap(lambda p, b, x: functional_call(skeleton, (p, b), (x,)))(params, buffers, sample.expand(2, *sample.shape))
+        both = sample.expand(2, *sample.shape)
+        out = vmap(lambda p, b, x: functional_call(skeleton, (p, b), (x,)))(params, buffers, both)
         out.sum().backward()
     except Exception as exc:  # vmap's refusals are RuntimeErrors and ValueErrors of many kinds
         return f"torch.func cannot vectorize it ({type(exc).__name__}: {_first_line(exc)})"
@@ -303,7 +301,7 @@ def _first_line(exc: BaseException) -> str:
     return lines[0] if lines else ""
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _say_once(model: str, why: str) -> None:
     print(f"sweeper: model {model}: {why}; its members train one after another (the same numbers, slower)",
           file=sys.stderr, flush=True)

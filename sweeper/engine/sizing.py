@@ -12,8 +12,8 @@ import os
 import torch
 
 from sweeper.errors import TaskError
-from sweeper.tasks.data import input_shape, n_outputs
 from sweeper.tasks import user_models
+from sweeper.tasks.data import input_shape, n_outputs
 from sweeper.tasks.families import family
 from sweeper.tasks.spec import TaskSpec
 

@@ -118,10 +118,10 @@ class TaskSpec(_Frozen):
                 first = exc.errors()[0]
                 key = ".".join(str(k) for k in first["loc"])
                 if first["type"] == "string_pattern_mismatch":
-                    raise ValueError(f"factory {first['input']!r} is not module:function, e.g. my_models:make_net")
+                    raise ValueError(f"factory {first['input']!r} is not module:function, e.g. my_models:make_net") from None
                 if first["type"] == "extra_forbidden":
-                    raise ValueError(f"unknown key {key!r}; allowed: factory, args, sites")
-                raise ValueError(f"{key}: {first['msg']}")
+                    raise ValueError(f"unknown key {key!r}; allowed: factory, args, sites") from None
+                raise ValueError(f"{key}: {first['msg']}") from None
         if isinstance(value, str) and value not in MODELS:
             raise ValueError(f"{value!r} is not allowed; allowed: {', '.join(MODELS)}, or your own "
                              "{factory: module:function, args: {...}}")

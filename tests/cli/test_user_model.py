@@ -72,7 +72,8 @@ def test_a_sweep_of_an_own_model_validates_runs_reports_and_reruns_alone(sweeper
     (dict(factory="no_such_module:make"), "model factory 'no_such_module:make': cannot import 'no_such_module': "
                                           "ModuleNotFoundError: No module named 'no_such_module' (searched "),
     (dict(factory=f"{MODULE}:nothing"), f"model factory '{MODULE}:nothing': module '{MODULE}' ("),
-    (dict(factory=f"{MODULE}:raises", args="{}"), f"model factory '{MODULE}:raises' raised ValueError: width must be even"),
+    (dict(factory=f"{MODULE}:raises", args="{}"),
+     f"model factory '{MODULE}:raises' raised ValueError: width must be even"),
     (dict(factory=f"{MODULE}:wrong_output", args="{}"),
      f"model factory '{MODULE}:wrong_output': the model maps a batch of shape (2, 2) to (2, 2); allowed: (2, 1)"),
     (dict(args="{width: 8, depth: 1, colour: red}"),

@@ -81,7 +81,8 @@ NOISY = [make_config([_spec(p, k)]) for p in ("input", "pre_activation", "post_a
          for k in ("gaussian", "multiplicative", "uniform")] + [
     make_config([_spec(p, "dropout", 0.2)]) for p in ("input", "pre_activation", "post_activation", "weights")] + [
     make_config([_spec("targets", "flip", 0.2)]),
-    make_config([_spec("pre_activation", "gaussian", 0.3, "annealed"), _spec("gradients", "gaussian", 0.05, "annealed")]),
+    make_config([_spec("pre_activation", "gaussian", 0.3, "annealed"),
+                 _spec("gradients", "gaussian", 0.05, "annealed")]),
     make_config([_spec("input", "uniform"), _spec("post_activation", "gaussian"), _spec("weights", "multiplicative")]),
     make_config([_spec("pre_activation", "dropout", 0.3, "cosine"), _spec("post_activation", "multiplicative"),
                  _spec("weights", "dropout", 0.1, "linear")]),

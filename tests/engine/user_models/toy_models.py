@@ -35,7 +35,8 @@ def encoder(input_shape, n_outputs, width=12):
 
 def batchnorm(input_shape, n_outputs, width=16):
     """BatchNorm updates its running statistics in place: not vectorizable, trained member by member."""
-    return nn.Sequential(nn.Linear(input_shape[0], width), nn.BatchNorm1d(width), nn.ReLU(), nn.Linear(width, n_outputs))
+    return nn.Sequential(nn.Linear(input_shape[0], width), nn.BatchNorm1d(width), nn.ReLU(),
+                         nn.Linear(width, n_outputs))
 
 
 def with_dropout(input_shape, n_outputs, width=16):
