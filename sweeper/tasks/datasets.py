@@ -13,9 +13,10 @@ Nothing here imports scikit-learn until data is loaded: the search-space check r
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from functools import lru_cache
-from typing import Callable, Literal, Protocol
+from functools import cache
+from typing import Literal, Protocol
 
 import numpy as np
 
@@ -89,7 +90,7 @@ class Generated(_Record):
     generated = True
 
 
-@lru_cache(maxsize=None)
+@cache
 def _loaded(table: Table) -> tuple[np.ndarray, np.ndarray]:
     x, y = table.load()
     # The arrays are shared by every later call: read-only so that no caller can corrupt the cache.

@@ -6,6 +6,12 @@ stacked program over a population (``forward``) that mirrors it operation for op
 activation width the memory estimate needs (``FamilyCode`` below lists them). Adding a family is
 adding a module and its line in ``_FAMILIES``.
 
+Noise sites (``sweeper.noise``): ``input``, ``pre_activation`` / ``post_activation`` (each family's
+module says where), ``weights`` (every weight matrix and kernel, not the biases), ``gradients`` (every
+parameter), ``targets``. Both forms draw in one fixed order per training step: targets, input, then
+layer by layer its weights, pre- and post-activation, then the gradients after the backward pass, in
+canonical parameter order.
+
 The registry line holds what checking a search space needs (the family's input rule: which sample
 shapes it takes and how it sees them; its rule on ``hidden``), so that the check reads no module and
 imports no torch; ``Family.code`` imports the module when a model is built.
@@ -15,8 +21,9 @@ from __future__ import annotations
 
 import importlib
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
     import torch

@@ -7,7 +7,7 @@ The stacked layers take tensors with a leading member dim: ``x: (members, batch,
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
