@@ -273,8 +273,9 @@ def run(
     if executor == Executor.local:
         ex = LocalExecutor(device.value)
     else:
-        from sweeper.driver.ray_executor import RayExecutor
-        ex = RayExecutor(device.value, address=ray_address, cpus_per_pack=cpus_per_pack, gpus_per_pack=gpus_per_pack)
+        from sweeper.driver.ray_executor import RayExecutor, runtime_env
+        ex = RayExecutor(device.value, address=ray_address, cpus_per_pack=cpus_per_pack, gpus_per_pack=gpus_per_pack,
+                         env=runtime_env(spec.tasks.values()))  # a user model's module travels with the job
     try:
         pack_sizes(spec, ex, data_sizes)  # a member too large for the memory free writes nothing either
     except SweeperError:
@@ -477,6 +478,8 @@ def bench(device: Device = typer.Option(Device.cpu, help="Where to train."),
                                                        "weights:gaussian:0.1 (default: pre_activation:gaussian:0.1)."),
           stacked: bool = typer.Option(True, help="Also time the stacked torch program (the engine for what the "
                                                     "fused one does not take, and on GPUs)."),
+          own_model: bool = typer.Option(True, help="Also time W1's network written as a user's nn.Sequential "
+                                                      "factory: its population against its reference loop."),
           format: BenchFormat = typer.Option(BenchFormat.table, "--format", "-f",
                                              help="table to read, or json for scripts.")) -> None:
     """Workload W1: runs/s of the reference loop and of the population trainer, side by side."""
@@ -495,7 +498,7 @@ def bench(device: Device = typer.Option(Device.cpu, help="Where to train."),
         except ValueError as exc:
             fail(f"--noise: {exc}")
     result = bench_w1(device, members=members, epochs=epochs, reference_runs=reference_runs, stacked=stacked,
-                      noise=spec, log=lambda m: err.print(m, markup=False, highlight=False))
+                      noise=spec, own_model=own_model, log=lambda m: err.print(m, markup=False, highlight=False))
     if format == BenchFormat.json:
         sys.stdout.write(json.dumps(result) + "\n")
     else:

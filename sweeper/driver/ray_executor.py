@@ -41,6 +41,7 @@ from sweeper.engine import sizing
 from sweeper.engine.population import train_population
 from sweeper.records import Member, RunResult
 from sweeper.errors import ExecutorError
+from sweeper.tasks import user_models
 from sweeper.tasks.spec import TaskSpec
 
 #: Attempts a pack gets beyond its first when its worker dies or its trial raises.
@@ -81,6 +82,14 @@ def pack_resources(device: str, cpus_per_pack: float | None, gpus_per_pack: floa
     if device == "cuda":
         resources["GPU"] = float(gpus_per_pack or 1)
     return resources
+
+
+def runtime_env(tasks: Iterable[TaskSpec]) -> dict:
+    """Ray's ``runtime_env`` for a sweep's job: the modules of its tasks' own models (``task.model:
+    {factory: ...}``, imported by the driver's checks) travel with the job as ``py_modules``, so every
+    worker imports the code the driver checked, whether or not it sees the driver's files."""
+    modules = {user_models.module_of(t.user_model) for t in tasks if t.user_model is not None}
+    return {"py_modules": sorted(modules, key=lambda m: m.__name__)} if modules else {}
 
 
 def slots(nodes: Iterable[dict[str, float]], resources: dict[str, float]) -> int:
@@ -151,7 +160,10 @@ class RayExecutor(Executor):
 
     def __init__(self, device: str = "auto", *, address: str | None = None, cpus_per_pack: float | None = None,
                  gpus_per_pack: float | None = None, max_failures: int = MAX_FAILURES,
-                 node_wait_s: float = NODE_WAIT_S, train: Train = train_population):
+                 node_wait_s: float = NODE_WAIT_S, train: Train = train_population, env: dict | None = None):
+        """``env``: the job's Ray ``runtime_env`` (``runtime_env(tasks)``: the modules of user models),
+        given when this executor connects; a Ray this process already uses keeps its own."""
+        self.env = env or {}
         self.address = cluster_address(address)
         self.max_failures = max_failures
         self.train = train  # what a trial runs on its pack: the engine (tests put a stand-in here)
@@ -185,6 +197,8 @@ class RayExecutor(Executor):
         if ray.is_initialized():  # a Ray this process already uses (a notebook, a test): leave it as it is
             return
         options = dict(log_to_driver=False, logging_level=logging.WARNING)
+        if self.env:
+            options["runtime_env"] = self.env
         # Ray retries an address where nothing listens for ever: ask the port first, and say so now.
         why = _unreachable(self.address) if self.address else None
         if why:

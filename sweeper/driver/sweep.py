@@ -15,6 +15,7 @@ import math
 import time
 import warnings
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol
 
 import optuna
@@ -113,7 +114,8 @@ def refuse_changed_data(spec: SweepSpec, stored: dict | None) -> None:
 
 
 def check_data(spec: SweepSpec) -> dict[str, tuple[int, int]]:
-    """Loads repeat 0's split of every task, so impossible data sizes fail before anything is written.
+    """Loads repeat 0's split of every task, so impossible data sizes fail before anything is written;
+    a task's own model is imported and checked on it (``check_user_model``).
 
     Returns task name -> (n_train, n_val + n_test): the samples trained on and those only evaluated.
     """
@@ -124,8 +126,29 @@ def check_data(spec: SweepSpec) -> dict[str, tuple[int, int]]:
         except TaskError as exc:
             where = "" if len(spec.tasks) == 1 else f"tasks[{name}]: "
             raise SpaceError(f"{spec.source}: {where}{exc}") from exc
+        if task.user_model is not None:
+            check_user_model(spec, name, task, split.x_train[:2])
         sizes[name] = (len(split.y_train), len(split.y_val) + len(split.y_test))
     return sizes
+
+
+def check_user_model(spec: SweepSpec, name: str, task, sample: np.ndarray) -> None:
+    """Imports a task's own model from the search-space file's folder (or the Python path), builds it,
+    runs it on ``sample`` and finds the sites of the sweep's placements; SpaceError, one line, if not."""
+    import torch
+
+    from sweeper.tasks.user_models import check_model
+
+    source = Path(spec.source)
+    if spec.search.sampler == "grid":
+        placements = {s.placement for config in spec.search.configs for s in config}
+    else:
+        placements = {p for combined in spec.search.space.placements for p in combined}
+    try:
+        check_model(task, source.parent if source.is_file() else None, torch.as_tensor(sample), placements)
+    except TaskError as exc:
+        where = "task.model" if len(spec.tasks) == 1 else f"tasks[{name}].model"
+        raise SpaceError(f"{spec.source}: {where}: {exc}") from exc
 
 
 def pack_sizes(spec: SweepSpec, executor: Executor, data_sizes: dict[str, tuple[int, int]]) -> dict[str, int]:

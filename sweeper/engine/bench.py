@@ -8,6 +8,7 @@ import time
 from typing import Callable
 
 import torch
+from torch import nn
 
 from sweeper import seeding
 from sweeper.engine import fused
@@ -16,13 +17,24 @@ from sweeper.engine.reference import train_reference
 from sweeper.records import Member
 from sweeper.engine.sizing import pack_size
 from sweeper.noise.spec import NoiseSpec, config_label
-from sweeper.tasks.spec import TaskSpec
+from sweeper.tasks.spec import ModelFactory, TaskSpec
 
 #: The seed case study: make_circles(100, noise=0.1) 30/70, MLP 2-500-1, Adam 1e-3, full batch,
 #: Gaussian noise σ=0.1 on the hidden pre-activations, metrics logged every 10 epochs.
 W1 = TaskSpec(dataset="circles", dataset_seed=1, n_train=30, scaling="none", model="mlp", hidden=(500,),
               activation="relu", init="keras", epochs=4000, batch_size="full", log_every=10)
 W1_NOISE = (NoiseSpec("pre_activation", "gaussian", 0.1),)
+
+
+def w1_network(input_shape: tuple[int, ...], n_outputs: int, hidden: int = 500) -> nn.Module:
+    """W1's network as a user writes it, an ``nn.Sequential`` factory (PyTorch's default init)."""
+    return nn.Sequential(nn.Linear(input_shape[0], hidden), nn.ReLU(), nn.Linear(hidden, n_outputs))
+
+
+#: W1 with its network given as a user's own model (``sweeper.engine.functional`` trains it).
+W1_OWN_MODEL = TaskSpec(dataset="circles", dataset_seed=1, n_train=30, scaling="none",
+                        model=ModelFactory(factory="sweeper.engine.bench:w1_network"), epochs=4000, batch_size="full",
+                        log_every=10)
 
 
 def _members(n: int, config: tuple[NoiseSpec, ...] = W1_NOISE) -> list[Member]:
@@ -44,11 +56,14 @@ def _timed(train: Callable[[], object], device: torch.device) -> float:
 
 
 def bench_w1(device: str = "cpu", *, members: int | None = None, epochs: int = 4000, reference_runs: int = 2,
-             stacked: bool = True, noise: NoiseSpec | None = None, log: Callable[[str], None] = print) -> dict:
+             stacked: bool = True, noise: NoiseSpec | None = None, own_model: bool = False,
+             log: Callable[[str], None] = print) -> dict:
     """Runs/s on W1 (``epochs`` per run) of the reference loop and the population trainer (its default
     engine, and with ``stacked`` also the stacked torch program), measured in this process one after
     the other, each after a short warm-up run (kernel build, lazy initialization, allocator).
-    ``noise`` replaces W1's hidden noise (to time other kinds and placements on the same model)."""
+    ``noise`` replaces W1's hidden noise (to time other kinds and placements on the same model).
+    ``own_model`` adds a row: W1's network written as a user's ``nn.Sequential`` factory, its
+    population (``sweeper.engine.functional``) against its reference loop (plain PyTorch)."""
     dev = torch.device(device)
     config = W1_NOISE if noise is None else (noise,)
     members_of = functools.partial(_members, config=config)
@@ -71,4 +86,20 @@ def bench_w1(device: str = "cpu", *, members: int | None = None, epochs: int = 4
         runs = members / _timed(lambda: train_population(task, members_of(members), dev, engine=engine), dev)
         result[f"{name}_runs_per_s"] = round(runs, 3)
         result[f"{name}_speedup"] = round(runs / ref, 2)
+    if own_model:
+        result |= _bench_own_model(dev, members, epochs, reference_runs, members_of, log)
     return result
+
+
+def _bench_own_model(dev: torch.device, members: int, epochs: int, reference_runs: int, members_of,
+                     log: Callable[[str], None]) -> dict:
+    task = W1_OWN_MODEL.model_copy(update={"epochs": epochs})
+    warm = task.model_copy(update={"epochs": 2})
+    train_reference(warm, members_of(1)[0], dev)
+    (engine,) = {r.engine for r in train_population(warm, members_of(members), dev)}
+    log(f"own model (nn.Sequential factory): reference loop, {reference_runs} run(s) of {epochs} epochs ...")
+    ref = reference_runs / _timed(lambda: [train_reference(task, m, dev) for m in members_of(reference_runs)], dev)
+    log(f"own model: population ({engine} engine), {members} members x {epochs} epochs ...")
+    runs = members / _timed(lambda: train_population(task, members_of(members), dev), dev)
+    return {"own_model_engine": engine, "own_model_reference_runs_per_s": round(ref, 3),
+            "own_model_population_runs_per_s": round(runs, 3), "own_model_speedup": round(runs / ref, 2)}

@@ -9,6 +9,7 @@ import torch
 
 from sweeper.engine import fused as fused_engine
 from sweeper.engine import losses
+from sweeper.engine.functional import train_functional
 from sweeper.engine._memory import keep_freed_memory
 from sweeper.engine._shared import (batch_order, logged_metrics, member_params, optimizer, pack_data, results,
                                     shuffler, total_steps)
@@ -25,6 +26,7 @@ def train_population(task: TaskSpec, members: Sequence[Member], device: str | to
                      streams: str = "philox", engine: str = "auto") -> list[RunResult]:
     """Trains every member for ``task.epochs`` epochs and returns one result per member, in order.
 
+    A user's own model (``task.model: {factory: ...}``) trains with ``sweeper.engine.functional``.
     ``engine``: ``auto`` (default) trains dense MLPs on the CPU with the fused engine
     (``sweeper.engine.fused``, every noise kind and placement) and everything else with the stacked
     torch program; ``stacked`` uses the torch program for all. The choice depends on the task, device
@@ -33,6 +35,8 @@ def train_population(task: TaskSpec, members: Sequence[Member], device: str | to
     device = torch.device(device)
     if engine not in ENGINES:
         raise ValueError(f"unknown engine {engine!r}; allowed: {', '.join(ENGINES)}")
+    if task.user_model is not None:  # a user's own model: torch.func over its nn.Module
+        return train_functional(task, members, device, streams)
     if engine == "auto" and streams == "philox" and fused_engine.task_fits(task, device):
         return fused_engine.train_fused(task, members)
     return train_stacked(task, members, device, streams)

@@ -8,6 +8,7 @@ import torch
 
 from sweeper.engine import losses
 from sweeper.engine._memory import keep_freed_memory
+from sweeper.engine.functional import train_member
 from sweeper.engine._shared import (batch_order, logged_metrics, member_params, optimizer, pack_data, results,
                                     shuffler, total_steps)
 from sweeper.noise.layers import GradientNoise, LabelFlip, noise_layer
@@ -24,6 +25,8 @@ def train_reference(task: TaskSpec, member: Member, device: str | torch.device =
     Same seeds, same data and same draw order as the population trainer, so the two agree to float
     tolerance (exactly the same noise numbers, with the population's per-member generator streams).
     """
+    if task.user_model is not None:  # a user's own model: its nn.Module, the same generator streams
+        return train_member(task, member, device)
     device = torch.device(device)
     if device.type == "cpu":
         keep_freed_memory()  # as the stacked program does: the baseline gets the same allocator

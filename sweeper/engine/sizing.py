@@ -12,6 +12,7 @@ import os
 import torch
 
 from sweeper.errors import TaskError
+from sweeper.tasks import user_models
 from sweeper.tasks.data import input_shape, n_outputs
 from sweeper.tasks.families import family
 from sweeper.tasks.spec import TaskSpec
@@ -26,9 +27,14 @@ GPU_MAX_MEMBERS = 16384
 def member_bytes(task: TaskSpec, n_train: int, n_test: int) -> int:
     """An upper estimate of one member's memory while training (float32); ``n_test`` counts every sample
     only evaluated (validation and test)."""
-    shape, n_out, code = input_shape(task), n_outputs(task), family(task).code
-    n_params = sum(math.prod(s) for s in code.param_shapes(task, shape, n_out).values())
-    width = code.activation_width(task, shape, n_out)  # per sample: the input and every layer's output
+    shape, n_out = input_shape(task), n_outputs(task)
+    if task.user_model is not None:  # measured on the model: the input and every submodule's output per sample
+        n_params, width = user_models.size(task)
+        width += math.prod(shape)
+    else:
+        code = family(task).code
+        n_params = sum(math.prod(s) for s in code.param_shapes(task, shape, n_out).values())
+        width = code.activation_width(task, shape, n_out)  # per sample: the input and every layer's output
     batch = n_train if task.batch_size == "full" else min(task.batch_size, n_train)
     floats = (
         6 * n_params  # parameters, gradients, two Adam moments, weight-noise draws and perturbed copy

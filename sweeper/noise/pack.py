@@ -88,6 +88,40 @@ class PackNoise:
             x = x * self.streams.dropout_(_buffer(x, all(dropout), fill=1.0), dropout)
         return x
 
+    def factors(self, placement: str, shape: tuple[int, ...], dtype: torch.dtype = torch.float32,
+                device: torch.device | str = "cpu") -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """The noise of ``placement`` on a tensor of ``shape`` (members first), drawn now and applied
+        later as ``(x + add) * mul`` (None: that part is absent for every member).
+
+        Each member draws what ``perturb`` would draw for it, and its result is what ``perturb`` gives:
+        a member has one kind per site, so one of its parts is exactly 0 or 1. For the sites of a user's
+        model, whose draws are made outside ``torch.func.vmap`` (not for relative noise).
+        """
+        site = self.sites.get(placement)
+        if site is None:
+            return None, None
+        additive = site.scales(self.step, ("gaussian",), self.total_steps)
+        uniform = site.scales(self.step, ("uniform",), self.total_steps)
+        multiplicative = site.scales(self.step, ("multiplicative",), self.total_steps)
+        dropout = site.scales(self.step, ("dropout",), self.total_steps)
+
+        def buffer(every_member_draws: bool, fill: float = 0.0) -> torch.Tensor:
+            if every_member_draws:
+                return torch.empty(shape, dtype=dtype, device=device)
+            return torch.full(shape, fill, dtype=dtype, device=device)
+
+        add = mul = None
+        if any(additive) or any(uniform):
+            add = buffer(all(a or u for a, u in zip(additive, uniform)))
+            self.streams.normal_(add, additive)
+            self.streams.uniform_(add, uniform)
+        if any(multiplicative):
+            mul = 1.0 + self.streams.normal_(buffer(all(multiplicative)), multiplicative)
+        if any(dropout):
+            kept = self.streams.dropout_(buffer(all(dropout), fill=1.0), dropout)
+            mul = kept if mul is None else mul * kept
+        return add, mul
+
     def pre_activate(self, z: torch.Tensor, act) -> torch.Tensor:
         """``act`` of ``z`` with the pre-activation noise added: one fused pass for Gaussian noise
         before a ReLU where the streams can (the CPU kernel), else the two steps."""

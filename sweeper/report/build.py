@@ -171,7 +171,8 @@ def setting_of(spec, sweep: dict) -> dict:
         tasks.append({
             "task": name, "dataset": str(task.dataset), "dataset_seed": task.dataset_seed, "n_train": n_train,
             "n_val": n_val, "n_test": n_test,
-            "model": f"{task.model} hidden {list(task.hidden)} {task.activation}, init {task.init}",
+            "model": (str(task.model) if task.user_model is not None  # a user's own: factory(args)
+                      else f"{task.model} hidden {list(task.hidden)} {task.activation}, init {task.init}"),
             "epochs": task.epochs, "batch_size": task.batch_size,
             "optimizer": f"{o.name} lr {o.lr:g}" + (f" momentum {o.momentum:g}" if o.name == "sgd" else "")
                          + (f" weight decay {o.weight_decay:g}" if o.weight_decay else ""),

@@ -11,7 +11,7 @@ from sklearn.preprocessing import MinMaxScaler, StandardScaler
 from sweeper.errors import TaskError
 from sweeper.tasks import files
 from sweeper.tasks.datasets import GENERATED
-from sweeper.tasks.families import family
+from sweeper.tasks.families import inputs
 from sweeper.tasks.spec import FileDataset, TaskSpec
 
 #: Mixed into a repeat's data seed for the seed of its validation draw (generated data sets).
@@ -36,8 +36,9 @@ class Split:
 
 def input_shape(task: TaskSpec) -> tuple[int, ...]:
     """The shape of one sample as the task's model takes it: digits are (64,) to an mlp, (1, 8, 8) to a cnn
-    and (8, 8), 8 time steps of one image row each, to an rnn."""
-    return family(task).inputs.view(task.data.shape)
+    and (8, 8), 8 time steps of one image row each, to an rnn; a user's own model takes samples as the data
+    set gives them (digits: (8, 8))."""
+    return inputs(task).view(task.data.shape)
 
 
 def n_outputs(task: TaskSpec) -> int:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -47,7 +48,8 @@ class _Frozen(BaseModel):
 
 
 class OptimizerSpec(_Frozen):
-    """Adam or SGD with momentum. ``eps`` defaults to Keras's 1e-7 under ``init: keras``, else PyTorch's 1e-8."""
+    """Adam or SGD with momentum. ``eps`` defaults to Keras's 1e-7 under ``init: keras``, else (``init:
+    torch``, a user's own model) PyTorch's 1e-8."""
 
     name: Literal["adam", "sgd"] = "adam"
     lr: float = Field(1e-3, gt=0, allow_inf_nan=False)
@@ -99,6 +101,31 @@ class FileDataset(_Frozen):
         return self.path
 
 
+#: ``module:function`` (the module may be dotted: ``pkg.models:make_net``).
+FACTORY_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*$"
+
+
+class ModelFactory(_Frozen):
+    """A user's own PyTorch model: ``factory(input_shape, n_outputs, **args) -> nn.Module``.
+
+    The module is imported from the search-space file's folder, else from the Python path
+    (``sweeper.tasks.user_models``). ``sites``: the modules (as ``named_modules`` names them, e.g.
+    ``encoder.1``) whose input and output are the pre- and post-activation noise sites; empty, every
+    activation module (``nn.ReLU``, ``nn.Tanh``, ...).
+    """
+
+    factory: str = Field(pattern=FACTORY_PATTERN)
+    args: dict[str, Any] = {}
+    sites: tuple[str, ...] = ()
+
+    def __hash__(self) -> int:  # args is a dict: hashed by its JSON text, so tasks stay hashable
+        return hash((self.factory, json.dumps(self.args, sort_keys=True, default=repr), self.sites))
+
+    def __str__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.args.items())
+        return f"{self.factory}({args})"
+
+
 class TaskSpec(_Frozen):
     """One task: every member of a pack shares it (data set, model family, training schedule)."""
 
@@ -122,7 +149,8 @@ class TaskSpec(_Frozen):
     n_test: _Part | None = None
     scaling: Literal["standard", "minmax", "none"] = "standard"
 
-    model: Literal[MODELS] = "mlp"  # type: ignore[valid-type]
+    #: A built-in family, or a user's own model: ``{factory: my_models:make_net, args: {width: 256}}``.
+    model: Literal[MODELS] | ModelFactory = "mlp"  # type: ignore[valid-type]
     #: mlp: hidden layer sizes; cnn: dense layers after the convolutions; rnn: [recurrent hidden size].
     hidden: tuple[_Width, ...] = (500,)
     activation: Literal[ACTIVATIONS] = "relu"  # type: ignore[valid-type]
@@ -165,14 +193,43 @@ class TaskSpec(_Frozen):
             raise ValueError(str(exc)) from None
         return spec
 
+    @field_validator("model", mode="before")
+    @classmethod
+    def _model(cls, value: Any) -> Any:
+        # One plain message for either form, not one per member of the union.
+        if isinstance(value, dict):
+            try:
+                return ModelFactory.model_validate(value)
+            except ValidationError as exc:
+                first = exc.errors()[0]
+                key = ".".join(str(k) for k in first["loc"])
+                if first["type"] == "string_pattern_mismatch":
+                    raise ValueError(f"factory {first['input']!r} is not module:function, e.g. my_models:make_net") from None
+                if first["type"] == "extra_forbidden":
+                    raise ValueError(f"unknown key {key!r}; allowed: factory, args, sites") from None
+                raise ValueError(f"{key}: {first['msg']}") from None
+        if isinstance(value, str) and value not in MODELS:
+            raise ValueError(f"{value!r} is not allowed; allowed: {', '.join(MODELS)}, or your own "
+                             "{factory: module:function, args: {...}}")
+        return value
+
+    @property
+    def user_model(self) -> ModelFactory | None:
+        """The user's model factory, or None for a built-in family."""
+        return self.model if isinstance(self.model, ModelFactory) else None
+
     @model_validator(mode="after")
     def _check(self) -> "TaskSpec":
-        model = family(self)
-        if model.hidden is not None and len(self.hidden) != model.hidden[0]:
+        built_in = sorted({"hidden", "activation", "channels", "cell", "init"} & self.model_fields_set)
+        if self.user_model is not None and built_in:
+            raise ValueError(f"{', '.join(built_in)}: only the built-in families ({', '.join(MODELS)}) take it; "
+                             "your own model takes its settings as args: {factory: ..., args: {...}}")
+        model = family(self) if self.user_model is None else None  # a user's model reads any samples
+        if model is not None and model.hidden is not None and len(self.hidden) != model.hidden[0]:
             n, what = model.hidden
             raise ValueError(f"model {self.model!r} takes {what}: hidden: {[64] * n}")
         shape = self.data.shape
-        if model.inputs.view(shape) is None:
+        if model is not None and model.inputs.view(shape) is None:
             if isinstance(self.dataset, FileDataset):
                 raise ValueError(f"model {self.model!r} needs {model.inputs.what}; {self.dataset.path} holds samples "
                                  f"of shape {shape}")
@@ -214,4 +271,4 @@ class TaskSpec(_Frozen):
     def adam_eps(self) -> float:
         if self.optimizer.eps is not None:
             return self.optimizer.eps
-        return 1e-7 if self.init == "keras" else 1e-8
+        return 1e-7 if self.init == "keras" and self.user_model is None else 1e-8  # a user's model: PyTorch's

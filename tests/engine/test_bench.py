@@ -20,3 +20,13 @@ def test_bench_times_the_reference_loop_and_both_engines_on_w1(noise, label):
         assert result[f"{name}_speedup"] == pytest.approx(ratio, rel=0.01, abs=0.01)
     assert len(logged) == 3 and "fused engine" in logged[1] and "stacked engine" in logged[2]
     assert W1.hidden == (500,) and W1.epochs == 4000  # the workload itself is docs/design.md's W1
+
+
+def test_bench_times_w1s_network_as_a_users_own_model_population_against_its_reference_loop():
+    logged = []
+    result = bench_w1("cpu", members=4, epochs=3, reference_runs=1, stacked=False, own_model=True, log=logged.append)
+    assert result["own_model_engine"] == "functional"
+    assert result["own_model_reference_runs_per_s"] > 0 and result["own_model_population_runs_per_s"] > 0
+    ratio = result["own_model_population_runs_per_s"] / result["own_model_reference_runs_per_s"]
+    assert result["own_model_speedup"] == pytest.approx(ratio, rel=0.01, abs=0.01)
+    assert "own model (nn.Sequential factory): reference loop" in logged[-2] and "functional engine" in logged[-1]

@@ -110,5 +110,16 @@ FAMILIES: dict[str, Family] = {f.name: f for f in _FAMILIES}
 
 
 def family(task: TaskSpec) -> Family:
-    """The family of the task's model."""
+    """The family of the task's model (a built-in one: see ``inputs`` for a user's own model)."""
     return FAMILIES[task.model]
+
+
+#: A user's own model (``task.model: {factory: ...}``) reads samples as the data set gives them. It is no
+#: family of this registry: its code is the factory's ``nn.Module``, which ``sweeper.engine.functional``
+#: trains with torch.func (no canonical parameters known before it is built, no stacked program).
+AS_GIVEN = Inputs("any samples, as the data set gives them", lambda shape: tuple(shape))
+
+
+def inputs(task: TaskSpec) -> Inputs:
+    """How the task's model reads a data set's samples: its family's rule, or as given to a user's model."""
+    return AS_GIVEN if task.user_model is not None else family(task).inputs

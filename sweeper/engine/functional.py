@@ -1,0 +1,307 @@
+"""A user's own PyTorch model trained as one population with ``torch.func``, or member by member.
+
+The members' copies of the model (each built by the factory from its own init seed) are stacked with
+``stack_module_state``; one forward pass runs them all with ``vmap(functional_call)``, and one summed
+loss is backpropagated: no gradient crosses members, and Adam/SGD are elementwise, so each member gets
+exactly its own update (as in the built-in families' stacked programs, ``train_stacked``).
+
+Noise comes from each member's own stream (``sweeper.noise``), so a member's numbers do not depend on its
+pack. Draws cannot be made inside ``vmap`` from those streams, so each step draws every site's noise
+first, outside it, in the order the forward pass meets the sites (found once per batch shape by a
+recording pass), and hooks on the site modules apply it inside; see ``sweeper.tasks.user_models`` for
+the sites and the order. Stored weights stay clean: weight noise is applied to a copy handed to the
+forward pass.
+
+A model that cannot run under ``vmap`` (data-dependent control flow, buffers updated in place such as
+BatchNorm's running statistics) or that draws from torch's global generator itself (``nn.Dropout``)
+trains member by member instead, with ``train_member``: the reference loop, which gives the numbers of
+the vectorized program to float rounding. That is said once per model, on stderr.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+import time
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+from torch.func import functional_call, stack_module_state, vmap
+
+from sweeper.engine import losses
+from sweeper.engine._memory import keep_freed_memory
+from sweeper.engine._shared import batch_order, logged_metrics, optimizer, pack_data, results, shuffler, total_steps
+from sweeper.engine.result import Member, RunResult
+from sweeper.noise.pack import PackNoise
+from sweeper.noise.streams import make_streams
+from sweeper.tasks import user_models
+from sweeper.tasks.spec import TaskSpec
+
+#: Mixed into a member's init seed for the model's own random draws (its ``nn.Dropout``, say): one
+#: stream per repeat, common to the configurations of a repeat like the initial weights.
+_OWN_RANDOMNESS = 0x0DDBA11
+
+
+class _Sites:
+    """Noise at the activation sites of a user's model, through hooks on its site modules.
+
+    ``mode``: None applies nothing (evaluation); ``live`` draws from ``noise`` at each call (one member,
+    ordinary tensors); ``record`` notes each draw's placement and shape (inside ``vmap``: one member's);
+    ``apply`` applies ``draws``, made beforehand in the recorded order.
+    """
+
+    def __init__(self, model: nn.Module, task: TaskSpec, noise: PackNoise):
+        self.noise = noise
+        self.placements = [p for p in ("pre_activation", "post_activation") if p in noise.sites]
+        self.mode: str | None = None
+        self.recorded: list[tuple[str, tuple[int, ...]]] = []
+        self.draws: list[tuple[torch.Tensor | None, torch.Tensor | None]] = []
+        self.layout: list[tuple[bool, bool]] = []
+        for _, module in user_models.site_modules(model, task.user_model) if self.placements else ():
+            if "pre_activation" in self.placements:
+                module.register_forward_pre_hook(self._pre)
+            if "post_activation" in self.placements:
+                module.register_forward_hook(self._post)
+
+    def _site(self, placement: str, x: torch.Tensor) -> torch.Tensor:
+        if self.mode is None or not isinstance(x, torch.Tensor):
+            return x
+        if self.mode == "record":
+            self.recorded.append((placement, tuple(x.shape)))
+            return x
+        if self.mode == "live":
+            add, mul = self.noise.factors(placement, (1, *x.shape), x.dtype, x.device)
+            add, mul = (None if t is None else t[0] for t in (add, mul))
+        else:
+            add, mul = self.draws.pop(0)
+        if add is not None:
+            x = x + add
+        return x if mul is None else x * mul
+
+    def _pre(self, module, args):
+        return (self._site("pre_activation", args[0]), *args[1:]) if args else None
+
+    def _post(self, module, args, out):
+        return self._site("post_activation", out)
+
+    def draw(self, members: int, dtype: torch.dtype, device: torch.device) -> list[torch.Tensor]:
+        """Every recorded site's noise for the whole pack, ``(members, *shape)``, in the recorded order:
+        the tensors only (vmap maps over tensors), their places kept for ``take``."""
+        pairs = [self.noise.factors(p, (members, *shape), dtype, device) for p, shape in self.recorded]
+        self.layout = [(add is not None, mul is not None) for add, mul in pairs]
+        return [t for pair in pairs for t in pair if t is not None]
+
+    def take(self, drawn: list[torch.Tensor]) -> None:
+        """Hands one member's share of ``draw``'s tensors (inside vmap) to the hooks."""
+        if self.mode != "apply":
+            return
+        it = iter(drawn)
+        self.draws = [(next(it) if has_add else None, next(it) if has_mul else None)
+                      for has_add, has_mul in self.layout]
+
+
+def train_functional(task: TaskSpec, members: Sequence[Member], device: str | torch.device = "cpu",
+                     streams: str = "philox") -> list[RunResult]:
+    """Trains a pack of a user's model: vectorized where the model allows, else member by member."""
+    device = torch.device(device)
+    why = _not_vectorizable(task, pack_data(task, members[:1], device).x_train[0, :2], device)
+    if why is not None:
+        _say_once(str(task.user_model), why)
+        return [train_member(task, m, device, streams, engine="looped") for m in members]
+    return _train_vectorized(task, members, device, streams)
+
+
+def _train_vectorized(task: TaskSpec, members: Sequence[Member], device: torch.device,
+                      streams: str) -> list[RunResult]:
+    if device.type == "cpu":
+        keep_freed_memory()
+    start = time.perf_counter()
+    data = pack_data(task, members, device)
+    models = [user_models.build(task, m.init_seed) for m in members]
+    skeleton = models[0].to(device)  # functional_call swaps the members' tensors in
+    params, buffers = stack_module_state(models)
+    params = {k: v.to(device).detach().requires_grad_(v.requires_grad) for k, v in params.items()}
+    buffers = {k: v.to(device) for k, v in buffers.items()}
+    trained = [k for k, v in params.items() if v.requires_grad]
+    weights = user_models.weight_names(skeleton)
+    opt = optimizer(task, [params[k] for k in trained])
+    n, p = data.x_train.shape[1], len(members)
+    noise = PackNoise([m.config for m in members], make_streams([m.noise_seed for m in members], device, streams),
+                      total_steps(task, n), data.feature_std())
+    noise.check_targets(data.n_classes)
+    sites = _Sites(skeleton, task, noise)
+    events: dict[tuple[int, ...], list] = {}  # one member's input shape -> the sites its forward pass meets
+
+    def one(member_params, member_buffers, x, drawn):
+        sites.take(drawn)
+        return functional_call(skeleton, (member_params, member_buffers), (x,))
+
+    forward = vmap(one, randomness="different")
+
+    def clean(x):  # (members, rows, ...) -> (members, rows, n_out), no noise: evaluation
+        skeleton.eval()
+        return forward(params, buffers, x, [])
+
+    shufflers = [shuffler(m.init_seed) for m in members]
+    rows = torch.arange(p, device=device)[:, None]
+    diverged_epoch = torch.full((p,), -1, dtype=torch.long, device=device)
+    log_epochs, logs = [], []
+    with torch.no_grad():
+        untrained = logged_metrics(clean, data)
+    step = 0
+    for epoch in range(1, task.epochs + 1):
+        orders = [batch_order(task, n, g) for g in shufflers]
+        for b in range(1 if orders[0] is None else len(orders[0])):
+            if orders[0] is None:
+                x, y = data.x_train, data.y_train
+            else:
+                idx = torch.stack([o[b] for o in orders]).to(device)  # (members, batch)
+                x, y = data.x_train[rows, idx], data.y_train[rows, idx]
+            skeleton.train()
+            if sites.placements and x.shape[1:] not in events:
+                sites.mode, sites.recorded = "record", []
+                with torch.no_grad():
+                    forward(params, buffers, x, [])
+                events[x.shape[1:]] = sites.recorded
+            noise.step = step
+            y = noise.noisy_targets(y, data.n_classes)
+            x = noise.perturb("input", x)
+            noisy = dict(params)
+            for k in weights:
+                noisy[k] = noise.perturb("weights", params[k])
+            draws = []
+            if sites.placements:
+                sites.recorded = events[x.shape[1:]]
+                draws = sites.draw(p, x.dtype, device)
+            sites.mode = "apply"
+            out = forward(noisy, buffers, x, draws)  # (members, batch, n_out)
+            sites.mode = None
+            loss = losses.loss(out, y, data.n_classes)  # (members,)
+            opt.zero_grad(set_to_none=False)
+            loss.sum().backward()
+            noise.perturb_grads([params[k].grad for k in trained if params[k].grad is not None])  # unused: None
+            opt.step()
+            newly = ~torch.isfinite(loss) & (diverged_epoch < 0)
+            diverged_epoch = torch.where(newly, epoch, diverged_epoch)
+            step += 1
+        if epoch % task.log_every == 0 or epoch == task.epochs:
+            log_epochs.append(epoch)
+            with torch.no_grad():
+                logs.append(logged_metrics(clean, data))
+    wall = (time.perf_counter() - start) / p
+    return results(task, log_epochs, logs, diverged_epoch, wall, device, "functional", data, untrained)
+
+
+def train_member(task: TaskSpec, member: Member, device: str | torch.device = "cpu", streams: str = "generator",
+                 engine: str = "reference") -> RunResult:
+    """Trains one member of a user's model the ordinary PyTorch way: the reference loop.
+
+    One model (its weights drawn from torch's generator seeded with the member's init seed), one
+    optimizer, ``loss.backward()``; the noise from the member's own stream (``generator``: a
+    ``torch.Generator``, as the built-in families' reference loop; ``philox``: the population's), drawn
+    in the same order as the vectorized program. The model's own random draws, if any, come from torch's
+    global generator seeded from the member's init seed (and it is restored afterwards).
+    """
+    device = torch.device(device)
+    if device.type == "cpu":
+        keep_freed_memory()
+    start = time.perf_counter()
+    data = pack_data(task, [member], device)
+    x_train, y_train = data.x_train, data.y_train  # (1, n_train, ...): the member as a pack of one
+    model = user_models.build(task, member.init_seed).to(device)
+    trained = [k for k, v in model.named_parameters() if v.requires_grad]
+    weights = user_models.weight_names(model)
+    opt = optimizer(task, [p for p in model.parameters() if p.requires_grad])
+    noise = PackNoise([member.config], make_streams([member.noise_seed], device, streams),
+                      total_steps(task, x_train.shape[1]), data.feature_std())
+    noise.check_targets(data.n_classes)
+    sites = _Sites(model, task, noise)
+    shuffle = shuffler(member.init_seed)
+    diverged_epoch = torch.tensor([-1])
+    log_epochs, logs = [], []
+
+    def clean(x):
+        model.eval()
+        return model(x[0])[None]
+
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        torch.default_generator.manual_seed(member.init_seed ^ _OWN_RANDOMNESS)
+        if device.type == "cuda":
+            torch.cuda.manual_seed(member.init_seed ^ _OWN_RANDOMNESS)
+        with torch.no_grad():
+            untrained = logged_metrics(clean, data)
+        step = 0
+        for epoch in range(1, task.epochs + 1):
+            model.train()
+            for idx in batch_order(task, x_train.shape[1], shuffle) or [None]:
+                x, y = (x_train, y_train) if idx is None else (x_train[:, idx.to(device)], y_train[:, idx.to(device)])
+                noise.step = step
+                y = noise.noisy_targets(y, data.n_classes)
+                x = noise.perturb("input", x)
+                own = dict(model.named_parameters())
+                noisy = {k: noise.perturb("weights", own[k][None])[0] for k in weights}
+                sites.mode = "live"
+                out = functional_call(model, noisy, (x[0],)) if noisy else model(x[0])
+                sites.mode = None
+                loss = losses.loss(out[None], y, data.n_classes)[0]
+                opt.zero_grad()
+                loss.backward()
+                noise.perturb_grads([own[k].grad[None] for k in trained if own[k].grad is not None])
+                opt.step()
+                if not torch.isfinite(loss) and diverged_epoch[0] < 0:
+                    diverged_epoch[0] = epoch
+                step += 1
+            if epoch % task.log_every == 0 or epoch == task.epochs:
+                with torch.no_grad():
+                    logs.append(logged_metrics(clean, data))
+                log_epochs.append(epoch)
+    return results(task, log_epochs, logs, diverged_epoch, time.perf_counter() - start, device, engine,
+                   data, untrained)[0]
+
+
+def _not_vectorizable(task: TaskSpec, sample: torch.Tensor, device: torch.device) -> str | None:
+    """Why a pack of this model cannot train as one vmapped program, or None when it can.
+
+    One training-mode forward pass of a plain copy on ``sample: (rows, *input_shape)`` shows whether
+    the model updates buffers in place or draws from torch's global generator; then one forward and
+    backward pass of two copies under vmap shows whether torch.func takes the rest.
+    """
+    plain = user_models.build(task).to(device).train()
+    before = {k: v.clone() for k, v in plain.named_buffers()}
+    def states():
+        return [torch.get_rng_state()] + ([torch.cuda.get_rng_state(device)] if device.type == "cuda" else [])
+
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        before_rng = states()
+        with torch.no_grad():
+            plain(sample)
+        drew = not all(torch.equal(a, b) for a, b in zip(before_rng, states()))
+    changed = [k for k, v in plain.named_buffers() if not torch.equal(v, before[k])]
+    if changed:  # under vmap such updates are refused, or worse, lost
+        return f"its forward pass updates buffers in place ({', '.join(changed)})"
+    if drew:
+        return "it draws random numbers of its own (nn.Dropout, say), which a pack could not keep apart"
+    models = [user_models.build(task) for _ in range(2)]
+    skeleton = models[0].to(device).train()
+    params, buffers = stack_module_state(models)
+    params = {k: v.to(device).detach().requires_grad_(v.requires_grad) for k, v in params.items()}
+    buffers = {k: v.to(device) for k, v in buffers.items()}
+    try:
+        both = sample.expand(2, *sample.shape)
+        out = vmap(lambda p, b, x: functional_call(skeleton, (p, b), (x,)))(params, buffers, both)
+        out.sum().backward()
+    except Exception as exc:  # vmap's refusals are RuntimeErrors and ValueErrors of many kinds
+        return f"torch.func cannot vectorize it ({type(exc).__name__}: {_first_line(exc)})"
+    return None
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else ""
+
+
+@functools.cache
+def _say_once(model: str, why: str) -> None:
+    print(f"sweeper: model {model}: {why}; its members train one after another (the same numbers, slower)",
+          file=sys.stderr, flush=True)
