@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+import numpy as np
 import optuna
 from sqlalchemy.exc import SQLAlchemyError
 
