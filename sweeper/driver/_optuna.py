@@ -115,8 +115,8 @@ class GridParams:
     ``schedule``, and where they apply ``gamma`` (annealed), ``std_min`` (linear, cosine) and
     ``relative``. A grid of combined placements names ``placement`` (``input+weights``) and, per
     placement, ``<placement>.kind``, ``<placement>.std``, ... The baseline, and a configuration without
-    noise at a placement, is ``none`` there with std 0. A parameter with one value over the grid is
-    left out. Words are categorical over the grid's values (in file order); numbers are a float range
+    noise at a placement, is ``none`` there with std 0. A parameter with one value wherever there is
+    noise is left out (``placement`` tells the rest apart). Words are categorical over the grid's values (in file order); numbers are a float range
     over them, log-scaled where they are positive and span a decade or more: a row's distribution
     stays the same few bytes however large the grid.
     """
@@ -126,14 +126,17 @@ class GridParams:
         self.slots: list[str | None] = [None] if max(map(len, configs), default=0) <= 1 else [
             p for p in dict.fromkeys(s.placement for config in configs for s in config) if p in sites]
         values: dict[str, list] = {}
+        noisy: dict[str, set] = {}  # the values of configurations with noise there
         for config in configs:
-            for name, value in self._values(config):
+            for name, value, present in self._values(config):
                 values.setdefault(name, []).append(value)
+                if present:
+                    noisy.setdefault(name, set()).add(value)
         self.distributions: dict[str, BaseDistribution] = {}
         for name, seen in values.items():
             distinct = list(dict.fromkeys(seen))
-            if len(distinct) < 2:
-                continue
+            if len(noisy.get(name, ())) < 2 and name != "placement":
+                continue  # one value wherever there is noise: placement tells the rest apart
             if isinstance(distinct[0], float):
                 low, high = min(distinct), max(distinct)
                 self.distributions[name] = FloatDistribution(low, high, log=low > 0 and high >= 10 * low)
@@ -141,26 +144,31 @@ class GridParams:
                 self.distributions[name] = CategoricalDistribution(distinct)
         self._json = {name: distribution_to_json(d) for name, d in self.distributions.items()}
 
-    def _values(self, config: NoiseConfig) -> list[tuple[str, Any]]:
-        """(name, value) of every parameter a configuration has, before single-valued ones are dropped."""
-        out: list[tuple[str, Any]] = [("placement", "+".join(s.placement for s in config) or BASELINE)]
+    def _values(self, config: NoiseConfig) -> list[tuple[str, Any, bool]]:
+        """(name, value, whether the configuration has noise there) of every parameter a configuration
+        has, before those that tell nothing apart are dropped."""
+        out: list[tuple[str, Any, bool]] = [("placement", "+".join(s.placement for s in config) or BASELINE, True)]
         by_placement = {s.placement: s for s in config}
         for slot in self.slots:
             site = (config[0] if config else None) if slot is None else by_placement.get(slot)
             prefix = "" if slot is None else f"{slot}."
-            out += [(prefix + "kind", site.kind if site else BASELINE), (prefix + "std", site.std if site else 0.0),
-                    (prefix + "schedule", site.schedule if site else BASELINE)]
-            if site is not None and site.schedule == "annealed":
-                out.append((prefix + "gamma", site.gamma))
-            if site is not None and site.schedule in DECAYS:
-                out.append((prefix + "std_min", site.std_min))
-            if site is not None and site.placement in RELATIVE_PLACEMENTS and site.kind in RELATIVE_KINDS:
-                out.append((prefix + "relative", site.relative))
+            if site is None:
+                out += [(prefix + "kind", BASELINE, False), (prefix + "std", 0.0, False),
+                        (prefix + "schedule", BASELINE, False)]
+                continue
+            out += [(prefix + "kind", site.kind, True), (prefix + "std", site.std, True),
+                    (prefix + "schedule", site.schedule, True)]
+            if site.schedule == "annealed":
+                out.append((prefix + "gamma", site.gamma, True))
+            if site.schedule in DECAYS:
+                out.append((prefix + "std_min", site.std_min, True))
+            if site.placement in RELATIVE_PLACEMENTS and site.kind in RELATIVE_KINDS:
+                out.append((prefix + "relative", site.relative, True))
         return out
 
     def params(self, config: NoiseConfig) -> dict[str, Any]:
         """The configuration's parameters, as ``FrozenTrial.params`` shows them."""
-        return {name: value for name, value in self._values(config) if name in self.distributions}
+        return {name: value for name, value, _ in self._values(config) if name in self.distributions}
 
     def rows(self, trial_id: int, config: NoiseConfig) -> list[dict]:
         """The configuration's ``trial_params`` rows."""

@@ -108,16 +108,15 @@ def test_a_single_site_grid_names_its_parameters_plainly_with_the_grids_values()
     configs = grid("  grid: {placement: [input, weights], std: [0.001, 0.01, 0.1], schedule: [constant, annealed]}\n")
     params = GridParams(configs)
 
-    # kind (gaussian, or none for the baseline) tells apart what placement does; gamma has one value: left out
+    # kind and gamma have one value wherever there is noise: left out
     assert params.distributions == {
         "placement": CategoricalDistribution(("none", "input", "weights")),
-        "kind": CategoricalDistribution(("none", "gaussian")),
         "std": FloatDistribution(0.0, 0.1),
         "schedule": CategoricalDistribution(("none", "constant", "annealed")),
     }
-    assert params.params(configs[0]) == {"placement": "none", "kind": "none", "std": 0.0, "schedule": "none"}
+    assert params.params(configs[0]) == {"placement": "none", "std": 0.0, "schedule": "none"}
     assert [params.params(c) for c in configs[1:]] == [
-        {"placement": p, "kind": "gaussian", "std": s, "schedule": sch}
+        {"placement": p, "std": s, "schedule": sch}
         for p in ("input", "weights") for s in (0.001, 0.01, 0.1) for sch in ("constant", "annealed")]
 
 
@@ -135,12 +134,9 @@ def test_a_grid_of_combined_placements_names_each_placements_noise():
                    "    - {placement: weights, std: 0.3, kind: multiplicative}\n")
     params = GridParams(configs)
 
-    assert params.params(configs[1]) == {
-        "placement": "input+weights", "input.kind": "gaussian", "input.std": 0.1, "input.schedule": "constant",
-        "weights.kind": "gaussian", "weights.std": 0.2, "weights.schedule": "constant"}
-    assert params.params(configs[2]) == {
-        "placement": "weights", "input.kind": "none", "input.std": 0.0, "input.schedule": "none",
-        "weights.kind": "multiplicative", "weights.std": 0.3, "weights.schedule": "constant"}
+    # input's noise is the same wherever there is some: placement says where
+    assert params.params(configs[1]) == {"placement": "input+weights", "weights.kind": "gaussian", "weights.std": 0.2}
+    assert params.params(configs[2]) == {"placement": "weights", "weights.kind": "multiplicative", "weights.std": 0.3}
 
 
 def test_a_grid_rows_distribution_does_not_grow_with_the_grid():
@@ -151,7 +147,7 @@ def test_a_grid_rows_distribution_does_not_grow_with_the_grid():
 
     small, large = rows(2), rows(5_000)
 
-    assert [r["param_name"] for r in small] == [r["param_name"] for r in large] == ["placement", "kind", "std", "schedule"]
+    assert [r["param_name"] for r in small] == [r["param_name"] for r in large] == ["placement", "std"]
     # Only the std range's upper end differs: 0.0002 and 0.5.
     def without_high(row):
         distribution = json.loads(row["distribution_json"])
