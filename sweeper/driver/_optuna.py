@@ -310,8 +310,8 @@ class StudyWriter:
 
     @staticmethod
     def set_user_attrs(connection: Connection, attrs: dict[int, dict[str, Any]]) -> None:
-        """User attributes of trials (trial id -> key -> value), replacing those of the same key: as
-        ``Study.set_user_attr``... of a finished trial, which Optuna itself refuses; the report's verdict."""
+        """User attributes of trials (trial id -> key -> value), replacing those of the same key, also of
+        finished trials (which ``Trial.set_user_attr`` no longer takes): the report's verdicts."""
         rows = [(trial_id, key, json.dumps(value)) for trial_id, items in attrs.items() for key, value in items.items()]
         if not rows:
             return
@@ -326,3 +326,12 @@ def trial_ids(connection: Connection, study_id: int, numbers: Sequence[int]) -> 
     statement = select(_TRIALS.c.number, _TRIALS.c.trial_id).where(_TRIALS.c.study_id == study_id,
                                                                     _TRIALS.c.number.in_(list(numbers)))
     return dict(connection.execute(statement).all())
+
+
+def record_user_attrs(connection: Connection, study_name: str, attrs: dict[int, dict[str, Any]]) -> None:
+    """User attributes of the study's trials, by Optuna trial number (the report's verdicts, say)."""
+    studies = models.StudyModel.__table__
+    study_id = connection.scalar(select(studies.c.study_id).where(studies.c.study_name == study_name))
+    if study_id is not None:
+        ids = trial_ids(connection, study_id, list(attrs))
+        StudyWriter.set_user_attrs(connection, {ids[number]: items for number, items in attrs.items() if number in ids})
