@@ -367,17 +367,30 @@ class Store:
                 if key not in stored:
                     new.setdefault(key, (member, result))
             if new:
-                self._insert_runs(session, new)
+                self._insert_runs(session, new, held=owner is not None)
                 session.execute(update(Sweep).where(Sweep.id == sweep_id).values(updated_at=utcnow()))
             return len(new)
 
-    def _insert_runs(self, session: Session, new: dict) -> None:
+    def _insert_runs(self, session: Session, new: dict, *, held: bool) -> None:
         """Insert new runs, then the curves of those this statement inserted (not of any a concurrent
-        writer inserted first), under the ids the database gave them."""
+        writer inserted first), under the ids the database gave them.
+
+        ``held``: this transaction holds the sweep's row (its lease renewed), so no other writer adds runs
+        to the sweep before it ends; on PostgreSQL the runs are then one COPY (an INSERT of a pack's
+        thousands of parameters costs psycopg more to parse than the database to run).
+        """
         connection = session.connection()
         runs = [_rows.run_row(trial_id, task, m, r) for (trial_id, task, _), (m, r) in new.items()]
-        inserted = connection.execute(self._insert_new(Run).returning(Run.id, Run.trial_id, Run.task, Run.repeat), runs)
-        run_ids = {tuple(key): run_id for run_id, *key in inserted}
+        if held and self._engine.dialect.name == "postgresql":
+            now = utcnow()
+            _copy_rows(connection, Run.__table__, [{**row, "created_at": now} for row in runs])
+            keys = select(Run.id, Run.trial_id, Run.task, Run.repeat).where(
+                Run.trial_id.in_(sorted({trial_id for trial_id, _, _ in new})))
+            run_ids = {tuple(key): run_id for run_id, *key in connection.execute(keys) if tuple(key) in new}
+        else:
+            inserted = connection.execute(self._insert_new(Run).returning(Run.id, Run.trial_id, Run.task, Run.repeat),
+                                          runs)
+            run_ids = {tuple(key): run_id for run_id, *key in inserted}
         curves = [row for key, (_, result) in new.items() if key in run_ids
                   for row in _rows.curve_rows(run_ids[key], result)]
         if not curves:
@@ -709,9 +722,13 @@ def _next_trial_number(sweep_id: int):
 
 def _copy_rows(connection: Connection, table, rows: list[dict]) -> None:
     """PostgreSQL's COPY of ``rows`` (dicts of one set of keys) into ``table``: one round trip for them all."""
+    from psycopg import sql
+
     columns = list(rows[0])
+    statement = sql.SQL("COPY {} ({}) FROM STDIN").format(sql.Identifier(table.name),
+                                                         sql.SQL(", ").join(map(sql.Identifier, columns)))
     cursor = connection.connection.driver_connection.cursor()
-    with cursor.copy(f"COPY {table.name} ({', '.join(columns)}) FROM STDIN") as copy:
+    with cursor.copy(statement) as copy:
         for row in rows:
             copy.write_row([row[c] for c in columns])
 
