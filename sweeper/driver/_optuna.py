@@ -25,7 +25,12 @@ from datetime import datetime, timezone
 from typing import Any
 
 import numpy as np
-from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, distribution_to_json
+from optuna.distributions import (
+    BaseDistribution,
+    CategoricalDistribution,
+    FloatDistribution,
+    distribution_to_json,
+)
 from optuna.storages._rdb import models
 from optuna.trial import TrialState
 from sqlalchemy import bindparam, func, insert, select, update
@@ -46,9 +51,6 @@ from sweeper.report import statistics as st
 
 #: The user attribute that marks a sampled study's baseline trial; ``suggest`` answers ``()`` for it.
 BASELINE_USER_ATTR = "sweeper_baseline"
-#: A grid trial's parameter in sweeps stored before grid trials carried their noise: the configuration's
-#: number in the grid. Read only, to resume such a sweep's trials.
-LEGACY_GRID_PARAM = "config_number"
 #: The interval of a trial's mean (user attribute ``ci``): as ``sweeper report`` computes it, a 95%
 #: percentile bootstrap of 10,000 resamples of the repeats (its default seed, 0), on the selection metric.
 CI_CONFIDENCE, CI_RESAMPLES, CI_SEED = 0.95, 10_000, 0

@@ -11,7 +11,7 @@ show whether the driver keeps up with a fast trainer, and whether its cost grows
 from __future__ import annotations
 
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from sweeper.driver.executors import LocalExecutor
 from sweeper.space import parse_space
