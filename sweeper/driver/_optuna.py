@@ -172,9 +172,9 @@ class GridParams:
         """The configuration's parameters, as ``FrozenTrial.params`` shows them."""
         return {name: value for name, value, _ in self._values(config) if name in self.distributions}
 
-    def rows(self, trial_id: int, config: NoiseConfig) -> list[dict]:
-        """The configuration's ``trial_params`` rows."""
-        return [{"trial_id": trial_id, "param_name": name, "distribution_json": self._json[name],
+    def rows(self, config: NoiseConfig) -> list[dict]:
+        """The configuration's ``trial_params`` rows, but their ``trial_id``."""
+        return [{"param_name": name, "distribution_json": self._json[name],
                  "param_value": self.distributions[name].to_internal_repr(value)}
                 for name, value in self.params(config).items()]
 

@@ -249,7 +249,7 @@ class _Sweep:
             self.first_unregistered += 1
         todo = (i for i in range(self.first_unregistered, len(self.grid)) if i not in self.registered)
         numbers = list(itertools.islice(todo, max(0, self._want(already))))
-        created = self.writer.add_running(connection, [self.params.rows(0, self.grid[n]) for n in numbers])
+        created = self.writer.add_running(connection, [self.params.rows(self.grid[n]) for n in numbers])
         refs = self.store.add_trials(connection, self.sweep_id,
                                      [(n, self.grid[n], optuna_number) for n, (_, optuna_number) in zip(numbers, created)])
         self.registered.update(numbers)

@@ -143,7 +143,7 @@ def test_a_grid_rows_distribution_does_not_grow_with_the_grid():
     def rows(n_stds: int) -> list[dict]:
         stds = ", ".join(f"{(i + 1) * 1e-4:.4f}" for i in range(n_stds))
         configs = grid(f"  grid: {{placement: [input, pre_activation], std: [{stds}]}}\n")
-        return GridParams(configs).rows(7, configs[-1])
+        return GridParams(configs).rows(configs[-1])
 
     small, large = rows(2), rows(5_000)
 
