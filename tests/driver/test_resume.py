@@ -304,3 +304,26 @@ def test_a_refused_resume_is_one_line_on_stderr(space, reference, sweeper_cli):
 
     assert changed.exit_code == 2
     assert len(changed.stderr.splitlines()) == 1, changed.stderr
+
+
+def test_a_resume_with_nothing_left_to_train_says_so_in_one_line(space, tmp_path, sweeper_cli, monkeypatch):
+    url = f"sqlite:///{tmp_path / 'last.db'}"
+    complete = Store.complete_trials
+    calls = []
+
+    def interrupted_telling_the_last(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == N_CONFIGS:  # one configuration per round: the last round, all its runs stored
+            raise KeyboardInterrupt
+        return complete(self, *args, **kwargs)
+
+    monkeypatch.setattr(Store, "complete_trials", interrupted_telling_the_last)
+    assert sweeper_cli("run", space, "--db", url, "--epochs", "10").exit_code == 130
+    monkeypatch.undo()
+
+    resumed = sweeper_cli("run", space, "--db", url, "--epochs", "10")
+
+    assert resumed.exit_code == 0, resumed.stderr
+    assert resumed.stderr.splitlines()[-1] == f"sweep 'resume-me': all {TOTAL} runs were stored already; nothing to train"
+    with open_store(url, create=False) as store:
+        assert [t["status"] for t in store.trials("resume-me")] == ["complete"] * N_CONFIGS
