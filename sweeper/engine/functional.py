@@ -32,7 +32,7 @@ from torch.func import functional_call, stack_module_state, vmap
 from sweeper.engine import losses
 from sweeper.engine._memory import keep_freed_memory
 from sweeper.engine._shared import batch_order, logged_metrics, optimizer, pack_data, results, shuffler, total_steps
-from sweeper.engine.result import Member, RunResult
+from sweeper.records import Member, RunResult
 from sweeper.noise.pack import PackNoise
 from sweeper.noise.streams import make_streams
 from sweeper.tasks import user_models

@@ -39,7 +39,6 @@ The package: ``spec`` (the validated space, pydantic models), ``loading`` (the f
 
 from sweeper.space.loading import load_space, parse_space
 from sweeper.space.spec import (
-    BASELINE_USER_ATTR,
     CLASSIFICATION_METRICS,
     MAX_CONFIGURATIONS,
     MAX_CONFIGURATIONS_LIMIT,
@@ -55,7 +54,6 @@ from sweeper.space.spec import (
 )
 
 __all__ = [
-    "BASELINE_USER_ATTR",
     "CLASSIFICATION_METRICS",
     "MAX_CONFIGURATIONS",
     "MAX_CONFIGURATIONS_LIMIT",

@@ -14,8 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from sweeper import metrics
 from sweeper.errors import SpaceError
-from sweeper.noise.spec import DECAYS, DEFAULT_GAMMA, NoiseConfig, relative_fits
-from sweeper.space.grid import _config
+from sweeper.noise.spec import NoiseConfig
 from sweeper.space.reading import _allowed, _bounds
 from sweeper.tasks.spec import MAX_SEED, TaskSpec
 
@@ -24,8 +23,6 @@ SAMPLERS = ("grid", "random", "tpe")
 #: part where the tasks have none), and ``test_`` names are refused: the test part is kept to report.
 CLASSIFICATION_METRICS = metrics.choices("binary")
 REGRESSION_METRICS = metrics.choices("regression")
-#: The user attribute that marks a study's baseline trial; ``suggest`` answers ``()`` for it.
-BASELINE_USER_ATTR = "sweeper_baseline"
 
 _NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
 _NAME_RULE = "letters, digits, '-', '_' and '.', starting with a letter or digit"
@@ -126,41 +123,6 @@ class SweepSpec(_Frozen):
             )
         return list(self.search.configs), list(self.search.notes)
 
-    def suggest(self, trial: Any) -> NoiseConfig:
-        """Samplers random/tpe: draw one configuration with the trial's ``suggest_*`` calls.
-
-        Parameters are ``placement`` (combined placements joined by ``+``) and, per site,
-        ``<placement>.kind``, ``.std``, ``.schedule``, ``.gamma``, ``.std_min`` and ``.relative``; a
-        choice with one value is not suggested. The baseline is not in the space: the driver queues it with ``enqueue_baseline``
-        (or evaluates it itself), and for that trial ``suggest`` returns ``()``.
-        """
-        if trial.user_attrs.get(BASELINE_USER_ATTR):
-            return ()
-        space = self.search.space
-        if space is None:
-            raise SpaceError(
-                f"{self.source}: search.sampler: 'grid' has no space to sample from; use grid_configs()"
-            )
-        label = _pick(trial, "placement", ["+".join(p) for p in space.placements])
-        sites = []
-        for placement in label.split("+"):
-            kind = _pick(trial, f"{placement}.kind", space.kinds[placement])
-            std = _draw(trial, f"{placement}.std", space.std)
-            schedule = _pick(trial, f"{placement}.schedule", space.schedules)
-            gamma, std_min, relative = DEFAULT_GAMMA, 0.0, False
-            if schedule == "annealed":
-                gamma = _draw(trial, f"{placement}.gamma", space.gamma)
-            if schedule in DECAYS:
-                std_min = _draw(trial, f"{placement}.std_min", space.std_min)
-            if relative_fits(placement, kind):
-                relative = bool(_pick(trial, f"{placement}.relative", space.relative))
-            sites.append((placement, kind, std, schedule, gamma, std_min, relative))
-        return _config(sites)
-
-    def enqueue_baseline(self, study: Any) -> None:
-        """Queue the no-noise baseline as the study's next trial (``suggest`` answers ``()`` for it)."""
-        study.enqueue_trial({}, user_attrs={BASELINE_USER_ATTR: True})
-
     def with_overrides(
         self, repeats: int | None = None, epochs: int | None = None, name: str | None = None
     ) -> SweepSpec:
@@ -186,13 +148,3 @@ class SweepSpec(_Frozen):
             update["name"] = overrides["name"] = name
         return self.model_copy(update={**update, "overrides": overrides})
 
-
-def _pick(trial: Any, name: str, choices) -> Any:
-    choices = list(choices)
-    return choices[0] if len(choices) == 1 else trial.suggest_categorical(name, choices)
-
-
-def _draw(trial: Any, name: str, dist: FloatRange | tuple[float, ...]) -> float:
-    if isinstance(dist, FloatRange):
-        return trial.suggest_float(name, dist.low, dist.high, log=dist.log)
-    return float(_pick(trial, name, dist))

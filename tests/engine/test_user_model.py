@@ -17,7 +17,7 @@ from sweeper import seeding
 from sweeper.engine import functional
 from sweeper.engine.population import train_population
 from sweeper.engine.reference import train_reference
-from sweeper.engine.result import Member
+from sweeper.records import Member
 from sweeper.errors import TaskError
 from sweeper.noise.spec import NoiseSpec, make_config
 from sweeper.tasks import user_models

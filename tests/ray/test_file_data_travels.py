@@ -9,7 +9,7 @@ import pytest
 
 ray = pytest.importorskip("ray")
 
-from sweeper.driver.planner import Run, plan  # noqa: E402
+from sweeper.driver.planner import PlannedRun, plan  # noqa: E402
 from sweeper.engine.population import train_population  # noqa: E402
 from sweeper.space import load_space  # noqa: E402
 
@@ -22,7 +22,7 @@ def test_a_packed_job_holds_the_files_contents_and_no_path_to_them(tmp_path):
     spec = load_space(folder / "patients_holdout.yaml").with_overrides(epochs=3)
     name, task = next(iter(spec.tasks.items()))
     config = spec.grid_configs()[0][1]
-    packs = plan(spec.seed, spec.tasks, [Run(0, config, name, r) for r in range(2)], {name: 2})
+    packs = plan(spec.seed, spec.tasks, [PlannedRun(0, config, name, r) for r in range(2)], {name: 2})
     here = train_population(packs[0].task, packs[0].members, "cpu")
 
     # What the Ray executor hands to Tune (tune.with_parameters puts the packs in Ray's object store).

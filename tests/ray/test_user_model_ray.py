@@ -12,7 +12,7 @@ import pytest
 pytest.importorskip("ray")
 
 from sweeper.driver.executors import LocalExecutor  # noqa: E402
-from sweeper.driver.planner import Pack, Run, member  # noqa: E402
+from sweeper.driver.planner import Pack, PlannedRun, member  # noqa: E402
 from sweeper.driver.ray_executor import RayExecutor, runtime_env  # noqa: E402
 from sweeper.driver.sweep import check_data  # noqa: E402
 from sweeper.space import load_space  # noqa: E402
@@ -37,7 +37,7 @@ def test_workers_import_the_module_shipped_with_the_job_and_train_the_local_numb
     check_data(spec)  # imports the module from the file's folder, as sweeper run does first
     name, task = next(iter(spec.tasks.items()))
     config = spec.search.configs[0]
-    pack = Pack(name, task, tuple(member(spec.seed, task, Run(0, config, name, r)) for r in range(2)), (0, 0))
+    pack = Pack(name, task, tuple(member(spec.seed, task, PlannedRun(0, config, name, r)) for r in range(2)), (0, 0))
 
     executor = RayExecutor("cpu", env=runtime_env(spec.tasks.values()))  # starts a Ray of its own
     try:
