@@ -13,7 +13,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from sweeper.driver.executors import LocalExecutor
+from sweeper.driver.executors import Executor, LocalExecutor
 from sweeper.space import parse_space
 from sweeper.store import Store, open_store
 
@@ -46,7 +46,7 @@ class _Timed:
             self.seconds += time.perf_counter() - start
 
 
-class _TimedExecutor:
+class _TimedExecutor(Executor):
     """The local executor, timing the training of each pack (the driver waits for it, one pack at a time)."""
 
     def __init__(self):
@@ -65,6 +65,9 @@ class _TimedExecutor:
             finally:
                 self.seconds += time.perf_counter() - start
             yield item
+
+    def pack_size(self, task, n_train: int, n_test: int) -> int:
+        return self.inner.pack_size(task, n_train, n_test)
 
     def close(self) -> None:
         self.inner.close()
