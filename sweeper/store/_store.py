@@ -366,7 +366,7 @@ class Store:
         """
         connection = session.connection()
         runs = [_rows.run_row(trial_id, task, m, r) for (trial_id, task, _), (m, r) in new.items()]
-        if held and self._engine.dialect.name == "postgresql":
+        if held and self._db.dialect.name == "postgresql":
             now = utcnow()
             _copy_rows(connection, Run.__table__, [{**row, "created_at": now} for row in runs])
             keys = select(Run.id, Run.trial_id, Run.task, Run.repeat).where(
@@ -380,7 +380,7 @@ class Store:
                   for row in _rows.curve_rows(run_ids[key], result)]
         if not curves:
             return
-        if self._engine.dialect.name == "postgresql":
+        if self._db.dialect.name == "postgresql":
             _copy_rows(connection, Curve.__table__, curves)
         else:
             connection.execute(insert(Curve), curves)
