@@ -43,7 +43,7 @@ def cnn(input_shape, n_outputs, channels=(8, 16)):
     c, h, w = (1, *input_shape) if len(input_shape) == 2 else input_shape
     for out in channels:
         if min(h, w) < 2:
-            raise ValueError(f"{len(channels)} poolings halve {tuple(input_shape[-2:])} to nothing; give fewer channels")
+            raise ValueError(f"{len(channels)} poolings halve {tuple(input_shape[-2:])} to nothing; fewer channels")
         layers += [nn.Conv2d(c, out, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2)]
         c, h, w = out, h // 2, w // 2
     return nn.Sequential(*layers, nn.Flatten(), nn.Linear(c * h * w, n_outputs))
