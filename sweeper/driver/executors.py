@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Iterable, Iterator, Protocol
+from functools import partial
+from typing import Callable, Iterable, Iterator, Protocol
 
 import torch
 
@@ -12,8 +13,13 @@ from sweeper.engine.result import RunResult
 from sweeper.errors import ExecutorError
 
 
+#: Told, while a pack trains, the member-epochs it has trained so far (``OnEpochs`` of the engine).
+PackEpochs = Callable[[Pack, int], None]
+
+
 class Executor(Protocol):
-    """Runs packs and yields ``(pack, results)`` as each completes, in any order.
+    """Runs packs and yields ``(pack, results)`` as each completes, in any order, telling ``on_epochs``
+    (when given) how far each pack is as it trains.
 
     Optional members the driver uses when present: ``pack_size(task, n_train, n_test)`` (packs sized
     for the executor's workers rather than this machine) and ``parallel_packs`` (packs it trains at
@@ -23,7 +29,8 @@ class Executor(Protocol):
     #: The device type packs are sized for ("cpu" or "cuda").
     device: str
 
-    def run(self, packs: Iterable[Pack]) -> Iterator[tuple[Pack, list[RunResult]]]: ...
+    def run(self, packs: Iterable[Pack], on_epochs: PackEpochs | None = None
+            ) -> Iterator[tuple[Pack, list[RunResult]]]: ...
 
     def close(self) -> None: ...
 
@@ -45,9 +52,11 @@ class LocalExecutor:
     def __init__(self, device: str = "auto"):
         self.device = resolve_device(device)
 
-    def run(self, packs: Iterable[Pack]) -> Iterator[tuple[Pack, list[RunResult]]]:
+    def run(self, packs: Iterable[Pack], on_epochs: PackEpochs | None = None
+            ) -> Iterator[tuple[Pack, list[RunResult]]]:
         for pack in packs:
-            yield pack, train_population(pack.task, pack.members, self.device)
+            told = None if on_epochs is None else partial(on_epochs, pack)
+            yield pack, train_population(pack.task, pack.members, self.device, on_epochs=told)
 
     def close(self) -> None:
         pass

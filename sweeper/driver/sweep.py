@@ -41,8 +41,13 @@ GRID_PARAM = "config_number"
 
 
 class Progress(Protocol):
+    """What a sweep tells its progress display, in runs: the total and those stored before (``start``),
+    the runs stored since (``advance``), and, while packs train, how many runs' worth of training the
+    packs not yet stored hold (``training``: a fraction of their runs, from their member-epochs)."""
+
     def start(self, total: int, done: int) -> None: ...
     def advance(self, runs: int) -> None: ...
+    def training(self, runs: float) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -281,7 +286,13 @@ class _Sweep:
 
     def train(self, runs: list[Run]) -> None:
         packs = plan(self.spec.seed, self.spec.tasks, runs, self.sizes)
-        for pack, results in self.executor.run(packs):
+        training: dict[int, float] = {}  # id of a pack in training -> the runs' worth it has trained
+
+        def on_epochs(pack, member_epochs: int) -> None:
+            training[id(pack)] = member_epochs / pack.task.epochs
+            self.progress.training(sum(training.values()))
+
+        for pack, results in self.executor.run(packs, None if self.progress is None else on_epochs):
             items = [(t, pack.task_name, m, r) for t, m, r in zip(pack.trials, pack.members, results)]
             self.lease.check()
             with writes_finish():
@@ -291,6 +302,8 @@ class _Sweep:
                 self._record(self.numbers[t], pack.task_name, r.final.get(self.spec.metric), r.diverged)
             self.trained += len(pack)
             if self.progress is not None:
+                training.pop(id(pack), None)
+                self.progress.training(sum(training.values()))
                 self.progress.advance(len(pack))
 
     def tell(self, trials_and_refs: list) -> None:

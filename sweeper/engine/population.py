@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from typing import Sequence
+from typing import Callable, Sequence
 
 import torch
 
@@ -20,8 +20,14 @@ from sweeper.tasks.spec import TaskSpec
 ENGINES = ("auto", "stacked")
 
 
+#: Told, as a pack trains, the member-epochs it has trained so far (members x epochs done): once per
+#: logging interval (``task.log_every``) and at the end, when it is members x ``task.epochs``.
+OnEpochs = Callable[[int], None]
+
+
 def train_population(task: TaskSpec, members: Sequence[Member], device: str | torch.device = "cpu",
-                     streams: str = "philox", engine: str = "auto") -> list[RunResult]:
+                     streams: str = "philox", engine: str = "auto", on_epochs: OnEpochs | None = None
+                     ) -> list[RunResult]:
     """Trains every member for ``task.epochs`` epochs and returns one result per member, in order.
 
     ``engine``: ``auto`` (default) trains dense MLPs on the CPU with the fused engine
@@ -33,12 +39,12 @@ def train_population(task: TaskSpec, members: Sequence[Member], device: str | to
     if engine not in ENGINES:
         raise ValueError(f"unknown engine {engine!r}; allowed: {', '.join(ENGINES)}")
     if engine == "auto" and streams == "philox" and fused_engine.task_fits(task, device):
-        return fused_engine.train_fused(task, members)
-    return train_stacked(task, members, device, streams)
+        return fused_engine.train_fused(task, members, on_epochs)
+    return train_stacked(task, members, device, streams, on_epochs)
 
 
 def train_stacked(task: TaskSpec, members: Sequence[Member], device: str | torch.device = "cpu",
-                  streams: str = "philox") -> list[RunResult]:
+                  streams: str = "philox", on_epochs: OnEpochs | None = None) -> list[RunResult]:
     """The stacked torch program: every member in one vectorized program.
 
     Members share the task and architecture, nothing else: each has its own data split, initial
@@ -90,6 +96,8 @@ def train_stacked(task: TaskSpec, members: Sequence[Member], device: str | torch
         if epoch % task.log_every == 0 or epoch == task.epochs:
             log_epochs.append(epoch)
             logs.append(evaluate(task, params, data))
+            if on_epochs is not None:
+                on_epochs(p * epoch)
     wall = (time.perf_counter() - start) / p
     return results(task, log_epochs, logs, diverged_epoch, wall, device, "stacked", data, untrained)
 

@@ -170,7 +170,7 @@ def test_packs_come_back_as_they_finish_dead_workers_are_retried_and_lost_packs_
     """
     go, died = tmp_path / "pack 0 arrived", tmp_path / "pack 2 died once"
 
-    def train(task, members, device):
+    def train(task, members, device, on_epochs):
         pack = len(members) - 1  # pack i has i + 1 members
         if pack == 1:
             deadline = time.monotonic() + 30
