@@ -29,7 +29,7 @@ import tempfile
 import threading
 import time
 import uuid
-from typing import Callable, Iterable, Iterator, Optional, Sequence
+from typing import Callable, Iterable, Iterator
 
 import ray
 from ray import tune
@@ -39,8 +39,8 @@ from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 from sweeper.driver.executors import PackEpochs
 from sweeper.driver.planner import Pack
 from sweeper.engine import sizing
-from sweeper.engine.population import OnEpochs, train_population
-from sweeper.engine.result import Member, RunResult
+from sweeper.engine.population import train_population
+from sweeper.engine.result import RunResult
 from sweeper.errors import ExecutorError
 from sweeper.tasks.spec import TaskSpec
 
@@ -53,8 +53,8 @@ _POLL_S = 0.2
 #: Seconds at least between two posts of a pack's progress (each is a call to the inbox actor).
 _PROGRESS_S = 1.0
 
-#: What a trial runs on its pack: (task, members, device, on_epochs) -> results, as ``train_population``.
-Train = Callable[[TaskSpec, Sequence[Member], str, Optional[OnEpochs]], list[RunResult]]
+#: What a trial runs on its pack, called as ``train_population`` is: (task, members, device, on_epochs=...).
+Train = Callable[..., list[RunResult]]
 
 
 def cluster_address(address: str | None) -> str | None:
@@ -114,7 +114,7 @@ def _train_pack(config: dict, packs: list[Pack], inbox: Queue, device: str, thre
             inbox.put(("epochs", index, member_epochs))
             posted = time.perf_counter()
 
-    results = train(pack.task, pack.members, device, on_epochs)
+    results = train(pack.task, pack.members, device, on_epochs=on_epochs)
     inbox.put(("done", index, results))  # returns once the inbox holds them, so before Tune sees the trial end
     return {"members": len(pack), "seconds": time.perf_counter() - start}
 

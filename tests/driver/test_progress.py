@@ -68,8 +68,11 @@ def test_progress_moves_at_every_log_interval_and_ends_on_the_runs_stored(tmp_pa
 def test_the_bar_shows_runs_in_training_by_their_fraction_and_ends_on_the_exact_count():
     bar = _Bar("banner")
     bar.start(total=10, done=2)
+
+    def completed() -> float:
+        return bar.bar.tasks[0].completed
+
     try:
-        completed = lambda: bar.bar.tasks[0].completed  # noqa: E731
         bar.training(1 / 3)
         assert completed() == pytest.approx(2 + 1 / 3)
         bar.training(2 / 3)
