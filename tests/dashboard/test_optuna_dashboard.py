@@ -3,8 +3,8 @@
 A small grid sweep runs through the CLI into a SQLite file; optuna-dashboard serves that file. Through
 its HTTP API (the JSON its web page reads: ``/api/studies``, ``/api/studies/<id>``,
 ``/api/studies/<id>/param_importances``) each trial has the real noise parameters of its
-configuration, the objective is named after the sweep's metric, the user attributes hold the label
-and the number of runs, and the intermediate values are the mean validation curve over the trial's
+configuration, the objective is named after the sweep's metric, the user attributes hold the label,
+the number of runs, the mean and its interval, and the intermediate values are the mean validation curve over the trial's
 repeats. Headless Chromium then renders the study's page and the DOM it built holds the study, the
 metric and the parameters.
 
@@ -156,16 +156,24 @@ def test_the_dashboards_api_serves_each_trials_parameters_metric_and_mean_curve(
         attrs = {a["key"]: a["value"] for a in shown["user_attrs"]}
         assert attrs["label"] == trial["label"]
         assert int(attrs["n_runs"]) == trial["n_runs"]
-        mean_curve = [(c["epoch"], c["mean"]) for c in curves if c["optuna_trial_id"] == shown["number"]]
-        assert [(v["step"], v["value"]) for v in shown["intermediate_values"]] == pytest.approx(mean_curve, rel=1e-12)
-        assert [step for step, _ in mean_curve] == list(range(20, 201, 20))
+        assert float(attrs["mean"]) == trial["objective"]
+        low, high = json.loads(attrs["ci"])  # the mean's 95% bootstrap interval
+        assert low <= trial["objective"] <= high
+        mean_curve = [c for c in curves if c["optuna_trial_id"] == shown["number"]]
+        assert [c["epoch"] for c in mean_curve] == list(range(20, 201, 20))
+        assert [v["step"] for v in shown["intermediate_values"]] == [c["epoch"] for c in mean_curve]
+        assert [v["value"] for v in shown["intermediate_values"]] == pytest.approx([c["mean"] for c in mean_curve],
+                                                                                   rel=1e-12)
     assert study["has_intermediate_values"]
     # Distributions the importance, slice and parallel-coordinate plots take: words as categories,
-    # the std as a number (log-scaled: its values span a decade).
+    # the std as a number over the grid's values (the baseline's 0 among them).
     space = {p["name"]: p["distribution"] for p in study["intersection_search_space"]}
     assert set(space) == names
     assert space["placement"]["type"] == "CategoricalDistribution"
-    assert space["std"]["type"] == "FloatDistribution" and space["std"]["log"]
+    assert sorted(c["value"] for c in space["placement"]["choices"]) == ["input", "none", "pre_activation"]
+    stds = [_expected_params(t)["std"] for t in trials.values()]
+    assert space["std"] == {"type": "FloatDistribution", "low": min(stds), "high": max(stds), "step": None,
+                            "log": False}
     (importances,) = _get(f"{url}/api/studies/{study_id}/param_importances")["param_importances"]
     assert {i["name"] for i in importances} == names
 
