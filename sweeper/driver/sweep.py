@@ -292,7 +292,9 @@ class _Sweep:
             training[id(pack)] = member_epochs / pack.task.epochs
             self.progress.training(sum(training.values()))
 
-        for pack, results in self.executor.run(packs, None if self.progress is None else on_epochs):
+        # Asked for only where a progress display shows it: without one, any run(packs) will do.
+        told = {} if self.progress is None else {"on_epochs": on_epochs}
+        for pack, results in self.executor.run(packs, **told):
             items = [(t, pack.task_name, m, r) for t, m, r in zip(pack.trials, pack.members, results)]
             self.lease.check()
             with writes_finish():
