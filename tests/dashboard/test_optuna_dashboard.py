@@ -1,15 +1,16 @@
 """optuna-dashboard on a real sweep's database shows what ``sweeper trials`` shows, in a real browser.
 
-A small grid sweep runs through the CLI into a SQLite file; optuna-dashboard serves that file. Through
-its HTTP API (the JSON its web page reads: ``/api/studies``, ``/api/studies/<id>``,
+A small grid sweep runs through the CLI into a SQLite file and is reported; optuna-dashboard serves
+that file. Through its HTTP API (the JSON its web page reads: ``/api/studies``, ``/api/studies/<id>``,
 ``/api/studies/<id>/param_importances``) each trial has the real noise parameters of its
-configuration, the objective is named after the sweep's metric, the user attributes hold the label,
-the number of runs, the mean and its interval, and the intermediate values are the mean validation curve over the trial's
-repeats. Headless Chromium then renders the study's page and the DOM it built holds the study, the
-metric and the parameters.
+configuration; the objective is named after the sweep's metric; the user attributes hold the label,
+the number of runs, the mean and its interval, and the report's verdict; the intermediate values are
+the mean validation curve over the trial's repeats. Headless Chromium then renders the study's page,
+and the DOM it built holds the study, the metric and the parameters.
 
-Skipped, with the reason, where optuna-dashboard (the ``dashboard`` extra) or Chromium is missing;
-``.ci/run`` installs both and sets ``SWEEPER_REQUIRE_BROWSER=1``, which turns the skip into a failure.
+Skipped, with the reason, where optuna-dashboard (the ``dashboard`` extra, which ``make test``
+installs) or Chromium is missing; ``.ci/run`` installs Chromium and sets ``SWEEPER_REQUIRE_BROWSER=1``,
+which turns the skip into a failure.
 """
 
 from __future__ import annotations
@@ -72,7 +73,8 @@ def _get(url: str):
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory, sweeper_cli):
-    """The sweep, run once: its database URL and the address of optuna-dashboard serving it."""
+    """The sweep, run and reported once: its database URL, the address of optuna-dashboard serving it,
+    and the report's verdict of each trial (by sweeper's trial number)."""
     dashboard = _program("optuna-dashboard")
     if dashboard is None:
         _missing("optuna-dashboard is not installed (pip install '.[dashboard]')")
@@ -81,6 +83,8 @@ def served(tmp_path_factory, sweeper_cli):
     db = f"sqlite:///{folder / 'sweeps.db'}"
     result = sweeper_cli("run", folder / "space.yaml", "--db", db, "--device", "cpu")
     assert result.exit_code == 0, result.stderr
+    report = sweeper_cli("report", NAME, "--db", db, "--format", "json")  # records each trial's verdict
+    assert report.exit_code == 0, report.stderr
     port = _free_port()
     with open(folder / "dashboard.log", "w") as log:
         server = subprocess.Popen([dashboard, db, "--host", "127.0.0.1", "--port", str(port), "--quiet"],
@@ -96,7 +100,7 @@ def served(tmp_path_factory, sweeper_cli):
                 assert server.poll() is None, f"optuna-dashboard exited: {(folder / 'dashboard.log').read_text()}"
                 assert time.monotonic() < deadline, "optuna-dashboard did not answer within 60 s"
                 time.sleep(0.2)
-        yield db, url
+        yield db, url, {c["trial"]: c["verdict"] for c in json.loads(report.stdout)["configs"]}
     finally:
         server.terminate()
         server.wait(timeout=30)
@@ -128,7 +132,7 @@ def _value(param: dict):
 
 
 def test_the_dashboards_api_serves_each_trials_parameters_metric_and_mean_curve(served, sweeper_cli):
-    db, url = served
+    db, url, verdicts = served
     trials = {t["optuna_trial_id"]: t for t in _shown(sweeper_cli, "trials", NAME, "--db", db)}
     (sweep,) = [s for s in _shown(sweeper_cli, "sweeps", "--db", db) if s["name"] == NAME]
     curves = _shown(sweeper_cli, "query", "--db", db,
@@ -159,6 +163,7 @@ def test_the_dashboards_api_serves_each_trials_parameters_metric_and_mean_curve(
         assert float(attrs["mean"]) == trial["objective"]
         low, high = json.loads(attrs["ci"])  # the mean's 95% bootstrap interval
         assert low <= trial["objective"] <= high
+        assert attrs["verdict"] == verdicts[trial["trial"]]  # as `sweeper report` gave it
         mean_curve = [c for c in curves if c["optuna_trial_id"] == shown["number"]]
         assert [c["epoch"] for c in mean_curve] == list(range(20, 201, 20))
         assert [v["step"] for v in shown["intermediate_values"]] == [c["epoch"] for c in mean_curve]
@@ -182,7 +187,7 @@ def test_headless_chromium_renders_the_study_with_its_metric_and_parameters(serv
     browser = _program(*BROWSERS)
     if browser is None:
         _missing("Chromium is not installed (apt-get install chromium)")
-    _, url = served
+    _, url, _ = served
     study_id, study = _study(url)
     page = f"{url}/dashboard/studies/{study_id}"
     # The page is built by JavaScript from the API: the virtual time budget lets it load and draw
