@@ -310,6 +310,9 @@ def run(
         if outcome.complete:
             err.print(f"sweep {spec.name!r} is complete: 0 runs trained, nothing to do; {outcome.runs_total} runs "
                       "stored in all", markup=False, highlight=False, soft_wrap=True)
+        elif outcome.runs_trained == 0:  # resumed after its last pack was stored: only its last trials were told
+            err.print(f"sweep {spec.name!r}: all {outcome.runs_total} runs were stored already; nothing to train",
+                      markup=False, highlight=False, soft_wrap=True)
         else:
             err.print(f"{outcome.runs_trained} runs trained in {outcome.seconds:.1f} s "
                       f"({outcome.runs_per_second:.2f} runs/s); {outcome.runs_total} runs stored in all",
@@ -480,17 +483,30 @@ def report(sweep: str = SweepArgument, db: Optional[str] = DbOption,
 @command
 def bench(device: Device = typer.Option(Device.cpu, help="Where to train."),
           members: Optional[int] = typer.Option(None, help="Population size (default: the pack size rule)."),
-          epochs: int = typer.Option(4000, help="Epochs per run (W1: 4000)."),
+          epochs: Optional[int] = typer.Option(None, help="Epochs per run (W1: 4000; --driver: 20)."),
           reference_runs: int = typer.Option(2, help="Runs of the reference loop to time."),
           noise: Optional[str] = typer.Option(None, help="W1 with other noise: PLACEMENT:KIND:STD, e.g. "
                                                        "weights:gaussian:0.1 (default: pre_activation:gaussian:0.1)."),
           stacked: bool = typer.Option(True, help="Also time the stacked torch program (the engine for what the "
                                                     "fused one does not take, and on GPUs)."),
           format: BenchFormat = typer.Option(BenchFormat.table, "--format", "-f",
-                                             help="table to read, or json for scripts.")) -> None:
-    """Workload W1: runs/s of the reference loop and of the population trainer, side by side."""
+                                             help="table to read, or json for scripts."),
+          driver: bool = typer.Option(False, "--driver", help="Time the driver instead: tiny grids swept into "
+                                                            "--db, training vs driver vs store per configuration."),
+          grids: Optional[list[str]] = typer.Option(None, "--grid", help="--driver: CONFIGSxREPEATS, repeatable "
+                                                                          "(default: 391x10 and 3901x2)."),
+          db: Optional[str] = typer.Option(None, "--db", help="--driver: the database to sweep into (default: a "
+                                                               "temporary SQLite file); sweeps bench-driver-* are "
+                                                               "replaced there.")) -> None:
+    """Workload W1: runs/s of the reference loop and of the population trainer, side by side; with --driver,
+    where a sweep's time goes (training, the driver, the store) when training is cheap."""
     from sweeper.driver.executors import resolve_device
     from sweeper.engine.bench import bench_w1
+
+    if driver:
+        _bench_driver(grids or ["391x10", "3901x2"], db, epochs or 20, format)
+        return
+    epochs = epochs or 4000
 
     device = resolve_device(device.value)
     spec = None
@@ -509,6 +525,30 @@ def bench(device: Device = typer.Option(Device.cpu, help="Where to train."),
         sys.stdout.write(json.dumps(result) + "\n")
     else:
         out.print(listing.to_table([{"figure": k, "value": v} for k, v in result.items()], "W1 benchmark"))
+
+
+def _bench_driver(grids: list[str], db: str | None, epochs: int, format: BenchFormat) -> None:
+    import tempfile
+
+    from sweeper.driver.bench import bench_driver
+
+    sizes = []
+    for grid in grids:
+        configs, _, repeats = grid.partition("x")
+        if not (configs.isdigit() and repeats.isdigit() and int(configs) >= 2 and int(repeats) >= 1):
+            fail(f"--grid: {grid!r} is not CONFIGSxREPEATS (e.g. 391x10: 391 configurations, the baseline among "
+                 "them, of 10 repeats each; at least 2 configurations and 1 repeat)")
+        sizes.append((int(configs), int(repeats)))
+    with tempfile.TemporaryDirectory() as folder:
+        url = db or f"sqlite:///{folder}/bench.db"
+        rows = []
+        for configs, repeats in sizes:
+            err.print(f"driver bench: {configs} configurations x {repeats} repeats, {epochs} epochs ...", markup=False)
+            rows.append(bench_driver(url, configs=configs, repeats=repeats, epochs=epochs))
+    if format == BenchFormat.json:
+        sys.stdout.write(json.dumps(rows) + "\n")
+    else:
+        out.print(listing.to_table(rows, "driver benchmark (ms per configuration)"))
 
 
 if __name__ == "__main__":

@@ -70,8 +70,6 @@ SAMPLERS = ("grid", "random", "tpe")
 #: part where the tasks have none), and ``test_`` names are refused: the test part is kept to report.
 CLASSIFICATION_METRICS = ("accuracy", "loss", "val_accuracy", "val_loss", "train_accuracy", "train_loss")
 REGRESSION_METRICS = ("mse", "r2", "loss", "val_mse", "val_r2", "val_loss", "train_mse", "train_r2", "train_loss")
-#: The user attribute that marks a study's baseline trial; ``suggest`` answers ``()`` for it.
-BASELINE_USER_ATTR = "sweeper_baseline"
 
 _NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
 _NAME_RULE = "letters, digits, '-', '_' and '.', starting with a letter or digit"
@@ -176,41 +174,6 @@ class SweepSpec(_Frozen):
                 "trial at a time (suggest); only sampler 'grid' has a list of configurations"
             )
         return list(self.search.configs), list(self.search.notes)
-
-    def suggest(self, trial: Any) -> NoiseConfig:
-        """Samplers random/tpe: draw one configuration with the trial's ``suggest_*`` calls.
-
-        Parameters are ``placement`` (combined placements joined by ``+``) and, per site,
-        ``<placement>.kind``, ``.std``, ``.schedule``, ``.gamma``, ``.std_min`` and ``.relative``; a
-        choice with one value is not suggested. The baseline is not in the space: the driver queues it with ``enqueue_baseline``
-        (or evaluates it itself), and for that trial ``suggest`` returns ``()``.
-        """
-        if trial.user_attrs.get(BASELINE_USER_ATTR):
-            return ()
-        space = self.search.space
-        if space is None:
-            raise SpaceError(
-                f"{self.source}: search.sampler: 'grid' has no space to sample from; use grid_configs()"
-            )
-        label = _pick(trial, "placement", ["+".join(p) for p in space.placements])
-        sites = []
-        for placement in label.split("+"):
-            kind = _pick(trial, f"{placement}.kind", space.kinds[placement])
-            std = _draw(trial, f"{placement}.std", space.std)
-            schedule = _pick(trial, f"{placement}.schedule", space.schedules)
-            gamma, std_min, relative = DEFAULT_GAMMA, 0.0, False
-            if schedule == "annealed":
-                gamma = _draw(trial, f"{placement}.gamma", space.gamma)
-            if schedule in DECAYS:
-                std_min = _draw(trial, f"{placement}.std_min", space.std_min)
-            if placement in RELATIVE_PLACEMENTS and kind in RELATIVE_KINDS:
-                relative = bool(_pick(trial, f"{placement}.relative", space.relative))
-            sites.append((placement, kind, std, schedule, gamma, std_min, relative))
-        return _config(sites)
-
-    def enqueue_baseline(self, study: Any) -> None:
-        """Queue the no-noise baseline as the study's next trial (``suggest`` answers ``()`` for it)."""
-        study.enqueue_trial({}, user_attrs={BASELINE_USER_ATTR: True})
 
     def with_overrides(
         self, repeats: int | None = None, epochs: int | None = None, name: str | None = None
@@ -904,7 +867,7 @@ def _config(sites: list[_Site]) -> NoiseConfig:
     )
 
 
-# --- pydantic errors and optuna -------------------------------------------------------------------
+# --- pydantic errors ------------------------------------------------------------------------------
 
 #: Pydantic error types that mean "not a number in the field's range".
 _NUMBER_ERRORS = {
@@ -986,13 +949,3 @@ def _show(value: Any) -> str:
         text = repr(value)
     return text if len(text) <= 80 else text[:77] + "..."
 
-
-def _pick(trial: Any, name: str, choices) -> Any:
-    choices = list(choices)
-    return choices[0] if len(choices) == 1 else trial.suggest_categorical(name, choices)
-
-
-def _draw(trial: Any, name: str, dist: FloatRange | tuple[float, ...]) -> float:
-    if isinstance(dist, FloatRange):
-        return trial.suggest_float(name, dist.low, dist.high, log=dist.log)
-    return float(_pick(trial, name, dist))

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import optuna
 import pytest
 
 from sweeper.errors import SpaceError
@@ -426,49 +425,6 @@ def test_mixed_problems_skip_targets_that_fit_only_some_tasks():
     assert len(notes) == 3
 
 
-# --- adaptive samplers -------------------------------------------------------------------------------
-
-
-def test_suggest_draws_valid_configurations_from_a_real_tpe_study():
-    spec = parse(TPE)
-    study = optuna.create_study(sampler=optuna.samplers.TPESampler(seed=0), direction=spec.direction)
-    spec.enqueue_baseline(study)
-    seen = []
-    for _ in range(spec.search.n_trials):
-        trial = study.ask()
-        config = spec.suggest(trial)
-        seen.append(config)
-        study.tell(trial, float(len(config)))
-    assert seen[0] == ()
-    for config in seen[1:]:
-        assert 1 <= len(config) <= 2
-        for site in config:
-            assert 1e-3 <= site.std <= 1
-            assert (site.kind == "flip") == (site.placement == "targets")
-    assert len({"+".join(site.placement for site in c) for c in seen[1:]}) >= 3
-    params = study.trials[1].params
-    assert "placement" in params
-    if params["placement"] != "targets":
-        assert f"{params['placement'].split('+')[0]}.kind" in params
-
-
-def test_suggest_from_random_sampler_is_reproducible():
-    spec = load_space(SPACES / "tpe_example.yaml")
-
-    def draw():
-        study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=3))
-        return [spec.suggest(study.ask()) for _ in range(5)]
-
-    assert draw() == draw()
-
-
-def test_grid_has_no_suggest_and_tpe_has_no_grid():
-    with pytest.raises(SpaceError, match="grid_configs"):
-        parse(CASE_STUDY).suggest(optuna.create_study().ask())
-    with pytest.raises(SpaceError, match="suggest"):
-        parse(TPE).grid_configs()
-
-
 # --- overrides ---------------------------------------------------------------------------------------
 
 
@@ -644,14 +600,6 @@ def test_relative_noise_under_standard_scaling_is_accepted_with_a_note_that_it_c
     assert raw.search.notes == ()
 
 
-def test_suggest_draws_std_min_and_relative_where_they_apply():
-    spec = parse(sweep("  sampler: random\n  n_trials: 30\n  space: {placement: [input, pre_activation], "
-                       "kind: [gaussian, dropout], std: {uniform: [0.2, 0.5]}, schedule: [constant, cosine], "
-                       "std_min: {uniform: [0, 0.1]}, relative: [false, true]}\n", "{dataset: circles, scaling: none}"))
-    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
-    sites = [site for _ in range(30) for site in spec.suggest(study.ask())]
-    assert {s.kind for s in sites} == {"gaussian", "dropout"}
-    assert all(s.std_min == 0 for s in sites if s.schedule == "constant")
-    assert any(0 < s.std_min <= 0.1 for s in sites if s.schedule == "cosine")
-    assert any(s.relative for s in sites)
-    assert all(s.placement == "input" and s.kind == "gaussian" for s in sites if s.relative)
+def test_tpe_has_no_grid():
+    with pytest.raises(SpaceError, match="suggest"):
+        parse(TPE).grid_configs()

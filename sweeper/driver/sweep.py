@@ -22,23 +22,17 @@ import optuna
 from sqlalchemy.exc import SQLAlchemyError
 
 from sweeper import seeding
+from sweeper.driver import _optuna
 from sweeper.driver._interrupts import writes_finish
 from sweeper.driver.executors import Executor
 from sweeper.driver.planner import Run, plan
 from sweeper.engine.machine import this_machine
 from sweeper.engine.sizing import pack_size
 from sweeper.errors import LeaseError, SpaceError, StoreError, TaskError
-from sweeper.noise.spec import NoiseSpec, make_config, old_annealing
+from sweeper.noise.spec import NoiseSpec, config_label, make_config, old_annealing
 from sweeper.space import SweepSpec, parse_space
 from sweeper.store import Owner, Store, TrialRef
 from sweeper.tasks.data import load_split
-
-#: The Optuna parameter of a grid trial: the configuration's number in the grid (sweeper's trial
-#: number). An integer range, so each trial stores a few bytes however large the grid; sweeps stored
-#: before it named the parameter "config" with every number as a choice, which Optuna would refuse to
-#: mix with a range under the same name.
-GRID_PARAM = "config_number"
-
 
 class Progress(Protocol):
     """What a sweep tells its progress display, in runs: the total and those stored before (``start``),
@@ -139,35 +133,31 @@ def pack_sizes(spec: SweepSpec, executor: Executor, data_sizes: dict[str, tuple[
     return sizes
 
 
-class _AskTellGridSampler(optuna.samplers.GridSampler):
-    """Optuna's GridSampler for ask-and-tell: the driver, not the sampler, ends the sweep.
-
-    (GridSampler.after_trial calls ``study.stop()``, which only works inside ``study.optimize``.)
-    """
-
-    def after_trial(self, study, trial, state, values) -> None:
-        pass
-
-
-def _sampler(spec: SweepSpec, n_configs: int, trial_number: int) -> optuna.samplers.BaseSampler:
-    """The sampler that proposes trial ``trial_number``, seeded by (sweep seed, trial number).
+def _sampler(spec: SweepSpec, trial_number: int) -> optuna.samplers.BaseSampler | None:
+    """The sampler that proposes trial ``trial_number``, seeded by (sweep seed, trial number); none for a
+    grid, whose trials are written, never asked for (``sweeper.driver._optuna``).
 
     Samplers keep no state but their random generator (TPE refits on the study's trials each time), so
     a fresh one per trial proposes the same configurations whether or not the sweep was interrupted.
     """
     if spec.search.sampler == "grid":
-        # The driver enqueues each configuration itself (see ask_round): the grid's order does not matter.
-        return _AskTellGridSampler({GRID_PARAM: range(n_configs)}, seed=spec.seed)
+        return None
     seed = int(np.random.SeedSequence([spec.seed, trial_number]).generate_state(1)[0])
     if spec.search.sampler == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     return optuna.samplers.TPESampler(seed=seed)
 
 
+#: A trial in flight: its Optuna trial id (the ``trials`` table's key) and its sweeper trial.
+Asked = tuple[int, TrialRef]
+
+
 class _Sweep:
     """One sweep's state while it runs: the spec, the store, the study and the runs already stored.
 
     Every write first checks ``lease``: a run that lost its hold on the sweep writes nothing more.
+    A round is one transaction: the objectives of the trials just trained are told (sweeper's trials
+    and Optuna's completed together) and, for a grid, the next round's trials created in both.
     """
 
     def __init__(self, spec: SweepSpec, store: Store, executor: Executor, progress: Progress | None,
@@ -180,26 +170,28 @@ class _Sweep:
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             self.study = optuna.create_study(
                 study_name=spec.name, storage=storage, direction=spec.direction, load_if_exists=True,
-                sampler=_sampler(spec, len(self.grid or ()), 0))
+                sampler=_sampler(spec, 0))
+            if self.study.metric_names != [spec.metric]:
+                self.study.set_metric_names([spec.metric])
+        self.params = _optuna.GridParams(self.grid) if self.grid is not None else None
+        self.writer: _optuna.StudyWriter | None = None  # a grid's, made in the first round's transaction
+        self.summaries = _optuna.Summaries(list(spec.tasks), spec.repeats)
         self.n_trials = len(self.grid) if self.grid is not None else spec.search.n_trials + 1
         self.done = store.done_runs(self.sweep_id)
-        # trial number -> task -> metric of each finished (non-diverged) run: the objectives' inputs.
-        self.values: dict[int, dict[str, list[float]]] = {}
+        # trial number -> task -> repeat -> metric of each finished run (NaN: diverged): the objectives' inputs.
+        self.values: dict[int, dict[str, dict[int, float]]] = {}
         for row in store.runs(spec.name) if self.done else ():
-            self._record(row["trial"], row["task"], row.get(spec.metric), row["diverged"])
+            self._record(row["trial"], row["task"], row["repeat"], row.get(spec.metric), row["diverged"])
+        # trial number -> logged epoch -> [sum, count] of the metric's finite values: the mean curve.
+        self.curves: dict[int, dict[int, list]] = {}
         self.trained = 0
         self.numbers: dict[int, int] = {}  # sweeper trial id -> trial number
         self.registered = {t["trial"] for t in store.trials(spec.name)}  # trial numbers with a stored config
         self.first_unregistered = 0  # grid: no configuration before this number is left to ask for
 
     def trial_ref(self, trial) -> TrialRef:
-        """The sweeper trial of a new Optuna trial: its configuration, stored."""
-        if self.grid is not None:
-            number = trial.suggest_int(GRID_PARAM, 0, len(self.grid) - 1)
-            config = self.grid[number]
-        else:
-            number, config = None, self.spec.suggest(trial)
-        ref = self.store.ensure_trial(self.sweep_id, config, number=number, optuna_trial_id=trial.number)
+        """The sweeper trial of a new Optuna trial of a sampled sweep: its configuration, stored."""
+        ref = self.store.ensure_trial(self.sweep_id, _optuna.suggest(self.spec, trial), optuna_trial_id=trial.number)
         self.registered.add(ref.number)
         return ref
 
@@ -207,27 +199,31 @@ class _Sweep:
         return [Run(ref.id, ref.config, name, r) for name in self.spec.tasks for r in range(self.spec.repeats)
                 if (ref.number, name, r) not in self.done]
 
-    def resume_stale(self) -> list[tuple[object, TrialRef]]:
+    def resume_stale(self) -> list[Asked]:
         """Trials an interrupted sweep left running, each with its configuration, to go on with.
 
-        One whose configuration was stored goes on with it. One interrupted before that gets it again
-        from Optuna, which recorded its parameters as they were suggested (a grid trial's number was
-        enqueued with it): suggested again on the same trial, by the sampler it was asked with. So no
-        trial is failed and none asked twice: the study never holds more trials than were asked for.
+        One whose configuration was stored goes on with it (a grid's trials are created with theirs, in
+        one transaction). A sampled one interrupted before that gets it again from Optuna, which
+        recorded its parameters as they were suggested: suggested again on the same trial, by the
+        sampler it was asked with. So no trial is failed and none asked twice: the study never holds
+        more trials than were asked for.
         """
         stored = {t["optuna_trial_id"]: t for t in self.store.trials(self.spec.name)}
         resumed = []
         for frozen in self.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
             row = stored.get(frozen.number)
-            if row is None:
-                self.study.sampler = _sampler(self.spec, len(self.grid or ()), frozen.number)
-                resumed.append((frozen, self.trial_ref(optuna.trial.Trial(self.study, frozen._trial_id))))
-                continue
-            config = make_config(NoiseSpec(**p) for p in row["params"])
-            resumed.append((frozen, self.store.ensure_trial(self.sweep_id, config, number=row["trial"])))
+            if row is not None:
+                config = make_config(NoiseSpec(**p) for p in row["params"])
+                resumed.append((frozen._trial_id, self.store.ensure_trial(self.sweep_id, config, number=row["trial"])))
+            elif self.grid is None:
+                self.study.sampler = _sampler(self.spec, frozen.number)
+                resumed.append((frozen._trial_id, self.trial_ref(optuna.trial.Trial(self.study, frozen._trial_id))))
+            # else: a grid trial a sweeper <= 0.2 left before storing its configuration; that
+            # configuration is still unregistered, so a new trial of this round takes it on.
+        self._load_curves([ref.number for _, ref in resumed])
         return resumed
 
-    def resume(self) -> list[tuple[object, TrialRef]]:
+    def resume(self) -> list[Asked]:
         """The first round of trials to train: the round an interrupted sweep was in, else a new one.
 
         Interrupted while the round was asked for or trained, its trials are completed with the same
@@ -236,53 +232,71 @@ class _Sweep:
         """
         resumed = self.resume_stale()
         if resumed and not any(self.pending_runs(ref) for _, ref in resumed):
-            self.tell(resumed)
-            return self.ask_round()
-        return resumed + self.ask_round(already=len(resumed))
+            return self.tell_and_ask(resumed)
+        if self.grid is not None:
+            with self.store.transaction() as connection:
+                return resumed + self.ask_grid(connection, already=len(resumed))
+        return resumed + self.ask_sampled(already=len(resumed))
 
-    def ask_round(self, already: int = 0) -> list[tuple[object, TrialRef]]:
-        """New trials enough to fill a pack (at least one) with the ``already`` asked, none once the study
-        has all it needs.
+    def _want(self, already: int) -> int:
+        """Configurations enough to keep every pack slot of the executor busy (one, locally), less those
+        ``already`` asked."""
+        per_config = self.spec.repeats * len(self.spec.tasks)
+        return max(1, min(self.sizes.values()) * getattr(self.executor, "parallel_packs", 1) // per_config) - already
+
+    def ask_grid(self, connection, already: int = 0) -> list[Asked]:
+        """A grid's next configurations not yet stored, in file order (the baseline first), as new
+        trials of both sweeper and Optuna, with their parameters (one statement per table)."""
+        self.lease.check()
+        if self.writer is None:
+            self.writer = _optuna.StudyWriter(connection, self.study._study_id)
+        while self.first_unregistered < len(self.grid) and self.first_unregistered in self.registered:
+            self.first_unregistered += 1
+        todo = (i for i in range(self.first_unregistered, len(self.grid)) if i not in self.registered)
+        numbers = list(itertools.islice(todo, max(0, self._want(already))))
+        created = self.writer.add_running(connection, [self.params.rows(self.grid[n]) for n in numbers])
+        refs = self.store.add_trials(connection, self.sweep_id,
+                                     [(n, self.grid[n], optuna_number) for n, (_, optuna_number) in zip(numbers, created)])
+        self.registered.update(numbers)
+        return [(trial_id, ref) for (trial_id, _), ref in zip(created, refs)]
+
+    def ask_sampled(self, already: int = 0) -> list[Asked]:
+        """New trials of a random or TPE sweep enough to fill a pack (at least one) with the ``already``
+        asked, none once the study has all it needs; each asked of Optuna's sampler in turn.
 
         Trials an interrupted sweep queued (enqueued, never asked) are asked first, never queued twice.
         """
         self.lease.check()
-        per_config = self.spec.repeats * len(self.spec.tasks)
-        # Enough configurations to keep every pack slot of the executor busy (one, locally).
-        want = max(1, min(self.sizes.values()) * getattr(self.executor, "parallel_packs", 1) // per_config)
-        want -= already
-        asked = []
-        waiting = self.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.WAITING,))
-        if self.grid is not None:
-            # Grid: the next configurations not yet stored, in file order (the baseline first); a trial
-            # enqueued with its parameters is one the GridSampler answers as given.
-            queued = {t.system_attrs.get("fixed_params", {}).get(GRID_PARAM) for t in waiting}
-            while self.first_unregistered < len(self.grid) and self.first_unregistered in self.registered:
-                self.first_unregistered += 1
-            todo = (i for i in range(self.first_unregistered, len(self.grid)) if i not in self.registered)
-            for number in itertools.islice(todo, max(0, want)):
-                if number not in queued:
-                    self.study.enqueue_trial({GRID_PARAM: number})
-                trial = self.study.ask()
-                asked.append((trial, self.trial_ref(trial)))
-            return asked
         trials = self.study.get_trials(deepcopy=False)
         if not trials:
-            self.spec.enqueue_baseline(self.study)
-            waiting = self.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.WAITING,))
+            _optuna.enqueue_baseline(self.study)
+        waiting = self.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.WAITING,))
         # Queued trials are asked first (Optuna pops them in order), then new ones are numbered on.
         numbers = itertools.chain((t.number for t in waiting), itertools.count(len(trials) + (not trials)))
         settled = sum(t.state not in (optuna.trial.TrialState.FAIL, optuna.trial.TrialState.WAITING) for t in trials)
-        for _ in range(max(0, min(want, self.n_trials - settled))):
-            self.study.sampler = _sampler(self.spec, 0, next(numbers))
+        asked = []
+        for _ in range(max(0, min(self._want(already), self.n_trials - settled))):
+            self.study.sampler = _sampler(self.spec, next(numbers))
             trial = self.study.ask()
-            asked.append((trial, self.trial_ref(trial)))
+            asked.append((trial._trial_id, self.trial_ref(trial)))
         return asked
 
-    def _record(self, number: int, task: str, value: float | None, diverged: bool) -> None:
-        tasks = self.values.setdefault(number, {})
-        if value is not None and math.isfinite(value) and not diverged:
-            tasks.setdefault(task, []).append(value)
+    def _record(self, number: int, task: str, repeat: int, value: float | None, diverged: bool) -> None:
+        finite = value is not None and math.isfinite(value) and not diverged
+        self.values.setdefault(number, {}).setdefault(task, {})[repeat] = value if finite else math.nan
+
+    def _add_curve(self, number: int, epochs, values) -> None:
+        curve = self.curves.setdefault(number, {})
+        for epoch, value in zip(epochs, values):
+            point = curve.setdefault(int(epoch), [0.0, 0])
+            if math.isfinite(value):
+                point[0] += float(value)
+                point[1] += 1
+
+    def _load_curves(self, numbers: list[int]) -> None:
+        """The curves of runs an earlier run of the sweep stored for these trials."""
+        for number, epoch, value in self.store.trial_curves(self.sweep_id, numbers, self.spec.metric):
+            self._add_curve(number, (epoch,), (math.nan if value is None else value,))
 
     def train(self, runs: list[Run]) -> None:
         packs = plan(self.spec.seed, self.spec.tasks, runs, self.sizes)
@@ -300,29 +314,48 @@ class _Sweep:
             with writes_finish():
                 self.store.save_runs(self.sweep_id, items, self.owner)
             for t, m, r in zip(pack.trials, pack.members, results):
-                self.done.add((self.numbers[t], pack.task_name, m.repeat))
-                self._record(self.numbers[t], pack.task_name, r.final.get(self.spec.metric), r.diverged)
+                number = self.numbers[t]
+                self.done.add((number, pack.task_name, m.repeat))
+                self._record(number, pack.task_name, m.repeat, r.final.get(self.spec.metric), r.diverged)
+                if self.spec.metric in r.curves:
+                    self._add_curve(number, r.curve_epochs, np.asarray(r.curves[self.spec.metric], dtype=float))
             self.trained += len(pack)
             if self.progress is not None:
                 training.pop(id(pack), None)
                 self.progress.training(sum(training.values()))
                 self.progress.advance(len(pack))
 
-    def tell(self, trials_and_refs: list) -> None:
-        """Stores each trial's objective, then tells Optuna: the mean metric over its tasks (each the mean
-        over repeats). A trial with no finished run on some task (all diverged) has no objective; Optuna
-        is told the worst value, so adaptive samplers learn to avoid it.
+    def tell(self, connection, asked: list[Asked]) -> None:
+        """Stores each trial's objective and tells Optuna, in the ``connection``'s transaction: the mean
+        metric over its tasks (each the mean over finished repeats). A trial with no finished run on
+        some task (all diverged) has no objective; Optuna is told the worst value, so adaptive samplers
+        learn to avoid it. Its user attributes and mean curve go with it.
         """
-        for trial, ref in trials_and_refs:
-            self.lease.check()
-            per_task = self.values.get(ref.number, {})
-            objective = (sum(sum(v) / len(v) for v in per_task.values()) / len(per_task)
-                         if len(per_task) == len(self.spec.tasks) else math.nan)
+        self.lease.check()
+        per_trial = [self.values.get(ref.number, {}) for _, ref in asked]
+        objectives, finished = [], []
+        worst = -math.inf if self.spec.higher_is_better else math.inf
+        for (trial_id, ref), per_task, ci in zip(asked, per_trial, self.summaries.intervals(per_trial)):
+            finite_runs = [[r[k] for k in sorted(r) if math.isfinite(r[k])] for r in per_task.values()]
+            means = [sum(v) / len(v) for v in finite_runs if v]
+            objective = sum(means) / len(means) if len(means) == len(self.spec.tasks) else math.nan
             finite = math.isfinite(objective)
-            # Store first: if interrupted in between, the Optuna trial is still running and is told on resume.
-            self.store.complete_trial(ref.id, objective if finite else None)
-            worst = -math.inf if self.spec.higher_is_better else math.inf
-            self.study.tell(trial.number, objective if finite else worst)
+            objectives.append((ref.id, objective if finite else None))
+            curve = {epoch: total / count if count else math.nan
+                     for epoch, (total, count) in sorted(self.curves.pop(ref.number, {}).items())}
+            attrs = {"label": config_label(ref.config), "n_runs": sum(map(len, per_task.values())),
+                     "mean": objective if finite else None, "ci": ci}
+            finished.append(_optuna.Finished(trial_id, objective if finite else worst, attrs, curve))
+        self.store.complete_trials(connection, objectives)
+        _optuna.StudyWriter.complete(connection, finished)
+
+    def tell_and_ask(self, asked: list[Asked]) -> list[Asked]:
+        """Tells a finished round and asks the next: for a grid in one transaction."""
+        with self.store.transaction() as connection:
+            self.tell(connection, asked)
+            if self.grid is not None:
+                return self.ask_grid(connection)
+        return self.ask_sampled()
 
     def run(self) -> None:
         total = self.n_trials * self.spec.repeats * len(self.spec.tasks)
@@ -335,8 +368,7 @@ class _Sweep:
             self.numbers.update({ref.id: ref.number for _, ref in asked})
             self.train([run for _, ref in asked for run in self.pending_runs(ref)])
             with writes_finish():
-                self.tell(asked)
-                asked = self.ask_round()
+                asked = self.tell_and_ask(asked)
 
 
 def run_sweep(spec: SweepSpec, store: Store, executor: Executor, progress: Progress | None = None) -> SweepOutcome:

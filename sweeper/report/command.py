@@ -7,7 +7,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from sweeper.errors import SpaceError, SweeperError
+from sweeper.errors import SpaceError, StoreError, SweeperError
 from sweeper.report.build import build_report, planned_configs, setting_of
 from sweeper.report.render import VERDICTS, filtered, ran_lines, render_csv, render_json, render_table, write_report
 from sweeper.store import Store
@@ -41,7 +41,9 @@ def report_command(store: Store, sweep: str, fmt: str, out_path: Path | None, se
         planned, setting = planned_configs(spec), setting_of(spec, sweep_row)
     except SpaceError:
         pass  # a stored text this version cannot read: the report covers the runs without the plan
-    report = build_report(sweep_row, store.trials(sweep), runs, seed=seed, at=at, planned=planned, setting=setting)
+    trials = store.trials(sweep)
+    report = build_report(sweep_row, trials, runs, seed=seed, at=at, planned=planned, setting=setting)
+    _record_verdicts(store, sweep_row["study_name"], trials, report)
     report = filtered(report, top=top, verdicts=kept)
     if out_path is not None and fmt != "table":
         curves = store.curves(sweep) if fmt in ("markdown", "html") else None
@@ -57,3 +59,19 @@ def report_command(store: Store, sweep: str, fmt: str, out_path: Path | None, se
         console.print(report["summary"], markup=False, highlight=False)
         console.print("What ran: " + "; ".join(ran_lines(report)) + ".", markup=False, highlight=False)
     return []
+
+
+def _record_verdicts(store: Store, study_name: str, trials: list[dict], report: dict) -> None:
+    """Each configuration's verdict, as a user attribute of its trial in the sweep's Optuna study (what
+    optuna-dashboard shows); a database that cannot be written (read-only) keeps the report going."""
+    from sweeper.driver._optuna import record_user_attrs
+
+    optuna_numbers = {t["trial"]: t["optuna_trial_id"] for t in trials if t["optuna_trial_id"] is not None}
+    verdicts = {optuna_numbers[c["trial"]]: {"verdict": c["verdict"]} for c in report["configs"]
+                if c["trial"] in optuna_numbers}
+    try:
+        with store.transaction() as connection:
+            record_user_attrs(connection, study_name, verdicts)
+    except StoreError as exc:
+        Console(stderr=True).print(f"note: the verdicts are not recorded in the Optuna study: {exc}", markup=False,
+                                   highlight=False, soft_wrap=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from datetime import date, datetime, time
@@ -96,6 +97,7 @@ def run_row(trial_id: int, task: str, member: Member, result: RunResult) -> dict
     }
 
 
+@functools.lru_cache(maxsize=16)  # the runs of a pack share one machine: asdict once, not per run
 def _machine(machine) -> dict:
     """The machine columns of a run: NULL where the result does not say."""
     if machine is None:

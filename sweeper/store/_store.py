@@ -11,9 +11,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import yaml
-from sqlalchemy import case, delete, func, insert, inspect, select, update
+from sqlalchemy import bindparam, case, delete, func, insert, inspect, select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
@@ -310,6 +310,36 @@ class Store:
             if session.execute(update(Trial).where(Trial.id == trial_id).values(**values)).rowcount != 1:
                 raise StoreError(f"no trial with id {trial_id} in {self.display_url}")
 
+    @contextmanager
+    def transaction(self) -> Iterator[Connection]:
+        """One transaction for several writes (sweeper's and Optuna's tables alike): all or nothing."""
+        with self._session() as session:
+            yield session.connection()
+
+    def add_trials(self, connection: Connection, sweep_id: int,
+                   trials: Sequence[tuple[int, NoiseConfig, int | None]]) -> list[TrialRef]:
+        """New trials ``(number, configuration, Optuna trial number)``, with their sites, in the
+        ``transaction``'s connection; none of their numbers or configurations may be stored yet."""
+        if not trials:
+            return []
+        rows = [{"sweep_id": sweep_id, "number": number, "optuna_trial_id": optuna, "status": "pending",
+                 "created_at": utcnow(), **_rows.trial_columns(make_config(config))}
+                for number, config, optuna in trials]
+        statement = insert(Trial).returning(Trial.id, sort_by_parameter_order=True)
+        ids = [trial_id for (trial_id,) in connection.execute(statement, rows)]
+        sites = [row for trial_id, (_, config, _) in zip(ids, trials) for row in _rows.site_rows(trial_id, config)]
+        if sites:
+            connection.execute(insert(TrialSite), sites)
+        return [TrialRef(trial_id, number, optuna, make_config(config))
+                for trial_id, (number, config, optuna) in zip(ids, trials)]
+
+    def complete_trials(self, connection: Connection, objectives: Sequence[tuple[int, float | None]]) -> None:
+        """Mark trials ``(trial id, objective)`` complete in the ``transaction``'s connection (NaN: NULL)."""
+        if objectives:
+            statement = update(Trial).where(Trial.id == bindparam("trial_id")).values(
+                status="complete", objective=bindparam("value"))
+            connection.execute(statement, [{"trial_id": t, "value": _rows.finite(v)} for t, v in objectives])
+
     def save_runs(self, sweep_id: int, items: Sequence[tuple[int, str, Member, RunResult]],
                   owner: Owner | None = None) -> int:
         """Store runs and their curves in one transaction; runs already stored are skipped. How many were new.
@@ -337,23 +367,43 @@ class Store:
                 if key not in stored:
                     new.setdefault(key, (member, result))
             if new:
-                self._insert_runs(session, trial_ids, new)
+                self._insert_runs(session, new, held=owner is not None)
                 session.execute(update(Sweep).where(Sweep.id == sweep_id).values(updated_at=utcnow()))
             return len(new)
 
-    def _insert_runs(self, session: Session, trial_ids: list[int], new: dict) -> None:
-        """Insert new runs, then their curves under the ids the database gave the runs."""
+    def _insert_runs(self, session: Session, new: dict, *, held: bool) -> None:
+        """Insert new runs, then the curves of those this statement inserted (not of any a concurrent
+        writer inserted first), under the ids the database gave them.
+
+        ``held``: this transaction holds the sweep's row (its lease renewed), so no other writer adds runs
+        to the sweep before it ends; on PostgreSQL the runs are then one COPY (an INSERT of a pack's
+        thousands of parameters costs psycopg more to parse than the database to run).
+        """
         connection = session.connection()
         runs = [_rows.run_row(trial_id, task, m, r) for (trial_id, task, _), (m, r) in new.items()]
-        connection.execute(self._insert_new(Run), runs)
-        run_ids = {tuple(key): run_id for run_id, *key in connection.execute(_run_keys(trial_ids, Run.id))}
-        curves = [row for key, (_, result) in new.items() for row in _rows.curve_rows(run_ids[key], result)]
-        if curves:
-            connection.execute(self._insert_new(Curve), curves)
+        if held and self._engine.dialect.name == "postgresql":
+            now = utcnow()
+            _copy_rows(connection, Run.__table__, [{**row, "created_at": now} for row in runs])
+            keys = select(Run.id, Run.trial_id, Run.task, Run.repeat).where(
+                Run.trial_id.in_(sorted({trial_id for trial_id, _, _ in new})))
+            run_ids = {tuple(key): run_id for run_id, *key in connection.execute(keys) if tuple(key) in new}
+        else:
+            inserted = connection.execute(self._insert_new(Run).returning(Run.id, Run.trial_id, Run.task, Run.repeat),
+                                          runs)
+            run_ids = {tuple(key): run_id for run_id, *key in inserted}
+        curves = [row for key, (_, result) in new.items() if key in run_ids
+                  for row in _rows.curve_rows(run_ids[key], result)]
+        if not curves:
+            return
+        if self._engine.dialect.name == "postgresql":
+            _copy_rows(connection, Curve.__table__, curves)
+        else:
+            connection.execute(insert(Curve), curves)
 
     def _check_members(self, session: Session, sweep_id: int, items: list) -> None:
         """Refuse runs filed under a trial of another sweep or of another configuration."""
-        statement = select(Trial.id, Trial.config_json).where(Trial.sweep_id == sweep_id)
+        trial_ids = sorted({trial_id for trial_id, *_ in items})
+        statement = select(Trial.id, Trial.config_json).where(Trial.sweep_id == sweep_id, Trial.id.in_(trial_ids))
         configs = {trial_id: config for trial_id, config in session.execute(statement)}
         for trial_id, _task, member, _result in items:
             if trial_id not in configs:
@@ -420,6 +470,16 @@ class Store:
         statement = statement.where(Trial.sweep_id == sweep_id)
         with self._session() as session:
             return {tuple(row) for row in session.execute(statement)}
+
+    def trial_curves(self, sweep_id: int, numbers: Sequence[int], metric: str) -> list[tuple[int, int, float | None]]:
+        """(trial number, epoch, value of ``metric``) of every logged epoch of these trials' runs."""
+        if not numbers:
+            return []
+        statement = (select(Trial.number, Curve.epoch, getattr(Curve, metric)).join(Run, Curve.run_id == Run.id)
+                     .join(Trial, Run.trial_id == Trial.id)
+                     .where(Trial.sweep_id == sweep_id, Trial.number.in_(list(numbers))))
+        with self._session() as session:
+            return [tuple(row) for row in session.execute(statement)]
 
     def sweeps(self) -> list[dict]:
         """One row per sweep, oldest first: how many trials and runs it has, its overrides, and what
@@ -660,9 +720,22 @@ def _next_trial_number(sweep_id: int):
     return select(func.coalesce(func.max(Trial.number) + 1, 0)).where(Trial.sweep_id == sweep_id)
 
 
-def _run_keys(trial_ids, *leading):
-    """SELECT [leading columns,] trial_id, task, repeat of the runs of these trials."""
-    return select(*leading, Run.trial_id, Run.task, Run.repeat).where(Run.trial_id.in_(trial_ids))
+def _copy_rows(connection: Connection, table, rows: list[dict]) -> None:
+    """PostgreSQL's COPY of ``rows`` (dicts of one set of keys) into ``table``: one round trip for them all."""
+    from psycopg import sql
+
+    columns = list(rows[0])
+    statement = sql.SQL("COPY {} ({}) FROM STDIN").format(sql.Identifier(table.name),
+                                                         sql.SQL(", ").join(map(sql.Identifier, columns)))
+    cursor = connection.connection.driver_connection.cursor()
+    with cursor.copy(statement) as copy:
+        for row in rows:
+            copy.write_row([row[c] for c in columns])
+
+
+def _run_keys(trial_ids):
+    """SELECT trial_id, task, repeat of the runs of these trials."""
+    return select(Run.trial_id, Run.task, Run.repeat).where(Run.trial_id.in_(trial_ids))
 
 
 def _noise_columns() -> tuple:

@@ -66,6 +66,15 @@ class Stored:
             "JOIN studies s ON s.study_id = t.study_id WHERE s.study_name = :name AND p.param_name = :param",
             param=param))
 
+    def study_configs(self) -> list[tuple]:
+        """Each trial of the study as its sorted (parameter, value) pairs, sorted."""
+        trials: dict[int, list] = {}
+        for number, param, value in self._read(
+                "SELECT t.number, p.param_name, p.param_value FROM trial_params p JOIN trials t ON t.trial_id = "
+                "p.trial_id JOIN studies s ON s.study_id = t.study_id WHERE s.study_name = :name"):
+            trials.setdefault(number, []).append((param, value))
+        return sorted(tuple(sorted(pairs)) for pairs in trials.values())
+
     def status(self) -> str:
         ((status,),) = self._read("SELECT status FROM sweeper_sweeps WHERE name = :name")
         return status

@@ -67,7 +67,10 @@ def assert_as_after_one_uninterrupted_run(stored, url: str, reference: str, name
     got = stored(url, name)
     assert got.runs() == stored(reference, "conc").runs()
     assert got.study_states() == ["COMPLETE"] * N_CONFIGS
-    assert got.study_params("config_number") == list(range(N_CONFIGS))  # each configuration asked once
+    # each configuration asked once: placement (none, input, weights as 0, 1, 2) and std of each
+    stds = (0.01, 0.02, 0.03, 0.04, 0.05, 0.06)
+    assert got.study_configs() == sorted([(("placement", 0.0), ("std", 0.0))] + [
+        (("placement", float(p)), ("std", s)) for p in (1, 2) for s in stds])
     assert got.status() == "completed"
     assert got.lease() == (None, None, None)
 

@@ -71,8 +71,8 @@ def interrupted(space, tmp_path, sweeper_cli, monkeypatch):
     url = f"sqlite:///{tmp_path / 'held.db'}"
     tell = sweep_module._Sweep.tell
 
-    def interrupted_after_the_first(self, asked):
-        tell(self, asked)
+    def interrupted_after_the_first(self, connection, asked):
+        tell(self, connection, asked)
         raise KeyboardInterrupt
 
     monkeypatch.setattr(sweep_module._Sweep, "tell", interrupted_after_the_first)

@@ -13,7 +13,6 @@ from pathlib import Path
 import optuna
 import pytest
 
-from sweeper.driver import sweep as sweep_module
 from sweeper.store import Store, open_store
 
 RESUME_YAML = """\
@@ -225,16 +224,18 @@ def test_a_sweep_sent_sigterm_stops_as_on_ctrl_c_exits_143_and_resumes(space, re
 
 def test_a_sweep_interrupted_between_ask_and_suggest_resumes(space, reference, tmp_path, sweeper_cli, monkeypatch):
     db = tmp_path / "asked.db"
-    configure = sweep_module._Sweep.trial_ref
+    add_trials = Store.add_trials
     calls = []
 
-    def interrupted_on_the_second_trial(self, trial):
-        calls.append(trial.number)
+    def interrupted_on_the_second_trial(self, *args, **kwargs):
+        calls.append(1)
         if len(calls) == 2:
-            raise KeyboardInterrupt  # Ctrl-C right after study.ask(), before the trial's suggest calls
-        return configure(self, trial)
+            # Ctrl-C after Optuna's trial of the second round was written, before the store's: the round's
+            # transaction (which also tells the first round) is rolled back
+            raise KeyboardInterrupt
+        return add_trials(self, *args, **kwargs)
 
-    monkeypatch.setattr(sweep_module._Sweep, "trial_ref", interrupted_on_the_second_trial)
+    monkeypatch.setattr(Store, "add_trials", interrupted_on_the_second_trial)
     first = sweeper_cli("run", space, "--db", f"sqlite:///{db}")
     assert first.exit_code == 130
     assert len(runs_by_key(db)) == REPEATS
@@ -249,16 +250,16 @@ def test_a_sweep_interrupted_between_ask_and_suggest_resumes(space, reference, t
 def test_a_sweep_interrupted_between_optuna_and_store_completes_every_trial(space, tmp_path, sweeper_cli,
                                                                            monkeypatch):
     url = f"sqlite:///{tmp_path / 'told.db'}"
-    complete = Store.complete_trial
+    complete = Store.complete_trials
     calls = []
 
-    def interrupted_on_the_second_trial(self, trial_id, objective):
-        calls.append(trial_id)
+    def interrupted_on_the_second_trial(self, *args, **kwargs):
+        calls.append(1)
         if len(calls) == 2:
-            raise KeyboardInterrupt  # Ctrl-C after Optuna was told, before the store was
-        return complete(self, trial_id, objective)
+            raise KeyboardInterrupt  # Ctrl-C while the second round is told: its transaction is rolled back
+        return complete(self, *args, **kwargs)
 
-    monkeypatch.setattr(Store, "complete_trial", interrupted_on_the_second_trial)
+    monkeypatch.setattr(Store, "complete_trials", interrupted_on_the_second_trial)
     assert sweeper_cli("run", space, "--db", url, "--epochs", "10").exit_code == 130
     monkeypatch.undo()
 

@@ -8,7 +8,7 @@ import math
 import optuna
 import pytest
 
-from sweeper.space import BASELINE_USER_ATTR
+from sweeper.driver._optuna import BASELINE_USER_ATTR
 from sweeper.store import Store, open_store
 
 N_TRIALS, REPEATS = 3, 2

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from sweeper.driver.executors import LocalExecutor
-from sweeper.driver.sweep import GRID_PARAM, run_sweep
+from sweeper.driver.sweep import run_sweep
 from sweeper.engine import sizing
 from sweeper.errors import SpaceError
 from sweeper.space import parse_space
@@ -50,16 +50,22 @@ def test_what_a_grid_trial_stores_does_not_grow_with_the_grid(sweeper_cli, tmp_p
     monkeypatch.setattr(Store, "save_runs", interrupted_after_the_first_pack)
     assert sweeper_cli("run", tmp_path / "large.yaml", "--db", f"sqlite:///{large}").exit_code == 130
 
-    params_sql = "SELECT param_name, param_value, distribution_json FROM trial_params ORDER BY trial_id"
-    attrs_sql = "SELECT sum(length(key) + length(value_json)) FROM trial_system_attributes GROUP BY trial_id"
+    params_sql = "SELECT trial_id, param_name, param_value, distribution_json FROM trial_params ORDER BY param_id"
+    attrs_sql = "SELECT count(*) FROM trial_system_attributes"
     small_params, large_params = optuna_rows(small, params_sql), optuna_rows(large, params_sql)
-    assert [(name, value) for name, value, _ in small_params] == [(GRID_PARAM, 0.0), (GRID_PARAM, 1.0), (GRID_PARAM, 2.0)]
-    assert len(large_params) > 3 and [value for _, value, _ in large_params] == list(range(len(large_params)))
-    # The distribution is the range 0..n-1: only the digits of its upper end differ ("2" and "50000").
-    assert {len(d) for _, _, d in large_params} == {len(small_params[0][2]) + len("50000") - len("2")}
-    assert large_params[0][2] == small_params[0][2].replace('"high": 2}', '"high": 50000}')
-    # A trial's other records name its own number only (the enqueued fixed_params).
-    assert max(optuna_rows(large, attrs_sql))[0] <= max(optuna_rows(small, attrs_sql))[0] + len(str(len(large_params)))
+    # Every trial carries its real noise: its placement, and in the large grid, whose stds differ, its std
+    # (the baseline: none, 0).
+    assert [(name, value) for _, name, value, _ in small_params] == [("placement", 0.0), ("placement", 1.0),
+                                                                     ("placement", 2.0)]
+    assert [(name, value) for _, name, value, _ in large_params[:2]] == [("placement", 0.0), ("std", 0.0)]
+    assert len(large_params) == 2 * len({trial for trial, *_ in large_params}) > 6
+    # The distributions: the same placements, and a std range: the same few bytes however large the grid.
+    small_json = {name: d for _, name, _, d in small_params}
+    large_json = {name: d for _, name, _, d in large_params}
+    assert large_json["placement"] == small_json["placement"]
+    assert large_json["std"] == '{"name": "FloatDistribution", "attributes": {"step": null, "low": 0.0, "high": 2.5, "log": false}}'
+    # Nothing else is recorded per grid trial by the sampler (no enqueued fixed_params, no grid search space).
+    assert optuna_rows(large, attrs_sql) == optuna_rows(small, attrs_sql) == [(0,)]
 
 
 def interrupted_on_pack(k: int):

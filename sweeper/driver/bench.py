@@ -1,0 +1,105 @@
+"""``sweeper bench --driver``: where a sweep's time goes when training is cheap.
+
+A grid of tiny models (circles, hidden [8], 20 epochs) is swept into a database; the time of each
+configuration is split into training (the executor), the store's writes of runs and curves, and the
+driver (everything else after the first pack is handed over: Optuna's trials, sweeper's trial rows,
+telling objectives); what comes before (data checked, the study created) is ``setup_s``, once per sweep.
+``driver_runs_per_s`` is what the driver and the store alone would allow: runs / (driver + store time). The figures
+show whether the driver keeps up with a fast trainer, and whether its cost grows with the grid.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from sweeper.driver.executors import LocalExecutor
+from sweeper.space import parse_space
+from sweeper.store import Store, open_store
+
+#: Placements and kinds of the bench grid: 15 noises, each at many stds (one configuration each).
+_PLACEMENTS = ("input", "pre_activation", "post_activation", "weights", "gradients")
+_KINDS = ("gaussian", "multiplicative", "uniform")
+
+
+def grid_yaml(configs: int, repeats: int, epochs: int, name: str) -> str:
+    """A grid of ``configs`` configurations (the baseline among them): 15 noises x stds, rounded up."""
+    per_noise = max(1, -(-(configs - 1) // (len(_PLACEMENTS) * len(_KINDS))))
+    stds = ", ".join(f"{0.001 * (k + 1):.3f}" for k in range(per_noise))
+    return (f"name: {name}\nseed: 0\nrepeats: {repeats}\nmetric: accuracy\n"
+            f"task: {{dataset: circles, n_train: 30, hidden: [8], epochs: {epochs}, log_every: 10}}\n"
+            f"search:\n  sampler: grid\n  grid:\n    placement: [{', '.join(_PLACEMENTS)}]\n"
+            f"    kind: [{', '.join(_KINDS)}]\n    std: [{stds}]\n")
+
+
+class _Timed:
+    """Wraps a callable, adding the seconds spent in it to ``seconds``."""
+
+    def __init__(self, call: Callable):
+        self.call, self.seconds = call, 0.0
+
+    def __call__(self, *args, **kwargs):
+        start = time.perf_counter()
+        try:
+            return self.call(*args, **kwargs)
+        finally:
+            self.seconds += time.perf_counter() - start
+
+
+class _TimedExecutor:
+    """The local executor, timing the training of each pack (the driver waits for it, one pack at a time)."""
+
+    def __init__(self):
+        self.inner, self.seconds, self.first = LocalExecutor("cpu"), 0.0, None
+        self.device = self.inner.device
+
+    def run(self, packs):
+        self.first = self.first or time.perf_counter()  # when the first pack is handed over
+        iterator = iter(self.inner.run(packs))
+        while True:
+            start = time.perf_counter()
+            try:
+                item = next(iterator)
+            except StopIteration:
+                return
+            finally:
+                self.seconds += time.perf_counter() - start
+            yield item
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+def bench_driver(url: str, *, configs: int, repeats: int, epochs: int = 20, name: str | None = None) -> dict:
+    """Sweeps a fresh grid of ``configs`` x ``repeats`` into ``url`` and splits its time per configuration.
+
+    The sweep ``name`` (default ``bench-driver-<configs>x<repeats>``) is deleted first if the
+    database holds it, so each call measures a sweep from the start.
+    """
+    from sweeper.driver.sweep import run_sweep
+
+    name = name or f"bench-driver-{configs}x{repeats}"
+    spec = parse_space(grid_yaml(configs, repeats, epochs, name), "<bench>")
+    with open_store(url) as store:
+        if name in {s["name"] for s in store.sweeps()}:
+            store.delete_sweep(name)
+        executor = _TimedExecutor()
+        save_runs = _Timed(Store.save_runs)
+        store.save_runs = lambda *args, **kwargs: save_runs(store, *args, **kwargs)
+        start = time.perf_counter()
+        outcome = run_sweep(spec, store, executor)
+        backend = store.display_url.split(":", 1)[0]
+    n = len(spec.search.configs)
+    total = outcome.seconds
+    setup = executor.first - start  # data checked, study created or loaded: once per sweep
+    driver = total - setup - executor.seconds - save_runs.seconds
+    per_config = 1000 / n
+    return {
+        "database": backend, "configs": n, "repeats": repeats, "runs": outcome.runs_trained,
+        "seconds": round(total, 3), "setup_s": round(setup, 3),
+        "runs_per_s": round(outcome.runs_trained / total, 1),
+        "train_ms_per_config": round(executor.seconds * per_config, 3),
+        "store_ms_per_config": round(save_runs.seconds * per_config, 3),
+        "driver_ms_per_config": round(driver * per_config, 3),
+        "driver_runs_per_s": round(outcome.runs_trained / (driver + save_runs.seconds), 1),
+    }
