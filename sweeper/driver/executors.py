@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Iterable, Iterator
+from functools import partial
+from typing import Callable, Iterable, Iterator
 
 import torch
 
@@ -17,8 +18,13 @@ from sweeper.tasks.spec import TaskSpec
 DEVICES = ("auto", "cpu", "cuda")
 
 
+#: Told, while a pack trains, the member-epochs it has trained so far (``OnEpochs`` of the engine).
+PackEpochs = Callable[[Pack, int], None]
+
+
 class Executor:
-    """Runs packs and yields ``(pack, results)`` as each completes, in any order.
+    """Runs packs and yields ``(pack, results)`` as each completes, in any order, telling ``on_epochs``
+    (when given) how far each pack is as it trains.
 
     The defaults are those of an executor that trains one pack at a time on this machine; one that
     trains elsewhere, or several packs at once, overrides ``pack_size`` and ``parallel_packs``.
@@ -33,7 +39,8 @@ class Executor:
         """Members per pack: the engine's memory rule for this machine's ``device``."""
         return sizing.pack_size(task, self.device, n_train, n_test)
 
-    def run(self, packs: Iterable[Pack]) -> Iterator[tuple[Pack, list[RunResult]]]:
+    def run(self, packs: Iterable[Pack], on_epochs: PackEpochs | None = None
+            ) -> Iterator[tuple[Pack, list[RunResult]]]:
         raise NotImplementedError
 
     def close(self) -> None:
@@ -55,6 +62,8 @@ class LocalExecutor(Executor):
     def __init__(self, device: str = "auto"):
         self.device = resolve_device(device)
 
-    def run(self, packs: Iterable[Pack]) -> Iterator[tuple[Pack, list[RunResult]]]:
+    def run(self, packs: Iterable[Pack], on_epochs: PackEpochs | None = None
+            ) -> Iterator[tuple[Pack, list[RunResult]]]:
         for pack in packs:
-            yield pack, train_population(pack.task, pack.members, self.device)
+            told = None if on_epochs is None else partial(on_epochs, pack)
+            yield pack, train_population(pack.task, pack.members, self.device, on_epochs=told)

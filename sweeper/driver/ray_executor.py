@@ -3,7 +3,8 @@
 Every pack is one Tune trial asking for the CPUs (or the GPU share) one pack needs; Tune places the
 trials on the cluster's nodes and retries a trial whose worker died. A trial hands its results to an
 inbox actor owned by this process, so ``run`` yields each pack as soon as it is trained while Tune goes
-on with the others in a background thread. Nothing here writes the database: the driver does.
+on with the others in a background thread; while it trains, it posts there how far it is (its
+member-epochs, at most every ``_PROGRESS_S``). Nothing here writes the database: the driver does.
 
 The device is decided once, for the whole cluster: ``auto`` means the GPUs when the cluster has any
 when the run starts, else the CPUs. On a cluster of CPU-only and GPU nodes, ``auto`` (or ``cuda``)
@@ -28,18 +29,18 @@ import tempfile
 import threading
 import time
 import uuid
-from typing import Callable, Iterable, Iterator, Sequence
+from typing import Callable, Iterable, Iterator
 
 import ray
 from ray import tune
 from ray.util.queue import Empty, Queue
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-from sweeper.driver.executors import Executor
+from sweeper.driver.executors import Executor, PackEpochs
 from sweeper.driver.planner import Pack
 from sweeper.engine import sizing
 from sweeper.engine.population import train_population
-from sweeper.records import Member, RunResult
+from sweeper.records import RunResult
 from sweeper.errors import ExecutorError
 from sweeper.tasks import user_models
 from sweeper.tasks.spec import TaskSpec
@@ -50,8 +51,11 @@ MAX_FAILURES = 2
 NODE_WAIT_S = 60.0
 #: Seconds between looks at the inbox while Tune runs.
 _POLL_S = 0.2
+#: Seconds at least between two posts of a pack's progress (each is a call to the inbox actor).
+_PROGRESS_S = 1.0
 
-Train = Callable[[TaskSpec, Sequence[Member], str], list[RunResult]]
+#: What a trial runs on its pack, called as ``train_population`` is: (task, members, device, on_epochs=...).
+Train = Callable[..., list[RunResult]]
 
 
 def cluster_address(address: str | None) -> str | None:
@@ -106,8 +110,16 @@ def _train_pack(config: dict, packs: list[Pack], inbox: Queue, device: str, thre
     # The thread count a local run given the same CPUs would use: results can depend on it.
     torch.set_num_threads(threads)
     start = time.perf_counter()
-    results = train(pack.task, pack.members, device)
-    inbox.put((index, results))  # returns once the inbox holds them, so before Tune sees the trial end
+    posted = start
+
+    def on_epochs(member_epochs: int) -> None:
+        nonlocal posted
+        if time.perf_counter() - posted >= _PROGRESS_S:
+            inbox.put(("epochs", index, member_epochs))
+            posted = time.perf_counter()
+
+    results = train(pack.task, pack.members, device, on_epochs=on_epochs)
+    inbox.put(("done", index, results))  # returns once the inbox holds them, so before Tune sees the trial end
     return {"members": len(pack), "seconds": time.perf_counter() - start}
 
 
@@ -257,8 +269,10 @@ class RayExecutor(Executor):
             self._free = int(free * share)
         return sizing.pack_size(task, self.device, n_train, n_test, free_bytes=self._free)
 
-    def run(self, packs: Iterable[Pack]) -> Iterator[tuple[Pack, list[RunResult]]]:
+    def run(self, packs: Iterable[Pack], on_epochs: PackEpochs | None = None
+            ) -> Iterator[tuple[Pack, list[RunResult]]]:
         """Yields ``(pack, results)`` as each pack's trial ends; ExecutorError if a pack failed for good.
+        ``on_epochs`` is told each pack's progress as its trial posts it (a retried pack starts again at 0).
 
         Every pack that finished is yielded before that error, so the driver stores it; leaving the loop
         early stops the trials still running.
@@ -278,15 +292,18 @@ class RayExecutor(Executor):
         try:
             while pending:
                 try:
-                    index, results = inbox.get(timeout=_POLL_S)
+                    what, index, content = inbox.get(timeout=_POLL_S)
                 except Empty:
                     # Tune has ended and everything its trials handed in is taken: what is left failed.
                     if not thread.is_alive() and inbox.empty():
                         break
                     continue
-                if index in pending:  # a retried trial may hand its pack in twice
+                if what == "epochs":
+                    if index in pending and on_epochs is not None:
+                        on_epochs(packs[index], content)
+                elif index in pending:  # a retried trial may hand its pack in twice
                     pending.discard(index)
-                    yield packs[index], results
+                    yield packs[index], content
             thread.join()
         finally:
             stop.event.set()

@@ -37,8 +37,13 @@ from sweeper.tasks import files
 from sweeper.tasks.data import load_split
 
 class Progress(Protocol):
+    """What a sweep tells its progress display, in runs: the total and those stored before (``start``),
+    the runs stored since (``advance``), and, while packs train, how many runs' worth of training the
+    packs not yet stored hold (``training``: a fraction of their runs, from their member-epochs)."""
+
     def start(self, total: int, done: int) -> None: ...
     def advance(self, runs: int) -> None: ...
+    def training(self, runs: float) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -329,7 +334,15 @@ class _Sweep:
 
     def train(self, runs: list[PlannedRun]) -> None:
         packs = plan(self.spec.seed, self.spec.tasks, runs, self.sizes)
-        for pack, results in self.executor.run(packs):
+        training: dict[int, float] = {}  # id of a pack in training -> the runs' worth it has trained
+
+        def on_epochs(pack, member_epochs: int) -> None:
+            training[id(pack)] = member_epochs / pack.task.epochs
+            self.progress.training(sum(training.values()))
+
+        # Asked for only where a progress display shows it: without one, any run(packs) will do.
+        told = {} if self.progress is None else {"on_epochs": on_epochs}
+        for pack, results in self.executor.run(packs, **told):
             items = [(t, pack.task_name, m, r) for t, m, r in zip(pack.trial_ids, pack.members, results)]
             self.lease.check()
             with writes_finish():
@@ -342,6 +355,8 @@ class _Sweep:
                     self._add_curve(number, r.curve_epochs, np.asarray(r.curves[self.spec.metric], dtype=float))
             self.trained += len(pack)
             if self.progress is not None:
+                training.pop(id(pack), None)
+                self.progress.training(sum(training.values()))
                 self.progress.advance(len(pack))
 
     def tell(self, connection, asked: list[Asked]) -> None:

@@ -24,7 +24,7 @@ from __future__ import annotations
 import ctypes
 import functools
 import time
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -183,8 +183,10 @@ class _Program:
         return out
 
 
-def train_fused(task: TaskSpec, members: Sequence[Member]) -> list[RunResult]:
-    """Trains every member on the CPU with the fused engine; results as ``train_population`` gives them."""
+def train_fused(task: TaskSpec, members: Sequence[Member],
+                on_epochs: Callable[[int], None] | None = None) -> list[RunResult]:
+    """Trains every member on the CPU with the fused engine; results and ``on_epochs`` as
+    ``train_population`` gives and calls them."""
     start = time.perf_counter()
     device = torch.device("cpu")
     data = pack_data(task, members, device)
@@ -211,6 +213,8 @@ def train_fused(task: TaskSpec, members: Sequence[Member]) -> list[RunResult]:
         if epoch % task.log_every == 0 or epoch == task.epochs:
             log_epochs.append(epoch)
             logs.append(_evaluate(program, data))
+            if on_epochs is not None:
+                on_epochs(len(members) * epoch)
     bad = torch.as_tensor(program.bad_step)
     diverged_epoch = torch.where(bad >= 0, bad // per_epoch + 1, -1)
     return results(task, log_epochs, logs, diverged_epoch, (time.perf_counter() - start) / len(members), device,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from typing import Sequence
+from typing import Callable, Sequence
 
 import torch
 
@@ -22,8 +22,14 @@ from sweeper.tasks.spec import TaskSpec
 ENGINES = ("auto", "stacked")
 
 
+#: Told, as a pack trains, the member-epochs it has trained so far (members x epochs done): once per
+#: logging interval (``task.log_every``) and at the end, when it is members x ``task.epochs``.
+OnEpochs = Callable[[int], None]
+
+
 def train_population(task: TaskSpec, members: Sequence[Member], device: str | torch.device = "cpu",
-                     streams: str = "philox", engine: str = "auto") -> list[RunResult]:
+                     streams: str = "philox", engine: str = "auto", on_epochs: OnEpochs | None = None
+                     ) -> list[RunResult]:
     """Trains every member for ``task.epochs`` epochs and returns one result per member, in order.
 
     A user's own model (``task.model: {factory: ...}``) trains with ``sweeper.engine.functional``.
@@ -38,12 +44,12 @@ def train_population(task: TaskSpec, members: Sequence[Member], device: str | to
     if task.user_model is not None:  # a user's own model: torch.func over its nn.Module
         return train_functional(task, members, device, streams)
     if engine == "auto" and streams == "philox" and fused_engine.task_fits(task, device):
-        return fused_engine.train_fused(task, members)
-    return train_stacked(task, members, device, streams)
+        return fused_engine.train_fused(task, members, on_epochs)
+    return train_stacked(task, members, device, streams, on_epochs)
 
 
 def train_stacked(task: TaskSpec, members: Sequence[Member], device: str | torch.device = "cpu",
-                  streams: str = "philox") -> list[RunResult]:
+                  streams: str = "philox", on_epochs: OnEpochs | None = None) -> list[RunResult]:
     """The stacked torch program: every member in one vectorized program.
 
     Members share the task and architecture, nothing else: each has its own data split, initial
@@ -96,6 +102,8 @@ def train_stacked(task: TaskSpec, members: Sequence[Member], device: str | torch
         if epoch % task.log_every == 0 or epoch == task.epochs:
             log_epochs.append(epoch)
             logs.append(evaluate(task, params, data))
+            if on_epochs is not None:
+                on_epochs(p * epoch)
     wall = (time.perf_counter() - start) / p
     return results(task, log_epochs, logs, diverged_epoch, wall, device, "stacked", data, untrained)
 

@@ -19,7 +19,8 @@ from sweeper.tasks.spec import TaskSpec
 
 #: Share of free memory a pack may use (the rest is for the allocator, the data and other packs).
 MEMORY_SHARE = {"cpu": 0.25, "cuda": 0.6}
-#: On CPU, members beyond this add no speed (the vector units are busy) but delay progress reports.
+#: On CPU, members beyond this add no speed (the vector units are busy) but delay storing: a pack is stored
+#: when it ends, and an interrupted one is trained again.
 CPU_MAX_MEMBERS = 64
 GPU_MAX_MEMBERS = 16384
 

@@ -128,7 +128,7 @@ def test_fused_engine_equals_the_reference_loop_at_zero_noise(trained, task_name
 def test_auto_uses_the_fused_engine_for_dense_mlps_on_the_cpu_only(monkeypatch):
     calls = []
     train_fused = fused.train_fused
-    monkeypatch.setattr(fused, "train_fused", lambda t, ms: calls.append(t.model) or train_fused(t, ms))
+    monkeypatch.setattr(fused, "train_fused", lambda t, ms, *told: calls.append(t.model) or train_fused(t, ms, *told))
     tiny = {"epochs": 2, "log_every": 1}
     train_population(TASKS["w1_like"].model_copy(update=tiny), pack())
     assert calls == ["mlp"]

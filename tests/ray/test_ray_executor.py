@@ -168,7 +168,7 @@ def test_packs_come_back_as_they_finish_dead_workers_are_retried_and_lost_packs_
     """
     go, died = tmp_path / "pack 0 arrived", tmp_path / "pack 2 died once"
 
-    def train(task, members, device):
+    def train(task, members, device, on_epochs=None):
         pack = len(members) - 1  # pack i has i + 1 members
         if pack == 1:
             deadline = time.monotonic() + 30
@@ -204,6 +204,28 @@ def test_packs_come_back_as_they_finish_dead_workers_are_retried_and_lost_packs_
     assert "ray: pack 3 (circles, 4 members, trials [3]) failed (attempt 2): RuntimeError: this pack cannot be " \
            "trained; giving up on it" in err
     assert "Traceback" not in err
+
+
+@pytest.mark.slow
+def test_a_pack_posts_its_member_epochs_while_it_trains(local_ray):
+    """Progress reaches the driver before the pack does: posts at most every _PROGRESS_S (1 s)."""
+
+    def train(task, members, device, on_epochs=None):
+        for k in (1, 2, 3):
+            time.sleep(1.1)
+            on_epochs(len(members) * 10 * k)
+        return _fake(members, 1.0)
+
+    (pack,) = _packs([2])
+    ex = RayExecutor("cpu", train=train)
+    told, arrived = [], []
+    try:
+        for done, _ in ex.run([pack], on_epochs=lambda p, n: told.append((p.trials, n, len(arrived)))):
+            arrived.append(done)
+    finally:
+        ex.close()
+    assert arrived == [pack]
+    assert told == [(pack.trial_ids, 20, 0), (pack.trial_ids, 40, 0), (pack.trial_ids, 60, 0)]
 
 
 @pytest.mark.slow
