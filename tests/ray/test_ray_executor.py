@@ -220,7 +220,7 @@ def test_a_pack_posts_its_member_epochs_while_it_trains(local_ray):
     ex = RayExecutor("cpu", train=train)
     told, arrived = [], []
     try:
-        for done, _ in ex.run([pack], on_epochs=lambda p, n: told.append((p.trials, n, len(arrived)))):
+        for done, _ in ex.run([pack], on_epochs=lambda p, n: told.append((p.trial_ids, n, len(arrived)))):
             arrived.append(done)
     finally:
         ex.close()
