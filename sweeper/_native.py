@@ -95,8 +95,9 @@ def cpu_variant() -> str:
     if asked not in VARIANTS:
         raise ExecutorError(f"SWEEPER_CPU_VARIANT={asked!r} is not a variant; allowed: auto, {', '.join(VARIANTS)}")
     if asked not in runnable:
-        raise ExecutorError(f"SWEEPER_CPU_VARIANT={asked}: this CPU has no AVX2 and FMA; allowed here: "
-                            f"auto, {', '.join(runnable)}")
+        raise ExecutorError(
+            f"SWEEPER_CPU_VARIANT={asked}: this CPU has no AVX2 and FMA; allowed here: auto, {', '.join(runnable)}"
+        )
     return asked
 
 
@@ -107,9 +108,10 @@ def library_path(variant: str) -> Path:
         for file in SOURCES + HEADERS:
             key.update(file.name.encode() + file.read_bytes())
     except OSError as exc:
-        raise _Unavailable(f"the package holds no C sources ({exc.filename} is missing)",
-                           "reinstall sweeper from a wheel or sdist that holds sweeper/noise/_c and "
-                           "sweeper/engine/_c") from exc
+        raise _Unavailable(
+            f"the package holds no C sources ({exc.filename} is missing)",
+            "reinstall sweeper from a wheel or sdist that holds sweeper/noise/_c and sweeper/engine/_c",
+        ) from exc
     key.update(" ".join(FLAGS + VARIANTS[variant]).encode() + sys.platform.encode() + platform.machine().encode())
     return _cache_dir() / f"sweeper-{variant}-{key.hexdigest()[:16]}.so"
 
@@ -136,8 +138,11 @@ def _run(argv: list[str]) -> None:
     except OSError as exc:
         raise _Unavailable(f"the C compiler could not be started ({exc.strerror})", fix) from exc
     if done.returncode != 0:
-        raise _Unavailable(f"the C compiler failed ({Path(argv[0]).name} exited with {done.returncode})", fix,
-                           f"$ {shlex.join(argv)}\n{done.stdout}{done.stderr}".rstrip())
+        raise _Unavailable(
+            f"the C compiler failed ({Path(argv[0]).name} exited with {done.returncode})",
+            fix,
+            f"$ {shlex.join(argv)}\n{done.stdout}{done.stderr}".rstrip(),
+        )
 
 
 def build(variant: str) -> Path:
@@ -159,8 +164,10 @@ def build(variant: str) -> Path:
             path.parent.mkdir(parents=True, exist_ok=True)
             fd, partial = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         except OSError as exc:
-            raise _Unavailable(f"its cache folder {path.parent} is not writable ({exc.strerror})",
-                               "set SWEEPER_CACHE to a writable folder") from exc
+            raise _Unavailable(
+                f"its cache folder {path.parent} is not writable ({exc.strerror})",
+                "set SWEEPER_CACHE to a writable folder",
+            ) from exc
         os.close(fd)
         try:
             _run([*cc, "-shared", "-fopenmp", *objects, "-o", partial, "-lm"])
@@ -177,8 +184,17 @@ def _declare(lib: ctypes.CDLL) -> None:
     i64, c_int = ctypes.c_int64, ctypes.c_int
     lib.sweeper_normal_many.argtypes = [ctypes.POINTER(f32p), i64, i64, u64p, u64p, f32p, c_int]
     lib.sweeper_uniform_many.argtypes = lib.sweeper_normal_many.argtypes
-    lib.sweeper_add_normal_many.argtypes = [ctypes.POINTER(f32p), ctypes.POINTER(f32p), i64, i64, u64p, u64p, f32p,
-                                            c_int, c_int]
+    lib.sweeper_add_normal_many.argtypes = [
+        ctypes.POINTER(f32p),
+        ctypes.POINTER(f32p),
+        i64,
+        i64,
+        u64p,
+        u64p,
+        f32p,
+        c_int,
+        c_int,
+    ]
     lib.sweeper_mlp_train.restype = c_int
     lib.sweeper_mlp_forward.restype = c_int
 
@@ -206,8 +222,9 @@ def library() -> ctypes.CDLL | None:
             lib = ctypes.CDLL(str(path))
             _declare(lib)
         except (OSError, AttributeError) as exc:
-            raise _Unavailable(f"the compiled library {path} could not be loaded ({exc})",
-                               "delete it, and it is compiled again") from exc
+            raise _Unavailable(
+                f"the compiled library {path} could not be loaded ({exc})", "delete it, and it is compiled again"
+            ) from exc
     except ExecutorError:
         raise  # SWEEPER_CPU_VARIANT asks for what this CPU cannot run: the user's to fix, not to hide
     except Exception as exc:  # whatever went wrong, torch code can still train

@@ -17,7 +17,6 @@ import time
 from enum import Enum
 from importlib import metadata
 from pathlib import Path
-from typing import Optional
 
 import typer
 from rich.console import Console
@@ -40,18 +39,28 @@ class _Group(TyperGroup):
             return super().invoke(ctx)
 
 
-app = typer.Typer(cls=_Group, no_args_is_help=True, context_settings={"help_option_names": ["-h", "--help"]},
-                  help="Which noise regularization reliably helps your small-data model: sweep it, store it, report it.")
+app = typer.Typer(
+    cls=_Group,
+    no_args_is_help=True,
+    context_settings={"help_option_names": ["-h", "--help"]},
+    help="Which noise regularization reliably helps your small-data model: sweep it, store it, report it.",
+)
 out = Console()
 err = Console(stderr=True)
 _state = {"debug": False}
 #: The width of output that goes to a pipe or a file: wide enough that no table row wraps.
 UNWRAPPED = 1 << 20
 
-DbOption = typer.Option(None, "--db", envvar="SWEEPER_DB", show_envvar=True,
-                        help="Database URL (default: sqlite:///sweeps.db in the working directory).")
-FormatOption = typer.Option(listing.Format.table, "--format", "-f",
-                            help="table to read, csv, or json (one array of flat objects) for scripts.")
+DbOption = typer.Option(
+    None,
+    "--db",
+    envvar="SWEEPER_DB",
+    show_envvar=True,
+    help="Database URL (default: sqlite:///sweeps.db in the working directory).",
+)
+FormatOption = typer.Option(
+    listing.Format.table, "--format", "-f", help="table to read, csv, or json (one array of flat objects) for scripts."
+)
 SweepArgument = typer.Argument(..., metavar="SWEEP", help="Name of the sweep (see sweeper sweeps).")
 
 
@@ -87,6 +96,8 @@ class BenchFormat(str, Enum):
 
     table = "table"
     json = "json"
+
+
 MAX_QUERY_TIMEOUT_S = 86_400
 
 
@@ -154,8 +165,10 @@ def _versions() -> str:
         except metadata.PackageNotFoundError:
             return "not installed"
 
-    return (f"sweeper {version('sweeper')} (torch {version('torch')}, optuna {version('optuna')}, "
-            f"Python {sys.version.split()[0]})")
+    return (
+        f"sweeper {version('sweeper')} (torch {version('torch')}, optuna {version('optuna')}, "
+        f"Python {sys.version.split()[0]})"
+    )
 
 
 def _print_version(value: bool) -> None:
@@ -165,10 +178,16 @@ def _print_version(value: bool) -> None:
 
 
 @app.callback()
-def main(debug: bool = typer.Option(False, "--debug", help="Show tracebacks instead of one-line errors."),
-         version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True,
-                                      help="Print the versions of sweeper, torch, optuna and Python, and exit.")
-         ) -> None:
+def main(
+    debug: bool = typer.Option(False, "--debug", help="Show tracebacks instead of one-line errors."),
+    version: bool = typer.Option(
+        False,
+        "--version",
+        callback=_print_version,
+        is_eager=True,
+        help="Print the versions of sweeper, torch, optuna and Python, and exit.",
+    ),
+) -> None:
     _state["debug"] = debug
     if not out.is_terminal:
         # Piped or redirected, tables are read by programs and editors: one line per row, nothing cut.
@@ -177,7 +196,7 @@ def main(debug: bool = typer.Option(False, "--debug", help="Show tracebacks inst
     logging.getLogger("sweeper").setLevel(logging.DEBUG if debug else logging.NOTSET)
 
 
-def _stored_before_validation(file: Path, db: Optional[str], name: Optional[str]):
+def _stored_before_validation(file: Path, db: str | None, name: str | None):
     """The sweep of ``file`` as stored by a sweeper without validation parts, which resumes with the same
     text (its ``test_`` metric, no validation part); None if ``file`` is not such a stored sweep's."""
     from sweeper.space import parse_space
@@ -196,8 +215,9 @@ def _stored_before_validation(file: Path, db: Optional[str], name: Optional[str]
     return as_stored(spec, row["metric"])
 
 
-def _open(db: Optional[str], create: bool = True):
+def _open(db: str | None, create: bool = True):
     from sweeper.store import open_store
+
     return open_store(db, create=create)
 
 
@@ -219,9 +239,17 @@ class _Bar:
 
     def __init__(self, banner: str):
         self.banner = banner
-        self.bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                            TextColumn("{task.fields[rate]} runs/s"), TimeElapsedColumn(), TextColumn("ETA"),
-                            TimeRemainingColumn(), console=err, transient=False)
+        self.bar = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[rate]} runs/s"),
+            TimeElapsedColumn(),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
+            console=err,
+            transient=False,
+        )
         self.task = None
         self.done = self.trained = 0
         self.in_training = 0.0
@@ -255,16 +283,20 @@ class _Bar:
 @command
 def run(
     file: Path = typer.Argument(..., metavar="FILE", help="Search-space YAML file."),
-    db: Optional[str] = DbOption,
+    db: str | None = DbOption,
     device: Device = typer.Option(Device.auto, help="Where to train (auto: a CUDA GPU when PyTorch sees one)."),
-    repeats: Optional[int] = typer.Option(None, help="Override the file's repeats (quick runs)."),
-    epochs: Optional[int] = typer.Option(None, help="Override every task's epochs (quick runs)."),
-    name: Optional[str] = typer.Option(None, help="Store the sweep under this name instead of the file's."),
+    repeats: int | None = typer.Option(None, help="Override the file's repeats (quick runs)."),
+    epochs: int | None = typer.Option(None, help="Override every task's epochs (quick runs)."),
+    name: str | None = typer.Option(None, help="Store the sweep under this name instead of the file's."),
     executor: Executor = typer.Option(Executor.local, help="Train in this process, or on a Ray cluster."),
-    ray_address: Optional[str] = typer.Option(None, "--ray-address", envvar="RAY_ADDRESS",
-                                              help="Ray cluster to use (default: a local Ray started for the run)."),
-    cpus_per_pack: Optional[float] = typer.Option(None, "--cpus-per-pack", help="Ray: CPUs a CPU pack asks for."),
-    gpus_per_pack: Optional[float] = typer.Option(None, "--gpus-per-pack", help="Ray: GPU share a GPU pack asks for."),
+    ray_address: str | None = typer.Option(
+        None,
+        "--ray-address",
+        envvar="RAY_ADDRESS",
+        help="Ray cluster to use (default: a local Ray started for the run).",
+    ),
+    cpus_per_pack: float | None = typer.Option(None, "--cpus-per-pack", help="Ray: CPUs a CPU pack asks for."),
+    gpus_per_pack: float | None = typer.Option(None, "--gpus-per-pack", help="Ray: GPU share a GPU pack asks for."),
 ) -> None:
     """Run (or resume) a sweep: train every configuration x repeat and store every run."""
     from sweeper.space import load_space
@@ -286,8 +318,14 @@ def run(
         ex = LocalExecutor(device.value)
     else:
         from sweeper.driver.ray_executor import RayExecutor, runtime_env
-        ex = RayExecutor(device.value, address=ray_address, cpus_per_pack=cpus_per_pack, gpus_per_pack=gpus_per_pack,
-                         env=runtime_env(spec.tasks.values()))  # a user model's module travels with the job
+
+        ex = RayExecutor(
+            device.value,
+            address=ray_address,
+            cpus_per_pack=cpus_per_pack,
+            gpus_per_pack=gpus_per_pack,
+            env=runtime_env(spec.tasks.values()),
+        )  # a user model's module travels with the job
     try:
         pack_sizes(spec, ex, data_sizes)  # a member too large for the memory free writes nothing either
     except SweeperError:
@@ -311,15 +349,27 @@ def run(
             bar.stop()
             ex.close()
         if outcome.complete:
-            err.print(f"sweep {spec.name!r} is complete: 0 runs trained, nothing to do; {outcome.runs_total} runs "
-                      "stored in all", markup=False, highlight=False, soft_wrap=True)
+            err.print(
+                f"sweep {spec.name!r} is complete: 0 runs trained, nothing to do; {outcome.runs_total} runs "
+                "stored in all",
+                markup=False,
+                highlight=False,
+                soft_wrap=True,
+            )
         elif outcome.runs_trained == 0:  # resumed after its last pack was stored: only its last trials were told
-            err.print(f"sweep {spec.name!r}: all {outcome.runs_total} runs were stored already; nothing to train",
-                      markup=False, highlight=False, soft_wrap=True)
+            err.print(
+                f"sweep {spec.name!r}: all {outcome.runs_total} runs were stored already; nothing to train",
+                markup=False,
+                highlight=False,
+                soft_wrap=True,
+            )
         else:
-            err.print(f"{outcome.runs_trained} runs trained in {outcome.seconds:.1f} s "
-                      f"({outcome.runs_per_second:.2f} runs/s); {outcome.runs_total} runs stored in all",
-                      markup=False, highlight=False)
+            err.print(
+                f"{outcome.runs_trained} runs trained in {outcome.seconds:.1f} s "
+                f"({outcome.runs_per_second:.2f} runs/s); {outcome.runs_total} runs stored in all",
+                markup=False,
+                highlight=False,
+            )
         rows = store.trials(spec.name)
     cols = ["trial", "label", "n_runs", "n_diverged", "n_failed_to_learn", "objective"]
     out.print(listing.to_table([{**r, "objective": r["objective"]} for r in rows], f"{spec.name}: {spec.metric}", cols))
@@ -342,28 +392,32 @@ def validate(file: Path = typer.Argument(..., metavar="FILE", help="Search-space
         size = f"{len(spec.search.configs)} configurations"
     else:
         size = f"{spec.search.n_trials} {spec.search.sampler} trials + the baseline"
-    out.print(f"{file}: ok: sweep {spec.name!r}, {size} x {spec.repeats} repeats x {len(spec.tasks)} task(s), "
-              f"metric {spec.metric}", markup=False, highlight=False, soft_wrap=True)
+    out.print(
+        f"{file}: ok: sweep {spec.name!r}, {size} x {spec.repeats} repeats x {len(spec.tasks)} task(s), "
+        f"metric {spec.metric}",
+        markup=False,
+        highlight=False,
+        soft_wrap=True,
+    )
 
 
 @command
-def sweeps(db: Optional[str] = DbOption, format: listing.Format = FormatOption) -> None:
+def sweeps(db: str | None = DbOption, format: listing.Format = FormatOption) -> None:
     """List the sweeps in the database."""
     with _open(db, create=False) as store:
         rows = store.sweeps()
-    _emit(listing.ran_in_one_column(rows) if format == listing.Format.table else rows, format,
-          "sweeps")
+    _emit(listing.ran_in_one_column(rows) if format == listing.Format.table else rows, format, "sweeps")
 
 
 @command
-def trials(sweep: str = SweepArgument, db: Optional[str] = DbOption, format: listing.Format = FormatOption) -> None:
+def trials(sweep: str = SweepArgument, db: str | None = DbOption, format: listing.Format = FormatOption) -> None:
     """List a sweep's trials (one per noise configuration)."""
     with _open(db, create=False) as store:
         _emit(store.trials(sweep), format, f"{sweep}: trials")
 
 
 @command
-def runs(sweep: str = SweepArgument, db: Optional[str] = DbOption, format: listing.Format = FormatOption) -> None:
+def runs(sweep: str = SweepArgument, db: str | None = DbOption, format: listing.Format = FormatOption) -> None:
     """List a sweep's runs (one per trial, task and repeat) with their seeds, metrics and what trained them."""
     with _open(db, create=False) as store:
         rows = store.runs(sweep)
@@ -374,11 +428,15 @@ def runs(sweep: str = SweepArgument, db: Optional[str] = DbOption, format: listi
 
 
 @command
-def query(sql: str = typer.Argument(..., help="One read-only statement: SELECT, VALUES, TABLE or WITH ... SELECT."),
-          db: Optional[str] = DbOption, format: listing.Format = FormatOption,
-          limit: int = typer.Option(10_000, help="Show at most this many rows (stderr says when there were more)."),
-          timeout: float = typer.Option(300.0, help="Stop the query after this many seconds (PostgreSQL also "
-                                                    "stops it server side).")) -> None:
+def query(
+    sql: str = typer.Argument(..., help="One read-only statement: SELECT, VALUES, TABLE or WITH ... SELECT."),
+    db: str | None = DbOption,
+    format: listing.Format = FormatOption,
+    limit: int = typer.Option(10_000, help="Show at most this many rows (stderr says when there were more)."),
+    timeout: float = typer.Option(
+        300.0, help="Stop the query after this many seconds (PostgreSQL also stops it server side)."
+    ),
+) -> None:
     """Run one read-only SQL query on the trial database, within a row limit and a timeout.
 
     On PostgreSQL it runs as the role sweeper_reader (see `sweeper db reader`)."""
@@ -396,14 +454,15 @@ def query(sql: str = typer.Argument(..., help="One read-only statement: SELECT, 
         err.print(f"showing the first {limit} rows; --limit to change", markup=False, highlight=False)
 
 
-db_app = typer.Typer(no_args_is_help=True,
-                     help="The database itself: the version of sweeper's tables, the role queries run as.")
+db_app = typer.Typer(
+    no_args_is_help=True, help="The database itself: the version of sweeper's tables, the role queries run as."
+)
 app.add_typer(db_app, name="db")
 
 
 @db_app.command("upgrade")
 @_one_line_errors
-def db_upgrade(db: Optional[str] = DbOption) -> None:
+def db_upgrade(db: str | None = DbOption) -> None:
     """Upgrade sweeper's tables to this version's schema (any `sweeper run` also does it)."""
     with _open(db, create=False) as store:
         before, after = store.upgrade_schema()
@@ -413,39 +472,59 @@ def db_upgrade(db: Optional[str] = DbOption) -> None:
 
 @db_app.command("reader")
 @_one_line_errors
-def db_reader(db: Optional[str] = DbOption,
-              temp_file_limit: str = typer.Option("1GB", "--temp-file-limit",
-                                                  help="Temporary files one query may write (a PostgreSQL size "
-                                                       "such as 512MB; -1: no limit).")) -> None:
+def db_reader(
+    db: str | None = DbOption,
+    temp_file_limit: str = typer.Option(
+        "1GB",
+        "--temp-file-limit",
+        help="Temporary files one query may write (a PostgreSQL size such as 512MB; -1: no limit).",
+    ),
+) -> None:
     """Create (or reset) the PostgreSQL role sweeper_reader that `query` runs SQL as (needs CREATEROLE)."""
     from sweeper.store import READER, create_reader, default_url, redact
 
     for note in create_reader(db, temp_file_limit):
         err.print(f"note: {note}", markup=False, highlight=False, soft_wrap=True)
-    out.print(f"role {READER} ready: it may read the sweeper and Optuna tables of {redact(db or default_url())}",
-              markup=False, highlight=False, soft_wrap=True)
+    out.print(
+        f"role {READER} ready: it may read the sweeper and Optuna tables of {redact(db or default_url())}",
+        markup=False,
+        highlight=False,
+        soft_wrap=True,
+    )
 
 
 @command
-def rerun(sweep: str = SweepArgument,
-          trial: int = typer.Argument(..., metavar="TRIAL", help="Trial number (see sweeper trials SWEEP)."),
-          repeat: Optional[int] = typer.Option(None, help="Only this repeat (default: all)."),
-          db: Optional[str] = DbOption, device: Device = typer.Option(Device.cpu, help="Where to train again."),
-          format: listing.Format = FormatOption) -> None:
+def rerun(
+    sweep: str = SweepArgument,
+    trial: int = typer.Argument(..., metavar="TRIAL", help="Trial number (see sweeper trials SWEEP)."),
+    repeat: int | None = typer.Option(None, help="Only this repeat (default: all)."),
+    db: str | None = DbOption,
+    device: Device = typer.Option(Device.cpu, help="Where to train again."),
+    format: listing.Format = FormatOption,
+) -> None:
     """Train a stored trial again from its stored seeds; show stored and new numbers side by side."""
     from sweeper.driver.executors import resolve_device
     from sweeper.driver.rerun import rerun_trial
 
     device = resolve_device(device.value)
     with _open(db, create=False) as store:
-        rows = rerun_trial(store, sweep, trial, repeat, device,
-                           warn=lambda m: err.print(f"warning: {m}", markup=False, highlight=False, soft_wrap=True))
+        rows = rerun_trial(
+            store,
+            sweep,
+            trial,
+            repeat,
+            device,
+            warn=lambda m: err.print(f"warning: {m}", markup=False, highlight=False, soft_wrap=True),
+        )
     _emit(rows, format, f"{sweep}: trial {trial} rerun")
 
 
 @command
-def delete(sweep: str = SweepArgument, db: Optional[str] = DbOption,
-           yes: bool = typer.Option(False, "--yes", "-y", help="Delete without asking (for scripts).")) -> None:
+def delete(
+    sweep: str = SweepArgument,
+    db: str | None = DbOption,
+    yes: bool = typer.Option(False, "--yes", "-y", help="Delete without asking (for scripts)."),
+) -> None:
     """Delete a sweep with its trials, runs, curves and Optuna study (asks first)."""
     with _open(db, create=False) as store:
         store.check_not_running(sweep)  # a missing sweep, or one being run, is one line
@@ -455,28 +534,43 @@ def delete(sweep: str = SweepArgument, db: Optional[str] = DbOption,
             if not sys.stdin.isatty():
                 fail(f"not deleting {what} unconfirmed: the input is not a terminal to ask on; add --yes")
             # Asked on stderr, unlike typer.confirm, which writes part of its prompt to stdout
-            err.print(f"Delete {what}? This cannot be undone. [y/N] ", end="", markup=False, highlight=False,
-                      soft_wrap=True)
+            err.print(
+                f"Delete {what}? This cannot be undone. [y/N] ", end="", markup=False, highlight=False, soft_wrap=True
+            )
             if sys.stdin.readline().strip().lower() not in ("y", "yes"):
                 err.print("nothing deleted", markup=False, highlight=False)
                 raise typer.Exit(1)
         deleted = store.delete_sweep(sweep)
     study = " and its Optuna study" if deleted["optuna_studies"] else ""
-    out.print(f"deleted sweep {sweep!r}: {deleted['trials']} trials, {deleted['runs']} runs, "
-              f"{deleted['curves']} curve points{study}", markup=False, highlight=False, soft_wrap=True)
+    out.print(
+        f"deleted sweep {sweep!r}: {deleted['trials']} trials, {deleted['runs']} runs, "
+        f"{deleted['curves']} curve points{study}",
+        markup=False,
+        highlight=False,
+        soft_wrap=True,
+    )
 
 
 @command
-def report(sweep: str = SweepArgument, db: Optional[str] = DbOption,
-           format: ReportFormat = typer.Option(ReportFormat.table, "--format", "-f",
-                                               help="table to read; markdown or html pages with plots; json or csv."),
-           out_path: Optional[Path] = typer.Option(None, "--out", help="Write here (markdown/html: plots beside)."),
-           seed: int = typer.Option(0, help="Seed of the bootstrap resampling."),
-           at: str = typer.Option("last", "--at", help="Compare on the last epoch's metrics (last) or on each run's "
-                                                     "at its best validation epoch (best_val: early stopping)."),
-           top: Optional[int] = typer.Option(None, "--top", min=1, help="Tables and plots: only the N best."),
-           verdict: Optional[str] = typer.Option(None, "--verdict", help="Tables and plots: only these verdicts, "
-                                                                         "e.g. better,worse.")) -> None:
+def report(
+    sweep: str = SweepArgument,
+    db: str | None = DbOption,
+    format: ReportFormat = typer.Option(
+        ReportFormat.table, "--format", "-f", help="table to read; markdown or html pages with plots; json or csv."
+    ),
+    out_path: Path | None = typer.Option(None, "--out", help="Write here (markdown/html: plots beside)."),
+    seed: int = typer.Option(0, help="Seed of the bootstrap resampling."),
+    at: str = typer.Option(
+        "last",
+        "--at",
+        help="Compare on the last epoch's metrics (last) or on each run's "
+        "at its best validation epoch (best_val: early stopping).",
+    ),
+    top: int | None = typer.Option(None, "--top", min=1, help="Tables and plots: only the N best."),
+    verdict: str | None = typer.Option(
+        None, "--verdict", help="Tables and plots: only these verdicts, e.g. better,worse."
+    ),
+) -> None:
     """Which noise settings reliably generalize better than no noise, with intervals and tests."""
     from sweeper.report.command import report_command
 
@@ -485,25 +579,41 @@ def report(sweep: str = SweepArgument, db: Optional[str] = DbOption,
 
 
 @command
-def bench(device: Device = typer.Option(Device.cpu, help="Where to train."),
-          members: Optional[int] = typer.Option(None, help="Population size (default: the pack size rule)."),
-          epochs: Optional[int] = typer.Option(None, help="Epochs per run (W1: 4000; --driver: 20)."),
-          reference_runs: int = typer.Option(2, help="Runs of the reference loop to time."),
-          noise: Optional[str] = typer.Option(None, help="W1 with other noise: PLACEMENT:KIND:STD, e.g. "
-                                                       "weights:gaussian:0.1 (default: pre_activation:gaussian:0.1)."),
-          stacked: bool = typer.Option(True, help="Also time the stacked torch program (the engine for what the "
-                                                    "fused one does not take, and on GPUs)."),
-          own_model: bool = typer.Option(True, help="Also time W1's network written as a user's nn.Sequential "
-                                                      "factory: its population against its reference loop."),
-          format: BenchFormat = typer.Option(BenchFormat.table, "--format", "-f",
-                                             help="table to read, or json for scripts."),
-          driver: bool = typer.Option(False, "--driver", help="Time the driver instead: tiny grids swept into "
-                                                            "--db, training vs driver vs store per configuration."),
-          grids: Optional[list[str]] = typer.Option(None, "--grid", help="--driver: CONFIGSxREPEATS, repeatable "
-                                                                          "(default: 391x10 and 3901x2)."),
-          db: Optional[str] = typer.Option(None, "--db", help="--driver: the database to sweep into (default: a "
-                                                               "temporary SQLite file); sweeps bench-driver-* are "
-                                                               "replaced there.")) -> None:
+def bench(
+    device: Device = typer.Option(Device.cpu, help="Where to train."),
+    members: int | None = typer.Option(None, help="Population size (default: the pack size rule)."),
+    epochs: int | None = typer.Option(None, help="Epochs per run (W1: 4000; --driver: 20)."),
+    reference_runs: int = typer.Option(2, help="Runs of the reference loop to time."),
+    noise: str | None = typer.Option(
+        None,
+        help="W1 with other noise: PLACEMENT:KIND:STD, e.g. "
+        "weights:gaussian:0.1 (default: pre_activation:gaussian:0.1).",
+    ),
+    stacked: bool = typer.Option(
+        True, help="Also time the stacked torch program (the engine for what the fused one does not take, and on GPUs)."
+    ),
+    own_model: bool = typer.Option(
+        True,
+        help="Also time W1's network written as a user's nn.Sequential "
+        "factory: its population against its reference loop.",
+    ),
+    format: BenchFormat = typer.Option(BenchFormat.table, "--format", "-f", help="table to read, or json for scripts."),
+    driver: bool = typer.Option(
+        False,
+        "--driver",
+        help="Time the driver instead: tiny grids swept into --db, training vs driver vs store per configuration.",
+    ),
+    grids: list[str] | None = typer.Option(
+        None, "--grid", help="--driver: CONFIGSxREPEATS, repeatable (default: 391x10 and 3901x2)."
+    ),
+    db: str | None = typer.Option(
+        None,
+        "--db",
+        help="--driver: the database to sweep into (default: a "
+        "temporary SQLite file); sweeps bench-driver-* are "
+        "replaced there.",
+    ),
+) -> None:
     """Workload W1: runs/s of the reference loop and of the population trainer, side by side; with --driver,
     where a sweep's time goes (training, the driver, the store) when training is cheap."""
     from sweeper.driver.executors import resolve_device
@@ -518,6 +628,7 @@ def bench(device: Device = typer.Option(Device.cpu, help="Where to train."),
     spec = None
     if noise is not None:
         from sweeper.noise.spec import NoiseSpec
+
         parts = noise.split(":")
         if len(parts) != 3:
             fail(f"--noise: {noise!r} is not PLACEMENT:KIND:STD, e.g. weights:gaussian:0.1")
@@ -525,8 +636,16 @@ def bench(device: Device = typer.Option(Device.cpu, help="Where to train."),
             spec = NoiseSpec(parts[0], parts[1], float(parts[2]))
         except ValueError as exc:
             fail(f"--noise: {exc}")
-    result = bench_w1(device, members=members, epochs=epochs, reference_runs=reference_runs, stacked=stacked,
-                      noise=spec, own_model=own_model, log=lambda m: err.print(m, markup=False, highlight=False))
+    result = bench_w1(
+        device,
+        members=members,
+        epochs=epochs,
+        reference_runs=reference_runs,
+        stacked=stacked,
+        noise=spec,
+        own_model=own_model,
+        log=lambda m: err.print(m, markup=False, highlight=False),
+    )
     if format == BenchFormat.json:
         sys.stdout.write(json.dumps(result) + "\n")
     else:
@@ -542,8 +661,10 @@ def _bench_driver(grids: list[str], db: str | None, epochs: int, format: BenchFo
     for grid in grids:
         configs, _, repeats = grid.partition("x")
         if not (configs.isdigit() and repeats.isdigit() and int(configs) >= 2 and int(repeats) >= 1):
-            fail(f"--grid: {grid!r} is not CONFIGSxREPEATS (e.g. 391x10: 391 configurations, the baseline among "
-                 "them, of 10 repeats each; at least 2 configurations and 1 repeat)")
+            fail(
+                f"--grid: {grid!r} is not CONFIGSxREPEATS (e.g. 391x10: 391 configurations, the baseline among "
+                "them, of 10 repeats each; at least 2 configurations and 1 repeat)"
+            )
         sizes.append((int(configs), int(repeats)))
     with tempfile.TemporaryDirectory() as folder:
         url = db or f"sqlite:///{folder}/bench.db"

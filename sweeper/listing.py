@@ -6,8 +6,9 @@ import csv
 import io
 import json
 import math
+from collections.abc import Sequence
 from enum import Enum
-from typing import Any, Sequence
+from typing import Any
 
 from rich.table import Table
 
@@ -44,8 +45,12 @@ def to_csv(rows: Sequence[dict], columns: Sequence[str] | None = None) -> str:
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(columns)
     for row in rows:
-        writer.writerow(["" if row.get(c) is None else json.dumps(row[c]) if isinstance(row[c], (list, dict))
-                         else row[c] for c in columns])
+        writer.writerow(
+            [
+                "" if row.get(c) is None else json.dumps(row[c]) if isinstance(row[c], (list, dict)) else row[c]
+                for c in columns
+            ]
+        )
     return out.getvalue()
 
 

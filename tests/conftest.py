@@ -48,8 +48,7 @@ def pg_database():
     The server gets (or keeps, reset) the role ``sweeper query`` runs SQL as. Skips (with the reason) where
     the server is not reachable.
     """
-    admin = sa.create_engine(f"{PG_SERVER}/postgres", isolation_level="AUTOCOMMIT",
-                             connect_args={"connect_timeout": 3})
+    admin = sa.create_engine(f"{PG_SERVER}/postgres", isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 3})
     try:
         with admin.connect():
             pass
@@ -88,11 +87,28 @@ def sweeper_dist(tmp_path_factory) -> Path:
     source tree (and a stale build/ there could leak into the wheel)."""
     root = tmp_path_factory.mktemp("dist")
     source, out = root / "source", root / "out"
-    shutil.copytree(Path(__file__).resolve().parents[1], source, ignore=shutil.ignore_patterns(
-        ".git", ".venv", "build", "dist", "*.egg-info", "__pycache__", "*.pyc", ".pytest_cache", "*.db", "*.db-*",
-        "reports", "out"))
-    for argv in ([sys.executable, "-m", "build", "--sdist", "--outdir", out, source],
-                 [sys.executable, "-m", "pip", "wheel", "--no-deps", "--wheel-dir", out, source]):
+    shutil.copytree(
+        Path(__file__).resolve().parents[1],
+        source,
+        ignore=shutil.ignore_patterns(
+            ".git",
+            ".venv",
+            "build",
+            "dist",
+            "*.egg-info",
+            "__pycache__",
+            "*.pyc",
+            ".pytest_cache",
+            "*.db",
+            "*.db-*",
+            "reports",
+            "out",
+        ),
+    )
+    for argv in (
+        [sys.executable, "-m", "build", "--sdist", "--outdir", out, source],
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--wheel-dir", out, source],
+    ):
         done = subprocess.run([str(a) for a in argv], capture_output=True, text=True)
         assert done.returncode == 0, f"{' '.join(map(str, argv))} failed:\n{done.stderr[-4000:]}"
     return out

@@ -29,11 +29,33 @@ def test_every_column_of_the_table_is_a_column_of_runs_and_curves():
 
 
 def test_each_problem_fills_its_own_columns_and_selects_on_its_own_metric_first():
-    assert metrics.columns("binary") == ("train_loss", "val_loss", "test_loss", "train_accuracy", "val_accuracy",
-                                         "test_accuracy", "test_ece")
-    assert metrics.columns("regression") == ("train_loss", "val_loss", "test_loss", "train_mse", "val_mse",
-                                             "test_mse", "train_r2", "val_r2", "test_r2")
+    assert metrics.columns("binary") == (
+        "train_loss",
+        "val_loss",
+        "test_loss",
+        "train_accuracy",
+        "val_accuracy",
+        "test_accuracy",
+        "test_ece",
+    )
+    assert metrics.columns("regression") == (
+        "train_loss",
+        "val_loss",
+        "test_loss",
+        "train_mse",
+        "val_mse",
+        "test_mse",
+        "train_r2",
+        "val_r2",
+        "test_r2",
+    )
     assert metrics.columns("mixed") == metrics.COLUMNS
-    assert metrics.choices("multiclass") == ("accuracy", "loss", "val_accuracy", "val_loss", "train_accuracy",
-                                             "train_loss")
+    assert metrics.choices("multiclass") == (
+        "accuracy",
+        "loss",
+        "val_accuracy",
+        "val_loss",
+        "train_accuracy",
+        "train_loss",
+    )
     assert metrics.choices("regression")[0] == "mse"

@@ -28,7 +28,7 @@ REPO = Path(__file__).resolve().parents[1]
 # Run in a process per variant: draws every kernel entry point, trains every kind of task with noise
 # of every kind at every placement, and saves every number (parameters after each logging interval,
 # logged metrics, draws) to argv[1].
-VARIANT_RUN = r'''
+VARIANT_RUN = r"""
 import sys
 
 import numpy as np
@@ -93,15 +93,20 @@ for name, task in tasks.items():
     for metric in results[0].curves:
         out[f"{name} {metric}"] = torch.from_numpy(np.stack([r.curves[metric] for r in results]))
 torch.save(out, sys.argv[1])
-'''
+"""
 
 
 def _run_variant(variant: str, tmp_path: Path) -> dict:
     saved = tmp_path / f"{variant}.pt"
-    env = {**os.environ, "SWEEPER_CPU_VARIANT": variant, "SWEEPER_CACHE": str(tmp_path / "cache"),
-           "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
-    done = subprocess.run([sys.executable, "-c", VARIANT_RUN, str(saved)], env=env, capture_output=True, text=True,
-                          timeout=600)
+    env = {
+        **os.environ,
+        "SWEEPER_CPU_VARIANT": variant,
+        "SWEEPER_CACHE": str(tmp_path / "cache"),
+        "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", VARIANT_RUN, str(saved)], env=env, capture_output=True, text=True, timeout=600
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stderr == "", done.stderr  # the library was built and loaded: no fallback notice
     return torch.load(saved)
@@ -113,8 +118,10 @@ def _bits(t: torch.Tensor) -> torch.Tensor:
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not (_native._x86() and _native._cpu_has_avx2()),
-                    reason="this CPU has no AVX2 and FMA: only the generic variant runs here")
+@pytest.mark.skipif(
+    not (_native._x86() and _native._cpu_has_avx2()),
+    reason="this CPU has no AVX2 and FMA: only the generic variant runs here",
+)
 def test_generic_and_avx2_builds_give_bit_identical_noise_and_training(tmp_path):
     generic, avx2 = _run_variant("generic", tmp_path), _run_variant("avx2", tmp_path)
     assert (generic.pop("variant"), avx2.pop("variant")) == ("generic", "avx2")
@@ -140,8 +147,15 @@ def test_kernel_normals_are_the_box_muller_transform_of_their_uniforms_to_4_ulp(
     words = philox_words(keys, torch.zeros(len(seeds), dtype=torch.int64), n // 4)
     u = ((words >> 8).float() + 0.5).mul(1.0 / 16777216.0).double()  # the kernel's uniforms, float32 as it makes them
     r, t = torch.sqrt(-2.0 * torch.log(u[..., 0::2])), 2.0 * math.pi * u[..., 1::2]
-    exact = torch.stack([r[..., 0] * torch.cos(t[..., 0]), r[..., 0] * torch.sin(t[..., 0]),
-                         r[..., 1] * torch.cos(t[..., 1]), r[..., 1] * torch.sin(t[..., 1])], -1).reshape(len(seeds), n)
+    exact = torch.stack(
+        [
+            r[..., 0] * torch.cos(t[..., 0]),
+            r[..., 0] * torch.sin(t[..., 0]),
+            r[..., 1] * torch.cos(t[..., 1]),
+            r[..., 1] * torch.sin(t[..., 1]),
+        ],
+        -1,
+    ).reshape(len(seeds), n)
     ulps = (z - exact).abs() / torch.from_numpy(np.spacing(exact.abs().float().numpy())).double()
     assert ulps.max().item() <= 4.0
     assert ulps.mean().item() < 1.0
@@ -149,8 +163,11 @@ def test_kernel_normals_are_the_box_muller_transform_of_their_uniforms_to_4_ulp(
 
 def test_a_variant_this_cpu_cannot_run_is_refused_in_one_line(monkeypatch):
     monkeypatch.setenv("SWEEPER_CPU_VARIANT", "avx512")
-    with pytest.raises(ExecutorError, match=r"^SWEEPER_CPU_VARIANT='avx512' is not a variant; allowed: auto, "
-                                            r"generic, avx2$"):
+    with pytest.raises(
+        ExecutorError,
+        match=r"^SWEEPER_CPU_VARIANT='avx512' is not a variant; allowed: auto, "
+        r"generic, avx2$",
+    ):
         _native.cpu_variant()
     monkeypatch.setenv("SWEEPER_CPU_VARIANT", "generic")
     assert _native.cpu_variant() == "generic"
@@ -163,10 +180,19 @@ def test_a_variant_this_cpu_cannot_run_is_refused_in_one_line(monkeypatch):
 
 
 def test_a_bad_cpu_variant_stops_a_command_with_one_line_and_status_2(tmp_path):
-    env = {**os.environ, "SWEEPER_CPU_VARIANT": "avx512", "SWEEPER_CACHE": str(tmp_path),
-           "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
-    done = subprocess.run([sys.executable, "-m", "sweeper.cli", "bench", "--epochs", "2", "--members", "2"], env=env,
-                          capture_output=True, text=True, timeout=300)
+    env = {
+        **os.environ,
+        "SWEEPER_CPU_VARIANT": "avx512",
+        "SWEEPER_CACHE": str(tmp_path),
+        "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "sweeper.cli", "bench", "--epochs", "2", "--members", "2"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert (done.returncode, done.stdout) == (2, "")
     assert done.stderr == "error: SWEEPER_CPU_VARIANT='avx512' is not a variant; allowed: auto, generic, avx2\n"
 
@@ -184,16 +210,29 @@ def test_missing_sources_fall_back_to_torch_with_one_line(monkeypatch, tmp_path,
     assert _native.library.__wrapped__() is None
     err = capsys.readouterr().err
     assert err.count("\n") == 1
-    assert err.startswith(f"sweeper: cannot build the C kernels: the package holds no C sources "
-                          f"({tmp_path / 'philox.c'} is missing); training runs on torch code, about ")
+    assert err.startswith(
+        f"sweeper: cannot build the C kernels: the package holds no C sources "
+        f"({tmp_path / 'philox.c'} is missing); training runs on torch code, about "
+    )
     assert "reinstall sweeper from a wheel or sdist that holds sweeper/noise/_c" in err
     assert list(tmp_path.iterdir()) == []
 
 
 #: What the library may import: OpenMP, memory, and the C runtime's bookkeeping. No libm function:
 #: glibc picks an FMA or a plain variant of expf, logf, sinf, pow, ... by the CPU it runs on.
-RUNTIME_IMPORTS = ("GOMP_", "omp_", "malloc", "free", "memcpy", "memmove", "memset", "__cxa_finalize",
-                   "__gmon_start__", "_ITM_", "__stack_chk_fail")
+RUNTIME_IMPORTS = (
+    "GOMP_",
+    "omp_",
+    "malloc",
+    "free",
+    "memcpy",
+    "memmove",
+    "memset",
+    "__cxa_finalize",
+    "__gmon_start__",
+    "_ITM_",
+    "__stack_chk_fail",
+)
 
 
 def test_the_library_imports_no_math_function_whose_bits_depend_on_the_cpu():
@@ -202,8 +241,12 @@ def test_the_library_imports_no_math_function_whose_bits_depend_on_the_cpu():
     nm = shutil.which("nm")
     if nm is None:
         pytest.skip("nm (binutils) is not installed")
-    listing = subprocess.run([nm, "-D", "--undefined-only", str(_native.library_path(_native.cpu_variant()))],
-                             capture_output=True, text=True, check=True).stdout
+    listing = subprocess.run(
+        [nm, "-D", "--undefined-only", str(_native.library_path(_native.cpu_variant()))],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     imported = {line.split()[-1].split("@")[0] for line in listing.splitlines() if line.strip()}
     assert "GOMP_parallel" in imported  # the listing is real: the library runs on (torch's) OpenMP
     assert {name for name in imported if not name.startswith(RUNTIME_IMPORTS)} == set()

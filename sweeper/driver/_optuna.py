@@ -125,8 +125,11 @@ class GridParams:
 
     def __init__(self, configs: Sequence[NoiseConfig]):
         sites = {s.placement for config in configs for s in config}
-        self.slots: list[str | None] = [None] if max(map(len, configs), default=0) <= 1 else [
-            p for p in dict.fromkeys(s.placement for config in configs for s in config) if p in sites]
+        self.slots: list[str | None] = (
+            [None]
+            if max(map(len, configs), default=0) <= 1
+            else [p for p in dict.fromkeys(s.placement for config in configs for s in config) if p in sites]
+        )
         values: dict[str, list] = {}
         noisy: dict[str, set] = {}  # the values of configurations with noise there
         for config in configs:
@@ -155,11 +158,17 @@ class GridParams:
             site = (config[0] if config else None) if slot is None else by_placement.get(slot)
             prefix = "" if slot is None else f"{slot}."
             if site is None:
-                out += [(prefix + "kind", BASELINE, False), (prefix + "std", 0.0, False),
-                        (prefix + "schedule", BASELINE, False)]
+                out += [
+                    (prefix + "kind", BASELINE, False),
+                    (prefix + "std", 0.0, False),
+                    (prefix + "schedule", BASELINE, False),
+                ]
                 continue
-            out += [(prefix + "kind", site.kind, True), (prefix + "std", site.std, True),
-                    (prefix + "schedule", site.schedule, True)]
+            out += [
+                (prefix + "kind", site.kind, True),
+                (prefix + "std", site.std, True),
+                (prefix + "schedule", site.schedule, True),
+            ]
             if site.schedule == "annealed":
                 out.append((prefix + "gamma", site.gamma, True))
             if site.schedule in DECAYS:
@@ -174,9 +183,14 @@ class GridParams:
 
     def rows(self, config: NoiseConfig) -> list[dict]:
         """The configuration's ``trial_params`` rows, but their ``trial_id``."""
-        return [{"param_name": name, "distribution_json": self._json[name],
-                 "param_value": self.distributions[name].to_internal_repr(value)}
-                for name, value in self.params(config).items()]
+        return [
+            {
+                "param_name": name,
+                "distribution_json": self._json[name],
+                "param_value": self.distributions[name].to_internal_repr(value),
+            }
+            for name, value in self.params(config).items()
+        ]
 
 
 # --- what a finished trial says --------------------------------------------------------------------------
@@ -260,10 +274,19 @@ class StudyWriter:
         if not params:
             return []
         now = _utcnow()
-        rows = [{"study_id": self.study_id, "number": self.next_number + i, "state": TrialState.RUNNING,
-                 "datetime_start": now, "datetime_complete": None} for i in range(len(params))]
+        rows = [
+            {
+                "study_id": self.study_id,
+                "number": self.next_number + i,
+                "state": TrialState.RUNNING,
+                "datetime_start": now,
+                "datetime_complete": None,
+            }
+            for i in range(len(params))
+        ]
         created = connection.execute(
-            insert(_TRIALS).returning(_TRIALS.c.trial_id, _TRIALS.c.number, sort_by_parameter_order=True), rows).all()
+            insert(_TRIALS).returning(_TRIALS.c.trial_id, _TRIALS.c.number, sort_by_parameter_order=True), rows
+        ).all()
         self.next_number += len(rows)
         param_rows = [{**row, "trial_id": trial_id} for (trial_id, _), rows_ in zip(created, params) for row in rows_]
         if param_rows:
@@ -280,12 +303,21 @@ class StudyWriter:
         for f in finished:
             for step, value in f.curve.items():
                 stored, kind = models.TrialIntermediateValueModel.intermediate_value_to_stored_repr(value)
-                intermediate.append({"trial_id": f.trial_id, "step": step, "intermediate_value": stored,
-                                     "intermediate_value_type": kind})
+                intermediate.append(
+                    {
+                        "trial_id": f.trial_id,
+                        "step": step,
+                        "intermediate_value": stored,
+                        "intermediate_value_type": kind,
+                    }
+                )
         if intermediate:
             connection.execute(insert(_INTERMEDIATE), intermediate)
-        attrs = [{"trial_id": f.trial_id, "key": key, "value_json": json.dumps(value)}
-                 for f in finished for key, value in f.user_attrs.items()]
+        attrs = [
+            {"trial_id": f.trial_id, "key": key, "value_json": json.dumps(value)}
+            for f in finished
+            for key, value in f.user_attrs.items()
+        ]
         if attrs:
             connection.execute(insert(_USER_ATTRS), attrs)
         values = []
@@ -293,16 +325,22 @@ class StudyWriter:
             stored, kind = models.TrialValueModel.value_to_stored_repr(f.value)
             values.append({"trial_id": f.trial_id, "objective": 0, "value": stored, "value_type": kind})
         connection.execute(insert(_VALUES), values)
-        done = (update(_TRIALS).where(_TRIALS.c.trial_id == bindparam("id"), _TRIALS.c.state == TrialState.RUNNING)
-                .values(state=TrialState.COMPLETE, datetime_complete=bindparam("complete")))
+        done = (
+            update(_TRIALS)
+            .where(_TRIALS.c.trial_id == bindparam("id"), _TRIALS.c.state == TrialState.RUNNING)
+            .values(state=TrialState.COMPLETE, datetime_complete=bindparam("complete"))
+        )
         now = _utcnow()
         connection.execute(done, [{"id": f.trial_id, "complete": now} for f in finished])
 
     @staticmethod
     def start_waiting(connection: Connection, trial_id: int) -> None:
         """A queued (enqueued, never asked) trial set running, as ``Study.ask`` pops it."""
-        connection.execute(update(_TRIALS).where(_TRIALS.c.trial_id == trial_id, _TRIALS.c.state == TrialState.WAITING)
-                           .values(state=TrialState.RUNNING, datetime_start=_utcnow()))
+        connection.execute(
+            update(_TRIALS)
+            .where(_TRIALS.c.trial_id == trial_id, _TRIALS.c.state == TrialState.WAITING)
+            .values(state=TrialState.RUNNING, datetime_start=_utcnow())
+        )
 
     @staticmethod
     def add_params(connection: Connection, rows: list[dict]) -> None:
@@ -318,15 +356,18 @@ class StudyWriter:
         if not rows:
             return
         table = _USER_ATTRS
-        connection.execute(table.delete().where(table.c.trial_id == bindparam("t"), table.c.key == bindparam("k")),
-                           [{"t": t, "k": k} for t, k, _ in rows])
+        connection.execute(
+            table.delete().where(table.c.trial_id == bindparam("t"), table.c.key == bindparam("k")),
+            [{"t": t, "k": k} for t, k, _ in rows],
+        )
         connection.execute(insert(table), [{"trial_id": t, "key": k, "value_json": v} for t, k, v in rows])
 
 
 def trial_ids(connection: Connection, study_id: int, numbers: Sequence[int]) -> dict[int, int]:
     """Optuna trial number -> trial id, for these numbers of the study."""
-    statement = select(_TRIALS.c.number, _TRIALS.c.trial_id).where(_TRIALS.c.study_id == study_id,
-                                                                    _TRIALS.c.number.in_(list(numbers)))
+    statement = select(_TRIALS.c.number, _TRIALS.c.trial_id).where(
+        _TRIALS.c.study_id == study_id, _TRIALS.c.number.in_(list(numbers))
+    )
     return dict(connection.execute(statement).all())
 
 

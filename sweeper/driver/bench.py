@@ -26,10 +26,12 @@ def grid_yaml(configs: int, repeats: int, epochs: int, name: str) -> str:
     """A grid of ``configs`` configurations (the baseline among them): 15 noises x stds, rounded up."""
     per_noise = max(1, -(-(configs - 1) // (len(_PLACEMENTS) * len(_KINDS))))
     stds = ", ".join(f"{0.001 * (k + 1):.3f}" for k in range(per_noise))
-    return (f"name: {name}\nseed: 0\nrepeats: {repeats}\nmetric: accuracy\n"
-            f"task: {{dataset: circles, n_train: 30, hidden: [8], epochs: {epochs}, log_every: 10}}\n"
-            f"search:\n  sampler: grid\n  grid:\n    placement: [{', '.join(_PLACEMENTS)}]\n"
-            f"    kind: [{', '.join(_KINDS)}]\n    std: [{stds}]\n")
+    return (
+        f"name: {name}\nseed: 0\nrepeats: {repeats}\nmetric: accuracy\n"
+        f"task: {{dataset: circles, n_train: 30, hidden: [8], epochs: {epochs}, log_every: 10}}\n"
+        f"search:\n  sampler: grid\n  grid:\n    placement: [{', '.join(_PLACEMENTS)}]\n"
+        f"    kind: [{', '.join(_KINDS)}]\n    std: [{stds}]\n"
+    )
 
 
 class _Timed:
@@ -98,8 +100,12 @@ def bench_driver(url: str, *, configs: int, repeats: int, epochs: int = 20, name
     driver = total - setup - executor.seconds - save_runs.seconds
     per_config = 1000 / n
     return {
-        "database": backend, "configs": n, "repeats": repeats, "runs": outcome.runs_trained,
-        "seconds": round(total, 3), "setup_s": round(setup, 3),
+        "database": backend,
+        "configs": n,
+        "repeats": repeats,
+        "runs": outcome.runs_trained,
+        "seconds": round(total, 3),
+        "setup_s": round(setup, 3),
         "runs_per_s": round(outcome.runs_trained / total, 1),
         "train_ms_per_config": round(executor.seconds * per_config, 3),
         "store_ms_per_config": round(save_runs.seconds * per_config, 3),

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Iterator
 from functools import partial
-from typing import Callable, Iterable, Iterator
 
 import torch
 
@@ -39,8 +39,7 @@ class Executor:
         """Members per pack: the engine's memory rule for this machine's ``device``."""
         return sizing.pack_size(task, self.device, n_train, n_test)
 
-    def run(self, packs: Iterable[Pack], on_epochs: PackEpochs | None = None
-            ) -> Iterator[tuple[Pack, list[RunResult]]]:
+    def run(self, packs: Iterable[Pack], on_epochs: PackEpochs | None = None) -> Iterator[tuple[Pack, list[RunResult]]]:
         raise NotImplementedError
 
     def close(self) -> None:
@@ -62,8 +61,7 @@ class LocalExecutor(Executor):
     def __init__(self, device: str = "auto"):
         self.device = resolve_device(device)
 
-    def run(self, packs: Iterable[Pack], on_epochs: PackEpochs | None = None
-            ) -> Iterator[tuple[Pack, list[RunResult]]]:
+    def run(self, packs: Iterable[Pack], on_epochs: PackEpochs | None = None) -> Iterator[tuple[Pack, list[RunResult]]]:
         for pack in packs:
             told = None if on_epochs is None else partial(on_epochs, pack)
             yield pack, train_population(pack.task, pack.members, self.device, on_epochs=told)

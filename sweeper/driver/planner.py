@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 from sweeper import seeding
 from sweeper.records import Member
@@ -51,7 +51,8 @@ def plan(sweep_seed: int, tasks: dict[str, TaskSpec], runs: Sequence[PlannedRun]
     for name, task in tasks.items():
         todo = [r for r in runs if r.task_name == name]
         for i in range(0, len(todo), size[name]):
-            chunk = todo[i:i + size[name]]
-            packs.append(Pack(name, task, tuple(member(sweep_seed, task, r) for r in chunk),
-                              tuple(r.trial_id for r in chunk)))
+            chunk = todo[i : i + size[name]]
+            packs.append(
+                Pack(name, task, tuple(member(sweep_seed, task, r) for r in chunk), tuple(r.trial_id for r in chunk))
+            )
     return packs

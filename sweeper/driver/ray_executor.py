@@ -29,7 +29,7 @@ import tempfile
 import threading
 import time
 import uuid
-from typing import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 import ray
 from ray import tune
@@ -40,8 +40,8 @@ from sweeper.driver.executors import Executor, PackEpochs
 from sweeper.driver.planner import Pack
 from sweeper.engine import sizing
 from sweeper.engine.population import train_population
-from sweeper.records import RunResult
 from sweeper.errors import ExecutorError
+from sweeper.records import RunResult
 from sweeper.tasks import user_models
 from sweeper.tasks.spec import TaskSpec
 
@@ -77,11 +77,15 @@ def pack_resources(device: str, cpus_per_pack: float | None, gpus_per_pack: floa
         raise ExecutorError(f"--cpus-per-pack {cpus_per_pack:g}: allowed: more than 0")
     if gpus_per_pack is not None:
         if device != "cuda":
-            raise ExecutorError(f"--gpus-per-pack {gpus_per_pack:g}: packs run on {device}; a GPU share needs "
-                                "--device cuda, or auto on a cluster with GPUs")
+            raise ExecutorError(
+                f"--gpus-per-pack {gpus_per_pack:g}: packs run on {device}; a GPU share needs "
+                "--device cuda, or auto on a cluster with GPUs"
+            )
         if not (0 < gpus_per_pack <= 1 or (gpus_per_pack > 1 and float(gpus_per_pack).is_integer())):
-            raise ExecutorError(f"--gpus-per-pack {gpus_per_pack:g}: allowed: a share in (0, 1] "
-                                "(0.25 = four packs per GPU) or a whole number of GPUs")
+            raise ExecutorError(
+                f"--gpus-per-pack {gpus_per_pack:g}: allowed: a share in (0, 1] "
+                "(0.25 = four packs per GPU) or a whole number of GPUs"
+            )
     resources = {"CPU": float(cpus_per_pack or 1)}
     if device == "cuda":
         resources["GPU"] = float(gpus_per_pack or 1)
@@ -163,16 +167,27 @@ class _FailureLines(tune.Callback):
         self._say(trial, "giving up on it")
 
     def _say(self, trial, then: str) -> None:
-        _log(f"ray: {self.labels[trial.config['pack']]} failed (attempt {trial.num_failures}): "
-             f"{_reason(_trial_error(trial))}; {then}")
+        _log(
+            f"ray: {self.labels[trial.config['pack']]} failed (attempt {trial.num_failures}): "
+            f"{_reason(_trial_error(trial))}; {then}"
+        )
 
 
 class RayExecutor(Executor):
     """Trains packs as Ray Tune trials on a Ray cluster, or on a local Ray started for the run."""
 
-    def __init__(self, device: str = "auto", *, address: str | None = None, cpus_per_pack: float | None = None,
-                 gpus_per_pack: float | None = None, max_failures: int = MAX_FAILURES,
-                 node_wait_s: float = NODE_WAIT_S, train: Train = train_population, env: dict | None = None):
+    def __init__(
+        self,
+        device: str = "auto",
+        *,
+        address: str | None = None,
+        cpus_per_pack: float | None = None,
+        gpus_per_pack: float | None = None,
+        max_failures: int = MAX_FAILURES,
+        node_wait_s: float = NODE_WAIT_S,
+        train: Train = train_population,
+        env: dict | None = None,
+    ):
         """``env``: the job's Ray ``runtime_env`` (``runtime_env(tasks)``: the modules of user models),
         given when this executor connects; a Ray this process already uses keeps its own."""
         self.env = env or {}
@@ -185,16 +200,19 @@ class RayExecutor(Executor):
         self._connect()
         try:
             #: The device type packs are sized for and trained on, for the whole cluster.
-            self.device = cluster_device(device, ray.cluster_resources().get("GPU", 0.0),
-                                         f"the Ray cluster ({self._where})")
+            self.device = cluster_device(
+                device, ray.cluster_resources().get("GPU", 0.0), f"the Ray cluster ({self._where})"
+            )
             self.resources = pack_resources(self.device, cpus_per_pack, gpus_per_pack)
             self._wait_for_room(node_wait_s)
         except BaseException:
             self.close()
             raise
         self._storage = tempfile.mkdtemp(prefix="sweeper-tune-")
-        _log(f"ray: {self._where}: {self.parallel_packs} packs at once on {self.device}, "
-             f"each asking {_describe(self.resources)}")
+        _log(
+            f"ray: {self._where}: {self.parallel_packs} packs at once on {self.device}, "
+            f"each asking {_describe(self.resources)}"
+        )
 
     @property
     def _where(self) -> str:
@@ -214,8 +232,10 @@ class RayExecutor(Executor):
         # Ray retries an address where nothing listens for ever: ask the port first, and say so now.
         why = _unreachable(self.address) if self.address else None
         if why:
-            raise ExecutorError(f"cannot reach the Ray cluster at {self.address}: {why}; is its head running "
-                                "(ray start --head --port=PORT) and the address right?")
+            raise ExecutorError(
+                f"cannot reach the Ray cluster at {self.address}: {why}; is its head running "
+                "(ray start --head --port=PORT) and the address right?"
+            )
         try:
             if self.address is None:
                 ray.init(include_dashboard=False, **options)
@@ -224,9 +244,12 @@ class RayExecutor(Executor):
                 ray.init(address=self.address, **options)
         except Exception as exc:  # ConnectionError, RuntimeError, ValueError: all mean "no cluster here"
             first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-            hint = ("; a driver presents the cluster's token (RAY_AUTH_MODE=token, RAY_AUTH_TOKEN) and runs on one "
-                    f"of its nodes (elsewhere, join first: ray start --address={self.address} --num-cpus=0)"
-                    if self.address and not self.address.startswith("ray://") else "")
+            hint = (
+                "; a driver presents the cluster's token (RAY_AUTH_MODE=token, RAY_AUTH_TOKEN) and runs on one "
+                f"of its nodes (elsewhere, join first: ray start --address={self.address} --num-cpus=0)"
+                if self.address and not self.address.startswith("ray://")
+                else ""
+            )
             raise ExecutorError(f"cannot connect to the Ray cluster at {self._where}: {first}{hint}") from exc
 
     @staticmethod
@@ -245,9 +268,11 @@ class RayExecutor(Executor):
         while self.parallel_packs == 0:
             if time.monotonic() > deadline:
                 largest = {k: max((n.get(k, 0.0) for n in self._nodes()), default=0.0) for k in self.resources}
-                raise ExecutorError(f"no node of the Ray cluster ({self._where}) has what one pack asks for "
-                                    f"({_describe(self.resources)}); the largest has {_describe(largest)}: "
-                                    "add workers, or lower --cpus-per-pack/--gpus-per-pack")
+                raise ExecutorError(
+                    f"no node of the Ray cluster ({self._where}) has what one pack asks for "
+                    f"({_describe(self.resources)}); the largest has {_describe(largest)}: "
+                    "add workers, or lower --cpus-per-pack/--gpus-per-pack"
+                )
             time.sleep(1.0)
 
     def pack_size(self, task: TaskSpec, n_train: int, n_test: int) -> int:
@@ -258,8 +283,9 @@ class RayExecutor(Executor):
         node's 8 CPUs an eighth of the node's.
         """
         if self._free is None:
-            probe = ray.remote(_free_memory).options(num_cpus=self.resources["CPU"],
-                                                     num_gpus=self.resources.get("GPU", 0))
+            probe = ray.remote(_free_memory).options(
+                num_cpus=self.resources["CPU"], num_gpus=self.resources.get("GPU", 0)
+            )
             free, node_id = ray.get(probe.remote(self.device))
             if self.device == "cuda":
                 share = min(1.0, self.resources["GPU"])
@@ -269,8 +295,7 @@ class RayExecutor(Executor):
             self._free = int(free * share)
         return sizing.pack_size(task, self.device, n_train, n_test, free_bytes=self._free)
 
-    def run(self, packs: Iterable[Pack], on_epochs: PackEpochs | None = None
-            ) -> Iterator[tuple[Pack, list[RunResult]]]:
+    def run(self, packs: Iterable[Pack], on_epochs: PackEpochs | None = None) -> Iterator[tuple[Pack, list[RunResult]]]:
         """Yields ``(pack, results)`` as each pack's trial ends; ExecutorError if a pack failed for good.
         ``on_epochs`` is told each pack's progress as its trial posts it (a retried pack starts again at 0).
 
@@ -285,8 +310,9 @@ class RayExecutor(Executor):
         inbox = Queue(actor_options={"num_cpus": 0, "scheduling_strategy": here})
         stop = _StopAll()
         fit: dict = {}
-        thread = threading.Thread(target=_fit, args=(self._tuner(packs, inbox, stop), fit), daemon=True,
-                                  name="sweeper-ray-tune")
+        thread = threading.Thread(
+            target=_fit, args=(self._tuner(packs, inbox, stop), fit), daemon=True, name="sweeper-ray-tune"
+        )
         thread.start()
         pending = set(range(len(packs)))
         try:
@@ -315,26 +341,38 @@ class RayExecutor(Executor):
             raise ExecutorError(self._failure(packs, pending, fit.get("grid")))
 
     def _tuner(self, packs: list[Pack], inbox: Queue, stop: _StopAll) -> tune.Tuner:
-        trainable = tune.with_parameters(_train_pack, packs=packs, inbox=inbox, device=self.device,
-                                         threads=max(1, int(self.resources["CPU"])), train=self.train)
+        trainable = tune.with_parameters(
+            _train_pack,
+            packs=packs,
+            inbox=inbox,
+            device=self.device,
+            threads=max(1, int(self.resources["CPU"])),
+            train=self.train,
+        )
         return tune.Tuner(
             tune.with_resources(trainable, self.resources),
             param_space={"pack": tune.grid_search(list(range(len(packs))))},
             # A reused actor keeps torch imported from one pack to the next; a failed trial gets a new one.
             tune_config=tune.TuneConfig(reuse_actors=True),
             run_config=tune.RunConfig(
-                name=f"sweeper-{uuid.uuid4().hex[:12]}", storage_path=self._storage, verbose=0, stop=stop,
+                name=f"sweeper-{uuid.uuid4().hex[:12]}",
+                storage_path=self._storage,
+                verbose=0,
+                stop=stop,
                 failure_config=tune.FailureConfig(max_failures=self.max_failures),
-                callbacks=[_FailureLines([_label(i, p) for i, p in enumerate(packs)])]),
+                callbacks=[_FailureLines([_label(i, p) for i, p in enumerate(packs)])],
+            ),
         )
 
     def _failure(self, packs: list[Pack], pending: set[int], grid) -> str:
         errors = {r.config["pack"]: r.error for r in grid or () if r.error is not None and r.config}
         first = min(pending)
         why = _reason(errors[first]) if first in errors else "no result came back"
-        return (f"{len(pending)} of {len(packs)} packs failed after {self.max_failures + 1} attempts each "
-                f"(finished packs are stored; run the same command to retry the rest); first: "
-                f"{_label(first, packs[first])}: {why}")
+        return (
+            f"{len(pending)} of {len(packs)} packs failed after {self.max_failures + 1} attempts each "
+            f"(finished packs are stored; run the same command to retry the rest); first: "
+            f"{_label(first, packs[first])}: {why}"
+        )
 
     def close(self) -> None:
         """Removes Tune's scratch directory; shuts down the Ray this executor started, never a cluster."""

@@ -14,12 +14,24 @@ from sweeper.store import Store
 
 #: What a rerun compares with the stored runs (the host may differ: the same software on the same
 #: kind of device gives the same numbers anywhere), and how a warning names it.
-COMPARED = {"sweeper_version": "sweeper", "torch_version": "torch", "engine": "engine", "device": "device",
-            "cpu": "CPU", "gpu": "GPU"}
+COMPARED = {
+    "sweeper_version": "sweeper",
+    "torch_version": "torch",
+    "engine": "engine",
+    "device": "device",
+    "cpu": "CPU",
+    "gpu": "GPU",
+}
 
 
-def rerun_trial(store: Store, sweep: str, trial: int, repeat: int | None, device: str = "cpu",
-                warn: Callable[[str], None] | None = None) -> list[dict]:
+def rerun_trial(
+    store: Store,
+    sweep: str,
+    trial: int,
+    repeat: int | None,
+    device: str = "cpu",
+    warn: Callable[[str], None] | None = None,
+) -> list[dict]:
     """Trains the trial's runs again (one pack per task) and returns stored and new metrics per run.
 
     ``warn`` gets one line if the rerun's software, engine or device differ from what trained the
@@ -33,7 +45,9 @@ def rerun_trial(store: Store, sweep: str, trial: int, repeat: int | None, device
         raise SweeperError(f"sweep {sweep!r} has no trial {trial}; see: sweeper trials {sweep}")
     stored = [r for r in store.runs(sweep) if r["trial"] == trial and (repeat is None or r["repeat"] == repeat)]
     if not stored:
-        raise SweeperError(f"sweep {sweep!r} trial {trial} has no stored run" + (f" at repeat {repeat}" if repeat is not None else ""))
+        raise SweeperError(
+            f"sweep {sweep!r} trial {trial} has no stored run" + (f" at repeat {repeat}" if repeat is not None else "")
+        )
     for version in {r["sweeper_version"] for r in stored}:
         refuse_old_annealing(spec, version)
     compared = [m for m in metrics.COLUMNS if m in stored[0]]
@@ -46,7 +60,9 @@ def rerun_trial(store: Store, sweep: str, trial: int, repeat: int | None, device
             continue
         for r, m, result in zip(mine, members, train_population(task, members, device)):
             if (m.data_seed, m.init_seed, m.noise_seed) != (r["data_seed"], r["init_seed"], r["noise_seed"]):
-                raise SweeperError(f"trial {trial} repeat {r['repeat']}: the seeds derived now differ from the stored ones")
+                raise SweeperError(
+                    f"trial {trial} repeat {r['repeat']}: the seeds derived now differ from the stored ones"
+                )
             line = {"task": task_name, "repeat": r["repeat"]}
             for name in compared:
                 new = result.final.get(name)
@@ -56,8 +72,11 @@ def rerun_trial(store: Store, sweep: str, trial: int, repeat: int | None, device
             for key, (new, old) in _differences(r, result).items():
                 differences.setdefault(key, {}).setdefault(new, set()).add(old)
     if differences and warn is not None:
-        said = "; ".join(f"{COMPARED[key]} {new} (stored: {', '.join(sorted(old))})"
-                         for key in COMPARED for new, old in sorted(differences.get(key, {}).items()))
+        said = "; ".join(
+            f"{COMPARED[key]} {new} (stored: {', '.join(sorted(old))})"
+            for key in COMPARED
+            for new, old in sorted(differences.get(key, {}).items())
+        )
         warn(f"this rerun differs from what trained the stored runs, so its numbers need not agree: {said}")
     return rows
 
@@ -65,10 +84,16 @@ def rerun_trial(store: Store, sweep: str, trial: int, repeat: int | None, device
 def _differences(stored: dict, result: RunResult) -> dict[str, tuple[str, str]]:
     """(value now, value stored) of each compared field where both are known and they differ; a run
     stored before sweeper recorded them knows none."""
-    now = {"engine": result.engine, "device": result.device,
-           **(result.machine.as_dict() if result.machine is not None else {})}
-    return {key: (str(now[key]), str(stored[key])) for key in COMPARED
-            if stored.get(key) is not None and now.get(key) is not None and str(now[key]) != str(stored[key])}
+    now = {
+        "engine": result.engine,
+        "device": result.device,
+        **(result.machine.as_dict() if result.machine is not None else {}),
+    }
+    return {
+        key: (str(now[key]), str(stored[key]))
+        for key in COMPARED
+        if stored.get(key) is not None and now.get(key) is not None and str(now[key]) != str(stored[key])
+    }
 
 
 def _same(a, b) -> bool:

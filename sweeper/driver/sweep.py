@@ -36,6 +36,7 @@ from sweeper.store import Owner, Store
 from sweeper.tasks import files
 from sweeper.tasks.data import load_split
 
+
 class Progress(Protocol):
     """What a sweep tells its progress display, in runs: the total and those stored before (``start``),
     the runs stored since (``advance``), and, while packs train, how many runs' worth of training the
@@ -100,7 +101,8 @@ def refuse_old_annealing(spec: SweepSpec, sweeper_version: str | None) -> None:
         raise StoreError(
             f"sweep {spec.name!r} was stored {made}, whose annealed schedule was std / (1 + t)^gamma; this "
             "version anneals the variance as Neelakantan et al. 2015 do, std * (1 + t)^(-gamma/2), so new runs "
-            f"would not match the stored ones: run it again under another --name (or sweeper delete {spec.name})")
+            f"would not match the stored ones: run it again under another --name (or sweeper delete {spec.name})"
+        )
 
 
 def refuse_changed_data(spec: SweepSpec, stored: dict | None) -> None:
@@ -109,8 +111,10 @@ def refuse_changed_data(spec: SweepSpec, stored: dict | None) -> None:
     new ones would not be comparable with them."""
     said = files.changed(stored, files.described(spec.tasks, spec.data_dir))
     if said is not None:
-        raise StoreError(f"sweep {spec.name!r}: data file {said} changed since the sweep was stored, so new runs "
-                         "would not match the stored ones: restore the file, or run it under another --name")
+        raise StoreError(
+            f"sweep {spec.name!r}: data file {said} changed since the sweep was stored, so new runs "
+            "would not match the stored ones: restore the file, or run it under another --name"
+        )
 
 
 def check_data(spec: SweepSpec) -> dict[str, tuple[int, int]]:
@@ -195,8 +199,18 @@ class _Sweep:
     and Optuna's completed together) and, for a grid, the next round's trials created in both.
     """
 
-    def __init__(self, spec: SweepSpec, store: Store, executor: Executor, progress: Progress | None,
-                 sizes: dict[str, int], storage, sweep_id: int, owner: Owner, lease):
+    def __init__(
+        self,
+        spec: SweepSpec,
+        store: Store,
+        executor: Executor,
+        progress: Progress | None,
+        sizes: dict[str, int],
+        storage,
+        sweep_id: int,
+        owner: Owner,
+        lease,
+    ):
         self.spec, self.store, self.executor, self.progress = spec, store, executor, progress
         self.sizes, self.sweep_id, self.owner, self.lease = sizes, sweep_id, owner, lease
         self.grid = spec.grid_configs()[0] if spec.search.sampler == "grid" else None
@@ -204,8 +218,12 @@ class _Sweep:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             self.study = optuna.create_study(
-                study_name=spec.name, storage=storage, direction=spec.direction, load_if_exists=True,
-                sampler=_sampler(spec, 0))
+                study_name=spec.name,
+                storage=storage,
+                direction=spec.direction,
+                load_if_exists=True,
+                sampler=_sampler(spec, 0),
+            )
             if self.study.metric_names != [spec.metric]:
                 self.study.set_metric_names([spec.metric])
         self.params = _optuna.GridParams(self.grid) if self.grid is not None else None
@@ -231,8 +249,12 @@ class _Sweep:
         return ref
 
     def pending_runs(self, ref: TrialRef) -> list[PlannedRun]:
-        return [PlannedRun(ref.id, ref.config, name, r) for name in self.spec.tasks for r in range(self.spec.repeats)
-                if (ref.number, name, r) not in self.done]
+        return [
+            PlannedRun(ref.id, ref.config, name, r)
+            for name in self.spec.tasks
+            for r in range(self.spec.repeats)
+            if (ref.number, name, r) not in self.done
+        ]
 
     def resume_stale(self) -> list[Asked]:
         """Trials an interrupted sweep left running, each with its configuration, to go on with.
@@ -248,7 +270,9 @@ class _Sweep:
         for frozen in self.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
             ref = stored.get(frozen.number)
             if ref is not None:
-                resumed.append((frozen._trial_id, self.store.ensure_trial(self.sweep_id, ref.config, number=ref.number)))
+                resumed.append(
+                    (frozen._trial_id, self.store.ensure_trial(self.sweep_id, ref.config, number=ref.number))
+                )
             elif self.grid is None:
                 self.study.sampler = _sampler(self.spec, frozen.number)
                 resumed.append((frozen._trial_id, self.trial_ref(optuna.trial.Trial(self.study, frozen._trial_id))))
@@ -289,8 +313,11 @@ class _Sweep:
         todo = (i for i in range(self.first_unregistered, len(self.grid)) if i not in self.registered)
         numbers = list(itertools.islice(todo, max(0, self._want(already))))
         created = self.writer.add_running(connection, [self.params.rows(self.grid[n]) for n in numbers])
-        refs = self.store.add_trials(connection, self.sweep_id,
-                                     [(n, self.grid[n], optuna_number) for n, (_, optuna_number) in zip(numbers, created)])
+        refs = self.store.add_trials(
+            connection,
+            self.sweep_id,
+            [(n, self.grid[n], optuna_number) for n, (_, optuna_number) in zip(numbers, created)],
+        )
         self.registered.update(numbers)
         return [(trial_id, ref) for (trial_id, _), ref in zip(created, refs)]
 
@@ -375,10 +402,16 @@ class _Sweep:
             objective = sum(means) / len(means) if len(means) == len(self.spec.tasks) else math.nan
             finite = math.isfinite(objective)
             objectives.append((ref.id, objective if finite else None))
-            curve = {epoch: total / count if count else math.nan
-                     for epoch, (total, count) in sorted(self.curves.pop(ref.number, {}).items())}
-            attrs = {"label": config_label(ref.config), "n_runs": sum(map(len, per_task.values())),
-                     "mean": objective if finite else None, "ci": ci}
+            curve = {
+                epoch: total / count if count else math.nan
+                for epoch, (total, count) in sorted(self.curves.pop(ref.number, {}).items())
+            }
+            attrs = {
+                "label": config_label(ref.config),
+                "n_runs": sum(map(len, per_task.values())),
+                "mean": objective if finite else None,
+                "ci": ci,
+            }
             finished.append(_optuna.Finished(trial_id, objective if finite else worst, attrs, curve))
         self.store.complete_trials(connection, objectives)
         _optuna.StudyWriter.complete(connection, finished)
@@ -423,13 +456,23 @@ def run_sweep(spec: SweepSpec, store: Store, executor: Executor, progress: Progr
     owner = Owner.here()
     with writes_finish():
         sweep_id = store.start_sweep(
-            spec.name, spec.source_text, seed=spec.seed, metric=spec.metric, higher_is_better=spec.higher_is_better,
-            repeats=spec.repeats, problem=problems.pop() if len(problems) == 1 else "mixed", overrides=spec.overrides,
-            machine=this_machine(executor.device), owner=owner, data_files=files.described(spec.tasks, spec.data_dir))
+            spec.name,
+            spec.source_text,
+            seed=spec.seed,
+            metric=spec.metric,
+            higher_is_better=spec.higher_is_better,
+            repeats=spec.repeats,
+            problem=problems.pop() if len(problems) == 1 else "mixed",
+            overrides=spec.overrides,
+            machine=this_machine(executor.device),
+            owner=owner,
+            data_files=files.described(spec.tasks, spec.data_dir),
+        )
     if sweep_id is None:
         sweep_id = store.sweep(spec.name)["id"]
-        return SweepOutcome(sweep_id, spec.name, len(store.done_runs(sweep_id)), 0, time.perf_counter() - start,
-                            complete=True)
+        return SweepOutcome(
+            sweep_id, spec.name, len(store.done_runs(sweep_id)), 0, time.perf_counter() - start, complete=True
+        )
     # A lost lease stops training at once: the heartbeat's thread interrupts this one as Ctrl-C would.
     lease = store.heartbeat(sweep_id, spec.name, owner, on_lost=_thread.interrupt_main)
     try:

@@ -15,7 +15,7 @@ import functools
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def keep_freed_memory() -> bool:
     """Raise glibc's trim and mmap thresholds (512 MiB / 256 MiB); True if it took effect."""
     try:

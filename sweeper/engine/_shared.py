@@ -6,8 +6,8 @@ Sharing these keeps the two trainers fed identically, so comparing them tests th
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 import torch
@@ -20,6 +20,7 @@ from sweeper.records import Member, RunResult
 from sweeper.tasks.data import input_shape, load_split, n_outputs
 from sweeper.tasks.families import family
 from sweeper.tasks.spec import TaskSpec
+
 
 @dataclass(frozen=True)
 class PackData:
@@ -62,10 +63,18 @@ def pack_data(task: TaskSpec, members: Sequence[Member], device: torch.device) -
 
     input_std = None if task.scaling == "standard" else spread("x_train")
     target_std = spread("y_train") if n_classes == 0 and task.scaling == "none" else None
-    return PackData(stack("x_train"), stack("y_train", y_dtype), stack("x_val"), stack("y_val", y_dtype),
-                    stack("x_test"), stack("y_test", y_dtype),
-                    torch.tensor([splits[m.data_seed].y_std for m in members], device=device), n_classes,
-                    input_std, target_std)
+    return PackData(
+        stack("x_train"),
+        stack("y_train", y_dtype),
+        stack("x_val"),
+        stack("y_val", y_dtype),
+        stack("x_test"),
+        stack("y_test", y_dtype),
+        torch.tensor([splits[m.data_seed].y_std for m in members], device=device),
+        n_classes,
+        input_std,
+        target_std,
+    )
 
 
 def member_params(task: TaskSpec, init_seed: int) -> dict[str, torch.Tensor]:
@@ -97,14 +106,23 @@ def optimizer(task: TaskSpec, params: list[torch.Tensor]) -> torch.optim.Optimiz
     o = task.optimizer
     # fused: one pass over each parameter per step (same update as the loop implementation).
     if o.name == "adam":
-        return torch.optim.Adam(params, lr=o.lr, betas=o.betas, eps=task.adam_eps, weight_decay=o.weight_decay,
-                                fused=True)
+        return torch.optim.Adam(
+            params, lr=o.lr, betas=o.betas, eps=task.adam_eps, weight_decay=o.weight_decay, fused=True
+        )
     return torch.optim.SGD(params, lr=o.lr, momentum=o.momentum, weight_decay=o.weight_decay, fused=True)
 
 
-def results(task: TaskSpec, epochs: list[int], logs: list[dict[str, torch.Tensor]], diverged_epoch: torch.Tensor,
-            wall_time: float, device: torch.device, engine: str, data: PackData,
-            untrained: dict[str, torch.Tensor]) -> list[RunResult]:
+def results(
+    task: TaskSpec,
+    epochs: list[int],
+    logs: list[dict[str, torch.Tensor]],
+    diverged_epoch: torch.Tensor,
+    wall_time: float,
+    device: torch.device,
+    engine: str,
+    data: PackData,
+    untrained: dict[str, torch.Tensor],
+) -> list[RunResult]:
     """Per-member results from logs (name -> (members,) per logged epoch); diverged members get NaN.
 
     Each carries the ``engine`` that trained it and the machine it trained on, measured here (in the
@@ -115,8 +133,9 @@ def results(task: TaskSpec, epochs: list[int], logs: list[dict[str, torch.Tensor
     before = {name: v.cpu().numpy().astype(np.float64) for name, v in untrained.items()}  # name -> (members,)
     machine = this_machine(device)
     epochs_arr = np.asarray(epochs)
-    curves = {name: torch.stack([log[name] for log in logs], 1).cpu().numpy().astype(np.float64)
-              for name in logs[0]}  # name -> (members, n_logs)
+    curves = {
+        name: torch.stack([log[name] for log in logs], 1).cpu().numpy().astype(np.float64) for name in logs[0]
+    }  # name -> (members, n_logs)
     bad = diverged_epoch.cpu().numpy()
     # The best epoch is chosen on validation, by the problem's default metric; only a task without a
     # validation part (n_val: 0) uses its test part.
@@ -138,16 +157,31 @@ def results(task: TaskSpec, epochs: list[int], logs: list[dict[str, torch.Tensor
         score = member_curves[primary] if metrics.higher_is_better(primary) else -member_curves[primary]
         at = int(np.nanargmax(score)) if np.isfinite(score).any() else None  # the first epoch of the best
         best = None if at is None else int(epochs_arr[at])
-        early = {metrics.EARLY_PREFIX + name: math.nan if at is None else float(c[at])
-                 for name, c in member_curves.items() if name.startswith(kept_early)}
+        early = {
+            metrics.EARLY_PREFIX + name: math.nan if at is None else float(c[at])
+            for name, c in member_curves.items()
+            if name.startswith(kept_early)
+        }
         final = {name: float(c[-1]) for name, c in member_curves.items()}
-        out.append(RunResult(
-            final=final | early,
-            curve_epochs=epochs_arr, curves=member_curves, best_epoch=best, diverged=diverged,
-            diverged_epoch=first if diverged else None, wall_time=wall_time, device=device.type,
-            engine=engine, machine=machine,
-            failed_to_learn=None if diverged else failed_to_learn(
-                final, {name: float(v[k]) for name, v in before.items()}, y_train[k], data.n_classes)))
+        out.append(
+            RunResult(
+                final=final | early,
+                curve_epochs=epochs_arr,
+                curves=member_curves,
+                best_epoch=best,
+                diverged=diverged,
+                diverged_epoch=first if diverged else None,
+                wall_time=wall_time,
+                device=device.type,
+                engine=engine,
+                machine=machine,
+                failed_to_learn=None
+                if diverged
+                else failed_to_learn(
+                    final, {name: float(v[k]) for name, v in before.items()}, y_train[k], data.n_classes
+                ),
+            )
+        )
     return out
 
 
@@ -157,8 +191,11 @@ def logged_metrics(forward, data: PackData) -> dict[str, torch.Tensor]:
     them (the test part's expected calibration error ``test_ece`` for classification); ``forward(x)``
     maps inputs ``(members, rows, ...)`` to outputs ``(members, rows, n_out)``."""
     logged = {}
-    for part, x, y in (("train", data.x_train, data.y_train), ("val", data.x_val, data.y_val),
-                       ("test", data.x_test, data.y_test)):
+    for part, x, y in (
+        ("train", data.x_train, data.y_train),
+        ("val", data.x_val, data.y_val),
+        ("test", data.x_test, data.y_test),
+    ):
         if x.shape[1]:
             values = losses.metrics(forward(x), y, data.n_classes, data.y_std, part)
             logged |= {f"{part}_{name}": value for name, value in values.items()}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import platform
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -14,15 +14,26 @@ from sweeper import seeding
 from sweeper.engine import fused
 from sweeper.engine.population import train_population
 from sweeper.engine.reference import train_reference
-from sweeper.records import Member
 from sweeper.engine.sizing import pack_size
 from sweeper.noise.spec import NoiseSpec, config_label
+from sweeper.records import Member
 from sweeper.tasks.spec import ModelFactory, TaskSpec
 
 #: The seed case study: make_circles(100, noise=0.1) 30/70, MLP 2-500-1, Adam 1e-3, full batch,
 #: Gaussian noise σ=0.1 on the hidden pre-activations, metrics logged every 10 epochs.
-W1 = TaskSpec(dataset="circles", dataset_seed=1, n_train=30, scaling="none", model="mlp", hidden=(500,),
-              activation="relu", init="keras", epochs=4000, batch_size="full", log_every=10)
+W1 = TaskSpec(
+    dataset="circles",
+    dataset_seed=1,
+    n_train=30,
+    scaling="none",
+    model="mlp",
+    hidden=(500,),
+    activation="relu",
+    init="keras",
+    epochs=4000,
+    batch_size="full",
+    log_every=10,
+)
 W1_NOISE = (NoiseSpec("pre_activation", "gaussian", 0.1),)
 
 
@@ -32,9 +43,16 @@ def w1_network(input_shape: tuple[int, ...], n_outputs: int, hidden: int = 500) 
 
 
 #: W1 with its network given as a user's own model (``sweeper.engine.functional`` trains it).
-W1_OWN_MODEL = TaskSpec(dataset="circles", dataset_seed=1, n_train=30, scaling="none",
-                        model=ModelFactory(factory="sweeper.engine.bench:w1_network"), epochs=4000, batch_size="full",
-                        log_every=10)
+W1_OWN_MODEL = TaskSpec(
+    dataset="circles",
+    dataset_seed=1,
+    n_train=30,
+    scaling="none",
+    model=ModelFactory(factory="sweeper.engine.bench:w1_network"),
+    epochs=4000,
+    batch_size="full",
+    log_every=10,
+)
 
 
 def _members(n: int, config: tuple[NoiseSpec, ...] = W1_NOISE) -> list[Member]:
@@ -55,9 +73,17 @@ def _timed(train: Callable[[], object], device: torch.device) -> float:
     return time.perf_counter() - t
 
 
-def bench_w1(device: str = "cpu", *, members: int | None = None, epochs: int = 4000, reference_runs: int = 2,
-             stacked: bool = True, noise: NoiseSpec | None = None, own_model: bool = False,
-             log: Callable[[str], None] = print) -> dict:
+def bench_w1(
+    device: str = "cpu",
+    *,
+    members: int | None = None,
+    epochs: int = 4000,
+    reference_runs: int = 2,
+    stacked: bool = True,
+    noise: NoiseSpec | None = None,
+    own_model: bool = False,
+    log: Callable[[str], None] = print,
+) -> dict:
     """Runs/s on W1 (``epochs`` per run) of the reference loop and the population trainer (its default
     engine, and with ``stacked`` also the stacked torch program), measured in this process one after
     the other, each after a short warm-up run (kernel build, lazy initialization, allocator).
@@ -77,12 +103,21 @@ def bench_w1(device: str = "cpu", *, members: int | None = None, epochs: int = 4
         train_population(warm, members_of(members), dev, engine=engine)
     log(f"reference loop: {reference_runs} run(s) of {epochs} epochs on {dev.type} ...")
     ref = reference_runs / _timed(lambda: [train_reference(task, m, dev) for m in members_of(reference_runs)], dev)
-    result = {"workload": "W1", "noise": config_label(config), "device": device_name(dev), "epochs": epochs,
-              "members": members, "engine": "fused" if fusable else "stacked", "reference_runs_per_s": round(ref, 3)}
+    result = {
+        "workload": "W1",
+        "noise": config_label(config),
+        "device": device_name(dev),
+        "epochs": epochs,
+        "members": members,
+        "engine": "fused" if fusable else "stacked",
+        "reference_runs_per_s": round(ref, 3),
+    }
     for engine in engines:
         name = "population" if engine == "auto" else "stacked"
-        log(f"population trainer ({result['engine'] if engine == 'auto' else engine} engine): {members} members x "
-            f"{epochs} epochs on {dev.type} ...")
+        log(
+            f"population trainer ({result['engine'] if engine == 'auto' else engine} engine): {members} members x "
+            f"{epochs} epochs on {dev.type} ..."
+        )
         runs = members / _timed(lambda: train_population(task, members_of(members), dev, engine=engine), dev)
         result[f"{name}_runs_per_s"] = round(runs, 3)
         result[f"{name}_speedup"] = round(runs / ref, 2)
@@ -91,8 +126,9 @@ def bench_w1(device: str = "cpu", *, members: int | None = None, epochs: int = 4
     return result
 
 
-def _bench_own_model(dev: torch.device, members: int, epochs: int, reference_runs: int, members_of,
-                     log: Callable[[str], None]) -> dict:
+def _bench_own_model(
+    dev: torch.device, members: int, epochs: int, reference_runs: int, members_of, log: Callable[[str], None]
+) -> dict:
     task = W1_OWN_MODEL.model_copy(update={"epochs": epochs})
     warm = task.model_copy(update={"epochs": 2})
     train_reference(warm, members_of(1)[0], dev)
@@ -101,5 +137,9 @@ def _bench_own_model(dev: torch.device, members: int, epochs: int, reference_run
     ref = reference_runs / _timed(lambda: [train_reference(task, m, dev) for m in members_of(reference_runs)], dev)
     log(f"own model: population ({engine} engine), {members} members x {epochs} epochs ...")
     runs = members / _timed(lambda: train_population(task, members_of(members), dev), dev)
-    return {"own_model_engine": engine, "own_model_reference_runs_per_s": round(ref, 3),
-            "own_model_population_runs_per_s": round(runs, 3), "own_model_speedup": round(runs / ref, 2)}
+    return {
+        "own_model_engine": engine,
+        "own_model_reference_runs_per_s": round(ref, 3),
+        "own_model_population_runs_per_s": round(runs, 3),
+        "own_model_speedup": round(runs / ref, 2),
+    }

@@ -8,8 +8,9 @@ import numpy as np
 CHANCE_ALPHA = 0.05
 
 
-def failed_to_learn(final: dict[str, float], untrained: dict[str, float], y_train: np.ndarray,
-                    n_classes: int) -> bool | None:
+def failed_to_learn(
+    final: dict[str, float], untrained: dict[str, float], y_train: np.ndarray, n_classes: int
+) -> bool | None:
     """Whether a finished run learned nothing: its training metric is no better than chance, nor than
     the same network before training.
 

@@ -32,9 +32,9 @@ from torch.func import functional_call, stack_module_state, vmap
 from sweeper.engine import losses
 from sweeper.engine._memory import keep_freed_memory
 from sweeper.engine._shared import batch_order, logged_metrics, optimizer, pack_data, results, shuffler, total_steps
-from sweeper.records import Member, RunResult
 from sweeper.noise.pack import PackNoise
 from sweeper.noise.streams import make_streams
+from sweeper.records import Member, RunResult
 from sweeper.tasks import user_models
 from sweeper.tasks.spec import TaskSpec
 
@@ -97,12 +97,14 @@ class _Sites:
         if self.mode != "apply":
             return
         it = iter(drawn)
-        self.draws = [(next(it) if has_add else None, next(it) if has_mul else None)
-                      for has_add, has_mul in self.layout]
+        self.draws = [
+            (next(it) if has_add else None, next(it) if has_mul else None) for has_add, has_mul in self.layout
+        ]
 
 
-def train_functional(task: TaskSpec, members: Sequence[Member], device: str | torch.device = "cpu",
-                     streams: str = "philox") -> list[RunResult]:
+def train_functional(
+    task: TaskSpec, members: Sequence[Member], device: str | torch.device = "cpu", streams: str = "philox"
+) -> list[RunResult]:
     """Trains a pack of a user's model: vectorized where the model allows, else member by member."""
     device = torch.device(device)
     why = _not_vectorizable(task, pack_data(task, members[:1], device).x_train[0, :2], device)
@@ -112,8 +114,7 @@ def train_functional(task: TaskSpec, members: Sequence[Member], device: str | to
     return _train_vectorized(task, members, device, streams)
 
 
-def _train_vectorized(task: TaskSpec, members: Sequence[Member], device: torch.device,
-                      streams: str) -> list[RunResult]:
+def _train_vectorized(task: TaskSpec, members: Sequence[Member], device: torch.device, streams: str) -> list[RunResult]:
     if device.type == "cpu":
         keep_freed_memory()
     start = time.perf_counter()
@@ -127,8 +128,12 @@ def _train_vectorized(task: TaskSpec, members: Sequence[Member], device: torch.d
     weights = user_models.weight_names(skeleton)
     opt = optimizer(task, [params[k] for k in trained])
     n, p = data.x_train.shape[1], len(members)
-    noise = PackNoise([m.config for m in members], make_streams([m.noise_seed for m in members], device, streams),
-                      total_steps(task, n), data.feature_std())
+    noise = PackNoise(
+        [m.config for m in members],
+        make_streams([m.noise_seed for m in members], device, streams),
+        total_steps(task, n),
+        data.feature_std(),
+    )
     noise.check_targets(data.n_classes)
     sites = _Sites(skeleton, task, noise)
     events: dict[tuple[int, ...], list] = {}  # one member's input shape -> the sites its forward pass meets
@@ -193,8 +198,13 @@ def _train_vectorized(task: TaskSpec, members: Sequence[Member], device: torch.d
     return results(task, log_epochs, logs, diverged_epoch, wall, device, "functional", data, untrained)
 
 
-def train_member(task: TaskSpec, member: Member, device: str | torch.device = "cpu", streams: str = "generator",
-                 engine: str = "reference") -> RunResult:
+def train_member(
+    task: TaskSpec,
+    member: Member,
+    device: str | torch.device = "cpu",
+    streams: str = "generator",
+    engine: str = "reference",
+) -> RunResult:
     """Trains one member of a user's model the ordinary PyTorch way: the reference loop.
 
     One model (its weights drawn from torch's generator seeded with the member's init seed), one
@@ -213,8 +223,12 @@ def train_member(task: TaskSpec, member: Member, device: str | torch.device = "c
     trained = [k for k, v in model.named_parameters() if v.requires_grad]
     weights = user_models.weight_names(model)
     opt = optimizer(task, [p for p in model.parameters() if p.requires_grad])
-    noise = PackNoise([member.config], make_streams([member.noise_seed], device, streams),
-                      total_steps(task, x_train.shape[1]), data.feature_std())
+    noise = PackNoise(
+        [member.config],
+        make_streams([member.noise_seed], device, streams),
+        total_steps(task, x_train.shape[1]),
+        data.feature_std(),
+    )
     noise.check_targets(data.n_classes)
     sites = _Sites(model, task, noise)
     shuffle = shuffler(member.init_seed)
@@ -256,8 +270,9 @@ def train_member(task: TaskSpec, member: Member, device: str | torch.device = "c
                 with torch.no_grad():
                     logs.append(logged_metrics(clean, data))
                 log_epochs.append(epoch)
-    return results(task, log_epochs, logs, diverged_epoch, time.perf_counter() - start, device, engine,
-                   data, untrained)[0]
+    return results(
+        task, log_epochs, logs, diverged_epoch, time.perf_counter() - start, device, engine, data, untrained
+    )[0]
 
 
 def _not_vectorizable(task: TaskSpec, sample: torch.Tensor, device: torch.device) -> str | None:
@@ -269,6 +284,7 @@ def _not_vectorizable(task: TaskSpec, sample: torch.Tensor, device: torch.device
     """
     plain = user_models.build(task).to(device).train()
     before = {k: v.clone() for k, v in plain.named_buffers()}
+
     def states():
         return [torch.get_rng_state()] + ([torch.cuda.get_rng_state(device)] if device.type == "cuda" else [])
 
@@ -303,5 +319,8 @@ def _first_line(exc: BaseException) -> str:
 
 @functools.cache
 def _say_once(model: str, why: str) -> None:
-    print(f"sweeper: model {model}: {why}; its members train one after another (the same numbers, slower)",
-          file=sys.stderr, flush=True)
+    print(
+        f"sweeper: model {model}: {why}; its members train one after another (the same numbers, slower)",
+        file=sys.stderr,
+        flush=True,
+    )

@@ -24,17 +24,25 @@ from __future__ import annotations
 import ctypes
 import functools
 import time
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
 
 from sweeper import _native
-from sweeper.engine._shared import (PackData, batch_order, logged_metrics, member_params, pack_data, results, shuffler,
-                                    total_steps)
-from sweeper.records import Member, RunResult
+from sweeper.engine._shared import (
+    PackData,
+    batch_order,
+    logged_metrics,
+    member_params,
+    pack_data,
+    results,
+    shuffler,
+    total_steps,
+)
 from sweeper.noise.philox import _as_u64
 from sweeper.noise.spec import NoiseSpec, check_target_kind, sizes
+from sweeper.records import Member, RunResult
 from sweeper.tasks.families import family
 from sweeper.tasks.spec import TaskSpec
 
@@ -42,22 +50,40 @@ MAX_LAYERS = 16  # as in mlp.c
 #: The most optimizer steps one C call trains when a schedule changes the noise size (its table of
 #: sizes is members x sites x steps); a call spans whole epochs, so at least one.
 _SCHEDULED_STEPS = 4096
-_F32P, _I32P, _U64P = (ctypes.POINTER(ctypes.c_float), ctypes.POINTER(ctypes.c_int32),
-                       ctypes.POINTER(ctypes.c_uint64))
+_F32P, _I32P, _U64P = (ctypes.POINTER(ctypes.c_float), ctypes.POINTER(ctypes.c_int32), ctypes.POINTER(ctypes.c_uint64))
 
 
 class _Net(ctypes.Structure):
-    _fields_ = [("members", ctypes.c_int64), ("layers", ctypes.c_int64), ("dims", ctypes.c_int64 * (MAX_LAYERS + 1)),
-                ("n_params", ctypes.c_int64), ("act", ctypes.c_int32), ("loss", ctypes.c_int32), ("opt", ctypes.c_int32),
-                ("threads", ctypes.c_int32), ("lr", ctypes.c_double), ("beta1", ctypes.c_double),
-                ("beta2", ctypes.c_double), ("eps", ctypes.c_double), ("weight_decay", ctypes.c_double),
-                ("momentum", ctypes.c_double)]
+    _fields_ = [
+        ("members", ctypes.c_int64),
+        ("layers", ctypes.c_int64),
+        ("dims", ctypes.c_int64 * (MAX_LAYERS + 1)),
+        ("n_params", ctypes.c_int64),
+        ("act", ctypes.c_int32),
+        ("loss", ctypes.c_int32),
+        ("opt", ctypes.c_int32),
+        ("threads", ctypes.c_int32),
+        ("lr", ctypes.c_double),
+        ("beta1", ctypes.c_double),
+        ("beta2", ctypes.c_double),
+        ("eps", ctypes.c_double),
+        ("weight_decay", ctypes.c_double),
+        ("momentum", ctypes.c_double),
+    ]
 
 
 class _Noise(ctypes.Structure):
-    _fields_ = [("kinds", _I32P), ("sizes", _F32P), ("steps", ctypes.c_int64), ("first_step", ctypes.c_int64),
-                ("relative", _I32P), ("input_std", _F32P), ("target_std", _F32P), ("keys", _U64P),
-                ("blocks", _U64P)]
+    _fields_ = [
+        ("kinds", _I32P),
+        ("sizes", _F32P),
+        ("steps", ctypes.c_int64),
+        ("first_step", ctypes.c_int64),
+        ("relative", _I32P),
+        ("input_std", _F32P),
+        ("target_std", _F32P),
+        ("keys", _U64P),
+        ("blocks", _U64P),
+    ]
 
 
 @functools.cache
@@ -86,8 +112,13 @@ def _number(enum: str, name: str) -> int:
 
 def task_fits(task: TaskSpec, device: torch.device) -> bool:
     """Whether the fused engine can train this task on this device (a dense MLP on the CPU)."""
-    return (device.type == "cpu" and family(task).code.PLAIN_DENSE and len(task.hidden) < MAX_LAYERS
-            and _native.library() is not None and task.activation in _enums()["activation"])
+    return (
+        device.type == "cpu"
+        and family(task).code.PLAIN_DENSE
+        and len(task.hidden) < MAX_LAYERS
+        and _native.library() is not None
+        and task.activation in _enums()["activation"]
+    )
 
 
 def _ptr(t: torch.Tensor | np.ndarray, kind=ctypes.c_float):
@@ -103,15 +134,27 @@ class _Program:
         inits = [member_params(task, m.init_seed) for m in members]
         dims = [inits[0][f"{names[0]}.weight"].shape[1]] + [inits[0][f"{n}.weight"].shape[0] for n in names]
         # A member's parameters: per layer W^T (in x out, row-major), then b.
-        self.theta = torch.stack([torch.cat([t for n in names for t in (p[f"{n}.weight"].T.reshape(-1), p[f"{n}.bias"])])
-                                  for p in inits]).contiguous()
+        self.theta = torch.stack(
+            [torch.cat([t for n in names for t in (p[f"{n}.weight"].T.reshape(-1), p[f"{n}.bias"])]) for p in inits]
+        ).contiguous()
         self.m, self.v = torch.zeros_like(self.theta), torch.zeros_like(self.theta)
         o = task.optimizer
-        self.net = _Net(members=len(members), layers=len(names), dims=(ctypes.c_int64 * (MAX_LAYERS + 1))(*dims),
-                        n_params=self.theta.shape[1], act=_number("activation", task.activation),
-                        loss=_number("loss", task.problem), opt=_number("optimizer", o.name),
-                        threads=torch.get_num_threads(), lr=o.lr, beta1=o.betas[0],
-                        beta2=o.betas[1], eps=task.adam_eps, weight_decay=o.weight_decay, momentum=o.momentum)
+        self.net = _Net(
+            members=len(members),
+            layers=len(names),
+            dims=(ctypes.c_int64 * (MAX_LAYERS + 1))(*dims),
+            n_params=self.theta.shape[1],
+            act=_number("activation", task.activation),
+            loss=_number("loss", task.problem),
+            opt=_number("optimizer", o.name),
+            threads=torch.get_num_threads(),
+            lr=o.lr,
+            beta1=o.betas[0],
+            beta2=o.betas[1],
+            eps=task.adam_eps,
+            weight_decay=o.weight_decay,
+            momentum=o.momentum,
+        )
         self.kinds = np.full((len(members), len(_enums()["site"])), _number("kind", "none"), dtype=np.int32)
         self.relative = np.zeros_like(self.kinds)
         self.specs: dict[tuple[int, int], NoiseSpec] = {}  # (member, site) -> its noise
@@ -132,10 +175,14 @@ class _Program:
         self.keys = np.array([_as_u64(m.noise_seed) for m in members], dtype=np.uint64)
         self.blocks = np.zeros(len(members), dtype=np.uint64)
         self.sizes = np.zeros(0, dtype=np.float32)
-        self.noise = _Noise(kinds=_ptr(self.kinds, ctypes.c_int32), relative=_ptr(self.relative, ctypes.c_int32),
-                            input_std=None if self.input_std is None else _ptr(self.input_std),
-                            target_std=None if self.target_std is None else _ptr(self.target_std),
-                            keys=_ptr(self.keys, ctypes.c_uint64), blocks=_ptr(self.blocks, ctypes.c_uint64))
+        self.noise = _Noise(
+            kinds=_ptr(self.kinds, ctypes.c_int32),
+            relative=_ptr(self.relative, ctypes.c_int32),
+            input_std=None if self.input_std is None else _ptr(self.input_std),
+            target_std=None if self.target_std is None else _ptr(self.target_std),
+            keys=_ptr(self.keys, ctypes.c_uint64),
+            blocks=_ptr(self.blocks, ctypes.c_uint64),
+        )
         self.x_train = data.x_train.reshape(len(members), data.x_train.shape[1], -1).contiguous()
         self.y_train = data.y_train.to(torch.float32).contiguous()
         self.bad_step = np.full(len(members), -1, dtype=np.int64)
@@ -145,8 +192,8 @@ class _Program:
         out, offset, p = {}, 0, self.theta
         for l, name in enumerate(self.names):
             k, n = self.net.dims[l], self.net.dims[l + 1]
-            out[f"{name}.weight"] = p[:, offset:offset + k * n].reshape(-1, k, n).transpose(1, 2).contiguous()
-            out[f"{name}.bias"] = p[:, offset + k * n:offset + k * n + n].clone()
+            out[f"{name}.weight"] = p[:, offset : offset + k * n].reshape(-1, k, n).transpose(1, 2).contiguous()
+            out[f"{name}.bias"] = p[:, offset + k * n : offset + k * n + n].clone()
             offset += k * n + n
         return out
 
@@ -166,10 +213,20 @@ class _Program:
         per_epoch = 1 if perms is None else -(-n // batch)
         self._size_table(first_step, epochs * per_epoch)
         code = _native.library().sweeper_mlp_train(
-            ctypes.byref(self.net), ctypes.byref(self.noise), _ptr(self.theta), _ptr(self.m), _ptr(self.v),
-            _ptr(self.x_train), _ptr(self.y_train), ctypes.c_int64(n),
-            None if perms is None else _ptr(perms, ctypes.c_int64), ctypes.c_int64(batch), ctypes.c_int64(epochs),
-            ctypes.c_int64(first_step), _ptr(self.bad_step, ctypes.c_int64))
+            ctypes.byref(self.net),
+            ctypes.byref(self.noise),
+            _ptr(self.theta),
+            _ptr(self.m),
+            _ptr(self.v),
+            _ptr(self.x_train),
+            _ptr(self.y_train),
+            ctypes.c_int64(n),
+            None if perms is None else _ptr(perms, ctypes.c_int64),
+            ctypes.c_int64(batch),
+            ctypes.c_int64(epochs),
+            ctypes.c_int64(first_step),
+            _ptr(self.bad_step, ctypes.c_int64),
+        )
         if code != 0:
             raise MemoryError("the fused MLP engine could not allocate its working memory")
 
@@ -177,14 +234,19 @@ class _Program:
         """Noise-free outputs ``(members, rows, n_out)`` for inputs ``(members, rows, ...)``."""
         x = x.reshape(x.shape[0], x.shape[1], -1).contiguous()
         out = torch.empty(x.shape[0], x.shape[1], self.net.dims[self.net.layers])
-        if _native.library().sweeper_mlp_forward(ctypes.byref(self.net), _ptr(self.theta), _ptr(x),
-                                                 ctypes.c_int64(x.shape[1]), _ptr(out)) != 0:
+        if (
+            _native.library().sweeper_mlp_forward(
+                ctypes.byref(self.net), _ptr(self.theta), _ptr(x), ctypes.c_int64(x.shape[1]), _ptr(out)
+            )
+            != 0
+        ):
             raise MemoryError("the fused MLP engine could not allocate its working memory")
         return out
 
 
-def train_fused(task: TaskSpec, members: Sequence[Member],
-                on_epochs: Callable[[int], None] | None = None) -> list[RunResult]:
+def train_fused(
+    task: TaskSpec, members: Sequence[Member], on_epochs: Callable[[int], None] | None = None
+) -> list[RunResult]:
     """Trains every member on the CPU with the fused engine; results and ``on_epochs`` as
     ``train_population`` gives and calls them."""
     start = time.perf_counter()
@@ -206,8 +268,9 @@ def train_fused(task: TaskSpec, members: Sequence[Member],
         span = min(task.log_every - epoch % task.log_every, task.epochs - epoch, most)
         perms = None
         if minibatch:  # each member's row order for each epoch of the span, its batches in a row
-            perms = torch.stack([torch.stack([torch.cat(batch_order(task, n, g)) for _ in range(span)])
-                                 for g in shufflers])
+            perms = torch.stack(
+                [torch.stack([torch.cat(batch_order(task, n, g)) for _ in range(span)]) for g in shufflers]
+            )
         program.train(span, epoch * per_epoch, perms, batch)
         epoch += span
         if epoch % task.log_every == 0 or epoch == task.epochs:
@@ -217,8 +280,17 @@ def train_fused(task: TaskSpec, members: Sequence[Member],
                 on_epochs(len(members) * epoch)
     bad = torch.as_tensor(program.bad_step)
     diverged_epoch = torch.where(bad >= 0, bad // per_epoch + 1, -1)
-    return results(task, log_epochs, logs, diverged_epoch, (time.perf_counter() - start) / len(members), device,
-                   "fused", data, untrained)
+    return results(
+        task,
+        log_epochs,
+        logs,
+        diverged_epoch,
+        (time.perf_counter() - start) / len(members),
+        device,
+        "fused",
+        data,
+        untrained,
+    )
 
 
 def _evaluate(program: _Program, data: PackData) -> dict[str, torch.Tensor]:

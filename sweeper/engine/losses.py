@@ -21,8 +21,9 @@ def loss(out: torch.Tensor, y: torch.Tensor, n_classes: int) -> torch.Tensor:
     return (out.squeeze(-1) - y).square().mean(1)
 
 
-def metrics(out: torch.Tensor, y: torch.Tensor, n_classes: int, y_std: torch.Tensor,
-            part: str = "test") -> dict[str, torch.Tensor]:
+def metrics(
+    out: torch.Tensor, y: torch.Tensor, n_classes: int, y_std: torch.Tensor, part: str = "test"
+) -> dict[str, torch.Tensor]:
     """The metrics ``sweeper.metrics`` logs on ``part`` for the problem, per member, by bare name: ``loss``
     and ``accuracy`` (and ``ece`` on the test part), or ``loss``, ``mse`` and ``r2``.
 

@@ -29,8 +29,12 @@ def _process() -> dict:
     """What stays the same for the life of the process (reading it takes a few milliseconds)."""
     import torch
 
-    return {"sweeper_version": sweeper_version(), "torch_version": torch.__version__, "cpu": cpu_name(),
-            "host": socket.gethostname()}
+    return {
+        "sweeper_version": sweeper_version(),
+        "torch_version": torch.__version__,
+        "cpu": cpu_name(),
+        "host": socket.gethostname(),
+    }
 
 
 def sweeper_version() -> str:
@@ -66,9 +70,13 @@ def describe(ran: dict) -> str:
     named = ran.get("gpu") or ran.get("cpu")
     where = " ".join(part for part in (ran.get("device"), f"({named})" if named else None) if part)
     engine = f"{ran['engine']} engine on " if ran.get("engine") else ""
-    return ", ".join(part for part in (
-        engine + (where or "an unrecorded device"),
-        f"sweeper {ran['sweeper_version']}" if ran.get("sweeper_version") else None,
-        f"torch {ran['torch_version']}" if ran.get("torch_version") else None,
-        f"host {ran['host']}" if ran.get("host") else None,
-    ) if part)
+    return ", ".join(
+        part
+        for part in (
+            engine + (where or "an unrecorded device"),
+            f"sweeper {ran['sweeper_version']}" if ran.get("sweeper_version") else None,
+            f"torch {ran['torch_version']}" if ran.get("torch_version") else None,
+            f"host {ran['host']}" if ran.get("host") else None,
+        )
+        if part
+    )

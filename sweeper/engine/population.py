@@ -3,19 +3,27 @@
 from __future__ import annotations
 
 import time
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 
 from sweeper.engine import fused as fused_engine
 from sweeper.engine import losses
-from sweeper.engine.functional import train_functional
 from sweeper.engine._memory import keep_freed_memory
-from sweeper.engine._shared import (batch_order, logged_metrics, member_params, optimizer, pack_data, results,
-                                    shuffler, total_steps)
-from sweeper.records import Member, RunResult
+from sweeper.engine._shared import (
+    batch_order,
+    logged_metrics,
+    member_params,
+    optimizer,
+    pack_data,
+    results,
+    shuffler,
+    total_steps,
+)
+from sweeper.engine.functional import train_functional
 from sweeper.noise.pack import PackNoise
 from sweeper.noise.streams import make_streams
+from sweeper.records import Member, RunResult
 from sweeper.tasks.families import family
 from sweeper.tasks.spec import TaskSpec
 
@@ -27,9 +35,14 @@ ENGINES = ("auto", "stacked")
 OnEpochs = Callable[[int], None]
 
 
-def train_population(task: TaskSpec, members: Sequence[Member], device: str | torch.device = "cpu",
-                     streams: str = "philox", engine: str = "auto", on_epochs: OnEpochs | None = None
-                     ) -> list[RunResult]:
+def train_population(
+    task: TaskSpec,
+    members: Sequence[Member],
+    device: str | torch.device = "cpu",
+    streams: str = "philox",
+    engine: str = "auto",
+    on_epochs: OnEpochs | None = None,
+) -> list[RunResult]:
     """Trains every member for ``task.epochs`` epochs and returns one result per member, in order.
 
     A user's own model (``task.model: {factory: ...}``) trains with ``sweeper.engine.functional``.
@@ -48,8 +61,13 @@ def train_population(task: TaskSpec, members: Sequence[Member], device: str | to
     return train_stacked(task, members, device, streams, on_epochs)
 
 
-def train_stacked(task: TaskSpec, members: Sequence[Member], device: str | torch.device = "cpu",
-                  streams: str = "philox", on_epochs: OnEpochs | None = None) -> list[RunResult]:
+def train_stacked(
+    task: TaskSpec,
+    members: Sequence[Member],
+    device: str | torch.device = "cpu",
+    streams: str = "philox",
+    on_epochs: OnEpochs | None = None,
+) -> list[RunResult]:
     """The stacked torch program: every member in one vectorized program.
 
     Members share the task and architecture, nothing else: each has its own data split, initial
@@ -71,8 +89,12 @@ def train_stacked(task: TaskSpec, members: Sequence[Member], device: str | torch
     params = {name: torch.stack([p[name] for p in inits]).to(device).requires_grad_() for name in inits[0]}
     opt = optimizer(task, list(params.values()))
     n, p = data.x_train.shape[1], len(members)
-    noise = PackNoise([m.config for m in members], make_streams([m.noise_seed for m in members], device, streams),
-                      total_steps(task, n), data.feature_std())
+    noise = PackNoise(
+        [m.config for m in members],
+        make_streams([m.noise_seed for m in members], device, streams),
+        total_steps(task, n),
+        data.feature_std(),
+    )
     noise.check_targets(data.n_classes)
     shufflers = [shuffler(m.init_seed) for m in members]
     rows = torch.arange(p, device=device)[:, None]

@@ -8,9 +8,17 @@ import torch
 
 from sweeper.engine import losses
 from sweeper.engine._memory import keep_freed_memory
+from sweeper.engine._shared import (
+    batch_order,
+    logged_metrics,
+    member_params,
+    optimizer,
+    pack_data,
+    results,
+    shuffler,
+    total_steps,
+)
 from sweeper.engine.functional import train_member
-from sweeper.engine._shared import (batch_order, logged_metrics, member_params, optimizer, pack_data, results,
-                                    shuffler, total_steps)
 from sweeper.noise.layers import GradientNoise, LabelFlip, noise_layer
 from sweeper.noise.spec import NoiseConfig, check_target_kind
 from sweeper.records import Member, RunResult
@@ -35,8 +43,9 @@ def train_reference(task: TaskSpec, member: Member, device: str | torch.device =
     x_train, y_train = data.x_train[0], data.y_train[0]
     generator = torch.Generator(device=device).manual_seed(member.noise_seed)
     input_std = None if data.input_std is None else data.input_std[0]
-    model = family(task).code.Reference(task, input_shape(task), n_outputs(task), member.config, generator,
-                                        total_steps(task, len(x_train)), input_std)
+    model = family(task).code.Reference(
+        task, input_shape(task), n_outputs(task), member.config, generator, total_steps(task, len(x_train)), input_std
+    )
     model.load_params(member_params(task, member.init_seed))
     model.to(device)
     opt = optimizer(task, model.canonical_parameters())
@@ -67,12 +76,18 @@ def train_reference(task: TaskSpec, member: Member, device: str | torch.device =
             with torch.no_grad():
                 logs.append(logged_metrics(lambda x: model(x[0])[None], data))  # the member as a pack of one
             log_epochs.append(epoch)
-    return results(task, log_epochs, logs, diverged_epoch, time.perf_counter() - start, device, "reference",
-                   data, untrained)[0]
+    return results(
+        task, log_epochs, logs, diverged_epoch, time.perf_counter() - start, device, "reference", data, untrained
+    )[0]
 
 
-def training_noise(model: torch.nn.Module, config: NoiseConfig, n_classes: int, generator: torch.Generator | None,
-                   target_std: torch.Tensor | None = None):
+def training_noise(
+    model: torch.nn.Module,
+    config: NoiseConfig,
+    n_classes: int,
+    generator: torch.Generator | None,
+    target_std: torch.Tensor | None = None,
+):
     """The gradient-noise and target-noise helpers a reference loop calls around each step
     (``target_std``: the training targets' standard deviation, for ``relative`` target noise)."""
     grad, targets = None, None
@@ -84,8 +99,17 @@ def training_noise(model: torch.nn.Module, config: NoiseConfig, n_classes: int, 
             grad = GradientNoise(model.canonical_parameters(), noise_layer(spec, generator, total_steps=steps))
         elif spec.placement == "targets":
             check_target_kind(spec.kind, n_classes)
-            targets = (LabelFlip(spec.std, n_classes, schedule=spec.schedule, gamma=spec.gamma, std_min=spec.std_min,
-                                 total_steps=steps, generator=generator)
-                       if spec.kind == "flip" else noise_layer(spec, generator, total_steps=steps,
-                                                               feature_std=target_std))
+            targets = (
+                LabelFlip(
+                    spec.std,
+                    n_classes,
+                    schedule=spec.schedule,
+                    gamma=spec.gamma,
+                    std_min=spec.std_min,
+                    total_steps=steps,
+                    generator=generator,
+                )
+                if spec.kind == "flip"
+                else noise_layer(spec, generator, total_steps=steps, feature_std=target_std)
+            )
     return grad, targets

@@ -58,8 +58,9 @@ def free_memory(device: torch.device) -> int:
         return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
 
 
-def pack_size(task: TaskSpec, device: str | torch.device, n_train: int, n_test: int,
-              free_bytes: int | None = None) -> int:
+def pack_size(
+    task: TaskSpec, device: str | torch.device, n_train: int, n_test: int, free_bytes: int | None = None
+) -> int:
     """The number of members to train together on ``device``: what fits in its share of free memory.
 
     Raises TaskError when one member needs more than all of ``free_bytes`` (default: what is free on

@@ -6,15 +6,34 @@ listing commands) start without it.
 
 from sweeper.noise.spec import BASELINE, KINDS, PLACEMENTS, SCHEDULES, NoiseConfig, NoiseSpec, config_label, make_config
 
-_LAYERS = ("DropConnect", "Dropout", "GaussianDropout", "GaussianNoise", "GradientNoise", "LabelFlip", "UniformNoise",
-           "WeightNoise", "noise_layer")
+_LAYERS = (
+    "DropConnect",
+    "Dropout",
+    "GaussianDropout",
+    "GaussianNoise",
+    "GradientNoise",
+    "LabelFlip",
+    "UniformNoise",
+    "WeightNoise",
+    "noise_layer",
+)
 
-__all__ = ["BASELINE", "KINDS", "PLACEMENTS", "SCHEDULES", "NoiseConfig", "NoiseSpec", "config_label", "make_config",
-           *_LAYERS]
+__all__ = [
+    "BASELINE",
+    "KINDS",
+    "PLACEMENTS",
+    "SCHEDULES",
+    "NoiseConfig",
+    "NoiseSpec",
+    "config_label",
+    "make_config",
+    *_LAYERS,
+]
 
 
 def __getattr__(name: str):
     if name in _LAYERS:
         from sweeper.noise import layers
+
         return getattr(layers, name)
     raise AttributeError(f"module 'sweeper.noise' has no attribute {name!r}")

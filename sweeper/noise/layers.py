@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import math
-from typing import Iterable, Iterator
+from collections.abc import Iterable, Iterator
 
 import torch
 from torch import nn
@@ -28,9 +28,17 @@ class _Scheduled(nn.Module):
 
     kind = "gaussian"
 
-    def __init__(self, std: float, *, schedule: str = "constant", gamma: float = DEFAULT_GAMMA,
-                 std_min: float = 0.0, total_steps: int | None = None, feature_std: torch.Tensor | None = None,
-                 generator: torch.Generator | None = None):
+    def __init__(
+        self,
+        std: float,
+        *,
+        schedule: str = "constant",
+        gamma: float = DEFAULT_GAMMA,
+        std_min: float = 0.0,
+        total_steps: int | None = None,
+        feature_std: torch.Tensor | None = None,
+        generator: torch.Generator | None = None,
+    ):
         """``total_steps``: the run's optimizer steps, which ``linear`` and ``cosine`` decay over (needed
         from their first training call on).
         ``feature_std`` (additive kinds): σ is in units of these per-feature standard deviations
@@ -41,8 +49,9 @@ class _Scheduled(nn.Module):
         self.total_steps = total_steps
         self.generator = generator
         self.register_buffer("step", torch.zeros((), dtype=torch.long), persistent=False)
-        self.register_buffer("feature_std", None if feature_std is None else torch.as_tensor(feature_std),
-                             persistent=False)
+        self.register_buffer(
+            "feature_std", None if feature_std is None else torch.as_tensor(feature_std), persistent=False
+        )
 
     @property
     def std(self) -> float:
@@ -140,17 +149,32 @@ class Dropout(_Scheduled):
         return x * dropout_factors(u, p).to(x.dtype)
 
 
-KIND_LAYERS = {"gaussian": GaussianNoise, "uniform": UniformNoise, "multiplicative": GaussianDropout,
-               "dropout": Dropout}
+KIND_LAYERS = {
+    "gaussian": GaussianNoise,
+    "uniform": UniformNoise,
+    "multiplicative": GaussianDropout,
+    "dropout": Dropout,
+}
 
 
-def noise_layer(spec: NoiseSpec, generator: torch.Generator | None = None, *, total_steps: int | None = None,
-                feature_std: torch.Tensor | None = None) -> nn.Module:
+def noise_layer(
+    spec: NoiseSpec,
+    generator: torch.Generator | None = None,
+    *,
+    total_steps: int | None = None,
+    feature_std: torch.Tensor | None = None,
+) -> nn.Module:
     """The layer that applies ``spec`` (any placement but targets' flips and gradients); ``feature_std``
     is used where ``spec.relative``."""
-    return KIND_LAYERS[spec.kind](spec.std, schedule=spec.schedule, gamma=spec.gamma, std_min=spec.std_min,
-                                  total_steps=total_steps, feature_std=feature_std if spec.relative else None,
-                                  generator=generator)
+    return KIND_LAYERS[spec.kind](
+        spec.std,
+        schedule=spec.schedule,
+        gamma=spec.gamma,
+        std_min=spec.std_min,
+        total_steps=total_steps,
+        feature_std=feature_std if spec.relative else None,
+        generator=generator,
+    )
 
 
 class WeightNoise(nn.Module):
@@ -203,8 +227,17 @@ class GradientNoise:
 class LabelFlip:
     """Replaces each training label by a different class with probability ``p`` (a fresh draw each call)."""
 
-    def __init__(self, p: float, n_classes: int, *, schedule: str = "constant", gamma: float = DEFAULT_GAMMA,
-                 std_min: float = 0.0, total_steps: int | None = None, generator: torch.Generator | None = None):
+    def __init__(
+        self,
+        p: float,
+        n_classes: int,
+        *,
+        schedule: str = "constant",
+        gamma: float = DEFAULT_GAMMA,
+        std_min: float = 0.0,
+        total_steps: int | None = None,
+        generator: torch.Generator | None = None,
+    ):
         self.spec = NoiseSpec("targets", "flip", float(p), schedule, gamma, float(std_min))
         self.n_classes = n_classes
         self.total_steps = total_steps
@@ -216,5 +249,6 @@ class LabelFlip:
         self.step += 1
         if self.spec.std == 0:
             return y
-        return flip_labels(y, p, self.n_classes,
-                           lambda shape: torch.rand(shape, generator=self.generator, device=y.device))
+        return flip_labels(
+            y, p, self.n_classes, lambda shape: torch.rand(shape, generator=self.generator, device=y.device)
+        )

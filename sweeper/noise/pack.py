@@ -6,8 +6,8 @@ use a site draw nothing there, so a member's stream depends only on its own conf
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -33,8 +33,13 @@ class _PackPlacement:
 class PackNoise:
     """Applies each member's noise configuration at the named sites of a stacked forward pass."""
 
-    def __init__(self, configs: Sequence[NoiseConfig], streams: Streams, total_steps: int | None = None,
-                 feature_std: dict[str, torch.Tensor | None] | None = None):
+    def __init__(
+        self,
+        configs: Sequence[NoiseConfig],
+        streams: Streams,
+        total_steps: int | None = None,
+        feature_std: dict[str, torch.Tensor | None] | None = None,
+    ):
         """``total_steps``: the run's optimizer steps (the linear and cosine schedules decay over them).
         ``feature_std``: per placement (input, targets) each member's per-feature standard deviations
         on its training part, ``(members, *feature shape)``, that ``relative`` noise is scaled by; None
@@ -52,8 +57,10 @@ class PackNoise:
         for p, site in self.sites.items():
             std = (feature_std or {}).get(p)
             if std is not None and any(s is not None and s.relative for s in site.specs):
-                rows = [std[k] if s is not None and s.relative else torch.ones_like(std[k])
-                        for k, s in enumerate(site.specs)]
+                rows = [
+                    std[k] if s is not None and s.relative else torch.ones_like(std[k])
+                    for k, s in enumerate(site.specs)
+                ]
                 self.relative[p] = torch.stack(rows).unsqueeze(1)
         self.step = 0  # the optimizer step being taken; set by the trainer
 
@@ -88,8 +95,13 @@ class PackNoise:
             x = x * self.streams.dropout_(_buffer(x, all(dropout), fill=1.0), dropout)
         return x
 
-    def factors(self, placement: str, shape: tuple[int, ...], dtype: torch.dtype = torch.float32,
-                device: torch.device | str = "cpu") -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    def factors(
+        self,
+        placement: str,
+        shape: tuple[int, ...],
+        dtype: torch.dtype = torch.float32,
+        device: torch.device | str = "cpu",
+    ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
         """The noise of ``placement`` on a tensor of ``shape`` (members first), drawn now and applied
         later as ``(x + add) * mul`` (None: that part is absent for every member).
 
@@ -132,8 +144,9 @@ class PackNoise:
 
     def _fusable(self, site: _PackPlacement, x: torch.Tensor) -> bool:
         # Only additive Gaussian noise draws what the fused kernel draws.
-        return (all(s is None or s.kind == "gaussian" for s in site.specs)
-                and getattr(self.streams, "can_add_normal", lambda _: False)(x))
+        return all(s is None or s.kind == "gaussian" for s in site.specs) and getattr(
+            self.streams, "can_add_normal", lambda _: False
+        )(x)
 
     def perturb_grads(self, grads: Sequence[torch.Tensor]) -> None:
         """Adds gradient noise in place, parameter by parameter in their canonical order."""
@@ -160,8 +173,9 @@ class PackNoise:
         for k, spec in enumerate(site.specs):
             if spec is None or spec.std <= 0:
                 continue
-            y[k] = flip_labels(y[k], spec.std_at(self.step, self.total_steps), n_classes,
-                               lambda shape: self.streams.rand(k, shape))
+            y[k] = flip_labels(
+                y[k], spec.std_at(self.step, self.total_steps), n_classes, lambda shape: self.streams.rand(k, shape)
+            )
         return y
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import ctypes
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -55,8 +55,15 @@ def normals_from_words(words: torch.Tensor) -> torch.Tensor:
     u = _unit(words)
     r = torch.sqrt(-2.0 * torch.log(u[..., 0::2]))  # (..., 2)
     t = (2.0 * math.pi) * u[..., 1::2]
-    return torch.stack([r[..., 0] * torch.cos(t[..., 0]), r[..., 0] * torch.sin(t[..., 0]),
-                        r[..., 1] * torch.cos(t[..., 1]), r[..., 1] * torch.sin(t[..., 1])], -1)
+    return torch.stack(
+        [
+            r[..., 0] * torch.cos(t[..., 0]),
+            r[..., 0] * torch.sin(t[..., 0]),
+            r[..., 1] * torch.cos(t[..., 1]),
+            r[..., 1] * torch.sin(t[..., 1]),
+        ],
+        -1,
+    )
 
 
 def dropout_factors(u: torch.Tensor, rate: float | Sequence[float]) -> torch.Tensor:
@@ -88,8 +95,14 @@ def _rows(t: torch.Tensor, rows: list[int]):
 class PhiloxStreams:
     """Per-member Philox streams; each member's counter advances by the blocks it draws."""
 
-    def __init__(self, seeds: Sequence[int], device: torch.device | str = "cpu", *, use_kernel: bool = True,
-                 threads: int | None = None):
+    def __init__(
+        self,
+        seeds: Sequence[int],
+        device: torch.device | str = "cpu",
+        *,
+        use_kernel: bool = True,
+        threads: int | None = None,
+    ):
         """``threads``: OpenMP threads for the C kernel (default: torch's intra-op thread count)."""
         self.device = torch.device(device)
         self.keys = [_as_u64(s) for s in seeds]
@@ -111,13 +124,21 @@ class PhiloxStreams:
         firsts = self._advance(members, n)
         if self._kernel_fits(out):
             fn = self.lib.sweeper_normal_many if normal else self.lib.sweeper_uniform_many
-            self._call_kernel(members, n, lambda rows, m, *args: fn(_rows(out, rows), m, n, *args),
-                              firsts, [scale[k] for k in members])
+            self._call_kernel(
+                members,
+                n,
+                lambda rows, m, *args: fn(_rows(out, rows), m, n, *args),
+                firsts,
+                [scale[k] for k in members],
+            )
             return out
         keys = torch.tensor([_as_i64(self.keys[k]) for k in members], device=out.device)
         words = philox_words(keys, torch.tensor(firsts, device=out.device), (n + 3) // 4)
         values = normals_from_words(words) if normal else (2.0 * _unit(words) - 1.0) * _SQRT3
-        values = values.reshape(len(members), -1)[:, :n] * torch.tensor([scale[k] for k in members], device=out.device)[:, None]
+        values = (
+            values.reshape(len(members), -1)[:, :n]
+            * torch.tensor([scale[k] for k in members], device=out.device)[:, None]
+        )
         out[torch.tensor(members, device=out.device)] = values.view((len(members),) + out.shape[1:]).to(out.dtype)
         return out
 
@@ -129,8 +150,14 @@ class PhiloxStreams:
         them over OpenMP threads when the work is large enough to pay for them."""
         m = len(members)
         threads = self.threads or torch.get_num_threads()
-        call(members, m, (ctypes.c_uint64 * m)(*[self.keys[k] for k in members]), (ctypes.c_uint64 * m)(*firsts),
-             (ctypes.c_float * m)(*scales), threads if m * n >= _THREADED_MIN else 1)
+        call(
+            members,
+            m,
+            (ctypes.c_uint64 * m)(*[self.keys[k] for k in members]),
+            (ctypes.c_uint64 * m)(*firsts),
+            (ctypes.c_float * m)(*scales),
+            threads if m * n >= _THREADED_MIN else 1,
+        )
 
     def can_add_normal(self, x: torch.Tensor) -> bool:
         """Whether ``add_normal`` can run on ``x`` (the C kernel, a contiguous float32 CPU tensor)."""
@@ -147,10 +174,14 @@ class PhiloxStreams:
         drawing = [k for k in everyone if scale[k]]
         firsts = dict(zip(drawing, self._advance(drawing, n)))
         self._call_kernel(
-            everyone, n,
+            everyone,
+            n,
             lambda rows, m, keys, firsts, scales, threads: self.lib.sweeper_add_normal_many(
-                _rows(x, rows), _rows(y, rows), m, n, keys, firsts, scales, int(relu), threads),
-            [firsts.get(k, 0) for k in everyone], [float(s) for s in scale])
+                _rows(x, rows), _rows(y, rows), m, n, keys, firsts, scales, int(relu), threads
+            ),
+            [firsts.get(k, 0) for k in everyone],
+            [float(s) for s in scale],
+        )
         return y
 
     def normal_(self, out: torch.Tensor, scale: Sequence[float]) -> torch.Tensor:
@@ -172,11 +203,23 @@ class PhiloxStreams:
             u = torch.empty((len(members), n), dtype=torch.float32)
             fn = self.lib.sweeper_units_many
             if fn.argtypes is None:  # not among sweeper._native's declarations
-                fn.argtypes = [ctypes.POINTER(ctypes.POINTER(ctypes.c_float)), ctypes.c_int64, ctypes.c_int64,
-                               ctypes.POINTER(ctypes.c_uint64), ctypes.POINTER(ctypes.c_uint64), ctypes.c_int]
+                fn.argtypes = [
+                    ctypes.POINTER(ctypes.POINTER(ctypes.c_float)),
+                    ctypes.c_int64,
+                    ctypes.c_int64,
+                    ctypes.POINTER(ctypes.c_uint64),
+                    ctypes.POINTER(ctypes.c_uint64),
+                    ctypes.c_int,
+                ]
             m, threads = len(members), self.threads or torch.get_num_threads()
-            fn(_rows(u, list(range(m))), m, n, (ctypes.c_uint64 * m)(*[self.keys[k] for k in members]),
-               (ctypes.c_uint64 * m)(*firsts), threads if m * n >= _THREADED_MIN else 1)
+            fn(
+                _rows(u, list(range(m))),
+                m,
+                n,
+                (ctypes.c_uint64 * m)(*[self.keys[k] for k in members]),
+                (ctypes.c_uint64 * m)(*firsts),
+                threads if m * n >= _THREADED_MIN else 1,
+            )
         else:
             keys = torch.tensor([_as_i64(self.keys[k]) for k in members], device=out.device)
             words = philox_words(keys, torch.tensor(firsts, device=out.device), (n + 3) // 4)

@@ -77,20 +77,23 @@ class NoiseSpec:
         if self.kind == "flip" and (not somewhere or self.std > 1.0):
             raise ValueError("kind 'flip' applies to placement 'targets' with a probability std in [0, 1]")
         if self.kind == "dropout" and not somewhere:
-            raise ValueError(f"kind 'dropout' applies to placements {', '.join(DROPOUT_PLACEMENTS)}, "
-                             f"not {self.placement!r}")
+            raise ValueError(
+                f"kind 'dropout' applies to placements {', '.join(DROPOUT_PLACEMENTS)}, not {self.placement!r}"
+            )
         if self.kind == "dropout" and not self.std < 1.0:
             raise ValueError(f"kind 'dropout' takes a rate (a probability) in [0, 1) as std, got {self.std!r}")
         if not self.gamma >= 0.0:
             raise ValueError(f"gamma must be >= 0, got {self.gamma!r}")
         if not 0.0 <= self.std_min <= self.std and self.schedule in DECAYS:
-            raise ValueError(f"std_min, where the decay ends, must be in [0, std] = [0, {self.std:g}], "
-                             f"got {self.std_min!r}")
+            raise ValueError(
+                f"std_min, where the decay ends, must be in [0, std] = [0, {self.std:g}], got {self.std_min!r}"
+            )
         if self.std_min != 0.0 and self.schedule not in DECAYS:
             raise ValueError(f"std_min applies only to the schedules {', '.join(DECAYS)}")
         if self.relative and not relative_fits(self.placement, self.kind):
-            raise ValueError(f"relative applies to kinds {', '.join(RELATIVE_KINDS)} at placements "
-                             f"{', '.join(RELATIVE_PLACEMENTS)}")
+            raise ValueError(
+                f"relative applies to kinds {', '.join(RELATIVE_KINDS)} at placements {', '.join(RELATIVE_PLACEMENTS)}"
+            )
 
     def std_at(self, step: int, total_steps: int | None = None) -> float:
         """The noise size at optimizer step ``step`` (0-based) of a run of ``total_steps`` steps.
@@ -195,8 +198,10 @@ def relative_fits(placement: str, kind: str) -> bool:
 
 
 #: The search space's words for ``relative_fits``.
-RELATIVE_RULE = (f"relative noise applies to kinds {' and '.join(RELATIVE_KINDS)} at placements "
-                 f"{' and '.join(RELATIVE_PLACEMENTS)} (σ in units of each feature's standard deviation)")
+RELATIVE_RULE = (
+    f"relative noise applies to kinds {' and '.join(RELATIVE_KINDS)} at placements "
+    f"{' and '.join(RELATIVE_PLACEMENTS)} (σ in units of each feature's standard deviation)"
+)
 
 
 def check_target_kind(kind: str, n_classes: int) -> None:
@@ -217,15 +222,19 @@ def default_kind(placement: str, tasks: Mapping[str, TaskSpec]) -> str:
 def unfit_site(placement: str, kind: str, tasks: Mapping[str, TaskSpec]) -> str | None:
     """Why ``kind`` noise at ``placement`` cannot be used on every one of ``tasks`` (name -> task), or None."""
     if kind == "dropout" and not fits(placement, kind, True):  # dropout's sites are the same for every task
-        return (f"kind 'dropout' on placement {placement!r}: dropout applies to "
-                f"{', '.join(DROPOUT_PLACEMENTS)} (at weights it is DropConnect)")
+        return (
+            f"kind 'dropout' on placement {placement!r}: dropout applies to "
+            f"{', '.join(DROPOUT_PLACEMENTS)} (at weights it is DropConnect)"
+        )
     for name, task in tasks.items():
         classification = task.problem != "regression"
         if fits(placement, kind, classification):
             continue
         if kind != "flip":
-            return (f"placement 'targets' with kind {kind!r}: the targets of classification task {name!r} "
-                    "take only kind 'flip'")
+            return (
+                f"placement 'targets' with kind {kind!r}: the targets of classification task {name!r} "
+                "take only kind 'flip'"
+            )
         where = f"placement {placement!r}" if placement != "targets" else f"regression task {name!r}"
         return f"kind 'flip' on {where}: flip applies only to placement 'targets' of classification tasks"
     return None
@@ -238,11 +247,15 @@ def relative_notes(placements: Iterable[str], tasks: Mapping[str, TaskSpec]) -> 
     notes = []
     for name, task in tasks.items():
         if "input" in placements and task.scaling == "standard":
-            notes.append(f"relative input noise changes nothing on task {name!r}: its scaling is standard, so "
-                         "every input feature already has standard deviation 1 on the training part")
+            notes.append(
+                f"relative input noise changes nothing on task {name!r}: its scaling is standard, so "
+                "every input feature already has standard deviation 1 on the training part"
+            )
         if "targets" in placements and task.problem == "regression" and task.scaling != "none":
-            notes.append(f"relative targets noise changes nothing on task {name!r}: with scaling "
-                         f"{task.scaling} its regression targets are standardized on the training part")
+            notes.append(
+                f"relative targets noise changes nothing on task {name!r}: with scaling "
+                f"{task.scaling} its regression targets are standardized on the training part"
+            )
     return tuple(notes)
 
 

@@ -9,4 +9,12 @@ Markdown, HTML, CSV or JSON, and :func:`write_report` writes it with its figures
 from sweeper.report.build import build_report
 from sweeper.report.render import render_csv, render_html, render_json, render_markdown, render_table, write_report
 
-__all__ = ["build_report", "render_csv", "render_html", "render_json", "render_markdown", "render_table", "write_report"]
+__all__ = [
+    "build_report",
+    "render_csv",
+    "render_html",
+    "render_json",
+    "render_markdown",
+    "render_table",
+    "write_report",
+]

@@ -44,8 +44,16 @@ AT = ("last", "best_val")
 
 
 def build_report(
-    sweep: dict, trials: list[dict], runs: list[dict], *, n_boot: int = 10_000, seed: int = 0, alpha: float = ALPHA,
-    at: str = "last", planned: int | None = None, setting: dict | None = None,
+    sweep: dict,
+    trials: list[dict],
+    runs: list[dict],
+    *,
+    n_boot: int = 10_000,
+    seed: int = 0,
+    alpha: float = ALPHA,
+    at: str = "last",
+    planned: int | None = None,
+    setting: dict | None = None,
 ) -> dict:
     """The JSON-ready report of a sweep: the configuration chosen on validation, and every configuration
     against the no-noise baseline on the test part.
@@ -91,23 +99,40 @@ def build_report(
     tasks = _tasks(runs, metric, numbers, higher_is_better=higher_is_better)
     chosen_on = tasks if selection == metric else _tasks(runs, selection, numbers, higher_is_better=higher_is_better)
     ece_name = f"{early}test_ece"
-    ece = _tasks(runs, ece_name, numbers, higher_is_better=False) if any(row.get(ece_name) is not None for row in runs) else None
+    ece = (
+        _tasks(runs, ece_name, numbers, higher_is_better=False)
+        if any(row.get(ece_name) is not None for row in runs)
+        else None
+    )
     family = max(planned or 0, len(configs)) - 1  # Holm's family: every planned comparison with the baseline
 
     rng = np.random.default_rng(seed)
     counts = [st.bootstrap_counts(t.values.shape[0], n_boot, rng) for t in tasks]
-    settings = dict(configs=configs, base=base, higher_is_better=higher_is_better, alpha=alpha, metric=metric,
-                    family=family, shared=shared)
-    per_task = [_table([t], [s], [k], None if ece is None else [e], **settings)
-                for t, s, k, e in zip(tasks, chosen_on, counts, ece or tasks)]
+    settings = dict(
+        configs=configs,
+        base=base,
+        higher_is_better=higher_is_better,
+        alpha=alpha,
+        metric=metric,
+        family=family,
+        shared=shared,
+    )
+    per_task = [
+        _table([t], [s], [k], None if ece is None else [e], **settings)
+        for t, s, k, e in zip(tasks, chosen_on, counts, ece or tasks)
+    ]
     top = per_task[0] if len(tasks) == 1 else _table(tasks, chosen_on, counts, ece, **settings)
 
     n_tasks = len(setting["tasks"]) if setting else len(tasks)  # a task without runs yet is planned too
     runs_planned = None if planned is None else planned * int(sweep.get("repeats") or 0) * n_tasks
-    progress = {"configs_planned": family + 1, "configs_with_runs": len(configs), "runs": len(runs),
-                "runs_planned": runs_planned,
-                "partial": bool(planned is not None and len(runs) < runs_planned) or sweep.get("status") not in
-                           (None, "completed", "done")}
+    progress = {
+        "configs_planned": family + 1,
+        "configs_with_runs": len(configs),
+        "runs": len(runs),
+        "runs_planned": runs_planned,
+        "partial": bool(planned is not None and len(runs) < runs_planned)
+        or sweep.get("status") not in (None, "completed", "done"),
+    }
     report = {
         "sweep": sweep.get("name"),
         "problem": sweep.get("problem"),
@@ -151,9 +176,11 @@ def _partial_line(progress: dict, status: str | None) -> str:
     if planned is None:
         return f"This sweep is not complete{state}: the report covers the runs stored so far."
     missing = progress["configs_planned"] - progress["configs_with_runs"]
-    return (f"This sweep is partial{state}: {runs} of {planned} planned runs ({planned - runs} missing; "
-            f"{progress['configs_with_runs']} of {progress['configs_planned']} configurations have runs, {missing} none); "
-            f"Holm's correction counts all {progress['configs_planned'] - 1} planned comparisons.")
+    return (
+        f"This sweep is partial{state}: {runs} of {planned} planned runs ({planned - runs} missing; "
+        f"{progress['configs_with_runs']} of {progress['configs_planned']} configurations have runs, {missing} none); "
+        f"Holm's correction counts all {progress['configs_planned'] - 1} planned comparisons."
+    )
 
 
 def setting_of(spec, sweep: dict) -> dict:
@@ -168,20 +195,36 @@ def setting_of(spec, sweep: dict) -> dict:
         except SweeperError:
             n_train, n_val, n_test = task.n_train, None, None
         o = task.optimizer
-        tasks.append({
-            "task": name, "dataset": str(task.dataset), "dataset_seed": task.dataset_seed, "n_train": n_train,
-            "n_val": n_val, "n_test": n_test,
-            "model": (str(task.model) if task.user_model is not None  # a user's own: factory(args)
-                      else f"{task.model} hidden {list(task.hidden)} {task.activation}, init {task.init}"),
-            "epochs": task.epochs, "batch_size": task.batch_size,
-            "optimizer": f"{o.name} lr {o.lr:g}" + (f" momentum {o.momentum:g}" if o.name == "sgd" else "")
-                         + (f" weight decay {o.weight_decay:g}" if o.weight_decay else ""),
-        })
+        tasks.append(
+            {
+                "task": name,
+                "dataset": str(task.dataset),
+                "dataset_seed": task.dataset_seed,
+                "n_train": n_train,
+                "n_val": n_val,
+                "n_test": n_test,
+                "model": (
+                    str(task.model)
+                    if task.user_model is not None  # a user's own: factory(args)
+                    else f"{task.model} hidden {list(task.hidden)} {task.activation}, init {task.init}"
+                ),
+                "epochs": task.epochs,
+                "batch_size": task.batch_size,
+                "optimizer": f"{o.name} lr {o.lr:g}"
+                + (f" momentum {o.momentum:g}" if o.name == "sgd" else "")
+                + (f" weight decay {o.weight_decay:g}" if o.weight_decay else ""),
+            }
+        )
     search = spec.search
-    space = (f"grid of {len(search.configs)} configurations" if search.sampler == "grid"
-             else f"{search.sampler}, {search.n_trials} trials and the baseline")
-    dates = {key: (sweep.get(key).isoformat() if hasattr(sweep.get(key), "isoformat") else sweep.get(key))
-             for key in ("created_at", "finished_at")}
+    space = (
+        f"grid of {len(search.configs)} configurations"
+        if search.sampler == "grid"
+        else f"{search.sampler}, {search.n_trials} trials and the baseline"
+    )
+    dates = {
+        key: (sweep.get(key).isoformat() if hasattr(sweep.get(key), "isoformat") else sweep.get(key))
+        for key in ("created_at", "finished_at")
+    }
     return {"tasks": tasks, "space": space, "sweep_seed": spec.seed, "repeats": spec.repeats, **dates}
 
 
@@ -290,8 +333,7 @@ def _what_ran(runs: list[dict]) -> list[dict]:
 
 def _ran_by(runs: list[dict]) -> dict:
     """Each field of RAN as the runs' distinct values, comma-separated; None where none recorded it."""
-    return {key: ", ".join(sorted({str(row[key]) for row in runs if row.get(key) is not None})) or None
-            for key in RAN}
+    return {key: ", ".join(sorted({str(row[key]) for row in runs if row.get(key) is not None})) or None for key in RAN}
 
 
 def _number(x) -> float:
@@ -307,8 +349,20 @@ def _nanmean(a: np.ndarray, axis: int = 0) -> np.ndarray:
         return np.nanmean(a, axis=axis)
 
 
-def _table(tasks: list[_Task], chosen_on: list[_Task], counts: list[np.ndarray], ece: list[_Task] | None, *, configs,
-           base, higher_is_better, alpha, metric, family, shared) -> dict:
+def _table(
+    tasks: list[_Task],
+    chosen_on: list[_Task],
+    counts: list[np.ndarray],
+    ece: list[_Task] | None,
+    *,
+    configs,
+    base,
+    higher_is_better,
+    alpha,
+    metric,
+    family,
+    shared,
+) -> dict:
     """Every configuration's statistics over the given tasks (one task, or all of them stratified).
 
     ``tasks`` hold the test metric (means, intervals, differences, verdicts), ``chosen_on`` the metric
@@ -323,10 +377,15 @@ def _table(tasks: list[_Task], chosen_on: list[_Task], counts: list[np.ndarray],
     paired = [(t, k) for t, k in zip(tasks, counts) if np.isfinite(t.values[:, base]).any()]
     unpaired = [t.name for t in tasks if not np.isfinite(t.values[:, base]).any()]
     raw_deltas = [t.values - t.values[:, [base]] for t, _ in paired]  # (n_repeats, n_configs) each, float64
-    boot_deltas = (_nanmean(np.stack([st.bootstrap_means(d, k) for d, (_, k) in zip(raw_deltas, paired)])) if paired
-                   else np.full((counts[0].shape[0], len(configs)), np.nan))
+    boot_deltas = (
+        _nanmean(np.stack([st.bootstrap_means(d, k) for d, (_, k) in zip(raw_deltas, paired)]))
+        if paired
+        else np.full((counts[0].shape[0], len(configs)), np.nan)
+    )
     imputed = [st.impute_diverged(t.values, higher_is_better=higher_is_better) for t in chosen_on]
-    boot_scores = np.stack([st.bootstrap_means(v, k) for v, k in zip(imputed, counts)], axis=1)  # (n_boot, n_tasks, n_configs)
+    boot_scores = np.stack(
+        [st.bootstrap_means(v, k) for v, k in zip(imputed, counts)], axis=1
+    )  # (n_boot, n_tasks, n_configs)
     p_best = st.probability_of_best(boot_scores, higher_is_better=higher_is_better)
     if not any(np.isfinite(t.values).any() for t in chosen_on):
         p_best[:] = np.nan  # every run diverged: an even split of P(best) would name a winner by tie-break
@@ -357,15 +416,37 @@ def _table(tasks: list[_Task], chosen_on: list[_Task], counts: list[np.ndarray],
             "rank": float(rank[c]),
         }
         if c == base:
-            row.update(delta=0.0, delta_ci=[0.0, 0.0], p_improve=None, p_improve_ci=None, p_value=None,
-                       p_adjusted=None, signed_rank_sum=None, verdict="baseline", mde=None, n_needed=None)
+            row.update(
+                delta=0.0,
+                delta_ci=[0.0, 0.0],
+                p_improve=None,
+                p_improve_ci=None,
+                p_value=None,
+                p_adjusted=None,
+                signed_rank_sum=None,
+                verdict="baseline",
+                mde=None,
+                n_needed=None,
+            )
         elif not paired:
-            row.update(delta=None, delta_ci=[None, None], p_improve=None, p_improve_ci=None, p_value=None,
-                       p_adjusted=None, signed_rank_sum=None, verdict="incomparable", mde=None, n_needed=None,
-                       delta_sd=None, n_pairs=0)
+            row.update(
+                delta=None,
+                delta_ci=[None, None],
+                p_improve=None,
+                p_improve_ci=None,
+                p_value=None,
+                p_adjusted=None,
+                signed_rank_sum=None,
+                verdict="incomparable",
+                mde=None,
+                n_needed=None,
+                delta_sd=None,
+                n_pairs=0,
+            )
         else:
-            row["delta"] = _zero_if_rounding(_mean_of_task_means([d[:, c] for d in raw_deltas]),
-                                             [t.values[:, [c, base]] for t, _ in paired])
+            row["delta"] = _zero_if_rounding(
+                _mean_of_task_means([d[:, c] for d in raw_deltas]), [t.values[:, [c, base]] for t, _ in paired]
+            )
             row["delta_ci"] = delta_ci[:, c].tolist()
             row.update(_comparison([t for t, _ in paired], c, base, higher_is_better, level))
         rows.append(row)
@@ -379,16 +460,33 @@ def _table(tasks: list[_Task], chosen_on: list[_Task], counts: list[np.ndarray],
     for r, p in zip(compared, st.holm(p_values)):
         r["p_adjusted"] = float(p)
         r["verdict"] = st.verdict(p, r["signed_rank_sum"], alpha)
-        needed = st.repeats_needed(r["delta"], r["delta_sd"], alpha=level, power=POWER) if r["verdict"] == "no_difference" else None
+        needed = (
+            st.repeats_needed(r["delta"], r["delta_sd"], alpha=level, power=POWER)
+            if r["verdict"] == "no_difference"
+            else None
+        )
         r["n_needed"] = None if needed is None else math.ceil(needed / len(paired))
-    order = sorted(range(len(rows)), key=lambda i: (rows[i]["rank"], -np.nan_to_num(rows[i]["p_best"]), rows[i]["trial"]))
+    order = sorted(
+        range(len(rows)), key=lambda i: (rows[i]["rank"], -np.nan_to_num(rows[i]["p_best"]), rows[i]["trial"])
+    )
     chosen = _chosen(rows, order, tasks, chosen_on, counts, higher_is_better, shared)
     rows = [rows[i] for i in order]
     n_pairs = min((r["n_pairs"] for r in compared), default=0)
     smallest_p = st.smallest_signed_rank_p(n_pairs) if len(tasks) == 1 else None
     repeats = max(t.values.shape[0] for t in tasks)
-    summary = _summary(rows, baseline, chosen, metric, higher_is_better, alpha, smallest_p, repeats=repeats,
-                       n_tasks=len(tasks), unpaired=unpaired, family=family)
+    summary = _summary(
+        rows,
+        baseline,
+        chosen,
+        metric,
+        higher_is_better,
+        alpha,
+        smallest_p,
+        repeats=repeats,
+        n_tasks=len(tasks),
+        unpaired=unpaired,
+        family=family,
+    )
     return {"baseline": baseline, "chosen": chosen, "configs": rows, "summary": summary}
 
 
@@ -427,7 +525,9 @@ def _chosen(rows, order, tasks, chosen_on, counts, higher_is_better, shared) -> 
     }
     if shared:
         imputed = [st.impute_diverged(t.values, higher_is_better=higher_is_better) for t in chosen_on]
-        boot = st.bootstrap_bias_corrected(imputed, [t.values for t in tasks], counts, higher_is_better=higher_is_better)
+        boot = st.bootstrap_bias_corrected(
+            imputed, [t.values for t in tasks], counts, higher_is_better=higher_is_better
+        )
         if np.isfinite(boot).any():
             chosen["bbc"] = float(np.nanmean(boot))
             chosen["bbc_ci"] = st.percentile_interval(boot, CONFIDENCE).tolist()
@@ -486,7 +586,12 @@ def _across_tasks(tasks: list[_Task], configs: list[dict], higher_is_better: boo
     friedman = None
     if k >= 3:
         f = st.friedman_test(scores)
-        friedman = {"statistic": f.statistic, "p_value": f.pvalue, "iman_davenport_f": f.f_statistic, "iman_davenport_p": f.f_pvalue}
+        friedman = {
+            "statistic": f.statistic,
+            "p_value": f.pvalue,
+            "iman_davenport_f": f.f_statistic,
+            "iman_davenport_p": f.f_pvalue,
+        }
 
     def ref(c):
         return {"trial": configs[c]["trial"], "label": configs[c]["label"]}
@@ -544,8 +649,9 @@ def _diverged_count(config: dict) -> str:
     return f"{_prose(config)}: {config['diverged']}"
 
 
-def _summary(rows, baseline, chosen, metric, higher_is_better, alpha, smallest_p, *, repeats, n_tasks, unpaired,
-             family) -> str:
+def _summary(
+    rows, baseline, chosen, metric, higher_is_better, alpha, smallest_p, *, repeats, n_tasks, unpaired, family
+) -> str:
     """One paragraph in plain words: what was chosen and how well it does on data it was not chosen on,
     what helped, what hurt, what could not be told apart, and why.
 
@@ -555,9 +661,15 @@ def _summary(rows, baseline, chosen, metric, higher_is_better, alpha, smallest_p
     if not compared:
         return f"Only the no-noise baseline has runs so far ({metric} {_fmt(baseline['mean'])}); nothing to compare."
     if len(unpaired) == n_tasks:
-        text = [f"The no-noise baseline diverged on every repeat ({_plural(baseline['diverged'], 'run')}): no "
-                "comparison with it is possible, so no configuration is called better or worse than no noise."]
-        text.append(_chosen_line(chosen, metric) if chosen else "No other configuration finished a run either: every run diverged.")
+        text = [
+            f"The no-noise baseline diverged on every repeat ({_plural(baseline['diverged'], 'run')}): no "
+            "comparison with it is possible, so no configuration is called better or worse than no noise."
+        ]
+        text.append(
+            _chosen_line(chosen, metric)
+            if chosen
+            else "No other configuration finished a run either: every run diverged."
+        )
         return " ".join(text)
     where = f"over {_plural(repeats, 'repeat')}" + (f" of each of {n_tasks} tasks" if n_tasks > 1 else "")
     text = [
@@ -569,8 +681,10 @@ def _summary(rows, baseline, chosen, metric, higher_is_better, alpha, smallest_p
     if chosen:
         text.append(_chosen_line(chosen, metric))
     if unpaired:
-        text.append(f"The baseline diverged on every repeat of {_plural(len(unpaired), 'task')} "
-                    f"({_names(unpaired)}); the comparisons use the other tasks only.")
+        text.append(
+            f"The baseline diverged on every repeat of {_plural(len(unpaired), 'task')} "
+            f"({_names(unpaired)}); the comparisons use the other tasks only."
+        )
 
     def described(r):
         low, high = r["delta_ci"]
@@ -579,7 +693,9 @@ def _summary(rows, baseline, chosen, metric, higher_is_better, alpha, smallest_p
     better = [r for r in compared if r["verdict"] == "better"]
     worse = [r for r in compared if r["verdict"] == "worse"]
     undecided = [r for r in compared if r["verdict"] == "no_difference"]
-    text.append(f"Reliably better: {_names([described(r) for r in better])}." if better else "None was reliably better.")
+    text.append(
+        f"Reliably better: {_names([described(r) for r in better])}." if better else "None was reliably better."
+    )
     if worse:
         text.append(f"Reliably worse: {_names([described(r) for r in worse])}.")
     if undecided:
@@ -596,10 +712,13 @@ def _summary(rows, baseline, chosen, metric, higher_is_better, alpha, smallest_p
     # Most runs at chance: its mean is a real outcome, but of a network that learned nothing.
     unlearned = [r for r in rows if 2 * r["failed_to_learn"] > r["n"] + r["diverged"]]
     if unlearned:
-        counts = [f"{_prose(r)}: {r['failed_to_learn']} of {r['n'] + r['diverged']} runs failed to learn"
-                  for r in unlearned]
-        text.append(f"{_names(counts)} (training metric no better than chance or than before training); "
-                    "such runs count in the means as they finished.")
+        counts = [
+            f"{_prose(r)}: {r['failed_to_learn']} of {r['n'] + r['diverged']} runs failed to learn" for r in unlearned
+        ]
+        text.append(
+            f"{_names(counts)} (training metric no better than chance or than before training); "
+            "such runs count in the means as they finished."
+        )
 
     if smallest_p is not None and smallest_p * family >= alpha:
         text.append(
@@ -632,16 +751,22 @@ def _chosen_line(chosen: dict, metric: str) -> str:
     test = f"{metric} {_fmt(chosen['mean'])} (95% CI [{_fmt(low)}, {_fmt(high)}])"
     if chosen["bbc"] is not None:
         blow, bhigh = chosen["bbc_ci"]
-        where = (f"Selection and estimate share the test part (n_val: 0): the chosen configuration's {test} is "
-                 f"optimistic; corrected for the selection (BBC) it is {_fmt(chosen['bbc'])} "
-                 f"(95% CI [{_fmt(blow)}, {_fmt(bhigh)}]).")
+        where = (
+            f"Selection and estimate share the test part (n_val: 0): the chosen configuration's {test} is "
+            f"optimistic; corrected for the selection (BBC) it is {_fmt(chosen['bbc'])} "
+            f"(95% CI [{_fmt(blow)}, {_fmt(bhigh)}])."
+        )
     else:
-        where = (f"On the test part, which took no part in choosing: {test}, against {_fmt(chosen['selection_mean'])} "
-                 f"on the data it was chosen on (optimism {_fmt(chosen['optimism'], True)}).")
+        where = (
+            f"On the test part, which took no part in choosing: {test}, against {_fmt(chosen['selection_mean'])} "
+            f"on the data it was chosen on (optimism {_fmt(chosen['optimism'], True)})."
+        )
     if chosen["tied"]:
-        return (f"{len(names)} configurations tie for the best on the data the sweep selects on "
-                f"({_fmt(chosen['selection_mean'])}: {_names(names)}); the repeats cannot separate them. "
-                f"For the first of them: {where[0].lower()}{where[1:]}")
+        return (
+            f"{len(names)} configurations tie for the best on the data the sweep selects on "
+            f"({_fmt(chosen['selection_mean'])}: {_names(names)}); the repeats cannot separate them. "
+            f"For the first of them: {where[0].lower()}{where[1:]}"
+        )
     return f"Chosen: {names[0]}. {where}"
 
 
@@ -654,21 +779,32 @@ def _methods(n_boot: int, alpha: float, n_compared: int, *, multi_task: bool, sh
         test += "; pooled over tasks by ranking within each task and adding the signed-rank sums (normal approximation)"
     return {
         "selection": (
-            ("the configurations are ordered, P(best) computed and one chosen on the test part itself: the tasks have "
-             "no validation part (n_val: 0), so the chosen configuration's test mean is optimistic; bbc is the "
-             "bootstrap bias-corrected estimate (Tsamardinos et al. 2018), resampling repeats, picking the best on "
-             "the repeats drawn and scoring it on those left out")
-            if shared else
-            "the configurations are ordered, P(best) computed and one chosen on the validation part only; means, "
+            (
+                "the configurations are ordered, P(best) computed and one chosen on the test part itself: the tasks have "
+                "no validation part (n_val: 0), so the chosen configuration's test mean is optimistic; bbc is the "
+                "bootstrap bias-corrected estimate (Tsamardinos et al. 2018), resampling repeats, picking the best on "
+                "the repeats drawn and scoring it on those left out"
+            )
+            if shared
+            else "the configurations are ordered, P(best) computed and one chosen on the validation part only; means, "
             "intervals, differences and verdicts are on the test part, which took no part in choosing"
-        ) + ("; every metric is the one each run had at the logged epoch of its best validation metric "
-             "(of its best test metric without a validation part)" if at == "best_val" else ""),
+        )
+        + (
+            "; every metric is the one each run had at the logged epoch of its best validation metric "
+            "(of its best test metric without a validation part)"
+            if at == "best_val"
+            else ""
+        ),
         "pairing": "repeat r of every configuration shares data split and initial weights, so each comparison is paired by repeat",
         "test": test,
-        "multiple_comparisons": (f"Holm's step-down adjustment over the {n_compared} comparisons with the baseline the "
-                                 "sweep planned (a configuration without runs counts as p = 1)"),
-        "ece": ("expected calibration error on the test part: 15 equal-width confidence bins, the share-weighted "
-                "mean |accuracy - confidence| (Naeini et al. 2015, Guo et al. 2017)"),
+        "multiple_comparisons": (
+            f"Holm's step-down adjustment over the {n_compared} comparisons with the baseline the "
+            "sweep planned (a configuration without runs counts as p = 1)"
+        ),
+        "ece": (
+            "expected calibration error on the test part: 15 equal-width confidence bins, the share-weighted "
+            "mean |accuracy - confidence| (Naeini et al. 2015, Guo et al. 2017)"
+        ),
         "verdict": (
             f"better or worse when the Holm-adjusted p-value < {alpha:g}, in the direction of the signed-rank sum; "
             "incomparable when the baseline diverged on every repeat (of every task): there is nothing to pair with"
@@ -678,8 +814,10 @@ def _methods(n_boot: int, alpha: float, n_compared: int, *, multi_task: bool, sh
             + (" within each task" if multi_task else "")
         ),
         "p_improve": "share of repeats where the configuration beat the baseline, ties counting half; Wilson interval",
-        "p_best": ("share of bootstrap resamples in which the configuration has the best mean on the selection metric "
-                   "(best average rank across tasks); configurations tied in a resample share it equally"),
+        "p_best": (
+            "share of bootstrap resamples in which the configuration has the best mean on the selection metric "
+            "(best average rank across tasks); configurations tied in a resample share it equally"
+        ),
         "diverged": (
             "a diverged run is left out of mean, std, median, IQM, gap and delta (n counts finished runs, diverged counts the rest); "
             "in the paired test and p_improve it is a loss to a finished baseline run and a tie with a diverged one; "

@@ -16,8 +16,18 @@ from sweeper.store import Store
 FORMATS = ("table", "markdown", "html", "json", "csv")
 
 
-def report_command(store: Store, sweep: str, fmt: str, out_path: Path | None, seed: int, console: Console, *,
-                   at: str = "last", top: int | None = None, verdicts: str | None = None) -> list[Path]:
+def report_command(
+    store: Store,
+    sweep: str,
+    fmt: str,
+    out_path: Path | None,
+    seed: int,
+    console: Console,
+    *,
+    at: str = "last",
+    top: int | None = None,
+    verdicts: str | None = None,
+) -> list[Path]:
     """Renders ``fmt`` to the terminal (table, json, csv without ``--out``) or writes files; returns them.
 
     ``top`` and ``verdicts`` (comma-separated) cut the tables and plots, not the statistics.
@@ -27,8 +37,9 @@ def report_command(store: Store, sweep: str, fmt: str, out_path: Path | None, se
         kept = tuple(v.strip() for v in verdicts.split(",") if v.strip())
         wrong = [v for v in kept if v not in VERDICTS]
         if wrong or not kept:
-            raise SweeperError(f"--verdict: {verdicts!r} is not allowed; allowed: a comma-separated list of "
-                               f"{', '.join(VERDICTS)}")
+            raise SweeperError(
+                f"--verdict: {verdicts!r} is not allowed; allowed: a comma-separated list of {', '.join(VERDICTS)}"
+            )
     if fmt in ("markdown", "html") and out_path is None:
         out_path = Path("reports") / f"{sweep}.{'md' if fmt == 'markdown' else 'html'}"
     sweep_row, runs = store.sweep(sweep), store.runs(sweep)
@@ -66,11 +77,16 @@ def _record_verdicts(store: Store, study_name: str, trials: list[dict], report: 
     from sweeper.driver._optuna import record_user_attrs
 
     optuna_numbers = {t["trial"]: t["optuna_trial_id"] for t in trials if t["optuna_trial_id"] is not None}
-    verdicts = {optuna_numbers[c["trial"]]: {"verdict": c["verdict"]} for c in report["configs"]
-                if c["trial"] in optuna_numbers}
+    verdicts = {
+        optuna_numbers[c["trial"]]: {"verdict": c["verdict"]} for c in report["configs"] if c["trial"] in optuna_numbers
+    }
     try:
         with store.transaction() as connection:
             record_user_attrs(connection, study_name, verdicts)
     except StoreError as exc:
-        Console(stderr=True).print(f"note: the verdicts are not recorded in the Optuna study: {exc}", markup=False,
-                                   highlight=False, soft_wrap=True)
+        Console(stderr=True).print(
+            f"note: the verdicts are not recorded in the Optuna study: {exc}",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )

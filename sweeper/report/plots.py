@@ -18,8 +18,13 @@ from matplotlib.lines import Line2D
 
 from sweeper.noise.spec import PLACEMENTS
 
-VERDICT_COLOURS = {"better": "#1a9850", "worse": "#d73027", "no_difference": "#7f7f7f", "baseline": "#000000",
-                   "incomparable": "#b8860b"}
+VERDICT_COLOURS = {
+    "better": "#1a9850",
+    "worse": "#d73027",
+    "no_difference": "#7f7f7f",
+    "baseline": "#000000",
+    "incomparable": "#b8860b",
+}
 VERDICT_MARKS = {"better": "▲", "worse": "▼"}
 #: Heatmap panels per row.
 HEATMAP_COLUMNS = 4
@@ -149,22 +154,26 @@ def delta_heatmap(report: dict) -> Figure | None:
     height = max(len({p for p, _ in cells}) for cells in panels.values())
     ncols = min(HEATMAP_COLUMNS, len(names))
     nrows = math.ceil(len(names) / ncols)
-    fig = Figure(figsize=(max(3.5, 1.4 + 0.55 * width) * ncols + 1.0, (1.3 + 0.45 * height) * nrows),
-                 layout="constrained")
+    fig = Figure(
+        figsize=(max(3.5, 1.4 + 0.55 * width) * ncols + 1.0, (1.3 + 0.45 * height) * nrows), layout="constrained"
+    )
     axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
-    for ax in axes[len(names):]:
+    for ax in axes[len(names) :]:
         ax.set_visible(False)
     axes = axes[: len(names)]
     for ax, name in zip(axes, names):
         cells = panels[name]
-        placements = sorted({p for p, _ in cells}, key=lambda p: PLACEMENTS.index(p) if p in PLACEMENTS else len(PLACEMENTS))
+        placements = sorted(
+            {p for p, _ in cells}, key=lambda p: PLACEMENTS.index(p) if p in PLACEMENTS else len(PLACEMENTS)
+        )
         stds = sorted({s for _, s in cells})
         grid = np.full((len(placements), len(stds)), np.nan)
         for (p, s), c in cells.items():
             i, j = placements.index(p), stds.index(s)
             grid[i, j] = sign * c["delta"]
-            ax.text(j, i, f"{c['delta']:+.2g}\n{VERDICT_MARKS.get(c['verdict'], '')}", ha="center", va="center",
-                    fontsize=7)
+            ax.text(
+                j, i, f"{c['delta']:+.2g}\n{VERDICT_MARKS.get(c['verdict'], '')}", ha="center", va="center", fontsize=7
+            )
         image = ax.imshow(grid, cmap="RdYlGn", norm=norm, aspect="auto")
         ax.set_xticks(range(len(stds)), [f"{s:g}" for s in stds])
         ax.set_yticks(range(len(placements)), placements)
@@ -212,10 +221,14 @@ def forest_plot(report: dict, runs: list[dict] | None = None, *, max_rows: int =
     if _left_out(report):
         notes.append(_left_out(report))
     shown = f"\n({'; '.join(notes)})" if notes else ""
-    ax.set_title(f"{report['sweep']}: difference from baseline, {report['confidence']:.0%} bootstrap CI{shown}",
-                 fontsize=10)
+    ax.set_title(
+        f"{report['sweep']}: difference from baseline, {report['confidence']:.0%} bootstrap CI{shown}", fontsize=10
+    )
     ax.legend(
-        handles=[Line2D([], [], marker="o", ls="", color=VERDICT_COLOURS[v], label=v) for v in ("better", "no_difference", "worse")],
+        handles=[
+            Line2D([], [], marker="o", ls="", color=VERDICT_COLOURS[v], label=v)
+            for v in ("better", "no_difference", "worse")
+        ],
         fontsize=8,
         loc="best",
     )
@@ -229,7 +242,7 @@ def _forest_rows(configs: list[dict], max_rows: int) -> list[dict]:
     keep = {0, len(configs) - 1} | {i for i, c in enumerate(configs) if c["verdict"] in ("better", "worse")}
     if len(keep) > max_rows:  # more verdicts than room: the best and worst of them
         marked = sorted(keep)
-        keep = set(marked[: max_rows // 2]) | set(marked[len(marked) - (max_rows - max_rows // 2):])
+        keep = set(marked[: max_rows // 2]) | set(marked[len(marked) - (max_rows - max_rows // 2) :])
     for i in range(len(configs)):  # fill up with the best of the rest
         if len(keep) >= max_rows:
             break

@@ -18,10 +18,31 @@ from sweeper.errors import SweeperError
 from sweeper.report import plots
 
 FORMATS = ("markdown", "html", "json", "csv")
-VERDICT_STYLES = {"better": "bold green", "worse": "bold red", "no_difference": "dim", "baseline": "bold",
-                  "incomparable": "yellow"}
-HEADER = ("rank", "configuration", "n", "div.", "no learn.", "selected on", "test mean [95% CI]", "ECE",
-          "Δ vs none [95% CI]", "P(improve) [95% CI]", "p", "p adj.", "verdict", "P(best)", "gap", "MDE")
+VERDICT_STYLES = {
+    "better": "bold green",
+    "worse": "bold red",
+    "no_difference": "dim",
+    "baseline": "bold",
+    "incomparable": "yellow",
+}
+HEADER = (
+    "rank",
+    "configuration",
+    "n",
+    "div.",
+    "no learn.",
+    "selected on",
+    "test mean [95% CI]",
+    "ECE",
+    "Δ vs none [95% CI]",
+    "P(improve) [95% CI]",
+    "p",
+    "p adj.",
+    "verdict",
+    "P(best)",
+    "gap",
+    "MDE",
+)
 #: The verdicts ``--verdict`` may keep.
 VERDICTS = ("better", "worse", "no_difference", "incomparable")
 
@@ -80,8 +101,10 @@ def _cells(c: dict) -> list[str]:
 
 
 def _direction(report: dict) -> str:
-    return (f"selected on {report['selected_on']}, estimated on {report['metric']}; "
-            f"{'higher' if report['higher_is_better'] else 'lower'} is better")
+    return (
+        f"selected on {report['selected_on']}, estimated on {report['metric']}; "
+        f"{'higher' if report['higher_is_better'] else 'lower'} is better"
+    )
 
 
 def _header(report: dict) -> tuple[list[int], tuple[str, ...]]:
@@ -100,7 +123,9 @@ def _rows(report: dict, configs: list[dict]) -> list[list[str]]:
     return [[cells[i] for i in keep] for cells in map(_cells, configs)]
 
 
-def select_configs(configs: list[dict], *, top: int | None = None, verdicts: tuple[str, ...] | None = None) -> list[dict]:
+def select_configs(
+    configs: list[dict], *, top: int | None = None, verdicts: tuple[str, ...] | None = None
+) -> list[dict]:
     """The configurations ``--top N`` and ``--verdict`` keep, in their order; the baseline always stays."""
     kept = [c for c in configs if c["verdict"] == "baseline" or verdicts is None or c["verdict"] in verdicts]
     if top is not None:
@@ -115,10 +140,16 @@ def filtered(report: dict, *, top: int | None = None, verdicts: tuple[str, ...] 
     if top is None and verdicts is None:
         return report
     cut = dict(report, configs=select_configs(report["configs"], top=top, verdicts=verdicts))
-    cut["shown"] = {"configs": len(cut["configs"]), "of": len(report["configs"]), "top": top,
-                    "verdicts": list(verdicts) if verdicts else None}
+    cut["shown"] = {
+        "configs": len(cut["configs"]),
+        "of": len(report["configs"]),
+        "top": top,
+        "verdicts": list(verdicts) if verdicts else None,
+    }
     if report.get("tasks"):
-        cut["tasks"] = [dict(t, configs=select_configs(t["configs"], top=top, verdicts=verdicts)) for t in report["tasks"]]
+        cut["tasks"] = [
+            dict(t, configs=select_configs(t["configs"], top=top, verdicts=verdicts)) for t in report["tasks"]
+        ]
     return cut
 
 
@@ -132,8 +163,10 @@ def shown_line(report: dict) -> str | None:
         how.append("verdict " + " or ".join(shown["verdicts"]))
     if shown["top"] is not None:
         how.append(f"the top {shown['top']}")
-    return (f"Showing {shown['configs']} of {shown['of']} configurations ({', '.join(how)}; the baseline always); "
-            "the statistics are those of the whole sweep.")
+    return (
+        f"Showing {shown['configs']} of {shown['of']} configurations ({', '.join(how)}; the baseline always); "
+        "the statistics are those of the whole sweep."
+    )
 
 
 def setting_lines(report: dict) -> list[str]:
@@ -145,12 +178,18 @@ def setting_lines(report: dict) -> list[str]:
     for t in setting["tasks"]:
         parts = f"{t['n_train']} train, " + (f"{t['n_val']} validation, " if t["n_val"] else "no validation, ")
         parts += f"{t['n_test']} test"
-        data = t["dataset"] + (f" (fixed sample, dataset_seed {t['dataset_seed']})" if t["dataset_seed"] is not None else "")
-        lines.append(f"task {t['task']}: {data}, {parts}; {t['model']}; {t['epochs']} epochs, batch {t['batch_size']}, "
-                     f"{t['optimizer']}")
+        data = t["dataset"] + (
+            f" (fixed sample, dataset_seed {t['dataset_seed']})" if t["dataset_seed"] is not None else ""
+        )
+        lines.append(
+            f"task {t['task']}: {data}, {parts}; {t['model']}; {t['epochs']} epochs, batch {t['batch_size']}, "
+            f"{t['optimizer']}"
+        )
     done = f", finished {setting['finished_at']}" if setting.get("finished_at") else ""
-    lines.append(f"search space: {setting['space']}; sweep seed {setting['sweep_seed']}, {setting['repeats']} repeats; "
-                 f"started {setting.get('created_at')}{done}")
+    lines.append(
+        f"search space: {setting['space']}; sweep seed {setting['sweep_seed']}, {setting['repeats']} repeats; "
+        f"started {setting.get('created_at')}{done}"
+    )
     return lines
 
 
@@ -171,12 +210,16 @@ def _plural(n: int, word: str) -> str:
 
 
 #: Columns a terminal narrower than the key leaves out (markdown, html, csv and json keep them all).
-NARROW = {180: ("div.", "no learn.", "p", "gap", "MDE", "ECE"), 120: ("n", "P(improve) [95% CI]", "P(best)"),
-          100: ("rank",)}
+NARROW = {
+    180: ("div.", "no learn.", "p", "gap", "MDE", "ECE"),
+    120: ("n", "P(improve) [95% CI]", "P(best)"),
+    100: ("rank",),
+}
 
 
-def render_table(report: dict, configs: list[dict] | None = None, *, title: str | None = None,
-                 width: int | None = None) -> Table:
+def render_table(
+    report: dict, configs: list[dict] | None = None, *, title: str | None = None, width: int | None = None
+) -> Table:
     """A rich table, best configuration first, verdicts coloured. ``configs`` defaults to the report's;
     for a terminal ``width`` the less essential columns are left out."""
     configs = report["configs"] if configs is None else configs
@@ -185,12 +228,16 @@ def render_table(report: dict, configs: list[dict] | None = None, *, title: str 
     table = Table(
         title=title or f"{report['sweep']}: {_direction(report)}",
         caption=f"Δ and P(improve) paired by repeat against no noise on the test part; verdict at α = {report['alpha']:g} "
-                f"after Holm" + (f". {shown_line(report)}" if shown_line(report) else ""),
+        f"after Holm" + (f". {shown_line(report)}" if shown_line(report) else ""),
     )
     for name in (HEADER[i] for i in keep):
         words = name in ("configuration", "verdict")
-        table.add_column(name, justify="left" if words else "right", overflow="fold",
-                         min_width=len("no_difference") if name == "verdict" else None)
+        table.add_column(
+            name,
+            justify="left" if words else "right",
+            overflow="fold",
+            min_width=len("no_difference") if name == "verdict" else None,
+        )
     verdict = HEADER.index("verdict")
     for c in configs:
         cells = [Text(cell) for cell in _cells(c)]  # Text: no markup parsing of labels
@@ -231,7 +278,14 @@ def render_markdown(report: dict, images: dict[str, str]) -> str:
     out += [_md_table(_header(report)[1], _rows(report, report["configs"])), ""]
     if report.get("across_tasks"):
         across = report["across_tasks"]
-        out += ["## Across tasks", "", across["summary"], "", _md_table(("#", "configuration", "average rank"), _ranking_rows(across)), ""]
+        out += [
+            "## Across tasks",
+            "",
+            across["summary"],
+            "",
+            _md_table(("#", "configuration", "average rank"), _ranking_rows(across)),
+            "",
+        ]
         out += [_friedman_line(across), ""]
         for task in report["tasks"]:
             out += [f"## Task `{task['task']}`", "", task["summary"], ""]
@@ -293,9 +347,16 @@ def render_html(report: dict, images: dict[str, str | bytes]) -> str:
     if report.get("across_tasks"):
         across = report["across_tasks"]
         out += ["<h2>Across tasks</h2>", f"<p>{e(across['summary'])}</p>"]
-        out += [_html_table(("#", "configuration", "average rank"), _ranking_rows(across)), f"<p>{e(_friedman_line(across))}</p>"]
+        out += [
+            _html_table(("#", "configuration", "average rank"), _ranking_rows(across)),
+            f"<p>{e(_friedman_line(across))}</p>",
+        ]
         for task in report["tasks"]:
-            out += [f"<h2>Task <code>{e(task['task'])}</code></h2>", f"<p>{e(task['summary'])}</p>", _config_table_html(report, task["configs"])]
+            out += [
+                f"<h2>Task <code>{e(task['task'])}</code></h2>",
+                f"<p>{e(task['summary'])}</p>",
+                _config_table_html(report, task["configs"]),
+            ]
     out.append("<h2>What ran</h2><ul>")
     out += [f"<li>{e(line)}</li>" for line in ran_lines(report)]
     out.append("</ul>")
@@ -312,11 +373,40 @@ def render_html(report: dict, images: dict[str, str | bytes]) -> str:
 
 #: What trained a configuration's runs (distinct values, comma-separated), after its statistics.
 RAN_COLUMNS = ("engine", "device", "cpu", "gpu", "sweeper_version", "torch_version", "host")
-CSV_COLUMNS = ("task", "position", "trial", "label", "params", "n", "diverged", "failed_to_learn", "missing",
-               "selection_mean", "mean", "std", "median", "iqm", "ece",
-               "ci_low", "ci_high", "delta", "delta_ci_low", "delta_ci_high", "p_improve", "p_improve_ci_low",
-               "p_improve_ci_high", "p_value", "p_adjusted", "verdict", "p_best", "rank", "gap", "mde", "n_needed",
-               *RAN_COLUMNS)
+CSV_COLUMNS = (
+    "task",
+    "position",
+    "trial",
+    "label",
+    "params",
+    "n",
+    "diverged",
+    "failed_to_learn",
+    "missing",
+    "selection_mean",
+    "mean",
+    "std",
+    "median",
+    "iqm",
+    "ece",
+    "ci_low",
+    "ci_high",
+    "delta",
+    "delta_ci_low",
+    "delta_ci_high",
+    "p_improve",
+    "p_improve_ci_low",
+    "p_improve_ci_high",
+    "p_value",
+    "p_adjusted",
+    "verdict",
+    "p_best",
+    "rank",
+    "gap",
+    "mde",
+    "n_needed",
+    *RAN_COLUMNS,
+)
 
 
 def _csv_row(task: str, position: int, c: dict) -> dict:
@@ -361,11 +451,15 @@ def report_figures(report: dict, runs: list[dict], curves: list[dict] | None) ->
     if curves:
         names = report["task_names"]
         for task in names:
-            figures["curves" if len(names) == 1 else f"curves-{task}"] = plots.learning_curves(curves, report, task=task)
+            figures["curves" if len(names) == 1 else f"curves-{task}"] = plots.learning_curves(
+                curves, report, task=task
+            )
     return figures
 
 
-def write_report(report: dict, runs: list[dict], curves: list[dict] | None, fmt: str, out_path: str | Path) -> list[Path]:
+def write_report(
+    report: dict, runs: list[dict], curves: list[dict] | None, fmt: str, out_path: str | Path
+) -> list[Path]:
     """Write the report as ``fmt`` (markdown, html, json, csv) at ``out_path``; returns every file written.
 
     Markdown links PNGs written beside it (``<stem>-forest.png``, ...); HTML embeds them, so it
@@ -381,7 +475,9 @@ def write_report(report: dict, runs: list[dict], curves: list[dict] | None, fmt:
         return [out]
     figures = report_figures(report, runs, curves)
     if fmt == "html":
-        out.write_text(render_html(report, {name: plots.png_bytes(fig) for name, fig in figures.items()}), encoding="utf-8")
+        out.write_text(
+            render_html(report, {name: plots.png_bytes(fig) for name, fig in figures.items()}), encoding="utf-8"
+        )
         return [out]
     pngs = {name: plots.save_png(fig, out.with_name(f"{out.stem}-{name}.png")) for name, fig in figures.items()}
     out.write_text(render_markdown(report, {name: path.name for name, path in pngs.items()}), encoding="utf-8")

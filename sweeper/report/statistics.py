@@ -421,8 +421,9 @@ def nemenyi_critical_difference(n_configs: int, n_tasks: int, alpha: float = 0.0
 # --- selection -------------------------------------------------------------------------------------
 
 
-def bootstrap_bias_corrected(selection: list[np.ndarray], estimate: list[np.ndarray], counts: list[np.ndarray], *,
-                             higher_is_better: bool) -> np.ndarray:
+def bootstrap_bias_corrected(
+    selection: list[np.ndarray], estimate: list[np.ndarray], counts: list[np.ndarray], *, higher_is_better: bool
+) -> np.ndarray:
     """BBC: the performance of *selecting the best configuration*, corrected for the selection's optimism.
 
     Tsamardinos, Greasidou and Borboudakis 2018 ("Bootstrapping the out-of-sample predictions for
@@ -438,10 +439,14 @@ def bootstrap_bias_corrected(selection: list[np.ndarray], estimate: list[np.ndar
     :func:`bootstrap_counts`. Returns ``(n_boot,)``, the mean over tasks of the picked configuration's
     out-of-bag means; NaN where a resample left no repeat out of bag.
     """
-    in_bag = np.stack([bootstrap_means(v, k) for v, k in zip(selection, counts)], axis=1)  # (n_boot, n_tasks, n_configs)
+    in_bag = np.stack(
+        [bootstrap_means(v, k) for v, k in zip(selection, counts)], axis=1
+    )  # (n_boot, n_tasks, n_configs)
     out_of_bag = np.stack([bootstrap_means(v, (k == 0).astype(float)) for v, k in zip(estimate, counts)], axis=1)
     if in_bag.shape[1] == 1:
-        oriented = np.where(np.isnan(in_bag[:, 0]), -np.inf, settled(in_bag[:, 0]) * (1.0 if higher_is_better else -1.0))
+        oriented = np.where(
+            np.isnan(in_bag[:, 0]), -np.inf, settled(in_bag[:, 0]) * (1.0 if higher_is_better else -1.0)
+        )
         picked = oriented.argmax(axis=1)  # the first of tied columns: their order says nothing of their test values
     else:
         picked = ranks(in_bag, higher_is_better=higher_is_better).mean(axis=1).argmin(axis=1)

@@ -64,15 +64,19 @@ class _GridReader(_Values):
             count = math.prod(size.values())
             total += count
             axes = " x ".join(f"{n:,} {key}s" for key, n in size.items() if n != 1) or "1 combination"
-            extra = [key for key, more in (("gamma", annealed and gammas > 1), ("std_min", decays and std_mins > 1))
-                     if more]
+            extra = [
+                key for key, more in (("gamma", annealed and gammas > 1), ("std_min", decays and std_mins > 1)) if more
+            ]
             if extra:
                 axes = axes.replace("schedules", f"schedule and {' and '.join(extra)} choices")
             parts.append(f"{'search.grid' if i is None else _at('search.grid', i)}: {axes}")
         if total > limit:
-            self.fail("search", f"{total:,} configurations ({'; '.join(parts)}; and the baseline) are more than "
-                      f"allowed; allowed: at most {limit:,} configurations (search.max_configurations; raise it "
-                      "to run a larger sweep)")
+            self.fail(
+                "search",
+                f"{total:,} configurations ({'; '.join(parts)}; and the baseline) are more than "
+                f"allowed; allowed: at most {limit:,} configurations (search.max_configurations; raise it "
+                "to run a larger sweep)",
+            )
 
     def grid(self, raw: dict, tasks: dict[str, TaskSpec]) -> tuple[tuple[NoiseConfig, ...], tuple[str, ...]]:
         """The configurations of ``configs:`` then of ``grid:``; the baseline first, duplicates dropped."""
@@ -118,8 +122,9 @@ class _GridReader(_Values):
                     self.fail(_at(path, key), "placement 'none' (the baseline) takes no other keys")
             return ()
         if raw.get("std") is None:
-            self.fail(_at(path, "std"),
-                      "required key missing; give the noise size (for flip and dropout a probability)")
+            self.fail(
+                _at(path, "std"), "required key missing; give the noise size (for flip and dropout a probability)"
+            )
         n = len(placements)
         if raw.get("kind") is None:
             kinds = tuple(default_kind(p, tasks) for p in placements)
@@ -127,7 +132,9 @@ class _GridReader(_Values):
             kinds = self.per_site(raw["kind"], _at(path, "kind"), n, lambda v, p: self.choice(v, p, KINDS))
         stds = self.per_site(raw["std"], _at(path, "std"), n, self.std)
         schedules = self.per_site(
-            raw.get("schedule", "constant"), _at(path, "schedule"), n,
+            raw.get("schedule", "constant"),
+            _at(path, "schedule"),
+            n,
             lambda v, p: self.choice(v, p, SCHEDULES),
         )
         if "gamma" in raw and "annealed" not in schedules:
@@ -185,9 +192,11 @@ class _GridReader(_Values):
 
         for places, kind, std, schedule, relative in itertools.product(placements, kinds, stds, schedules, relatives):
             n = len(places)
-            mismatch = [(key, v) for key, v in (("kind", kind), ("std", std), ("schedule", schedule),
-                                                ("relative", relative))
-                        if isinstance(v, tuple) and len(v) != n]
+            mismatch = [
+                (key, v)
+                for key, v in (("kind", kind), ("std", std), ("schedule", schedule), ("relative", relative))
+                if isinstance(v, tuple) and len(v) != n
+            ]
             if mismatch:
                 key, v = mismatch[0]
                 label = "+".join(places)
@@ -200,8 +209,9 @@ class _GridReader(_Values):
             )
             for gamma in gammas if "annealed" in site_schedules else [DEFAULT_GAMMA]:
                 for std_min in std_mins if set(site_schedules) & set(DECAYS) else [0.0]:
-                    sites = list(zip(places, site_kinds, site_stds, site_schedules, (gamma,) * n, (std_min,) * n,
-                                     site_relatives))
+                    sites = list(
+                        zip(places, site_kinds, site_stds, site_schedules, (gamma,) * n, (std_min,) * n, site_relatives)
+                    )
                     reason = _unfit(sites, tasks)
                     yield (None, reason) if reason else (_config(sites), None)
 
@@ -227,10 +237,9 @@ def _config(sites: list[_Site]) -> NoiseConfig:
     """The canonical configuration: zero-size sites dropped, gamma kept only where annealed, std_min only
     where a schedule decays."""
     return make_config(
-        NoiseSpec(p, k, float(s), sch, g if sch == "annealed" else DEFAULT_GAMMA,
-                  float(m) if sch in DECAYS else 0.0, bool(r))
+        NoiseSpec(
+            p, k, float(s), sch, g if sch == "annealed" else DEFAULT_GAMMA, float(m) if sch in DECAYS else 0.0, bool(r)
+        )
         for p, k, s, sch, g, m, r in sites
         if s > 0
     )
-
-

@@ -66,8 +66,9 @@ def load_space(path: str | Path) -> SweepSpec:
     return parse_space(text, str(path), base_dir=Path(path).resolve().parent)
 
 
-def parse_space(text: str, source: str = "<string>", *, stored: bool = False,
-                base_dir: str | Path | None = None) -> SweepSpec:
+def parse_space(
+    text: str, source: str = "<string>", *, stored: bool = False, base_dir: str | Path | None = None
+) -> SweepSpec:
     """Validate a search space given as YAML text; ``source`` names it in error messages.
 
     ``stored``: the text a sweep was stored with; one stored before validation parts existed names a
@@ -81,8 +82,10 @@ def parse_space(text: str, source: str = "<string>", *, stored: bool = False,
 
 
 def _too_large(source: str, size: int) -> str:
-    return (f"{source}: the file is {size / (1 << 20):.1f} MiB; allowed: at most {MAX_FILE_BYTES >> 20} MiB "
-            "(describe a large grid as a product, grid: {placement: [...], std: [...]}, not as a list)")
+    return (
+        f"{source}: the file is {size / (1 << 20):.1f} MiB; allowed: at most {MAX_FILE_BYTES >> 20} MiB "
+        "(describe a large grid as a product, grid: {placement: [...], std: [...]}, not as a list)"
+    )
 
 
 class _Reader(_GridReader):
@@ -99,8 +102,13 @@ class _Reader(_GridReader):
         fields = {k: raw[k] for k in ("name", "description", "seed", "repeats", "pack_size") if k in raw}
         try:
             return SweepSpec(
-                source=self.source, source_text=text, metric=metric, tasks=tasks, search=search,
-                data_dir=str(self.base_dir), **fields
+                source=self.source,
+                source_text=text,
+                metric=metric,
+                tasks=tasks,
+                search=search,
+                data_dir=str(self.base_dir),
+                **fields,
             )
         except ValidationError as e:
             if e.errors()[0]["type"] == "string_pattern_mismatch":
@@ -152,9 +160,12 @@ class _Reader(_GridReader):
         if stored and isinstance(value, str) and value.startswith("test_") and value[5:] in allowed:
             return value
         if isinstance(value, str) and value.startswith("test_") and value[5:] in allowed:
-            self.fail("metric", f"{value!r} would select on the test part, which sweeper keeps untouched to "
-                                f"report the chosen configuration; write metric: {value[5:]} (the validation part, "
-                                "or the test part where tasks have n_val: 0) or val_" + value[5:])
+            self.fail(
+                "metric",
+                f"{value!r} would select on the test part, which sweeper keeps untouched to "
+                f"report the chosen configuration; write metric: {value[5:]} (the validation part, "
+                "or the test part where tasks have n_val: 0) or val_" + value[5:],
+            )
         if len(tasks) == 1:
             why = f" for {problems.pop()} task {next(iter(tasks))!r}"
         else:
@@ -164,11 +175,17 @@ class _Reader(_GridReader):
             return name
         without = [n for n, t in tasks.items() if not t.has_validation]
         if without and len(without) < len(tasks):
-            self.fail("metric", f"tasks {', '.join(without)} have no validation part (n_val: 0) but the others do; "
-                                "a sweep selects on one part for all of its tasks: give every task n_val: 0, or none")
+            self.fail(
+                "metric",
+                f"tasks {', '.join(without)} have no validation part (n_val: 0) but the others do; "
+                "a sweep selects on one part for all of its tasks: give every task n_val: 0, or none",
+            )
         if without and name.startswith("val_"):
-            self.fail("metric", f"{name!r} needs a validation part, and n_val: 0 leaves none; write metric: "
-                                f"{name[4:]} (the test part, shared with the estimate) or set n_val")
+            self.fail(
+                "metric",
+                f"{name!r} needs a validation part, and n_val: 0 leaves none; write metric: "
+                f"{name[4:]} (the test part, shared with the estimate) or set n_val",
+            )
         return ("test_" if without else "val_") + name.removeprefix("val_")
 
     def search(self, value: Any, tasks: dict[str, TaskSpec]) -> SearchSpec:
@@ -178,8 +195,10 @@ class _Reader(_GridReader):
         sampler = self.choice(raw.get("sampler", "grid"), "search.sampler", SAMPLERS)
         limit = raw.get("max_configurations", MAX_CONFIGURATIONS)
         if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_CONFIGURATIONS_LIMIT:
-            self.fail("search.max_configurations",
-                      f"{_show(limit)} is not allowed; allowed: an integer from 1 to {MAX_CONFIGURATIONS_LIMIT:,}")
+            self.fail(
+                "search.max_configurations",
+                f"{_show(limit)} is not allowed; allowed: an integer from 1 to {MAX_CONFIGURATIONS_LIMIT:,}",
+            )
         if sampler == "grid":
             why = {"n_trials": "a grid runs every configuration", "space": "give configs: or grid:"}
             for key in ("n_trials", "space"):
@@ -203,16 +222,25 @@ class _Reader(_GridReader):
             self.fail("search.n_trials", f"required key missing; sampler {sampler} needs a count, e.g. 60")
         if isinstance(n_trials, bool) or not isinstance(n_trials, int) or not 1 <= n_trials < limit:
             if limit < 2:
-                self.fail("search.max_configurations", f"{limit} leaves no room for a trial besides the baseline; "
-                          "allowed: an integer of at least 2")
-            self.fail("search.n_trials", f"{_show(n_trials)} is not allowed; allowed: an integer from 1 to "
-                      f"{limit - 1:,} (search.max_configurations, {limit:,}, counts the baseline too; raise it "
-                      "for more trials)")
+                self.fail(
+                    "search.max_configurations",
+                    f"{limit} leaves no room for a trial besides the baseline; allowed: an integer of at least 2",
+                )
+            self.fail(
+                "search.n_trials",
+                f"{_show(n_trials)} is not allowed; allowed: an integer from 1 to "
+                f"{limit - 1:,} (search.max_configurations, {limit:,}, counts the baseline too; raise it "
+                "for more trials)",
+            )
         if "space" not in raw:
             self.fail("search.space", f"required key missing; sampler {sampler} samples from a space")
         space = self.space(raw["space"], tasks)
-        relative = {p for places in space.placements for p in places if True in space.relative
-                    and any(relative_fits(p, k) for k in space.kinds[p])}
+        relative = {
+            p
+            for places in space.placements
+            for p in places
+            if True in space.relative and any(relative_fits(p, k) for k in space.kinds[p])
+        }
         return SearchSpec(sampler=sampler, n_trials=n_trials, space=space, notes=relative_notes(relative, tasks))
 
     def space(self, value: Any, tasks: dict[str, TaskSpec]) -> SpaceSpec:
@@ -266,14 +294,24 @@ class _Reader(_GridReader):
         low = std.low if isinstance(std, FloatRange) else min(std)
         high_min = std_min.high if isinstance(std_min, FloatRange) else max(std_min)
         if high_min > low:
-            self.fail(_at(path, "std_min"), f"reaches {high_min:g}, above the smallest std {low:g}; allowed: "
-                      "at most the smallest std (a decay ends at or below where it starts)")
+            self.fail(
+                _at(path, "std_min"),
+                f"reaches {high_min:g}, above the smallest std {low:g}; allowed: "
+                "at most the smallest std (a decay ends at or below where it starts)",
+            )
         relative_items = self.items(raw.get("relative", False), _at(path, "relative"))
         relative = tuple(dict.fromkeys(self.flag(v, p) for v, p in relative_items))
         if True in relative and not any(relative_fits(p, k) for p in sites for k in kinds[p]):
             self.fail(_at(path, "relative"), RELATIVE_RULE)
-        return SpaceSpec(placements=tuple(placements), kinds=kinds, std=std, schedules=schedules, gamma=gamma,
-                         std_min=std_min, relative=relative)
+        return SpaceSpec(
+            placements=tuple(placements),
+            kinds=kinds,
+            std=std,
+            schedules=schedules,
+            gamma=gamma,
+            std_min=std_min,
+            relative=relative,
+        )
 
     def distribution(
         self, value: Any, path: str, number: Callable[[Any, str], float]
@@ -284,7 +322,7 @@ class _Reader(_GridReader):
         raw = self.mapping(value, path, _RANGES)
         if len(raw) != 1:
             self.fail(path, "give exactly one of log_uniform: [low, high] or uniform: [low, high]")
-        (key, bounds), = raw.items()
+        ((key, bounds),) = raw.items()
         at = _at(path, key)
         if not isinstance(bounds, list) or len(bounds) != 2:
             self.fail(at, f"{_show(bounds)} is not allowed; allowed: [low, high]")
@@ -294,5 +332,3 @@ class _Reader(_GridReader):
         if not low < high:
             self.fail(at, f"[{low:g}, {high:g}] is not allowed; a range needs low < high")
         return FloatRange(low=low, high=high, log=key == "log_uniform")
-
-

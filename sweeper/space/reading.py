@@ -78,8 +78,17 @@ def _is_number(value: Any) -> bool:
 
 #: Pydantic error types that mean "not a number in the field's range".
 _NUMBER_ERRORS = {
-    "greater_than", "greater_than_equal", "less_than", "less_than_equal", "finite_number",
-    "int_type", "int_parsing", "int_from_float", "float_type", "float_parsing", "bool_type",
+    "greater_than",
+    "greater_than_equal",
+    "less_than",
+    "less_than_equal",
+    "finite_number",
+    "int_type",
+    "int_parsing",
+    "int_from_float",
+    "float_type",
+    "float_parsing",
+    "bool_type",
 }
 
 
@@ -168,9 +177,7 @@ class _Values:
         where = f"{self.source}: {path}: " if path else f"{self.source}: "
         raise SpaceError(" ".join((where + message).split()))
 
-    def mapping(
-        self, value: Any, path: str, allowed: tuple[str, ...], required: tuple[str, ...] = ()
-    ) -> dict:
+    def mapping(self, value: Any, path: str, allowed: tuple[str, ...], required: tuple[str, ...] = ()) -> dict:
         if not isinstance(value, dict):
             self.fail(path, f"expected a mapping with keys {', '.join(allowed)}; got {_show(value)}")
         for key in value:

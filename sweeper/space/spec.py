@@ -134,9 +134,7 @@ class SweepSpec(_Frozen):
                 continue
             low, high = _bounds(model, flag)
             if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-                raise SpaceError(
-                    f"{self.source}: --{flag}: {value!r} is not allowed; allowed: {_allowed(model, flag)}"
-                )
+                raise SpaceError(f"{self.source}: --{flag}: {value!r} is not allowed; allowed: {_allowed(model, flag)}")
             overrides[flag] = value
         if repeats is not None:
             update["repeats"] = repeats
@@ -147,4 +145,3 @@ class SweepSpec(_Frozen):
                 raise SpaceError(f"{self.source}: --name: {name!r} is not allowed; allowed: {_NAME_RULE}")
             update["name"] = overrides["name"] = name
         return self.model_copy(update={**update, "overrides": overrides})
-

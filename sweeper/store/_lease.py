@@ -104,22 +104,28 @@ def held_by(owner: Owner | None, dialect: str) -> dict:
     """The values of the lease columns that give the lease to ``owner`` (None: release it)."""
     if owner is None:
         return dict(lease_token=None, lease_host=None, lease_pid=None, lease_since=None, lease_heartbeat_at=None)
-    return dict(lease_token=owner.token, lease_host=owner.host, lease_pid=owner.pid, lease_since=now(dialect),
-                lease_heartbeat_at=now(dialect))
+    return dict(
+        lease_token=owner.token,
+        lease_host=owner.host,
+        lease_pid=owner.pid,
+        lease_since=now(dialect),
+        lease_heartbeat_at=now(dialect),
+    )
 
 
 def takeable(owner: Owner, dialect: str):
     """The condition under which ``owner`` may take a sweep's lease: free, its own, or its heartbeat stale."""
-    return or_(Sweep.lease_token.is_(None), Sweep.lease_token == owner.token,
-               heartbeat_age(dialect) > literal(STALE_S))
+    return or_(Sweep.lease_token.is_(None), Sweep.lease_token == owner.token, heartbeat_age(dialect) > literal(STALE_S))
 
 
 def holder(connection, sweep_id: int) -> Holder | None:
     """The sweep's lease as the database has it now; None when it is free."""
     dialect = connection.dialect.name
     row = connection.execute(
-        select(Sweep.lease_token, Sweep.lease_host, Sweep.lease_pid, Sweep.lease_since, heartbeat_age(dialect))
-        .where(Sweep.id == sweep_id)).first()
+        select(Sweep.lease_token, Sweep.lease_host, Sweep.lease_pid, Sweep.lease_since, heartbeat_age(dialect)).where(
+            Sweep.id == sweep_id
+        )
+    ).first()
     if row is None or row[0] is None:
         return None
     return Holder(row[0], row[1], row[2], row[3], None if row[4] is None else max(0.0, float(row[4])))
@@ -150,8 +156,10 @@ def take(connection, sweep_id: int, owner: Owner, *conditions, **values) -> Hold
 
 def busy(name: str, current: Holder) -> LeaseError:
     """The one line that refuses a sweep another run holds."""
-    return LeaseError(f"sweep {name!r} is being run by {current.describe()}; wait for it to finish, or stop it "
-                      f"(a lease whose heartbeat stopped for {STALE_S:.0f} s is taken over)")
+    return LeaseError(
+        f"sweep {name!r} is being run by {current.describe()}; wait for it to finish, or stop it "
+        f"(a lease whose heartbeat stopped for {STALE_S:.0f} s is taken over)"
+    )
 
 
 class Heartbeat:
@@ -162,8 +170,16 @@ class Heartbeat:
     raises LeaseError in the thread that drives the sweep.
     """
 
-    def __init__(self, url: URL, sweep_id: int, name: str, owner: Owner, *, on_lost: Callable[[], None],
-                 clock: Callable[[], float] = time.monotonic):
+    def __init__(
+        self,
+        url: URL,
+        sweep_id: int,
+        name: str,
+        owner: Owner,
+        *,
+        on_lost: Callable[[], None],
+        clock: Callable[[], float] = time.monotonic,
+    ):
         self.sweep_id, self.name, self.owner = sweep_id, name, owner
         self.lost: str | None = None
         self._on_lost, self._clock = on_lost, clock
@@ -189,8 +205,11 @@ class Heartbeat:
     def beat(self) -> None:
         """Renew the heartbeat once; after failures for GIVE_UP_S, or if another run holds it, it is lost."""
         sent = self._clock()  # the database stamps a time after this: the lease lasts at least until then
-        statement = (update(Sweep).where(Sweep.id == self.sweep_id, Sweep.lease_token == self.owner.token)
-                     .values(lease_heartbeat_at=now(self._db.dialect.name)))
+        statement = (
+            update(Sweep)
+            .where(Sweep.id == self.sweep_id, Sweep.lease_token == self.owner.token)
+            .values(lease_heartbeat_at=now(self._db.dialect.name))
+        )
         try:
             with self._db.begin() as connection:
                 renewed = connection.execute(statement).rowcount == 1
@@ -214,8 +233,10 @@ class Heartbeat:
         """LeaseError if the lease is lost (call it before each write and between packs)."""
         self.check_time()
         if self.lost is not None:
-            raise LeaseError(f"sweep {self.name!r}: stopped, its lease is lost ({self.lost}), so another run may "
-                             "take it over; finished packs are stored; run the same command to resume")
+            raise LeaseError(
+                f"sweep {self.name!r}: stopped, its lease is lost ({self.lost}), so another run may "
+                "take it over; finished packs are stored; run the same command to resume"
+            )
 
     def _lose(self, why: str) -> None:
         if self.lost is None:
@@ -236,10 +257,17 @@ def _heartbeat_db(url: URL) -> Engine:
         event.listen(db, "connect", _short_busy_timeout)  # after the store's own pragmas
         return db
     given = url.query.get("options")  # the URL's own (a search_path, say) are kept
-    options = " ".join(filter(None, [given if isinstance(given, str) else None,
-                                     f"-c statement_timeout={BEAT_TIMEOUT_S * 1000}"]))
-    connect_args = {"connect_timeout": BEAT_TIMEOUT_S, "options": options, "keepalives": 1,
-                    "keepalives_idle": BEAT_TIMEOUT_S, "keepalives_interval": 1, "keepalives_count": 3}
+    options = " ".join(
+        filter(None, [given if isinstance(given, str) else None, f"-c statement_timeout={BEAT_TIMEOUT_S * 1000}"])
+    )
+    connect_args = {
+        "connect_timeout": BEAT_TIMEOUT_S,
+        "options": options,
+        "keepalives": 1,
+        "keepalives_idle": BEAT_TIMEOUT_S,
+        "keepalives_interval": 1,
+        "keepalives_count": 3,
+    }
     return create_engine(url, pool_size=1, pool_pre_ping=True, connect_args=connect_args)
 
 

@@ -33,11 +33,9 @@ _CURSOR = "sweeper_query"
 _DECLARE = f"DECLARE {_CURSOR} NO SCROLL CURSOR FOR "
 _WHAT_RUNS = "a query is one SELECT, VALUES, TABLE or WITH ... SELECT statement"
 # The first words of PostgreSQL's statements that are not queries (a misspelt SELECT is a plain syntax error).
-_COMMANDS = frozenset("""
-    abort alter analyze begin call checkpoint close cluster comment commit copy create deallocate declare delete
-    discard do drop end execute explain fetch grant import insert listen load lock merge move notify prepare
-    reassign refresh reindex release reset revoke rollback savepoint security set show start truncate unlisten
-    update vacuum""".split())
+_COMMANDS = frozenset(
+    ["abort", "alter", "analyze", "begin", "call", "checkpoint", "close", "cluster", "comment", "commit", "copy", "create", "deallocate", "declare", "delete", "discard", "do", "drop", "end", "execute", "explain", "fetch", "grant", "import", "insert", "listen", "load", "lock", "merge", "move", "notify", "prepare", "reassign", "refresh", "reindex", "release", "reset", "revoke", "rollback", "savepoint", "security", "set", "show", "start", "truncate", "unlisten", "update", "vacuum"]
+)
 # SQL comments and blanks before a statement's first word.
 _LEADING = re.compile(r"(?:\s+|--[^\n]*(?:\n|$)|/\*.*?\*/)*", re.DOTALL)
 
@@ -66,8 +64,10 @@ class _Rows:
 
     def check_bytes(self, nbytes: int) -> None:
         if self.nbytes + nbytes > MAX_RESULT_BYTES:
-            raise StoreError(f"query stopped: its result passed {MAX_RESULT_BYTES // 2**20} MiB after "
-                             f"{len(self.rows)} rows; select fewer or narrower rows (or a lower --limit)")
+            raise StoreError(
+                f"query stopped: its result passed {MAX_RESULT_BYTES // 2**20} MiB after "
+                f"{len(self.rows)} rows; select fewer or narrower rows (or a lower --limit)"
+            )
 
     def add(self, rows: list, nbytes: int) -> None:
         self.check_bytes(nbytes)
@@ -155,8 +155,10 @@ def query_postgresql(db: Engine, sql: str, *, limit: int, timeout: float) -> Que
     try:
         connection = psycopg.connect(**kwargs)
     except psycopg.Error as exc:
-        raise StoreError(f"query cannot log in as {_reader.READER}: {reason(exc)}; its password follows the one "
-                         "in --db: run sweeper db reader --db URL again after a change") from exc
+        raise StoreError(
+            f"query cannot log in as {_reader.READER}: {reason(exc)}; its password follows the one "
+            "in --db: run sweeper db reader --db URL again after a change"
+        ) from exc
     deadline = time.monotonic() + timeout
     watchdog = _Watchdog(connection, timeout)
     try:
@@ -164,8 +166,10 @@ def query_postgresql(db: Engine, sql: str, *, limit: int, timeout: float) -> Que
         with connection.cursor() as cursor:
             powers = cursor.execute(_reader.POWERS_SQL, {"role": _reader.READER}).fetchone()[0]
             if powers:
-                raise StoreError(f"query refused to run: role {_reader.READER} {powers}; reset it to a plain "
-                                 "reader with: sweeper db reader --db URL")
+                raise StoreError(
+                    f"query refused to run: role {_reader.READER} {powers}; reset it to a plain "
+                    "reader with: sweeper db reader --db URL"
+                )
             settings = {"search_path": search_path, "idle_in_transaction_session_timeout": _ms(timeout)}
             if connection.info.server_version >= 140000:
                 # A backend notices a vanished client while a statement runs, not only when it next writes.
@@ -184,8 +188,9 @@ def query_postgresql(db: Engine, sql: str, *, limit: int, timeout: float) -> Que
                 if columns is None:
                     columns = [d.name for d in cursor.description or ()]
                 result = cursor.pgresult
-                nbytes = sum(len(result.get_value(r, c) or b"") for r in range(result.ntuples)
-                             for c in range(result.nfields))
+                nbytes = sum(
+                    len(result.get_value(r, c) or b"") for r in range(result.ntuples) for c in range(result.nfields)
+                )
                 rows.check_bytes(nbytes)  # before psycopg turns the batch into Python objects
                 batch = cursor.fetchall()
                 rows.add(batch, nbytes)

@@ -31,9 +31,19 @@ ROLE_SETTINGS = {
 }
 #: Optuna's RDB storage tables (a test compares them with Optuna's models), and its Alembic version table.
 OPTUNA_TABLES = (
-    "studies", "study_directions", "study_system_attributes", "study_user_attributes", "trial_heartbeats",
-    "trial_intermediate_values", "trial_params", "trial_system_attributes", "trial_user_attributes",
-    "trial_values", "trials", "version_info", "alembic_version",
+    "studies",
+    "study_directions",
+    "study_system_attributes",
+    "study_user_attributes",
+    "trial_heartbeats",
+    "trial_intermediate_values",
+    "trial_params",
+    "trial_system_attributes",
+    "trial_user_attributes",
+    "trial_values",
+    "trials",
+    "version_info",
+    "alembic_version",
 )
 
 _INSUFFICIENT_PRIVILEGE = "42501"
@@ -111,19 +121,23 @@ def prepare_reader(db: Engine) -> str:
                 if db.url.username != READER:
                     if not _exists(connection):
                         host = f"{db.url.host or 'localhost'}:{db.url.port or 5432}"
-                        raise StoreError(f"query runs SQL as the role {READER}, which {host} does not have; "
-                                         "create it once with: sweeper db reader --db URL (as a user who may "
-                                         "create roles)")
+                        raise StoreError(
+                            f"query runs SQL as the role {READER}, which {host} does not have; "
+                            "create it once with: sweeper db reader --db URL (as a user who may "
+                            "create roles)"
+                        )
                     _grant(connection)
-                return connection.exec_driver_sql(
-                    "SELECT string_agg(quote_ident(s), ', ' ORDER BY i) "
-                    "FROM unnest(current_schemas(false)) WITH ORDINALITY AS t(s, i)"
-                ).scalar() or ""
+                return (
+                    connection.exec_driver_sql(
+                        "SELECT string_agg(quote_ident(s), ', ' ORDER BY i) "
+                        "FROM unnest(current_schemas(false)) WITH ORDINALITY AS t(s, i)"
+                    ).scalar()
+                    or ""
+                )
         except DBAPIError as exc:
             if attempt == 0:
                 continue  # two queries granting the same table at once: "tuple concurrently updated"
-            raise StoreError(f"query cannot prepare {READER} in {db.url.render_as_string()}: "
-                             f"{reason(exc)}") from exc
+            raise StoreError(f"query cannot prepare {READER} in {db.url.render_as_string()}: {reason(exc)}") from exc
     raise AssertionError("unreachable")
 
 
@@ -136,8 +150,10 @@ def create_reader(url: str | None = None, temp_file_limit: str = DEFAULT_TEMP_FI
     """
     parsed = parse_url(url or default_url())
     if parsed.get_backend_name() != "postgresql":
-        raise StoreError(f"{redact(str(url or default_url()))} is not PostgreSQL: a reader role is for PostgreSQL "
-                         "(on SQLite, query opens the file read-only)")
+        raise StoreError(
+            f"{redact(str(url or default_url()))} is not PostgreSQL: a reader role is for PostgreSQL "
+            "(on SQLite, query opens the file read-only)"
+        )
     db = connect(parsed)
     try:
         return _create_reader(db, temp_file_limit)
@@ -159,16 +175,19 @@ def _create_reader(db: Engine, temp_file_limit: str) -> list[str]:
             if state in _CONCURRENT and attempt == 0:
                 continue  # another process created or changed the role meanwhile: reset it again
             if state == _INSUFFICIENT_PRIVILEGE:
-                raise StoreError(f"{db.url.username} may not create or change the role {READER}: "
-                                 f"{reason(exc)}; use a superuser or a role with CREATEROLE") from exc
-            raise StoreError(f"cannot create the role {READER} in {db.url.render_as_string()}: "
-                             f"{reason(exc)}") from exc
+                raise StoreError(
+                    f"{db.url.username} may not create or change the role {READER}: "
+                    f"{reason(exc)}; use a superuser or a role with CREATEROLE"
+                ) from exc
+            raise StoreError(f"cannot create the role {READER} in {db.url.render_as_string()}: {reason(exc)}") from exc
     raise AssertionError("unreachable")
 
 
 def _exists(connection: Connection) -> bool:
-    return connection.exec_driver_sql("SELECT 1 FROM pg_roles WHERE rolname = %(role)s", {"role": READER}).first() \
+    return (
+        connection.exec_driver_sql("SELECT 1 FROM pg_roles WHERE rolname = %(role)s", {"role": READER}).first()
         is not None
+    )
 
 
 def _execute_format(connection: Connection, template: str, *args: str) -> None:
@@ -189,7 +208,8 @@ def _create(connection: Connection, password: str | None, temp_file_limit: str) 
         _execute_format(connection, f"ALTER ROLE {READER} SET %I = %L", name, value)
     for (statement,) in connection.exec_driver_sql(
         "SELECT format('REVOKE %%s FROM %%I', m.roleid::regrole, %(role)s::text) "
-        "FROM pg_auth_members m WHERE m.member = to_regrole(%(role)s::text)", {"role": READER}
+        "FROM pg_auth_members m WHERE m.member = to_regrole(%(role)s::text)",
+        {"role": READER},
     ).all():
         connection.exec_driver_sql(statement)
     notes = []
@@ -201,10 +221,14 @@ def _create(connection: Connection, password: str | None, temp_file_limit: str) 
     except DBAPIError as exc:
         savepoint.rollback()
         if getattr(exc.orig, "sqlstate", None) != _INSUFFICIENT_PRIVILEGE:
-            raise StoreError(f"temp_file_limit {temp_file_limit!r}: {reason(exc)} "
-                             "(allowed: a size such as 512MB or 2GB, or -1 for none)") from exc
-        notes.append(f"temp_file_limit not set ({connection.engine.url.username} is no superuser): "
-                     f"a query's temporary files are bounded by the server's own setting only")
+            raise StoreError(
+                f"temp_file_limit {temp_file_limit!r}: {reason(exc)} "
+                "(allowed: a size such as 512MB or 2GB, or -1 for none)"
+            ) from exc
+        notes.append(
+            f"temp_file_limit not set ({connection.engine.url.username} is no superuser): "
+            f"a query's temporary files are bounded by the server's own setting only"
+        )
     granted = _grant(connection)
     if granted is None:
         notes.append("this database has no sweeper tables yet: query grants them to the reader once they exist")
@@ -222,9 +246,11 @@ def _grant(connection: Connection) -> int | None:
         _execute_format(connection, f"GRANT CONNECT ON DATABASE %I TO {READER}", database)
     if not has_usage:
         _execute_format(connection, f"GRANT USAGE ON SCHEMA %I TO {READER}", schema)
-    tables = connection.exec_driver_sql(
-        _UNGRANTED, {"role": READER, "anchor": anchor, "optuna": list(OPTUNA_TABLES)}
-    ).scalars().all()
+    tables = (
+        connection.exec_driver_sql(_UNGRANTED, {"role": READER, "anchor": anchor, "optuna": list(OPTUNA_TABLES)})
+        .scalars()
+        .all()
+    )
     for table in tables:  # regclass text: already quoted and qualified as needed
         connection.exec_driver_sql(f"GRANT SELECT ON {table} TO {READER}")
     return len(tables)

@@ -108,8 +108,9 @@ def _migration_connection(db: Engine) -> Iterator[Connection]:
             yield connection
             broken = connection.exec_driver_sql("PRAGMA foreign_key_check").all()
             if broken:
-                raise StoreError(f"the migration would break {len(broken)} foreign keys, first: {broken[0]}; "
-                                 "nothing was changed")
+                raise StoreError(
+                    f"the migration would break {len(broken)} foreign keys, first: {broken[0]}; nothing was changed"
+                )
     finally:
         own.dispose()
 
@@ -122,8 +123,10 @@ def _revision(db: Engine) -> str | None:
 def _refuse_newer(current: str | None, display_url: str) -> None:
     known = {script.revision for script in migrations.scripts().walk_revisions()}
     if current is not None and current not in known:
-        raise StoreError(f"database {display_url} was written by a newer sweeper (schema {current}); "
-                         f"this sweeper knows up to {migrations.head()}: upgrade sweeper")
+        raise StoreError(
+            f"database {display_url} was written by a newer sweeper (schema {current}); "
+            f"this sweeper knows up to {migrations.head()}: upgrade sweeper"
+        )
 
 
 def upgrade(db: Engine, display_url: str) -> tuple[str | None, str]:
@@ -161,9 +164,12 @@ def check_readable(db: Engine, display_url: str) -> None:
     if current == head:
         return
     if current is None:
-        raise StoreError(f"{display_url} holds no sweeps (it has no sweeper tables); run a sweep first "
-                         "(sweeper run FILE --db ...)")
+        raise StoreError(
+            f"{display_url} holds no sweeps (it has no sweeper tables); run a sweep first (sweeper run FILE --db ...)"
+        )
     _refuse_newer(current, display_url)
-    raise StoreError(f"database {display_url} has the schema of an older sweeper ({current}; this one reads "
-                     f"{head}): run 'sweeper db upgrade' with the same --db first (any 'sweeper run' on it "
-                     "also upgrades it)")
+    raise StoreError(
+        f"database {display_url} has the schema of an older sweeper ({current}; this one reads "
+        f"{head}): run 'sweeper db upgrade' with the same --db first (any 'sweeper run' on it "
+        "also upgrades it)"
+    )

@@ -34,6 +34,7 @@ from sweeper.store.models import (
     utcnow,
 )
 
+
 def open_store(url: str | None = None, *, create: bool = True) -> Store:
     """Open the database at ``url``; for writing (``create``), with sweeper's tables created or upgraded.
 
@@ -44,7 +45,9 @@ def open_store(url: str | None = None, *, create: bool = True) -> Store:
     parsed = parse_url(url or default_url())
     path = sqlite_path(parsed)
     if not create and path is not None and not os.path.exists(path):
-        raise StoreError(f"no database at {redact(str(url or default_url()))}; run a sweep first (sweeper run FILE --db ...)")
+        raise StoreError(
+            f"no database at {redact(str(url or default_url()))}; run a sweep first (sweeper run FILE --db ...)"
+        )
     db = _connection.connect(parsed)
     store = Store(db)
     if create:
@@ -92,7 +95,9 @@ class Store:
 
         kwargs = {}
         if self._db.url.get_backend_name() == "sqlite":
-            kwargs["connect_args"] = {"timeout": _connection.SQLITE_BUSY_TIMEOUT_S}  # wait for writers as the store does
+            kwargs["connect_args"] = {
+                "timeout": _connection.SQLITE_BUSY_TIMEOUT_S
+            }  # wait for writers as the store does
         try:
             with _schema.schema_lock(self._db):
                 return RDBStorage(self.url, engine_kwargs=kwargs)
@@ -151,9 +156,7 @@ class Store:
         if metric not in metrics.columns(problem):
             allowed = ", ".join(metrics.columns(problem))
             raise StoreError(f"metric {metric!r} is not kept for {problem} problems; choose one of {allowed}")
-        settings = dict(
-            seed=seed, metric=metric, higher_is_better=higher_is_better, repeats=repeats, problem=problem
-        )
+        settings = dict(seed=seed, metric=metric, higher_is_better=higher_is_better, repeats=repeats, problem=problem)
         overrides_json = json.dumps(overrides, sort_keys=True) if overrides else None
         ran = machine.as_dict() if machine is not None else {}
         created = {"data_files": json.dumps(data_files, sort_keys=True) if data_files is not None else None}
@@ -166,15 +169,32 @@ class Store:
         # if it had been there.
         return self._start_sweep(name, spec_yaml, overrides_json, settings, ran, owner, created)
 
-    def _start_sweep(self, name: str, spec_yaml: str, overrides_json: str | None, settings: dict, ran: dict,
-                     owner: Owner | None, created: dict) -> int | None:
+    def _start_sweep(
+        self,
+        name: str,
+        spec_yaml: str,
+        overrides_json: str | None,
+        settings: dict,
+        ran: dict,
+        owner: Owner | None,
+        created: dict,
+    ) -> int | None:
         dialect = self._db.dialect.name
         with self._session() as session:
             sweep = session.scalar(select(Sweep).where(Sweep.name == name))
             if sweep is None:
                 lease = _lease.held_by(owner, dialect) if owner is not None else {}
-                sweep = Sweep(name=name, spec_yaml=spec_yaml, overrides=overrides_json, study_name=name,
-                              status="running", **settings, **ran, **lease, **created)
+                sweep = Sweep(
+                    name=name,
+                    spec_yaml=spec_yaml,
+                    overrides=overrides_json,
+                    study_name=name,
+                    status="running",
+                    **settings,
+                    **ran,
+                    **lease,
+                    **created,
+                )
                 session.add(sweep)
                 session.flush()
                 return sweep.id
@@ -188,8 +208,15 @@ class Store:
             if sweep.status == "completed":
                 return None
             # Never reopens a sweep that another run completed since we looked.
-            holder = _lease.take(session.connection(), sweep.id, owner, Sweep.status != "completed",
-                                 status="running", finished_at=None, **ran)
+            holder = _lease.take(
+                session.connection(),
+                sweep.id,
+                owner,
+                Sweep.status != "completed",
+                status="running",
+                finished_at=None,
+                **ran,
+            )
             if holder is None:
                 return sweep.id
             if session.scalar(select(Sweep.status).where(Sweep.id == sweep.id)) == "completed":
@@ -231,12 +258,17 @@ class Store:
                 sweep.status = status
                 sweep.finished_at = None if status == "running" else utcnow()
                 return
-            finished = update(Sweep).where(Sweep.id == sweep_id, Sweep.lease_token == owner.token).values(
-                status=status, finished_at=None if status == "running" else utcnow(),
-                **_lease.held_by(None, self._db.dialect.name))
+            finished = (
+                update(Sweep)
+                .where(Sweep.id == sweep_id, Sweep.lease_token == owner.token)
+                .values(
+                    status=status,
+                    finished_at=None if status == "running" else utcnow(),
+                    **_lease.held_by(None, self._db.dialect.name),
+                )
+            )
             if session.execute(finished).rowcount != 1:
-                raise LeaseError(f"sweep {sweep.name!r}: another run took it over before it could be marked "
-                                 f"{status}")
+                raise LeaseError(f"sweep {sweep.name!r}: another run took it over before it could be marked {status}")
 
     def heartbeat(self, sweep_id: int, name: str, owner: Owner, *, on_lost) -> _lease.Heartbeat:
         """The heartbeat of ``owner``'s lease on the sweep: a context manager that renews it from a thread
@@ -248,8 +280,12 @@ class Store:
         with self._session() as session:
             sweep = self._sweep_by_name(session, name)
             holder = _lease.holder(session.connection(), sweep.id)
-        if holder is not None and holder.heartbeat_age is not None and holder.heartbeat_age <= _lease.STALE_S \
-                and not holder.is_gone(Owner.here()):
+        if (
+            holder is not None
+            and holder.heartbeat_age is not None
+            and holder.heartbeat_age <= _lease.STALE_S
+            and not holder.is_gone(Owner.here())
+        ):
             raise _lease.busy(name, holder)
 
     def ensure_trial(
@@ -301,32 +337,47 @@ class Store:
         with self._session() as session:
             yield session.connection()
 
-    def add_trials(self, connection: Connection, sweep_id: int,
-                   trials: Sequence[tuple[int, NoiseConfig, int | None]]) -> list[TrialRef]:
+    def add_trials(
+        self, connection: Connection, sweep_id: int, trials: Sequence[tuple[int, NoiseConfig, int | None]]
+    ) -> list[TrialRef]:
         """New trials ``(number, configuration, Optuna trial number)``, with their sites, in the
         ``transaction``'s connection; none of their numbers or configurations may be stored yet."""
         if not trials:
             return []
-        rows = [{"sweep_id": sweep_id, "number": number, "optuna_trial_id": optuna, "status": "pending",
-                 "created_at": utcnow(), **_rows.trial_columns(make_config(config))}
-                for number, config, optuna in trials]
+        rows = [
+            {
+                "sweep_id": sweep_id,
+                "number": number,
+                "optuna_trial_id": optuna,
+                "status": "pending",
+                "created_at": utcnow(),
+                **_rows.trial_columns(make_config(config)),
+            }
+            for number, config, optuna in trials
+        ]
         statement = insert(Trial).returning(Trial.id, sort_by_parameter_order=True)
         ids = [trial_id for (trial_id,) in connection.execute(statement, rows)]
         sites = [row for trial_id, (_, config, _) in zip(ids, trials) for row in _rows.site_rows(trial_id, config)]
         if sites:
             connection.execute(insert(TrialSite), sites)
-        return [TrialRef(trial_id, number, optuna, make_config(config))
-                for trial_id, (number, config, optuna) in zip(ids, trials)]
+        return [
+            TrialRef(trial_id, number, optuna, make_config(config))
+            for trial_id, (number, config, optuna) in zip(ids, trials)
+        ]
 
     def complete_trials(self, connection: Connection, objectives: Sequence[tuple[int, float | None]]) -> None:
         """Mark trials ``(trial id, objective)`` complete in the ``transaction``'s connection (NaN: NULL)."""
         if objectives:
-            statement = update(Trial).where(Trial.id == bindparam("trial_id")).values(
-                status="complete", objective=bindparam("value"))
+            statement = (
+                update(Trial)
+                .where(Trial.id == bindparam("trial_id"))
+                .values(status="complete", objective=bindparam("value"))
+            )
             connection.execute(statement, [{"trial_id": t, "value": _rows.finite(v)} for t, v in objectives])
 
-    def save_runs(self, sweep_id: int, items: Sequence[tuple[int, str, Member, RunResult]],
-                  owner: Owner | None = None) -> int:
+    def save_runs(
+        self, sweep_id: int, items: Sequence[tuple[int, str, Member, RunResult]], owner: Owner | None = None
+    ) -> int:
         """Store runs and their curves in one transaction; runs already stored are skipped. How many were new.
 
         ``items`` holds ``(trial_id, task, member, result)``; a run is identified by (trial, task, repeat),
@@ -341,8 +392,9 @@ class Store:
                 held = update(Sweep).where(Sweep.id == sweep_id, Sweep.lease_token == owner.token)
                 if session.execute(held.values(updated_at=utcnow())).rowcount != 1:
                     name = self._sweep_by_id(session, sweep_id).name
-                    raise LeaseError(f"sweep {name!r}: another run took it over; this run stopped without storing "
-                                     "its last pack")
+                    raise LeaseError(
+                        f"sweep {name!r}: another run took it over; this run stopped without storing its last pack"
+                    )
             self._check_members(session, sweep_id, items)
             trial_ids = sorted({trial_id for trial_id, *_ in items})
             stored = {tuple(key) for key in session.execute(_run_keys(trial_ids))}
@@ -370,14 +422,17 @@ class Store:
             now = utcnow()
             _copy_rows(connection, Run.__table__, [{**row, "created_at": now} for row in runs])
             keys = select(Run.id, Run.trial_id, Run.task, Run.repeat).where(
-                Run.trial_id.in_(sorted({trial_id for trial_id, _, _ in new})))
+                Run.trial_id.in_(sorted({trial_id for trial_id, _, _ in new}))
+            )
             run_ids = {tuple(key): run_id for run_id, *key in connection.execute(keys) if tuple(key) in new}
         else:
-            inserted = connection.execute(self._insert_new(Run).returning(Run.id, Run.trial_id, Run.task, Run.repeat),
-                                          runs)
+            inserted = connection.execute(
+                self._insert_new(Run).returning(Run.id, Run.trial_id, Run.task, Run.repeat), runs
+            )
             run_ids = {tuple(key): run_id for run_id, *key in inserted}
-        curves = [row for key, (_, result) in new.items() if key in run_ids
-                  for row in _rows.curve_rows(run_ids[key], result)]
+        curves = [
+            row for key, (_, result) in new.items() if key in run_ids for row in _rows.curve_rows(run_ids[key], result)
+        ]
         if not curves:
             return
         if self._db.dialect.name == "postgresql":
@@ -460,9 +515,12 @@ class Store:
         """(trial number, epoch, value of ``metric``) of every logged epoch of these trials' runs."""
         if not numbers:
             return []
-        statement = (select(Trial.number, Curve.epoch, getattr(Curve, metric)).join(Run, Curve.run_id == Run.id)
-                     .join(Trial, Run.trial_id == Trial.id)
-                     .where(Trial.sweep_id == sweep_id, Trial.number.in_(list(numbers))))
+        statement = (
+            select(Trial.number, Curve.epoch, getattr(Curve, metric))
+            .join(Run, Curve.run_id == Run.id)
+            .join(Trial, Run.trial_id == Trial.id)
+            .where(Trial.sweep_id == sweep_id, Trial.number.in_(list(numbers)))
+        )
         with self._session() as session:
             return [tuple(row) for row in session.execute(statement)]
 
@@ -549,11 +607,16 @@ class Store:
         are :meth:`trials`)."""
         with self._session() as session:
             sweep = self._sweep_by_name(session, sweep_name)
-            statement = (select(Trial.id, Trial.number, Trial.optuna_trial_id, Trial.config_json)
-                         .where(Trial.sweep_id == sweep.id).order_by(Trial.number))
+            statement = (
+                select(Trial.id, Trial.number, Trial.optuna_trial_id, Trial.config_json)
+                .where(Trial.sweep_id == sweep.id)
+                .order_by(Trial.number)
+            )
             rows = session.execute(statement).all()
-        return [TrialRef(trial_id, number, optuna_id, stored_config(json.loads(text)))
-                for trial_id, number, optuna_id, text in rows]
+        return [
+            TrialRef(trial_id, number, optuna_id, stored_config(json.loads(text)))
+            for trial_id, number, optuna_id, text in rows
+        ]
 
     def runs(self, sweep_name: str) -> list[dict]:
         """One row per run of the sweep (by trial, task, repeat): its noise, seeds, final metrics and what
@@ -670,14 +733,20 @@ def _yaml_changes(old: str, new: str) -> list[str]:
 def _tree_changes(path: str, old, new) -> Iterator[str]:
     if isinstance(old, dict) and isinstance(new, dict):
         for key in [*old, *(k for k in new if k not in old)]:
-            yield from _tree_changes(f"{path}.{key}" if path else str(key), old.get(key, _NOT_SET),
-                                     new.get(key, _NOT_SET))
-    elif (isinstance(old, list) and isinstance(new, list) and old != new
-          and max(len(_shown(old)), len(_shown(new))) > _MAX_VALUE):
+            yield from _tree_changes(
+                f"{path}.{key}" if path else str(key), old.get(key, _NOT_SET), new.get(key, _NOT_SET)
+            )
+    elif (
+        isinstance(old, list)
+        and isinstance(new, list)
+        and old != new
+        and max(len(_shown(old)), len(_shown(new))) > _MAX_VALUE
+    ):
         # Long lists (of configurations, say) item by item; short ones (of stds) whole.
         for i in range(max(len(old), len(new))):
-            yield from _tree_changes(f"{path}[{i}]", old[i] if i < len(old) else _NOT_SET,
-                                     new[i] if i < len(new) else _NOT_SET)
+            yield from _tree_changes(
+                f"{path}[{i}]", old[i] if i < len(old) else _NOT_SET, new[i] if i < len(new) else _NOT_SET
+            )
     elif old != new:
         yield f"{path or 'the whole file'} {_short(old)} -> {_short(new)}"
 
@@ -685,8 +754,11 @@ def _tree_changes(path: str, old, new) -> Iterator[str]:
 def _override_changes(old: str | None, new: str | None) -> list[str]:
     """The command-line overrides (stored as JSON) that differ, as ``--flag old -> new``."""
     old, new = json.loads(old or "{}"), json.loads(new or "{}")
-    return [f"--{key} {_short(old.get(key, _NOT_SET))} -> {_short(new.get(key, _NOT_SET))}"
-            for key in sorted({*old, *new}) if old.get(key, _NOT_SET) != new.get(key, _NOT_SET)]
+    return [
+        f"--{key} {_short(old.get(key, _NOT_SET))} -> {_short(new.get(key, _NOT_SET))}"
+        for key in sorted({*old, *new})
+        if old.get(key, _NOT_SET) != new.get(key, _NOT_SET)
+    ]
 
 
 def _line_changes(old: str, new: str) -> list[str]:
@@ -722,8 +794,9 @@ def _copy_rows(connection: Connection, table, rows: list[dict]) -> None:
     from psycopg import sql
 
     columns = list(rows[0])
-    statement = sql.SQL("COPY {} ({}) FROM STDIN").format(sql.Identifier(table.name),
-                                                         sql.SQL(", ").join(map(sql.Identifier, columns)))
+    statement = sql.SQL("COPY {} ({}) FROM STDIN").format(
+        sql.Identifier(table.name), sql.SQL(", ").join(map(sql.Identifier, columns))
+    )
     cursor = connection.connection.driver_connection.cursor()
     with cursor.copy(statement) as copy:
         for row in rows:

@@ -158,9 +158,7 @@ class TrialSite(Base):
     __tablename__ = "sweeper_trial_sites"
     __table_args__ = (CheckConstraint("std >= 0", name="std"),)
 
-    trial_id: Mapped[int] = mapped_column(
-        ForeignKey("sweeper_trials.id", ondelete="CASCADE"), primary_key=True
-    )
+    trial_id: Mapped[int] = mapped_column(ForeignKey("sweeper_trials.id", ondelete="CASCADE"), primary_key=True)
     placement: Mapped[str] = mapped_column(String(32), primary_key=True)
     kind: Mapped[str] = mapped_column(String(32))
     std: Mapped[float] = mapped_column(Float)
@@ -236,7 +234,5 @@ class Curve(_Metrics, Base):
 
     __tablename__ = "sweeper_curves"
 
-    run_id: Mapped[int] = mapped_column(
-        _BigId, ForeignKey("sweeper_runs.id", ondelete="CASCADE"), primary_key=True
-    )
+    run_id: Mapped[int] = mapped_column(_BigId, ForeignKey("sweeper_runs.id", ondelete="CASCADE"), primary_key=True)
     epoch: Mapped[int] = mapped_column(Integer, primary_key=True)

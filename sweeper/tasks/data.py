@@ -123,13 +123,17 @@ def _file_sizes(task: TaskSpec) -> tuple[int, int, int]:
     if data.test is None:
         return _split_sizes(task, n, f"{path} has")
     if task.n_test is not None:
-        raise TaskError(f"task.n_test: the test part is the {len(data.test)} rows of test_path "
-                        f"{task.dataset.test_path}; leave n_test out")
+        raise TaskError(
+            f"task.n_test: the test part is the {len(data.test)} rows of test_path "
+            f"{task.dataset.test_path}; leave n_test out"
+        )
     n_val = min(len(data.test), n - task.n_train) if task.n_val is None else _count(task.n_val, n, "n_val")
     if task.n_train + n_val > n:
         key, most = ("n_val", n - task.n_train) if task.n_val is not None and task.n_train <= n else ("n_train", n)
-        raise TaskError(f"task.{key}: n_train {task.n_train} and n_val {n_val} need {task.n_train + n_val} rows; "
-                        f"{path} has {n}, so {key} must be at most {most}")
+        raise TaskError(
+            f"task.{key}: n_train {task.n_train} and n_val {n_val} need {task.n_train + n_val} rows; "
+            f"{path} has {n}, so {key} must be at most {most}"
+        )
     return task.n_train, n_val, len(data.test)
 
 
@@ -191,12 +195,15 @@ def _file_split(task: TaskSpec, random_state) -> tuple[tuple[np.ndarray, np.ndar
         counts = np.bincount(y, minlength=data.n_classes)
         rare = int(np.argmin(counts))
         if counts[rare] < parts:
-            raise TaskError(f"{path}: class {data.classes[rare]!r} has {counts[rare]} row"
-                            f"{'s' if counts[rare] != 1 else ''}; a stratified split into {parts} parts needs at "
-                            f"least {parts} of each class (or n_val: 0 for one part less)")
+            raise TaskError(
+                f"{path}: class {data.classes[rare]!r} has {counts[rare]} row"
+                f"{'s' if counts[rare] != 1 else ''}; a stratified split into {parts} parts needs at "
+                f"least {parts} of each class (or n_val: 0 for one part less)"
+            )
     if data.test is None:
-        (x_train, y_train), (x_val, y_val), (x_test, y_test) = _stratified(task, x, y, data.n_classes, path,
-                                                                           random_state)
+        (x_train, y_train), (x_val, y_val), (x_test, y_test) = _stratified(
+            task, x, y, data.n_classes, path, random_state
+        )
     else:
         x_test, y_test = data.test.x, data.test.y
         if n_train == len(y) and not n_val:
@@ -204,11 +211,18 @@ def _file_split(task: TaskSpec, random_state) -> tuple[tuple[np.ndarray, np.ndar
         else:
             try:
                 x_train, x_val, y_train, y_val = train_test_split(
-                    x, y, train_size=n_train, test_size=n_val or None, random_state=random_state,
-                    stratify=y if classification else None)
+                    x,
+                    y,
+                    train_size=n_train,
+                    test_size=n_val or None,
+                    random_state=random_state,
+                    stratify=y if classification else None,
+                )
             except ValueError as exc:
-                raise TaskError(f"task.n_train: {n_train} training and {n_val} validation rows of {path} cannot "
-                                f"be stratified ({exc})") from exc
+                raise TaskError(
+                    f"task.n_train: {n_train} training and {n_val} validation rows of {path} cannot "
+                    f"be stratified ({exc})"
+                ) from exc
         if not n_val:
             x_val, y_val = x_train[:0], y_train[:0]
     x_train, x_val, x_test = files.encode(data, x_train, x_val, x_test)
@@ -257,28 +271,43 @@ def _stratified(task: TaskSpec, x, y: np.ndarray, k: int, name: str, random_stat
     if not n_val:
         # One split, exactly as before validation parts existed: the seed's numbers stay reproducible.
         x_train, x_test, y_train, y_test = train_test_split(
-            x, y, train_size=n_train, test_size=task.n_test and n_test, random_state=random_state,
-            stratify=y if classification else None)
+            x,
+            y,
+            train_size=n_train,
+            test_size=task.n_test and n_test,
+            random_state=random_state,
+            stratify=y if classification else None,
+        )
         return (x_train, y_train), (x_train[:0], y_train[:0]), (x_test, y_test)
     try:
         x_train, x_rest, y_train, y_rest = train_test_split(
-            x, y, train_size=n_train, test_size=n_val + n_test, random_state=random_state,
-            stratify=y if classification else None)
+            x,
+            y,
+            train_size=n_train,
+            test_size=n_val + n_test,
+            random_state=random_state,
+            stratify=y if classification else None,
+        )
         x_val, x_test, y_val, y_test = train_test_split(
-            x_rest, y_rest, train_size=n_val, test_size=n_test, random_state=random_state,
-            stratify=y_rest if classification else None)
+            x_rest,
+            y_rest,
+            train_size=n_val,
+            test_size=n_test,
+            random_state=random_state,
+            stratify=y_rest if classification else None,
+        )
     except ValueError as exc:  # a class too rare in what is left for validation and test
-        raise TaskError(f"task.n_val: {n_val} validation and {n_test} test samples of {name} cannot both be "
-                        f"stratified ({exc}); allowed: larger parts, or n_val: 0") from exc
+        raise TaskError(
+            f"task.n_val: {n_val} validation and {n_test} test samples of {name} cannot both be "
+            f"stratified ({exc}); allowed: larger parts, or n_val: 0"
+        ) from exc
     return (x_train, y_train), (x_val, y_val), (x_test, y_test)
 
 
 def _check_sizes(task: TaskSpec, n: int, n_test: int, n_val: int, what: str) -> None:
     """Refuse parts that the n available samples cannot hold."""
     if task.n_train >= n:
-        raise TaskError(
-            f"task.n_train: {task.n_train} leaves no test data; {what}, so n_train must be at most {n - 1}"
-        )
+        raise TaskError(f"task.n_train: {task.n_train} leaves no test data; {what}, so n_train must be at most {n - 1}")
     if n_test < 1:
         raise TaskError(
             f"task.n_val: {n_val} with n_train {task.n_train} leaves no test data; {what}, so n_val must be at most "

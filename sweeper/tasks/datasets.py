@@ -101,18 +101,25 @@ def _loaded(table: Table) -> tuple[np.ndarray, np.ndarray]:
 
 def _bundled(name: str) -> Callable[[], tuple[np.ndarray, np.ndarray]]:
     """scikit-learn's ``load_<name>``, imported when first called."""
+
     def load():
         from sklearn import datasets
+
         return getattr(datasets, f"load_{name}")(return_X_y=True)
+
     return load
 
 
-def _generator(name: str, noise_arg: str = "noise",
-               **fixed) -> Callable[[int, float, object], tuple[np.ndarray, np.ndarray]]:
+def _generator(
+    name: str, noise_arg: str = "noise", **fixed
+) -> Callable[[int, float, object], tuple[np.ndarray, np.ndarray]]:
     """scikit-learn's ``make_<name>`` with ``fixed`` keywords; the draw's noise is its ``noise_arg``."""
+
     def draw(n: int, noise: float, random_state):
         from sklearn import datasets
+
         return getattr(datasets, f"make_{name}")(n_samples=n, random_state=random_state, **{noise_arg: noise}, **fixed)
+
     return draw
 
 
@@ -120,10 +127,16 @@ _RECORDS: tuple[DataSource, ...] = (
     # name, problem, one sample's shape, classes, loader (generators: and their default n_samples, noise)
     Generated("circles", "binary", (2,), 2, _generator("circles"), n_samples=100, noise=0.1),
     Generated("moons", "binary", (2,), 2, _generator("moons"), n_samples=100, noise=0.1),
-    Generated("blobs", "multiclass", (2,), 3, _generator("blobs", "cluster_std", centers=3, n_features=2),
-              n_samples=150, noise=2.0),
-    Generated("friedman1", "regression", (10,), 0, _generator("friedman1", n_features=10),
-              n_samples=200, noise=1.0),
+    Generated(
+        "blobs",
+        "multiclass",
+        (2,),
+        3,
+        _generator("blobs", "cluster_std", centers=3, n_features=2),
+        n_samples=150,
+        noise=2.0,
+    ),
+    Generated("friedman1", "regression", (10,), 0, _generator("friedman1", n_features=10), n_samples=200, noise=1.0),
     Table("breast_cancer", "binary", (30,), 2, _bundled("breast_cancer")),
     Table("wine", "multiclass", (13,), 3, _bundled("wine")),
     Table("iris", "multiclass", (4,), 3, _bundled("iris")),

@@ -78,8 +78,14 @@ class FileData:
 
     @property
     def _key(self) -> tuple:
-        return (self.rows.sha256, self.test and self.test.sha256, self.problem, self.numeric, self.categorical,
-                self.impute)
+        return (
+            self.rows.sha256,
+            self.test and self.test.sha256,
+            self.problem,
+            self.numeric,
+            self.categorical,
+            self.impute,
+        )
 
     @property
     def is_table(self) -> bool:
@@ -121,8 +127,10 @@ def load(spec: FileDataset, base_dir: Path) -> FileData:
         x, y, sha = _read_arrays(path, spec.path)
         test = _read_arrays(base_dir / spec.test_path, spec.test_path) if spec.test_path else None
         if test is not None and test[0].shape[1:] != x.shape[1:]:
-            raise TaskError(f"{spec.test_path}: X holds samples of shape {test[0].shape[1:]}, {spec.path} of "
-                            f"{x.shape[1:]}; the test part must be shaped as the data")
+            raise TaskError(
+                f"{spec.test_path}: X holds samples of shape {test[0].shape[1:]}, {spec.path} of "
+                f"{x.shape[1:]}; the test part must be shaped as the data"
+            )
         problem, inferred, classes = _problem(y, spec.problem, f"{spec.path}: y")
         main = Rows(x, _encoded(y, classes, f"{spec.path}: y"), sha)
         held = Rows(test[0], _encoded(test[1], classes, f"{spec.test_path}: y"), test[2]) if test else None
@@ -138,22 +146,39 @@ def load(spec: FileDataset, base_dir: Path) -> FileData:
         test_table, test_sha = _read_table(base_dir / spec.test_path, spec.test_path)
         missing = [c for c in (*columns, spec.target) if c not in test_table.columns]
         if missing:
-            raise TaskError(f"{spec.test_path}: no column {missing[0]!r}, which {spec.path} has; columns: "
-                            f"{_listed(test_table.columns)}")
+            raise TaskError(
+                f"{spec.test_path}: no column {missing[0]!r}, which {spec.path} has; columns: "
+                f"{_listed(test_table.columns)}"
+            )
         frames.append((spec.test_path, test_table, test_sha))
     for label, frame, _ in frames:
         _check_values(frame, columns, numeric, spec.target, label, spec.impute)
-    problem, inferred, classes = _problem(table[spec.target].to_numpy(), spec.problem,
-                                          f"{spec.path}: column {spec.target!r}")
-    rows = [Rows(_as_features(frame[columns], numeric, categorical),
-                 _encoded(frame[spec.target].to_numpy(), classes, f"{label}: column {spec.target!r}"), sha)
-            for label, frame, sha in frames]
+    problem, inferred, classes = _problem(
+        table[spec.target].to_numpy(), spec.problem, f"{spec.path}: column {spec.target!r}"
+    )
+    rows = [
+        Rows(
+            _as_features(frame[columns], numeric, categorical),
+            _encoded(frame[spec.target].to_numpy(), classes, f"{label}: column {spec.target!r}"),
+            sha,
+        )
+        for label, frame, sha in frames
+    ]
     features = rows[0].x
     # The categories are the main file's, so every repeat's encoding has the same width (packs stack
     # repeats); which rows train the encoder is still each repeat's training part.
     categories = tuple((c, tuple(sorted(features[c].dropna().unique()))) for c in categorical)
-    return FileData(Path(spec.path).stem, rows[0], rows[1] if len(rows) > 1 else None, problem, inferred, classes,
-                    tuple(numeric), categories, spec.impute)
+    return FileData(
+        Path(spec.path).stem,
+        rows[0],
+        rows[1] if len(rows) > 1 else None,
+        problem,
+        inferred,
+        classes,
+        tuple(numeric),
+        categories,
+        spec.impute,
+    )
 
 
 def encode(data: FileData, x_train, *others) -> tuple[np.ndarray, ...]:
@@ -176,15 +201,17 @@ def encode(data: FileData, x_train, *others) -> tuple[np.ndarray, ...]:
         parts.append(("numeric", numeric, list(data.numeric)))
     if data.categorical:
         names = [c for c, _ in data.categorical]
-        onehot = OneHotEncoder(categories=[list(c) for _, c in data.categorical], handle_unknown="ignore",
-                               sparse_output=False)
+        onehot = OneHotEncoder(
+            categories=[list(c) for _, c in data.categorical], handle_unknown="ignore", sparse_output=False
+        )
         # A mean or median of text does not exist: text columns take their most frequent value.
         steps = ([SimpleImputer(strategy="most_frequent", keep_empty_features=True)] if data.impute else []) + [onehot]
         parts.append(("categorical", make_pipeline(*steps), names))
     encoder = ColumnTransformer(parts, sparse_threshold=0).fit(x_train)
     width = data.shape[0]
-    return tuple(encoder.transform(x).astype(np.float64) if len(x) else np.empty((0, width))
-                 for x in (x_train, *others))
+    return tuple(
+        encoder.transform(x).astype(np.float64) if len(x) else np.empty((0, width)) for x in (x_train, *others)
+    )
 
 
 def described(tasks: dict, data_dir: str) -> dict | None:
@@ -196,9 +223,15 @@ def described(tasks: dict, data_dir: str) -> dict | None:
         spec = task.dataset
         data = getattr(spec, "data", None)
         if data is not None:
-            per_task[name] = {"path": spec.path, "sha256": data.rows.sha256, "rows": len(data.rows),
-                              "test_path": spec.test_path, "test_sha256": data.test.sha256 if data.test else None,
-                              "problem": data.problem, "classes": list(data.classes)}
+            per_task[name] = {
+                "path": spec.path,
+                "sha256": data.rows.sha256,
+                "rows": len(data.rows),
+                "test_path": spec.test_path,
+                "test_sha256": data.test.sha256 if data.test else None,
+                "problem": data.problem,
+                "classes": list(data.classes),
+            }
     return {"data_dir": data_dir, "tasks": per_task} if per_task else None
 
 
@@ -210,8 +243,10 @@ def changed(stored: dict | None, now: dict | None) -> str | None:
         before, after = stored_tasks.get(name, {}), now_tasks.get(name, {})
         for path_key, sha_key in (("path", "sha256"), ("test_path", "test_sha256")):
             if before.get(sha_key) != after.get(sha_key):
-                return (f"{after.get(path_key) or before.get(path_key)} of task {name!r} (sha256 "
-                        f"{_short(before.get(sha_key))} when stored, {_short(after.get(sha_key))} now)")
+                return (
+                    f"{after.get(path_key) or before.get(path_key)} of task {name!r} (sha256 "
+                    f"{_short(before.get(sha_key))} when stored, {_short(after.get(sha_key))} now)"
+                )
     return None
 
 
@@ -223,11 +258,16 @@ def notes(tasks: dict) -> list[str]:
         data = getattr(spec, "data", None)
         if data is None or not data.inferred:
             continue
-        what = (f"{len(data.classes)} classes: {_listed(data.classes)}" if data.classes
-                else "numbers, not a few whole values")
+        what = (
+            f"{len(data.classes)} classes: {_listed(data.classes)}"
+            if data.classes
+            else "numbers, not a few whole values"
+        )
         target = f"column {spec.target!r}" if spec.target else "y"
-        lines.append(f"task {name!r}: problem {data.problem} inferred from {target} of {spec.path} ({what}); "
-                     "give problem: binary, multiclass or regression to choose")
+        lines.append(
+            f"task {name!r}: problem {data.problem} inferred from {target} of {spec.path} ({what}); "
+            "give problem: binary, multiclass or regression to choose"
+        )
     return lines
 
 
@@ -251,8 +291,10 @@ def _read_table(path: Path, label: str) -> tuple[pd.DataFrame, str]:
 
     suffix = path.suffix.lower()
     if suffix not in TABLE_SUFFIXES:
-        raise TaskError(f"{label}: {suffix or 'no suffix'} is not a data file sweeper reads; allowed: "
-                        f"{', '.join(TABLE_SUFFIXES + ARRAY_SUFFIXES)}")
+        raise TaskError(
+            f"{label}: {suffix or 'no suffix'} is not a data file sweeper reads; allowed: "
+            f"{', '.join(TABLE_SUFFIXES + ARRAY_SUFFIXES)}"
+        )
     raw = _read_bytes(path, label)
     try:
         if suffix in (".parquet", ".pq"):
@@ -289,8 +331,10 @@ def _read_arrays(path: Path, label: str) -> tuple[np.ndarray, np.ndarray, str]:
         raise TaskError(f"{label}: X holds {x.dtype} values; allowed: numbers")
     bad = ~np.isfinite(x.reshape(len(x), -1).astype(np.float64)).all(axis=1)
     if bad.any():
-        raise TaskError(f"{label}: X has missing or infinite values in {int(bad.sum())} samples "
-                        f"(first: sample {int(np.argmax(bad))}); allowed: finite numbers")
+        raise TaskError(
+            f"{label}: X has missing or infinite values in {int(bad.sum())} samples "
+            f"(first: sample {int(np.argmax(bad))}); allowed: finite numbers"
+        )
     x.setflags(write=False)
     return x, y, hashlib.sha256(raw).hexdigest()
 
@@ -329,28 +373,36 @@ def _column_kinds(table: pd.DataFrame, columns: list[str], label: str) -> tuple[
         elif types.is_object_dtype(kind) or types.is_string_dtype(kind) or isinstance(kind, pd.CategoricalDtype):
             categorical.append(c)
         else:
-            raise TaskError(f"{label}: column {c!r} holds {kind} values; allowed: numbers or text categories "
-                            f"(convert it, or leave it out with drop: [{c}])")
+            raise TaskError(
+                f"{label}: column {c!r} holds {kind} values; allowed: numbers or text categories "
+                f"(convert it, or leave it out with drop: [{c}])"
+            )
     return numeric, categorical
 
 
-def _check_values(table: pd.DataFrame, columns: list[str], numeric: list[str], target: str, label: str,
-                  impute: str | None) -> None:
+def _check_values(
+    table: pd.DataFrame, columns: list[str], numeric: list[str], target: str, label: str, impute: str | None
+) -> None:
     """Refuse missing values (unless imputed), infinite numbers, and rows without a target."""
     missing = int(table[target].isna().sum())
     if missing:
-        raise TaskError(f"{label}: column {target!r} (the target) is missing in {missing} rows; "
-                        "remove those rows (a target is never imputed)")
+        raise TaskError(
+            f"{label}: column {target!r} (the target) is missing in {missing} rows; "
+            "remove those rows (a target is never imputed)"
+        )
     for c in columns:
         missing = int(table[c].isna().sum())
         if missing and impute is None:
-            raise TaskError(f"{label}: column {c!r} has missing values in {missing} rows; give impute: median, "
-                            f"mean or most_frequent, or leave the column out with drop: [{c}]")
+            raise TaskError(
+                f"{label}: column {c!r} has missing values in {missing} rows; give impute: median, "
+                f"mean or most_frequent, or leave the column out with drop: [{c}]"
+            )
         if c in numeric:
             infinite = int(np.isinf(table[c].to_numpy(dtype=np.float64, na_value=np.nan)).sum())
             if infinite:
-                raise TaskError(f"{label}: column {c!r} has infinite values in {infinite} rows; allowed: finite "
-                                "numbers")
+                raise TaskError(
+                    f"{label}: column {c!r} has infinite values in {infinite} rows; allowed: finite numbers"
+                )
 
 
 def _as_features(table: pd.DataFrame, numeric: list[str], categorical: list[str]) -> pd.DataFrame:
@@ -384,8 +436,9 @@ def _problem(y: np.ndarray, given: str | None, label: str) -> tuple[str, bool, t
             problem = "binary" if len(distinct) <= 2 else "multiclass"
     if problem == "regression":
         if not is_number:
-            raise TaskError(f"{label}: holds {values.dtype} values such as {_show(distinct[0])}; problem "
-                            "regression needs numbers")
+            raise TaskError(
+                f"{label}: holds {values.dtype} values such as {_show(distinct[0])}; problem regression needs numbers"
+            )
         return problem, given is None, ()
     classes = tuple(str(v) for v in (sorted(distinct) if is_number else sorted(distinct, key=str)))
     if len(set(classes)) != len(classes):
@@ -393,8 +446,9 @@ def _problem(y: np.ndarray, given: str | None, label: str) -> tuple[str, bool, t
     if len(classes) < 2:
         raise TaskError(f"{label}: every row is class {classes[0]}; a classifier needs at least 2 classes")
     if problem == "binary" and len(classes) != 2:
-        raise TaskError(f"{label}: {len(classes)} classes ({_listed(classes)}); problem binary needs 2 "
-                        "(multiclass takes more)")
+        raise TaskError(
+            f"{label}: {len(classes)} classes ({_listed(classes)}); problem binary needs 2 (multiclass takes more)"
+        )
     if problem == "multiclass" and len(classes) == 2:
         raise TaskError(f"{label}: 2 classes ({_listed(classes)}); that is problem binary")
     return problem, given is None, classes

@@ -204,13 +204,17 @@ class TaskSpec(_Frozen):
                 first = exc.errors()[0]
                 key = ".".join(str(k) for k in first["loc"])
                 if first["type"] == "string_pattern_mismatch":
-                    raise ValueError(f"factory {first['input']!r} is not module:function, e.g. my_models:make_net") from None
+                    raise ValueError(
+                        f"factory {first['input']!r} is not module:function, e.g. my_models:make_net"
+                    ) from None
                 if first["type"] == "extra_forbidden":
                     raise ValueError(f"unknown key {key!r}; allowed: factory, args, sites") from None
                 raise ValueError(f"{key}: {first['msg']}") from None
         if isinstance(value, str) and value not in MODELS:
-            raise ValueError(f"{value!r} is not allowed; allowed: {', '.join(MODELS)}, or your own "
-                             "{factory: module:function, args: {...}}")
+            raise ValueError(
+                f"{value!r} is not allowed; allowed: {', '.join(MODELS)}, or your own "
+                "{factory: module:function, args: {...}}"
+            )
         return value
 
     @property
@@ -219,11 +223,13 @@ class TaskSpec(_Frozen):
         return self.model if isinstance(self.model, ModelFactory) else None
 
     @model_validator(mode="after")
-    def _check(self) -> "TaskSpec":
+    def _check(self) -> TaskSpec:
         built_in = sorted({"hidden", "activation", "channels", "cell", "init"} & self.model_fields_set)
         if self.user_model is not None and built_in:
-            raise ValueError(f"{', '.join(built_in)}: only the built-in families ({', '.join(MODELS)}) take it; "
-                             "your own model takes its settings as args: {factory: ..., args: {...}}")
+            raise ValueError(
+                f"{', '.join(built_in)}: only the built-in families ({', '.join(MODELS)}) take it; "
+                "your own model takes its settings as args: {factory: ..., args: {...}}"
+            )
         model = family(self) if self.user_model is None else None  # a user's model reads any samples
         if model is not None and model.hidden is not None and len(self.hidden) != model.hidden[0]:
             n, what = model.hidden
@@ -231,17 +237,23 @@ class TaskSpec(_Frozen):
         shape = self.data.shape
         if model is not None and model.inputs.view(shape) is None:
             if isinstance(self.dataset, FileDataset):
-                raise ValueError(f"model {self.model!r} needs {model.inputs.what}; {self.dataset.path} holds samples "
-                                 f"of shape {shape}")
+                raise ValueError(
+                    f"model {self.model!r} needs {model.inputs.what}; {self.dataset.path} holds samples "
+                    f"of shape {shape}"
+                )
             fits = [repr(name) for name, d in DATASETS.items() if model.inputs.view(d.shape) is not None]
-            raise ValueError(f"model {self.model!r} needs {model.inputs.what}; dataset {self.dataset!r} has samples "
-                             f"of shape {shape}; allowed: dataset {' or '.join(fits)}")
+            raise ValueError(
+                f"model {self.model!r} needs {model.inputs.what}; dataset {self.dataset!r} has samples "
+                f"of shape {shape}; allowed: dataset {' or '.join(fits)}"
+            )
         if self.model == "cnn" and min(shape[-2:]) < 2 ** len(self.channels):
             # Each convolution is followed by 2x2 max-pooling, which halves the image (rounding down).
             h, w = shape[-2:]
-            raise ValueError(f"{self.dataset}: images of {h}x{w} are too small for {len(self.channels)} convolutions "
-                             f"that each halve them; allowed: at most {min(h, w).bit_length() - 1} channels entries, "
-                             "or larger images")
+            raise ValueError(
+                f"{self.dataset}: images of {h}x{w} are too small for {len(self.channels)} convolutions "
+                f"that each halve them; allowed: at most {min(h, w).bit_length() - 1} channels entries, "
+                "or larger images"
+            )
         if self.n_test == 0:
             raise ValueError("n_test: 0 leaves nothing to report on; allowed: at least 1 sample, or a fraction")
         return self

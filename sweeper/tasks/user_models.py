@@ -35,9 +35,27 @@ from sweeper.tasks.data import input_shape, n_outputs
 from sweeper.tasks.spec import ModelFactory, TaskSpec
 
 #: Activation modules whose input and output are the pre- and post-activation sites by default.
-ACTIVATION_MODULES = (nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.PReLU, nn.ELU, nn.SELU, nn.CELU, nn.GELU, nn.SiLU,
-                      nn.Mish, nn.Tanh, nn.Sigmoid, nn.Hardtanh, nn.Hardswish, nn.Hardsigmoid, nn.Softplus,
-                      nn.Softsign, nn.Tanhshrink, nn.LogSigmoid)
+ACTIVATION_MODULES = (
+    nn.ReLU,
+    nn.ReLU6,
+    nn.LeakyReLU,
+    nn.PReLU,
+    nn.ELU,
+    nn.SELU,
+    nn.CELU,
+    nn.GELU,
+    nn.SiLU,
+    nn.Mish,
+    nn.Tanh,
+    nn.Sigmoid,
+    nn.Hardtanh,
+    nn.Hardswish,
+    nn.Hardsigmoid,
+    nn.Softplus,
+    nn.Softsign,
+    nn.Tanhshrink,
+    nn.LogSigmoid,
+)
 #: The placements that need a site in the model.
 SITE_PLACEMENTS = ("pre_activation", "post_activation", "weights")
 
@@ -58,8 +76,10 @@ def import_factory(factory: ModelFactory, folder: Path | None = None) -> Callabl
         module = importlib.import_module(module_name)
     except Exception as exc:  # ImportError, or whatever the module raises while it is imported
         hint = "" if folder is not None else "; run from the folder of the search-space file, or add it to PYTHONPATH"
-        raise TaskError(f"{_name(factory)}: cannot import {module_name!r}: {type(exc).__name__}: {_first_line(exc)}"
-                        f" (searched {', '.join(extra)} and the Python path{hint})") from exc
+        raise TaskError(
+            f"{_name(factory)}: cannot import {module_name!r}: {type(exc).__name__}: {_first_line(exc)}"
+            f" (searched {', '.join(extra)} and the Python path{hint})"
+        ) from exc
     finally:
         sys.path[:] = before
     fn = getattr(module, attr, None)
@@ -106,8 +126,9 @@ def site_modules(model: nn.Module, factory: ModelFactory) -> list[tuple[str, nn.
     if factory.sites:
         missing = [s for s in factory.sites if s not in named or s == ""]
         if missing:
-            raise TaskError(f"{_name(factory)}: sites {missing} name no module of the model; its modules: "
-                            f"{describe_modules(model)}")
+            raise TaskError(
+                f"{_name(factory)}: sites {missing} name no module of the model; its modules: {describe_modules(model)}"
+            )
         return [(s, named[s]) for s in factory.sites]
     return [(n, m) for n, m in named.items() if isinstance(m, ACTIVATION_MODULES)]
 
@@ -115,7 +136,8 @@ def site_modules(model: nn.Module, factory: ModelFactory) -> list[tuple[str, nn.
 def describe_modules(model: nn.Module) -> str:
     """``encoder (Sequential), encoder.0 (Linear), ...``: the names ``sites`` may give."""
     return ", ".join(f"{n} ({type(m).__name__})" for n, m in model.named_modules() if n) or (
-        f"none but the {type(model).__name__} itself")
+        f"none but the {type(model).__name__} itself"
+    )
 
 
 def check_sites(model: nn.Module, factory: ModelFactory, placements: Iterable[str]) -> None:
@@ -130,8 +152,10 @@ def check_sites(model: nn.Module, factory: ModelFactory, placements: Iterable[st
         else:
             continue
         if not found:
-            raise TaskError(f"placement {placement!r} finds no site in {_name(factory)}: the model has {what}; "
-                            f"its modules: {describe_modules(model)}")
+            raise TaskError(
+                f"placement {placement!r} finds no site in {_name(factory)}: the model has {what}; "
+                f"its modules: {describe_modules(model)}"
+            )
 
 
 def check_model(task: TaskSpec, folder: Path | None, sample: torch.Tensor, placements: Iterable[str]) -> None:
@@ -146,13 +170,17 @@ def check_model(task: TaskSpec, folder: Path | None, sample: torch.Tensor, place
         with torch.no_grad():
             out = model(sample)
     except Exception as exc:
-        raise TaskError(f"{_name(factory)}: the model's forward pass on a batch of shape {tuple(sample.shape)} "
-                        f"raised {type(exc).__name__}: {_first_line(exc)}") from exc
+        raise TaskError(
+            f"{_name(factory)}: the model's forward pass on a batch of shape {tuple(sample.shape)} "
+            f"raised {type(exc).__name__}: {_first_line(exc)}"
+        ) from exc
     want = (sample.shape[0], n_outputs(task))
     if not isinstance(out, torch.Tensor) or tuple(out.shape) != want:
         got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
-        raise TaskError(f"{_name(factory)}: the model maps a batch of shape {tuple(sample.shape)} to {got}; "
-                        f"allowed: {want} (batch, n_outputs: 1 for binary and regression, one per class)")
+        raise TaskError(
+            f"{_name(factory)}: the model maps a batch of shape {tuple(sample.shape)} to {got}; "
+            f"allowed: {want} (batch, n_outputs: 1 for binary and regression, one per class)"
+        )
     check_sites(model, factory, placements)
 
 
@@ -179,4 +207,3 @@ def size(task: TaskSpec) -> tuple[int, int]:
 def _first_line(exc: BaseException) -> str:
     lines = str(exc).strip().splitlines()
     return lines[0] if lines else ""
-

@@ -84,8 +84,7 @@ def db_snapshot():
 
     def snapshot(url: str) -> dict:
         names = table_names(url)
-        return {"tables": names,
-                **{t: table_rows(url, t) for t in sorted(names) if t.startswith("sweeper_")}}
+        return {"tables": names, **{t: table_rows(url, t) for t in sorted(names) if t.startswith("sweeper_")}}
 
     return snapshot
 
@@ -123,8 +122,9 @@ def output_on_a_terminal(args, columns: int = 80) -> str:
     master, slave = pty.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, columns, 0, 0))
     env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")} | {"TERM": "xterm"}
-    process = subprocess.Popen(_sweeper_command(args), stdin=subprocess.DEVNULL, stdout=slave,
-                               stderr=subprocess.DEVNULL, env=env)
+    process = subprocess.Popen(
+        _sweeper_command(args), stdin=subprocess.DEVNULL, stdout=slave, stderr=subprocess.DEVNULL, env=env
+    )
     os.close(slave)
     chunks = []
     try:

@@ -4,29 +4,48 @@ from __future__ import annotations
 
 import pytest
 
-REFUSED = "error: sweep 'tiny' already exists in {url} with a different search space; " \
-          "pick another --name or delete it (sweeper delete tiny); it differs in "
+REFUSED = (
+    "error: sweep 'tiny' already exists in {url} with a different search space; "
+    "pick another --name or delete it (sweeper delete tiny); it differs in "
+)
 #: name -> (replacements in tiny's YAML, extra flags, what the line says differs)
 CHANGES = {
-    "values": ([("epochs: 20", "epochs: 30"), ("std: 0.1}", "std: 0.2}")], [],
-               "task.epochs 20 -> 30, search.configs[1].std 0.1 -> 0.2"),
+    "values": (
+        [("epochs: 20", "epochs: 30"), ("std: 0.1}", "std: 0.2}")],
+        [],
+        "task.epochs 20 -> 30, search.configs[1].std 0.1 -> 0.2",
+    ),
     "added_key": ([("epochs: 20", "epochs: 20\n  batch_size: 10")], [], "task.batch_size (not set) -> 10"),
     "removed_key": ([("metric: accuracy\n", "")], [], "metric 'accuracy' -> (not set)"),
     "short_list": ([("hidden: [8]", "hidden: [8, 8]")], [], "task.hidden [8] -> [8, 8]"),
-    "added_config": ([("    - {placement: pre_activation, std: 0.1}\n",
-                       "    - {placement: pre_activation, std: 0.1}\n    - {placement: weights, std: 0.01}\n")], [],
-                     "search.configs[2] (not set) -> {'placement': 'weights', 'std': 0.01}"),
-    "long_value": ([("name: tiny", "name: tiny\ndescription: " + "a long text " * 10)], [],
-                   "description (not set) -> 'a long text a long text a long text ..."),
-    "comment_only": ([("seed: 3", "seed: 3  # as in the paper")], [],
-                     "line 2 'seed: 3' -> 'seed: 3  # as in the paper'"),
+    "added_config": (
+        [
+            (
+                "    - {placement: pre_activation, std: 0.1}\n",
+                "    - {placement: pre_activation, std: 0.1}\n    - {placement: weights, std: 0.01}\n",
+            )
+        ],
+        [],
+        "search.configs[2] (not set) -> {'placement': 'weights', 'std': 0.01}",
+    ),
+    "long_value": (
+        [("name: tiny", "name: tiny\ndescription: " + "a long text " * 10)],
+        [],
+        "description (not set) -> 'a long text a long text a long text ...",
+    ),
+    "comment_only": (
+        [("seed: 3", "seed: 3  # as in the paper")],
+        [],
+        "line 2 'seed: 3' -> 'seed: 3  # as in the paper'",
+    ),
     "repeats_flag": ([], ["--repeats", "3"], "repeats 2 -> 3"),
 }
 
 
 @pytest.mark.parametrize("name", sorted(CHANGES))
-def test_resuming_a_changed_space_names_what_differs(sweeper_cli, tiny_space, tiny_sqlite_copy, tmp_path,
-                                                     db_snapshot, name):
+def test_resuming_a_changed_space_names_what_differs(
+    sweeper_cli, tiny_space, tiny_sqlite_copy, tmp_path, db_snapshot, name
+):
     replacements, flags, differs = CHANGES[name]
     text = tiny_space.read_text()
     for old, new in replacements:
@@ -46,8 +65,14 @@ def test_resuming_a_changed_space_names_what_differs(sweeper_cli, tiny_space, ti
 
 def test_many_changes_are_counted_after_the_first_four(sweeper_cli, tiny_space, tiny_sqlite_copy, tmp_path):
     text = tiny_space.read_text()
-    for old, new in [("seed: 3", "seed: 4"), ("n_train: 30", "n_train: 40"), ("hidden: [8]", "hidden: [16]"),
-                     ("epochs: 20", "epochs: 30"), ("std: 0.05", "std: 0.5"), ("std: 0.1}", "std: 0.2}")]:
+    for old, new in [
+        ("seed: 3", "seed: 4"),
+        ("n_train: 30", "n_train: 40"),
+        ("hidden: [8]", "hidden: [16]"),
+        ("epochs: 20", "epochs: 30"),
+        ("std: 0.05", "std: 0.5"),
+        ("std: 0.1}", "std: 0.2}"),
+    ]:
         text = text.replace(old, new)
     space = tmp_path / "changed.yaml"
     space.write_text(text)
@@ -57,7 +82,8 @@ def test_many_changes_are_counted_after_the_first_four(sweeper_cli, tiny_space, 
 
     assert result.exit_code == 2
     assert result.stderr == REFUSED.format(url=url) + (
-        "seed 3 -> 4, task.n_train 30 -> 40, task.hidden [8] -> [16], task.epochs 20 -> 30 and 2 more\n")
+        "seed 3 -> 4, task.n_train 30 -> 40, task.hidden [8] -> [16], task.epochs 20 -> 30 and 2 more\n"
+    )
 
 
 def test_the_advice_works_delete_then_run_the_changed_space(sweeper_cli, tiny_space, tiny_sqlite_copy, tmp_path):

@@ -9,8 +9,8 @@ import typer
 from typer.testing import CliRunner
 
 from sweeper.cli import BenchFormat, Device, Executor, ReportFormat, app
-from sweeper.listing import Format
 from sweeper.driver.executors import DEVICES
+from sweeper.listing import Format
 from sweeper.report.command import FORMATS as REPORT_FORMATS
 
 
@@ -30,8 +30,12 @@ def test_every_command_is_walked():
 
 
 def test_every_command_argument_and_option_has_help():
-    missing = [(" ".join(path) or "sweeper", param.name) for path, command in every_command()
-               for param in command.params if not (getattr(param, "help", None) or "").strip()]
+    missing = [
+        (" ".join(path) or "sweeper", param.name)
+        for path, command in every_command()
+        for param in command.params
+        if not (getattr(param, "help", None) or "").strip()
+    ]
     undocumented = [" ".join(path) for path, command in every_command() if path and not (command.help or "").strip()]
 
     assert missing == [] and undocumented == []
@@ -61,18 +65,22 @@ def test_version_names_sweeper_torch_and_optuna(sweeper_cli):
     assert result.exit_code == 0, result.stderr
     assert result.stdout.splitlines() == [
         f"sweeper {metadata.version('sweeper')} (torch {metadata.version('torch')}, "
-        f"optuna {metadata.version('optuna')}, Python {__import__('platform').python_version()})"]
+        f"optuna {metadata.version('optuna')}, Python {__import__('platform').python_version()})"
+    ]
 
 
-@pytest.mark.parametrize("words, expected", [
-    ("sweeper sweeps --format ", ["table", "csv", "json"]),
-    ("sweeper report tiny --format ", ["table", "markdown", "html", "json", "csv"]),
-    ("sweeper run x.yaml --device ", ["auto", "cpu", "cuda"]),
-    ("sweeper run x.yaml --executor ", ["local", "ray"]),
-    ("sweeper bench --format ", ["table", "json"]),
-    ("sweeper de", ["delete"]),
-    ("sweeper re", ["rerun", "report"]),
-])
+@pytest.mark.parametrize(
+    "words, expected",
+    [
+        ("sweeper sweeps --format ", ["table", "csv", "json"]),
+        ("sweeper report tiny --format ", ["table", "markdown", "html", "json", "csv"]),
+        ("sweeper run x.yaml --device ", ["auto", "cpu", "cuda"]),
+        ("sweeper run x.yaml --executor ", ["local", "ray"]),
+        ("sweeper bench --format ", ["table", "json"]),
+        ("sweeper de", ["delete"]),
+        ("sweeper re", ["rerun", "report"]),
+    ],
+)
 def test_bash_completion_offers_commands_and_choices(words, expected):
     env = {"_SWEEPER_COMPLETE": "complete_bash", "COMP_WORDS": words, "COMP_CWORD": str(len(words.split(" ")) - 1)}
 
@@ -102,20 +110,41 @@ def test_choices_are_the_values_the_library_takes():
     assert [e.value for e in Executor] == ["local", "ray"]
 
 
-@pytest.mark.parametrize("args, line", [
-    (["sweeps", "--format", "xml"], "error: --format: 'xml' is not one of 'table', 'csv', 'json' (see root sweeps -h)"),
-    (["sweeps", "-f", "xml"], "error: --format: 'xml' is not one of 'table', 'csv', 'json' (see root sweeps -h)"),
-    (["sweeps", "--bogus"], "error: No such option: --bogus (see root sweeps -h)"),
-    (["trials"], "error: Missing argument 'SWEEP' (see root trials -h)"),
-    (["trails", "tiny"], "error: No such command 'trails'. Did you mean 'trials'? (see root -h)"),
-    (["bench", "--epochs", "many"], "error: --epochs: Input should be a valid integer, unable to parse string as an "
-                                    "integer (see root bench -h)"),
-    (["rerun", "tiny", "first"], "error: TRIAL: Input should be a valid integer, unable to parse string as an "
-                                 "integer (see root rerun -h)"),
-    (["report", "tiny", "--out"], "error: Option '--out' requires an argument"),
-    (["--debug"], "error: Missing command (see root -h)"),
-], ids=["choice", "short_flag", "unknown_option", "missing_argument", "unknown_command", "option_not_an_integer",
-        "argument_not_an_integer", "option_without_value", "no_command"])
+@pytest.mark.parametrize(
+    "args, line",
+    [
+        (
+            ["sweeps", "--format", "xml"],
+            "error: --format: 'xml' is not one of 'table', 'csv', 'json' (see root sweeps -h)",
+        ),
+        (["sweeps", "-f", "xml"], "error: --format: 'xml' is not one of 'table', 'csv', 'json' (see root sweeps -h)"),
+        (["sweeps", "--bogus"], "error: No such option: --bogus (see root sweeps -h)"),
+        (["trials"], "error: Missing argument 'SWEEP' (see root trials -h)"),
+        (["trails", "tiny"], "error: No such command 'trails'. Did you mean 'trials'? (see root -h)"),
+        (
+            ["bench", "--epochs", "many"],
+            "error: --epochs: Input should be a valid integer, unable to parse string as an "
+            "integer (see root bench -h)",
+        ),
+        (
+            ["rerun", "tiny", "first"],
+            "error: TRIAL: Input should be a valid integer, unable to parse string as an integer (see root rerun -h)",
+        ),
+        (["report", "tiny", "--out"], "error: Option '--out' requires an argument"),
+        (["--debug"], "error: Missing command (see root -h)"),
+    ],
+    ids=[
+        "choice",
+        "short_flag",
+        "unknown_option",
+        "missing_argument",
+        "unknown_command",
+        "option_not_an_integer",
+        "argument_not_an_integer",
+        "option_without_value",
+        "no_command",
+    ],
+)
 def test_a_usage_error_is_one_line_and_status_2(sweeper_cli, args, line):
     result = sweeper_cli(*args)
 

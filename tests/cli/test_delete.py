@@ -7,8 +7,15 @@ import sqlalchemy as sa
 
 from sweeper.store import open_store
 
-TABLES = ("sweeper_sweeps", "sweeper_trials", "sweeper_trial_sites", "sweeper_runs", "sweeper_curves", "studies",
-          "trials")
+TABLES = (
+    "sweeper_sweeps",
+    "sweeper_trials",
+    "sweeper_trial_sites",
+    "sweeper_runs",
+    "sweeper_curves",
+    "studies",
+    "trials",
+)
 
 
 def counts(url: str) -> dict[str, int]:
@@ -22,8 +29,12 @@ def counts(url: str) -> dict[str, int]:
 
 def stored(url: str, name: str) -> dict:
     with open_store(url, create=False) as store:
-        return {"sweep": store.sweep(name), "trials": store.trials(name), "runs": store.runs(name),
-                "curves": store.curves(name)}
+        return {
+            "sweep": store.sweep(name),
+            "trials": store.trials(name),
+            "runs": store.runs(name),
+            "curves": store.curves(name),
+        }
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
@@ -47,8 +58,9 @@ def test_delete_removes_the_sweep_with_its_trials_runs_curves_and_study_and_noth
     result = sweeper_cli("delete", "tiny", "--db", url, "--yes")
 
     assert result.exit_code == 0, result.stderr
-    assert result.stdout == (f"deleted sweep 'tiny': 3 trials, 6 runs, {len(tiny['curves'])} curve points "
-                             f"and its Optuna study\n")
+    assert result.stdout == (
+        f"deleted sweep 'tiny': 3 trials, 6 runs, {len(tiny['curves'])} curve points and its Optuna study\n"
+    )
     with open_store(url, create=False) as store:
         assert [s["name"] for s in store.sweeps()] == ["other"]
     assert stored(url, "other") == other
@@ -74,8 +86,10 @@ def test_delete_off_a_terminal_without_yes_refuses_and_deletes_nothing(sweeper_c
     result = sweeper_cli("delete", "tiny", "--db", url)
 
     assert (result.exit_code, result.stdout) == (2, "")
-    assert result.stderr == (f"error: not deleting sweep 'tiny' (3 trials, 6 runs) from {url} unconfirmed: "
-                             "the input is not a terminal to ask on; add --yes\n")
+    assert result.stderr == (
+        f"error: not deleting sweep 'tiny' (3 trials, 6 runs) from {url} unconfirmed: "
+        "the input is not a terminal to ask on; add --yes\n"
+    )
     assert db_snapshot(url) == before
 
 
@@ -114,8 +128,7 @@ def test_delete_asks_on_a_terminal_and_deletes_on_yes(terminal, tiny_sqlite_copy
 
 
 @pytest.mark.parametrize("answer", ["n", "", "maybe"])
-def test_delete_asks_on_a_terminal_and_keeps_the_sweep_unless_told_yes(terminal, tiny_sqlite_copy, db_snapshot,
-                                                                      answer):
+def test_delete_asks_on_a_terminal_and_keeps_the_sweep_unless_told_yes(terminal, tiny_sqlite_copy, db_snapshot, answer):
     url = f"sqlite:///{tiny_sqlite_copy}"
     before = db_snapshot(url)
 

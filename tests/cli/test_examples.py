@@ -16,8 +16,10 @@ import yaml
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 #: The search spaces of examples/ that name a factory of models.py, with the factory and its arguments as
 #: the report names the model.
-OWN_MODEL = {"patients_own_model": "models:mlp(widths=[32, 32], activation='relu')",
-             "digits_own_cnn": "models:cnn(channels=[4, 8])"}
+OWN_MODEL = {
+    "patients_own_model": "models:mlp(widths=[32, 32], activation='relu')",
+    "digits_own_cnn": "models:cnn(channels=[4, 8])",
+}
 REPEATS = 2
 
 
@@ -97,9 +99,11 @@ def test_the_factories_map_samples_to_logits_without_a_layer_that_forces_the_fal
     import torch
     from torch import nn
 
-    for shape, n_outputs, net in [((10,), 1, models.mlp((10,), 1, widths=[8, 8], activation="tanh")),
-                                  ((8, 8), 10, models.cnn((8, 8), 10, channels=[4, 8])),
-                                  ((3, 8, 8), 3, models.cnn((3, 8, 8), 3, channels=[4]))]:
+    for shape, n_outputs, net in [
+        ((10,), 1, models.mlp((10,), 1, widths=[8, 8], activation="tanh")),
+        ((8, 8), 10, models.cnn((8, 8), 10, channels=[4, 8])),
+        ((3, 8, 8), 3, models.cnn((3, 8, 8), 3, channels=[4])),
+    ]:
         assert net(torch.zeros(5, *shape)).shape == (5, n_outputs)
         assert not [m for m in net.modules() if isinstance(m, (nn.Dropout, nn.modules.batchnorm._BatchNorm))]
         assert not list(net.buffers())

@@ -24,8 +24,9 @@ def listing(sweeper_cli, db, command, fmt):
     return result
 
 
-@pytest.mark.parametrize("command, n_rows", [("sweeps", 1), ("trials", TINY_CONFIGS),
-                                             ("runs", TINY_CONFIGS * TINY_REPEATS)])
+@pytest.mark.parametrize(
+    "command, n_rows", [("sweeps", 1), ("trials", TINY_CONFIGS), ("runs", TINY_CONFIGS * TINY_REPEATS)]
+)
 def test_json_listing_is_one_array_of_flat_objects_and_nothing_else(sweeper_cli, tiny_sqlite, command, n_rows):
     result = listing(sweeper_cli, tiny_sqlite, command, "json")
 
@@ -42,8 +43,9 @@ def test_json_runs_carry_sweep_trial_repeat_seeds_and_named_metrics(sweeper_cli,
 
     keys = ("sweep", "trial", "task", "repeat", *SEEDS, *METRICS)
     assert all(set(keys) <= set(row) for row in rows)
-    assert sorted((r["trial"], r["repeat"]) for r in rows) == [(t, r) for t in range(TINY_CONFIGS)
-                                                               for r in range(TINY_REPEATS)]
+    assert sorted((r["trial"], r["repeat"]) for r in rows) == [
+        (t, r) for t in range(TINY_CONFIGS) for r in range(TINY_REPEATS)
+    ]
     assert {r["sweep"] for r in rows} == {"tiny"}
     assert all(isinstance(r[s], int) and 0 <= r[s] < 2**63 for r in rows for s in SEEDS)
     assert all(0.0 <= r[m] <= 1.0 for r in rows for m in ("train_accuracy", "test_accuracy"))
@@ -59,7 +61,11 @@ def test_json_runs_carry_sweep_trial_repeat_seeds_and_named_metrics(sweeper_cli,
 def test_json_sweeps_and_trials_name_their_sweep(sweeper_cli, tiny_sqlite):
     (sweep,) = json.loads(listing(sweeper_cli, tiny_sqlite, "sweeps", "json").stdout)
     assert (sweep["name"], sweep["status"], sweep["n_trials"], sweep["n_runs"]) == (
-        "tiny", "completed", TINY_CONFIGS, TINY_CONFIGS * TINY_REPEATS)
+        "tiny",
+        "completed",
+        TINY_CONFIGS,
+        TINY_CONFIGS * TINY_REPEATS,
+    )
 
     trials = json.loads(listing(sweeper_cli, tiny_sqlite, "trials", "json").stdout)
     assert [t["trial"] for t in trials] == list(range(TINY_CONFIGS))
@@ -92,8 +98,7 @@ def test_csv_listing_has_the_json_rows(sweeper_cli, tiny_sqlite, command):
                 assert got[key] == value
 
 
-@pytest.mark.parametrize("command, title", [("sweeps", "sweeps"), ("trials", "tiny: trials"),
-                                            ("runs", "tiny: runs")])
+@pytest.mark.parametrize("command, title", [("sweeps", "sweeps"), ("trials", "tiny: trials"), ("runs", "tiny: runs")])
 def test_table_listing_shows_a_titled_table(sweeper_cli, tiny_sqlite, command, title):
     out = listing(sweeper_cli, tiny_sqlite, command, "table").stdout
 
@@ -118,10 +123,16 @@ def test_sweeps_say_what_trained_their_runs(sweeper_cli, tiny_sqlite):
     assert run_engine in ("fused", "stacked")
     assert (sweep["engine"], sweep["device"], sweep["gpu"]) == (run_engine, "cpu", None)
     assert (sweep["sweeper_version"], sweep["torch_version"], sweep["cpu"], sweep["host"]) == (
-        here.sweeper_version, here.torch_version, here.cpu, here.host)
+        here.sweeper_version,
+        here.torch_version,
+        here.cpu,
+        here.host,
+    )
     (row,) = ran_in_one_column([sweep])  # what the table shows, in one column a terminal can hold
-    assert row["ran"] == (f"{run_engine} engine on cpu ({here.cpu}), sweeper {here.sweeper_version}, "
-                          f"torch {here.torch_version}, host {here.host}")
+    assert row["ran"] == (
+        f"{run_engine} engine on cpu ({here.cpu}), sweeper {here.sweeper_version}, "
+        f"torch {here.torch_version}, host {here.host}"
+    )
     assert not set(RAN_COLUMNS) & set(row)
 
 

@@ -13,8 +13,8 @@ from sweeper.store import open_store
 
 WRITES = {
     "insert": "INSERT INTO sweeper_sweeps (name, spec_yaml, seed, metric, higher_is_better, repeats, problem, "
-              "status, study_name, created_at, updated_at) VALUES ('evil', '', 0, 'test_accuracy', true, 1, "
-              "'binary', 'running', 'evil', CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)",
+    "status, study_name, created_at, updated_at) VALUES ('evil', '', 0, 'test_accuracy', true, 1, "
+    "'binary', 'running', 'evil', CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)",
     "update": "UPDATE sweeper_runs SET test_accuracy = 1.0",
     "delete": "DELETE FROM sweeper_runs",
     "drop": "DROP TABLE sweeper_curves",
@@ -26,8 +26,10 @@ WRITES = {
 # SQLite has no writable CTE; the rest is plain SQL on both.
 SQLITE_ONLY_SKIPS = {"delete_in_cte"}
 
-RUNS_SQL = ('SELECT t.number AS trial, r.task, r."repeat", r.data_seed, r.noise_seed, r.test_accuracy '
-            'FROM sweeper_runs r JOIN sweeper_trials t ON t.id = r.trial_id ORDER BY 1, 2, 3')
+RUNS_SQL = (
+    'SELECT t.number AS trial, r.task, r."repeat", r.data_seed, r.noise_seed, r.test_accuracy '
+    "FROM sweeper_runs r JOIN sweeper_trials t ON t.id = r.trial_id ORDER BY 1, 2, 3"
+)
 
 
 @pytest.fixture(scope="module", params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
@@ -68,8 +70,9 @@ def test_query_select_prints_exactly_one_json_array(sweeper_cli, db):
     rows = json.loads(result.stdout)
     with open_store(url, create=False) as store:
         stored = store.runs("tiny")
-    assert rows == [{k: r[k] for k in ("trial", "task", "repeat", "data_seed", "noise_seed", "test_accuracy")}
-                    for r in stored]
+    assert rows == [
+        {k: r[k] for k in ("trial", "task", "repeat", "data_seed", "noise_seed", "test_accuracy")} for r in stored
+    ]
 
 
 def test_query_select_as_csv_and_table(sweeper_cli, db):
@@ -126,9 +129,18 @@ def test_an_endless_query_stops_at_the_timeout_in_one_line(sweeper_cli, db):
     assert result.stderr == "error: query stopped: it ran past --timeout 1 s\n"
 
 
-@pytest.mark.parametrize("option, value", [("--limit", "0"), ("--limit", "-5"), ("--timeout", "0"),
-                                           ("--timeout", "-1"), ("--timeout", "nan"), ("--timeout", "inf"),
-                                           ("--timeout", "1e9")])
+@pytest.mark.parametrize(
+    "option, value",
+    [
+        ("--limit", "0"),
+        ("--limit", "-5"),
+        ("--timeout", "0"),
+        ("--timeout", "-1"),
+        ("--timeout", "nan"),
+        ("--timeout", "inf"),
+        ("--timeout", "1e9"),
+    ],
+)
 def test_a_bad_limit_or_timeout_is_refused_in_one_line_naming_it(sweeper_cli, db, option, value):
     _, url = db
     result = sweeper_cli("query", "SELECT 1", "--db", url, option, value)

@@ -42,9 +42,11 @@ def url(pg_url, tiny_space, sweeper_cli) -> str:
 def reader_backends(url: str) -> list[tuple]:
     """The reader's sessions on the URL's database: (pid, state, query)."""
     with psycopg.connect(admin_conninfo(url), autocommit=True) as connection:
-        return connection.execute("SELECT pid, state, query FROM pg_stat_activity "
-                                  "WHERE usename = %s AND datname = current_database() AND pid <> pg_backend_pid()",
-                                  (READER,)).fetchall()
+        return connection.execute(
+            "SELECT pid, state, query FROM pg_stat_activity "
+            "WHERE usename = %s AND datname = current_database() AND pid <> pg_backend_pid()",
+            (READER,),
+        ).fetchall()
 
 
 def no_reader_backend_remains(url: str) -> bool:
@@ -60,11 +62,14 @@ def no_reader_backend_remains(url: str) -> bool:
 def roles_and_settings() -> list[tuple]:
     """The attributes, memberships and settings of the owner and the reader: what an escape would change."""
     with psycopg.connect(admin_conninfo("postgresql://postgres@127.0.0.1:5432/postgres"), autocommit=True) as c:
-        return c.execute("SELECT r.rolname, r.rolsuper, r.rolcreaterole, r.rolcanlogin, "
-                         "ARRAY(SELECT m.roleid::regrole::text FROM pg_auth_members m WHERE m.member = r.oid "
-                         "ORDER BY 1), ARRAY(SELECT unnest(s.setconfig) ORDER BY 1) FROM pg_roles r "
-                         "LEFT JOIN pg_db_role_setting s ON s.setrole = r.oid AND s.setdatabase = 0 "
-                         "WHERE r.rolname IN (%s, %s) ORDER BY 1", ("postgres", READER)).fetchall()
+        return c.execute(
+            "SELECT r.rolname, r.rolsuper, r.rolcreaterole, r.rolcanlogin, "
+            "ARRAY(SELECT m.roleid::regrole::text FROM pg_auth_members m WHERE m.member = r.oid "
+            "ORDER BY 1), ARRAY(SELECT unnest(s.setconfig) ORDER BY 1) FROM pg_roles r "
+            "LEFT JOIN pg_db_role_setting s ON s.setrole = r.oid AND s.setdatabase = 0 "
+            "WHERE r.rolname IN (%s, %s) ORDER BY 1",
+            ("postgres", READER),
+        ).fetchall()
 
 
 def one_line_error(result, starts: str) -> None:
@@ -75,9 +80,9 @@ def one_line_error(result, starts: str) -> None:
 
 ESCAPES = {
     "set_config_role_then_read_a_file": "select set_config('role','postgres',true), "
-                                        "query_to_xml('select pg_read_file(''/etc/passwd'') f',true,false,'')",
+    "query_to_xml('select pg_read_file(''/etc/passwd'') f',true,false,'')",
     "set_config_role_then_read_the_passwords": "select set_config('role','postgres',true), "
-                                               "query_to_xml('select rolpassword from pg_authid',true,false,'')",
+    "query_to_xml('select rolpassword from pg_authid',true,false,'')",
     "reset_role_then_read_a_file": "reset role; select pg_read_file('/etc/passwd')",
     "set_role": "set role postgres",
     "set_session_authorization": "set session_authorization postgres",
@@ -117,14 +122,21 @@ def test_copy_to_a_program_runs_nothing(sweeper_cli, url, tmp_path):
 
 
 def test_dblink_is_not_there_to_reach_another_server(sweeper_cli, url):
-    result = sweeper_cli("query", "select * from dblink('dbname=postgres user=postgres', 'select 1') as t(a int)",
-                         "--db", url)
+    result = sweeper_cli(
+        "query", "select * from dblink('dbname=postgres user=postgres', 'select 1') as t(a int)", "--db", url
+    )
 
     one_line_error(result, "error: query failed: function dblink(")
 
 
-@pytest.mark.parametrize("sql", ["select pg_terminate_backend({pid})", "select pg_cancel_backend({pid})",
-                                 "select set_config('role','postgres',true), pg_terminate_backend({pid})"])
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "select pg_terminate_backend({pid})",
+        "select pg_cancel_backend({pid})",
+        "select set_config('role','postgres',true), pg_terminate_backend({pid})",
+    ],
+)
 def test_another_session_survives_terminate_and_cancel(sweeper_cli, url, sql):
     with psycopg.connect(admin_conninfo(url), autocommit=True) as other:
         pid = other.info.backend_pid
@@ -136,9 +148,16 @@ def test_another_session_survives_terminate_and_cancel(sweeper_cli, url, sql):
 
 
 def test_the_reader_reads_sweeper_and_optuna_tables(sweeper_cli, url):
-    result = sweeper_cli("query", "select (select count(*) from sweeper_runs) as runs, "
-                                  "(select count(*) from trials) as optuna_trials, session_user as reader, "
-                                  "current_setting('transaction_read_only') as read_only", "--db", url, "-f", "json")
+    result = sweeper_cli(
+        "query",
+        "select (select count(*) from sweeper_runs) as runs, "
+        "(select count(*) from trials) as optuna_trials, session_user as reader, "
+        "current_setting('transaction_read_only') as read_only",
+        "--db",
+        url,
+        "-f",
+        "json",
+    )
 
     assert result.exit_code == 0, result.stderr
     assert json.loads(result.stdout) == [{"runs": 6, "optuna_trials": 3, "reader": READER, "read_only": "on"}]
@@ -171,17 +190,22 @@ HANGS = {
     "sleep_without_client_check": "select set_config('client_connection_check_interval', '0', true), pg_sleep(600)",
     # The first batch turns both off for the batches after it; each batch re-arms the timeout.
     "both_turned_off_after_the_first_batch": "select x, case when x > 1 then pg_sleep(600) end from "
-                                             "(select x, set_config('statement_timeout', '0', true), "
-                                             "set_config('client_connection_check_interval', '0', true) "
-                                             "from generate_series(1, 3) x) s",
+    "(select x, set_config('statement_timeout', '0', true), "
+    "set_config('client_connection_check_interval', '0', true) "
+    "from generate_series(1, 3) x) s",
 }
 
 
 def start_query(url: str, sql: str, *options: str) -> subprocess.Popen:
     """`sweeper query` as a process of its own, returned once its statement runs on the server."""
     sweeper = Path(sys.executable).parent / "sweeper"
-    client = subprocess.Popen([str(sweeper), "query", sql, "--db", url, *options],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=os.environ.copy())
+    client = subprocess.Popen(
+        [str(sweeper), "query", sql, "--db", url, *options],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=os.environ.copy(),
+    )
     for _ in range(600):
         if any(state == "active" and "FETCH" in query for _, state, query in reader_backends(url)):
             return client
@@ -231,8 +255,11 @@ def test_a_reader_given_powers_is_refused_until_db_reader_resets_it(sweeper_cli,
             reset = sweeper_cli("db", "reader", "--db", url)
         after = sweeper_cli("query", "select pg_read_file('/etc/passwd')", "--db", url)
 
-    one_line_error(refused, f"error: query refused to run: role {READER} may create databases, is a member of "
-                            "pg_read_server_files; reset it to a plain reader with: sweeper db reader --db URL")
+    one_line_error(
+        refused,
+        f"error: query refused to run: role {READER} may create databases, is a member of "
+        "pg_read_server_files; reset it to a plain reader with: sweeper db reader --db URL",
+    )
     assert reset.exit_code == 0, reset.stderr
     one_line_error(after, "error: query refused: permission denied for function pg_read_file")
 
@@ -248,16 +275,18 @@ def test_db_reader_is_idempotent_and_query_grants_tables_made_after_it(sweeper_c
     assert first.exit_code == 0 and second.exit_code == 0 and ran.exit_code == 0
     ready = f"role {READER} ready: it may read the sweeper and Optuna tables of {fresh}\n"
     assert first.stdout == second.stdout == ready
-    assert second.stderr == ("note: this database has no sweeper tables yet: query grants them to the reader once "
-                             "they exist\n")
+    assert second.stderr == (
+        "note: this database has no sweeper tables yet: query grants them to the reader once they exist\n"
+    )
     assert json.loads(result.stdout) == [{"n": 6}]
 
 
 def test_the_reader_url_itself_queries_without_the_owner(sweeper_cli, url):
     as_reader = sa.make_url(url).set(username=READER).render_as_string(hide_password=False)
 
-    result = sweeper_cli("query", "select session_user as who, count(*) as n from sweeper_runs", "--db", as_reader,
-                         "-f", "json")
+    result = sweeper_cli(
+        "query", "select session_user as who, count(*) as n from sweeper_runs", "--db", as_reader, "-f", "json"
+    )
 
     assert result.exit_code == 0, result.stderr
     assert json.loads(result.stdout) == [{"who": READER, "n": 6}]

@@ -16,11 +16,19 @@ def test_the_report_says_what_trained_the_runs_and_what_drove_the_sweep(sweeper_
     as_json = json.loads(sweeper_cli("report", "tiny", "--db", url, "--format", "json").stdout)
 
     assert table.exit_code == 0, table.stderr
-    assert (f"; 6 runs: {describe({**here, 'engine': engine})}; driven by `sweeper run`: {describe(here)}."
-            in " ".join(table.stdout.split()))
-    assert as_json["ran"] == {"runs": [{"engine": engine, **{k: here[k] for k in ("device", "cpu", "gpu",
-                                        "sweeper_version", "torch_version", "host")}, "n_runs": 6}],
-                              "sweep": here}
+    assert f"; 6 runs: {describe({**here, 'engine': engine})}; driven by `sweeper run`: {describe(here)}." in " ".join(
+        table.stdout.split()
+    )
+    assert as_json["ran"] == {
+        "runs": [
+            {
+                "engine": engine,
+                **{k: here[k] for k in ("device", "cpu", "gpu", "sweeper_version", "torch_version", "host")},
+                "n_runs": 6,
+            }
+        ],
+        "sweep": here,
+    }
 
 
 def test_the_report_says_what_ran_chooses_on_validation_and_filters_its_table(sweeper_cli, tiny_sqlite):
@@ -41,9 +49,13 @@ def test_the_report_says_what_ran_chooses_on_validation_and_filters_its_table(sw
 
 def test_bad_report_options_fail_in_one_line(sweeper_cli, tiny_sqlite):
     url = f"sqlite:///{tiny_sqlite}"
-    for args, fragment in ((["--verdict", "better,great"], "--verdict: 'better,great' is not allowed; allowed: a "
-                                                           "comma-separated list of better, worse"),
-                           (["--at", "first"], "--at: 'first' is not allowed; allowed: last, best_val")):
+    for args, fragment in (
+        (
+            ["--verdict", "better,great"],
+            "--verdict: 'better,great' is not allowed; allowed: a comma-separated list of better, worse",
+        ),
+        (["--at", "first"], "--at: 'first' is not allowed; allowed: last, best_val"),
+    ):
         result = sweeper_cli("report", "tiny", "--db", url, *args)
         assert result.exit_code == 2 and result.stdout == ""
         assert result.stderr.startswith("error: ") and fragment in result.stderr

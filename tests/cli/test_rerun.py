@@ -26,8 +26,11 @@ def test_rerun_reproduces_every_repeat_of_a_trial(sweeper_cli, tiny_sqlite, tria
     assert result.exit_code == 0, result.stderr
     rows = json.loads(result.stdout)
     stored = stored_runs(tiny_sqlite, trial)
-    assert [(r["task"], r["repeat"]) for r in rows] == [(s["task"], s["repeat"]) for s in stored] == [
-        ("circles", 0), ("circles", 1)]
+    assert (
+        [(r["task"], r["repeat"]) for r in rows]
+        == [(s["task"], s["repeat"]) for s in stored]
+        == [("circles", 0), ("circles", 1)]
+    )
     assert all(r["same"] is True for r in rows)
     for row, run in zip(rows, stored):
         for m in METRICS:
@@ -61,17 +64,21 @@ def test_rerun_warns_in_one_line_when_it_runs_with_other_software_or_engine(swee
     (engine_now,) = {r["engine"] for r in stored_runs(tiny_sqlite_copy, 0)}
     connection = sqlite3.connect(tiny_sqlite_copy)
     with connection:  # as if trained by another torch and engine
-        connection.execute("UPDATE sweeper_runs SET torch_version = '2.0.0', engine = 'reference' WHERE trial_id = "
-                           "(SELECT id FROM sweeper_trials WHERE number = 1)")
+        connection.execute(
+            "UPDATE sweeper_runs SET torch_version = '2.0.0', engine = 'reference' WHERE trial_id = "
+            "(SELECT id FROM sweeper_trials WHERE number = 1)"
+        )
     connection.close()
 
     changed = sweeper_cli("rerun", "tiny", 1, "--db", url, "--format", "json")
     same = sweeper_cli("rerun", "tiny", 2, "--db", url, "--format", "json")
 
     assert changed.exit_code == 0, changed.stderr
-    assert changed.stderr == ("warning: this rerun differs from what trained the stored runs, so its numbers need "
-                              f"not agree: torch {torch.__version__} (stored: 2.0.0); engine {engine_now} (stored: "
-                              "reference)\n")
+    assert changed.stderr == (
+        "warning: this rerun differs from what trained the stored runs, so its numbers need "
+        f"not agree: torch {torch.__version__} (stored: 2.0.0); engine {engine_now} (stored: "
+        "reference)\n"
+    )
     assert [r["same"] for r in json.loads(changed.stdout)] == [True, True]
     assert (same.exit_code, same.stderr) == (0, "")
 
@@ -101,6 +108,6 @@ def test_a_sweep_annealed_by_sweeper_0_1_0_is_neither_resumed_nor_rerun(sweeper_
     args = ("run", space, "--db", url) if command == "run" else ("rerun", "annealed", 1, "--db", url)
     result = sweeper_cli(*args)
     assert result.exit_code == 2
-    line, = result.stderr.strip().splitlines()
+    (line,) = result.stderr.strip().splitlines()
     assert "was stored before versions were recorded" in line and "std / (1 + t)^gamma" in line
     assert db_snapshot(url) == before

@@ -46,8 +46,11 @@ def test_each_example_validates_and_runs_from_another_folder(sweeper_cli, projec
     result = sweeper_cli("validate", space)
     assert result.exit_code == 0, result.stderr
     assert result.stdout.startswith(f"{space}: ok: sweep ")
-    inferred = "problem binary inferred from column 'outcome'" if "patients" in stem else \
-        "problem multiclass inferred from y of digits.npz (10 classes: 0, 1, 2, 3, 4, 5, 6, 7, 8, 9)"
+    inferred = (
+        "problem binary inferred from column 'outcome'"
+        if "patients" in stem
+        else "problem multiclass inferred from y of digits.npz (10 classes: 0, 1, 2, 3, 4, 5, 6, 7, 8, 9)"
+    )
     assert inferred in " ".join(result.stderr.split())
 
     db = project.parent / "sweeps.db"
@@ -72,10 +75,13 @@ def test_a_changed_data_file_stops_resume_and_rerun_and_nothing_is_written(sweep
         result = sweeper_cli(*args, "--db", url)
         assert result.exit_code == 2
         line = result.stderr.strip().splitlines()[-1]
-        assert line.startswith("error: sweep 'patients-holdout': data file patients_holdout.csv of task 'patients' "
-                               "(sha256 ")
-        assert line.endswith("changed since the sweep was stored, so new runs would not match the stored ones: "
-                             "restore the file, or run it under another --name")
+        assert line.startswith(
+            "error: sweep 'patients-holdout': data file patients_holdout.csv of task 'patients' (sha256 "
+        )
+        assert line.endswith(
+            "changed since the sweep was stored, so new runs would not match the stored ones: "
+            "restore the file, or run it under another --name"
+        )
     assert contents(db) == before
     # The report reads stored rows: it is made without the data files (their part sizes then unsaid).
     (project / "patients.csv").unlink()
@@ -90,5 +96,6 @@ def test_a_data_file_that_cannot_serve_is_refused_before_a_database_is_made(swee
     assert result.exit_code == 2
     assert result.stderr.strip() == (
         f"error: {space}: task.dataset: features: patients.csv has no column 'weight'; columns: age, sex, bmi, bp, "
-        "tc, ldl, hdl, tch, ltg, glu, outcome")
+        "tc, ldl, hdl, tch, ltg, glu, outcome"
+    )
     assert not (project / "new.db").exists()

@@ -31,11 +31,17 @@ search:
 """
 
 
-def space(folder: Path, factory: str = f"{MODULE}:mlp", args: str = "{width: 8}", sites: str = "",
-          placement: str = "pre_activation") -> Path:
+def space(
+    folder: Path,
+    factory: str = f"{MODULE}:mlp",
+    args: str = "{width: 8}",
+    sites: str = "",
+    placement: str = "pre_activation",
+) -> Path:
     path = folder / "space.yaml"
-    path.write_text(SPACE.format(factory=factory, args=args, sites=f", sites: {sites}" if sites else "",
-                                 placement=placement))
+    path.write_text(
+        SPACE.format(factory=factory, args=args, sites=f", sites: {sites}" if sites else "", placement=placement)
+    )
     return path
 
 
@@ -68,32 +74,50 @@ def test_a_sweep_of_an_own_model_validates_runs_reports_and_reruns_alone(sweeper
     assert {r["repeat"]: r["new_test_accuracy"] for r in rows} == stored
 
 
-@pytest.mark.parametrize("case, says", [
-    (dict(factory="no_such_module:make"), "model factory 'no_such_module:make': cannot import 'no_such_module': "
-                                          "ModuleNotFoundError: No module named 'no_such_module' (searched "),
-    (dict(factory=f"{MODULE}:nothing"), f"model factory '{MODULE}:nothing': module '{MODULE}' ("),
-    (dict(factory=f"{MODULE}:raises", args="{}"),
-     f"model factory '{MODULE}:raises' raised ValueError: width must be even"),
-    (dict(factory=f"{MODULE}:wrong_output", args="{}"),
-     f"model factory '{MODULE}:wrong_output': the model maps a batch of shape (2, 2) to (2, 2); allowed: (2, 1)"),
-    (dict(args="{width: 8, depth: 1, colour: red}"),
-     f"model factory '{MODULE}:mlp' raised TypeError: mlp() got an unexpected keyword argument 'colour'"),
-    (dict(factory=f"{MODULE}:no_activation", args="{}"),
-     f"placement 'pre_activation' finds no site in model factory '{MODULE}:no_activation': the model has no "
-     "activation module (nn.ReLU, nn.Tanh, nn.GELU, ...); name the modules in task.model.sites; its modules: "
-     "0 (Linear), 1 (Linear)"),
-    (dict(sites='["3", head]'), f"model factory '{MODULE}:mlp': sites ['head'] name no module of the model; its "
-                              "modules: 0 (Flatten), 1 (Linear), 2 (ReLU), 3 (Linear)"),
-    (dict(factory="not a factory"), "task.model: factory 'not a factory' is not module:function, e.g. "
-                                    "my_models:make_net"),
-])
-def test_a_model_that_cannot_be_used_is_one_line_exit_2_and_nothing_written(sweeper_cli, folder, tmp_path, case,
-                                                                             says):
+@pytest.mark.parametrize(
+    "case, says",
+    [
+        (
+            dict(factory="no_such_module:make"),
+            "model factory 'no_such_module:make': cannot import 'no_such_module': "
+            "ModuleNotFoundError: No module named 'no_such_module' (searched ",
+        ),
+        (dict(factory=f"{MODULE}:nothing"), f"model factory '{MODULE}:nothing': module '{MODULE}' ("),
+        (
+            dict(factory=f"{MODULE}:raises", args="{}"),
+            f"model factory '{MODULE}:raises' raised ValueError: width must be even",
+        ),
+        (
+            dict(factory=f"{MODULE}:wrong_output", args="{}"),
+            f"model factory '{MODULE}:wrong_output': the model maps a batch of shape (2, 2) to (2, 2); allowed: (2, 1)",
+        ),
+        (
+            dict(args="{width: 8, depth: 1, colour: red}"),
+            f"model factory '{MODULE}:mlp' raised TypeError: mlp() got an unexpected keyword argument 'colour'",
+        ),
+        (
+            dict(factory=f"{MODULE}:no_activation", args="{}"),
+            f"placement 'pre_activation' finds no site in model factory '{MODULE}:no_activation': the model has no "
+            "activation module (nn.ReLU, nn.Tanh, nn.GELU, ...); name the modules in task.model.sites; its modules: "
+            "0 (Linear), 1 (Linear)",
+        ),
+        (
+            dict(sites='["3", head]'),
+            f"model factory '{MODULE}:mlp': sites ['head'] name no module of the model; its "
+            "modules: 0 (Flatten), 1 (Linear), 2 (ReLU), 3 (Linear)",
+        ),
+        (
+            dict(factory="not a factory"),
+            "task.model: factory 'not a factory' is not module:function, e.g. my_models:make_net",
+        ),
+    ],
+)
+def test_a_model_that_cannot_be_used_is_one_line_exit_2_and_nothing_written(sweeper_cli, folder, tmp_path, case, says):
     db = tmp_path / "s.db"
     for command in (("validate",), ("run", "--db", f"sqlite:///{db}")):
         result = sweeper_cli(command[0], space(folder, **case), *command[1:])
         assert result.exit_code == 2, result.stdout
-        line, = result.stderr.strip().splitlines()
+        (line,) = result.stderr.strip().splitlines()
         assert line.startswith(f"error: {folder / 'space.yaml'}: task.model: ") and says in line, line
         assert not db.exists()
 
@@ -117,5 +141,7 @@ def test_settings_of_the_built_in_families_are_refused_beside_an_own_model(sweep
     path.write_text(path.read_text().replace("  epochs: 10\n", "  epochs: 10\n  hidden: [8]\n  activation: tanh\n"))
     result = sweeper_cli("validate", path)
     assert result.exit_code == 2
-    assert result.stderr == (f"error: {path}: task: activation, hidden: only the built-in families (mlp, cnn, rnn) "
-                             "take it; your own model takes its settings as args: {factory: ..., args: {...}}\n")
+    assert result.stderr == (
+        f"error: {path}: task: activation, hidden: only the built-in families (mlp, cnn, rnn) "
+        "take it; your own model takes its settings as args: {factory: ..., args: {...}}\n"
+    )

@@ -39,8 +39,10 @@ def test_validate_says_a_dropout_rate_out_of_range_is_a_probability(sweeper_cli,
     path.write_text(NOISY.replace("PRE", "1.2"))
     result = sweeper_cli("validate", path)
     assert result.exit_code == 2
-    assert result.stderr.strip() == (f"error: {path}: search.configs[0]: kind 'dropout' with std 1.2: std is the "
-                                     "dropout rate, a probability that must be in [0, 1)")
+    assert result.stderr.strip() == (
+        f"error: {path}: search.configs[0]: kind 'dropout' with std 1.2: std is the "
+        "dropout rate, a probability that must be in [0, 1)"
+    )
     assert result.stdout == ""
 
 
@@ -51,5 +53,6 @@ def test_validate_notes_that_relative_noise_changes_nothing_under_standard_scali
     assert result.exit_code == 0, result.stderr
     assert " ".join(result.stderr.split()) == (
         "note: relative input noise changes nothing on task 'diabetes': its scaling is standard, so every input "
-        "feature already has standard deviation 1 on the training part")
+        "feature already has standard deviation 1 on the training part"
+    )
     assert result.stdout.startswith(f"{path}: ok: sweep 'noisy', 3 configurations")

@@ -70,8 +70,12 @@ def service_environment(service: dict) -> dict[str, str]:
 @pytest.fixture(scope="session")
 def syntax() -> SimpleNamespace:
     """The helpers above, for test modules (which cannot import a conftest)."""
-    return SimpleNamespace(interpolate=interpolate, variables=variables, required_variables=required_variables,
-                           service_environment=service_environment)
+    return SimpleNamespace(
+        interpolate=interpolate,
+        variables=variables,
+        required_variables=required_variables,
+        service_environment=service_environment,
+    )
 
 
 @pytest.fixture(scope="session")

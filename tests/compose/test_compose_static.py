@@ -41,12 +41,14 @@ def ray_args(args: list[str]) -> None:
 
 
 def optuna_dashboard_args(args: list[str]) -> None:
-    usage = subprocess.run([str(Path(sys.executable).parent / "optuna-dashboard"), "--help"],
-                           capture_output=True, text=True, check=True).stdout
+    usage = subprocess.run(
+        [str(Path(sys.executable).parent / "optuna-dashboard"), "--help"], capture_output=True, text=True, check=True
+    ).stdout
     for arg in args:
         if arg.startswith("--"):
-            assert f"{arg.split('=')[0]} " in usage or f"{arg.split('=')[0]}\n" in usage, \
+            assert f"{arg.split('=')[0]} " in usage or f"{arg.split('=')[0]}\n" in usage, (
                 f"optuna-dashboard has no option {arg}"
+            )
     positional = [a for a in args if not a.startswith("-")]
     assert len(positional) == 1 and positional[0].startswith("postgresql+psycopg://"), positional
 
@@ -140,8 +142,10 @@ def test_postgres_keeps_its_data_in_a_named_volume_and_reports_health(compose, s
 def test_the_sweeper_url_names_the_postgres_service_user_database_and_password(services, env_example):
     env = services["postgres"]["environment"]
     url = services["sweeper"]["environment"]["SWEEPER_DB"]
-    assert url == (f"postgresql+psycopg://{env['POSTGRES_USER']}:{env_example['POSTGRES_PASSWORD']}"
-                   f"@postgres:5432/{env['POSTGRES_DB']}")
+    assert url == (
+        f"postgresql+psycopg://{env['POSTGRES_USER']}:{env_example['POSTGRES_PASSWORD']}"
+        f"@postgres:5432/{env['POSTGRES_DB']}"
+    )
     assert url in services["dashboard"]["command"]
     assert services["sweeper"]["environment"]["RAY_ADDRESS"] == "ray-head:6379"
 
@@ -174,8 +178,10 @@ def test_the_images_install_the_package_its_extras_and_the_entrypoint(dockerfile
     for name, script in ENTRYPOINT_SCRIPTS.items():
         assert f"COPY docker/{script.name} /usr/local/bin/{name}" in text
         assert script.stat().st_mode & 0o111, f"{script} is not executable"
-    assert re.search(r"RAY_VERSION=(\S+)", text)[1] == re.search(
-        r"RAY_VERSION=(\S+)", (DOCKER / "Dockerfile").read_text())[1]  # one Ray version on every node
+    assert (
+        re.search(r"RAY_VERSION=(\S+)", text)[1]
+        == re.search(r"RAY_VERSION=(\S+)", (DOCKER / "Dockerfile").read_text())[1]
+    )  # one Ray version on every node
     ignore = (DOCKER / f"{dockerfile}.dockerignore").read_text()
     for needed in ("pyproject.toml", "README.md", "sweeper/", "search_spaces/", f"docker/{script.name}"):
         assert f"!{needed}" in ignore

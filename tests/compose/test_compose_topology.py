@@ -78,8 +78,11 @@ class Rewrite:
         return self.ports.setdefault(port, _free_port())
 
     def __call__(self, text: str) -> str:
-        text = re.sub(r"(postgresql\+psycopg://)[^@/\s]*@postgres:5432/\w+",
-                      rf"\g<1>postgres@127.0.0.1:5432/{self.database}", text)
+        text = re.sub(
+            r"(postgresql\+psycopg://)[^@/\s]*@postgres:5432/\w+",
+            rf"\g<1>postgres@127.0.0.1:5432/{self.database}",
+            text,
+        )
         text = re.sub(r"\b(?:ray-head|localhost):(\d+)\b", lambda m: f"127.0.0.1:{self.port(int(m[1]))}", text)
         text = re.sub(r"(--[a-z-]*port)=(\d+)\b", lambda m: f"{m[1]}={self.port(int(m[2]))}", text)
         return text.replace("0.0.0.0", "127.0.0.1")
@@ -104,8 +107,9 @@ class Processes:
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) if path.exists() else ""
 
     def run(self, name: str, argv: list[str], env: dict, cwd: Path, timeout: float) -> tuple[int, str, str]:
-        proc = subprocess.Popen(argv, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                text=True, start_new_session=True)
+        proc = subprocess.Popen(
+            argv, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+        )
         self.started.append((name, proc))
         try:
             out, err = proc.communicate(timeout=timeout)
@@ -156,6 +160,7 @@ def _pids_naming(text: str) -> list[int]:
 def _argv(service: dict) -> list[str]:
     def words(value):
         return shlex.split(value) if isinstance(value, str) else list(value or [])
+
     argv = words(service.get("entrypoint")) + words(service.get("command"))
     return [str(ENTRYPOINTS.get(argv[0], argv[0])), *argv[1:]]
 
@@ -175,15 +180,19 @@ def database(pg_database):
 def _install(wheel: Path, target: Path) -> dict[str, str]:
     """``wheel`` installed (without its dependencies) into ``target``: what to add to a process's
     environment so that its ``sweeper`` command and ``import sweeper`` are the installed ones."""
-    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", str(target),
-                    str(wheel)], check=True, capture_output=True)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", str(target), str(wheel)],
+        check=True,
+        capture_output=True,
+    )
     return {"PYTHONPATH": str(target), "PATH": f"{target / 'bin'}{os.pathsep}{Path(sys.executable).parent}"}
 
 
 @pytest.mark.slow
 @pytest.mark.postgres
-def test_the_compose_stack_sweeps_into_postgresql_and_reports_from_it(compose, env_example, syntax, database,
-                                                                        sweeper_dist, tmp_path):
+def test_the_compose_stack_sweeps_into_postgresql_and_reports_from_it(
+    compose, env_example, syntax, database, sweeper_dist, tmp_path
+):
     values = {**env_example, "RAY_AUTH_TOKEN": secrets.token_hex(24)}
     services = syntax.interpolate(compose["services"], values)
     rewrite = Rewrite(database)
@@ -195,10 +204,19 @@ def test_the_compose_stack_sweeps_into_postgresql_and_reports_from_it(compose, e
     (wheel,) = sweeper_dist.glob("sweeper-*.whl")
     installed = _install(wheel, tmp_path / "site")
     base = {k: v for k, v in os.environ.items() if not k.startswith(("RAY_", "SWEEPER_", "PG"))}
-    base.update(PYTHONPATH=installed["PYTHONPATH"], PATH=f"{installed['PATH']}{os.pathsep}{base.get('PATH', '')}",
-                SWEEPER_CACHE=str(tmp_path / "kernels"))
-    where = subprocess.run([sys.executable, "-c", "import sweeper; print(sweeper.__file__)"], env=base, cwd=tmp_path,
-                           capture_output=True, text=True, check=True).stdout
+    base.update(
+        PYTHONPATH=installed["PYTHONPATH"],
+        PATH=f"{installed['PATH']}{os.pathsep}{base.get('PATH', '')}",
+        SWEEPER_CACHE=str(tmp_path / "kernels"),
+    )
+    where = subprocess.run(
+        [sys.executable, "-c", "import sweeper; print(sweeper.__file__)"],
+        env=base,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     assert Path(where.strip()).is_relative_to(tmp_path / "site"), where
 
     def env(name: str) -> dict:

@@ -58,16 +58,24 @@ def test_the_init_script_makes_the_role_db_reader_makes(pg_url):
         pytest.skip("no psql to run the script with")
     owner_url = pg_url.replace("postgres@", f"postgres:{OWNER_PASSWORD}@")
 
-    subprocess.run([psql, "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", ADMIN, "-f", str(INIT / "sweeper-reader.sql")],
-                   env={**os.environ, "POSTGRES_PASSWORD": OWNER_PASSWORD}, check=True, capture_output=True)
+    subprocess.run(
+        [psql, "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", ADMIN, "-f", str(INIT / "sweeper-reader.sql")],
+        env={**os.environ, "POSTGRES_PASSWORD": OWNER_PASSWORD},
+        check=True,
+        capture_output=True,
+    )
     *by_script, script_password = reader_role()
     create_reader(owner_url)
     *by_command, command_password = reader_role()
 
     assert by_script == by_command
     assert by_script[:7] == [False, False, False, False, True, False, False] and by_script[7] == []
-    assert by_script[8] == ["default_transaction_read_only=on", "idle_in_transaction_session_timeout=5min",
-                            "statement_timeout=5min", "temp_file_limit=1GB"]
+    assert by_script[8] == [
+        "default_transaction_read_only=on",
+        "idle_in_transaction_session_timeout=5min",
+        "statement_timeout=5min",
+        "temp_file_limit=1GB",
+    ]
     assert scram_verifies(script_password, reader_password(OWNER_PASSWORD))
     assert scram_verifies(command_password, reader_password(OWNER_PASSWORD))
     assert not scram_verifies(command_password, OWNER_PASSWORD)

@@ -87,8 +87,9 @@ def served(tmp_path_factory, sweeper_cli):
     assert report.exit_code == 0, report.stderr
     port = _free_port()
     with open(folder / "dashboard.log", "w") as log:
-        server = subprocess.Popen([dashboard, db, "--host", "127.0.0.1", "--port", str(port), "--quiet"],
-                                  stdout=log, stderr=subprocess.STDOUT)
+        server = subprocess.Popen(
+            [dashboard, db, "--host", "127.0.0.1", "--port", str(port), "--quiet"], stdout=log, stderr=subprocess.STDOUT
+        )
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
@@ -121,8 +122,12 @@ def _study(url: str) -> tuple[int, dict]:
 def _expected_params(trial: dict) -> dict[str, object]:
     """A one-site configuration's parameters as ``sweeper trials`` lists it; the baseline is ``none``,
     std 0. (The grid leaves out a parameter with one value over all its configurations.)"""
-    return {"placement": trial["placement"], "kind": trial["kind"] or "none", "std": trial["std"] or 0.0,
-            "schedule": trial["schedule"] or "none"}
+    return {
+        "placement": trial["placement"],
+        "kind": trial["kind"] or "none",
+        "std": trial["std"] or 0.0,
+        "schedule": trial["schedule"] or "none",
+    }
 
 
 def _value(param: dict):
@@ -135,11 +140,16 @@ def test_the_dashboards_api_serves_each_trials_parameters_metric_and_mean_curve(
     db, url, verdicts = served
     trials = {t["optuna_trial_id"]: t for t in _shown(sweeper_cli, "trials", NAME, "--db", db)}
     (sweep,) = [s for s in _shown(sweeper_cli, "sweeps", "--db", db) if s["name"] == NAME]
-    curves = _shown(sweeper_cli, "query", "--db", db,
-                    "select t.optuna_trial_id, c.epoch, avg(c.val_accuracy) as mean from sweeper_curves c "
-                    "join sweeper_runs r on r.id = c.run_id join sweeper_trials t on t.id = r.trial_id "
-                    "join sweeper_sweeps s on s.id = t.sweep_id "
-                    f"where s.name = '{NAME}' group by 1, 2 order by 1, 2")
+    curves = _shown(
+        sweeper_cli,
+        "query",
+        "--db",
+        db,
+        "select t.optuna_trial_id, c.epoch, avg(c.val_accuracy) as mean from sweeper_curves c "
+        "join sweeper_runs r on r.id = c.run_id join sweeper_trials t on t.id = r.trial_id "
+        "join sweeper_sweeps s on s.id = t.sweep_id "
+        f"where s.name = '{NAME}' group by 1, 2 order by 1, 2",
+    )
     study_id, study = _study(url)
 
     assert sweep["metric"] == "val_accuracy"
@@ -167,8 +177,9 @@ def test_the_dashboards_api_serves_each_trials_parameters_metric_and_mean_curve(
         mean_curve = [c for c in curves if c["optuna_trial_id"] == shown["number"]]
         assert [c["epoch"] for c in mean_curve] == list(range(20, 201, 20))
         assert [v["step"] for v in shown["intermediate_values"]] == [c["epoch"] for c in mean_curve]
-        assert [v["value"] for v in shown["intermediate_values"]] == pytest.approx([c["mean"] for c in mean_curve],
-                                                                                   rel=1e-12)
+        assert [v["value"] for v in shown["intermediate_values"]] == pytest.approx(
+            [c["mean"] for c in mean_curve], rel=1e-12
+        )
     assert study["has_intermediate_values"]
     # Distributions the importance, slice and parallel-coordinate plots take: words as categories,
     # the std as a number over the grid's values (the baseline's 0 among them).
@@ -177,8 +188,13 @@ def test_the_dashboards_api_serves_each_trials_parameters_metric_and_mean_curve(
     assert space["placement"]["type"] == "CategoricalDistribution"
     assert sorted(c["value"] for c in space["placement"]["choices"]) == ["input", "none", "pre_activation"]
     stds = [_expected_params(t)["std"] for t in trials.values()]
-    assert space["std"] == {"type": "FloatDistribution", "low": min(stds), "high": max(stds), "step": None,
-                            "log": False}
+    assert space["std"] == {
+        "type": "FloatDistribution",
+        "low": min(stds),
+        "high": max(stds),
+        "step": None,
+        "log": False,
+    }
     (importances,) = _get(f"{url}/api/studies/{study_id}/param_importances")["param_importances"]
     assert {i["name"] for i in importances} == names
 
@@ -192,11 +208,22 @@ def test_headless_chromium_renders_the_study_with_its_metric_and_parameters(serv
     page = f"{url}/dashboard/studies/{study_id}"
     # The page is built by JavaScript from the API: the virtual time budget lets it load and draw
     # before the DOM is dumped (headless Chromium fast-forwards timers instead of waiting them out).
-    common = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--hide-scrollbars",
-              "--virtual-time-budget=20000", "--window-size=1400,1000", f"--user-data-dir={tmp_path / 'profile'}"]
+    common = [
+        browser,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--hide-scrollbars",
+        "--virtual-time-budget=20000",
+        "--window-size=1400,1000",
+        f"--user-data-dir={tmp_path / 'profile'}",
+    ]
     dom = subprocess.run([*common, "--dump-dom", page], capture_output=True, text=True, timeout=180, check=False)
     assert dom.returncode == 0, dom.stderr[-2000:]
-    text = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", re.sub(r"<(script|style)\b.*?</\1>", "", dom.stdout, flags=re.DOTALL)))
+    text = re.sub(
+        r"\s+", " ", re.sub(r"<[^>]+>", " ", re.sub(r"<(script|style)\b.*?</\1>", "", dom.stdout, flags=re.DOTALL))
+    )
 
     assert f"{NAME} (id={study_id})" in text
     assert "val_accuracy" in text and "Objective 0" not in text  # the history plot's axis: the metric

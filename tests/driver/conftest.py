@@ -14,8 +14,18 @@ import sqlalchemy as sa
 
 ONE_THREAD = {**os.environ, "OMP_NUM_THREADS": "1"}
 #: The columns of a run that must come out the same however the sweep was interrupted.
-NUMBERS = ("data_seed", "init_seed", "noise_seed", "train_loss", "test_loss", "train_accuracy", "test_accuracy",
-           "best_epoch", "diverged", "failed_to_learn")
+NUMBERS = (
+    "data_seed",
+    "init_seed",
+    "noise_seed",
+    "train_loss",
+    "test_loss",
+    "train_accuracy",
+    "test_accuracy",
+    "best_epoch",
+    "diverged",
+    "failed_to_learn",
+)
 
 
 class Stored:
@@ -35,11 +45,18 @@ class Stored:
     def runs(self) -> dict[tuple, tuple]:
         """(trial, task, repeat) -> the run's seeds and numbers; fails if a run is stored twice."""
         columns = ", ".join(f"r.{c}" for c in NUMBERS)
-        rows = self._read(f'SELECT t.number, r.task, r."repeat", {columns} FROM sweeper_runs r '
-                          "JOIN sweeper_trials t ON t.id = r.trial_id JOIN sweeper_sweeps s ON s.id = t.sweep_id "
-                          "WHERE s.name = :name")
-        by_key = {row[:3]: tuple(bool(v) if c in ("diverged", "failed_to_learn") and v is not None else v
-                                 for c, v in zip(NUMBERS, row[3:])) for row in rows}
+        rows = self._read(
+            f'SELECT t.number, r.task, r."repeat", {columns} FROM sweeper_runs r '
+            "JOIN sweeper_trials t ON t.id = r.trial_id JOIN sweeper_sweeps s ON s.id = t.sweep_id "
+            "WHERE s.name = :name"
+        )
+        by_key = {
+            row[:3]: tuple(
+                bool(v) if c in ("diverged", "failed_to_learn") and v is not None else v
+                for c, v in zip(NUMBERS, row[3:])
+            )
+            for row in rows
+        }
         assert len(by_key) == len(rows), "a (trial, task, repeat) is stored twice"
         return by_key
 
@@ -51,27 +68,40 @@ class Stored:
         return count
 
     def objectives(self) -> dict[int, float]:
-        return dict(self._read("SELECT t.number, t.objective FROM sweeper_trials t JOIN sweeper_sweeps s "
-                               "ON s.id = t.sweep_id WHERE s.name = :name"))
+        return dict(
+            self._read(
+                "SELECT t.number, t.objective FROM sweeper_trials t JOIN sweeper_sweeps s "
+                "ON s.id = t.sweep_id WHERE s.name = :name"
+            )
+        )
 
     def study_states(self) -> list[str]:
         """The state of every trial of the sweep's Optuna study, sorted."""
-        return sorted(state for (state,) in self._read(
-            "SELECT t.state FROM trials t JOIN studies s ON s.study_id = t.study_id WHERE s.study_name = :name"))
+        return sorted(
+            state
+            for (state,) in self._read(
+                "SELECT t.state FROM trials t JOIN studies s ON s.study_id = t.study_id WHERE s.study_name = :name"
+            )
+        )
 
     def study_params(self, param: str) -> list[float]:
         """The values of one parameter over the study's trials, sorted."""
-        return sorted(value for (value,) in self._read(
-            "SELECT p.param_value FROM trial_params p JOIN trials t ON t.trial_id = p.trial_id "
-            "JOIN studies s ON s.study_id = t.study_id WHERE s.study_name = :name AND p.param_name = :param",
-            param=param))
+        return sorted(
+            value
+            for (value,) in self._read(
+                "SELECT p.param_value FROM trial_params p JOIN trials t ON t.trial_id = p.trial_id "
+                "JOIN studies s ON s.study_id = t.study_id WHERE s.study_name = :name AND p.param_name = :param",
+                param=param,
+            )
+        )
 
     def study_configs(self) -> list[tuple]:
         """Each trial of the study as its sorted (parameter, value) pairs, sorted."""
         trials: dict[int, list] = {}
         for number, param, value in self._read(
-                "SELECT t.number, p.param_name, p.param_value FROM trial_params p JOIN trials t ON t.trial_id = "
-                "p.trial_id JOIN studies s ON s.study_id = t.study_id WHERE s.study_name = :name"):
+            "SELECT t.number, p.param_name, p.param_value FROM trial_params p JOIN trials t ON t.trial_id = "
+            "p.trial_id JOIN studies s ON s.study_id = t.study_id WHERE s.study_name = :name"
+        ):
             trials.setdefault(number, []).append((param, value))
         return sorted(tuple(sorted(pairs)) for pairs in trials.values())
 
@@ -81,8 +111,9 @@ class Stored:
 
     def lease(self) -> tuple:
         """(token, host, pid) of the sweep's lease; all None when no run holds it."""
-        ((token, host, pid),) = self._read("SELECT lease_token, lease_host, lease_pid FROM sweeper_sweeps "
-                                           "WHERE name = :name")
+        ((token, host, pid),) = self._read(
+            "SELECT lease_token, lease_host, lease_pid FROM sweeper_sweeps WHERE name = :name"
+        )
         return token, host, pid
 
     def exists(self) -> bool:
@@ -104,8 +135,14 @@ class Launched:
     def __init__(self, args: list[str], folder: Path, tag: str):
         self.stderr_path = folder / f"{tag}.stderr"
         with open(folder / f"{tag}.stdout", "w") as out, open(self.stderr_path, "w") as err:
-            self.process = subprocess.Popen([sys.executable, "-m", "sweeper.cli", *args], cwd=folder, env=ONE_THREAD,
-                                            stdout=out, stderr=err, start_new_session=True)
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "sweeper.cli", *args],
+                cwd=folder,
+                env=ONE_THREAD,
+                stdout=out,
+                stderr=err,
+                start_new_session=True,
+            )
 
     @property
     def stderr(self) -> str:

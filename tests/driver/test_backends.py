@@ -36,8 +36,10 @@ TIMING = ("wall_time",)
 def stored(url: str) -> dict:
     with open_store(url, create=False) as store:
         runs = [{k: v for k, v in row.items() if k not in TIMING} for row in store.runs("both-backends")]
-        trials = [{k: row[k] for k in ("trial", "label", "params", "n_runs", "objective")}
-                  for row in store.trials("both-backends")]
+        trials = [
+            {k: row[k] for k in ("trial", "label", "params", "n_runs", "objective")}
+            for row in store.trials("both-backends")
+        ]
         return {"runs": runs, "trials": trials, "curves": store.curves("both-backends")}
 
 

@@ -21,8 +21,10 @@ search:
 N_CONFIGS, REPEATS = 13, 2
 TOTAL = N_CONFIGS * REPEATS
 ROUNDS = 8
-REFUSED = ("error: sweep 'conc' is being run by host {host} (pid {pid}) since ", "; wait for it to finish, or stop "
-           "it (a lease whose heartbeat stopped for 60 s is taken over)")
+REFUSED = (
+    "error: sweep 'conc' is being run by host {host} (pid {pid}) since ",
+    "; wait for it to finish, or stop it (a lease whose heartbeat stopped for 60 s is taken over)",
+)
 
 
 @pytest.fixture(scope="module")
@@ -69,16 +71,16 @@ def assert_as_after_one_uninterrupted_run(stored, url: str, reference: str, name
     assert got.study_states() == ["COMPLETE"] * N_CONFIGS
     # each configuration asked once: placement (none, input, weights as 0, 1, 2) and std of each
     stds = (0.01, 0.02, 0.03, 0.04, 0.05, 0.06)
-    assert got.study_configs() == sorted([(("placement", 0.0), ("std", 0.0))] + [
-        (("placement", float(p)), ("std", s)) for p in (1, 2) for s in stds])
+    assert got.study_configs() == sorted(
+        [(("placement", 0.0), ("std", 0.0))] + [(("placement", float(p)), ("std", s)) for p in (1, 2) for s in stds]
+    )
     assert got.status() == "completed"
     assert got.lease() == (None, None, None)
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def test_two_runs_of_one_sweep_at_once_train_it_once(backend, space, uninterrupted, launch, stored, tmp_path,
-                                                     request):
+def test_two_runs_of_one_sweep_at_once_train_it_once(backend, space, uninterrupted, launch, stored, tmp_path, request):
     for n in range(ROUNDS):
         url = new_database(backend, tmp_path, request, n)
 
@@ -90,8 +92,9 @@ def test_two_runs_of_one_sweep_at_once_train_it_once(backend, space, uninterrupt
 
 @pytest.mark.slow
 @pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def test_two_different_sweeps_started_at_once_on_a_new_database_both_complete(backend, space, uninterrupted, launch,
-                                                                              stored, tmp_path, request):
+def test_two_different_sweeps_started_at_once_on_a_new_database_both_complete(
+    backend, space, uninterrupted, launch, stored, tmp_path, request
+):
     url = new_database(backend, tmp_path, request, 0)
 
     runs = [launch("run", space, "--db", url, "--name", name) for name in ("one", "two")]

@@ -66,13 +66,19 @@ def test_the_report_counts_runs_that_failed_to_learn_and_says_so(swept, sweeper_
     stored = [r for r in runs(sweeper_cli, swept, "drowned") if r["placement"] == "gradients"]
 
     counts = {c["label"]: (c["n"], c["diverged"], c["failed_to_learn"]) for c in made["configs"]}
-    assert counts == {"none": (4, 0, 0), "gradients gaussian σ=1e+06": (4, 0, 4), "input gaussian σ=0.05": (4, 0, 0),
-                      "weights gaussian σ=0.01": (4, 0, 0)}
+    assert counts == {
+        "none": (4, 0, 0),
+        "gradients gaussian σ=1e+06": (4, 0, 4),
+        "input gaussian σ=0.05": (4, 0, 0),
+        "weights gaussian σ=0.01": (4, 0, 0),
+    }
     (drowned,) = [c for c in made["configs"] if c["label"].startswith("gradients")]
     # A run that failed to learn is a real outcome: its finite metric counts in the mean.
     assert drowned["mean"] == pytest.approx(sum(r["test_accuracy"] for r in stored) / REPEATS)
-    assert ("gradients gaussian σ=1e+06: 4 of 4 runs failed to learn (training metric no better than chance or than "
-            "before training); such runs count in the means as they finished.") in made["summary"]
+    assert (
+        "gradients gaussian σ=1e+06: 4 of 4 runs failed to learn (training metric no better than chance or than "
+        "before training); such runs count in the means as they finished."
+    ) in made["summary"]
     assert "failed_to_learn" in made["methods"]
 
 

@@ -14,11 +14,10 @@ from sweeper.driver._interrupts import Terminated, sigterm_interrupts, writes_fi
 def test_ctrl_c_inside_a_write_takes_effect_when_the_write_is_done():
     before = signal.getsignal(signal.SIGINT)
     steps = []
-    with pytest.raises(KeyboardInterrupt):
-        with writes_finish():
-            os.kill(os.getpid(), signal.SIGINT)
-            time.sleep(0.05)  # Python runs signal handlers between bytecodes: here, if it were not deferred
-            steps.append("the write finished")
+    with pytest.raises(KeyboardInterrupt), writes_finish():
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.05)  # Python runs signal handlers between bytecodes: here, if it were not deferred
+        steps.append("the write finished")
     assert steps == ["the write finished"]
     assert signal.getsignal(signal.SIGINT) is before
 
@@ -48,13 +47,12 @@ def test_outside_the_main_thread_the_block_runs_as_is():
 def test_sigterm_inside_a_write_ends_the_sweep_as_ctrl_c_does_once_the_write_is_done():
     before = signal.getsignal(signal.SIGTERM)
     steps = []
-    with pytest.raises(KeyboardInterrupt) as stopped:
-        with sigterm_interrupts():
-            with writes_finish():
-                os.kill(os.getpid(), signal.SIGTERM)
-                time.sleep(0.05)
-                steps.append("the write finished")
-            steps.append("after the write")
+    with pytest.raises(KeyboardInterrupt) as stopped, sigterm_interrupts():
+        with writes_finish():
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(0.05)
+            steps.append("the write finished")
+        steps.append("after the write")
     assert type(stopped.value) is Terminated
     assert steps == ["the write finished"]
     assert signal.getsignal(signal.SIGTERM) is before

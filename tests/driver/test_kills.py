@@ -92,8 +92,7 @@ def kill_at_random_moments(launch, space, url: str, rng: random.Random, kills: i
     outcomes = []
     for k in range(kills):
         run = launch("run", space, "--db", url)
-        while run.process.poll() is None and not (sweep.exists() if k == 0 else
-                                                   sweep.run_count() >= targets[k - 1]):
+        while run.process.poll() is None and not (sweep.exists() if k == 0 else sweep.run_count() >= targets[k - 1]):
             time.sleep(0.002)
         time.sleep(rng.uniform(0, 0.05))
         run.kill()
@@ -106,22 +105,27 @@ def kill_at_random_moments(launch, space, url: str, rng: random.Random, kills: i
     return outcomes
 
 
-CASES = [("grid", "sqlite", 10), ("tpe", "sqlite", 6),
-         pytest.param("grid", "postgresql", 10, marks=pytest.mark.postgres)]
+CASES = [
+    ("grid", "sqlite", 10),
+    ("tpe", "sqlite", 6),
+    pytest.param("grid", "postgresql", 10, marks=pytest.mark.postgres),
+]
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("kind,backend,kills", CASES)
 def test_a_sweep_killed_at_random_moments_resumes_to_the_uninterrupted_runs_and_trials(
-        kind, backend, kills, spaces, uninterrupted, launch, stored, tmp_path, request):
+    kind, backend, kills, spaces, uninterrupted, launch, stored, tmp_path, request
+):
     reference = uninterrupted(kind)
     url = backend_url(backend, tmp_path, request.getfixturevalue("pg_database") if backend == "postgresql" else None)
     seed = 1000 + len(request.node.name)
     rng = random.Random(seed)
     n_trials = GRID_CONFIGS if kind == "grid" else TPE_TRIALS
 
-    outcomes = kill_at_random_moments(launch, spaces / f"{kind}.yaml", url, rng, kills, stored=stored,
-                                      total=n_trials * REPEATS)
+    outcomes = kill_at_random_moments(
+        launch, spaces / f"{kind}.yaml", url, rng, kills, stored=stored, total=n_trials * REPEATS
+    )
     resumed = launch("run", spaces / f"{kind}.yaml", "--db", url)
 
     assert resumed.wait() == 0, (seed, outcomes, resumed.stderr)
@@ -136,9 +140,15 @@ def terminate_backends(url: str) -> int:
     admin = sa.create_engine(url, isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
     try:
         with admin.connect() as connection:
-            return len(connection.execute(sa.text(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :db "
-                "AND pid <> pg_backend_pid()"), {"db": database}).all())
+            return len(
+                connection.execute(
+                    sa.text(
+                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :db "
+                        "AND pid <> pg_backend_pid()"
+                    ),
+                    {"db": database},
+                ).all()
+            )
     finally:
         admin.dispose()
 
@@ -146,7 +156,8 @@ def terminate_backends(url: str) -> int:
 @pytest.mark.slow
 @pytest.mark.postgres
 def test_a_sweep_whose_connections_are_terminated_resumes_to_the_uninterrupted_runs_and_trials(
-        spaces, uninterrupted, launch, stored, pg_database):
+    spaces, uninterrupted, launch, stored, pg_database
+):
     reference = uninterrupted("grid")
     url = pg_database()
     sweep = stored(url, "killed")

@@ -31,9 +31,11 @@ search:
     - {placement: weights, std: 0.05}
 """
 N_CONFIGS, REPEATS = 3, 2
-REFUSED = re.compile(r"error: sweep 'held' is being run by host elsewhere \(pid 4242\) since \d{4}-\d\d-\d\d "
-                     r"\d\d:\d\d:\d\d UTC, heartbeat \d+ s ago; wait for it to finish, or stop it \(a lease whose "
-                     r"heartbeat stopped for 60 s is taken over\)\n")
+REFUSED = re.compile(
+    r"error: sweep 'held' is being run by host elsewhere \(pid 4242\) since \d{4}-\d\d-\d\d "
+    r"\d\d:\d\d:\d\d UTC, heartbeat \d+ s ago; wait for it to finish, or stop it \(a lease whose "
+    r"heartbeat stopped for 60 s is taken over\)\n"
+)
 
 
 @pytest.fixture
@@ -62,8 +64,11 @@ def everything(url: str) -> dict:
 def held_elsewhere(url: str, seconds_ago: float = 0) -> None:
     """Give the sweep's lease to a live run on another host, its last heartbeat ``seconds_ago``."""
     then = f"strftime('%Y-%m-%d %H:%M:%f', 'now', '-{seconds_ago} seconds')"
-    execute(url, "UPDATE sweeper_sweeps SET status = 'running', lease_token = 'elsewhere', lease_host = 'elsewhere', "
-                 f"lease_pid = 4242, lease_since = {then}, lease_heartbeat_at = {then}")
+    execute(
+        url,
+        "UPDATE sweeper_sweeps SET status = 'running', lease_token = 'elsewhere', lease_host = 'elsewhere', "
+        f"lease_pid = 4242, lease_since = {then}, lease_heartbeat_at = {then}",
+    )
 
 
 @pytest.fixture
@@ -83,8 +88,7 @@ def interrupted(space, tmp_path, sweeper_cli, monkeypatch):
     return url
 
 
-def test_running_a_sweep_another_run_holds_is_refused_in_one_line_and_writes_nothing(space, interrupted,
-                                                                                    sweeper_cli):
+def test_running_a_sweep_another_run_holds_is_refused_in_one_line_and_writes_nothing(space, interrupted, sweeper_cli):
     held_elsewhere(interrupted)
     before = everything(interrupted)
 
@@ -134,7 +138,8 @@ class Clock:
 
 
 def test_a_run_whose_heartbeat_cannot_be_written_stops_after_the_pack_and_writes_nothing_more(
-        space, tmp_path, sweeper_cli, monkeypatch):
+    space, tmp_path, sweeper_cli, monkeypatch
+):
     url = f"sqlite:///{tmp_path / 'cut.db'}"
     clock = Clock()
     heartbeat, save_runs = Store.heartbeat, Store.save_runs
@@ -158,7 +163,8 @@ def test_a_run_whose_heartbeat_cannot_be_written_stops_after_the_pack_and_writes
     assert result.exit_code == 2
     assert result.stderr.splitlines()[-1] == (
         "error: sweep 'held': stopped, its lease is lost (its heartbeat could not be written for 41 s), so another run "
-        "may take it over; finished packs are stored; run the same command to resume")
+        "may take it over; finished packs are stored; run the same command to resume"
+    )
     assert execute(url, "SELECT count(*) FROM sweeper_runs") == [(REPEATS,)]  # the first pack, nothing after
     assert execute(url, "SELECT state FROM trials") == [("RUNNING",)]  # nor told Optuna anything
     # The database could still be written here: the run said it stopped, and let go of the sweep.
@@ -174,8 +180,9 @@ class TakenOverWhileTraining(Executor):
         self.url, self.interrupted = url, False
 
     def run(self, packs):
-        execute(self.url, "UPDATE sweeper_sweeps SET lease_token = 'elsewhere', lease_host = 'elsewhere', "
-                          "lease_pid = 4242")
+        execute(
+            self.url, "UPDATE sweeper_sweeps SET lease_token = 'elsewhere', lease_host = 'elsewhere', lease_pid = 4242"
+        )
         deadline = time.monotonic() + 120
         try:
             while time.monotonic() < deadline:  # a long pack

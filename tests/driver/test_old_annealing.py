@@ -24,10 +24,21 @@ search:
 """
 
 
-@pytest.mark.parametrize("version, old", [
-    (None, True), ("0.1.0", True), ("0.0.9", True), ("0.1", True), ("0.1.0rc1", True), ("0.1.1", False),
-    ("0.2.0", False), ("0.2.0.dev3", False), ("1.0", False), ("v0.1.0", True),
-])
+@pytest.mark.parametrize(
+    "version, old",
+    [
+        (None, True),
+        ("0.1.0", True),
+        ("0.0.9", True),
+        ("0.1", True),
+        ("0.1.0rc1", True),
+        ("0.1.1", False),
+        ("0.2.0", False),
+        ("0.2.0.dev3", False),
+        ("1.0", False),
+        ("v0.1.0", True),
+    ],
+)
 def test_old_annealing_is_every_version_up_to_0_1_0_and_an_unrecorded_one(version, old):
     assert old_annealing(version) is old
 

@@ -81,9 +81,14 @@ def test_suggest_from_random_sampler_is_reproducible():
 
 
 def test_suggest_draws_std_min_and_relative_where_they_apply():
-    spec = parse(sweep("  sampler: random\n  n_trials: 30\n  space: {placement: [input, pre_activation], "
-                       "kind: [gaussian, dropout], std: {uniform: [0.2, 0.5]}, schedule: [constant, cosine], "
-                       "std_min: {uniform: [0, 0.1]}, relative: [false, true]}\n", "{dataset: circles, scaling: none}"))
+    spec = parse(
+        sweep(
+            "  sampler: random\n  n_trials: 30\n  space: {placement: [input, pre_activation], "
+            "kind: [gaussian, dropout], std: {uniform: [0.2, 0.5]}, schedule: [constant, cosine], "
+            "std_min: {uniform: [0, 0.1]}, relative: [false, true]}\n",
+            "{dataset: circles, scaling: none}",
+        )
+    )
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
     sites = [site for _ in range(30) for site in suggest(spec, study.ask())]
     assert {s.kind for s in sites} == {"gaussian", "dropout"}
@@ -96,8 +101,6 @@ def test_suggest_draws_std_min_and_relative_where_they_apply():
 def test_a_grid_has_no_space_to_suggest_from():
     with pytest.raises(SpaceError, match="grid_configs"):
         suggest(parse(CASE_STUDY), optuna.create_study().ask())
-
-
 
 
 def grid(search: str):
@@ -117,7 +120,10 @@ def test_a_single_site_grid_names_its_parameters_plainly_with_the_grids_values()
     assert params.params(configs[0]) == {"placement": "none", "std": 0.0, "schedule": "none"}
     assert [params.params(c) for c in configs[1:]] == [
         {"placement": p, "std": s, "schedule": sch}
-        for p in ("input", "weights") for s in (0.001, 0.01, 0.1) for sch in ("constant", "annealed")]
+        for p in ("input", "weights")
+        for s in (0.001, 0.01, 0.1)
+        for sch in ("constant", "annealed")
+    ]
 
 
 def test_positive_values_spanning_a_decade_are_a_log_range_and_words_keep_the_files_order():
@@ -130,8 +136,10 @@ def test_positive_values_spanning_a_decade_are_a_log_range_and_words_keep_the_fi
 
 
 def test_a_grid_of_combined_placements_names_each_placements_noise():
-    configs = grid("  configs:\n    - {placement: [input, weights], std: [0.1, 0.2]}\n"
-                   "    - {placement: weights, std: 0.3, kind: multiplicative}\n")
+    configs = grid(
+        "  configs:\n    - {placement: [input, weights], std: [0.1, 0.2]}\n"
+        "    - {placement: weights, std: 0.3, kind: multiplicative}\n"
+    )
     params = GridParams(configs)
 
     # input's noise is the same wherever there is some: placement says where
@@ -148,6 +156,7 @@ def test_a_grid_rows_distribution_does_not_grow_with_the_grid():
     small, large = rows(2), rows(5_000)
 
     assert [r["param_name"] for r in small] == [r["param_name"] for r in large] == ["placement", "std"]
+
     # Only the std range's upper end differs: 0.0002 and 0.5.
     def without_high(row):
         distribution = json.loads(row["distribution_json"])

@@ -37,8 +37,9 @@ def swept(request, tmp_path_factory, sweeper_cli):
             folder = tmp_path_factory.mktemp(f"{sampler}-{backend}")
             space = folder / "space.yaml"
             space.write_text(SPACE_YAML.format(sampler=sampler, search=SEARCHES[sampler]))
-            url = (f"sqlite:///{folder / 'sweeps.db'}" if backend == "sqlite"
-                   else request.getfixturevalue("pg_database")())
+            url = (
+                f"sqlite:///{folder / 'sweeps.db'}" if backend == "sqlite" else request.getfixturevalue("pg_database")()
+            )
             result = sweeper_cli("run", space, "--db", url)
             assert result.exit_code == 0, result.stderr
             done[sampler, backend] = url

@@ -9,10 +9,32 @@ import pytest
 
 from sweeper.store import open_store
 
-CLASSIFICATION = ("train_loss", "val_loss", "test_loss", "train_accuracy", "val_accuracy", "test_accuracy", "test_ece",
-                  "early_val_accuracy", "early_test_accuracy", "early_test_ece")
-REGRESSION = ("train_loss", "val_loss", "test_loss", "train_mse", "val_mse", "test_mse", "train_r2", "val_r2", "test_r2",
-              "early_val_mse", "early_test_mse", "early_test_r2")
+CLASSIFICATION = (
+    "train_loss",
+    "val_loss",
+    "test_loss",
+    "train_accuracy",
+    "val_accuracy",
+    "test_accuracy",
+    "test_ece",
+    "early_val_accuracy",
+    "early_test_accuracy",
+    "early_test_ece",
+)
+REGRESSION = (
+    "train_loss",
+    "val_loss",
+    "test_loss",
+    "train_mse",
+    "val_mse",
+    "test_mse",
+    "train_r2",
+    "val_r2",
+    "test_r2",
+    "early_val_mse",
+    "early_test_mse",
+    "early_test_r2",
+)
 ACCURACY = ("train_accuracy", "val_accuracy", "test_accuracy", "test_ece", "early_test_accuracy")
 SQUARED = ("train_mse", "val_mse", "test_mse", "train_r2", "val_r2", "test_r2", "early_test_mse")
 
@@ -30,19 +52,49 @@ def space(name: str, tasks: list[str], metric: str, configs: list[str]) -> str:
 
 
 SWEEPS = {
-    "regression": (space("regression", [FRIEDMAN], "mse", [
-        "{placement: targets, std: 0.1}",  # regression targets take additive noise
-        "{placement: weights, kind: multiplicative, std: 0.1, schedule: annealed, gamma: 0.6}"]),
-        {"fried": REGRESSION}, "regression"),
-    "two-binary": (space("two-binary", [CIRCLES, MOONS], "accuracy", [
-        "{placement: targets, std: 0.1}", "{placement: pre_activation, std: 0.1}"]),
-        {"circles": CLASSIFICATION, "moons": CLASSIFICATION}, "binary"),
-    "binary-multiclass": (space("binary-multiclass", [CIRCLES, IRIS], "accuracy", [
-        "{placement: targets, std: 0.1}", "{placement: input, std: 0.1}"]),
-        {"circles": CLASSIFICATION, "iris": CLASSIFICATION}, None),
-    "classification-regression": (space("classification-regression", [CIRCLES, FRIEDMAN], "loss", [
-        "{placement: input, std: 0.1}", "{placement: weights, std: 0.05}"]),
-        {"circles": CLASSIFICATION, "fried": REGRESSION}, "mixed"),
+    "regression": (
+        space(
+            "regression",
+            [FRIEDMAN],
+            "mse",
+            [
+                "{placement: targets, std: 0.1}",  # regression targets take additive noise
+                "{placement: weights, kind: multiplicative, std: 0.1, schedule: annealed, gamma: 0.6}",
+            ],
+        ),
+        {"fried": REGRESSION},
+        "regression",
+    ),
+    "two-binary": (
+        space(
+            "two-binary",
+            [CIRCLES, MOONS],
+            "accuracy",
+            ["{placement: targets, std: 0.1}", "{placement: pre_activation, std: 0.1}"],
+        ),
+        {"circles": CLASSIFICATION, "moons": CLASSIFICATION},
+        "binary",
+    ),
+    "binary-multiclass": (
+        space(
+            "binary-multiclass",
+            [CIRCLES, IRIS],
+            "accuracy",
+            ["{placement: targets, std: 0.1}", "{placement: input, std: 0.1}"],
+        ),
+        {"circles": CLASSIFICATION, "iris": CLASSIFICATION},
+        None,
+    ),
+    "classification-regression": (
+        space(
+            "classification-regression",
+            [CIRCLES, FRIEDMAN],
+            "loss",
+            ["{placement: input, std: 0.1}", "{placement: weights, std: 0.05}"],
+        ),
+        {"circles": CLASSIFICATION, "fried": REGRESSION},
+        "mixed",
+    ),
 }
 N_CONFIGS, REPEATS = 3, 2
 
@@ -76,7 +128,8 @@ def test_every_run_is_stored_with_the_metrics_of_its_task(swept, sweeper_cli, na
     assert result.exit_code == 0, result.stderr
     rows = json.loads(result.stdout)
     assert sorted((r["trial"], r["task"], r["repeat"]) for r in rows) == [
-        (t, task, r) for t in range(N_CONFIGS) for task in sorted(metrics_of) for r in range(REPEATS)]
+        (t, task, r) for t in range(N_CONFIGS) for task in sorted(metrics_of) for r in range(REPEATS)
+    ]
     for row in rows:
         mine = metrics_of[row["task"]]
         assert all(isinstance(row[m], float) and math.isfinite(row[m]) for m in mine), row
@@ -107,9 +160,13 @@ def test_a_multi_task_objective_is_the_mean_over_tasks_of_the_mean_over_repeats(
     trials = json.loads(sweeper_cli("trials", "two-binary", "--db", url, "--format", "json").stdout)
 
     for trial in trials:
-        per_task = [sum(v) / len(v) for v in (
-            [r["val_accuracy"] for r in rows if r["trial"] == trial["trial"] and r["task"] == task]
-            for task in ("circles", "moons"))]
+        per_task = [
+            sum(v) / len(v)
+            for v in (
+                [r["val_accuracy"] for r in rows if r["trial"] == trial["trial"] and r["task"] == task]
+                for task in ("circles", "moons")
+            )
+        ]
         assert trial["n_runs"] == 2 * REPEATS
         assert trial["objective"] == pytest.approx(sum(per_task) / 2, rel=1e-9)
 

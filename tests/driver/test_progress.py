@@ -59,8 +59,14 @@ def test_progress_moves_at_every_log_interval_and_ends_on_the_runs_stored(tmp_pa
     assert spy.total == outcome.runs_total == 12
     # Per pack: 4 members x 10, 20, 30, 40 epochs of 40 are 1, 2, 3, 4 runs' worth, then the pack is
     # stored (nothing left in training) and its 4 runs advance the count.
-    per_pack = [("training", 1.0), ("training", 2.0), ("training", 3.0), ("training", 4.0),
-                ("training", 0.0), ("advance", 4)]
+    per_pack = [
+        ("training", 1.0),
+        ("training", 2.0),
+        ("training", 3.0),
+        ("training", 4.0),
+        ("training", 0.0),
+        ("advance", 4),
+    ]
     assert spy.calls == per_pack * 3
     assert spy.stored == 12 and spy.in_training == 0
 

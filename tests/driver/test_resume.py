@@ -38,10 +38,21 @@ search:
 N_CONFIGS, REPEATS = 5, 3
 TOTAL = N_CONFIGS * REPEATS
 KEY = ("trial", "task", "repeat")
-NUMBERS = ("data_seed", "init_seed", "noise_seed", "train_loss", "test_loss", "train_accuracy", "test_accuracy",
-           "best_epoch", "diverged")
-RUNS_SQL = (f'SELECT r.id, t.number AS trial, r.task, r."repeat", {", ".join("r." + n for n in NUMBERS)} '
-            "FROM sweeper_runs r JOIN sweeper_trials t ON t.id = r.trial_id")
+NUMBERS = (
+    "data_seed",
+    "init_seed",
+    "noise_seed",
+    "train_loss",
+    "test_loss",
+    "train_accuracy",
+    "test_accuracy",
+    "best_epoch",
+    "diverged",
+)
+RUNS_SQL = (
+    f'SELECT r.id, t.number AS trial, r.task, r."repeat", {", ".join("r." + n for n in NUMBERS)} '
+    "FROM sweeper_runs r JOIN sweeper_trials t ON t.id = r.trial_id"
+)
 
 
 def read(db: Path, sql: str) -> list[tuple]:
@@ -75,8 +86,12 @@ def objectives(db: Path) -> dict[int, float]:
 
 
 def optuna_states(db: Path) -> list[str]:
-    return sorted(state for (state,) in read(db, "SELECT t.state FROM trials t JOIN studies s USING (study_id) "
-                                                 "WHERE s.study_name = 'resume-me'"))
+    return sorted(
+        state
+        for (state,) in read(
+            db, "SELECT t.state FROM trials t JOIN studies s USING (study_id) WHERE s.study_name = 'resume-me'"
+        )
+    )
 
 
 @pytest.fixture(scope="module")
@@ -111,8 +126,9 @@ def start_sweep(tmp_path):
 
     def start(space: Path, db: Path) -> subprocess.Popen:
         with open(tmp_path / "stdout", "w") as out, open(tmp_path / "stderr", "w") as err:
-            process = subprocess.Popen(command(space, db), cwd=tmp_path, env=ONE_THREAD, stdout=out, stderr=err,
-                                       start_new_session=True)
+            process = subprocess.Popen(
+                command(space, db), cwd=tmp_path, env=ONE_THREAD, stdout=out, stderr=err, start_new_session=True
+            )
         started.append(process)
         return process
 
@@ -130,7 +146,7 @@ def wait_for_some_runs(process: subprocess.Popen, db: Path, timeout: float = 120
         assert process.poll() is None, "the sweep ended before it stored a run"
         if db.exists():
             try:
-                (count,), = read(db, "SELECT count(*) FROM sweeper_runs")
+                ((count,),) = read(db, "SELECT count(*) FROM sweeper_runs")
             except sqlite3.Error:  # the tables are not there yet
                 count = 0
             if count > 0:
@@ -166,8 +182,9 @@ def test_a_sweep_killed_with_sigkill_resumes_to_the_uninterrupted_numbers(space,
     stored = interrupt(start_sweep(space, db), db, signal.SIGKILL)
     assert sweep_status(db) == "running"  # SIGKILL leaves no chance to mark it
 
-    resumed = subprocess.run(command(space, db), cwd=tmp_path, env=ONE_THREAD, capture_output=True, text=True,
-                             timeout=300)
+    resumed = subprocess.run(
+        command(space, db), cwd=tmp_path, env=ONE_THREAD, capture_output=True, text=True, timeout=300
+    )
 
     assert resumed.returncode == 0, resumed.stderr
     assert f"{TOTAL - len(stored)} runs trained" in resumed.stderr
@@ -177,8 +194,7 @@ def test_a_sweep_killed_with_sigkill_resumes_to_the_uninterrupted_numbers(space,
 
 
 @pytest.mark.slow
-def test_a_sweep_interrupted_with_sigint_exits_130_and_resumes(space, reference, tmp_path, sweeper_cli,
-                                                               start_sweep):
+def test_a_sweep_interrupted_with_sigint_exits_130_and_resumes(space, reference, tmp_path, sweeper_cli, start_sweep):
     db = tmp_path / "interrupted.db"
     process = start_sweep(space, db)
     stored = interrupt(process, db, signal.SIGINT)
@@ -199,8 +215,9 @@ def test_a_sweep_interrupted_with_sigint_exits_130_and_resumes(space, reference,
 
 
 @pytest.mark.slow
-def test_a_sweep_sent_sigterm_stops_as_on_ctrl_c_exits_143_and_resumes(space, reference, tmp_path, sweeper_cli,
-                                                                       start_sweep):
+def test_a_sweep_sent_sigterm_stops_as_on_ctrl_c_exits_143_and_resumes(
+    space, reference, tmp_path, sweeper_cli, start_sweep
+):
     db = tmp_path / "terminated.db"
     process = start_sweep(space, db)
     stored = interrupt(process, db, signal.SIGTERM)
@@ -247,8 +264,7 @@ def test_a_sweep_interrupted_between_ask_and_suggest_resumes(space, reference, t
     assert_complete_and_equal_to_reference(db, reference)
 
 
-def test_a_sweep_interrupted_between_optuna_and_store_completes_every_trial(space, tmp_path, sweeper_cli,
-                                                                           monkeypatch):
+def test_a_sweep_interrupted_between_optuna_and_store_completes_every_trial(space, tmp_path, sweeper_cli, monkeypatch):
     url = f"sqlite:///{tmp_path / 'told.db'}"
     complete = Store.complete_trials
     calls = []
@@ -280,8 +296,9 @@ def test_running_a_completed_sweep_again_trains_nothing_and_writes_nothing(space
     again = sweeper_cli("run", space, "--db", f"sqlite:///{db}")
 
     assert again.exit_code == 0, again.stderr
-    assert again.stderr == (f"sweep 'resume-me' is complete: 0 runs trained, nothing to do; {TOTAL} runs stored "
-                            "in all\n")
+    assert again.stderr == (
+        f"sweep 'resume-me' is complete: 0 runs trained, nothing to do; {TOTAL} runs stored in all\n"
+    )
     assert runs_by_key(db) == reference["runs"]
     assert read(db, "SELECT * FROM sweeper_sweeps") == before  # not even reopened and closed again
     assert sweep_status(db) == "completed"
@@ -295,7 +312,8 @@ def test_resuming_with_other_overrides_is_refused(space, reference, sweeper_cli)
     assert changed.exit_code == 2
     assert changed.stderr.splitlines()[-1] == (
         f"error: sweep 'resume-me' already exists in sqlite:///{db} with a different search space; "
-        "pick another --name or delete it (sweeper delete resume-me); it differs in repeats 3 -> 2")
+        "pick another --name or delete it (sweeper delete resume-me); it differs in repeats 3 -> 2"
+    )
     assert runs_by_key(db) == reference["runs"]
 
 
@@ -324,6 +342,8 @@ def test_a_resume_with_nothing_left_to_train_says_so_in_one_line(space, tmp_path
     resumed = sweeper_cli("run", space, "--db", url, "--epochs", "10")
 
     assert resumed.exit_code == 0, resumed.stderr
-    assert resumed.stderr.splitlines()[-1] == f"sweep 'resume-me': all {TOTAL} runs were stored already; nothing to train"
+    assert (
+        resumed.stderr.splitlines()[-1] == f"sweep 'resume-me': all {TOTAL} runs were stored already; nothing to train"
+    )
     with open_store(url, create=False) as store:
         assert [t["status"] for t in store.trials("resume-me")] == ["complete"] * N_CONFIGS

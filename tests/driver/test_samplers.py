@@ -40,8 +40,9 @@ def sampled(request, tmp_path_factory, sweeper_cli):
             folder = tmp_path_factory.mktemp(f"{sampler}-{backend}")
             space = folder / "space.yaml"
             space.write_text(SPACE_YAML.format(sampler=sampler))
-            url = (f"sqlite:///{folder / 'sweeps.db'}" if backend == "sqlite"
-                   else request.getfixturevalue("pg_database")())
+            url = (
+                f"sqlite:///{folder / 'sweeps.db'}" if backend == "sqlite" else request.getfixturevalue("pg_database")()
+            )
             result = sweeper_cli("run", space, "--db", url)
             assert result.exit_code == 0, result.stderr
             done[sampler, backend] = url
@@ -115,8 +116,7 @@ def test_rerun_reproduces_a_sampled_trial(sampled, sampler, sweeper_cli):
     assert all(r["same"] is True for r in rows)
 
 
-def test_a_resumed_random_sweep_proposes_what_an_uninterrupted_one_does(sampled, tmp_path, sweeper_cli,
-                                                                        monkeypatch):
+def test_a_resumed_random_sweep_proposes_what_an_uninterrupted_one_does(sampled, tmp_path, sweeper_cli, monkeypatch):
     with open_store(sampled("random", "sqlite"), create=False) as store:
         uninterrupted = [(t["trial"], t["label"]) for t in store.trials("sampled-random")]
     space = tmp_path / "space.yaml"

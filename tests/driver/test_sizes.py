@@ -55,15 +55,21 @@ def test_what_a_grid_trial_stores_does_not_grow_with_the_grid(sweeper_cli, tmp_p
     small_params, large_params = optuna_rows(small, params_sql), optuna_rows(large, params_sql)
     # Every trial carries its real noise: its placement, and in the large grid, whose stds differ, its std
     # (the baseline: none, 0).
-    assert [(name, value) for _, name, value, _ in small_params] == [("placement", 0.0), ("placement", 1.0),
-                                                                     ("placement", 2.0)]
+    assert [(name, value) for _, name, value, _ in small_params] == [
+        ("placement", 0.0),
+        ("placement", 1.0),
+        ("placement", 2.0),
+    ]
     assert [(name, value) for _, name, value, _ in large_params[:2]] == [("placement", 0.0), ("std", 0.0)]
     assert len(large_params) == 2 * len({trial for trial, *_ in large_params}) > 6
     # The distributions: the same placements, and a std range: the same few bytes however large the grid.
     small_json = {name: d for _, name, _, d in small_params}
     large_json = {name: d for _, name, _, d in large_params}
     assert large_json["placement"] == small_json["placement"]
-    assert large_json["std"] == '{"name": "FloatDistribution", "attributes": {"step": null, "low": 0.0, "high": 2.5, "log": false}}'
+    assert (
+        large_json["std"]
+        == '{"name": "FloatDistribution", "attributes": {"step": null, "low": 0.0, "high": 2.5, "log": false}}'
+    )
     # Nothing else is recorded per grid trial by the sampler (no enqueued fixed_params, no grid search space).
     assert optuna_rows(large, attrs_sql) == optuna_rows(small, attrs_sql) == [(0,)]
 
@@ -89,8 +95,12 @@ def test_a_resumed_large_grid_goes_on_in_file_order(sweeper_cli, tmp_path, monke
         monkeypatch.setattr(Store, "save_runs", interrupted_on_pack(3))
         assert sweeper_cli("run", space, "--db", f"sqlite:///{db}").exit_code == 130
 
-    runs = [n for (n,) in optuna_rows(db, "SELECT t.number FROM sweeper_runs r JOIN sweeper_trials t "
-                                          "ON t.id = r.trial_id ORDER BY r.id")]
+    runs = [
+        n
+        for (n,) in optuna_rows(
+            db, "SELECT t.number FROM sweeper_runs r JOIN sweeper_trials t ON t.id = r.trial_id ORDER BY r.id"
+        )
+    ]
     assert runs == list(range(16))
     numbers = [n for (n,) in optuna_rows(db, "SELECT number FROM sweeper_trials ORDER BY id")]
     assert numbers == list(range(20))  # the configurations of the interrupted pack wait for the next run

@@ -6,8 +6,10 @@ from sweeper.engine.bench import W1, bench_w1
 from sweeper.noise.spec import NoiseSpec
 
 
-@pytest.mark.parametrize("noise, label", [(None, "pre_activation gaussian σ=0.1"),
-                                          (NoiseSpec("weights", "uniform", 0.05), "weights uniform σ=0.05")])
+@pytest.mark.parametrize(
+    "noise, label",
+    [(None, "pre_activation gaussian σ=0.1"), (NoiseSpec("weights", "uniform", 0.05), "weights uniform σ=0.05")],
+)
 def test_bench_times_the_reference_loop_and_both_engines_on_w1(noise, label):
     logged = []
     result = bench_w1("cpu", members=4, epochs=3, reference_runs=1, noise=noise, log=logged.append)

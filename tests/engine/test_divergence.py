@@ -8,8 +8,8 @@ import pytest
 from sweeper import seeding
 from sweeper.engine.population import train_population
 from sweeper.engine.reference import train_reference
-from sweeper.records import Member
 from sweeper.noise.spec import NoiseSpec, make_config
+from sweeper.records import Member
 from sweeper.tasks.spec import OptimizerSpec, TaskSpec
 
 TASKS = {
@@ -29,13 +29,22 @@ BAD = 2
 
 
 def member(config=(), repeat=0):
-    return Member(config, repeat, seeding.data_seed(0, repeat), seeding.init_seed(0, repeat),
-                  seeding.noise_seed(0, repeat, config))
+    return Member(
+        config,
+        repeat,
+        seeding.data_seed(0, repeat),
+        seeding.init_seed(0, repeat),
+        seeding.noise_seed(0, repeat, config),
+    )
 
 
 def pack(bad_config):
-    return [member(), member(make_config([NoiseSpec("pre_activation", "gaussian", 0.1)]), 1),
-            member(bad_config, 2), member(make_config([NoiseSpec("input", "gaussian", 0.1)]), 0)]
+    return [
+        member(),
+        member(make_config([NoiseSpec("pre_activation", "gaussian", 0.1)]), 1),
+        member(bad_config, 2),
+        member(make_config([NoiseSpec("input", "gaussian", 0.1)]), 0),
+    ]
 
 
 @pytest.mark.parametrize("task_name", list(TASKS))

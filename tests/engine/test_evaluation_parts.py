@@ -9,8 +9,8 @@ from sweeper import seeding
 from sweeper.engine import losses
 from sweeper.engine.population import train_population
 from sweeper.engine.reference import train_reference
-from sweeper.records import Member
 from sweeper.noise.spec import NoiseSpec, make_config
+from sweeper.records import Member
 from sweeper.tasks.data import load_split
 from sweeper.tasks.spec import TaskSpec
 
@@ -18,8 +18,13 @@ TASK = TaskSpec(dataset="moons", n_train=30, hidden=(16,), epochs=40, log_every=
 
 
 def member(config=(), repeat=0):
-    return Member(config, repeat, seeding.data_seed(0, repeat), seeding.init_seed(0, repeat),
-                  seeding.noise_seed(0, repeat, config))
+    return Member(
+        config,
+        repeat,
+        seeding.data_seed(0, repeat),
+        seeding.init_seed(0, repeat),
+        seeding.noise_seed(0, repeat, config),
+    )
 
 
 def ece_by_definition(confidence: np.ndarray, correct: np.ndarray, bins: int = 15) -> float:
@@ -49,7 +54,9 @@ def test_ece_of_a_binary_classifier_uses_the_probability_of_its_predicted_class(
     confidence = np.maximum(p, 1 - p)
     correct = (p > 0.5) == y.numpy()[0].astype(bool)
 
-    assert losses.expected_calibration_error(logits, y, 2).item() == pytest.approx(ece_by_definition(confidence, correct))
+    assert losses.expected_calibration_error(logits, y, 2).item() == pytest.approx(
+        ece_by_definition(confidence, correct)
+    )
     # A classifier right on every sample with full confidence is calibrated.
     sure = torch.tensor([[[40.0], [-40.0]]], dtype=torch.float64)
     assert losses.expected_calibration_error(sure, torch.tensor([[1.0, 0.0]]), 2).item() == pytest.approx(0, abs=1e-12)

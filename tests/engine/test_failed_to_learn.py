@@ -5,11 +5,11 @@ import numpy as np
 import pytest
 
 from sweeper import seeding
+from sweeper.engine.chance import failed_to_learn
 from sweeper.engine.population import train_population
 from sweeper.engine.reference import train_reference
-from sweeper.engine.chance import failed_to_learn
-from sweeper.records import Member
 from sweeper.noise.spec import NoiseSpec, make_config
+from sweeper.records import Member
 from sweeper.tasks.spec import OptimizerSpec, TaskSpec
 
 BALANCED = np.array([0] * 15 + [1] * 15)  # majority-class rate 0.5
@@ -38,8 +38,10 @@ def test_a_classifier_no_better_than_before_training_failed_to_learn():
     assert failed_to_learn(accuracy(22), UNTRAINED_AT_HALF, np.array([0, 1, 2] * 10), 3) is False
 
 
-@pytest.mark.parametrize("r2,untrained,failed", [(-0.4, -3.0, True), (0.0, -3.0, True), (0.5, -3.0, False),
-                                                 (0.5, 0.6, True), (0.7, 0.6, False)])
+@pytest.mark.parametrize(
+    "r2,untrained,failed",
+    [(-0.4, -3.0, True), (0.0, -3.0, True), (0.5, -3.0, False), (0.5, 0.6, True), (0.7, 0.6, False)],
+)
 def test_a_regression_learned_when_it_beats_the_mean_and_its_untrained_network(r2, untrained, failed):
     y = np.linspace(-1, 1, 30)
     assert failed_to_learn({"train_r2": r2}, {"train_r2": untrained}, y, 0) is failed
@@ -50,14 +52,18 @@ def test_a_run_without_a_finite_training_metric_is_not_judged():
     assert failed_to_learn({"train_r2": float("inf")}, {"train_r2": 0.0}, np.zeros(30), 0) is None
 
 
-TASK = TaskSpec(dataset="moons", hidden=(16,), optimizer=OptimizerSpec(name="adam", lr=0.01), epochs=100,
-                log_every=20)
+TASK = TaskSpec(dataset="moons", hidden=(16,), optimizer=OptimizerSpec(name="adam", lr=0.01), epochs=100, log_every=20)
 DROWNED = make_config([NoiseSpec("gradients", "gaussian", 1e6)])  # the loss stays finite, the network learns nothing
 
 
 def member(config, repeat):
-    return Member(config, repeat, seeding.data_seed(5, repeat), seeding.init_seed(5, repeat),
-                  seeding.noise_seed(5, repeat, config))
+    return Member(
+        config,
+        repeat,
+        seeding.data_seed(5, repeat),
+        seeding.init_seed(5, repeat),
+        seeding.noise_seed(5, repeat, config),
+    )
 
 
 def test_every_engine_judges_a_member_alike():

@@ -16,72 +16,120 @@ from sweeper import seeding
 from sweeper.engine import fused, population
 from sweeper.engine.population import train_population
 from sweeper.engine.reference import train_reference
-from sweeper.records import Member
 from sweeper.noise.spec import NoiseSpec, make_config
+from sweeper.records import Member
 from sweeper.tasks.data import input_shape, n_outputs
 from sweeper.tasks.families import family
 from sweeper.tasks.spec import OptimizerSpec, TaskSpec
 
-pytestmark = pytest.mark.skipif(fused.task_fits(TaskSpec(), torch.device("cpu")) is False,
-                                reason="the C kernels could not be built here")
+pytestmark = pytest.mark.skipif(
+    fused.task_fits(TaskSpec(), torch.device("cpu")) is False, reason="the C kernels could not be built here"
+)
 
 TASKS = {
-    "w1_like": TaskSpec(dataset="circles", dataset_seed=1, scaling="none", hidden=(64,), init="keras", epochs=60,
-                        log_every=10),
-    "tanh_two_layers": TaskSpec(dataset="moons", hidden=(16, 8), activation="tanh", init="torch", epochs=40,
-                                log_every=10),
+    "w1_like": TaskSpec(
+        dataset="circles", dataset_seed=1, scaling="none", hidden=(64,), init="keras", epochs=60, log_every=10
+    ),
+    "tanh_two_layers": TaskSpec(
+        dataset="moons", hidden=(16, 8), activation="tanh", init="torch", epochs=40, log_every=10
+    ),
     "sigmoid": TaskSpec(dataset="moons", hidden=(16,), activation="sigmoid", epochs=40, log_every=10),
-    "minibatch_sgd_decay": TaskSpec(dataset="circles", hidden=(16, 8), epochs=12, log_every=4, batch_size=8,
-                                    optimizer=OptimizerSpec(name="sgd", lr=0.05, momentum=0.9, weight_decay=1e-3)),
-    "minibatch_multiclass": TaskSpec(dataset="iris", hidden=(16,), epochs=12, log_every=4, batch_size=8,
-                                     optimizer=OptimizerSpec(weight_decay=1e-2)),
+    "minibatch_sgd_decay": TaskSpec(
+        dataset="circles",
+        hidden=(16, 8),
+        epochs=12,
+        log_every=4,
+        batch_size=8,
+        optimizer=OptimizerSpec(name="sgd", lr=0.05, momentum=0.9, weight_decay=1e-3),
+    ),
+    "minibatch_multiclass": TaskSpec(
+        dataset="iris", hidden=(16,), epochs=12, log_every=4, batch_size=8, optimizer=OptimizerSpec(weight_decay=1e-2)
+    ),
     "regression": TaskSpec(dataset="friedman1", hidden=(32,), epochs=40, log_every=10),
     "regression_raw": TaskSpec(dataset="friedman1", scaling="none", hidden=(16,), epochs=30, log_every=10),
     "digits": TaskSpec(dataset="digits", hidden=(32,), epochs=10, log_every=5),
 }
+
+
 def _spec(placement, kind="gaussian", std=0.3, schedule="constant", **more):
     return NoiseSpec(placement, kind, std, schedule, **more)
 
 
 # Every kind at every placement a step meets, alone and together, on every schedule; dropout and
 # DropConnect; relative input noise (relative to the data where the task's scaling leaves it raw).
-CONFIGS = [()] + [make_config([_spec(p, k)]) for p in ("input", "pre_activation", "post_activation", "weights",
-                                                        "gradients") for k in ("gaussian", "multiplicative", "uniform")] + [
-    make_config([_spec(p, "dropout", 0.2)]) for p in ("input", "pre_activation", "post_activation", "weights")] + [
-    make_config([_spec("input", "gaussian", 0.05), _spec("pre_activation", "gaussian", 0.3, "annealed")]),
-    make_config([_spec("input", "uniform", 0.1, "annealed"), _spec("post_activation", "multiplicative", 0.1),
-                 _spec("weights", "gaussian", 0.1, "annealed"), _spec("gradients", "multiplicative", 0.2)]),
-    make_config([_spec("input", "gaussian", 0.1, "linear"), _spec("pre_activation", "dropout", 0.3, "cosine"),
-                 _spec("weights", "dropout", 0.1, "annealed")]),
-    make_config([_spec("input", "gaussian", 0.2, relative=True), _spec("post_activation", "dropout", 0.4, "linear",
-                                                                      std_min=0.1),
-                 _spec("gradients", "uniform", 0.1, "cosine", std_min=0.02)]),
-    make_config([_spec("input", "uniform", 0.2, "cosine", relative=True)]),
-]
+CONFIGS = (
+    [()]
+    + [
+        make_config([_spec(p, k)])
+        for p in ("input", "pre_activation", "post_activation", "weights", "gradients")
+        for k in ("gaussian", "multiplicative", "uniform")
+    ]
+    + [make_config([_spec(p, "dropout", 0.2)]) for p in ("input", "pre_activation", "post_activation", "weights")]
+    + [
+        make_config([_spec("input", "gaussian", 0.05), _spec("pre_activation", "gaussian", 0.3, "annealed")]),
+        make_config(
+            [
+                _spec("input", "uniform", 0.1, "annealed"),
+                _spec("post_activation", "multiplicative", 0.1),
+                _spec("weights", "gaussian", 0.1, "annealed"),
+                _spec("gradients", "multiplicative", 0.2),
+            ]
+        ),
+        make_config(
+            [
+                _spec("input", "gaussian", 0.1, "linear"),
+                _spec("pre_activation", "dropout", 0.3, "cosine"),
+                _spec("weights", "dropout", 0.1, "annealed"),
+            ]
+        ),
+        make_config(
+            [
+                _spec("input", "gaussian", 0.2, relative=True),
+                _spec("post_activation", "dropout", 0.4, "linear", std_min=0.1),
+                _spec("gradients", "uniform", 0.1, "cosine", std_min=0.02),
+            ]
+        ),
+        make_config([_spec("input", "uniform", 0.2, "cosine", relative=True)]),
+    ]
+)
 TARGETS = {  # what each kind of task takes at the targets placement
-    "classification": [make_config([_spec("targets", "flip", 0.2)]),
-                       make_config([_spec("targets", "flip", 0.3, "annealed"), _spec("pre_activation", "uniform")]),
-                       make_config([_spec("targets", "flip", 0.3, "linear", std_min=0.1)])],
+    "classification": [
+        make_config([_spec("targets", "flip", 0.2)]),
+        make_config([_spec("targets", "flip", 0.3, "annealed"), _spec("pre_activation", "uniform")]),
+        make_config([_spec("targets", "flip", 0.3, "linear", std_min=0.1)]),
+    ],
     "regression": [make_config([_spec("targets", k)]) for k in ("gaussian", "multiplicative", "uniform")]
-                  + [make_config([_spec("targets", "gaussian", 0.3, "annealed"), _spec("weights", "uniform", 0.1)]),
-                     make_config([_spec("targets", "gaussian", 0.2, "cosine", relative=True)])],
+    + [
+        make_config([_spec("targets", "gaussian", 0.3, "annealed"), _spec("weights", "uniform", 0.1)]),
+        make_config([_spec("targets", "gaussian", 0.2, "cosine", relative=True)]),
+    ],
     # Targets in their own units (std ~5): noise relative to their spread.
-    "regression_raw": [make_config([_spec("targets", "gaussian", 0.3, "cosine", relative=True)]),
-                       make_config([_spec("targets", "uniform", 0.3, relative=True)])],
+    "regression_raw": [
+        make_config([_spec("targets", "gaussian", 0.3, "cosine", relative=True)]),
+        make_config([_spec("targets", "uniform", 0.3, relative=True)]),
+    ],
 }
 TOL = 2e-4
 
 
 def member(config=(), repeat=0):
-    return Member(config, repeat, seeding.data_seed(0, repeat), seeding.init_seed(0, repeat),
-                  seeding.noise_seed(0, repeat, config))
+    return Member(
+        config,
+        repeat,
+        seeding.data_seed(0, repeat),
+        seeding.init_seed(0, repeat),
+        seeding.noise_seed(0, repeat, config),
+    )
 
 
 def pack(task_name="w1_like"):
     """The noise-free run of repeats 0 and 1, then each noisy configuration (targets noise as the task takes it)."""
     task = TASKS[task_name]
-    targets = TARGETS[("regression_raw" if task.scaling == "none" else "regression") if task.problem == "regression"
-                      else "classification"]
+    targets = TARGETS[
+        ("regression_raw" if task.scaling == "none" else "regression")
+        if task.problem == "regression"
+        else "classification"
+    ]
     return [member((), 0), member((), 1)] + [member(c, r % 2) for r, c in enumerate(CONFIGS[1:] + targets)]
 
 
@@ -197,11 +245,12 @@ def test_diverging_fused_member_is_recorded_and_the_others_are_untouched(trained
 
 def test_fused_and_stacked_engines_mark_a_late_divergence_at_the_same_epoch():
     # Plain SGD at a huge learning rate: finite for a few epochs, then the weights overflow.
-    task = TaskSpec(dataset="friedman1", hidden=(16,), epochs=30, log_every=1,
-                    optimizer=OptimizerSpec(name="sgd", lr=40.0))
+    task = TaskSpec(
+        dataset="friedman1", hidden=(16,), epochs=30, log_every=1, optimizer=OptimizerSpec(name="sgd", lr=40.0)
+    )
     members = [member(make_config([NoiseSpec("pre_activation", "gaussian", 0.1)]))]
-    fast, = train_population(task, members)
-    slow, = train_population(task, members, engine="stacked")
+    (fast,) = train_population(task, members)
+    (slow,) = train_population(task, members, engine="stacked")
     assert fast.diverged and slow.diverged
     assert fast.diverged_epoch == slow.diverged_epoch > 1
 

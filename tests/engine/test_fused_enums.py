@@ -8,8 +8,9 @@ from sweeper.engine import fused
 from sweeper.noise.spec import KINDS, PLACEMENTS
 from sweeper.tasks.spec import TaskSpec
 
-pytestmark = pytest.mark.skipif(fused.task_fits(TaskSpec(), torch.device("cpu")) is False,
-                                reason="the C kernels could not be built here")
+pytestmark = pytest.mark.skipif(
+    fused.task_fits(TaskSpec(), torch.device("cpu")) is False, reason="the C kernels could not be built here"
+)
 
 
 def test_mlp_c_names_every_placement_kind_loss_and_optimizer_the_python_side_has():

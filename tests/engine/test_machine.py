@@ -11,8 +11,8 @@ from sweeper.engine import fused
 from sweeper.engine.machine import Machine, cpu_name, describe, this_machine
 from sweeper.engine.population import train_population
 from sweeper.engine.reference import train_reference
-from sweeper.records import Member
 from sweeper.noise.spec import NoiseSpec, make_config
+from sweeper.records import Member
 from sweeper.tasks.spec import TaskSpec
 
 MLP = TaskSpec(dataset="circles", hidden=(8,), epochs=4, log_every=2)
@@ -21,8 +21,10 @@ CNN = TaskSpec(dataset="digits", model="cnn", channels=(2,), hidden=(4,), epochs
 
 def members(n: int = 2) -> list[Member]:
     config = make_config([NoiseSpec("input", "gaussian", 0.1)])
-    return [Member(config, r, seeding.data_seed(3, r), seeding.init_seed(3, r), seeding.noise_seed(3, r, config))
-            for r in range(n)]
+    return [
+        Member(config, r, seeding.data_seed(3, r), seeding.init_seed(3, r), seeding.noise_seed(3, r, config))
+        for r in range(n)
+    ]
 
 
 def test_this_machine_names_the_versions_the_cpu_and_the_host():
@@ -61,6 +63,7 @@ def test_describe_puts_what_ran_in_words():
     gpu = Machine("0.2.0", "2.13.0", "cuda", "Intel Xeon", "NVIDIA H100 80GB HBM3", "g1")
 
     assert describe({**machine.as_dict(), "engine": "fused"}) == (
-        "fused engine on cpu (AMD EPYC 7763 64-Core Processor), sweeper 0.2.0, torch 2.13.0+cpu, host w1")
+        "fused engine on cpu (AMD EPYC 7763 64-Core Processor), sweeper 0.2.0, torch 2.13.0+cpu, host w1"
+    )
     assert describe(gpu.as_dict()) == "cuda (NVIDIA H100 80GB HBM3), sweeper 0.2.0, torch 2.13.0, host g1"
     assert describe({"device": "cpu"}) == "not recorded (stored before sweeper recorded what ran)"

@@ -8,8 +8,8 @@ import pytest
 
 from sweeper import seeding
 from sweeper.engine.population import train_population
-from sweeper.records import Member
 from sweeper.noise.spec import NoiseSpec, make_config
+from sweeper.records import Member
 from sweeper.tasks.spec import TaskSpec
 
 TASKS = {
@@ -44,8 +44,13 @@ CHANGED = 2
 
 
 def member(config=(), repeat=0):
-    return Member(config, repeat, seeding.data_seed(0, repeat), seeding.init_seed(0, repeat),
-                  seeding.noise_seed(0, repeat, config))
+    return Member(
+        config,
+        repeat,
+        seeding.data_seed(0, repeat),
+        seeding.init_seed(0, repeat),
+        seeding.noise_seed(0, repeat, config),
+    )
 
 
 def pack_members():
@@ -124,8 +129,11 @@ def test_training_the_same_pack_twice_gives_the_same_numbers(packs):
 
 def test_configurations_of_one_repeat_share_data_and_initial_weights():
     # Common random numbers: at zero noise every configuration of a repeat is the same run.
-    silent = [(), make_config([NoiseSpec("pre_activation", "gaussian", 0.0)]),
-              make_config([NoiseSpec("weights", "uniform", 0.0), NoiseSpec("targets", "flip", 0.0)])]
+    silent = [
+        (),
+        make_config([NoiseSpec("pre_activation", "gaussian", 0.0)]),
+        make_config([NoiseSpec("weights", "uniform", 0.0), NoiseSpec("targets", "flip", 0.0)]),
+    ]
     members = [member(config, repeat=1) for config in silent]
     assert len({m.noise_seed for m in members}) == 3
     first, *others = train_population(TASKS["mlp"], members)

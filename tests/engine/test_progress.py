@@ -12,24 +12,36 @@ import torch
 from sweeper import seeding
 from sweeper.engine import fused
 from sweeper.engine.population import train_population
-from sweeper.records import Member
 from sweeper.noise.spec import NoiseSpec, make_config
+from sweeper.records import Member
 from sweeper.tasks.spec import TaskSpec
 
 TASK = TaskSpec(dataset="circles", n_train=30, hidden=(8,), epochs=40, log_every=10)
 # Minibatches, and an annealed schedule (the fused engine then splits an interval into several C calls).
 MINIBATCH = TaskSpec(dataset="circles", n_train=30, hidden=(8,), epochs=12, log_every=5, batch_size=8)
-CONFIGS = [(), make_config([NoiseSpec("pre_activation", "gaussian", 0.1)]),
-           make_config([NoiseSpec("input", "gaussian", 0.05, "annealed")])]
+CONFIGS = [
+    (),
+    make_config([NoiseSpec("pre_activation", "gaussian", 0.1)]),
+    make_config([NoiseSpec("input", "gaussian", 0.05, "annealed")]),
+]
 
-ENGINES = [pytest.param("auto", marks=pytest.mark.skipif(not fused.task_fits(TASK, torch.device("cpu")),
-                                                         reason="the C kernels could not be built here")),
-           "stacked"]
+ENGINES = [
+    pytest.param(
+        "auto",
+        marks=pytest.mark.skipif(
+            not fused.task_fits(TASK, torch.device("cpu")), reason="the C kernels could not be built here"
+        ),
+    ),
+    "stacked",
+]
 
 
 def _members() -> list[Member]:
-    return [Member(c, r, seeding.data_seed(0, r), seeding.init_seed(0, r), seeding.noise_seed(0, r, c))
-            for c in CONFIGS for r in range(2)]
+    return [
+        Member(c, r, seeding.data_seed(0, r), seeding.init_seed(0, r), seeding.noise_seed(0, r, c))
+        for c in CONFIGS
+        for r in range(2)
+    ]
 
 
 @pytest.mark.parametrize("task", [TASK, MINIBATCH], ids=["full_batch", "minibatch"])

@@ -17,9 +17,9 @@ from sweeper import seeding
 from sweeper.engine import functional
 from sweeper.engine.population import train_population
 from sweeper.engine.reference import train_reference
-from sweeper.records import Member
 from sweeper.errors import TaskError
 from sweeper.noise.spec import NoiseSpec, make_config
+from sweeper.records import Member
 from sweeper.tasks import user_models
 from sweeper.tasks.data import load_split
 from sweeper.tasks.spec import OptimizerSpec, TaskSpec
@@ -36,8 +36,12 @@ def task(factory="mlp", args=None, sites=(), **fields):
 
 TASKS = {
     "sequential": task("mlp", {"width": 16}),
-    "sequential_tanh_minibatch_sgd": task("mlp", {"width": 16, "depth": 2, "activation": "tanh"}, batch_size=8,
-                                          optimizer=OptimizerSpec(name="sgd", lr=0.05, momentum=0.9)),
+    "sequential_tanh_minibatch_sgd": task(
+        "mlp",
+        {"width": 16, "depth": 2, "activation": "tanh"},
+        batch_size=8,
+        optimizer=OptimizerSpec(name="sgd", lr=0.05, momentum=0.9),
+    ),
     "encoder_multiclass": task("encoder", dataset="iris", batch_size=8),
     "encoder_regression": task("encoder", dataset="friedman1"),
     "cnn_images": task("cnn", dataset="digits", epochs=6, log_every=3),  # digits as (8, 8) images
@@ -45,8 +49,13 @@ TASKS = {
 
 
 def member(config=(), repeat=0):
-    return Member(config, repeat, seeding.data_seed(0, repeat), seeding.init_seed(0, repeat),
-                  seeding.noise_seed(0, repeat, config))
+    return Member(
+        config,
+        repeat,
+        seeding.data_seed(0, repeat),
+        seeding.init_seed(0, repeat),
+        seeding.noise_seed(0, repeat, config),
+    )
 
 
 def assert_same_run(a, b, tol=TOL):
@@ -61,8 +70,11 @@ def _spec(placement, kind, std=0.3, schedule="constant", **more):
     return NoiseSpec(placement, kind, std, schedule, **more)
 
 
-ZERO_NOISE = [(), make_config([_spec("pre_activation", "gaussian", 0.0)]),
-              make_config([_spec("weights", "uniform", 0.0), _spec("gradients", "gaussian", 0.0)])]
+ZERO_NOISE = [
+    (),
+    make_config([_spec("pre_activation", "gaussian", 0.0)]),
+    make_config([_spec("weights", "uniform", 0.0), _spec("gradients", "gaussian", 0.0)]),
+]
 
 
 @pytest.mark.parametrize("task_name", list(TASKS))
@@ -77,16 +89,30 @@ def test_every_member_equals_the_reference_loop_at_zero_noise(task_name):
     assert not np.allclose(pack[0].curves["train_loss"], pack[1].curves["train_loss"])  # not vacuous
 
 
-NOISY = [make_config([_spec(p, k)]) for p in ("input", "pre_activation", "post_activation", "weights", "gradients")
-         for k in ("gaussian", "multiplicative", "uniform")] + [
-    make_config([_spec(p, "dropout", 0.2)]) for p in ("input", "pre_activation", "post_activation", "weights")] + [
-    make_config([_spec("targets", "flip", 0.2)]),
-    make_config([_spec("pre_activation", "gaussian", 0.3, "annealed"),
-                 _spec("gradients", "gaussian", 0.05, "annealed")]),
-    make_config([_spec("input", "uniform"), _spec("post_activation", "gaussian"), _spec("weights", "multiplicative")]),
-    make_config([_spec("pre_activation", "dropout", 0.3, "cosine"), _spec("post_activation", "multiplicative"),
-                 _spec("weights", "dropout", 0.1, "linear")]),
-]
+NOISY = (
+    [
+        make_config([_spec(p, k)])
+        for p in ("input", "pre_activation", "post_activation", "weights", "gradients")
+        for k in ("gaussian", "multiplicative", "uniform")
+    ]
+    + [make_config([_spec(p, "dropout", 0.2)]) for p in ("input", "pre_activation", "post_activation", "weights")]
+    + [
+        make_config([_spec("targets", "flip", 0.2)]),
+        make_config(
+            [_spec("pre_activation", "gaussian", 0.3, "annealed"), _spec("gradients", "gaussian", 0.05, "annealed")]
+        ),
+        make_config(
+            [_spec("input", "uniform"), _spec("post_activation", "gaussian"), _spec("weights", "multiplicative")]
+        ),
+        make_config(
+            [
+                _spec("pre_activation", "dropout", 0.3, "cosine"),
+                _spec("post_activation", "multiplicative"),
+                _spec("weights", "dropout", 0.1, "linear"),
+            ]
+        ),
+    ]
+)
 
 
 @pytest.fixture(scope="module")
@@ -110,11 +136,18 @@ def test_noisy_member_with_generator_streams_equals_the_reference_loop(generator
 def test_evaluation_is_noise_free_and_the_stored_weights_stay_clean():
     # A learning rate too small to move a float32 weight: every logged metric must be the untrained
     # model's, evaluated without noise, however loud the noise while training.
-    t = TASKS["encoder_multiclass"].model_copy(update={"optimizer": OptimizerSpec(lr=1e-30), "epochs": 4,
-                                                       "log_every": 2})
-    loud = make_config([_spec("input", "gaussian", 3.0), _spec("pre_activation", "dropout", 0.5),
-                        _spec("post_activation", "multiplicative", 3.0), _spec("weights", "gaussian", 3.0),
-                        _spec("gradients", "gaussian", 3.0)])
+    t = TASKS["encoder_multiclass"].model_copy(
+        update={"optimizer": OptimizerSpec(lr=1e-30), "epochs": 4, "log_every": 2}
+    )
+    loud = make_config(
+        [
+            _spec("input", "gaussian", 3.0),
+            _spec("pre_activation", "dropout", 0.5),
+            _spec("post_activation", "multiplicative", 3.0),
+            _spec("weights", "gaussian", 3.0),
+            _spec("gradients", "gaussian", 3.0),
+        ]
+    )
     m = member(loud)
     (pack,) = train_population(t, [m])
     alone = train_reference(t, m)
@@ -153,9 +186,15 @@ def pack():
     return train_population(TASKS["sequential_tanh_minibatch_sgd"], pack_members())
 
 
-@pytest.mark.parametrize("replacement", [
-    make_config([_spec("pre_activation", "uniform", 0.5), _spec("weights", "gaussian", 0.2)]), (),
-    make_config([_spec("post_activation", "gaussian", 1e38)])], ids=["other_noise", "no_noise", "diverging"])
+@pytest.mark.parametrize(
+    "replacement",
+    [
+        make_config([_spec("pre_activation", "uniform", 0.5), _spec("weights", "gaussian", 0.2)]),
+        (),
+        make_config([_spec("post_activation", "gaussian", 1e38)]),
+    ],
+    ids=["other_noise", "no_noise", "diverging"],
+)
 def test_changing_one_members_config_leaves_every_other_member_bit_identical(pack, replacement):
     members = pack_members()
     members[CHANGED] = member(replacement, members[CHANGED].repeat)
@@ -178,12 +217,18 @@ def test_member_trained_alone_or_elsewhere_in_the_pack_reproduces_its_numbers(pa
             np.testing.assert_allclose(shuffled[position].curves[name], curve, rtol=1e-6, atol=1e-6)
 
 
-@pytest.mark.parametrize("factory, why", [
-    ("batchnorm", "updates buffers in place (1.running_mean, 1.running_var, 1.num_batches_tracked)"),
-    ("with_dropout", "draws random numbers of its own"),
-    ("branchy", "torch.func cannot vectorize it (RuntimeError: vmap: It looks like you're attempting to use a "
-                "Tensor in some data-dependent control flow"),
-])
+@pytest.mark.parametrize(
+    "factory, why",
+    [
+        ("batchnorm", "updates buffers in place (1.running_mean, 1.running_var, 1.num_batches_tracked)"),
+        ("with_dropout", "draws random numbers of its own"),
+        (
+            "branchy",
+            "torch.func cannot vectorize it (RuntimeError: vmap: It looks like you're attempting to use a "
+            "Tensor in some data-dependent control flow",
+        ),
+    ],
+)
 def test_a_model_vmap_cannot_take_trains_member_by_member_with_the_same_numbers(capfd, factory, why):
     functional._say_once.cache_clear()
     t = task(factory, epochs=10)
@@ -208,8 +253,10 @@ def test_pre_activation_at_a_named_site_is_exactly_that_modules_input():
     as_input = task("mlp")
     seeds = member()
     for kind in ("gaussian", "dropout", "multiplicative"):
-        pre, inp = (Member(make_config([_spec(p, kind, 0.3)]), 0, seeds.data_seed, seeds.init_seed, 7)
-                    for p in ("pre_activation", "input"))  # one noise seed: the same stream
+        pre, inp = (
+            Member(make_config([_spec(p, kind, 0.3)]), 0, seeds.data_seed, seeds.init_seed, 7)
+            for p in ("pre_activation", "input")
+        )  # one noise seed: the same stream
         (a,), (b,) = train_population(at_site, [pre]), train_population(as_input, [inp])
         for name in a.curves:
             assert (a.curves[name] == b.curves[name]).all(), (kind, name)
@@ -256,8 +303,11 @@ def test_a_placement_without_a_site_is_refused_naming_the_model_and_its_modules(
 
 def test_sites_naming_no_module_are_refused_with_the_modules_it_has():
     t = task("encoder", sites=["encoder.1", "head.7"])
-    with pytest.raises(TaskError, match=r"sites \['head.7'\] name no module of the model; its modules: "
-                                        r"encoder \(Sequential\), encoder.0 \(Linear\), encoder.1 \(Tanh\)"):
+    with pytest.raises(
+        TaskError,
+        match=r"sites \['head.7'\] name no module of the model; its modules: "
+        r"encoder \(Sequential\), encoder.0 \(Linear\), encoder.1 \(Tanh\)",
+    ):
         user_models.site_modules(user_models.build(t, 0), t.user_model)
 
 

@@ -140,7 +140,9 @@ def test_dropout_refuses_a_rate_outside_0_to_1(p):
 
 @pytest.mark.parametrize("placement", ["gradients", "targets"])
 def test_dropout_applies_to_units_and_weights_only(placement):
-    with pytest.raises(ValueError, match="'dropout' applies to placements input, pre_activation, post_activation, weights"):
+    with pytest.raises(
+        ValueError, match="'dropout' applies to placements input, pre_activation, post_activation, weights"
+    ):
         NoiseSpec(placement, "dropout", 0.5)
 
 

@@ -10,11 +10,11 @@ from torch.nn.utils import parametrize
 import sweeper.engine.population as population
 from sweeper import seeding
 from sweeper.engine import losses
-from sweeper.records import Member
 from sweeper.noise.layers import Dropout, GaussianDropout, GaussianNoise, UniformNoise, WeightNoise
 from sweeper.noise.pack import PackNoise
 from sweeper.noise.spec import NoiseSpec, make_config
 from sweeper.noise.streams import make_streams
+from sweeper.records import Member
 from sweeper.tasks.data import input_shape, n_outputs
 from sweeper.tasks.families import family
 from sweeper.tasks.spec import TaskSpec
@@ -34,6 +34,7 @@ def gen(seed=0):
 
 
 # --- the public layers ------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("layer_type", LAYERS)
 def test_noise_layer_is_the_identity_in_eval_mode(layer_type):
@@ -86,6 +87,7 @@ def test_weight_noise_gradient_reaches_the_clean_weights_which_only_the_optimize
 
 # --- the reference model ----------------------------------------------------------------------------
 
+
 def reference_models(task, config, seed=0):
     """The task's reference model with ``config``'s noise and the same model without noise, same weights."""
     shape, n_out = input_shape(task), n_outputs(task)
@@ -103,11 +105,17 @@ def inputs(task, batch=12, members=None):
 
 
 def _configs():
-    cases = {f"{p}-{k}": make_config([NoiseSpec(p, k, 0.5)]) for p in FORWARD_PLACEMENTS
-             for k in ("gaussian", "multiplicative", "uniform", "dropout")}
-    cases["every-placement-annealed"] = make_config([NoiseSpec(p, "gaussian", 0.5, "annealed") for p in FORWARD_PLACEMENTS])
-    cases["every-placement-dropout-linear"] = make_config([NoiseSpec(p, "dropout", 0.5, "linear")
-                                                           for p in FORWARD_PLACEMENTS])
+    cases = {
+        f"{p}-{k}": make_config([NoiseSpec(p, k, 0.5)])
+        for p in FORWARD_PLACEMENTS
+        for k in ("gaussian", "multiplicative", "uniform", "dropout")
+    }
+    cases["every-placement-annealed"] = make_config(
+        [NoiseSpec(p, "gaussian", 0.5, "annealed") for p in FORWARD_PLACEMENTS]
+    )
+    cases["every-placement-dropout-linear"] = make_config(
+        [NoiseSpec(p, "dropout", 0.5, "linear") for p in FORWARD_PLACEMENTS]
+    )
     return cases
 
 
@@ -131,10 +139,11 @@ def test_reference_model_in_eval_mode_equals_the_same_weights_without_noise(task
 
 # --- the stacked population -------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("task_name", list(TASKS))
 def test_stacked_forward_without_noise_is_every_members_noise_free_model(task_name):
     task = TASKS[task_name]
-    configs = list(CONFIGS.values())[:: 4][:4]  # a member per forward placement
+    configs = list(CONFIGS.values())[::4][:4]  # a member per forward placement
     models = [reference_models(task, c, seed=k) for k, c in enumerate(configs)]
     params = {name: torch.stack([p[name] for _, _, p in models]) for name in models[0][2]}
     x = inputs(task, members=len(configs))
@@ -174,8 +183,10 @@ def test_trained_population_logs_noise_free_metrics_at_every_placement(monkeypat
         return logged
 
     monkeypatch.setattr(population, "evaluate", spy)
-    members = [Member(c, 0, seeding.data_seed(0, 0), seeding.init_seed(0, 0), seeding.noise_seed(0, 0, c))
-               for c in EVERY_PLACEMENT]
+    members = [
+        Member(c, 0, seeding.data_seed(0, 0), seeding.init_seed(0, 0), seeding.noise_seed(0, 0, c))
+        for c in EVERY_PLACEMENT
+    ]
     results = population.train_population(task, members, streams=streams, engine="stacked")
 
     assert len(calls) == 2

@@ -44,6 +44,10 @@ def test_a_spec_is_refused_exactly_where_its_kind_fits_no_task(placement, kind):
 def test_the_rule_itself():
     assert [k for k in KINDS if fits("targets", k, True)] == ["flip"]
     assert [k for k in KINDS if fits("targets", k, False)] == ["gaussian", "multiplicative", "uniform"]
-    assert [p for p in PLACEMENTS if fits(p, "dropout", True)] == ["input", "pre_activation", "post_activation",
-                                                                    "weights"]
+    assert [p for p in PLACEMENTS if fits(p, "dropout", True)] == [
+        "input",
+        "pre_activation",
+        "post_activation",
+        "weights",
+    ]
     assert [p for p in PLACEMENTS if fits(p, "gaussian", True)] == list(PLACEMENTS[:-1])

@@ -68,8 +68,9 @@ def test_uniform_noise_adds_uniform_of_std_sigma():
     assert stats.kstest(eps.numpy(), "uniform", args=(-a, 2 * a)).pvalue > 1e-3
 
 
-@pytest.mark.parametrize("kind, layer_type", [("gaussian", GaussianNoise), ("uniform", UniformNoise),
-                                              ("multiplicative", GaussianDropout)])
+@pytest.mark.parametrize(
+    "kind, layer_type", [("gaussian", GaussianNoise), ("uniform", UniformNoise), ("multiplicative", GaussianDropout)]
+)
 def test_noise_layer_builds_the_layer_of_a_spec(kind, layer_type):
     layer = noise_layer(NoiseSpec("post_activation", kind, 0.25, "annealed", gamma=0.7))
     assert type(layer) is layer_type

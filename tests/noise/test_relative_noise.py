@@ -10,14 +10,14 @@ import numpy as np
 import pytest
 import torch
 
-from sweeper.engine.population import train_population
 from sweeper.engine._shared import pack_data
-from sweeper.records import Member
+from sweeper.engine.population import train_population
 from sweeper.noise.layers import GaussianNoise, UniformNoise
 from sweeper.noise.pack import PackNoise
 from sweeper.noise.philox import PhiloxStreams
 from sweeper.noise.spec import NoiseSpec
 from sweeper.noise.streams import GeneratorStreams
+from sweeper.records import Member
 from sweeper.tasks.data import load_split
 from sweeper.tasks.spec import TaskSpec
 
@@ -38,8 +38,9 @@ def test_feature_std_is_each_features_spread_on_the_training_part(scaling):
     data = pack_data(task, [member(()), member((), repeat=1)], torch.device("cpu"))
     for k, seed in enumerate([3, 4]):
         x_train = load_split(task, seed).x_train
-        np.testing.assert_array_equal(data.input_std[k].numpy(),
-                                      x_train.astype(np.float64).std(axis=0).astype(np.float32))
+        np.testing.assert_array_equal(
+            data.input_std[k].numpy(), x_train.astype(np.float64).std(axis=0).astype(np.float32)
+        )
     assert data.input_std.shape == (2, 13)
     if scaling == "none":  # wine's raw features range from hue (~0.2) to proline (~300)
         assert data.input_std.max() / data.input_std.min() > 100
@@ -74,8 +75,11 @@ def test_relative_input_noise_is_the_plain_draw_times_each_features_std(streams,
 
 def test_relative_target_noise_scales_by_the_targets_std():
     y = torch.zeros(1, 200_000)
-    noise = PackNoise([(NoiseSpec("targets", "gaussian", 0.1, relative=True),)], PhiloxStreams([4]),
-                      feature_std={"targets": torch.tensor([25.0])})
+    noise = PackNoise(
+        [(NoiseSpec("targets", "gaussian", 0.1, relative=True),)],
+        PhiloxStreams([4]),
+        feature_std={"targets": torch.tensor([25.0])},
+    )
     assert noise.noisy_targets(y, n_classes=0)[0].double().std().item() == pytest.approx(2.5, rel=0.02)
 
 
@@ -88,8 +92,10 @@ def test_layer_with_feature_std_draws_the_plain_noise_times_the_std(layer_type):
     assert torch.equal(relative, plain * spread + x)
 
 
-@pytest.mark.parametrize("placement, kind", [("pre_activation", "gaussian"), ("input", "multiplicative"),
-                                             ("input", "dropout"), ("weights", "uniform")])
+@pytest.mark.parametrize(
+    "placement, kind",
+    [("pre_activation", "gaussian"), ("input", "multiplicative"), ("input", "dropout"), ("weights", "uniform")],
+)
 def test_relative_applies_to_additive_noise_on_the_data_only(placement, kind):
     with pytest.raises(ValueError, match="relative applies to kinds gaussian, uniform at placements input, targets"):
         NoiseSpec(placement, kind, 0.1, relative=True)

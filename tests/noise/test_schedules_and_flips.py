@@ -13,12 +13,12 @@ from scipy import stats
 import sweeper.engine.population as population
 from sweeper import seeding
 from sweeper.engine import fused
-from sweeper.records import Member
 from sweeper.noise.layers import GaussianNoise, GradientNoise, LabelFlip
 from sweeper.noise.pack import PackNoise, flip_labels
 from sweeper.noise.philox import PhiloxStreams
 from sweeper.noise.spec import DEFAULT_GAMMA, NoiseSpec
 from sweeper.noise.streams import GeneratorStreams
+from sweeper.records import Member
 from sweeper.tasks.data import input_shape, n_outputs
 from sweeper.tasks.families import family
 from sweeper.tasks.spec import OptimizerSpec, TaskSpec
@@ -47,11 +47,13 @@ def formula(schedule, t, sigma=SIGMA, gamma=DEFAULT_GAMMA, std_min=0.0, total=T)
     return sigma
 
 
-SCHEDULED = [NoiseSpec("gradients", "gaussian", SIGMA, "annealed"),
-             NoiseSpec("gradients", "gaussian", SIGMA, "annealed", gamma=1.0),
-             NoiseSpec("gradients", "gaussian", SIGMA, "linear"),
-             NoiseSpec("gradients", "gaussian", SIGMA, "linear", std_min=0.1),
-             NoiseSpec("gradients", "gaussian", SIGMA, "cosine", std_min=0.05)]
+SCHEDULED = [
+    NoiseSpec("gradients", "gaussian", SIGMA, "annealed"),
+    NoiseSpec("gradients", "gaussian", SIGMA, "annealed", gamma=1.0),
+    NoiseSpec("gradients", "gaussian", SIGMA, "linear"),
+    NoiseSpec("gradients", "gaussian", SIGMA, "linear", std_min=0.1),
+    NoiseSpec("gradients", "gaussian", SIGMA, "cosine", std_min=0.05),
+]
 
 
 def _expected(spec, t):
@@ -71,9 +73,9 @@ def test_annealing_shrinks_the_variance_with_gamma_so_the_std_falls_with_half_of
     assert spec.gamma == DEFAULT_GAMMA == 0.55
     assert spec.std_at(0) == 1.0
     # After 4000 steps the std has fallen to 0.10 of its start (the old std / (1 + t)^γ gave 0.010).
-    assert spec.std_at(4000) == pytest.approx(4001 ** -0.275, rel=1e-6)
+    assert spec.std_at(4000) == pytest.approx(4001**-0.275, rel=1e-6)
     assert 0.10 < spec.std_at(4000) < 0.11
-    assert spec.std_at(4000) ** 2 == pytest.approx(1.0 / 4001 ** 0.55, rel=1e-6)
+    assert spec.std_at(4000) ** 2 == pytest.approx(1.0 / 4001**0.55, rel=1e-6)
 
 
 def test_decays_start_at_std_end_at_std_min_and_decrease():
@@ -108,6 +110,7 @@ def test_constant_std_never_changes(step):
 # Every engine uses the table NoiseSpec.std_at gives: the stacked program's streams, the public layers
 # (and so the reference loop built from them) and the fused C trainer.
 
+
 @pytest.mark.parametrize("spec", SCHEDULED, ids=lambda s: f"{s.schedule}-{s.gamma}-{s.std_min}")
 @pytest.mark.parametrize("streams", list(STREAMS))
 def test_stacked_program_draws_each_steps_size_of_the_schedule(streams, spec):
@@ -125,8 +128,14 @@ def test_stacked_program_draws_each_steps_size_of_the_schedule(streams, spec):
 
 @pytest.mark.parametrize("spec", SCHEDULED, ids=lambda s: f"{s.schedule}-{s.gamma}-{s.std_min}")
 def test_public_layer_draws_each_steps_size_of_the_schedule(spec):
-    layer = GaussianNoise(spec.std, schedule=spec.schedule, gamma=spec.gamma, std_min=spec.std_min, total_steps=T,
-                          generator=torch.Generator().manual_seed(3))
+    layer = GaussianNoise(
+        spec.std,
+        schedule=spec.schedule,
+        gamma=spec.gamma,
+        std_min=spec.std_min,
+        total_steps=T,
+        generator=torch.Generator().manual_seed(3),
+    )
     expected = torch.Generator().manual_seed(3)
     x = torch.zeros(1000)
     for step in STEPS:
@@ -140,8 +149,9 @@ def test_public_layer_draws_each_steps_size_of_the_schedule(spec):
 def _fused_gradient_noise(spec, step):
     """The gradient noise the fused C trainer adds at optimizer step ``step``: a member with the noise
     and one without, same data and weights, one SGD step of learning rate 1 from the same point."""
-    task = TaskSpec(dataset="circles", hidden=(16,), epochs=T, batch_size="full",
-                    optimizer=OptimizerSpec(name="sgd", lr=1.0))
+    task = TaskSpec(
+        dataset="circles", hidden=(16,), epochs=T, batch_size="full", optimizer=OptimizerSpec(name="sgd", lr=1.0)
+    )
     members = [Member((spec,), 0, 0, 1, 7), Member((), 0, 0, 1, 7)]
     data = fused.pack_data(task, members, torch.device("cpu"))
     program = fused._Program(task, members, data)
@@ -215,8 +225,10 @@ def test_population_anneals_with_the_optimizer_step_not_the_epoch(monkeypatch):
     # 30 samples in batches of 8: four optimizer steps per epoch.
     task = TaskSpec(dataset="circles", hidden=(8,), epochs=3, log_every=3, batch_size=8)
     spec = NoiseSpec("input", "gaussian", 0.4, "annealed")
-    members = [Member((spec,), 0, seeding.data_seed(0, 0), seeding.init_seed(0, 0), seeding.noise_seed(0, 0, (spec,))),
-               Member((), 0, seeding.data_seed(0, 0), seeding.init_seed(0, 0), 1)]
+    members = [
+        Member((spec,), 0, seeding.data_seed(0, 0), seeding.init_seed(0, 0), seeding.noise_seed(0, 0, (spec,))),
+        Member((), 0, seeding.data_seed(0, 0), seeding.init_seed(0, 0), 1),
+    ]
     population.train_population(task, members, engine="stacked")  # the fused engine: tests/engine/test_fused.py
     assert log == [[pytest.approx(0.4 / (1 + t) ** (DEFAULT_GAMMA / 2), rel=1e-7), 0.0] for t in range(12)]
 

@@ -79,19 +79,25 @@ def test_a_wheel_in_a_fresh_virtual_environment_sweeps_and_reports_with_the_fuse
     assert compiled.name.startswith(f"sweeper-{variant}-")
     # The images compile them ahead, for every variant (docker/Dockerfile): under the name a sweep loads.
     ahead = tmp_path / "image-cache"
-    listed = run([python, "-m", "sweeper._native", "all"], env={**env, "SWEEPER_CACHE": str(ahead)},
-                 cwd="/").stdout.splitlines()
+    listed = run(
+        [python, "-m", "sweeper._native", "all"], env={**env, "SWEEPER_CACHE": str(ahead)}, cwd="/"
+    ).stdout.splitlines()
     assert f"{variant}: {ahead / compiled.name}" in listed
     assert sorted(Path(line.split(": ", 1)[1]) for line in listed) == sorted(ahead.glob("sweeper-*.so"))
 
     assert "seed-case-study" in run([sweeper, "report", "seed-case-study", "--db", db], env=env, cwd=work).stdout
-    report = json.loads(run([sweeper, "report", "seed-case-study", "--db", db, "--format", "json"], env=env,
-                            cwd=work).stdout)
+    report = json.loads(
+        run([sweeper, "report", "seed-case-study", "--db", db, "--format", "json"], env=env, cwd=work).stdout
+    )
     assert sorted((c["trial"], c["label"], c["n"]) for c in report["configs"]) == [
-        (0, "none", 2), (1, "input gaussian σ=0.01", 2), (2, "pre_activation gaussian σ=0.1", 2),
-        (3, "post_activation gaussian σ=0.1", 2)]
-    rows = json.loads(run([sweeper, "runs", "seed-case-study", "--db", db, "--format", "json"], env=env,
-                          cwd=work).stdout)
+        (0, "none", 2),
+        (1, "input gaussian σ=0.01", 2),
+        (2, "pre_activation gaussian σ=0.1", 2),
+        (3, "post_activation gaussian σ=0.1", 2),
+    ]
+    rows = json.loads(
+        run([sweeper, "runs", "seed-case-study", "--db", db, "--format", "json"], env=env, cwd=work).stdout
+    )
     assert len(rows) == 8 and all(0.0 <= r["test_accuracy"] <= 1.0 for r in rows)
     if "engine" in rows[0]:  # recorded once the store keeps what ran
         assert {r["engine"] for r in rows} == {"fused"}

@@ -30,8 +30,14 @@ def sweeper(*args, cc: str | None, cache: Path, cwd: Path) -> subprocess.Complet
     env["SWEEPER_CACHE"] = str(cache)
     if cc is not None:
         env["CC"] = cc
-    return subprocess.run([sys.executable, "-m", "sweeper.cli", *map(str, args)], env=env, cwd=cwd,
-                          capture_output=True, text=True, timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", "sweeper.cli", *map(str, args)],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
 
 
 def notices(stderr: str) -> list[str]:
@@ -47,12 +53,14 @@ def stored_runs(db: str, cwd: Path, cache: Path) -> dict:
 @pytest.mark.slow
 def test_a_sweep_without_a_compiler_runs_on_torch_code_says_so_once_and_stores_the_same_numbers(tmp_path):
     torch_db, kernels_db = f"sqlite:///{tmp_path / 'torch.db'}", f"sqlite:///{tmp_path / 'kernels.db'}"
-    done = sweeper("run", SEARCH_SPACE, *QUICK, "--db", torch_db, cc="/nonexistent/cc", cache=tmp_path / "none",
-                   cwd=tmp_path)
+    done = sweeper(
+        "run", SEARCH_SPACE, *QUICK, "--db", torch_db, cc="/nonexistent/cc", cache=tmp_path / "none", cwd=tmp_path
+    )
     assert done.returncode == 0, done.stderr
     assert notices(done.stderr) == [
         f"sweeper: cannot build the C kernels: CC=/nonexistent/cc is not an installed program; {_native.SLOWER}; "
-        "install a C compiler (apt-get install build-essential) or set CC=/path/to/gcc."]
+        "install a C compiler (apt-get install build-essential) or set CC=/path/to/gcc."
+    ]
     assert "Warning" not in done.stderr and "Traceback" not in done.stderr
     assert "8 runs trained" in done.stderr
     assert not (tmp_path / "none").exists()
@@ -62,13 +70,16 @@ def test_a_sweep_without_a_compiler_runs_on_torch_code_says_so_once_and_stores_t
     assert list((tmp_path / "kernels").glob("sweeper-*.so"))
     # The same training either way (torch runs the stacked program, the kernels the fused engine): equal
     # up to float rounding, which over 40 epochs stays far below what noise or a repeat changes.
-    slow, fast = stored_runs(torch_db, tmp_path, tmp_path / "kernels"), stored_runs(kernels_db, tmp_path,
-                                                                                     tmp_path / "kernels")
+    slow, fast = (
+        stored_runs(torch_db, tmp_path, tmp_path / "kernels"),
+        stored_runs(kernels_db, tmp_path, tmp_path / "kernels"),
+    )
     assert slow.keys() == fast.keys() and len(slow) == 8
     for key in slow:
         for metric in ("train_loss", "test_loss", "train_accuracy", "test_accuracy"):
-            np.testing.assert_allclose(slow[key][metric], fast[key][metric], rtol=1e-4, atol=1e-5,
-                                       err_msg=f"{key} {metric}")
+            np.testing.assert_allclose(
+                slow[key][metric], fast[key][metric], rtol=1e-4, atol=1e-5, err_msg=f"{key} {metric}"
+            )
     assert len({round(r["train_loss"], 4) for r in fast.values()}) > 2  # and the runs really differ
 
 
@@ -82,7 +93,8 @@ def test_a_failing_compiler_shows_its_own_error_with_debug_only(tmp_path):
     assert json.loads(plain.stdout)["engine"] == "stacked"
     assert notices(plain.stderr) == [
         f"sweeper: cannot build the C kernels: the C compiler failed (fake-cc exited with 1); {_native.SLOWER}; "
-        "set CC to a C compiler with OpenMP support, e.g. CC=gcc (--debug shows why)."]
+        "set CC to a C compiler with OpenMP support, e.g. CC=gcc (--debug shows why)."
+    ]
     assert "always fails" not in plain.stderr
 
     debug = sweeper("--debug", *BENCH, cc=str(fake), cache=tmp_path / "cache", cwd=tmp_path)

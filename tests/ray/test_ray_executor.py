@@ -21,10 +21,16 @@ ray = pytest.importorskip("ray")
 from sweeper.driver.executors import LocalExecutor  # noqa: E402
 from sweeper.driver.planner import Pack, PlannedRun, member  # noqa: E402
 from sweeper.driver.ray_executor import (  # noqa: E402
-    RayExecutor, _unreachable, cluster_address, cluster_device, pack_resources, slots)
+    RayExecutor,
+    _unreachable,
+    cluster_address,
+    cluster_device,
+    pack_resources,
+    slots,
+)
 from sweeper.driver.sweep import run_sweep  # noqa: E402
-from sweeper.records import RunResult  # noqa: E402
 from sweeper.errors import ExecutorError  # noqa: E402
+from sweeper.records import RunResult  # noqa: E402
 from sweeper.space import load_space  # noqa: E402
 from sweeper.store import open_store  # noqa: E402
 
@@ -53,16 +59,21 @@ def _packs(sizes: list[int]) -> list[Pack]:
     spec = load_space(SPACE)
     name, task = next(iter(spec.tasks.items()))
     config = spec.grid_configs()[0][0]
-    return [Pack(name, task, tuple(member(spec.seed, task, PlannedRun(i, config, name, r)) for r in range(n)), (i,) * n)
-            for i, n in enumerate(sizes)]
+    return [
+        Pack(name, task, tuple(member(spec.seed, task, PlannedRun(i, config, name, r)) for r in range(n)), (i,) * n)
+        for i, n in enumerate(sizes)
+    ]
 
 
 def _fake(members, value: float) -> list[RunResult]:
-    return [RunResult(final={"value": value}, curve_epochs=np.array([1]), curves={"value": np.array([value])},
-                      best_epoch=1) for _ in members]
+    return [
+        RunResult(final={"value": value}, curve_epochs=np.array([1]), curves={"value": np.array([value])}, best_epoch=1)
+        for _ in members
+    ]
 
 
 # ---- what a pack asks for, and where from: no Ray needed ----
+
 
 def test_auto_means_the_gpus_of_a_cluster_that_has_any_and_one_device_for_every_pack():
     assert cluster_device("auto", 0) == "cpu"
@@ -80,12 +91,15 @@ def test_cpu_packs_ask_one_cpu_and_gpu_packs_one_gpu_by_default():
     assert pack_resources("cuda", 2, 0.25) == {"CPU": 2.0, "GPU": 0.25}
 
 
-@pytest.mark.parametrize("device, cpus, gpus, says", [
-    ("cpu", 0, None, "--cpus-per-pack 0"),
-    ("cpu", None, 0.5, "needs --device cuda"),
-    ("cuda", None, 1.5, "a share in (0, 1]"),
-    ("cuda", None, 0, "--gpus-per-pack 0"),
-])
+@pytest.mark.parametrize(
+    "device, cpus, gpus, says",
+    [
+        ("cpu", 0, None, "--cpus-per-pack 0"),
+        ("cpu", None, 0.5, "needs --device cuda"),
+        ("cuda", None, 1.5, "a share in (0, 1]"),
+        ("cuda", None, 0, "--gpus-per-pack 0"),
+    ],
+)
 def test_impossible_pack_resources_are_refused_with_what_is_allowed(device, cpus, gpus, says):
     with pytest.raises(ExecutorError, match=says.replace("(", r"\(").replace(")", r"\)").replace("]", r"\]")):
         pack_resources(device, cpus, gpus)
@@ -120,6 +134,7 @@ def test_an_address_where_nothing_listens_is_named_at_once_not_retried_for_ever(
 
 
 # ---- on a Ray ----
+
 
 @pytest.mark.slow
 def test_a_ray_sweep_stores_exactly_the_numbers_of_a_local_sweep(local_ray, tmp_path):
@@ -157,8 +172,7 @@ def test_a_ray_sweep_stores_exactly_the_numbers_of_a_local_sweep(local_ray, tmp_
 
 
 @pytest.mark.slow
-def test_packs_come_back_as_they_finish_dead_workers_are_retried_and_lost_packs_named(local_ray, tmp_path,
-                                                                                      capsys):
+def test_packs_come_back_as_they_finish_dead_workers_are_retried_and_lost_packs_named(local_ray, tmp_path, capsys):
     """One run with trouble (one Tune run keeps the test short).
 
     Pack 0 is quick. Pack 1 finishes only once the consumer holds pack 0: an executor that returned at
@@ -201,8 +215,10 @@ def test_packs_come_back_as_they_finish_dead_workers_are_retried_and_lost_packs_
     assert message.endswith("first: pack 3 (circles, 4 members, trials [3]): RuntimeError: this pack cannot be trained")
     err = capsys.readouterr().err
     assert "ray: pack 2 (circles, 3 members, trials [2]) failed (attempt 1): ActorDiedError" in err
-    assert "ray: pack 3 (circles, 4 members, trials [3]) failed (attempt 2): RuntimeError: this pack cannot be " \
-           "trained; giving up on it" in err
+    assert (
+        "ray: pack 3 (circles, 4 members, trials [3]) failed (attempt 2): RuntimeError: this pack cannot be "
+        "trained; giving up on it" in err
+    )
     assert "Traceback" not in err
 
 

@@ -15,15 +15,38 @@ PLACEMENTS = ("input", "pre_activation", "weights", "gradients")
 
 
 def baseline_trial(sweep: str = "sim") -> dict:
-    return {"sweep": sweep, "trial": 0, "label": "none", "placement": "none", "kind": None, "std": None,
-            "schedule": None, "gamma": None, "params": [], "status": "done", "n_runs": None, "objective": None}
+    return {
+        "sweep": sweep,
+        "trial": 0,
+        "label": "none",
+        "placement": "none",
+        "kind": None,
+        "std": None,
+        "schedule": None,
+        "gamma": None,
+        "params": [],
+        "status": "done",
+        "n_runs": None,
+        "objective": None,
+    }
 
 
 def noise_trial(trial: int, sites: list[dict], sweep: str = "sim") -> dict:
     first = sites[0]
-    return {"sweep": sweep, "trial": trial, "label": " + ".join(f"{s['placement']} {s['kind']} σ={s['std']:g}" for s in sites),
-            "placement": "+".join(s["placement"] for s in sites), "kind": first["kind"], "std": first["std"],
-            "schedule": first["schedule"], "gamma": None, "params": sites, "status": "done", "n_runs": None, "objective": None}
+    return {
+        "sweep": sweep,
+        "trial": trial,
+        "label": " + ".join(f"{s['placement']} {s['kind']} σ={s['std']:g}" for s in sites),
+        "placement": "+".join(s["placement"] for s in sites),
+        "kind": first["kind"],
+        "std": first["std"],
+        "schedule": first["schedule"],
+        "gamma": None,
+        "params": sites,
+        "status": "done",
+        "n_runs": None,
+        "objective": None,
+    }
 
 
 def simulate_sweep(
@@ -51,12 +74,27 @@ def simulate_sweep(
     effects, diverged = effects or {}, diverged or {}
     suffix = metric.removeprefix("test_")
     higher = suffix in ("accuracy", "r2")
-    sweep = {"name": "sim", "metric": f"val_{suffix}" if validation else metric, "higher_is_better": higher,
-             "repeats": repeats,
-             "problem": "circles", "seed": 0, "status": "done"}
+    sweep = {
+        "name": "sim",
+        "metric": f"val_{suffix}" if validation else metric,
+        "higher_is_better": higher,
+        "repeats": repeats,
+        "problem": "circles",
+        "seed": 0,
+        "status": "done",
+    }
     trials = [baseline_trial()] + [
-        noise_trial(t, [{"placement": PLACEMENTS[(t - 1) % len(PLACEMENTS)], "kind": "gaussian", "std": round(0.1 * t, 3),
-                         "schedule": "constant"}])
+        noise_trial(
+            t,
+            [
+                {
+                    "placement": PLACEMENTS[(t - 1) % len(PLACEMENTS)],
+                    "kind": "gaussian",
+                    "std": round(0.1 * t, 3),
+                    "schedule": "constant",
+                }
+            ],
+        )
         for t in range(1, n_configs)
     ]
     sign = 1.0 if higher else -1.0
@@ -69,10 +107,17 @@ def simulate_sweep(
                 val = truth + level + rng.normal(scale=np.sqrt(0.5), size=repeats) + sign * effects.get(t, 0.0)
             for r in range(repeats):
                 gone = r < diverged.get(t, 0)
-                row = {"sweep": "sim", "trial": t, "task": task, "repeat": r,
-                       f"train_{suffix}": None if gone else float(test[r] + 0.5 * sign),
-                       metric: None if gone else float(test[r]),
-                       "best_epoch": 100, "diverged": gone, "diverged_epoch": 7 if gone else None}
+                row = {
+                    "sweep": "sim",
+                    "trial": t,
+                    "task": task,
+                    "repeat": r,
+                    f"train_{suffix}": None if gone else float(test[r] + 0.5 * sign),
+                    metric: None if gone else float(test[r]),
+                    "best_epoch": 100,
+                    "diverged": gone,
+                    "diverged_epoch": 7 if gone else None,
+                }
                 if validation:
                     row[f"val_{suffix}"] = None if gone else float(val[r])
                 runs.append(row)
@@ -85,12 +130,24 @@ def simulate_curves(runs: list[dict], *, epochs: int = 200, every: int = 10) -> 
     for run in runs:
         for epoch in range(every, epochs + 1, every):
             rise = 1.0 - np.exp(-epoch / 40.0)
-            rows.append({"sweep": run["sweep"], "trial": run["trial"], "task": run["task"], "repeat": run["repeat"],
-                         "epoch": epoch, "train_loss": 1.0 - rise, "test_loss": 1.2 - rise,
-                         "train_accuracy": rise, "test_accuracy": 0.9 * rise - 0.1 * (epoch / epochs) ** 2 * run["trial"]})
+            rows.append(
+                {
+                    "sweep": run["sweep"],
+                    "trial": run["trial"],
+                    "task": run["task"],
+                    "repeat": run["repeat"],
+                    "epoch": epoch,
+                    "train_loss": 1.0 - rise,
+                    "test_loss": 1.2 - rise,
+                    "train_accuracy": rise,
+                    "test_accuracy": 0.9 * rise - 0.1 * (epoch / epochs) ** 2 * run["trial"],
+                }
+            )
     return rows
 
 
 @pytest.fixture
 def sim() -> SimpleNamespace:
-    return SimpleNamespace(sweep=simulate_sweep, curves=simulate_curves, baseline_trial=baseline_trial, noise_trial=noise_trial)
+    return SimpleNamespace(
+        sweep=simulate_sweep, curves=simulate_curves, baseline_trial=baseline_trial, noise_trial=noise_trial
+    )

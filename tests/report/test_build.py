@@ -21,7 +21,8 @@ def hand_made(sim, values: dict[int, list], metric: str = "test_accuracy") -> tu
     sweep = {"name": "hand", "metric": metric, "higher_is_better": None, "repeats": len(values[0]), "problem": "p"}
     trials = [sim.baseline_trial("hand")] + [
         sim.noise_trial(t, [{"placement": "input", "kind": "gaussian", "std": 0.1 * t, "schedule": "constant"}], "hand")
-        for t in values if t
+        for t in values
+        if t
     ]
     runs = [
         {"sweep": "hand", "trial": t, "task": "t", "repeat": r, metric: v, "diverged": v is None}
@@ -36,8 +37,28 @@ def test_report_has_the_required_keys_and_dumps_as_strict_json(sim):
     assert {"sweep", "metric", "higher_is_better", "repeats", "baseline", "configs", "summary"} <= report.keys()
     assert report["baseline"]["trial"] == 0 and report["baseline"]["n"] == 20
     config = by_trial(report, 2)
-    for key in ("trial", "params", "n", "mean", "std", "ci", "delta", "delta_ci", "p_improve", "p_improve_ci", "p_value",
-                "p_adjusted", "verdict", "p_best", "gap", "diverged", "label", "median", "iqm", "mde"):
+    for key in (
+        "trial",
+        "params",
+        "n",
+        "mean",
+        "std",
+        "ci",
+        "delta",
+        "delta_ci",
+        "p_improve",
+        "p_improve_ci",
+        "p_value",
+        "p_adjusted",
+        "verdict",
+        "p_best",
+        "gap",
+        "diverged",
+        "label",
+        "median",
+        "iqm",
+        "mde",
+    ):
         assert key in config, key
     assert config["params"] == {"placement": "pre_activation", "kind": "gaussian", "std": 0.2, "schedule": "constant"}
     assert config["ci"][0] < config["mean"] < config["ci"][1]
@@ -80,7 +101,10 @@ def test_aa_sweeps_rarely_claim_a_difference(sim):
 
 def test_a_planted_effect_of_one_sd_at_20_repeats_is_found_in_most_sweeps(sim):
     rng = np.random.default_rng(11)
-    found = [by_trial(build_report(*sim.sweep(rng, effects={1: 1.0}), n_boot=200), 1)["verdict"] == "better" for _ in range(60)]
+    found = [
+        by_trial(build_report(*sim.sweep(rng, effects={1: 1.0}), n_boot=200), 1)["verdict"] == "better"
+        for _ in range(60)
+    ]
     assert np.mean(found) >= 0.8
 
 
@@ -149,8 +173,10 @@ def test_several_tasks_get_per_task_tables_and_a_friedman_ranking(sim):
 
 def test_combined_placements_are_a_list_of_sites(sim):
     sweep, trials, runs = sim.sweep(np.random.default_rng(6), n_configs=2)
-    sites = [{"placement": "input", "kind": "gaussian", "std": 0.1, "schedule": "constant"},
-             {"placement": "weights", "kind": "gaussian", "std": 0.05, "schedule": "annealed", "gamma": 0.55}]
+    sites = [
+        {"placement": "input", "kind": "gaussian", "std": 0.1, "schedule": "constant"},
+        {"placement": "weights", "kind": "gaussian", "std": 0.05, "schedule": "annealed", "gamma": 0.55},
+    ]
     trials.append(sim.noise_trial(2, sites))
     runs += [{**r, "trial": 2} for r in runs if r["trial"] == 1]
     config = by_trial(build_report(sweep, trials, runs, n_boot=200), 2)

@@ -16,8 +16,9 @@ SAYS_SO = "The no-noise baseline diverged on every repeat (12 runs): no comparis
 
 
 def test_configurations_are_incomparable_to_a_baseline_that_always_diverged(sim):
-    sweep, trials, runs = sim.sweep(np.random.default_rng(1), n_configs=3, repeats=REPEATS, effects={2: 1.0},
-                                    diverged={0: REPEATS})
+    sweep, trials, runs = sim.sweep(
+        np.random.default_rng(1), n_configs=3, repeats=REPEATS, effects={2: 1.0}, diverged={0: REPEATS}
+    )
 
     report = build_report(sweep, trials, runs, n_boot=500)
 
@@ -25,7 +26,14 @@ def test_configurations_are_incomparable_to_a_baseline_that_always_diverged(sim)
     assert [c["verdict"] for c in compared] == ["incomparable", "incomparable"]
     for c in compared:
         assert (c["delta"], c["delta_ci"], c["p_value"], c["p_adjusted"], c["p_improve"], c["mde"], c["n_needed"]) == (
-            None, [None, None], None, None, None, None, None)
+            None,
+            [None, None],
+            None,
+            None,
+            None,
+            None,
+            None,
+        )
         assert c["n"] == REPEATS and c["mean"] is not None  # its own statistics are still there
     assert report["baseline"]["n"] == 0 and report["baseline"]["diverged"] == REPEATS
     assert report["summary"].startswith(SAYS_SO)
@@ -36,14 +44,17 @@ def test_configurations_are_incomparable_to_a_baseline_that_always_diverged(sim)
 
 
 def test_when_every_run_diverged_no_configuration_is_named_best(sim):
-    sweep, trials, runs = sim.sweep(np.random.default_rng(2), n_configs=3, repeats=REPEATS,
-                                    diverged={0: REPEATS, 1: REPEATS, 2: REPEATS})
+    sweep, trials, runs = sim.sweep(
+        np.random.default_rng(2), n_configs=3, repeats=REPEATS, diverged={0: REPEATS, 1: REPEATS, 2: REPEATS}
+    )
 
     report = build_report(sweep, trials, runs, n_boot=200)
 
     assert [c["p_best"] for c in report["configs"]] == [None, None, None]
-    assert report["summary"] == (SAYS_SO + ", so no configuration is called better or worse than no noise. "
-                                 "No other configuration finished a run either: every run diverged.")
+    assert report["summary"] == (
+        SAYS_SO + ", so no configuration is called better or worse than no noise. "
+        "No other configuration finished a run either: every run diverged."
+    )
     assert "Chosen" not in report["summary"]
 
 
@@ -60,8 +71,12 @@ def test_a_baseline_diverged_on_some_repeats_is_still_compared(sim):
 def test_a_task_whose_baseline_always_diverged_is_left_out_of_the_comparison(sim):
     rng = np.random.default_rng(4)
     sweep, trials, runs = sim.sweep(rng, n_configs=3, repeats=REPEATS, effects={1: 1.5}, tasks=("moons", "circles"))
-    runs = [dict(r, diverged=True, test_accuracy=None, train_accuracy=None)
-            if r["task"] == "moons" and r["trial"] == 0 else r for r in runs]
+    runs = [
+        dict(r, diverged=True, test_accuracy=None, train_accuracy=None)
+        if r["task"] == "moons" and r["trial"] == 0
+        else r
+        for r in runs
+    ]
     circles_only = [r for r in runs if r["task"] == "circles"]
 
     both = build_report(sweep, trials, runs, n_boot=300)
@@ -74,15 +89,18 @@ def test_a_task_whose_baseline_always_diverged_is_left_out_of_the_comparison(sim
         assert pooled[trial]["delta"] == by_itself[trial]["delta"]
         assert pooled[trial]["verdict"] == by_itself[trial]["verdict"]
     assert pooled[1]["verdict"] == "better"
-    assert "The baseline diverged on every repeat of 1 task (moons); the comparisons use the other tasks only." \
+    assert (
+        "The baseline diverged on every repeat of 1 task (moons); the comparisons use the other tasks only."
         in both["summary"]
+    )
     (moons,) = [t for t in both["tasks"] if t["task"] == "moons"]
     assert {c["verdict"] for c in moons["configs"]} == {"baseline", "incomparable"}
 
 
 def test_every_format_says_the_baseline_diverged(sim, tmp_path):
-    sweep, trials, runs = sim.sweep(np.random.default_rng(5), n_configs=3, repeats=REPEATS, effects={2: 1.0},
-                                    diverged={0: REPEATS})
+    sweep, trials, runs = sim.sweep(
+        np.random.default_rng(5), n_configs=3, repeats=REPEATS, effects={2: 1.0}, diverged={0: REPEATS}
+    )
     report = build_report(sweep, trials, runs, n_boot=200)
     console = Console(record=True, width=200)
     console.print(render_table(report, width=200))

@@ -31,5 +31,10 @@ def test_the_full_grid_summary_names_the_tied_best_configurations_not_one_of_the
     assert f"{len(tied)} configurations tie for the best" in report["summary"]
     assert "the repeats cannot separate them" in report["summary"] and "Chosen:" not in report["summary"]
     assert "election and estimate share the test part (n_val: 0)" in report["summary"]
-    assert report["progress"] == {"configs_planned": 225, "configs_with_runs": 225, "runs": 450, "runs_planned": 450,
-                                  "partial": False}
+    assert report["progress"] == {
+        "configs_planned": 225,
+        "configs_with_runs": 225,
+        "runs": 450,
+        "runs_planned": 450,
+        "partial": False,
+    }

@@ -18,8 +18,15 @@ STDS = (0.001, 0.003, 0.01, 0.03, 0.1, 0.3)
 
 
 def config(trial: int, verdict: str, delta: float, params: dict | None = None) -> dict:
-    return {"trial": trial, "label": f"config {trial}", "params": params or {"placement": "input"}, "delta": delta,
-            "delta_ci": [delta - 0.01, delta + 0.01], "verdict": verdict, "diverged": 0}
+    return {
+        "trial": trial,
+        "label": f"config {trial}",
+        "params": params or {"placement": "input"},
+        "delta": delta,
+        "delta_ci": [delta - 0.01, delta + 0.01],
+        "verdict": verdict,
+        "diverged": 0,
+    }
 
 
 def large_report(n: int = 100) -> dict:
@@ -45,9 +52,14 @@ def test_the_heatmap_lays_eight_panels_out_in_rows_and_stays_a_page_wide():
         for schedule in ("constant", "annealed"):
             for placement in ("input", "pre_activation", "post_activation", "weights"):
                 for std in STDS:
-                    configs.append(config(len(configs), "no_difference", 0.01 * len(configs) % 0.05,
-                                          {"placement": placement, "kind": kind, "std": std, "schedule": schedule,
-                                           "gamma": 0.55}))
+                    configs.append(
+                        config(
+                            len(configs),
+                            "no_difference",
+                            0.01 * len(configs) % 0.05,
+                            {"placement": placement, "kind": kind, "std": std, "schedule": schedule, "gamma": 0.55},
+                        )
+                    )
     report = {"sweep": "grid", "metric": "test_accuracy", "higher_is_better": True, "configs": configs}
 
     fig = plots.delta_heatmap(report)
@@ -75,8 +87,10 @@ def test_a_filtered_report_says_what_it_shows_and_keeps_the_statistics(sim):
 
     assert [c["verdict"] for c in cut["configs"]] == ["better", "baseline"]
     assert cut["summary"] == report["summary"]
-    assert ("Showing 2 of 6 configurations (verdict better; the baseline always); the statistics are those of "
-            "the whole sweep.") in render_markdown(cut, {})
+    assert (
+        "Showing 2 of 6 configurations (verdict better; the baseline always); the statistics are those of "
+        "the whole sweep."
+    ) in render_markdown(cut, {})
     fig = plots.forest_plot(cut)
     assert "4 of 6 configurations left out (--top / --verdict)" in fig.axes[0].get_title()
 

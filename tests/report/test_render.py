@@ -11,8 +11,15 @@ from rich.console import Console
 
 from sweeper.report import plots
 from sweeper.report.build import build_report
-from sweeper.report.render import (ran_lines, render_csv, render_html, render_json, render_markdown, render_table,
-                                   write_report)
+from sweeper.report.render import (
+    ran_lines,
+    render_csv,
+    render_html,
+    render_json,
+    render_markdown,
+    render_table,
+    write_report,
+)
 
 
 @pytest.fixture
@@ -107,7 +114,10 @@ def test_forest_plot_has_a_row_per_compared_configuration(report, sweep_rows):
 def test_heatmap_has_a_panel_per_kind_and_skips_combined_placements(report):
     fig = plots.delta_heatmap(report)
     assert [ax.get_title() for ax in fig.axes if ax.get_title()] == ["gaussian"]
-    combined = {**report, "configs": [{**c, "params": [c["params"], c["params"]]} for c in report["configs"] if c["trial"]]}
+    combined = {
+        **report,
+        "configs": [{**c, "params": [c["params"], c["params"]]} for c in report["configs"] if c["trial"]],
+    }
     assert plots.delta_heatmap(combined) is None
 
 
@@ -119,8 +129,15 @@ def test_learning_curves_have_a_panel_per_configuration(report, sweep_rows):
     assert {line.get_label() for line in panels[0].get_lines()} >= {"train_accuracy", "test_accuracy"}
 
 
-WORKER = {"engine": "fused", "device": "cpu", "cpu": "AMD EPYC 7763", "gpu": None, "sweeper_version": "0.2.0",
-          "torch_version": "2.13.0+cpu", "host": "w1"}
+WORKER = {
+    "engine": "fused",
+    "device": "cpu",
+    "cpu": "AMD EPYC 7763",
+    "gpu": None,
+    "sweeper_version": "0.2.0",
+    "torch_version": "2.13.0+cpu",
+    "host": "w1",
+}
 GPU_WORKER = {**WORKER, "engine": "stacked", "device": "cuda", "gpu": "NVIDIA H100", "host": "g1"}
 
 
@@ -129,23 +146,37 @@ def ran_report(sim):
     """A report of runs trained on two workers: repeats 0-14 on a CPU worker, 15-19 on a GPU worker."""
     sweep, trials, runs = sim.sweep(np.random.default_rng(3), n_configs=3)
     runs = [{**run, **(WORKER if run["repeat"] < 15 else GPU_WORKER)} for run in runs]
-    sweep = {**sweep, "sweeper_version": "0.2.0", "torch_version": "2.13.0+cpu", "device": "cpu", "cpu": "Intel",
-             "gpu": None, "host": "laptop"}
+    sweep = {
+        **sweep,
+        "sweeper_version": "0.2.0",
+        "torch_version": "2.13.0+cpu",
+        "device": "cpu",
+        "cpu": "Intel",
+        "gpu": None,
+        "host": "laptop",
+    }
     return build_report(sweep, trials, runs, n_boot=200)
 
 
 def test_the_report_says_what_trained_the_runs_and_drove_the_sweep(ran_report):
     assert ran_report["ran"]["runs"] == [{**WORKER, "n_runs": 45}, {**GPU_WORKER, "n_runs": 15}]
     assert ran_report["ran"]["sweep"]["host"] == "laptop"
-    assert ran_report["configs"][0]["ran"] == {**{k: f"{WORKER[k]}, {GPU_WORKER[k]}" for k in ("engine", "device")},
-                                               "cpu": "AMD EPYC 7763", "gpu": "NVIDIA H100", "sweeper_version": "0.2.0",
-                                               "torch_version": "2.13.0+cpu", "host": "g1, w1"}
+    assert ran_report["configs"][0]["ran"] == {
+        **{k: f"{WORKER[k]}, {GPU_WORKER[k]}" for k in ("engine", "device")},
+        "cpu": "AMD EPYC 7763",
+        "gpu": "NVIDIA H100",
+        "sweeper_version": "0.2.0",
+        "torch_version": "2.13.0+cpu",
+        "host": "g1, w1",
+    }
 
 
 def test_every_format_shows_what_ran(ran_report):
-    lines = ["45 runs: fused engine on cpu (AMD EPYC 7763), sweeper 0.2.0, torch 2.13.0+cpu, host w1",
-             "15 runs: stacked engine on cuda (NVIDIA H100), sweeper 0.2.0, torch 2.13.0+cpu, host g1",
-             "driven by `sweeper run`: cpu (Intel), sweeper 0.2.0, torch 2.13.0+cpu, host laptop"]
+    lines = [
+        "45 runs: fused engine on cpu (AMD EPYC 7763), sweeper 0.2.0, torch 2.13.0+cpu, host w1",
+        "15 runs: stacked engine on cuda (NVIDIA H100), sweeper 0.2.0, torch 2.13.0+cpu, host g1",
+        "driven by `sweeper run`: cpu (Intel), sweeper 0.2.0, torch 2.13.0+cpu, host laptop",
+    ]
     md = render_markdown(ran_report, {})
     page = render_html(ran_report, {})
     rows = list(csv.DictReader(io.StringIO(render_csv(ran_report))))

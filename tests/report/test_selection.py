@@ -21,8 +21,11 @@ def chosen_estimates(sim, *, validation: bool, seed: int) -> np.ndarray:
     rng = np.random.default_rng(seed)
     out = []
     for _ in range(SIMULATIONS):
-        report = build_report(*sim.sweep(rng, n_configs=20, repeats=8, validation=validation, truth=TRUTH), n_boot=200,
-                              seed=int(rng.integers(1 << 30)))
+        report = build_report(
+            *sim.sweep(rng, n_configs=20, repeats=8, validation=validation, truth=TRUTH),
+            n_boot=200,
+            seed=int(rng.integers(1 << 30)),
+        )
         chosen = report["chosen"]
         out.append((chosen["selection_mean"], chosen["mean"], np.nan if chosen["bbc"] is None else chosen["bbc"]))
     return np.array(out)
@@ -60,8 +63,9 @@ def test_the_report_says_what_was_chosen_on_which_data_and_its_test_estimate_bes
     assert (chosen["selection_mean"], chosen["mean"], chosen["ci"]) == (row["selection_mean"], row["mean"], row["ci"])
     assert chosen["optimism"] == pytest.approx(row["selection_mean"] - row["mean"])
     assert report["configs"][0]["trial"] == 2  # ordered on validation
-    assert (f"Chosen: {row['label']}. On the test part, which took no part in choosing: test_accuracy "
-            f"{row['mean']:.4g}") in report["summary"]
+    assert (
+        f"Chosen: {row['label']}. On the test part, which took no part in choosing: test_accuracy {row['mean']:.4g}"
+    ) in report["summary"]
 
 
 def test_ordering_and_p_best_use_validation_and_verdicts_use_the_test_part(sim):
@@ -85,8 +89,10 @@ def test_without_a_validation_part_the_summary_says_selection_and_estimate_share
 
     chosen = report["chosen"]
     assert report["shared"] and chosen["bbc"] is not None and chosen["bbc"] < chosen["mean"]
-    assert ("Selection and estimate share the test part (n_val: 0): the chosen configuration's test_accuracy "
-            f"{chosen['mean']:.4g}") in report["summary"]
+    assert (
+        "Selection and estimate share the test part (n_val: 0): the chosen configuration's test_accuracy "
+        f"{chosen['mean']:.4g}"
+    ) in report["summary"]
     assert f"corrected for the selection (BBC) it is {chosen['bbc']:.4g}" in report["summary"]
 
 
@@ -119,11 +125,17 @@ def test_a_partial_sweep_says_so_and_corrects_over_every_planned_configuration(s
     assert planned["p_value"] == one["p_value"]
     # Holm's smallest step multiplies by the family's size: 39 planned comparisons instead of 3.
     assert planned["p_adjusted"] == pytest.approx(min(1.0, one["p_value"] * 39))
-    assert partial["progress"] == {"configs_planned": 40, "configs_with_runs": 4, "runs": 120, "runs_planned": 1200,
-                                   "partial": True}
+    assert partial["progress"] == {
+        "configs_planned": 40,
+        "configs_with_runs": 4,
+        "runs": 120,
+        "runs_planned": 1200,
+        "partial": True,
+    }
     assert partial["summary"].startswith(
         "This sweep is partial (status interrupted): 120 of 1200 planned runs (1080 missing; 4 of 40 configurations "
-        "have runs, 36 none); Holm's correction counts all 39 planned comparisons.")
+        "have runs, 36 none); Holm's correction counts all 39 planned comparisons."
+    )
     assert "over all 39 planned comparisons" in partial["summary"]
 
 
@@ -150,7 +162,11 @@ def test_best_val_compares_the_metrics_each_run_had_at_its_best_validation_epoch
     last = build_report(sweep, trials, runs, n_boot=300)
     early = build_report(sweep, trials, runs, n_boot=300, at="best_val")
 
-    assert (early["metric"], early["selected_on"], early["at"]) == ("early_test_accuracy", "early_val_accuracy", "best_val")
+    assert (early["metric"], early["selected_on"], early["at"]) == (
+        "early_test_accuracy",
+        "early_val_accuracy",
+        "best_val",
+    )
     assert {c["trial"]: c["verdict"] for c in early["configs"]}[2] == "better"
     assert {c["trial"]: c["verdict"] for c in last["configs"]}[2] == "no_difference"
 
@@ -171,5 +187,6 @@ def test_bbc_picks_on_the_resampled_repeats_and_scores_on_those_left_out():
     counts = np.array([[2, 0], [0, 2], [1, 1]])
     # Drawn (r0, r0): pick config 0, score it on r1 -> 0. Drawn (r1, r1): config 1 on r0 -> 0.
     # Drawn (r0, r1): nothing left out -> NaN.
-    np.testing.assert_array_equal(st.bootstrap_bias_corrected([values], [values], [counts], higher_is_better=True),
-                                  [0.0, 0.0, np.nan])
+    np.testing.assert_array_equal(
+        st.bootstrap_bias_corrected([values], [values], [counts], higher_is_better=True), [0.0, 0.0, np.nan]
+    )

@@ -171,7 +171,9 @@ def test_minimum_detectable_effect_matches_paired_t_power():
 
 def test_repeats_needed_is_the_fewest_that_detect_the_effect():
     n = st.repeats_needed(0.5, 1.0, alpha=0.01)
-    assert st.minimum_detectable_effect(1.0, n, alpha=0.01) <= 0.5 < st.minimum_detectable_effect(1.0, n - 1, alpha=0.01)
+    assert (
+        st.minimum_detectable_effect(1.0, n, alpha=0.01) <= 0.5 < st.minimum_detectable_effect(1.0, n - 1, alpha=0.01)
+    )
     assert st.repeats_needed(0.0, 1.0) is None
     assert st.repeats_needed(1e-4, 1.0, max_n=1000) is None
 

@@ -13,17 +13,19 @@ import numpy as np
 import pytest
 import sqlalchemy as sa
 
-from sweeper.records import Member, RunResult
 from sweeper.errors import LeaseError
+from sweeper.records import Member, RunResult
 from sweeper.store import open_store
 from sweeper.store._lease import GIVE_UP_S, STALE_S, Heartbeat, Owner
 
 SPEC_YAML = "name: demo\n"
 SETTINGS = dict(seed=7, metric="test_accuracy", higher_is_better=True, repeats=2, problem="binary")
 ELSEWHERE = Owner("token-elsewhere", "elsewhere", 4242)
-BUSY = re.compile(r"sweep 'demo' is being run by host (\S+) \(pid (\d+)\) since \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC, "
-                  r"heartbeat (\d+) s ago; wait for it to finish, or stop it \(a lease whose heartbeat stopped for "
-                  r"60 s is taken over\)")
+BUSY = re.compile(
+    r"sweep 'demo' is being run by host (\S+) \(pid (\d+)\) since \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC, "
+    r"heartbeat (\d+) s ago; wait for it to finish, or stop it \(a lease whose heartbeat stopped for "
+    r"60 s is taken over\)"
+)
 
 
 def start(store, owner: Owner | None) -> int | None:
@@ -149,10 +151,15 @@ def test_finishing_releases_the_lease_and_a_completed_sweep_is_left_as_it_is(sto
 def a_run(store, sweep_id: int) -> tuple:
     """(trial id, task, member, result) of one finished run of the baseline."""
     ref = store.ensure_trial(sweep_id, (), number=0)
-    curves = {"train_loss": np.array([0.3]), "test_loss": np.array([0.4]), "train_accuracy": np.array([0.9]),
-              "test_accuracy": np.array([0.8])}
-    result = RunResult(final={k: float(v[-1]) for k, v in curves.items()}, curve_epochs=np.array([10]),
-                       curves=curves, best_epoch=10)
+    curves = {
+        "train_loss": np.array([0.3]),
+        "test_loss": np.array([0.4]),
+        "train_accuracy": np.array([0.9]),
+        "test_accuracy": np.array([0.8]),
+    }
+    result = RunResult(
+        final={k: float(v[-1]) for k, v in curves.items()}, curve_epochs=np.array([10]), curves=curves, best_epoch=10
+    )
     return ref.id, "default", Member((), 0, 1, 2, 3), result
 
 
@@ -165,8 +172,9 @@ def test_an_owner_that_lost_the_lease_can_neither_store_runs_nor_finish(store, d
 
     with pytest.raises(LeaseError):
         store.save_runs(sweep_id, [run], owner)
-    with pytest.raises(LeaseError, match="^sweep 'demo': another run took it over before it could be marked "
-                                         "interrupted$"):
+    with pytest.raises(
+        LeaseError, match="^sweep 'demo': another run took it over before it could be marked interrupted$"
+    ):
         store.finish_sweep(sweep_id, "interrupted", owner)
 
     assert execute(db_url, "SELECT count(*) FROM sweeper_runs") == [(0,)]
@@ -200,8 +208,7 @@ class Clock:
 
 
 def heartbeat(store, url: str, owner: Owner, sweep_id: int, clock: Clock, lost: list) -> Heartbeat:
-    return Heartbeat(sa.engine.make_url(url), sweep_id, "demo", owner, on_lost=lambda: lost.append(True),
-                     clock=clock)
+    return Heartbeat(sa.engine.make_url(url), sweep_id, "demo", owner, on_lost=lambda: lost.append(True), clock=clock)
 
 
 def test_a_heartbeat_renews_the_lease_by_the_database_clock(store, db_url):
@@ -230,9 +237,12 @@ def test_a_heartbeat_finding_the_lease_taken_over_loses_it_once(store, db_url):
     beating.beat()
 
     assert lost == [True]
-    with pytest.raises(LeaseError, match=r"^sweep 'demo': stopped, its lease is lost \(another run took it over\), so "
-                                         r"another run may take it over; finished packs are stored; run the same "
-                                         r"command to resume$"):
+    with pytest.raises(
+        LeaseError,
+        match=r"^sweep 'demo': stopped, its lease is lost \(another run took it over\), so "
+        r"another run may take it over; finished packs are stored; run the same "
+        r"command to resume$",
+    ):
         beating.check()
     assert lease(db_url) == (ELSEWHERE.token, ELSEWHERE.host, ELSEWHERE.pid)
 

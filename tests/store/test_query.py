@@ -8,9 +8,9 @@ import threading
 import numpy as np
 import pytest
 
-from sweeper.records import Member, RunResult
 from sweeper.errors import StoreError
 from sweeper.noise.spec import NoiseSpec, make_config
+from sweeper.records import Member, RunResult
 from sweeper.store import _query, _reader, open_store
 
 PRE = make_config([NoiseSpec("pre_activation", "gaussian", 0.1)])
@@ -19,8 +19,8 @@ EPOCHS = 4
 
 WRITES = {
     "insert": "insert into sweeper_sweeps (name, spec_yaml, seed, metric, higher_is_better, repeats, problem, status,"
-              " study_name, created_at, updated_at) values ('x', '', 1, 'm', true, 1, 'binary', 'running', 'x',"
-              " current_timestamp, current_timestamp)",
+    " study_name, created_at, updated_at) values ('x', '', 1, 'm', true, 1, 'binary', 'running', 'x',"
+    " current_timestamp, current_timestamp)",
     "update": "update sweeper_runs set test_accuracy = 1.0",
     "drop": "drop table sweeper_curves",
     "create": "create table sweeper_notes (note text)",
@@ -30,9 +30,9 @@ WRITES = {
 # SQLite says why in its own words; PostgreSQL runs one SELECT-like statement only.
 REFUSAL = {
     "sqlite": r"^query refused: (attempt to write a readonly database \(queries are read-only\)"
-              r"|more than one statement \(a query is one statement\))$",
+    r"|more than one statement \(a query is one statement\))$",
     "postgresql": r"^query refused: (\w+ is not a query|more than one statement) \(a query is one SELECT, VALUES, "
-                  r"TABLE or WITH \.\.\. SELECT statement\)$",
+    r"TABLE or WITH \.\.\. SELECT statement\)$",
 }
 ENDLESS = "with recursive c(x) as (select 1 union all select x + 1 from c) select count(*) from c"
 
@@ -48,16 +48,23 @@ def count(store, table: str) -> int:
 @pytest.fixture
 def stored(store):
     """The store holding sweep ``demo``: the baseline and one noisy trial, 3 repeats each, test loss 0.38 + 0.01 r."""
-    sweep_id = store.start_sweep("demo", "name: demo\n", seed=7, metric="test_accuracy", higher_is_better=True,
-                                 repeats=REPEATS, problem="binary")
+    sweep_id = store.start_sweep(
+        "demo", "name: demo\n", seed=7, metric="test_accuracy", higher_is_better=True, repeats=REPEATS, problem="binary"
+    )
     items = []
     for config in ((), PRE):
         trial = store.ensure_trial(sweep_id, config)
         for r in range(REPEATS):
-            curves = {name: np.linspace(0.5, 0.38 + 0.01 * r, EPOCHS)
-                      for name in ("train_loss", "test_loss", "train_accuracy", "test_accuracy")}
-            result = RunResult(final={k: v[-1] for k, v in curves.items()}, curve_epochs=np.arange(1, EPOCHS + 1),
-                               curves=curves, best_epoch=EPOCHS)
+            curves = {
+                name: np.linspace(0.5, 0.38 + 0.01 * r, EPOCHS)
+                for name in ("train_loss", "test_loss", "train_accuracy", "test_accuracy")
+            }
+            result = RunResult(
+                final={k: v[-1] for k, v in curves.items()},
+                curve_epochs=np.arange(1, EPOCHS + 1),
+                curves=curves,
+                best_epoch=EPOCHS,
+            )
             items.append((trial.id, "circles", Member(config, r, data_seed=r, init_seed=r, noise_seed=r), result))
     store.save_runs(sweep_id, items)
     return store
@@ -106,8 +113,10 @@ def test_query_keeps_limit_rows_and_says_whether_there_were_more(store):
 
 
 def test_query_of_a_billion_rows_stops_at_the_limit(store):
-    result = store.query("with recursive c(x) as (select 1 union all select x + 1 from c where x < 1000000000) "
-                         "select x from c", limit=10_000)
+    result = store.query(
+        "with recursive c(x) as (select 1 union all select x + 1 from c where x < 1000000000) select x from c",
+        limit=10_000,
+    )
 
     assert len(result.rows) == 10_000 and result.rows[-1] == (10_000,) and result.truncated
 
@@ -133,11 +142,14 @@ def test_a_result_past_the_byte_budget_stops_the_query(store, monkeypatch):
     monkeypatch.setattr(_query, "MAX_RESULT_BYTES", 2**20)
     wide = "'" + "x" * 10_000 + "'"
 
-    fits = store.query(f"with recursive c(x) as (select 1 union all select x + 1 from c where x < 100) "
-                       f"select x, {wide} as w from c")
+    fits = store.query(
+        f"with recursive c(x) as (select 1 union all select x + 1 from c where x < 100) select x, {wide} as w from c"
+    )
     with pytest.raises(StoreError, match=r"^query stopped: its result passed 1 MiB after \d+ rows; select fewer"):
-        store.query(f"with recursive c(x) as (select 1 union all select x + 1 from c where x < 1000) "
-                    f"select x, {wide} as w from c")
+        store.query(
+            f"with recursive c(x) as (select 1 union all select x + 1 from c where x < 1000) "
+            f"select x, {wide} as w from c"
+        )
 
     assert len(fits.rows) == 100
 

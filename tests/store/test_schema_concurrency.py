@@ -105,9 +105,16 @@ def test_different_sweeps_started_at_once_on_a_new_database_all_complete(new_dat
         spaces[-1].write_text(SPACE.format(name=name))
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
 
-    processes = [subprocess.Popen([sys.executable, "-m", "sweeper.cli", "run", space, "--db", url],
-                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-                 for space in spaces]
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-m", "sweeper.cli", "run", space, "--db", url],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        for space in spaces
+    ]
     outcomes = [(p.wait(timeout=600), p.stderr.read()) for p in processes]
 
     assert [code for code, _ in outcomes] == [0] * len(names), outcomes

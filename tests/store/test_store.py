@@ -10,10 +10,9 @@ import pytest
 
 from sweeper import seeding
 from sweeper.engine.machine import Machine
-from sweeper.records import Member, RunResult, TrialRef
 from sweeper.errors import StoreError
 from sweeper.noise.spec import NoiseSpec, make_config
-from sweeper.store import open_store
+from sweeper.records import Member, RunResult, TrialRef
 
 SWEEP_SEED = 7
 SPEC_YAML = "name: demo\nseed: 7\nnoise:\n  placement: [pre_activation]\n  std: [0.1]\n"
@@ -26,8 +25,15 @@ COMBINED = make_config(
     ]
 )
 EPOCHS = np.array([10, 20, 30, 40])
-CLASSIFICATION_METRICS = ("train_loss", "val_loss", "test_loss", "train_accuracy", "val_accuracy", "test_accuracy",
-                          "test_ece")
+CLASSIFICATION_METRICS = (
+    "train_loss",
+    "val_loss",
+    "test_loss",
+    "train_accuracy",
+    "val_accuracy",
+    "test_accuracy",
+    "test_ece",
+)
 
 
 def member(config, repeat: int) -> Member:
@@ -138,26 +144,47 @@ def trained_on(machine: Machine, engine: str, repeat: int) -> RunResult:
 def test_each_run_records_the_engine_and_machine_that_trained_it(store):
     sweep_id = start(store)
     trial = store.ensure_trial(sweep_id, PRE)
-    store.save_runs(sweep_id, [(trial.id, "circles", member(PRE, 0), trained_on(WORKER_A, "fused", 0)),
-                               (trial.id, "circles", member(PRE, 1), trained_on(WORKER_B, "stacked", 1))])
+    store.save_runs(
+        sweep_id,
+        [
+            (trial.id, "circles", member(PRE, 0), trained_on(WORKER_A, "fused", 0)),
+            (trial.id, "circles", member(PRE, 1), trained_on(WORKER_B, "stacked", 1)),
+        ],
+    )
 
     a, b = store.runs("demo")
 
     ran = ("engine", "device", "sweeper_version", "torch_version", "cpu", "gpu", "host")
-    assert pick(a, *ran) == ("fused", "cpu", "0.2.0", "2.13.0+cpu", "AMD EPYC 7763 64-Core Processor", None,
-                             "worker-a")
-    assert pick(b, *ran) == ("stacked", "cuda", "0.2.0", "2.13.0+cu128", "Intel Xeon", "NVIDIA H100 80GB HBM3",
-                             "worker-b")
+    assert pick(a, *ran) == ("fused", "cpu", "0.2.0", "2.13.0+cpu", "AMD EPYC 7763 64-Core Processor", None, "worker-a")
+    assert pick(b, *ran) == (
+        "stacked",
+        "cuda",
+        "0.2.0",
+        "2.13.0+cu128",
+        "Intel Xeon",
+        "NVIDIA H100 80GB HBM3",
+        "worker-b",
+    )
     (sweep,) = store.sweeps()
-    assert pick(sweep, *ran) == ("fused, stacked", "cpu, cuda", "0.2.0", "2.13.0+cpu, 2.13.0+cu128",
-                                 "AMD EPYC 7763 64-Core Processor, Intel Xeon", "NVIDIA H100 80GB HBM3",
-                                 "worker-a, worker-b")
+    assert pick(sweep, *ran) == (
+        "fused, stacked",
+        "cpu, cuda",
+        "0.2.0",
+        "2.13.0+cpu, 2.13.0+cu128",
+        "AMD EPYC 7763 64-Core Processor, Intel Xeon",
+        "NVIDIA H100 80GB HBM3",
+        "worker-a, worker-b",
+    )
 
 
 def test_a_sweep_records_its_overrides_and_what_last_drove_it(store):
     sweep_id = start(store, overrides={"repeats": 3, "epochs": 50}, machine=WORKER_A)
     assert pick(store.sweep("demo"), "overrides", "host", "cpu", "device") == (
-        {"epochs": 50, "repeats": 3}, "worker-a", WORKER_A.cpu, "cpu")
+        {"epochs": 50, "repeats": 3},
+        "worker-a",
+        WORKER_A.cpu,
+        "cpu",
+    )
     assert store.sweeps()[0]["overrides"] == "--epochs 50 --repeats 3"
 
     assert start(store, overrides={"epochs": 50, "repeats": 3}, machine=WORKER_B) == sweep_id
@@ -314,8 +341,11 @@ def test_ensure_trial_numbers_configurations_and_returns_existing_ones(store):
 
 def test_trial_refs_read_back_every_trial_with_the_configuration_it_was_stored_with(store):
     sweep_id = start(store)
-    stored = [store.ensure_trial(sweep_id, BASELINE, optuna_trial_id=3), store.ensure_trial(sweep_id, COMBINED),
-              store.ensure_trial(sweep_id, PRE, number=7, optuna_trial_id=4)]
+    stored = [
+        store.ensure_trial(sweep_id, BASELINE, optuna_trial_id=3),
+        store.ensure_trial(sweep_id, COMBINED),
+        store.ensure_trial(sweep_id, PRE, number=7, optuna_trial_id=4),
+    ]
 
     refs = store.trial_refs("demo")
 

@@ -164,8 +164,7 @@ def test_input_shape_and_n_outputs_match_the_loaded_data(dataset):
     [
         (
             TaskSpec(dataset="circles", n_train=200),
-            "task.n_train: 200 leaves no test data; circles has 100 samples (n_samples), "
-            "so n_train must be at most 99",
+            "task.n_train: 200 leaves no test data; circles has 100 samples (n_samples), so n_train must be at most 99",
         ),
         (TaskSpec(dataset="circles", n_train=100), "n_train must be at most 99"),
         (

@@ -45,4 +45,3 @@ def test_the_stacked_program_computes_what_the_reference_model_computes(name):
         model = code.Reference(task, shape, n_out)
         model.load_params(params)
         torch.testing.assert_close(out[k], model(x[k]), rtol=1e-5, atol=1e-6)
-

@@ -65,8 +65,10 @@ def test_a_text_column_is_one_hot_encoded_after_the_numbers_with_the_files_categ
 def test_missing_values_are_refused_with_the_column_and_how_many_rows(tmp_path):
     iris_table(n_missing=4).to_csv(tmp_path / "iris.csv", index=False)
     message = refusal(tmp_path, {"path": "iris.csv", "target": "species"})
-    assert message == ("iris.csv: column 'petal_width' has missing values in 4 rows; give impute: median, mean or "
-                       "most_frequent, or leave the column out with drop: [petal_width]")
+    assert message == (
+        "iris.csv: column 'petal_width' has missing values in 4 rows; give impute: median, mean or "
+        "most_frequent, or leave the column out with drop: [petal_width]"
+    )
 
 
 def test_imputed_values_are_the_training_parts_median(tmp_path):
@@ -92,25 +94,38 @@ def test_standard_scaling_makes_every_encoded_column_standard_on_the_training_pa
     np.testing.assert_allclose(split.x_train.std(0), 1, atol=1e-5)
 
 
-@pytest.mark.parametrize("dataset, said", [
-    ({"path": "iris.csv", "target": "kind"},
-     "target: iris.csv has no column 'kind'; columns: id, sepal_length, sepal_width, petal_length, petal_width, "
-     "colour, species"),
-    ({"path": "iris.csv", "target": "species", "features": ["id", "petal"]},
-     "features: iris.csv has no column 'petal'; columns: id, sepal_length,"),
-    ({"path": "iris.csv", "target": "species", "drop": ["sepal"]}, "drop: iris.csv has no column 'sepal'; columns: "),
-    ({"path": "iris.csv"}, "target: required for a table; name the column of iris.csv to predict"),
-    ({"path": "nowhere.csv", "target": "y"}, "nowhere.csv: no such data file (looked for "),
-    ({"path": "iris.txt", "target": "y"}, "iris.txt: .txt is not a data file sweeper reads; allowed: .csv, "),
-    ({"path": "iris.csv", "target": "species", "problem": "binary"},
-     "iris.csv: column 'species': 3 classes (setosa, versicolor, virginica); problem binary needs 2"),
-    ({"path": "iris.csv", "target": "species", "problem": "regression"},
-     "iris.csv: column 'species': holds "),
-    ({"path": "iris.csv", "target": "species", "features": ["id"], "drop": ["id"]},
-     "give features: (the columns to use) or drop: (the columns to leave out), not both"),
-    ({"path": "iris.csv", "target": "species", "sep": ";"}, "sep: unknown key; allowed: path, target, problem,"),
-    ({"target": "species"}, "path: required key missing; give the data file: {path: data.csv, target: column}"),
-])
+@pytest.mark.parametrize(
+    "dataset, said",
+    [
+        (
+            {"path": "iris.csv", "target": "kind"},
+            "target: iris.csv has no column 'kind'; columns: id, sepal_length, sepal_width, petal_length, petal_width, "
+            "colour, species",
+        ),
+        (
+            {"path": "iris.csv", "target": "species", "features": ["id", "petal"]},
+            "features: iris.csv has no column 'petal'; columns: id, sepal_length,",
+        ),
+        (
+            {"path": "iris.csv", "target": "species", "drop": ["sepal"]},
+            "drop: iris.csv has no column 'sepal'; columns: ",
+        ),
+        ({"path": "iris.csv"}, "target: required for a table; name the column of iris.csv to predict"),
+        ({"path": "nowhere.csv", "target": "y"}, "nowhere.csv: no such data file (looked for "),
+        ({"path": "iris.txt", "target": "y"}, "iris.txt: .txt is not a data file sweeper reads; allowed: .csv, "),
+        (
+            {"path": "iris.csv", "target": "species", "problem": "binary"},
+            "iris.csv: column 'species': 3 classes (setosa, versicolor, virginica); problem binary needs 2",
+        ),
+        ({"path": "iris.csv", "target": "species", "problem": "regression"}, "iris.csv: column 'species': holds "),
+        (
+            {"path": "iris.csv", "target": "species", "features": ["id"], "drop": ["id"]},
+            "give features: (the columns to use) or drop: (the columns to leave out), not both",
+        ),
+        ({"path": "iris.csv", "target": "species", "sep": ";"}, "sep: unknown key; allowed: path, target, problem,"),
+        ({"target": "species"}, "path: required key missing; give the data file: {path: data.csv, target: column}"),
+    ],
+)
 def test_what_a_file_cannot_give_is_refused_in_one_line_naming_file_and_column(tmp_path, iris_csv, dataset, said):
     (tmp_path / "iris.txt").write_text("y\n1\n")
     message = refusal(tmp_path, dataset)
@@ -120,8 +135,9 @@ def test_what_a_file_cannot_give_is_refused_in_one_line_naming_file_and_column(t
 
 def test_an_unreadable_file_is_refused_naming_it(tmp_path):
     (tmp_path / "bad.parquet").write_bytes(b"not parquet at all")
-    assert refusal(tmp_path, {"path": "bad.parquet", "target": "y"}).startswith("bad.parquet: cannot be read as "
-                                                                                 "PARQUET: ")
+    assert refusal(tmp_path, {"path": "bad.parquet", "target": "y"}).startswith(
+        "bad.parquet: cannot be read as PARQUET: "
+    )
 
 
 def test_a_parquet_file_gives_the_same_split_as_the_same_table_in_csv(tmp_path, iris_csv):
@@ -132,13 +148,16 @@ def test_a_parquet_file_gives_the_same_split_as_the_same_table_in_csv(tmp_path, 
         np.testing.assert_array_equal(getattr(a, field), getattr(b, field))
 
 
-@pytest.mark.parametrize("target, problem, classes", [
-    (["b", "a", "b", "a"] * 10, "binary", ("a", "b")),
-    ([True, False] * 20, "binary", ("False", "True")),
-    ([3, 1, 2, 10] * 10, "multiclass", ("1", "2", "3", "10")),
-    (list(np.linspace(0, 1, 40)), "regression", ()),
-    (list(range(40)), "regression", ()),  # whole numbers, but more than a few distinct values
-])
+@pytest.mark.parametrize(
+    "target, problem, classes",
+    [
+        (["b", "a", "b", "a"] * 10, "binary", ("a", "b")),
+        ([True, False] * 20, "binary", ("False", "True")),
+        ([3, 1, 2, 10] * 10, "multiclass", ("1", "2", "3", "10")),
+        (list(np.linspace(0, 1, 40)), "regression", ()),
+        (list(range(40)), "regression", ()),  # whole numbers, but more than a few distinct values
+    ],
+)
 def test_the_problem_is_inferred_from_the_target_and_said(tmp_path, target, problem, classes):
     pd.DataFrame({"x": np.arange(40.0), "y": target}).to_csv(tmp_path / "t.csv", index=False)
     t = task(tmp_path, {"path": "t.csv", "target": "y"}, n_train=10)
@@ -146,7 +165,8 @@ def test_the_problem_is_inferred_from_the_target_and_said(tmp_path, target, prob
     assert files.notes({"t": t}) == [
         f"task 't': problem {problem} inferred from column 'y' of t.csv ("
         + (f"{len(classes)} classes: {', '.join(classes)}" if classes else "numbers, not a few whole values")
-        + "); give problem: binary, multiclass or regression to choose"]
+        + "); give problem: binary, multiclass or regression to choose"
+    ]
     given = task(tmp_path, {"path": "t.csv", "target": "y", "problem": problem}, n_train=10)
     assert files.notes({"t": given}) == []
     split = load_split(t.model_copy(update={"scaling": "none"}), seed=0)
@@ -162,8 +182,9 @@ def test_a_test_file_is_every_repeats_test_part(tmp_path):
     table = iris_table()
     table.iloc[:120].to_csv(tmp_path / "iris.csv", index=False)
     table.iloc[120:].to_csv(tmp_path / "holdout.csv", index=False)
-    t = task(tmp_path, {"path": "iris.csv", "target": "species", "test_path": "holdout.csv"}, n_train=45,
-             scaling="none")
+    t = task(
+        tmp_path, {"path": "iris.csv", "target": "species", "test_path": "holdout.csv"}, n_train=45, scaling="none"
+    )
     assert part_sizes(t) == (45, 30, 30)  # validation as large as the test part, by default
     first, second = load_split(t, seed=0), load_split(t, seed=1)
     np.testing.assert_array_equal(first.x_test[:, 0], np.arange(120, 150))
@@ -171,17 +192,28 @@ def test_a_test_file_is_every_repeats_test_part(tmp_path):
     assert not np.array_equal(first.x_train, second.x_train)
     ids = np.concatenate([first.x_train[:, 0], first.x_val[:, 0]]).astype(int)
     assert len(set(ids)) == 75 and ids.max() < 120
-    with pytest.raises(TaskError, match=r"^task.n_test: the test part is the 30 rows of test_path holdout.csv; "
-                                        r"leave n_test out$"):
+    with pytest.raises(
+        TaskError,
+        match=r"^task.n_test: the test part is the 30 rows of test_path holdout.csv; "
+        r"leave n_test out$",
+    ):
         part_sizes(t.model_copy(update={"n_test": 10}))
 
 
-@pytest.mark.parametrize("fields, said", [
-    ({"n_train": 150}, "task.n_train: 150 leaves no test data; iris.csv has 150 samples, so n_train must be at "
-                       "most 149"),
-    ({"n_train": 100, "n_val": 40, "n_test": 20}, "task.n_test: 20 with n_train 100 and n_val 40 needs 160 samples; "
-                                                  "iris.csv has 150 samples, so n_test must be at most 10"),
-])
+@pytest.mark.parametrize(
+    "fields, said",
+    [
+        (
+            {"n_train": 150},
+            "task.n_train: 150 leaves no test data; iris.csv has 150 samples, so n_train must be at most 149",
+        ),
+        (
+            {"n_train": 100, "n_val": 40, "n_test": 20},
+            "task.n_test: 20 with n_train 100 and n_val 40 needs 160 samples; "
+            "iris.csv has 150 samples, so n_test must be at most 10",
+        ),
+    ],
+)
 def test_parts_too_large_for_the_file_are_refused(tmp_path, iris_csv, fields, said):
     with pytest.raises(TaskError) as caught:
         load_split(task(tmp_path, {"path": "iris.csv", "target": "species"}, **fields), seed=0)
@@ -193,8 +225,10 @@ def test_a_class_too_rare_to_stratify_is_refused_naming_it(tmp_path):
     table.to_csv(tmp_path / "iris.csv", index=False)
     with pytest.raises(TaskError) as caught:
         load_split(task(tmp_path, {"path": "iris.csv", "target": "species"}, n_train=40), seed=0)
-    assert str(caught.value) == ("iris.csv: class 'virginica' has 2 rows; a stratified split into 3 parts needs at "
-                                 "least 3 of each class (or n_val: 0 for one part less)")
+    assert str(caught.value) == (
+        "iris.csv: class 'virginica' has 2 rows; a stratified split into 3 parts needs at "
+        "least 3 of each class (or n_val: 0 for one part less)"
+    )
     split = load_split(task(tmp_path, {"path": "iris.csv", "target": "species"}, n_train=40, n_val=0), seed=0)
     assert set(split.y_train) == set(split.y_test) == {0, 1, 2}
 
@@ -207,10 +241,16 @@ def digits_npz(tmp_path):
     return tmp_path
 
 
-@pytest.mark.parametrize("path, model, shape", [
-    ("images.npz", "cnn", (1, 8, 8)), ("images.npz", "rnn", (8, 8)), ("images.npz", "mlp", (64,)),
-    ("channels.npz", "cnn", (2, 8, 8)), ("channels.npz", "mlp", (128,)),
-])
+@pytest.mark.parametrize(
+    "path, model, shape",
+    [
+        ("images.npz", "cnn", (1, 8, 8)),
+        ("images.npz", "rnn", (8, 8)),
+        ("images.npz", "mlp", (64,)),
+        ("channels.npz", "cnn", (2, 8, 8)),
+        ("channels.npz", "mlp", (128,)),
+    ],
+)
 def test_arrays_take_the_shape_their_model_needs(digits_npz, path, model, shape):
     fields = {"hidden": [16]} if model == "rnn" else {}
     t = task(digits_npz, {"path": path}, model=model, n_train=100, **fields)
@@ -227,13 +267,22 @@ def test_images_are_split_as_digits_is(digits_npz):
         np.testing.assert_array_equal(getattr(mine, field), getattr(bundled, field))
 
 
-@pytest.mark.parametrize("path, model, said", [
-    ("images.npz", "rnn", None),
-    ("channels.npz", "rnn", "model 'rnn' needs sequences, samples of shape (T, F); channels.npz holds samples of "
-                            "shape (2, 8, 8)"),
-    ("table.csv", "cnn", "model 'cnn' needs images, samples of shape (H, W) or (C, H, W); table.csv holds samples "
-                         "of shape (1,)"),
-])
+@pytest.mark.parametrize(
+    "path, model, said",
+    [
+        ("images.npz", "rnn", None),
+        (
+            "channels.npz",
+            "rnn",
+            "model 'rnn' needs sequences, samples of shape (T, F); channels.npz holds samples of shape (2, 8, 8)",
+        ),
+        (
+            "table.csv",
+            "cnn",
+            "model 'cnn' needs images, samples of shape (H, W) or (C, H, W); table.csv holds samples of shape (1,)",
+        ),
+    ],
+)
 def test_a_model_that_cannot_take_the_files_samples_is_refused(digits_npz, path, model, said):
     pd.DataFrame({"x": np.arange(20.0), "y": [0, 1] * 10}).to_csv(digits_npz / "table.csv", index=False)
     dataset = {"path": path, "target": "y"} if path.endswith(".csv") else {"path": path}
@@ -248,10 +297,20 @@ def test_a_model_that_cannot_take_the_files_samples_is_refused(digits_npz, path,
 def test_the_task_carries_the_files_contents_and_their_hash(tmp_path, iris_csv):
     t = task(tmp_path, {"path": "iris.csv", "target": "species"}, n_train=30)
     described = files.described({"iris": t}, str(tmp_path))
-    assert described == {"data_dir": str(tmp_path), "tasks": {"iris": {
-        "path": "iris.csv", "sha256": hashlib.sha256(iris_csv.read_bytes()).hexdigest(), "rows": 150,
-        "test_path": None, "test_sha256": None, "problem": "multiclass",
-        "classes": ["setosa", "versicolor", "virginica"]}}}
+    assert described == {
+        "data_dir": str(tmp_path),
+        "tasks": {
+            "iris": {
+                "path": "iris.csv",
+                "sha256": hashlib.sha256(iris_csv.read_bytes()).hexdigest(),
+                "rows": 150,
+                "test_path": None,
+                "test_sha256": None,
+                "problem": "multiclass",
+                "classes": ["setosa", "versicolor", "virginica"],
+            }
+        },
+    }
     assert files.changed(described, described) is None
     # A copy in another process needs no file: the contents travel with the task.
     copy = pickle.loads(pickle.dumps(t))
@@ -262,4 +321,5 @@ def test_the_task_carries_the_files_contents_and_their_hash(tmp_path, iris_csv):
     changed = files.described({"iris": task(tmp_path, {"path": "iris.csv", "target": "species"})}, str(tmp_path))
     assert files.changed(described, changed).startswith(
         f"iris.csv of task 'iris' (sha256 {described['tasks']['iris']['sha256'][:12]}... when stored, "
-        f"{changed['tasks']['iris']['sha256'][:12]}... now)")
+        f"{changed['tasks']['iris']['sha256'][:12]}... now)"
+    )

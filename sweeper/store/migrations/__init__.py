@@ -45,8 +45,13 @@ def context(connection: Connection, **opts) -> MigrationContext:
     Without ``target_metadata`` unless given (the ``alembic`` command's autogenerate gives the models'):
     Alembic would apply the models' naming convention to the names a revision spells out in full.
     """
-    options = {"version_table": VERSION_TABLE, "include_name": ours, "render_as_batch": True,
-               "compare_type": True, **opts}
+    options = {
+        "version_table": VERSION_TABLE,
+        "include_name": ours,
+        "render_as_batch": True,
+        "compare_type": True,
+        **opts,
+    }
     return MigrationContext.configure(connection, opts=options)
 
 

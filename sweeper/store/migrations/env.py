@@ -25,8 +25,14 @@ with engine.connect() as connection:
         migrations.upgrade(connection, migrations.BASELINE)  # from nothing, revision by revision
         migrations.upgrade(connection)
         connection.commit()
-    context.configure(connection=connection, target_metadata=Base.metadata, version_table=migrations.VERSION_TABLE,
-                      include_name=migrations.ours, render_as_batch=True, compare_type=True)
+    context.configure(
+        connection=connection,
+        target_metadata=Base.metadata,
+        version_table=migrations.VERSION_TABLE,
+        include_name=migrations.ours,
+        render_as_batch=True,
+        compare_type=True,
+    )
     with context.begin_transaction():
         context.run_migrations()
 engine.dispose()

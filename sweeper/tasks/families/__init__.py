@@ -47,8 +47,10 @@ class Inputs:
 #: Any sample, flattened to its features.
 FLAT = Inputs("any samples, read as flat features", lambda shape: (math.prod(shape),))
 #: Images: an (H, W) image is one channel.
-IMAGES = Inputs("images, samples of shape (H, W) or (C, H, W)",
-                lambda shape: (1, *shape) if len(shape) == 2 else shape if len(shape) == 3 else None)
+IMAGES = Inputs(
+    "images, samples of shape (H, W) or (C, H, W)",
+    lambda shape: (1, *shape) if len(shape) == 2 else shape if len(shape) == 3 else None,
+)
 #: Sequences of T steps of F features; an (H, W) image is read row by row.
 SEQUENCES = Inputs("sequences, samples of shape (T, F)", lambda shape: shape if len(shape) == 2 else None)
 
@@ -65,21 +67,30 @@ class FamilyCode(Protocol):
     def param_shapes(self, task: TaskSpec, input_shape: tuple[int, ...], n_out: int) -> dict[str, tuple[int, ...]]:
         """Every parameter, in canonical order, with its ``nn.Module`` shape."""
 
-    def init_params(self, task: TaskSpec, input_shape: tuple[int, ...], n_out: int,
-                    generator: torch.Generator) -> dict[str, torch.Tensor]:
+    def init_params(
+        self, task: TaskSpec, input_shape: tuple[int, ...], n_out: int, generator: torch.Generator
+    ) -> dict[str, torch.Tensor]:
         """One member's initial parameters, drawn from ``generator`` in canonical order."""
 
     def activation_width(self, task: TaskSpec, input_shape: tuple[int, ...], n_out: int) -> int:
         """Floats per sample one forward pass keeps (the memory estimate, sweeper.engine.sizing)."""
 
-    def Reference(self, task: TaskSpec, input_shape: tuple[int, ...], n_out: int, config: NoiseConfig = (),
-                  generator: torch.Generator | None = None, total_steps: int | None = None,
-                  input_std: torch.Tensor | None = None) -> nn.Module:
+    def Reference(
+        self,
+        task: TaskSpec,
+        input_shape: tuple[int, ...],
+        n_out: int,
+        config: NoiseConfig = (),
+        generator: torch.Generator | None = None,
+        total_steps: int | None = None,
+        input_std: torch.Tensor | None = None,
+    ) -> nn.Module:
         """One member's model with the noise of ``config`` at its sites, drawn from ``generator``: an
         ``nn.Module`` with ``load_params(params)``, ``canonical_parameters()`` and ``total_steps``."""
 
-    def forward(self, task: TaskSpec, params: dict[str, torch.Tensor], x: torch.Tensor,
-                noise: PackNoise | None = None) -> torch.Tensor:
+    def forward(
+        self, task: TaskSpec, params: dict[str, torch.Tensor], x: torch.Tensor, noise: PackNoise | None = None
+    ) -> torch.Tensor:
         """The stacked program: outputs ``(members, batch, n_out)`` for ``x: (members, batch, *input_shape)``
         and parameters ``name -> (members, *shape)``; ``noise=None`` (evaluation) draws nothing."""
 

@@ -17,15 +17,23 @@ from sweeper.noise.pack import PackNoise
 from sweeper.tasks.spec import TaskSpec
 
 ACTIVATIONS = {
-    "relu": F.relu, "tanh": torch.tanh, "sigmoid": torch.sigmoid, "gelu": F.gelu, "elu": F.elu,
+    "relu": F.relu,
+    "tanh": torch.tanh,
+    "sigmoid": torch.sigmoid,
+    "gelu": F.gelu,
+    "elu": F.elu,
     "leaky_relu": F.leaky_relu,
 }
 
 Params = dict[str, torch.Tensor]  # name -> (members, *shape of the nn.Module parameter)
 
 
-def init_params(task: TaskSpec, shapes: dict[str, tuple[int, ...]], generator: torch.Generator,
-                own: Callable[[str, torch.Tensor], bool] = lambda name, t: False) -> dict[str, torch.Tensor]:
+def init_params(
+    task: TaskSpec,
+    shapes: dict[str, tuple[int, ...]],
+    generator: torch.Generator,
+    own: Callable[[str, torch.Tensor], bool] = lambda name, t: False,
+) -> dict[str, torch.Tensor]:
     """One member's initial parameters of ``shapes``, drawn from ``generator`` in their (canonical) order.
 
     ``keras``: Glorot-uniform weights, zero biases. ``torch``: PyTorch's defaults, U(-1/√fan_in, 1/√fan_in),
@@ -99,6 +107,7 @@ def linear(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 def conv(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     # x: (members, batch, c_in, h, w); one grouped convolution runs every member's kernels at once.
     p, n, c, h, wd = x.shape
-    out = F.conv2d(x.transpose(0, 1).reshape(n, p * c, h, wd), w.reshape(-1, *w.shape[2:]), b.reshape(-1),
-                   padding=1, groups=p)
+    out = F.conv2d(
+        x.transpose(0, 1).reshape(n, p * c, h, wd), w.reshape(-1, *w.shape[2:]), b.reshape(-1), padding=1, groups=p
+    )
     return out.view(n, p, -1, h, wd).transpose(0, 1)  # (members, batch, c_out, h, w)

@@ -18,8 +18,13 @@ from sweeper.tasks.families._layers import ACTIVATIONS
 from sweeper.tasks.spec import TaskSpec
 
 
-def _site(config: NoiseConfig, placement: str, generator: torch.Generator | None, total_steps: int | None,
-          feature_std: torch.Tensor | None = None) -> nn.Module:
+def _site(
+    config: NoiseConfig,
+    placement: str,
+    generator: torch.Generator | None,
+    total_steps: int | None,
+    feature_std: torch.Tensor | None = None,
+) -> nn.Module:
     spec = next((s for s in config if s.placement == placement and s.std > 0), None)
     if spec is None:
         return nn.Identity()
@@ -35,9 +40,16 @@ class ReferenceModel(nn.Module):
     per-feature standard deviations of the training inputs that ``relative`` input noise is scaled by.
     """
 
-    def __init__(self, task: TaskSpec, layers: dict[str, nn.Module], n_hidden: int, config: NoiseConfig = (),
-                 generator: torch.Generator | None = None, total_steps: int | None = None,
-                 input_std: torch.Tensor | None = None):
+    def __init__(
+        self,
+        task: TaskSpec,
+        layers: dict[str, nn.Module],
+        n_hidden: int,
+        config: NoiseConfig = (),
+        generator: torch.Generator | None = None,
+        total_steps: int | None = None,
+        input_std: torch.Tensor | None = None,
+    ):
         super().__init__()
         self.task = task
         self.act = ACTIVATIONS[task.activation]
@@ -59,8 +71,14 @@ class ReferenceModel(nn.Module):
 
     def canonical_parameters(self) -> list[nn.Parameter]:
         """Parameters in canonical order (gradient noise draws in this order)."""
-        return [p for m in self.layers.values() for p in (
-            m.parametrizations.weight.original if parametrize.is_parametrized(m, "weight") else m.weight, m.bias)]
+        return [
+            p
+            for m in self.layers.values()
+            for p in (
+                m.parametrizations.weight.original if parametrize.is_parametrized(m, "weight") else m.weight,
+                m.bias,
+            )
+        ]
 
     def hidden(self, i: int, z: torch.Tensor) -> torch.Tensor:
         """Hidden layer ``i``'s output from its pre-activation ``z``."""

@@ -39,8 +39,9 @@ def param_shapes(task: TaskSpec, input_shape: tuple[int, ...], n_out: int) -> di
     return shapes | mlp.dense_shapes(task.hidden, c_in * h * w, n_out)
 
 
-def init_params(task: TaskSpec, input_shape: tuple[int, ...], n_out: int,
-                generator: torch.Generator) -> dict[str, torch.Tensor]:
+def init_params(
+    task: TaskSpec, input_shape: tuple[int, ...], n_out: int, generator: torch.Generator
+) -> dict[str, torch.Tensor]:
     """One member's initial parameters, drawn from ``generator`` in canonical order."""
     return _layers.init_params(task, param_shapes(task, input_shape, n_out), generator)
 
@@ -55,14 +56,29 @@ def activation_width(task: TaskSpec, input_shape: tuple[int, ...], n_out: int) -
 
 
 class Reference(ReferenceModel):
-    def __init__(self, task: TaskSpec, input_shape: tuple[int, ...], n_out: int, config: NoiseConfig = (),
-                 generator: torch.Generator | None = None, total_steps: int | None = None,
-                 input_std: torch.Tensor | None = None):
+    def __init__(
+        self,
+        task: TaskSpec,
+        input_shape: tuple[int, ...],
+        n_out: int,
+        config: NoiseConfig = (),
+        generator: torch.Generator | None = None,
+        total_steps: int | None = None,
+        input_std: torch.Tensor | None = None,
+    ):
         shapes = param_shapes(task, input_shape, n_out)
-        convs = {f"conv{i}": nn.Conv2d(shapes[f"conv{i}.weight"][1], c, 3, padding=1)
-                 for i, c in enumerate(task.channels)}
-        super().__init__(task, convs | mlp.dense_layers(shapes), len(task.channels) + len(task.hidden), config,
-                         generator, total_steps, input_std)
+        convs = {
+            f"conv{i}": nn.Conv2d(shapes[f"conv{i}.weight"][1], c, 3, padding=1) for i, c in enumerate(task.channels)
+        }
+        super().__init__(
+            task,
+            convs | mlp.dense_layers(shapes),
+            len(task.channels) + len(task.hidden),
+            config,
+            generator,
+            total_steps,
+            input_std,
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.input_noise(x)

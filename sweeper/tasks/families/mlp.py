@@ -44,8 +44,9 @@ def param_shapes(task: TaskSpec, input_shape: tuple[int, ...], n_out: int) -> di
     return dense_shapes(task.hidden, math.prod(input_shape), n_out)
 
 
-def init_params(task: TaskSpec, input_shape: tuple[int, ...], n_out: int,
-                generator: torch.Generator) -> dict[str, torch.Tensor]:
+def init_params(
+    task: TaskSpec, input_shape: tuple[int, ...], n_out: int, generator: torch.Generator
+) -> dict[str, torch.Tensor]:
     """One member's initial parameters, drawn from ``generator`` in canonical order."""
     return _layers.init_params(task, param_shapes(task, input_shape, n_out), generator)
 
@@ -57,16 +58,33 @@ def activation_width(task: TaskSpec, input_shape: tuple[int, ...], n_out: int) -
 
 def dense_layers(shapes: dict[str, tuple[int, ...]]) -> dict[str, nn.Module]:
     """The ``nn.Linear`` layers of the dense parameters in ``shapes``, by canonical name."""
-    return {name[:-len(".weight")]: nn.Linear(*shape[::-1]) for name, shape in shapes.items()
-            if name.startswith(("dense", "out")) and name.endswith(".weight")}
+    return {
+        name[: -len(".weight")]: nn.Linear(*shape[::-1])
+        for name, shape in shapes.items()
+        if name.startswith(("dense", "out")) and name.endswith(".weight")
+    }
 
 
 class Reference(ReferenceModel):
-    def __init__(self, task: TaskSpec, input_shape: tuple[int, ...], n_out: int, config: NoiseConfig = (),
-                 generator: torch.Generator | None = None, total_steps: int | None = None,
-                 input_std: torch.Tensor | None = None):
-        super().__init__(task, dense_layers(param_shapes(task, input_shape, n_out)), len(task.hidden), config,
-                         generator, total_steps, input_std)
+    def __init__(
+        self,
+        task: TaskSpec,
+        input_shape: tuple[int, ...],
+        n_out: int,
+        config: NoiseConfig = (),
+        generator: torch.Generator | None = None,
+        total_steps: int | None = None,
+        input_std: torch.Tensor | None = None,
+    ):
+        super().__init__(
+            task,
+            dense_layers(param_shapes(task, input_shape, n_out)),
+            len(task.hidden),
+            config,
+            generator,
+            total_steps,
+            input_std,
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return dense_head(self, self.input_noise(x), 0)

@@ -41,8 +41,9 @@ def param_shapes(task: TaskSpec, input_shape: tuple[int, ...], n_out: int) -> di
     return shapes | mlp.dense_shapes((), hidden, n_out)
 
 
-def init_params(task: TaskSpec, input_shape: tuple[int, ...], n_out: int,
-                generator: torch.Generator) -> dict[str, torch.Tensor]:
+def init_params(
+    task: TaskSpec, input_shape: tuple[int, ...], n_out: int, generator: torch.Generator
+) -> dict[str, torch.Tensor]:
     """One member's initial parameters, drawn from ``generator`` in canonical order.
 
     ``keras``: as every family, and Keras's recurrent ones: an orthogonal recurrent kernel and a
@@ -62,7 +63,7 @@ def init_params(task: TaskSpec, input_shape: tuple[int, ...], n_out: int,
             nn.init.orthogonal_(t.T, generator=generator)
         elif name == "ih.bias" and task.cell == "lstm":
             t.zero_()
-            t[h:2 * h] = 1.0  # gate order i, f, g, o: the forget gate starts open
+            t[h : 2 * h] = 1.0  # gate order i, f, g, o: the forget gate starts open
         else:
             return False
         return True
@@ -89,9 +90,16 @@ def cell_step(cell: str, gi: torch.Tensor, gh: torch.Tensor, h: torch.Tensor, c:
 
 
 class Reference(ReferenceModel):
-    def __init__(self, task: TaskSpec, input_shape: tuple[int, ...], n_out: int, config: NoiseConfig = (),
-                 generator: torch.Generator | None = None, total_steps: int | None = None,
-                 input_std: torch.Tensor | None = None):
+    def __init__(
+        self,
+        task: TaskSpec,
+        input_shape: tuple[int, ...],
+        n_out: int,
+        config: NoiseConfig = (),
+        generator: torch.Generator | None = None,
+        total_steps: int | None = None,
+        input_std: torch.Tensor | None = None,
+    ):
         shapes = param_shapes(task, input_shape, n_out)
         (g, f), h = shapes["ih.weight"], task.hidden[0]
         layers = {"ih": nn.Linear(f, g), "hh": nn.Linear(h, g)} | mlp.dense_layers(shapes)

@@ -35,8 +35,9 @@ def encoder(input_shape, n_outputs, width=12):
 
 def batchnorm(input_shape, n_outputs, width=16):
     """BatchNorm updates its running statistics in place: not vectorizable, trained member by member."""
-    return nn.Sequential(nn.Linear(input_shape[0], width), nn.BatchNorm1d(width), nn.ReLU(),
-                         nn.Linear(width, n_outputs))
+    return nn.Sequential(
+        nn.Linear(input_shape[0], width), nn.BatchNorm1d(width), nn.ReLU(), nn.Linear(width, n_outputs)
+    )
 
 
 def with_dropout(input_shape, n_outputs, width=16):
@@ -75,5 +76,11 @@ def branchy(input_shape, n_outputs):
 def cnn(input_shape, n_outputs, channels=4):
     """A small CNN for (H, W) images (digits: 8 x 8): one channel added, a convolution, pooling, a head."""
     h, w = input_shape
-    return nn.Sequential(nn.Unflatten(1, (1, h)), nn.Conv2d(1, channels, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-                         nn.Flatten(), nn.Linear(channels * (h // 2) * (w // 2), n_outputs))
+    return nn.Sequential(
+        nn.Unflatten(1, (1, h)),
+        nn.Conv2d(1, channels, 3, padding=1),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Flatten(),
+        nn.Linear(channels * (h // 2) * (w // 2), n_outputs),
+    )

@@ -19,8 +19,16 @@ _TIME = sa.DateTime(timezone=True)
 
 
 def _metrics() -> list[sa.Column]:
-    names = ("train_loss", "test_loss", "train_accuracy", "test_accuracy", "train_mse", "test_mse", "train_r2",
-             "test_r2")
+    names = (
+        "train_loss",
+        "test_loss",
+        "train_accuracy",
+        "test_accuracy",
+        "train_mse",
+        "test_mse",
+        "train_r2",
+        "test_r2",
+    )
     return [sa.Column(name, sa.Float(), nullable=True) for name in names]
 
 
@@ -73,8 +81,9 @@ def upgrade() -> None:
         sa.UniqueConstraint("sweep_id", "config_json", name="uq_sweeper_trials_sweep_id_config_json"),
         _in("status", ("pending", "complete"), "sweeper_trials"),
         sa.CheckConstraint("number >= 0", name="ck_sweeper_trials_number"),
-        sa.ForeignKeyConstraint(["sweep_id"], ["sweeper_sweeps.id"], name="fk_sweeper_trials_sweep_id",
-                                ondelete="CASCADE"),
+        sa.ForeignKeyConstraint(
+            ["sweep_id"], ["sweeper_sweeps.id"], name="fk_sweeper_trials_sweep_id", ondelete="CASCADE"
+        ),
     )
     op.create_table(
         "sweeper_trial_sites",
@@ -85,13 +94,17 @@ def upgrade() -> None:
         sa.Column("schedule", sa.String(32), nullable=False),
         sa.Column("gamma", sa.Float(), nullable=True),
         sa.PrimaryKeyConstraint("trial_id", "placement", name="pk_sweeper_trial_sites"),
-        _in("placement", ("input", "pre_activation", "post_activation", "weights", "gradients", "targets"),
-            "sweeper_trial_sites"),
+        _in(
+            "placement",
+            ("input", "pre_activation", "post_activation", "weights", "gradients", "targets"),
+            "sweeper_trial_sites",
+        ),
         _in("kind", ("gaussian", "multiplicative", "uniform", "flip"), "sweeper_trial_sites"),
         _in("schedule", ("constant", "annealed"), "sweeper_trial_sites"),
         sa.CheckConstraint("std >= 0", name="ck_sweeper_trial_sites_std"),
-        sa.ForeignKeyConstraint(["trial_id"], ["sweeper_trials.id"], name="fk_sweeper_trial_sites_trial_id",
-                                ondelete="CASCADE"),
+        sa.ForeignKeyConstraint(
+            ["trial_id"], ["sweeper_trials.id"], name="fk_sweeper_trial_sites_trial_id", ondelete="CASCADE"
+        ),
     )
     op.create_table(
         "sweeper_runs",
@@ -112,8 +125,9 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name="pk_sweeper_runs"),
         sa.UniqueConstraint("trial_id", "task", "repeat", name="uq_sweeper_runs_trial_id_task_repeat"),
         sa.CheckConstraint(sa.column("repeat") >= 0, name="ck_sweeper_runs_repeat"),
-        sa.ForeignKeyConstraint(["trial_id"], ["sweeper_trials.id"], name="fk_sweeper_runs_trial_id",
-                                ondelete="CASCADE"),
+        sa.ForeignKeyConstraint(
+            ["trial_id"], ["sweeper_trials.id"], name="fk_sweeper_runs_trial_id", ondelete="CASCADE"
+        ),
     )
     op.create_table(
         "sweeper_curves",
@@ -121,6 +135,5 @@ def upgrade() -> None:
         sa.Column("epoch", sa.Integer(), nullable=False),
         *_metrics(),
         sa.PrimaryKeyConstraint("run_id", "epoch", name="pk_sweeper_curves"),
-        sa.ForeignKeyConstraint(["run_id"], ["sweeper_runs.id"], name="fk_sweeper_curves_run_id",
-                                ondelete="CASCADE"),
+        sa.ForeignKeyConstraint(["run_id"], ["sweeper_runs.id"], name="fk_sweeper_curves_run_id", ondelete="CASCADE"),
     )

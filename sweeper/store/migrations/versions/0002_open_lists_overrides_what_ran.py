@@ -26,11 +26,13 @@ MARKER = "# sweeper overrides: "
 
 
 def _machine_columns() -> list[sa.Column]:
-    return [sa.Column("sweeper_version", sa.String(64), nullable=True),
-            sa.Column("torch_version", sa.String(64), nullable=True),
-            sa.Column("cpu", sa.String(255), nullable=True),
-            sa.Column("gpu", sa.String(255), nullable=True),
-            sa.Column("host", sa.String(255), nullable=True)]
+    return [
+        sa.Column("sweeper_version", sa.String(64), nullable=True),
+        sa.Column("torch_version", sa.String(64), nullable=True),
+        sa.Column("cpu", sa.String(255), nullable=True),
+        sa.Column("gpu", sa.String(255), nullable=True),
+        sa.Column("host", sa.String(255), nullable=True),
+    ]
 
 
 def split_overrides(spec_yaml: str) -> tuple[str, str | None]:
@@ -65,11 +67,13 @@ def upgrade() -> None:
         for column in _machine_columns():
             batch.add_column(column)
 
-    sweeps = sa.table("sweeper_sweeps", sa.column("id", sa.Integer), sa.column("spec_yaml", sa.Text),
-                      sa.column("overrides", sa.Text))
+    sweeps = sa.table(
+        "sweeper_sweeps", sa.column("id", sa.Integer), sa.column("spec_yaml", sa.Text), sa.column("overrides", sa.Text)
+    )
     connection = op.get_bind()
     for sweep_id, spec_yaml in connection.execute(sa.select(sweeps.c.id, sweeps.c.spec_yaml)).all():
         text, overrides = split_overrides(spec_yaml)
         if text != spec_yaml:
-            connection.execute(sa.update(sweeps).where(sweeps.c.id == sweep_id)
-                               .values(spec_yaml=text, overrides=overrides))
+            connection.execute(
+                sa.update(sweeps).where(sweeps.c.id == sweep_id).values(spec_yaml=text, overrides=overrides)
+            )

@@ -20,8 +20,17 @@ revision = "0003"
 down_revision = "0002"
 
 PART_METRICS = ("val_loss", "val_accuracy", "val_mse", "val_r2", "test_ece")
-EARLY_METRICS = ("early_val_loss", "early_test_loss", "early_val_accuracy", "early_test_accuracy", "early_test_ece",
-                 "early_val_mse", "early_test_mse", "early_val_r2", "early_test_r2")
+EARLY_METRICS = (
+    "early_val_loss",
+    "early_test_loss",
+    "early_val_accuracy",
+    "early_test_accuracy",
+    "early_test_ece",
+    "early_val_mse",
+    "early_test_mse",
+    "early_val_r2",
+    "early_test_r2",
+)
 #: What runs stored before this revision have at their best (test) epoch.
 FILLED = ("test_loss", "test_accuracy", "test_mse", "test_r2")
 
@@ -37,4 +46,5 @@ def upgrade() -> None:
     for name in FILLED:
         bind.exec_driver_sql(
             f"UPDATE sweeper_runs SET early_{name} = (SELECT c.{name} FROM sweeper_curves c "
-            "WHERE c.run_id = sweeper_runs.id AND c.epoch = sweeper_runs.best_epoch) WHERE best_epoch IS NOT NULL")
+            "WHERE c.run_id = sweeper_runs.id AND c.epoch = sweeper_runs.best_epoch) WHERE best_epoch IS NOT NULL"
+        )
