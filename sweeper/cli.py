@@ -146,7 +146,7 @@ def _one_line_errors(fn):
             if _state["debug"]:
                 raise
             err.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
-            raise typer.Exit(2)
+            raise typer.Exit(2) from None
 
     return wrapper
 
@@ -344,7 +344,7 @@ def run(
             bar.stop()
             how = "terminated (SIGTERM)" if isinstance(exc, Terminated) else "interrupted"
             err.print(f"{how}: finished packs are stored; run the same command to resume", markup=False)
-            raise typer.Exit(143 if isinstance(exc, Terminated) else 130)
+            raise typer.Exit(143 if isinstance(exc, Terminated) else 130) from None
         finally:
             bar.stop()
             ex.close()

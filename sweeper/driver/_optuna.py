@@ -118,9 +118,9 @@ class GridParams:
     ``relative``. A grid of combined placements names ``placement`` (``input+weights``) and, per
     placement, ``<placement>.kind``, ``<placement>.std``, ... The baseline, and a configuration without
     noise at a placement, is ``none`` there with std 0. A parameter with one value wherever there is
-    noise is left out (``placement`` tells the rest apart). Words are categorical over the grid's values (in file order); numbers are a float range
-    over them, log-scaled where they are positive and span a decade or more: a row's distribution
-    stays the same few bytes however large the grid.
+    noise is left out (``placement`` tells the rest apart). Words are categorical over the grid's
+    values (in file order); numbers are a float range over them, log-scaled where they are positive
+    and span a decade or more: a row's distribution stays the same few bytes however large the grid.
     """
 
     def __init__(self, configs: Sequence[NoiseConfig]):

@@ -10,6 +10,7 @@ trials left running by an interrupted sweep are finished first.
 from __future__ import annotations
 
 import _thread
+import contextlib
 import itertools
 import math
 import time
@@ -503,7 +504,5 @@ def _finish_quietly(store: Store, sweep_id: int, status: str, owner: Owner) -> N
     When they do not (the database is gone, another run took the sweep over), the error that ended the
     sweep is the one to report; the lease then goes stale and the next run takes it over.
     """
-    try:
+    with contextlib.suppress(StoreError):
         store.finish_sweep(sweep_id, status, owner)
-    except StoreError:
-        pass

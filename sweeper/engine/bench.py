@@ -118,7 +118,9 @@ def bench_w1(
             f"population trainer ({result['engine'] if engine == 'auto' else engine} engine): {members} members x "
             f"{epochs} epochs on {dev.type} ..."
         )
-        runs = members / _timed(lambda: train_population(task, members_of(members), dev, engine=engine), dev)
+        runs = members / _timed(
+            lambda engine=engine: train_population(task, members_of(members), dev, engine=engine), dev
+        )
         result[f"{name}_runs_per_s"] = round(runs, 3)
         result[f"{name}_speedup"] = round(runs / ref, 2)
     if own_model:

@@ -190,8 +190,8 @@ class _Program:
     def params(self) -> dict[str, torch.Tensor]:
         """The members' current parameters in ``nn.Module`` layout: name -> ``(members, *shape)``."""
         out, offset, p = {}, 0, self.theta
-        for l, name in enumerate(self.names):
-            k, n = self.net.dims[l], self.net.dims[l + 1]
+        for layer, name in enumerate(self.names):
+            k, n = self.net.dims[layer], self.net.dims[layer + 1]
             out[f"{name}.weight"] = p[:, offset : offset + k * n].reshape(-1, k, n).transpose(1, 2).contiguous()
             out[f"{name}.bias"] = p[:, offset + k * n : offset + k * n + n].clone()
             offset += k * n + n

@@ -72,7 +72,8 @@ def pack_size(
     if need > free:
         raise TaskError(
             f"one member needs about {_bytes(need)} while it trains (the engine's estimate for this model, "
-            f"{n_train} training and {n_test} validation and test samples) but {_bytes(free)} are free on {device.type}; "
+            f"{n_train} training and {n_test} validation and test samples) but {_bytes(free)} are free on "
+            f"{device.type}; "
             "allowed: a member that fits (fewer or narrower hidden layers or channels, less data, a smaller batch_size)"
         )
     fits = int(free * MEMORY_SHARE[device.type]) // need

@@ -174,7 +174,10 @@ class PackNoise:
             if spec is None or spec.std <= 0:
                 continue
             y[k] = flip_labels(
-                y[k], spec.std_at(self.step, self.total_steps), n_classes, lambda shape: self.streams.rand(k, shape)
+                y[k],
+                spec.std_at(self.step, self.total_steps),
+                n_classes,
+                lambda shape, k=k: self.streams.rand(k, shape),
             )
         return y
 

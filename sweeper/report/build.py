@@ -673,7 +673,8 @@ def _summary(
         return " ".join(text)
     where = f"over {_plural(repeats, 'repeat')}" + (f" of each of {n_tasks} tasks" if n_tasks > 1 else "")
     text = [
-        f"{_plural(len(compared), 'noise configuration')} {'was' if len(compared) == 1 else 'were'} compared with the no-noise baseline "
+        f"{_plural(len(compared), 'noise configuration')} {'was' if len(compared) == 1 else 'were'} compared "
+        "with the no-noise baseline "
         f"({metric} {_fmt(baseline['mean'])} {where}; {'higher' if higher_is_better else 'lower'} is better), "
         f"repeat by repeat, with Holm's correction at α = {alpha:g}"
         + (f" over all {family} planned comparisons." if family > len(compared) else ".")
@@ -737,7 +738,8 @@ def _summary(
         closest = min(settle, key=lambda r: r["n_needed"])
         text.append(
             f"Of the undecided, {_prose(closest)} is nearest to a verdict: if its difference "
-            f"(Δ {_fmt(closest['delta'], True)}) is real, about {closest['n_needed']} repeats would detect it with power {POWER:g}."
+            f"(Δ {_fmt(closest['delta'], True)}) is real, about {closest['n_needed']} repeats would detect it "
+            f"with power {POWER:g}."
         )
     if repeats < 10:
         text.append("With fewer than 10 repeats the bootstrap intervals and P(best) are rough.")
@@ -780,8 +782,8 @@ def _methods(n_boot: int, alpha: float, n_compared: int, *, multi_task: bool, sh
     return {
         "selection": (
             (
-                "the configurations are ordered, P(best) computed and one chosen on the test part itself: the tasks have "
-                "no validation part (n_val: 0), so the chosen configuration's test mean is optimistic; bbc is the "
+                "the configurations are ordered, P(best) computed and one chosen on the test part itself: the tasks "
+                "have no validation part (n_val: 0), so the chosen configuration's test mean is optimistic; bbc is the "
                 "bootstrap bias-corrected estimate (Tsamardinos et al. 2018), resampling repeats, picking the best on "
                 "the repeats drawn and scoring it on those left out"
             )
@@ -795,7 +797,10 @@ def _methods(n_boot: int, alpha: float, n_compared: int, *, multi_task: bool, sh
             if at == "best_val"
             else ""
         ),
-        "pairing": "repeat r of every configuration shares data split and initial weights, so each comparison is paired by repeat",
+        "pairing": (
+            "repeat r of every configuration shares data split and initial weights, so each comparison is paired "
+            "by repeat"
+        ),
         "test": test,
         "multiple_comparisons": (
             f"Holm's step-down adjustment over the {n_compared} comparisons with the baseline the "
@@ -819,7 +824,8 @@ def _methods(n_boot: int, alpha: float, n_compared: int, *, multi_task: bool, sh
             "(best average rank across tasks); configurations tied in a resample share it equally"
         ),
         "diverged": (
-            "a diverged run is left out of mean, std, median, IQM, gap and delta (n counts finished runs, diverged counts the rest); "
+            "a diverged run is left out of mean, std, median, IQM, gap and delta (n counts finished runs, diverged "
+            "counts the rest); "
             "in the paired test and p_improve it is a loss to a finished baseline run and a tie with a diverged one; "
             "for ranking, p_best and the across-task tests it scores as the worst finished run of its task"
         ),
@@ -831,11 +837,13 @@ def _methods(n_boot: int, alpha: float, n_compared: int, *, multi_task: bool, sh
             "runs count in every statistic like any finished run; failed_to_learn counts them (runs stored before "
             "schema 0004 were not judged and are not counted)"
         ),
-        "gap": "train minus test for accuracy and r2, test minus train for losses and errors: positive means overfitting",
+        "gap": (
+            "train minus test for accuracy and r2, test minus train for losses and errors: positive means overfitting"
+        ),
         "mde": (
-            f"smallest true mean difference detected with power {POWER:g} by a two-sided paired t-test at the level Holm "
-            "applies to the smallest p-value (alpha / number compared), from the observed sd of paired differences; "
-            "n_needed is the number of repeats at which the observed difference would reach that"
+            f"smallest true mean difference detected with power {POWER:g} by a two-sided paired t-test at the level "
+            "Holm applies to the smallest p-value (alpha / number compared), from the observed sd of paired "
+            "differences; n_needed is the number of repeats at which the observed difference would reach that"
         ),
     }
 

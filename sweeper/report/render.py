@@ -1,4 +1,5 @@
-"""Render a report dict (from :func:`sweeper.report.build.build_report`) as a terminal table, Markdown, HTML, CSV or JSON."""
+"""Render a report dict (from :func:`sweeper.report.build.build_report`) as a terminal table, Markdown, HTML, CSV or
+JSON."""
 
 from __future__ import annotations
 
@@ -227,8 +228,8 @@ def render_table(
     keep = [i for i in _header(report)[0] if HEADER[i] not in drop]
     table = Table(
         title=title or f"{report['sweep']}: {_direction(report)}",
-        caption=f"Δ and P(improve) paired by repeat against no noise on the test part; verdict at α = {report['alpha']:g} "
-        f"after Holm" + (f". {shown_line(report)}" if shown_line(report) else ""),
+        caption="Δ and P(improve) paired by repeat against no noise on the test part; "
+        f"verdict at α = {report['alpha']:g} after Holm" + (f". {shown_line(report)}" if shown_line(report) else ""),
     )
     for name in (HEADER[i] for i in keep):
         words = name in ("configuration", "verdict")
@@ -265,7 +266,8 @@ def _friedman_line(across: dict) -> str:
     if f is None:
         return "Friedman test: needs at least 3 configurations."
     return (
-        f"Friedman χ² = {_num(f['statistic'])} (p = {_p(f['p_value'])}); Iman–Davenport F = {_num(f['iman_davenport_f'])} "
+        f"Friedman χ² = {_num(f['statistic'])} (p = {_p(f['p_value'])}); "
+        f"Iman–Davenport F = {_num(f['iman_davenport_f'])} "
         f"(p = {_p(f['iman_davenport_p'])}); Nemenyi critical difference = {_num(across['nemenyi_cd'])}."
     )
 
@@ -337,7 +339,8 @@ def render_html(report: dict, images: dict[str, str | bytes]) -> str:
     e = html.escape
     out = [
         "<!DOCTYPE html>",
-        f"<html><head><meta charset='utf-8'><title>sweep {e(str(report['sweep']))}</title><style>{_CSS}</style></head><body>",
+        f"<html><head><meta charset='utf-8'><title>sweep {e(str(report['sweep']))}</title>"
+        f"<style>{_CSS}</style></head><body>",
         f"<h1>Noise sweep <code>{e(str(report['sweep']))}</code></h1>",
         f"<p><em>{e(_direction(report))}</em></p>",
         f"<p>{e(report['summary'])}</p>",
@@ -443,7 +446,8 @@ def render_json(report: dict) -> str:
 
 
 def report_figures(report: dict, runs: list[dict], curves: list[dict] | None) -> dict[str, Figure]:
-    """The report's figures by name: forest plot, heatmap (if any single-placement configs), learning curves per task."""
+    """The report's figures by name: forest plot, heatmap (if any single-placement configs), learning curves per
+    task."""
     figures = {"forest": plots.forest_plot(report, runs)}
     heatmap = plots.delta_heatmap(report)
     if heatmap is not None:

@@ -353,7 +353,10 @@ def ranks(scores: np.ndarray, *, higher_is_better: bool) -> np.ndarray:
 
 
 def average_ranks(scores: np.ndarray, *, higher_is_better: bool) -> np.ndarray:
-    """Average rank of each configuration across tasks (Demšar 2006). ``scores: (n_tasks, n_configs)`` -> ``(n_configs,)``."""
+    """Average rank of each configuration across tasks (Demšar 2006).
+
+    ``scores: (n_tasks, n_configs)`` -> ``(n_configs,)``.
+    """
     return ranks(scores, higher_is_better=higher_is_better).mean(axis=0)
 
 

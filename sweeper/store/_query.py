@@ -8,6 +8,7 @@ limit holds whether the client or the server is the one that stalls.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import re
 import sqlite3
@@ -280,10 +281,9 @@ class _Watchdog:
 
     def _fire(self) -> None:
         self.fired = True
-        try:
+        # The connection may be closing; the server's timeout still holds.
+        with contextlib.suppress(Exception):
             self._connection.cancel_safe()
-        except Exception:  # noqa: BLE001 - the connection may be closing; the server's timeout still holds
-            pass
 
     def cancel(self) -> None:
         self._timer.cancel()

@@ -145,7 +145,8 @@ def create_reader(url: str | None = None, temp_file_limit: str = DEFAULT_TEMP_FI
     """Create the role ``sweeper query`` runs SQL as, or reset it to a plain reader; notes on what was left out.
 
     The role is made on the PostgreSQL server of ``url`` and granted that database's sweeper and Optuna
-    tables (``query`` grants those made later). Needs a user who may create roles. Idempotent; one transaction, so a failure leaves the role as it was.
+    tables (``query`` grants those made later). Needs a user who may create roles. Idempotent; one
+    transaction, so a failure leaves the role as it was.
     ``temp_file_limit`` (a PostgreSQL size, ``-1`` for none) bounds the temporary files of its queries.
     """
     parsed = parse_url(url or default_url())

@@ -48,7 +48,7 @@ def schema_lock(db: Engine) -> Iterator[None]:
     import fcntl
 
     try:
-        lock = open(path + ".lock", "a")
+        lock = open(path + ".lock", "a")  # noqa: SIM115 - held open across the yield; closed in the finally below
     except OSError as exc:
         raise StoreError(f"cannot lock {path} for creating tables: {exc.strerror or exc}") from exc
     try:

@@ -33,6 +33,7 @@ What is rewritten to run them here, and nothing else:
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
 import os
@@ -96,9 +97,10 @@ class Processes:
         self.started: list[tuple[str, subprocess.Popen]] = []
 
     def start(self, name: str, argv: list[str], env: dict, cwd: Path) -> subprocess.Popen:
-        log = open(self.logs / f"{name}.log", "wb")
-        proc = subprocess.Popen(argv, env=env, cwd=cwd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        log.close()
+        with open(self.logs / f"{name}.log", "wb") as log:
+            proc = subprocess.Popen(
+                argv, env=env, cwd=cwd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
         self.started.append((name, proc))
         return proc
 
@@ -116,7 +118,7 @@ class Processes:
         except subprocess.TimeoutExpired:
             _kill_group(proc.pid, signal.SIGKILL)
             out, err = proc.communicate()
-            raise AssertionError(f"{name} ran past {timeout} s:\n{err[-3000:]}")
+            raise AssertionError(f"{name} ran past {timeout} s:\n{err[-3000:]}") from None
         return proc.returncode, out, err
 
     def stop_all(self) -> None:
@@ -124,25 +126,19 @@ class Processes:
         for _, proc in reversed(self.started):
             if proc.poll() is None:
                 proc.terminate()
-                try:
+                with contextlib.suppress(subprocess.TimeoutExpired):
                     proc.wait(timeout=20)
-                except subprocess.TimeoutExpired:
-                    pass
             _kill_group(proc.pid, signal.SIGKILL)
             proc.wait()
         # Anything of this test's Ray still running (its processes name the private temp dir).
         for pid in _pids_naming(str(self.ray_temp)):
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
 
 
 def _kill_group(pgid: int, sig: int) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass
 
 
 def _pids_naming(text: str) -> list[int]:

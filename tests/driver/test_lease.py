@@ -202,9 +202,11 @@ def test_a_run_whose_lease_is_taken_over_stops_training_at_once_and_writes_nothi
     spec = parse_space(SPACE_YAML, "held.yaml")
     executor = TakenOverWhileTraining(url)
 
-    with open_store(url) as store:
-        with pytest.raises(LeaseError, match=r"its lease is lost \(another run took it over\)"):
-            run_sweep(spec, store, executor)
+    with (
+        open_store(url) as store,
+        pytest.raises(LeaseError, match=r"its lease is lost \(another run took it over\)"),
+    ):
+        run_sweep(spec, store, executor)
 
     assert executor.interrupted  # training stopped mid-pack, not after it
     assert execute(url, "SELECT count(*) FROM sweeper_runs") == [(0,)]

@@ -176,8 +176,8 @@ def test_a_later_version_can_store_a_noise_kind_and_problem_this_one_does_not_kn
     with engine.begin() as connection:
         sweep_id = connection.execute(
             sa.text(
-                "INSERT INTO sweeper_sweeps (name, spec_yaml, seed, metric, higher_is_better, repeats, problem, status, "
-                "study_name, created_at, updated_at) VALUES ('later', '', 1, 'test_f1', true, 1, 'multilabel', "
+                "INSERT INTO sweeper_sweeps (name, spec_yaml, seed, metric, higher_is_better, repeats, problem, "
+                "status, study_name, created_at, updated_at) VALUES ('later', '', 1, 'test_f1', true, 1, 'multilabel', "
                 "'running', 'later', current_timestamp, current_timestamp) RETURNING id"
             )
         ).scalar_one()

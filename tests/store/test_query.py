@@ -166,9 +166,11 @@ def test_query_on_sqlite_cannot_attach_another_file(tmp_path):
 
 def test_a_value_larger_than_the_byte_budget_is_never_built_on_sqlite(tmp_path, monkeypatch):
     monkeypatch.setattr(_query, "MAX_RESULT_BYTES", 2**20)
-    with open_store(f"sqlite:///{tmp_path / 'sweeps.db'}") as store:
-        with pytest.raises(StoreError, match=r"^query stopped: a value of its result passed 1 MiB$"):
-            store.query("select zeroblob(2000000)")
+    with (
+        open_store(f"sqlite:///{tmp_path / 'sweeps.db'}") as store,
+        pytest.raises(StoreError, match=r"^query stopped: a value of its result passed 1 MiB$"),
+    ):
+        store.query("select zeroblob(2000000)")
 
 
 @pytest.mark.postgres
