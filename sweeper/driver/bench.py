@@ -55,9 +55,9 @@ class _TimedExecutor(Executor):
         self.inner, self.seconds, self.first = LocalExecutor("cpu"), 0.0, None
         self.device = self.inner.device
 
-    def run(self, packs):
+    def run(self, packs, on_epochs=None):
         self.first = self.first or time.perf_counter()  # when the first pack is handed over
-        iterator = iter(self.inner.run(packs))
+        iterator = iter(self.inner.run(packs, on_epochs))
         while True:
             start = time.perf_counter()
             try:

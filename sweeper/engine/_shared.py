@@ -6,7 +6,7 @@ Sharing these keeps the two trainers fed identically, so comparing them tests th
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -99,6 +99,21 @@ def batch_order(task: TaskSpec, n: int, generator: torch.Generator | None) -> li
     if task.batch_size == "full" or task.batch_size >= n:
         return None
     return list(torch.randperm(n, generator=generator).split(task.batch_size))
+
+
+def minibatches(
+    task: TaskSpec, data: PackData, shufflers: list[torch.Generator], rows: torch.Tensor
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """One epoch's training steps as ``(x, y)``: the whole training part at once (full batch), or every
+    member's own next minibatch, in the order its shuffler drew for the epoch, stacked (``rows``: the
+    members' indices as a column, ``(members, 1)``)."""
+    orders = [batch_order(task, data.x_train.shape[1], g) for g in shufflers]
+    if orders[0] is None:
+        yield data.x_train, data.y_train
+        return
+    for b in range(len(orders[0])):
+        idx = torch.stack([o[b] for o in orders]).to(rows.device)  # (members, batch)
+        yield data.x_train[rows, idx], data.y_train[rows, idx]
 
 
 def optimizer(task: TaskSpec, params: list[torch.Tensor]) -> torch.optim.Optimizer:

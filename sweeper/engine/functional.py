@@ -23,7 +23,7 @@ from __future__ import annotations
 import functools
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import nn
@@ -31,7 +31,16 @@ from torch.func import functional_call, stack_module_state, vmap
 
 from sweeper.engine import losses
 from sweeper.engine._memory import keep_freed_memory
-from sweeper.engine._shared import batch_order, logged_metrics, optimizer, pack_data, results, shuffler, total_steps
+from sweeper.engine._shared import (
+    batch_order,
+    logged_metrics,
+    minibatches,
+    optimizer,
+    pack_data,
+    results,
+    shuffler,
+    total_steps,
+)
 from sweeper.noise.pack import PackNoise
 from sweeper.noise.streams import make_streams
 from sweeper.records import Member, RunResult
@@ -103,18 +112,32 @@ class _Sites:
 
 
 def train_functional(
-    task: TaskSpec, members: Sequence[Member], device: str | torch.device = "cpu", streams: str = "philox"
+    task: TaskSpec,
+    members: Sequence[Member],
+    device: str | torch.device = "cpu",
+    streams: str = "philox",
+    on_epochs: Callable[[int], None] | None = None,
 ) -> list[RunResult]:
-    """Trains a pack of a user's model: vectorized where the model allows, else member by member."""
+    """Trains a pack of a user's model: vectorized where the model allows, else member by member.
+
+    ``on_epochs`` is told the member-epochs trained so far (``sweeper.engine.population.OnEpochs``): at
+    every logging interval, or, member by member, as each member ends."""
     device = torch.device(device)
     why = _not_vectorizable(task, pack_data(task, members[:1], device).x_train[0, :2], device)
-    if why is not None:
-        _say_once(str(task.user_model), why)
-        return [train_member(task, m, device, streams, engine="looped") for m in members]
-    return _train_vectorized(task, members, device, streams)
+    if why is None:
+        return _train_vectorized(task, members, device, streams, on_epochs)
+    _say_once(str(task.user_model), why)
+    trained = []
+    for m in members:
+        trained.append(train_member(task, m, device, streams, engine="looped"))
+        if on_epochs is not None:
+            on_epochs(len(trained) * task.epochs)
+    return trained
 
 
-def _train_vectorized(task: TaskSpec, members: Sequence[Member], device: torch.device, streams: str) -> list[RunResult]:
+def _train_vectorized(
+    task: TaskSpec, members: Sequence[Member], device: torch.device, streams: str, on_epochs
+) -> list[RunResult]:
     if device.type == "cpu":
         keep_freed_memory()
     start = time.perf_counter()
@@ -156,13 +179,7 @@ def _train_vectorized(task: TaskSpec, members: Sequence[Member], device: torch.d
         untrained = logged_metrics(clean, data)
     step = 0
     for epoch in range(1, task.epochs + 1):
-        orders = [batch_order(task, n, g) for g in shufflers]
-        for b in range(1 if orders[0] is None else len(orders[0])):
-            if orders[0] is None:
-                x, y = data.x_train, data.y_train
-            else:
-                idx = torch.stack([o[b] for o in orders]).to(device)  # (members, batch)
-                x, y = data.x_train[rows, idx], data.y_train[rows, idx]
+        for x, y in minibatches(task, data, shufflers, rows):
             skeleton.train()
             if sites.placements and x.shape[1:] not in events:
                 sites.mode, sites.recorded = "record", []
@@ -194,6 +211,8 @@ def _train_vectorized(task: TaskSpec, members: Sequence[Member], device: torch.d
             log_epochs.append(epoch)
             with torch.no_grad():
                 logs.append(logged_metrics(clean, data))
+            if on_epochs is not None:
+                on_epochs(p * epoch)
     wall = (time.perf_counter() - start) / p
     return results(task, log_epochs, logs, diverged_epoch, wall, device, "functional", data, untrained)
 

@@ -11,9 +11,9 @@ from sweeper.engine import fused as fused_engine
 from sweeper.engine import losses
 from sweeper.engine._memory import keep_freed_memory
 from sweeper.engine._shared import (
-    batch_order,
     logged_metrics,
     member_params,
+    minibatches,
     optimizer,
     pack_data,
     results,
@@ -55,7 +55,7 @@ def train_population(
     if engine not in ENGINES:
         raise ValueError(f"unknown engine {engine!r}; allowed: {', '.join(ENGINES)}")
     if task.user_model is not None:  # a user's own model: torch.func over its nn.Module
-        return train_functional(task, members, device, streams)
+        return train_functional(task, members, device, streams, on_epochs)
     if engine == "auto" and streams == "philox" and fused_engine.task_fits(task, device):
         return fused_engine.train_fused(task, members, on_epochs)
     return train_stacked(task, members, device, streams, on_epochs)
@@ -104,13 +104,7 @@ def train_stacked(
         untrained = logged_metrics(lambda x: forward(task, params, x), data)
     step = 0
     for epoch in range(1, task.epochs + 1):
-        orders = [batch_order(task, n, g) for g in shufflers]
-        for b in range(1 if orders[0] is None else len(orders[0])):
-            if orders[0] is None:
-                x, y = data.x_train, data.y_train
-            else:
-                idx = torch.stack([o[b] for o in orders]).to(device)  # (members, batch)
-                x, y = data.x_train[rows, idx], data.y_train[rows, idx]
+        for x, y in minibatches(task, data, shufflers, rows):
             noise.step = step
             y = noise.noisy_targets(y, data.n_classes)
             loss = losses.loss(forward(task, params, x, noise), y, data.n_classes)  # (members,)

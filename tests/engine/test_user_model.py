@@ -315,3 +315,18 @@ def test_memory_estimate_counts_the_models_parameters_and_activations():
     n_params, width = user_models.size(task("mlp", {"width": 16}))
     assert n_params == 2 * 16 + 16 + 16 * 1 + 1
     assert width == 2 + 16 + 16 + 1  # Flatten, Linear, ReLU, Linear outputs per sample
+
+
+@pytest.mark.parametrize("factory", ["mlp", "batchnorm"], ids=["vectorized", "member_by_member"])
+def test_a_pack_of_a_users_model_reports_member_epochs_as_it_trains(factory):
+    """Vectorized: at every logging interval; member by member (BatchNorm's buffers): as each member ends."""
+    members = [member(repeat=r) for r in range(3)]
+    own = task(factory, {"width": 8})
+    told = []
+    results = train_population(own, members, on_epochs=told.append)
+    if factory == "mlp":
+        assert told == [len(members) * e for e in range(own.log_every, own.epochs + 1, own.log_every)]
+    else:
+        assert told == [k * own.epochs for k in range(1, len(members) + 1)]
+    silent = train_population(own, members)
+    assert [r.final for r in results] == [r.final for r in silent]
