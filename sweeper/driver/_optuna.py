@@ -378,3 +378,30 @@ def record_user_attrs(connection: Connection, study_name: str, attrs: dict[int, 
     if study_id is not None:
         ids = trial_ids(connection, study_id, list(attrs))
         StudyWriter.set_user_attrs(connection, {ids[number]: items for number, items in attrs.items() if number in ids})
+
+
+def forget_partial_suggestions(connection: Connection, study_name: str, suggested: set[int]) -> list[int]:
+    """Clears the parameters of the study's RUNNING trials that are not in ``suggested`` (the Optuna
+    trial numbers whose whole configuration sweeper stored); returns their numbers.
+
+    Optuna stores each parameter as it is suggested, so a run killed between two ``suggest`` calls of
+    one trial leaves it with some of its parameters. Suggesting the rest on resume would draw them from
+    a fresh sampler whose generator had not made the draws of the first ones, so the trial would not
+    get the configuration an uninterrupted sweep gives it (and every later trial would differ). With
+    its parameters cleared, the trial is suggested again from the start, by the sampler seeded as
+    before, on the same finished trials: the same configuration. Call it before the study is loaded
+    (Optuna's storage caches what it reads) and while holding the sweep's lease.
+    """
+    studies = models.StudyModel.__table__
+    study_id = connection.scalar(select(studies.c.study_id).where(studies.c.study_name == study_name))
+    if study_id is None:
+        return []
+    running = connection.execute(
+        select(_TRIALS.c.trial_id, _TRIALS.c.number).where(
+            _TRIALS.c.study_id == study_id, _TRIALS.c.state == TrialState.RUNNING
+        )
+    ).all()
+    partial = {trial_id: number for trial_id, number in running if number not in suggested}
+    if partial:
+        connection.execute(_PARAMS.delete().where(_PARAMS.c.trial_id.in_(list(partial))))
+    return sorted(partial.values())

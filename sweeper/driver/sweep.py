@@ -215,6 +215,10 @@ class _Sweep:
         self.spec, self.store, self.executor, self.progress = spec, store, executor, progress
         self.sizes, self.sweep_id, self.owner, self.lease = sizes, sweep_id, owner, lease
         self.grid = spec.grid_configs()[0] if spec.search.sampler == "grid" else None
+        if self.grid is None:  # a grid's trials are created whole, in one transaction
+            suggested = {ref.optuna_trial_id for ref in store.trial_refs(spec.name)}
+            with store.transaction() as connection:
+                _optuna.forget_partial_suggestions(connection, spec.name, suggested)
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)

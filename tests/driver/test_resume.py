@@ -347,3 +347,61 @@ def test_a_resume_with_nothing_left_to_train_says_so_in_one_line(space, tmp_path
     )
     with open_store(url, create=False) as store:
         assert [t["status"] for t in store.trials("resume-me")] == ["complete"] * N_CONFIGS
+
+
+TPE_YAML = """\
+name: tpe-resume
+seed: 3
+repeats: 2
+metric: accuracy
+pack_size: 2        # one trial a round
+task: {dataset: circles, n_train: 20, hidden: [4], epochs: 20}
+search:
+  sampler: tpe
+  n_trials: 12      # past TPE's 10 random startup trials
+  space: {placement: [input, weights], std: {log_uniform: [0.01, 0.3]}}
+"""
+
+
+def tpe_trials(db: Path) -> dict[int, tuple]:
+    return {
+        number: rest
+        for number, *rest in read(
+            db,
+            'SELECT t.number, t.placement, t.std, r."repeat", r.noise_seed, r.test_accuracy '
+            'FROM sweeper_trials t JOIN sweeper_runs r ON r.trial_id = t.id ORDER BY t.number, r."repeat"',
+        )
+    }
+
+
+def test_a_sampled_sweep_killed_between_two_suggestions_of_a_trial_resumes_to_its_configuration(
+    tmp_path, sweeper_cli, monkeypatch
+):
+    """Optuna stores each parameter as it is suggested: a run stopped after a trial's placement was
+    suggested and before its std was must not draw that std from a sampler in another state."""
+    space = tmp_path / "tpe.yaml"
+    space.write_text(TPE_YAML)
+    reference, db = tmp_path / "reference.db", tmp_path / "stopped.db"
+    assert sweeper_cli("run", space, "--db", f"sqlite:///{reference}").exit_code == 0
+    suggest_float = optuna.trial.Trial.suggest_float
+
+    def stopped_in_trial_11(self, name, *args, **kwargs):
+        if self.number == 11:  # its placement is stored; TPE, past its startup trials, draws the std
+            raise KeyboardInterrupt
+        return suggest_float(self, name, *args, **kwargs)
+
+    monkeypatch.setattr(optuna.trial.Trial, "suggest_float", stopped_in_trial_11)
+    assert sweeper_cli("run", space, "--db", f"sqlite:///{db}").exit_code == 130
+    ((placements,),) = read(
+        db,
+        "SELECT count(*) FROM trial_params p JOIN trials t USING (trial_id) WHERE t.number = 11",
+    )
+    assert placements == 1  # the kill landed between the two suggestions
+    monkeypatch.undo()
+
+    resumed = sweeper_cli("run", space, "--db", f"sqlite:///{db}")
+
+    assert resumed.exit_code == 0, resumed.stderr
+    assert tpe_trials(db) == tpe_trials(reference)
+    states = read(db, "SELECT state FROM trials")
+    assert sorted(s for (s,) in states) == ["COMPLETE"] * 13
