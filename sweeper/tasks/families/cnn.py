@@ -19,7 +19,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from sweeper.noise.pack import PackNoise
-from sweeper.noise.spec import NoiseConfig
 from sweeper.tasks.families import _layers, mlp
 from sweeper.tasks.families._layers import ACTIVATIONS, Params
 from sweeper.tasks.families._reference import ReferenceModel
@@ -56,29 +55,14 @@ def activation_width(task: TaskSpec, input_shape: tuple[int, ...], n_out: int) -
 
 
 class Reference(ReferenceModel):
-    def __init__(
-        self,
-        task: TaskSpec,
-        input_shape: tuple[int, ...],
-        n_out: int,
-        config: NoiseConfig = (),
-        generator: torch.Generator | None = None,
-        total_steps: int | None = None,
-        input_std: torch.Tensor | None = None,
-    ):
+    def __init__(self, task: TaskSpec, input_shape: tuple[int, ...], n_out: int, *noise, **named_noise):
+        # noise: ReferenceModel's (config, generator, total_steps, input_std), as FamilyCode.Reference takes them
         shapes = param_shapes(task, input_shape, n_out)
         convs = {
             f"conv{i}": nn.Conv2d(shapes[f"conv{i}.weight"][1], c, 3, padding=1) for i, c in enumerate(task.channels)
         }
-        super().__init__(
-            task,
-            convs | mlp.dense_layers(shapes),
-            len(task.channels) + len(task.hidden),
-            config,
-            generator,
-            total_steps,
-            input_std,
-        )
+        n_hidden = len(task.channels) + len(task.hidden)
+        super().__init__(task, convs | mlp.dense_layers(shapes), n_hidden, *noise, **named_noise)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.input_noise(x)

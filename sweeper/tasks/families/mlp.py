@@ -19,7 +19,6 @@ import torch
 from torch import nn
 
 from sweeper.noise.pack import PackNoise
-from sweeper.noise.spec import NoiseConfig
 from sweeper.tasks.families import _layers
 from sweeper.tasks.families._layers import ACTIVATIONS, Params
 from sweeper.tasks.families._reference import ReferenceModel
@@ -66,25 +65,10 @@ def dense_layers(shapes: dict[str, tuple[int, ...]]) -> dict[str, nn.Module]:
 
 
 class Reference(ReferenceModel):
-    def __init__(
-        self,
-        task: TaskSpec,
-        input_shape: tuple[int, ...],
-        n_out: int,
-        config: NoiseConfig = (),
-        generator: torch.Generator | None = None,
-        total_steps: int | None = None,
-        input_std: torch.Tensor | None = None,
-    ):
-        super().__init__(
-            task,
-            dense_layers(param_shapes(task, input_shape, n_out)),
-            len(task.hidden),
-            config,
-            generator,
-            total_steps,
-            input_std,
-        )
+    def __init__(self, task: TaskSpec, input_shape: tuple[int, ...], n_out: int, *noise, **named_noise):
+        # noise: ReferenceModel's (config, generator, total_steps, input_std), as FamilyCode.Reference takes them
+        layers = dense_layers(param_shapes(task, input_shape, n_out))
+        super().__init__(task, layers, len(task.hidden), *noise, **named_noise)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return dense_head(self, self.input_noise(x), 0)

@@ -23,7 +23,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from sweeper.noise.pack import PackNoise
-from sweeper.noise.spec import NoiseConfig
 from sweeper.tasks.families import _layers, mlp
 from sweeper.tasks.families._layers import Params
 from sweeper.tasks.families._reference import ReferenceModel
@@ -90,20 +89,12 @@ def cell_step(cell: str, gi: torch.Tensor, gh: torch.Tensor, h: torch.Tensor, c:
 
 
 class Reference(ReferenceModel):
-    def __init__(
-        self,
-        task: TaskSpec,
-        input_shape: tuple[int, ...],
-        n_out: int,
-        config: NoiseConfig = (),
-        generator: torch.Generator | None = None,
-        total_steps: int | None = None,
-        input_std: torch.Tensor | None = None,
-    ):
+    def __init__(self, task: TaskSpec, input_shape: tuple[int, ...], n_out: int, *noise, **named_noise):
+        # noise: ReferenceModel's (config, generator, total_steps, input_std), as FamilyCode.Reference takes them
         shapes = param_shapes(task, input_shape, n_out)
         (g, f), h = shapes["ih.weight"], task.hidden[0]
         layers = {"ih": nn.Linear(f, g), "hh": nn.Linear(h, g)} | mlp.dense_layers(shapes)
-        super().__init__(task, layers, 1, config, generator, total_steps, input_std)
+        super().__init__(task, layers, 1, *noise, **named_noise)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Outputs for ``x: (batch, time, features)``: the output layer on the last hidden state."""
