@@ -94,7 +94,7 @@ def test_every_service_command_is_a_real_cli_command(services):
 
 
 def test_every_command_of_the_readme_is_a_real_cli_command_on_a_real_service(compose):
-    readme = (DOCKER.parent / "README.md").read_text()  # its "Run on a cluster" section
+    readme = (DOCKER.parent / "docs" / "cluster.md").read_text()  # its "Run on a cluster" section
     commands = re.findall(r"docker compose -f docker/compose\.yaml run --rm sweeper (.+)", readme)
     assert len(commands) >= 5 and any(c.startswith("run ") and "--executor ray" in c for c in commands)
     for command in commands:

@@ -8,7 +8,7 @@ this environment's dependencies), so a file the package lacks fails here as it w
 - ``postgres``: the PostgreSQL server on 127.0.0.1:5432 stands in, with a database made for this test;
 - ``ray-head``: its command, until its own healthcheck command passes;
 - ``ray-worker``: its command, once;
-- ``sweeper``: its entrypoint with the ``run ... --executor ray`` command of the README (plus
+- ``sweeper``: its entrypoint with the ``run ... --executor ray`` command of docs/cluster.md (plus
   ``--repeats 2 --epochs 20``), then ``report SWEEP --format json`` (``trials`` while the report command
   is not in the package yet);
 - ``dashboard``: its command; its API must list the sweep's study;
@@ -162,7 +162,7 @@ def _argv(service: dict) -> list[str]:
 
 
 def _readme_run_command() -> list[str]:
-    text = (REPO / "README.md").read_text()  # its "Run on a cluster" section
+    text = (REPO / "docs" / "cluster.md").read_text()  # its "Run on a cluster" section
     line = re.search(r"docker compose -f docker/compose\.yaml run --rm sweeper (run .*--executor ray.*)", text)[1]
     return shlex.split(line)
 

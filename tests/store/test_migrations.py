@@ -481,7 +481,7 @@ def test_a_postgresql_database_of_release_0_1_0_upgrades_with_nothing_lost(pg_da
 
 
 def test_alembic_check_finds_the_revisions_add_up_to_the_models():
-    """What a developer runs after adding a revision (README.md): the ``alembic`` command finds it all."""
+    """What a developer runs after adding a revision (docs/database.md): the ``alembic`` command finds it all."""
     root = Path(__file__).resolve().parents[2]
 
     result = subprocess.run(
