@@ -119,19 +119,24 @@ def _is_path(token: str) -> bool:
 
 @cache
 def _defined(file: Path) -> frozenset[str]:
-    """The names a file defines: Python functions, classes and assigned names at any level
-    (a package: its ``__init__.py``); C and templates: every word in it."""
+    """The names a file defines: Python functions and classes at any level, names assigned outside
+    functions (module and class attributes; a package: its ``__init__.py``); C and templates: every word."""
     if file.is_dir():
         file = file / "__init__.py"
     if file.suffix != ".py":
         return frozenset(re.findall(r"\w+", file.read_text()))
     names = set()
-    for node in ast.walk(ast.parse(file.read_text())):
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-            names.add(node.name)
-        elif isinstance(node, (ast.Assign, ast.AnnAssign)):
-            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
-            names |= {n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name)}
+
+    def visit(node: ast.AST, in_function: bool) -> None:
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                names.add(child.name)
+            elif isinstance(child, (ast.Assign, ast.AnnAssign)) and not in_function:
+                targets = child.targets if isinstance(child, ast.Assign) else [child.target]
+                names.update(n.id for target in targets for n in ast.walk(target) if isinstance(n, ast.Name))
+            visit(child, in_function or isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef)))
+
+    visit(ast.parse(file.read_text()), in_function=False)
     return frozenset(names)
 
 
@@ -187,15 +192,16 @@ def test_a_stale_design_row_is_found(tmp_path, monkeypatch):
     (package / "noise" / "spec.py").write_text("KINDS = {}\n\n\nclass NoiseSpec:\n    relative: bool = False\n")
     (package / "noise" / "_c" / "philox.c").write_text("void philox_fill(void) {}\n")
     (package / "noise" / "_c" / "philox.h").write_text("void philox_fill(void);\n")
-    (package / "metrics.py").write_text("def metric(name):\n    return name\n")
+    (package / "metrics.py").write_text("def metric(name):\n    local = name\n    return local\n")
     (tmp_path / "tests" / "noise").mkdir(parents=True)
     monkeypatch.setitem(globals(), "ROOT", tmp_path)
     monkeypatch.setitem(globals(), "PACKAGE", package)
     noise = package / "noise"
     cell = "`noise/spec.py` (`KINDS`, `NoiseSpec`), `noise/_c/philox.c`, `philox.h` (`philox_fill`), `tests/noise/`"
     assert _stale(cell, package) == []
-    assert _stale("`spec.py` (`KINDS`), `metrics.py` (`metric`), `spec.metric`, `spec.KINDS`", noise) == [
-        "`spec.metric`: not defined in sweeper/noise/spec.py"
+    assert _stale("`spec.py` (`KINDS`), `metrics.py` (`metric`, `local`), `spec.metric`, `spec.KINDS`", noise) == [
+        "`local`: not defined in sweeper/metrics.py",
+        "`spec.metric`: not defined in sweeper/noise/spec.py",
     ]
     assert _stale("`noise/spec.py` (`RULES`), `noise/gone.py`, `tests/gone/`, `_c/philox.c` (`gone`)", package) == [
         "`RULES`: not defined in sweeper/noise/spec.py",
