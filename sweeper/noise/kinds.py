@@ -49,8 +49,6 @@ class NoiseKind:
     high_allowed: bool = True
     #: The placements it fits; None: every placement.
     placements: tuple[str, ...] | None = None
-    #: At ``targets``: True if it goes on class labels (classification only), False if on regression targets.
-    class_labels: bool = False
     #: Whether ``relative: true`` (σ in units of each feature's standard deviation) applies to it.
     relative: bool = False
     #: What its sites are called, added to the message that says where it applies.
@@ -62,11 +60,21 @@ class NoiseKind:
         if self.probability and not self.high <= 1.0:
             raise ValueError(f"noise kind {self.name!r}: a probability is at most 1")
 
+    @property
+    def class_labels(self) -> bool:
+        """At ``targets``: whether it goes on class labels (flips; classification only) or on regression
+        targets (every other draw)."""
+        return self.draw is Draw.FLIP
+
     def fits(self, placement: str, classification: bool) -> bool:
         """Whether it can go at ``placement`` of a classification task (else a regression task)."""
         if self.placements is not None and placement not in self.placements:
             return False
         return placement != "targets" or self.class_labels == classification
+
+    def fits_some_task(self, placement: str) -> bool:
+        """Whether it can go at ``placement`` of a classification or of a regression task."""
+        return self.fits(placement, True) or self.fits(placement, False)
 
     def allows(self, std: float) -> bool:
         """Whether ``std`` (already known to be >= 0) is a size it takes."""
@@ -113,7 +121,6 @@ NOISE_KINDS: dict[str, NoiseKind] = {
             probability=True,
             high=1.0,
             placements=("targets",),
-            class_labels=True,
         ),
         NoiseKind(
             "dropout",

@@ -21,7 +21,7 @@ from torch import nn
 from sweeper.noise.kinds import Draw, noise_kind
 from sweeper.noise.pack import flip_labels
 from sweeper.noise.philox import dropout_factors
-from sweeper.noise.spec import DEFAULT_GAMMA, PLACEMENTS, NoiseSpec, fits
+from sweeper.noise.spec import DEFAULT_GAMMA, PLACEMENTS, NoiseSpec
 
 
 class _Scheduled(nn.Module):
@@ -54,7 +54,7 @@ class _Scheduled(nn.Module):
                 raise ValueError(f"{type(self).__name__} draws {self.draw.value}; kind {kind!r} does not")
             self.kind = kind
         # validates the values, at the first placement the kind fits
-        placement = next(p for p in PLACEMENTS if fits(p, self.kind, True) or fits(p, self.kind, False))
+        placement = next(p for p in PLACEMENTS if noise_kind(self.kind).fits_some_task(p))
         self.spec = NoiseSpec(
             placement, self.kind, float(std), schedule, gamma, float(std_min), feature_std is not None
         )

@@ -66,7 +66,7 @@ class NoiseSpec:
         if not self.std >= 0.0:
             raise ValueError(f"std must be >= 0, got {self.std!r}")
         # Which task it goes to is not known here: the kind must fit this placement of some task.
-        if not (kind.fits(self.placement, True) or kind.fits(self.placement, False)):
+        if not kind.fits_some_task(self.placement):
             raise ValueError(f"kind {self.kind!r} applies {kind.where}, not {self.placement!r}")
         too_large = out_of_range(self.kind, self.std)
         if too_large:
@@ -224,7 +224,7 @@ def out_of_range(kind: str, std: float) -> str | None:
 def unfit_site(placement: str, kind: str, tasks: Mapping[str, TaskSpec]) -> str | None:
     """Why ``kind`` noise at ``placement`` cannot be used on every one of ``tasks`` (name -> task), or None."""
     record = noise_kind(kind)
-    if not (record.fits(placement, True) or record.fits(placement, False)):  # the same for every task
+    if not record.fits_some_task(placement):  # the same for every task
         return f"kind {kind!r} on placement {placement!r}: {kind} applies {record.where}"
     for name, task in tasks.items():
         classification = task.problem != "regression"

@@ -25,7 +25,7 @@ SOURCE = "search_spaces/x.yaml"
 
 def where(kind: NoiseKind) -> tuple[str, str]:
     """A placement the kind fits, and a data set whose problem it fits there."""
-    placement = next(p for p in PLACEMENTS if kind.fits(p, True) or kind.fits(p, False))
+    placement = next(p for p in PLACEMENTS if kind.fits_some_task(p))
     return placement, "circles" if kind.fits(placement, True) else "diabetes"
 
 
