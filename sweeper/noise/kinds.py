@@ -105,8 +105,9 @@ class NoiseKind:
 
 _STD = "a standard deviation"
 
-#: Every kind, in the order the space lists them. A kind's position is not stored anywhere, so a new one
-#: can go anywhere; ``default_kind`` takes the first that fits.
+#: Every kind, in the order the space lists them. Where a file names no kind, ``default_kind`` takes the
+#: first that fits: a new kind goes after ``gaussian`` (and after ``flip``, if it goes on class labels), so
+#: that such files keep their configurations.
 NOISE_KINDS: dict[str, NoiseKind] = {
     k.name: k
     for k in (
