@@ -196,7 +196,7 @@ BAD = [
         "flip_probability_above_one",
         sweep("  configs: [{placement: targets, std: 1.5}]\n"),
         "search.configs[0]:",
-        "a flip probability must be in [0, 1]",
+        "std is a flip probability that must be in [0, 1]",
     ),
     bad(
         "std_list_length_mismatch",
@@ -270,7 +270,7 @@ BAD = [
         "flip_range_above_one",
         TPE.replace("[1e-3, 1]", "[1e-3, 3]"),
         "search.space.std: reaches 3",
-        "probability in [0, 1]",
+        "for kind 'flip' std is a flip probability that must be in [0, 1]; narrow std",
     ),
     bad(
         "space_kind_fits_no_placement",
@@ -703,7 +703,7 @@ def test_sampled_trials_count_against_the_limit_with_the_baseline():
         (
             TPE.replace("[gaussian, multiplicative, flip]", "[gaussian, dropout]").replace("targets, ", ""),
             "search.space.std: reaches 1",
-            "kind 'dropout' takes a rate, a probability in [0, 1)",
+            "for kind 'dropout' std is the dropout rate, a probability that must be in [0, 1)",
         ),
         (
             sweep("  configs: [{placement: input, std: 0.1, std_min: 0.01}]\n"),

@@ -41,11 +41,10 @@ from sweeper.noise.spec import (
     BASELINE,
     DECAYS,
     DEFAULT_GAMMA,
-    RELATIVE_KINDS,
-    RELATIVE_PLACEMENTS,
     NoiseConfig,
     NoiseSpec,
     make_config,
+    relative_fits,
 )
 from sweeper.report import statistics as st
 
@@ -83,7 +82,7 @@ def suggest(spec: Any, trial: Any) -> NoiseConfig:
             gamma = _draw(trial, f"{placement}.gamma", space.gamma)
         if schedule in DECAYS:
             std_min = _draw(trial, f"{placement}.std_min", space.std_min)
-        if placement in RELATIVE_PLACEMENTS and kind in RELATIVE_KINDS:
+        if relative_fits(placement, kind):
             relative = bool(_pick(trial, f"{placement}.relative", space.relative))
         sites.append(NoiseSpec(placement, kind, std, schedule, gamma, std_min, relative))
     return make_config(s for s in sites if s.std > 0)  # noise of std 0 is no noise
@@ -173,7 +172,7 @@ class GridParams:
                 out.append((prefix + "gamma", site.gamma, True))
             if site.schedule in DECAYS:
                 out.append((prefix + "std_min", site.std_min, True))
-            if site.placement in RELATIVE_PLACEMENTS and site.kind in RELATIVE_KINDS:
+            if relative_fits(site.placement, site.kind):
                 out.append((prefix + "relative", site.relative, True))
         return out
 

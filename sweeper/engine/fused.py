@@ -40,6 +40,7 @@ from sweeper.engine._shared import (
     shuffler,
     total_steps,
 )
+from sweeper.noise.kinds import noise_kind
 from sweeper.noise.philox import _as_u64
 from sweeper.noise.spec import NoiseSpec, check_target_kind, sizes
 from sweeper.records import Member, RunResult
@@ -165,7 +166,7 @@ class _Program:
                     check_target_kind(spec.kind, data.n_classes)
                 if spec.std > 0:
                     site = _number("site", spec.placement)
-                    self.kinds[k, site] = _number("kind", spec.kind)
+                    self.kinds[k, site] = _number("kind", noise_kind(spec.kind).kernel)
                     self.relative[k, site] = spec.relative and stds.get(spec.placement) is not None
                     self.specs[k, site] = spec
         self.scheduled = any(spec.schedule != "constant" for spec in self.specs.values())

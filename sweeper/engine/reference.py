@@ -19,6 +19,7 @@ from sweeper.engine._shared import (
     total_steps,
 )
 from sweeper.engine.functional import train_member
+from sweeper.noise.kinds import Draw, noise_kind
 from sweeper.noise.layers import GradientNoise, LabelFlip, noise_layer
 from sweeper.noise.spec import NoiseConfig, check_target_kind
 from sweeper.records import Member, RunResult
@@ -108,8 +109,9 @@ def training_noise(
                     std_min=spec.std_min,
                     total_steps=steps,
                     generator=generator,
+                    kind=spec.kind,
                 )
-                if spec.kind == "flip"
+                if noise_kind(spec.kind).draw is Draw.FLIP
                 else noise_layer(spec, generator, total_steps=steps, feature_std=target_std)
             )
     return grad, targets

@@ -1,10 +1,11 @@
-"""Noise kinds, placements and schedules; layers to put in your own PyTorch models.
+"""Noise kinds (one record each, ``kinds.py``), placements and schedules; layers to put in your own PyTorch models.
 
 The layers import torch on first use, so tools that only read configurations (the store, the report,
 listing commands) start without it.
 """
 
-from sweeper.noise.spec import BASELINE, KINDS, PLACEMENTS, SCHEDULES, NoiseConfig, NoiseSpec, config_label, make_config
+from sweeper.noise.kinds import KINDS, NOISE_KINDS, Draw, NoiseKind, noise_kind
+from sweeper.noise.spec import BASELINE, PLACEMENTS, SCHEDULES, NoiseConfig, NoiseSpec, config_label, make_config
 
 _LAYERS = (
     "DropConnect",
@@ -21,12 +22,16 @@ _LAYERS = (
 __all__ = [
     "BASELINE",
     "KINDS",
+    "NOISE_KINDS",
     "PLACEMENTS",
     "SCHEDULES",
+    "Draw",
     "NoiseConfig",
+    "NoiseKind",
     "NoiseSpec",
     "config_label",
     "make_config",
+    "noise_kind",
     *_LAYERS,
 ]
 

@@ -18,14 +18,17 @@ from collections.abc import Iterable, Iterator
 import torch
 from torch import nn
 
+from sweeper.noise.kinds import Draw, noise_kind
 from sweeper.noise.pack import flip_labels
 from sweeper.noise.philox import dropout_factors
-from sweeper.noise.spec import DEFAULT_GAMMA, NoiseSpec
+from sweeper.noise.spec import DEFAULT_GAMMA, PLACEMENTS, NoiseSpec
 
 
 class _Scheduled(nn.Module):
     """Holds σ, the schedule and the step counter shared by every noise layer."""
 
+    #: How this layer draws (``sweeper.noise.kinds.Draw``), and the kind it applies unless told another.
+    draw = Draw.ADD_NORMAL
     kind = "gaussian"
 
     def __init__(
@@ -38,14 +41,23 @@ class _Scheduled(nn.Module):
         total_steps: int | None = None,
         feature_std: torch.Tensor | None = None,
         generator: torch.Generator | None = None,
+        kind: str | None = None,
     ):
         """``total_steps``: the run's optimizer steps, which ``linear`` and ``cosine`` decay over (needed
         from their first training call on).
         ``feature_std`` (additive kinds): σ is in units of these per-feature standard deviations
-        (e.g. of the training data, broadcast over the input's trailing dimensions)."""
+        (e.g. of the training data, broadcast over the input's trailing dimensions).
+        ``kind``: the noise kind applied, one that draws as this layer does (default: the layer's own)."""
         super().__init__()
-        # validates the values
-        self.spec = NoiseSpec("input", self.kind, float(std), schedule, gamma, float(std_min), feature_std is not None)
+        if kind is not None:
+            if noise_kind(kind).draw is not self.draw:
+                raise ValueError(f"{type(self).__name__} draws {self.draw.value}; kind {kind!r} does not")
+            self.kind = kind
+        # validates the values, at the first placement the kind fits
+        placement = next(p for p in PLACEMENTS if noise_kind(self.kind).fits_some_task(p))
+        self.spec = NoiseSpec(
+            placement, self.kind, float(std), schedule, gamma, float(std_min), feature_std is not None
+        )
         self.total_steps = total_steps
         self.generator = generator
         self.register_buffer("step", torch.zeros((), dtype=torch.long), persistent=False)
@@ -89,7 +101,7 @@ class _Scheduled(nn.Module):
 
     def _draw(self, like: torch.Tensor, std: float) -> torch.Tensor:
         out = torch.empty_like(like)
-        if self.kind == "uniform":
+        if self.draw is Draw.ADD_UNIFORM:
             a = math.sqrt(3.0) * std  # U(-a, a) has std a / sqrt(3)
             return out.uniform_(-a, a, generator=self.generator)
         return out.normal_(0.0, std, generator=self.generator)
@@ -101,13 +113,14 @@ class _Scheduled(nn.Module):
             sched = f", schedule=annealed, gamma={s.gamma}"
         elif s.schedule in ("linear", "cosine"):
             sched = f", schedule={s.schedule}, std_min={s.std_min}, total_steps={self.total_steps}"
-        return f"{'p' if self.kind == 'dropout' else 'std'}={s.std}{sched}{', relative' if s.relative else ''}"
+        size = "p" if noise_kind(self.kind).probability else "std"
+        return f"{size}={s.std}{sched}{', relative' if s.relative else ''}"
 
 
 class GaussianNoise(_Scheduled):
     """Adds zero-mean Gaussian noise of standard deviation ``std`` while training: x + σε."""
 
-    kind = "gaussian"
+    draw, kind = Draw.ADD_NORMAL, "gaussian"
 
     def apply_noise(self, x: torch.Tensor, std: float) -> torch.Tensor:
         eps = self._draw(x, std)
@@ -119,14 +132,14 @@ class GaussianNoise(_Scheduled):
 class UniformNoise(GaussianNoise):
     """Adds zero-mean uniform noise of standard deviation ``std`` while training."""
 
-    kind = "uniform"
+    draw, kind = Draw.ADD_UNIFORM, "uniform"
 
 
 class GaussianDropout(_Scheduled):
     """Multiplies by 1 + σε while training ("multiplicative Gaussian noise", Keras's GaussianDropout
     up to its parametrisation by a rate: Gaussian dropout of rate p is σ² = p / (1 − p))."""
 
-    kind = "multiplicative"
+    draw, kind = Draw.MUL_NORMAL, "multiplicative"
 
     def apply_noise(self, x: torch.Tensor, std: float) -> torch.Tensor:
         return x * (1.0 + self._draw(x, std))
@@ -139,7 +152,7 @@ class Dropout(_Scheduled):
     ``p`` must be in [0, 1). The rate can follow a schedule like any noise size.
     """
 
-    kind = "dropout"
+    draw, kind = Draw.DROP, "dropout"
 
     def __init__(self, p: float = 0.5, **kwargs):
         super().__init__(p, **kwargs)
@@ -149,12 +162,8 @@ class Dropout(_Scheduled):
         return x * dropout_factors(u, p).to(x.dtype)
 
 
-KIND_LAYERS = {
-    "gaussian": GaussianNoise,
-    "uniform": UniformNoise,
-    "multiplicative": GaussianDropout,
-    "dropout": Dropout,
-}
+#: The layer of each draw a tensor takes (label flips are ``LabelFlip``).
+DRAW_LAYERS = {layer.draw: layer for layer in (GaussianNoise, UniformNoise, GaussianDropout, Dropout)}
 
 
 def noise_layer(
@@ -164,9 +173,9 @@ def noise_layer(
     total_steps: int | None = None,
     feature_std: torch.Tensor | None = None,
 ) -> nn.Module:
-    """The layer that applies ``spec`` (any placement but targets' flips and gradients); ``feature_std``
-    is used where ``spec.relative``."""
-    return KIND_LAYERS[spec.kind](
+    """The layer that applies ``spec`` (any placement but targets' flips and gradients), chosen by how its
+    kind draws; ``feature_std`` is used where ``spec.relative``."""
+    return DRAW_LAYERS[noise_kind(spec.kind).draw](
         spec.std,
         schedule=spec.schedule,
         gamma=spec.gamma,
@@ -174,6 +183,7 @@ def noise_layer(
         total_steps=total_steps,
         feature_std=feature_std if spec.relative else None,
         generator=generator,
+        kind=spec.kind,
     )
 
 
@@ -237,8 +247,12 @@ class LabelFlip:
         std_min: float = 0.0,
         total_steps: int | None = None,
         generator: torch.Generator | None = None,
+        kind: str = "flip",
     ):
-        self.spec = NoiseSpec("targets", "flip", float(p), schedule, gamma, float(std_min))
+        """``kind``: the noise kind applied, one that flips labels (``Draw.FLIP``)."""
+        if noise_kind(kind).draw is not Draw.FLIP:
+            raise ValueError(f"LabelFlip flips class labels; kind {kind!r} does not")
+        self.spec = NoiseSpec("targets", kind, float(p), schedule, gamma, float(std_min))
         self.n_classes = n_classes
         self.total_steps = total_steps
         self.generator = generator

@@ -6,28 +6,39 @@ use a site draw nothing there, so a member's stream depends only on its own conf
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 
+from sweeper.noise.kinds import Draw, noise_kind
 from sweeper.noise.spec import NoiseConfig, NoiseSpec, check_target_kind
 from sweeper.noise.streams import Streams
 
 
 @dataclass(frozen=True)
 class _PackPlacement:
-    """One placement across the pack: per member, its spec or None."""
+    """One placement across the pack: per member, its spec or None, and how its kind draws."""
 
     specs: tuple[NoiseSpec | None, ...]
+
+    @functools.cached_property
+    def draws(self) -> tuple[Draw | None, ...]:
+        return tuple(None if s is None else noise_kind(s.kind).draw for s in self.specs)
 
     @property
     def active(self) -> bool:
         return any(s is not None and s.std > 0 for s in self.specs)
 
-    def scales(self, step: int, kinds: Sequence[str], total_steps: int | None) -> list[float]:
-        return [s.std_at(step, total_steps) if s is not None and s.kind in kinds else 0.0 for s in self.specs]
+    def scales(self, step: int, total_steps: int | None) -> dict[Draw, list[float]]:
+        """Per draw, each member's noise size at ``step`` (0.0 for the members that do not draw it here)."""
+        out = {draw: [0.0] * len(self.specs) for draw in Draw}
+        for k, (s, draw) in enumerate(zip(self.specs, self.draws)):
+            if s is not None:
+                out[draw][k] = s.std_at(step, total_steps)
+        return out
 
 
 class PackNoise:
@@ -74,10 +85,7 @@ class PackNoise:
         if site is None:
             return x
         # Draw in one fixed order per member: each member has one kind per site, so it draws once.
-        additive = site.scales(self.step, ("gaussian",), self.total_steps)
-        uniform = site.scales(self.step, ("uniform",), self.total_steps)
-        multiplicative = site.scales(self.step, ("multiplicative",), self.total_steps)
-        dropout = site.scales(self.step, ("dropout",), self.total_steps)
+        additive, uniform, multiplicative, dropout = _by_draw(site.scales(self.step, self.total_steps))
         relative = self.relative.get(placement)
         if any(additive) and relative is None and self._fusable(site, x):
             return _FusedAdd.apply(x, self.streams, additive, False)
@@ -112,10 +120,7 @@ class PackNoise:
         site = self.sites.get(placement)
         if site is None:
             return None, None
-        additive = site.scales(self.step, ("gaussian",), self.total_steps)
-        uniform = site.scales(self.step, ("uniform",), self.total_steps)
-        multiplicative = site.scales(self.step, ("multiplicative",), self.total_steps)
-        dropout = site.scales(self.step, ("dropout",), self.total_steps)
+        additive, uniform, multiplicative, dropout = _by_draw(site.scales(self.step, self.total_steps))
 
         def buffer(every_member_draws: bool, fill: float = 0.0) -> torch.Tensor:
             if every_member_draws:
@@ -139,12 +144,12 @@ class PackNoise:
         before a ReLU where the streams can (the CPU kernel), else the two steps."""
         site = self.sites.get("pre_activation")
         if act is F.relu and site is not None and self._fusable(site, z):
-            return _FusedAdd.apply(z, self.streams, site.scales(self.step, ("gaussian",), self.total_steps), True)
+            return _FusedAdd.apply(z, self.streams, site.scales(self.step, self.total_steps)[Draw.ADD_NORMAL], True)
         return act(self.perturb("pre_activation", z))
 
     def _fusable(self, site: _PackPlacement, x: torch.Tensor) -> bool:
         # Only additive Gaussian noise draws what the fused kernel draws.
-        return all(s is None or s.kind == "gaussian" for s in site.specs) and getattr(
+        return all(d in (None, Draw.ADD_NORMAL) for d in site.draws) and getattr(
             self.streams, "can_add_normal", lambda _: False
         )(x)
 
@@ -199,6 +204,12 @@ class _FusedAdd(torch.autograd.Function):
             (y,) = ctx.saved_tensors
             grad = torch.ops.aten.threshold_backward(grad, y, 0.0)  # what torch.relu's backward computes
         return grad, None, None, None
+
+
+def _by_draw(scales: dict[Draw, list[float]]) -> tuple[list[float], ...]:
+    """The members' sizes of the draws a site's tensor takes, in the order they are drawn and applied:
+    additive normal, additive uniform (one buffer for both), multiplicative, dropout."""
+    return tuple(scales[d] for d in (Draw.ADD_NORMAL, Draw.ADD_UNIFORM, Draw.MUL_NORMAL, Draw.DROP))
 
 
 def _buffer(like: torch.Tensor, every_member_draws: bool, fill: float = 0.0) -> torch.Tensor:

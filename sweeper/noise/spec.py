@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from sweeper.noise.kinds import KINDS, NOISE_KINDS, noise_kind
+
 if TYPE_CHECKING:  # noise stays below tasks: the rules read a task's problem and scaling, nothing more
     from sweeper.tasks.spec import TaskSpec
 
@@ -17,17 +19,8 @@ if TYPE_CHECKING:  # noise stays below tasks: the rules read a task's problem an
 PLACEMENTS = ("input", "pre_activation", "post_activation", "weights", "gradients", "targets")
 #: ``none`` is the baseline: no noise anywhere.
 BASELINE = "none"
-#: ``gaussian``: x + σε; ``multiplicative``: x·(1 + σε) ("Gaussian dropout"); ``uniform``: x + u with
-#: u uniform of standard deviation σ; ``flip``: each class label is replaced by another with probability σ;
-#: ``dropout``: x·m/(1 − p) with m ~ Bernoulli(1 − p), p = ``std`` (at ``weights``: DropConnect).
-KINDS = ("gaussian", "multiplicative", "uniform", "flip", "dropout")
-#: Kinds whose size is a probability, not a standard deviation.
-PROBABILITY_KINDS = ("flip", "dropout")
-#: Dropout drops units of the forward pass (and weights: DropConnect); gradients and targets have none.
-DROPOUT_PLACEMENTS = ("input", "pre_activation", "post_activation", "weights")
 #: ``relative`` scales additive noise by each feature's spread in the data: only data has features.
 RELATIVE_PLACEMENTS = ("input", "targets")
-RELATIVE_KINDS = ("gaussian", "uniform")
 SCHEDULES = ("constant", "annealed", "linear", "cosine")
 #: Schedules that decay over the whole run to ``std_min``: they need the run's number of steps.
 DECAYS = ("linear", "cosine")
@@ -39,7 +32,8 @@ LAST_OLD_ANNEALING_VERSION = (0, 1, 0)
 
 @dataclass(frozen=True, order=True)
 class NoiseSpec:
-    """Noise at one placement: ``kind`` noise of size ``std`` (a probability for ``flip`` and ``dropout``).
+    """Noise at one placement: ``kind`` noise (``sweeper.noise.kinds``) of size ``std`` (a probability for
+    ``flip`` and ``dropout``: the kind's record says which sizes it takes).
 
     The size at optimizer step t (0-based) of a run of T steps, with σ = ``std``:
 
@@ -66,22 +60,17 @@ class NoiseSpec:
     def __post_init__(self) -> None:
         if self.placement not in PLACEMENTS:
             raise ValueError(f"placement {self.placement!r} is not one of {', '.join(PLACEMENTS)}")
-        if self.kind not in KINDS:
-            raise ValueError(f"kind {self.kind!r} is not one of {', '.join(KINDS)}")
+        kind = noise_kind(self.kind)
         if self.schedule not in SCHEDULES:
             raise ValueError(f"schedule {self.schedule!r} is not one of {', '.join(SCHEDULES)}")
         if not self.std >= 0.0:
             raise ValueError(f"std must be >= 0, got {self.std!r}")
         # Which task it goes to is not known here: the kind must fit this placement of some task.
-        somewhere = fits(self.placement, self.kind, True) or fits(self.placement, self.kind, False)
-        if self.kind == "flip" and (not somewhere or self.std > 1.0):
-            raise ValueError("kind 'flip' applies to placement 'targets' with a probability std in [0, 1]")
-        if self.kind == "dropout" and not somewhere:
-            raise ValueError(
-                f"kind 'dropout' applies to placements {', '.join(DROPOUT_PLACEMENTS)}, not {self.placement!r}"
-            )
-        if self.kind == "dropout" and not self.std < 1.0:
-            raise ValueError(f"kind 'dropout' takes a rate (a probability) in [0, 1) as std, got {self.std!r}")
+        if not kind.fits_some_task(self.placement):
+            raise ValueError(f"kind {self.kind!r} applies {kind.where}, not {self.placement!r}")
+        too_large = out_of_range(self.kind, self.std)
+        if too_large:
+            raise ValueError(too_large)
         if not self.gamma >= 0.0:
             raise ValueError(f"gamma must be >= 0, got {self.gamma!r}")
         if not 0.0 <= self.std_min <= self.std and self.schedule in DECAYS:
@@ -91,9 +80,8 @@ class NoiseSpec:
         if self.std_min != 0.0 and self.schedule not in DECAYS:
             raise ValueError(f"std_min applies only to the schedules {', '.join(DECAYS)}")
         if self.relative and not relative_fits(self.placement, self.kind):
-            raise ValueError(
-                f"relative applies to kinds {', '.join(RELATIVE_KINDS)} at placements {', '.join(RELATIVE_PLACEMENTS)}"
-            )
+            kinds, places = ", ".join(relative_kinds()), ", ".join(RELATIVE_PLACEMENTS)
+            raise ValueError(f"relative applies to kinds {kinds} at placements {places}")
 
     def std_at(self, step: int, total_steps: int | None = None) -> float:
         """The noise size at optimizer step ``step`` (0-based) of a run of ``total_steps`` steps.
@@ -179,27 +167,31 @@ def make_config(specs) -> NoiseConfig:
 
 
 def fits(placement: str, kind: str, classification: bool) -> bool:
-    """Whether ``kind`` noise can go at ``placement`` of a classification task (else a regression task).
+    """Whether ``kind`` noise can go at ``placement`` of a classification task (else a regression task):
+    the kind's record says (``NoiseKind.fits``). Class labels take flips only, and flips take nothing but
+    class labels; dropout drops units of the forward pass; every other kind fits every other site."""
+    return noise_kind(kind).fits(placement, classification)
 
-    Dropout drops units of the forward pass (``DROPOUT_PLACEMENTS``); class labels take flips only, and
-    flips take nothing but class labels. Every other kind fits every other site.
-    """
-    if kind == "dropout":
-        return placement in DROPOUT_PLACEMENTS
-    if placement == "targets" and classification:
-        return kind == "flip"
-    return kind != "flip"
+
+def probability_kinds() -> tuple[str, ...]:
+    """The kinds whose size is a probability (``NoiseKind.probability``), in registry order."""
+    return tuple(k.name for k in NOISE_KINDS.values() if k.probability)
+
+
+def relative_kinds() -> tuple[str, ...]:
+    """The kinds whose size can be relative (``NoiseKind.relative``), in registry order."""
+    return tuple(k.name for k in NOISE_KINDS.values() if k.relative)
 
 
 def relative_fits(placement: str, kind: str) -> bool:
     """Whether ``relative`` (σ in units of each feature's standard deviation) applies to ``kind`` at
-    ``placement``: additive kinds, on the sites that hold data features."""
-    return placement in RELATIVE_PLACEMENTS and kind in RELATIVE_KINDS
+    ``placement``: kinds that can be relative, on the sites that hold data features."""
+    return placement in RELATIVE_PLACEMENTS and noise_kind(kind).relative
 
 
 #: The search space's words for ``relative_fits``.
 RELATIVE_RULE = (
-    f"relative noise applies to kinds {' and '.join(RELATIVE_KINDS)} at placements "
+    f"relative noise applies to kinds {' and '.join(relative_kinds())} at placements "
     f"{' and '.join(RELATIVE_PLACEMENTS)} (σ in units of each feature's standard deviation)"
 )
 
@@ -213,30 +205,38 @@ def check_target_kind(kind: str, n_classes: int) -> None:
 
 
 def default_kind(placement: str, tasks: Mapping[str, TaskSpec]) -> str:
-    """``flip`` for the targets of classification tasks, ``gaussian`` everywhere else."""
-    if placement == "targets" and all(t.problem != "regression" for t in tasks.values()):
-        return "flip"
-    return "gaussian"
+    """The first kind that fits ``placement`` of every one of ``tasks``: ``flip`` for the targets of
+    classification tasks, ``gaussian`` everywhere else (and where none fits them all)."""
+    problems = {t.problem != "regression" for t in tasks.values()}
+    for kind in NOISE_KINDS.values():
+        if all(kind.fits(placement, classification) for classification in problems):
+            return kind.name
+    return KINDS[0]
+
+
+def out_of_range(kind: str, std: float) -> str | None:
+    """Why ``std`` (>= 0) is not a size ``kind`` takes (``kind 'flip' with std 1.5: std is a flip
+    probability that must be in [0, 1]``), or None."""
+    record = noise_kind(kind)
+    return None if record.allows(std) else f"kind {kind!r} with std {std:g}: {record.size_rule}"
 
 
 def unfit_site(placement: str, kind: str, tasks: Mapping[str, TaskSpec]) -> str | None:
     """Why ``kind`` noise at ``placement`` cannot be used on every one of ``tasks`` (name -> task), or None."""
-    if kind == "dropout" and not fits(placement, kind, True):  # dropout's sites are the same for every task
-        return (
-            f"kind 'dropout' on placement {placement!r}: dropout applies to "
-            f"{', '.join(DROPOUT_PLACEMENTS)} (at weights it is DropConnect)"
-        )
+    record = noise_kind(kind)
+    if not record.fits_some_task(placement):  # the same for every task
+        return f"kind {kind!r} on placement {placement!r}: {kind} applies {record.where}"
     for name, task in tasks.items():
         classification = task.problem != "regression"
-        if fits(placement, kind, classification):
+        if record.fits(placement, classification):
             continue
-        if kind != "flip":
+        if classification:
+            labels = " or ".join(f"{k.name!r}" for k in NOISE_KINDS.values() if k.class_labels)
             return (
-                f"placement 'targets' with kind {kind!r}: the targets of classification task {name!r} "
-                "take only kind 'flip'"
+                f"placement {placement!r} with kind {kind!r}: the targets of classification task {name!r} "
+                f"take only kind {labels}"
             )
-        where = f"placement {placement!r}" if placement != "targets" else f"regression task {name!r}"
-        return f"kind 'flip' on {where}: flip applies only to placement 'targets' of classification tasks"
+        return f"kind {kind!r} on regression task {name!r}: {kind} applies {record.where}"
     return None
 
 
@@ -265,7 +265,7 @@ def config_label(config: NoiseConfig) -> str:
         return BASELINE
     parts = []
     for s in config:
-        size = f"p={s.std:g}" if s.kind in PROBABILITY_KINDS else f"σ={s.std:g}"
+        size = f"p={s.std:g}" if noise_kind(s.kind).probability else f"σ={s.std:g}"
         if s.relative:
             size += "×sd"
         sched = ""

@@ -34,7 +34,8 @@ of its lists, so a file describing millions of configurations is refused at once
 
 The package: ``spec`` (the validated space, pydantic models), ``loading`` (the file, key by key),
 ``reading`` (one value at a time, and the words of the messages), ``grid`` (configurations from
-``configs:`` and ``grid:``). Which noise kind fits which placement and task is ``sweeper.noise.spec``'s.
+``configs:`` and ``grid:``). Which placements and tasks a noise kind fits, and which sizes it takes, is
+its record's (``sweeper.noise.kinds``).
 """
 
 from sweeper.space.loading import load_space, parse_space

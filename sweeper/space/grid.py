@@ -13,16 +13,18 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
+from sweeper.noise.kinds import KINDS
 from sweeper.noise.spec import (
     DECAYS,
     DEFAULT_GAMMA,
-    KINDS,
     RELATIVE_RULE,
     SCHEDULES,
     NoiseConfig,
     NoiseSpec,
     default_kind,
     make_config,
+    out_of_range,
+    probability_kinds,
     relative_fits,
     unfit_site,
 )
@@ -122,9 +124,8 @@ class _GridReader(_Values):
                     self.fail(_at(path, key), "placement 'none' (the baseline) takes no other keys")
             return ()
         if raw.get("std") is None:
-            self.fail(
-                _at(path, "std"), "required key missing; give the noise size (for flip and dropout a probability)"
-            )
+            probability = " and ".join(probability_kinds())
+            self.fail(_at(path, "std"), f"required key missing; give the noise size (for {probability} a probability)")
         n = len(placements)
         if raw.get("kind") is None:
             kinds = tuple(default_kind(p, tasks) for p in placements)
@@ -222,10 +223,9 @@ def _unfit(sites: list[_Site], tasks: dict[str, TaskSpec]) -> str | None:
         reason = unfit_site(placement, kind, tasks)
         if reason:
             return reason
-        if kind == "flip" and std > 1:
-            return f"kind 'flip' with std {std:g}: a flip probability must be in [0, 1]"
-        if kind == "dropout" and std >= 1:
-            return f"kind 'dropout' with std {std:g}: std is the dropout rate, a probability that must be in [0, 1)"
+        reason = out_of_range(kind, std)
+        if reason:
+            return reason
         if relative and not relative_fits(placement, kind):
             return f"relative {kind} noise on placement {placement!r}: {RELATIVE_RULE}"
         if schedule in DECAYS and 0 < std < std_min:

@@ -14,10 +14,10 @@ from typing import Any
 from pydantic import ValidationError
 
 from sweeper.errors import SpaceError
+from sweeper.noise.kinds import KINDS, NOISE_KINDS
 from sweeper.noise.spec import (
     DECAYS,
     DEFAULT_GAMMA,
-    KINDS,
     RELATIVE_RULE,
     SCHEDULES,
     default_kind,
@@ -271,18 +271,13 @@ class _Reader(_GridReader):
 
         std = self.distribution(raw["std"], _at(path, "std"), self.std)
         top = std.high if isinstance(std, FloatRange) else max(std)
-        if top > 1 and any("flip" in fitting for fitting in kinds.values()):
-            self.fail(
-                _at(path, "std"),
-                f"reaches {top:g}, but kind 'flip' takes a probability in [0, 1]; "
-                "narrow std or sample flip in a sweep of its own",
-            )
-        if top >= 1 and any("dropout" in fitting for fitting in kinds.values()):
-            self.fail(
-                _at(path, "std"),
-                f"reaches {top:g}, but kind 'dropout' takes a rate, a probability in [0, 1); "
-                "narrow std or sample dropout in a sweep of its own",
-            )
+        for kind in NOISE_KINDS.values():
+            if not kind.allows(top) and any(kind.name in fitting for fitting in kinds.values()):
+                self.fail(
+                    _at(path, "std"),
+                    f"reaches {top:g}, but for kind {kind.name!r} {kind.size_rule}; "
+                    f"narrow std or sample {kind.name} in a sweep of its own",
+                )
         schedule_items = self.items(raw.get("schedule", "constant"), _at(path, "schedule"))
         schedules = tuple(dict.fromkeys(self.choice(v, p, SCHEDULES) for v, p in schedule_items))
         if "gamma" in raw and "annealed" not in schedules:

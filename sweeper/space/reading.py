@@ -18,7 +18,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from sweeper.errors import SpaceError
-from sweeper.noise.spec import BASELINE, PLACEMENTS
+from sweeper.noise.spec import BASELINE, PLACEMENTS, probability_kinds
 
 
 class _Loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # libyaml's parser, when built with it: 6x faster
@@ -206,7 +206,7 @@ class _Values:
         return float(value)
 
     def std(self, value: Any, path: str) -> float:
-        return self.number(value, path, "the noise size; a probability for kinds flip and dropout")
+        return self.number(value, path, f"the noise size; a probability for kinds {' and '.join(probability_kinds())}")
 
     def std_min(self, value: Any, path: str) -> float:
         return self.number(value, path, "the size a linear or cosine decay ends at")

@@ -1,11 +1,13 @@
 """The fused engine looks mlp.c's enumerations up by name, read from the compiled library: every noise
-placement and kind, loss and optimizer the Python side has is there, and a name mlp.c lacks is refused."""
+placement and kind (``noise.kinds``' records, by their ``kernel`` name), loss and optimizer the Python side
+has is there, and a name mlp.c lacks is refused."""
 
 import pytest
 import torch
 
 from sweeper.engine import fused
-from sweeper.noise.spec import KINDS, PLACEMENTS
+from sweeper.noise.kinds import NOISE_KINDS
+from sweeper.noise.spec import PLACEMENTS
 from sweeper.tasks.spec import TaskSpec
 
 pytestmark = pytest.mark.skipif(
@@ -17,7 +19,9 @@ def test_mlp_c_names_every_placement_kind_loss_and_optimizer_the_python_side_has
     enums = fused._enums()
 
     assert sorted(enums["site"]) == sorted(PLACEMENTS)
-    assert sorted(enums["kind"]) == sorted(("none",) + KINDS)
+    # every kind of the registry under the name its record gives mlp.c, and no other
+    assert set(enums["kind"]) == {"none"} | {kind.kernel for kind in NOISE_KINDS.values()}
+    assert len(set(enums["kind"])) == len(enums["kind"])
     assert enums["kind"][0] == "none"  # a site without noise
     assert sorted(enums["loss"]) == ["binary", "multiclass", "regression"]
     assert sorted(enums["optimizer"]) == ["adam", "sgd"]

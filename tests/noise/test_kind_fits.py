@@ -37,7 +37,7 @@ def test_a_spec_is_refused_exactly_where_its_kind_fits_no_task(placement, kind):
     if somewhere:
         assert NoiseSpec(placement, kind, 0.1).kind == kind
     else:
-        with pytest.raises(ValueError, match=f"kind '{kind}' applies to"):
+        with pytest.raises(ValueError, match=f"kind '{kind}' applies (only )?to .*, not '{placement}'$"):
             NoiseSpec(placement, kind, 0.1)
 
 
