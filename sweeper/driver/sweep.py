@@ -28,7 +28,7 @@ from sweeper.driver._interrupts import writes_finish
 from sweeper.driver.executors import Executor
 from sweeper.driver.planner import PlannedRun, plan
 from sweeper.driver.prepare import Prepared, check_resumable, prepare
-from sweeper.driver.prepare import spec_from_store as spec_from_store  # where the report and rerun found it
+from sweeper.driver.prepare import spec_from_store as spec_from_store  # re-exported: the report imports it here
 from sweeper.engine.machine import this_machine
 from sweeper.errors import LeaseError, StoreError
 from sweeper.noise.spec import config_label

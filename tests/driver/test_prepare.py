@@ -3,6 +3,7 @@ task's own model and size its packs once each, and ``run`` trains what was check
 
 from __future__ import annotations
 
+import subprocess
 import sys
 from pathlib import Path
 
@@ -85,3 +86,18 @@ def test_a_command_reads_the_data_file_imports_checks_and_sizes_the_model_once(
     assert len(checks) == 1 and len(sized) == 1
     if command == "run":
         assert "4 runs trained in " in result.stderr  # the baseline and one noise, 2 repeats each
+
+
+@pytest.mark.parametrize("command", ["validate", "run"])
+def test_a_bad_file_is_refused_before_torch_and_optuna_are_imported(tmp_path, command):
+    """They take seconds to import: a file that cannot be read is refused without them."""
+    script = (
+        "import sys\n"
+        "from typer.testing import CliRunner\n"
+        "from sweeper.cli import app\n"
+        f"result = CliRunner().invoke(app, [{command!r}, {str(tmp_path / 'missing.yaml')!r}])\n"
+        "print(result.exit_code, result.stderr.strip(), 'torch' in sys.modules, 'optuna' in sys.modules, sep='|')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+
+    assert done.stdout.splitlines() == [f"2|error: {tmp_path / 'missing.yaml'}: no such search-space file|False|False"]
