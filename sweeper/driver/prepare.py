@@ -45,7 +45,7 @@ class Prepared:
 
 
 def prepare(
-    sweep: Path | SweepSpec,
+    sweep: str | Path | SweepSpec,
     executor: Executor | Callable[[SweepSpec], Executor],
     *,
     repeats: int | None = None,
@@ -62,10 +62,7 @@ def prepare(
     ``stored_in``: the database URL the sweep may be stored in already: a file that a sweeper without
     validation parts stored there is then read as that sweep ran (:func:`as_stored`).
     """
-    if isinstance(sweep, Path):
-        spec = _read(sweep, stored_in, name)
-    else:
-        spec = sweep
+    spec = sweep if isinstance(sweep, SweepSpec) else _read(Path(sweep), stored_in, name)
     spec = spec.with_overrides(repeats=repeats, epochs=epochs, name=name)
     split_sizes = check_data(spec)
     made = callable(executor)
