@@ -333,21 +333,6 @@ class StudyWriter:
         connection.execute(done, [{"id": f.trial_id, "complete": now} for f in finished])
 
     @staticmethod
-    def start_waiting(connection: Connection, trial_id: int) -> None:
-        """A queued (enqueued, never asked) trial set running, as ``Study.ask`` pops it."""
-        connection.execute(
-            update(_TRIALS)
-            .where(_TRIALS.c.trial_id == trial_id, _TRIALS.c.state == TrialState.WAITING)
-            .values(state=TrialState.RUNNING, datetime_start=_utcnow())
-        )
-
-    @staticmethod
-    def add_params(connection: Connection, rows: list[dict]) -> None:
-        """Parameters of a running trial (``trial_params`` rows)."""
-        if rows:
-            connection.execute(insert(_PARAMS), rows)
-
-    @staticmethod
     def set_user_attrs(connection: Connection, attrs: dict[int, dict[str, Any]]) -> None:
         """User attributes of trials (trial id -> key -> value), replacing those of the same key, also of
         finished trials (which ``Trial.set_user_attr`` no longer takes): the report's verdicts."""

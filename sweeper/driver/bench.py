@@ -10,13 +10,18 @@ show whether the driver keeps up with a fast trainer, and whether its cost grows
 
 from __future__ import annotations
 
+import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from sweeper.driver.executors import Executor, LocalExecutor
+from sweeper.errors import SweeperError
 from sweeper.space import parse_space
 from sweeper.store import Store, open_store
 
+#: The grids swept when none is given (CONFIGSxREPEATS): one ten times the other's configurations, to
+#: show whether the driver's cost per configuration grows with the grid.
+DEFAULT_GRIDS = ("391x10", "3901x2")
 #: Placements and kinds of the bench grid: 15 noises, each at many stds (one configuration each).
 _PLACEMENTS = ("input", "pre_activation", "post_activation", "weights", "gradients")
 _KINDS = ("gaussian", "multiplicative", "uniform")
@@ -112,3 +117,29 @@ def bench_driver(url: str, *, configs: int, repeats: int, epochs: int = 20, name
         "driver_ms_per_config": round(driver * per_config, 3),
         "driver_runs_per_s": round(outcome.runs_trained / (driver + save_runs.seconds), 1),
     }
+
+
+def parse_grid(text: str) -> tuple[int, int]:
+    """``--grid CONFIGSxREPEATS`` as (configurations, repeats); SweeperError, one line, if it is not that."""
+    configs, _, repeats = text.partition("x")
+    if not (configs.isdigit() and repeats.isdigit() and int(configs) >= 2 and int(repeats) >= 1):
+        raise SweeperError(
+            f"--grid: {text!r} is not CONFIGSxREPEATS (e.g. 391x10: 391 configurations, the baseline among "
+            "them, of 10 repeats each; at least 2 configurations and 1 repeat)"
+        )
+    return int(configs), int(repeats)
+
+
+def bench_grids(
+    grids: Sequence[str], url: str | None, epochs: int = 20, log: Callable[[str], None] = print
+) -> list[dict]:
+    """:func:`bench_driver` of each grid (``CONFIGSxREPEATS``, all checked first) in turn, into ``url``
+    (default: a temporary SQLite file, removed afterwards)."""
+    sizes = [parse_grid(grid) for grid in grids]
+    with tempfile.TemporaryDirectory() as folder:
+        url = url or f"sqlite:///{folder}/bench.db"
+        rows = []
+        for configs, repeats in sizes:
+            log(f"driver bench: {configs} configurations x {repeats} repeats, {epochs} epochs ...")
+            rows.append(bench_driver(url, configs=configs, repeats=repeats, epochs=epochs))
+    return rows

@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 from sweeper import metrics
 from sweeper.driver.planner import PlannedRun, member
-from sweeper.driver.sweep import refuse_changed_data, refuse_old_annealing, spec_from_store
+from sweeper.driver.prepare import refuse_changed_data, refuse_old_annealing, spec_from_store
 from sweeper.engine.population import train_population
 from sweeper.errors import SweeperError
 from sweeper.records import RunResult

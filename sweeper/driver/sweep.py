@@ -16,7 +16,6 @@ import math
 import time
 import warnings
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Protocol
 
 import numpy as np
@@ -28,14 +27,15 @@ from sweeper.driver import _optuna
 from sweeper.driver._interrupts import writes_finish
 from sweeper.driver.executors import Executor
 from sweeper.driver.planner import PlannedRun, plan
+from sweeper.driver.prepare import Prepared, check_resumable, prepare
+from sweeper.driver.prepare import spec_from_store as spec_from_store  # re-exported: the report imports it here
 from sweeper.engine.machine import this_machine
-from sweeper.errors import LeaseError, SpaceError, StoreError, TaskError
-from sweeper.noise.spec import config_label, old_annealing
+from sweeper.errors import LeaseError, StoreError
+from sweeper.noise.spec import config_label
 from sweeper.records import TrialRef
-from sweeper.space import SweepSpec, parse_space
+from sweeper.space import SweepSpec
 from sweeper.store import Owner, Store
 from sweeper.tasks import files
-from sweeper.tasks.data import load_split
 
 
 class Progress(Protocol):
@@ -62,115 +62,6 @@ class SweepOutcome:
     @property
     def runs_per_second(self) -> float:
         return self.runs_trained / self.seconds if self.seconds > 0 else 0.0
-
-
-def spec_from_store(sweep: dict, source: str) -> SweepSpec:
-    """The sweep spec a stored sweep (the store's row) ran with, its command-line overrides re-applied."""
-    o = sweep["overrides"]
-    # Data files are read from the folder they were read from when the sweep was stored.
-    data_dir = (sweep.get("data_files") or {}).get("data_dir")
-    spec = as_stored(parse_space(sweep["spec_yaml"], source, stored=True, base_dir=data_dir), sweep["metric"])
-    return spec.with_overrides(repeats=o.get("repeats"), epochs=o.get("epochs"), name=o.get("name"))
-
-
-def as_stored(spec: SweepSpec, metric: str) -> SweepSpec:
-    """``spec`` as a stored sweep of metric ``metric`` ran it: one stored before validation parts existed
-    selected on a ``test_`` metric, and its tasks had no validation part (``n_val: 0``)."""
-    if metric.startswith("test_") and any(t.has_validation for t in spec.tasks.values()):
-        spec = spec.model_copy(update={"tasks": {n: t.model_copy(update={"n_val": 0}) for n, t in spec.tasks.items()}})
-    return spec
-
-
-def uses_annealing(spec: SweepSpec) -> bool:
-    """Whether any configuration of the sweep (or, sampled, its space) anneals its noise."""
-    if spec.search.sampler == "grid":
-        return any(s.schedule == "annealed" for config in spec.search.configs for s in config)
-    return spec.search.space is not None and "annealed" in spec.search.space.schedules
-
-
-def refuse_old_annealing(spec: SweepSpec, sweeper_version: str | None) -> None:
-    """Refuses, in one line, to resume (or rerun) a stored sweep whose annealed runs were trained with
-    sweeper <= 0.1.0's formula, std / (1 + t)^γ, which shrank the noise far faster than the paper's.
-
-    Refused rather than resumed with the old formula: keeping both alive would mean a second schedule
-    in every engine (the C trainer, the torch program, the public layers) for good, and an ``annealed``
-    whose meaning depends on a stored version number; a sweep of the old formula is better kept as it
-    is (its stored numbers stay readable and reportable) and run again under a new name.
-    """
-    if uses_annealing(spec) and old_annealing(sweeper_version):
-        made = "before versions were recorded" if sweeper_version is None else f"by sweeper {sweeper_version}"
-        raise StoreError(
-            f"sweep {spec.name!r} was stored {made}, whose annealed schedule was std / (1 + t)^gamma; this "
-            "version anneals the variance as Neelakantan et al. 2015 do, std * (1 + t)^(-gamma/2), so new runs "
-            f"would not match the stored ones: run it again under another --name (or sweeper delete {spec.name})"
-        )
-
-
-def refuse_changed_data(spec: SweepSpec, stored: dict | None) -> None:
-    """Refuses, in one line, to resume or rerun a sweep whose data files changed since it was stored
-    (``stored``: the sweep row's ``data_files``): its runs were trained on the old contents, and the
-    new ones would not be comparable with them."""
-    said = files.changed(stored, files.described(spec.tasks, spec.data_dir))
-    if said is not None:
-        raise StoreError(
-            f"sweep {spec.name!r}: data file {said} changed since the sweep was stored, so new runs "
-            "would not match the stored ones: restore the file, or run it under another --name"
-        )
-
-
-def check_data(spec: SweepSpec) -> dict[str, tuple[int, int]]:
-    """Loads repeat 0's split of every task, so impossible data sizes fail before anything is written;
-    a task's own model is imported and checked on it (``check_user_model``).
-
-    Returns task name -> (n_train, n_val + n_test): the samples trained on and those only evaluated.
-    """
-    sizes = {}
-    for name, task in spec.tasks.items():
-        try:
-            split = load_split(task, seeding.data_seed(spec.seed, 0, task.dataset_seed))
-        except TaskError as exc:
-            where = "" if len(spec.tasks) == 1 else f"tasks[{name}]: "
-            raise SpaceError(f"{spec.source}: {where}{exc}") from exc
-        if task.user_model is not None:
-            check_user_model(spec, name, task, split.x_train[:2])
-        sizes[name] = (len(split.y_train), len(split.y_val) + len(split.y_test))
-    return sizes
-
-
-def check_user_model(spec: SweepSpec, name: str, task, sample: np.ndarray) -> None:
-    """Imports a task's own model from the search-space file's folder (or the Python path), builds it,
-    runs it on ``sample`` and finds the sites of the sweep's placements; SpaceError, one line, if not."""
-    import torch
-
-    from sweeper.tasks.user_models import check_model
-
-    source = Path(spec.source)
-    if spec.search.sampler == "grid":
-        placements = {s.placement for config in spec.search.configs for s in config}
-    else:
-        placements = {p for combined in spec.search.space.placements for p in combined}
-    try:
-        check_model(task, source.parent if source.is_file() else None, torch.as_tensor(sample), placements)
-    except TaskError as exc:
-        where = "task.model" if len(spec.tasks) == 1 else f"tasks[{name}].model"
-        raise SpaceError(f"{spec.source}: {where}: {exc}") from exc
-
-
-def pack_sizes(spec: SweepSpec, executor: Executor, data_sizes: dict[str, tuple[int, int]]) -> dict[str, int]:
-    """Members per pack for each task on the executor's device (capped by the file's pack_size).
-
-    ``data_sizes`` is what :func:`check_data` returns. A task one member of which cannot fit in the
-    memory free there is refused with the engine's estimate, so that nothing is written for it.
-    """
-    sizes = {}
-    for name, task in spec.tasks.items():
-        try:
-            # An executor may size packs for its workers (a Ray cluster: the share of a worker a pack gets).
-            sizes[name] = min(executor.pack_size(task, *data_sizes[name]), spec.pack_size or 1 << 30)
-        except TaskError as exc:
-            where = "task" if len(spec.tasks) == 1 else f"tasks[{name}]"
-            raise SpaceError(f"{spec.source}: {where}: {exc}") from exc
-    return sizes
 
 
 def _sampler(spec: SweepSpec, trial_number: int) -> optuna.samplers.BaseSampler | None:
@@ -443,19 +334,26 @@ class _Sweep:
                 asked = self.tell_and_ask(asked)
 
 
-def run_sweep(spec: SweepSpec, store: Store, executor: Executor, progress: Progress | None = None) -> SweepOutcome:
+def run_sweep(
+    sweep: Prepared | SweepSpec, store: Store, executor: Executor | None = None, progress: Progress | None = None
+) -> SweepOutcome:
     """Runs (or resumes) a sweep to the end; an interruption leaves every finished pack stored.
 
-    While it runs the sweep is this run's alone: it holds the sweep's lease, renewed by a heartbeat
-    (``sweeper.store._lease``); LeaseError, one line naming the holder, if another run holds it, and
-    nothing is written. A completed sweep is left as it is (``SweepOutcome.complete``).
+    ``sweep``: what :func:`~sweeper.driver.prepare.prepare` made of it (trained on its executor), or a
+    spec, prepared here for ``executor``. While it runs the sweep is this run's alone: it holds the
+    sweep's lease, renewed by a heartbeat (``sweeper.store._lease``); LeaseError, one line naming the
+    holder, if another run holds it, and nothing is written. A completed sweep is left as it is
+    (``SweepOutcome.complete``).
     """
     start = time.perf_counter()
-    sizes = pack_sizes(spec, executor, check_data(spec))
-    if spec.name in {s["name"] for s in store.sweeps()}:  # before anything of the sweep is written:
-        refuse_changed_data(spec, store.sweep(spec.name)["data_files"])
-        for version in {r["sweeper_version"] for r in store.runs(spec.name)} if uses_annealing(spec) else ():
-            refuse_old_annealing(spec, version)
+    if not isinstance(sweep, Prepared):
+        if executor is None:
+            raise TypeError("run_sweep: a spec needs the executor to train on")
+        sweep = prepare(sweep, executor)
+    elif executor not in (None, sweep.executor):
+        raise TypeError("run_sweep: a prepared sweep trains on the executor it was prepared for")
+    spec, executor = sweep.spec, sweep.executor
+    check_resumable(spec, store)  # before anything of the sweep is written
     storage = store.optuna_storage()  # first: Optuna's tables refused, nothing of the sweep is written
     problems = {t.problem for t in spec.tasks.values()}
     owner = Owner.here()
@@ -483,8 +381,8 @@ def run_sweep(spec: SweepSpec, store: Store, executor: Executor, progress: Progr
     try:
         with lease:
             with writes_finish():
-                sweep = _Sweep(spec, store, executor, progress, sizes, storage, sweep_id, owner, lease)
-            sweep.run()
+                running = _Sweep(spec, store, executor, progress, sweep.pack_sizes, storage, sweep_id, owner, lease)
+            running.run()
             lease.check()
     except BaseException as exc:
         with writes_finish():
@@ -499,7 +397,7 @@ def run_sweep(spec: SweepSpec, store: Store, executor: Executor, progress: Progr
         raise
     with writes_finish():
         store.finish_sweep(sweep_id, "completed", owner)
-    return SweepOutcome(sweep_id, spec.name, len(sweep.done), sweep.trained, time.perf_counter() - start)
+    return SweepOutcome(sweep_id, spec.name, len(running.done), running.trained, time.perf_counter() - start)
 
 
 def _finish_quietly(store: Store, sweep_id: int, status: str, owner: Owner) -> None:

@@ -15,6 +15,7 @@ from sweeper.engine import fused
 from sweeper.engine.population import train_population
 from sweeper.engine.reference import train_reference
 from sweeper.engine.sizing import pack_size
+from sweeper.errors import SweeperError
 from sweeper.noise.spec import NoiseSpec, config_label
 from sweeper.records import Member
 from sweeper.tasks.spec import ModelFactory, TaskSpec
@@ -53,6 +54,17 @@ W1_OWN_MODEL = TaskSpec(
     batch_size="full",
     log_every=10,
 )
+
+
+def parse_noise(text: str) -> NoiseSpec:
+    """``sweeper bench --noise PLACEMENT:KIND:STD`` as the noise W1 runs with; SweeperError, one line, if not."""
+    parts = text.split(":")
+    if len(parts) != 3:
+        raise SweeperError(f"--noise: {text!r} is not PLACEMENT:KIND:STD, e.g. weights:gaussian:0.1")
+    try:
+        return NoiseSpec(parts[0], parts[1], float(parts[2]))
+    except ValueError as exc:
+        raise SweeperError(f"--noise: {exc}") from None
 
 
 def _members(n: int, config: tuple[NoiseSpec, ...] = W1_NOISE) -> list[Member]:

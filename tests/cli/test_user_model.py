@@ -124,8 +124,8 @@ def test_a_model_that_cannot_be_used_is_one_line_exit_2_and_nothing_written(swee
 
 def test_ray_ships_the_module_of_an_own_model_with_the_job(folder):
     pytest.importorskip("ray")
+    from sweeper.driver.prepare import check_data
     from sweeper.driver.ray_executor import runtime_env
-    from sweeper.driver.sweep import check_data
     from sweeper.space import load_space
     from sweeper.tasks.spec import TaskSpec
 

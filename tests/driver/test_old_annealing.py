@@ -2,7 +2,7 @@
 
 import pytest
 
-from sweeper.driver.sweep import refuse_old_annealing
+from sweeper.driver.prepare import refuse_old_annealing
 from sweeper.errors import StoreError
 from sweeper.noise.spec import old_annealing
 from sweeper.space import parse_space

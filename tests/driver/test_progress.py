@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from sweeper.cli import _Bar
+from sweeper.cli.progress import Bar
 from sweeper.driver.executors import LocalExecutor
 from sweeper.driver.sweep import run_sweep
 from sweeper.space import parse_space
@@ -72,7 +72,7 @@ def test_progress_moves_at_every_log_interval_and_ends_on_the_runs_stored(tmp_pa
 
 
 def test_the_bar_shows_runs_in_training_by_their_fraction_and_ends_on_the_exact_count():
-    bar = _Bar("banner")
+    bar = Bar("banner")
     bar.start(total=10, done=2)
 
     def completed() -> float:
@@ -95,8 +95,8 @@ def test_the_cli_run_reports_member_epochs_before_its_one_pack_ends(tmp_path, mo
     space = tmp_path / "space.yaml"
     space.write_text(SPACE.replace("pack_size: 4", "pack_size: 12"))
     shown = []
-    training = _Bar.training
-    monkeypatch.setattr(_Bar, "training", lambda self, runs: (shown.append(runs), training(self, runs))[1])
+    training = Bar.training
+    monkeypatch.setattr(Bar, "training", lambda self, runs: (shown.append(runs), training(self, runs))[1])
 
     result = sweeper_cli("run", space, "--db", f"sqlite:///{tmp_path / 'sweeps.db'}")
 

@@ -13,8 +13,8 @@ pytest.importorskip("ray")
 
 from sweeper.driver.executors import LocalExecutor  # noqa: E402
 from sweeper.driver.planner import Pack, PlannedRun, member  # noqa: E402
+from sweeper.driver.prepare import check_data  # noqa: E402
 from sweeper.driver.ray_executor import RayExecutor, runtime_env  # noqa: E402
-from sweeper.driver.sweep import check_data  # noqa: E402
 from sweeper.space import load_space  # noqa: E402
 
 TOYS = Path(__file__).parents[1] / "engine" / "user_models" / "toy_models.py"

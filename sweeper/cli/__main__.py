@@ -1,0 +1,5 @@
+"""``python -m sweeper.cli``: the ``sweeper`` command."""
+
+from sweeper.cli import app
+
+app()

@@ -1,0 +1,75 @@
+"""``sweeper bench``: workload W1 (``sweeper.engine.bench``), or the driver (``--driver``: ``sweeper.driver.bench``)."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import typer
+
+from sweeper import listing
+from sweeper.cli.app import out, say
+from sweeper.cli.options import BenchFormat, Device
+
+
+def bench(
+    device: Device = typer.Option(Device.cpu, help="Where to train."),
+    members: int | None = typer.Option(None, help="Population size (default: the pack size rule)."),
+    epochs: int | None = typer.Option(None, help="Epochs per run (W1: 4000; --driver: 20)."),
+    reference_runs: int = typer.Option(2, help="Runs of the reference loop to time."),
+    noise: str | None = typer.Option(
+        None,
+        help="W1 with other noise: PLACEMENT:KIND:STD, e.g. "
+        "weights:gaussian:0.1 (default: pre_activation:gaussian:0.1).",
+    ),
+    stacked: bool = typer.Option(
+        True, help="Also time the stacked torch program (the engine for what the fused one does not take, and on GPUs)."
+    ),
+    own_model: bool = typer.Option(
+        True,
+        help="Also time W1's network written as a user's nn.Sequential "
+        "factory: its population against its reference loop.",
+    ),
+    format: BenchFormat = typer.Option(BenchFormat.table, "--format", "-f", help="table to read, or json for scripts."),
+    driver: bool = typer.Option(
+        False,
+        "--driver",
+        help="Time the driver instead: tiny grids swept into --db, training vs driver vs store per configuration.",
+    ),
+    grids: list[str] | None = typer.Option(
+        None, "--grid", help="--driver: CONFIGSxREPEATS, repeatable (default: 391x10 and 3901x2)."
+    ),
+    db: str | None = typer.Option(
+        None,
+        "--db",
+        help="--driver: the database to sweep into (default: a "
+        "temporary SQLite file); sweeps bench-driver-* are "
+        "replaced there.",
+    ),
+) -> None:
+    """Workload W1: runs/s of the reference loop and of the population trainer, side by side; with --driver,
+    where a sweep's time goes (training, the driver, the store) when training is cheap."""
+    if driver:
+        from sweeper.driver.bench import DEFAULT_GRIDS, bench_grids
+
+        result = bench_grids(grids or DEFAULT_GRIDS, db, epochs or 20, log=say)
+        rows, title = result, "driver benchmark (ms per configuration)"
+    else:
+        from sweeper.driver.executors import resolve_device
+        from sweeper.engine.bench import bench_w1, parse_noise
+
+        result = bench_w1(
+            resolve_device(device.value),
+            members=members,
+            epochs=epochs or 4000,
+            reference_runs=reference_runs,
+            stacked=stacked,
+            noise=None if noise is None else parse_noise(noise),
+            own_model=own_model,
+            log=say,
+        )
+        rows, title = [{"figure": k, "value": v} for k, v in result.items()], "W1 benchmark"
+    if format == BenchFormat.json:
+        sys.stdout.write(json.dumps(result) + "\n")
+    else:
+        out.print(listing.to_table(rows, title))
