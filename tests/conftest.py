@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -28,6 +29,19 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(previous)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def ctrl_c_raises_keyboard_interrupt():
+    """SIGINT as in an interactive shell, whatever started the suite: ``nohup make test``, ``make test &``
+    and some CI runners start it with SIGINT ignored, where Ctrl-C (a signal, ``_thread.interrupt_main``)
+    would do nothing. Here it raises KeyboardInterrupt; the processes the tests start get the default
+    (a handler, unlike an ignored signal, does not survive exec), and Python's own Ctrl-C with it.
+    Tests that need SIGINT ignored, or SIGTERM or SIGHUP as they rely on, set it themselves (``.ci/run``
+    runs the signal tests with SIGINT ignored to prove that nothing else depends on it)."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
 
 
 @pytest.fixture(scope="session")

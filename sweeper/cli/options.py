@@ -25,6 +25,15 @@ class Executor(str, Enum):
     ray = "ray"
 
 
+class LogFormat(str, Enum):
+    """How ``sweeper run`` shows its progress: ``auto`` is a live bar on a terminal and ``text`` lines
+    elsewhere (a log file); ``json`` writes each line as one JSON object, for log collectors."""
+
+    auto = "auto"
+    text = "text"
+    json = "json"
+
+
 class ReportFormat(str, Enum):
     """What ``sweeper report`` prints or writes (the values of ``sweeper.report.command.FORMATS``; the one
     place a report format is checked)."""

@@ -8,9 +8,9 @@ from pathlib import Path
 import typer
 
 from sweeper import listing
-from sweeper.cli.app import emit, open_store, say, show
-from sweeper.cli.options import DbOption, Device, Executor, FormatOption, SweepArgument
-from sweeper.cli.progress import Bar
+from sweeper.cli.app import emit, err, open_store, say, show
+from sweeper.cli.options import DbOption, Device, Executor, FormatOption, LogFormat, SweepArgument
+from sweeper.cli.progress import Bar, Lines
 
 FileArgument = typer.Argument(..., metavar="FILE", help="Search-space YAML file.")
 
@@ -31,8 +31,23 @@ def run(
     ),
     cpus_per_pack: float | None = typer.Option(None, "--cpus-per-pack", help="Ray: CPUs a CPU pack asks for."),
     gpus_per_pack: float | None = typer.Option(None, "--gpus-per-pack", help="Ray: GPU share a GPU pack asks for."),
+    log_format: LogFormat = typer.Option(
+        LogFormat.auto,
+        "--log-format",
+        help="Progress: auto (a live bar on a terminal, text lines in a log file), text, or json (an object a line).",
+    ),
+    progress_every: float = typer.Option(
+        30.0,
+        "--progress-every",
+        metavar="SECONDS",
+        min=0,
+        help="Progress lines (not on a terminal): one every SECONDS and at each tenth of the runs (0: tenths only).",
+    ),
 ) -> None:
-    """Run (or resume) a sweep: train every configuration x repeat and store every run."""
+    """Run (or resume) a sweep: train every configuration x repeat and store every run.
+
+    Ctrl-C, SIGTERM and SIGHUP stop it with every finished pack stored (exit 130, 143, 129); the same
+    command resumes it. A signal ignored at start (nohup, a background job) stays ignored."""
     # torch and optuna load after the file is read (they take seconds): a bad file is refused at once.
     from sweeper.driver.prepare import prepare
     from sweeper.store import default_url
@@ -59,15 +74,20 @@ def run(
 
     spec = prepared.spec
     with contextlib.closing(prepared.executor), open_store(db) as store:
-        bar = Bar(f"sweep {spec.name!r} -> {store.display_url} on {prepared.executor.device} ({executor.value})")
+        banner = f"sweep {spec.name!r} -> {store.display_url} on {prepared.executor.device} ({executor.value})"
+        if log_format == LogFormat.auto and err.is_terminal:
+            bar = Bar(banner)
+        else:
+            bar = Lines(spec.name, banner, every=progress_every, as_json=log_format == LogFormat.json)
         try:
             with sigterm_interrupts():
                 outcome = run_sweep(prepared, store, progress=bar)
         except KeyboardInterrupt as exc:
             bar.stop()
-            how = "terminated (SIGTERM)" if isinstance(exc, Terminated) else "interrupted"
-            say(f"{how}: finished packs are stored; run the same command to resume")
-            raise typer.Exit(143 if isinstance(exc, Terminated) else 130) from None
+            how = f"terminated ({exc.name})" if isinstance(exc, Terminated) else "interrupted"
+            with contextlib.suppress(OSError):  # after SIGHUP the terminal may be gone
+                say(f"{how}: finished packs are stored; run the same command to resume")
+            raise typer.Exit(exc.exit_status if isinstance(exc, Terminated) else 130) from None
         finally:
             bar.stop()
         if outcome.complete:

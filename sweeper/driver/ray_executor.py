@@ -51,8 +51,13 @@ MAX_FAILURES = 2
 NODE_WAIT_S = 60.0
 #: Seconds between looks at the inbox while Tune runs.
 _POLL_S = 0.2
-#: Seconds at least between two posts of a pack's progress (each is a call to the inbox actor).
+#: Seconds at least between two posts of a pack's progress (each is a call to the inbox actor); a trial
+#: looks whether the driver stopped listening as often.
 _PROGRESS_S = 1.0
+#: Seconds the driver waits for Tune to wind down when it stops listening early (Ctrl-C, SIGTERM, a lost
+#: lease): its trials stop at their next chunk; past this, the process leaves Tune to Ray (a driver that
+#: exits takes its job's trials with it), so that it ends well within a scheduler's grace period.
+_STOP_WAIT_S = 5.0
 
 #: What a trial runs on its pack, called as ``train_population`` is: (task, members, device, on_epochs=...).
 Train = Callable[..., list[RunResult]]
@@ -105,8 +110,27 @@ def slots(nodes: Iterable[dict[str, float]], resources: dict[str, float]) -> int
     return sum(min(math.floor(node.get(k, 0.0) / v + 1e-9) for k, v in resources.items()) for node in nodes)
 
 
-def _train_pack(config: dict, packs: list[Pack], inbox: Queue, device: str, threads: int, train: Train) -> dict:
-    """One Tune trial: trains its pack and hands the results to the driver's inbox."""
+class _Cancelled(Exception):
+    """The driver stopped listening: the trial stops training at its next chunk."""
+
+
+@ray.remote(num_cpus=0)
+class _Cancel:
+    """A flag the driver sets when it stops listening (Ctrl-C, SIGTERM, a lost lease); trials read it."""
+
+    def __init__(self) -> None:
+        self.cancelled = False
+
+    def set(self) -> None:
+        self.cancelled = True
+
+    def is_set(self) -> bool:
+        return self.cancelled
+
+
+def _train_pack(config: dict, packs: list[Pack], inbox: Queue, cancel, device: str, threads: int, train: Train) -> dict:
+    """One Tune trial: trains its pack and hands the results to the driver's inbox; stops early, handing
+    nothing in, once the driver set ``cancel``."""
     import torch
 
     index = config["pack"]
@@ -119,10 +143,15 @@ def _train_pack(config: dict, packs: list[Pack], inbox: Queue, device: str, thre
     def on_epochs(member_epochs: int) -> None:
         nonlocal posted
         if time.perf_counter() - posted >= _PROGRESS_S:
+            if ray.get(cancel.is_set.remote()):
+                raise _Cancelled
             inbox.put(("epochs", index, member_epochs))
             posted = time.perf_counter()
 
-    results = train(pack.task, pack.members, device, on_epochs=on_epochs)
+    try:
+        results = train(pack.task, pack.members, device, on_epochs=on_epochs)
+    except _Cancelled:  # not a failure: Tune must not train it again
+        return {"members": len(pack), "seconds": time.perf_counter() - start, "cancelled": True}
     inbox.put(("done", index, results))  # returns once the inbox holds them, so before Tune sees the trial end
     return {"members": len(pack), "seconds": time.perf_counter() - start}
 
@@ -300,7 +329,8 @@ class RayExecutor(Executor):
         ``on_epochs`` is told each pack's progress as its trial posts it (a retried pack starts again at 0).
 
         Every pack that finished is yielded before that error, so the driver stores it; leaving the loop
-        early stops the trials still running.
+        early (an exception from ``on_epochs``, a KeyboardInterrupt, closing the iterator) stops the trials
+        still running at their next chunk.
         """
         packs = list(packs)
         if not packs:
@@ -308,10 +338,11 @@ class RayExecutor(Executor):
         # The inbox lives on this process's node: a worker node lost mid-run takes no results with it.
         here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
         inbox = Queue(actor_options={"num_cpus": 0, "scheduling_strategy": here})
+        cancel = _Cancel.options(scheduling_strategy=here).remote()
         stop = _StopAll()
         fit: dict = {}
         thread = threading.Thread(
-            target=_fit, args=(self._tuner(packs, inbox, stop), fit), daemon=True, name="sweeper-ray-tune"
+            target=_fit, args=(self._tuner(packs, inbox, cancel, stop), fit), daemon=True, name="sweeper-ray-tune"
         )
         thread.start()
         pending = set(range(len(packs)))
@@ -332,19 +363,23 @@ class RayExecutor(Executor):
                     yield packs[index], content
             thread.join()
         finally:
-            stop.event.set()
-            thread.join(timeout=30)
+            if thread.is_alive():  # left early: the trials still training stop at their next chunk
+                cancel.set.remote()
+                stop.event.set()
+                thread.join(timeout=_STOP_WAIT_S)
             inbox.shutdown(force=True)
+            ray.kill(cancel)
         if "error" in fit:
             raise ExecutorError(f"Ray Tune stopped: {fit['error']}") from fit["error"]
         if pending:
             raise ExecutorError(self._failure(packs, pending, fit.get("grid")))
 
-    def _tuner(self, packs: list[Pack], inbox: Queue, stop: _StopAll) -> tune.Tuner:
+    def _tuner(self, packs: list[Pack], inbox: Queue, cancel, stop: _StopAll) -> tune.Tuner:
         trainable = tune.with_parameters(
             _train_pack,
             packs=packs,
             inbox=inbox,
+            cancel=cancel,
             device=self.device,
             threads=max(1, int(self.resources["CPU"])),
             train=self.train,

@@ -9,7 +9,6 @@ trials left running by an interrupted sweep are finished first.
 
 from __future__ import annotations
 
-import _thread
 import contextlib
 import itertools
 import math
@@ -41,11 +40,11 @@ from sweeper.tasks import files
 class Progress(Protocol):
     """What a sweep tells its progress display, in runs: the total and those stored before (``start``),
     the runs stored since (``advance``), and, while packs train, how many runs' worth of training the
-    packs not yet stored hold (``training``: a fraction of their runs, from their member-epochs)."""
+    ``packs`` not yet stored hold (``training``: a fraction of their runs, from their member-epochs)."""
 
     def start(self, total: int, done: int) -> None: ...
     def advance(self, runs: int) -> None: ...
-    def training(self, runs: float) -> None: ...
+    def training(self, runs: float, packs: int) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -260,12 +259,15 @@ class _Sweep:
         training: dict[int, float] = {}  # id of a pack in training -> the runs' worth it has trained
 
         def on_epochs(pack, member_epochs: int) -> None:
-            training[id(pack)] = member_epochs / pack.task.epochs
-            self.progress.training(sum(training.values()))
+            # Called between the engine's chunks (each logging interval): a lost lease stops training
+            # here, whatever SIGINT's disposition (nohup, a background job), and on Ray the executor then
+            # cancels the trials still running.
+            self.lease.check()
+            if self.progress is not None:
+                training[id(pack)] = member_epochs / pack.task.epochs
+                self.progress.training(sum(training.values()), len(training))
 
-        # Asked for only where a progress display shows it: without one, any run(packs) will do.
-        told = {} if self.progress is None else {"on_epochs": on_epochs}
-        for pack, results in self.executor.run(packs, **told):
+        for pack, results in self.executor.run(packs, on_epochs=on_epochs):
             items = [(t, pack.task_name, m, r) for t, m, r in zip(pack.trial_ids, pack.members, results)]
             self.lease.check()
             with writes_finish():
@@ -279,7 +281,7 @@ class _Sweep:
             self.trained += len(pack)
             if self.progress is not None:
                 training.pop(id(pack), None)
-                self.progress.training(sum(training.values()))
+                self.progress.training(sum(training.values()), len(training))
                 self.progress.advance(len(pack))
 
     def tell(self, connection, asked: list[Asked]) -> None:
@@ -376,8 +378,8 @@ def run_sweep(
         return SweepOutcome(
             sweep_id, spec.name, len(store.done_runs(sweep_id)), 0, time.perf_counter() - start, complete=True
         )
-    # A lost lease stops training at once: the heartbeat's thread interrupts this one as Ctrl-C would.
-    lease = store.heartbeat(sweep_id, spec.name, owner, on_lost=_thread.interrupt_main)
+    # A lost lease stops training at the engine's next chunk (``_Sweep.train``'s progress callback).
+    lease = store.heartbeat(sweep_id, spec.name, owner)
     try:
         with lease:
             with writes_finish():

@@ -166,8 +166,9 @@ class Heartbeat:
     """Renews an owner's lease every HEARTBEAT_S from a daemon thread, over a connection of its own.
 
     When the lease is lost (another run took it over, or the database could not be reached for
-    GIVE_UP_S) ``lost`` says why, and ``on_lost`` is called once, from the thread; :meth:`check` then
-    raises LeaseError in the thread that drives the sweep.
+    GIVE_UP_S) ``lost`` says why, and ``on_lost`` (if given) is called once, from the thread;
+    :meth:`check` then raises LeaseError in the thread that drives the sweep, which calls it before each
+    write and between the chunks of a pack in training.
     """
 
     def __init__(
@@ -177,7 +178,7 @@ class Heartbeat:
         name: str,
         owner: Owner,
         *,
-        on_lost: Callable[[], None],
+        on_lost: Callable[[], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ):
         self.sweep_id, self.name, self.owner = sweep_id, name, owner
@@ -241,7 +242,8 @@ class Heartbeat:
     def _lose(self, why: str) -> None:
         if self.lost is None:
             self.lost = why
-            self._on_lost()
+            if self._on_lost is not None:
+                self._on_lost()
 
 
 #: The longest one heartbeat may wait for the database (to connect, for a lock, for an answer), so that a

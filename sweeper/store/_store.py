@@ -270,9 +270,9 @@ class Store:
             if session.execute(finished).rowcount != 1:
                 raise LeaseError(f"sweep {sweep.name!r}: another run took it over before it could be marked {status}")
 
-    def heartbeat(self, sweep_id: int, name: str, owner: Owner, *, on_lost) -> _lease.Heartbeat:
+    def heartbeat(self, sweep_id: int, name: str, owner: Owner, *, on_lost=None) -> _lease.Heartbeat:
         """The heartbeat of ``owner``'s lease on the sweep: a context manager that renews it from a thread
-        until the block ends (``on_lost`` is called, from that thread, if it is lost)."""
+        until the block ends (``on_lost``, if given, is called from that thread if it is lost)."""
         return _lease.Heartbeat(self._db.url, sweep_id, name, owner, on_lost=on_lost)
 
     def check_not_running(self, name: str) -> None:

@@ -3,7 +3,9 @@ naming that run, with nothing written; a stale lease is taken over; a run that l
 
 from __future__ import annotations
 
+import itertools
 import re
+import signal
 import time
 
 import pytest
@@ -144,8 +146,8 @@ def test_a_run_whose_heartbeat_cannot_be_written_stops_after_the_pack_and_writes
     clock = Clock()
     heartbeat, save_runs = Store.heartbeat, Store.save_runs
 
-    def with_the_clock(self, sweep_id, name, owner, *, on_lost):
-        beating = heartbeat(self, sweep_id, name, owner, on_lost=on_lost)
+    def with_the_clock(self, sweep_id, name, owner, **kwargs):
+        beating = heartbeat(self, sweep_id, name, owner, **kwargs)
         beating._clock, beating._last_renewed = clock, clock()
         beating.beat = lambda: None  # its writes never get through
         return beating
@@ -172,42 +174,54 @@ def test_a_run_whose_heartbeat_cannot_be_written_stops_after_the_pack_and_writes
 
 
 class TakenOverWhileTraining(Executor):
-    """An executor whose first pack trains until interrupted; meanwhile another run takes the sweep over."""
+    """An executor whose first pack trains for up to 120 s in chunks, telling ``on_epochs`` after each as the
+    engines do at each logging interval; as it starts, another run takes the sweep over."""
 
     device = "cpu"
 
     def __init__(self, url: str):
-        self.url, self.interrupted = url, False
+        self.url, self.trained_s = url, None
 
-    def run(self, packs):
+    def run(self, packs, on_epochs):
+        pack = next(iter(packs))
         execute(
             self.url, "UPDATE sweeper_sweeps SET lease_token = 'elsewhere', lease_host = 'elsewhere', lease_pid = 4242"
         )
-        deadline = time.monotonic() + 120
+        start = time.monotonic()
         try:
-            while time.monotonic() < deadline:  # a long pack
+            for chunk in itertools.count(1):  # a long pack
+                if time.monotonic() - start > 120:
+                    break
                 time.sleep(0.01)
-        except KeyboardInterrupt:
-            self.interrupted = True
-            raise
+                on_epochs(pack, chunk)
+        finally:
+            self.trained_s = time.monotonic() - start
         yield from ()
 
     def close(self) -> None:
         pass
 
 
-def test_a_run_whose_lease_is_taken_over_stops_training_at_once_and_writes_nothing(tmp_path, monkeypatch):
+@pytest.mark.parametrize(
+    "sigint", [signal.default_int_handler, signal.SIG_IGN], ids=["sigint-handled", "sigint-ignored"]
+)
+def test_a_run_whose_lease_is_taken_over_stops_training_at_once_and_writes_nothing(tmp_path, monkeypatch, sigint):
+    """Also with SIGINT ignored, as in a background job or under nohup: the lost lease does not go through SIGINT."""
     monkeypatch.setattr(_lease, "HEARTBEAT_S", 0.01)
+    previous = signal.signal(signal.SIGINT, sigint)
     url = f"sqlite:///{tmp_path / 'taken.db'}"
     spec = parse_space(SPACE_YAML, "held.yaml")
     executor = TakenOverWhileTraining(url)
 
-    with (
-        open_store(url) as store,
-        pytest.raises(LeaseError, match=r"its lease is lost \(another run took it over\)"),
-    ):
-        run_sweep(spec, store, executor)
+    try:
+        with (
+            open_store(url) as store,
+            pytest.raises(LeaseError, match=r"its lease is lost \(another run took it over\)"),
+        ):
+            run_sweep(spec, store, executor)
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
-    assert executor.interrupted  # training stopped mid-pack, not after it
+    assert executor.trained_s < 10  # training stopped mid-pack, at a chunk, not after the pack
     assert execute(url, "SELECT count(*) FROM sweeper_runs") == [(0,)]
     assert execute(url, "SELECT status, lease_token FROM sweeper_sweeps") == [("running", "elsewhere")]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from sweeper.cli.progress import Bar
+from sweeper.cli.progress import Bar, Lines
 from sweeper.driver.executors import LocalExecutor
 from sweeper.driver.sweep import run_sweep
 from sweeper.space import parse_space
@@ -35,7 +35,7 @@ class Spy:
     """A Progress that writes down every call, and the runs stored and in training it was told of."""
 
     def __init__(self):
-        self.calls: list[tuple[str, float]] = []
+        self.calls: list[tuple] = []
         self.total = self.stored = self.in_training = 0
 
     def start(self, total: int, done: int) -> None:
@@ -45,9 +45,9 @@ class Spy:
         self.stored += runs
         self.calls.append(("advance", runs))
 
-    def training(self, runs: float) -> None:
+    def training(self, runs: float, packs: int) -> None:
         self.in_training = runs
-        self.calls.append(("training", runs))
+        self.calls.append(("training", runs, packs))
 
 
 def test_progress_moves_at_every_log_interval_and_ends_on_the_runs_stored(tmp_path):
@@ -60,11 +60,11 @@ def test_progress_moves_at_every_log_interval_and_ends_on_the_runs_stored(tmp_pa
     # Per pack: 4 members x 10, 20, 30, 40 epochs of 40 are 1, 2, 3, 4 runs' worth, then the pack is
     # stored (nothing left in training) and its 4 runs advance the count.
     per_pack = [
-        ("training", 1.0),
-        ("training", 2.0),
-        ("training", 3.0),
-        ("training", 4.0),
-        ("training", 0.0),
+        ("training", 1.0, 1),
+        ("training", 2.0, 1),
+        ("training", 3.0, 1),
+        ("training", 4.0, 1),
+        ("training", 0.0, 0),
         ("advance", 4),
     ]
     assert spy.calls == per_pack * 3
@@ -91,12 +91,14 @@ def test_the_bar_shows_runs_in_training_by_their_fraction_and_ends_on_the_exact_
 
 
 def test_the_cli_run_reports_member_epochs_before_its_one_pack_ends(tmp_path, monkeypatch, sweeper_cli):
-    """One pack of all 12 runs: before it is stored, the bar already moved at every logging interval."""
+    """One pack of all 12 runs: before it is stored, the progress already moved at every logging interval."""
     space = tmp_path / "space.yaml"
     space.write_text(SPACE.replace("pack_size: 4", "pack_size: 12"))
     shown = []
-    training = Bar.training
-    monkeypatch.setattr(Bar, "training", lambda self, runs: (shown.append(runs), training(self, runs))[1])
+    training = Lines.training  # stderr is not a terminal here: progress lines
+    monkeypatch.setattr(
+        Lines, "training", lambda self, runs, packs: (shown.append(runs), training(self, runs, packs))[1]
+    )
 
     result = sweeper_cli("run", space, "--db", f"sqlite:///{tmp_path / 'sweeps.db'}")
 
