@@ -1,0 +1,212 @@
+"""`sweeper run` stopped the way schedulers and terminals stop it, measured on real processes and real signals.
+
+The sweep has a quick pack (stored within seconds) and a long one (hours): each test signals the process
+while the long pack trains. SIGTERM (Docker, Kubernetes, Slurm, systemd) and SIGHUP (a closed terminal)
+end it within Docker's 10 s grace, with `interrupted` recorded, the lease released and the quick pack
+kept; a lost lease stops it although SIGINT is ignored (``nohup``, ``cmd &``), and that SIGINT stays
+ignored. Every process is started with the signal dispositions its test relies on, whatever started the
+suite.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+SPACE = """\
+name: long
+seed: 5
+repeats: 2
+metric: accuracy
+tasks:
+  - {dataset: circles, n_train: 20, hidden: [8], epochs: 20, log_every: 10}
+  - {dataset: moons, n_train: 20, hidden: [8], epochs: 10000000, log_every: 1000}
+search:
+  sampler: grid
+  configs:
+    - {placement: none}
+"""
+QUICK_RUNS = 2  # the circles pack: 2 repeats of the baseline
+#: Docker's grace between SIGTERM and SIGKILL (Kubernetes and Slurm give 30 s).
+GRACE_S = 10.0
+
+
+def dispositions(sigint=signal.SIG_DFL):
+    """For ``preexec_fn``: the child's dispositions as a terminal's shell leaves them, SIGINT as given
+    (SIG_IGN: as ``nohup`` or a background job starts it). A Python handler would not survive exec."""
+
+    def apply() -> None:
+        for signum in (signal.SIGTERM, signal.SIGHUP):
+            signal.signal(signum, signal.SIG_DFL)
+        signal.signal(signal.SIGINT, sigint)
+
+    return apply
+
+
+class Sweep:
+    """``sweeper run`` of the long sweep as a process of its own (a session of its own), output in files."""
+
+    def __init__(self, folder: Path, url: str, *options: str, sigint=signal.SIG_DFL):
+        folder.joinpath("long.yaml").write_text(SPACE)
+        self.folder, self.url = folder, url
+        with open(folder / "stdout", "w") as out, open(folder / "stderr", "w") as err:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "sweeper.cli", "run", "long.yaml", "--db", url, *options],
+                cwd=folder,
+                env={**os.environ, "OMP_NUM_THREADS": "1"},
+                stdout=out,
+                stderr=err,
+                start_new_session=True,
+                preexec_fn=dispositions(sigint),
+            )
+
+    @property
+    def stderr(self) -> str:
+        return (self.folder / "stderr").read_text()
+
+    def read(self, sql: str) -> list[tuple]:
+        engine = sa.create_engine(self.url, poolclass=sa.pool.NullPool)
+        try:
+            with engine.begin() as connection:
+                return [tuple(r) for r in connection.exec_driver_sql(sql)] if sql.startswith("SELECT") else []
+        finally:
+            engine.dispose()
+
+    def write(self, sql: str) -> None:
+        engine = sa.create_engine(self.url, poolclass=sa.pool.NullPool)
+        try:
+            with engine.begin() as connection:
+                connection.exec_driver_sql(sql)
+        finally:
+            engine.dispose()
+
+    def wait_for_the_long_pack(self, timeout: float = 240) -> None:
+        """Until the quick pack is stored and the long one trains (the process still running)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert self.process.poll() is None, f"the sweep ended early:\n{self.stderr}"
+            try:
+                ((count,),) = self.read("SELECT count(*) FROM sweeper_runs")
+            except sa.exc.SQLAlchemyError:  # no tables yet
+                count = 0
+            if count >= QUICK_RUNS:
+                time.sleep(1.0)  # the long pack is under way
+                return
+            time.sleep(0.1)
+        pytest.fail(f"the quick pack was not stored within {timeout} s:\n{self.stderr}")
+
+    def signal_and_time(self, signum: int, timeout: float = 60) -> tuple[int, float]:
+        """Sends ``signum``; the exit status and the seconds from the signal to the exit."""
+        sent = time.monotonic()
+        os.kill(self.process.pid, signum)
+        status = self.process.wait(timeout=timeout)
+        return status, time.monotonic() - sent
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)  # with a local Ray's processes
+        self.process.wait()
+
+    def assert_stopped_with_nothing_lost(self) -> None:
+        """Status interrupted, lease released, the quick pack stored and no run of the long one."""
+        assert self.read("SELECT status, lease_token, lease_host, lease_pid FROM sweeper_sweeps") == [
+            ("interrupted", None, None, None)
+        ]
+        assert self.read("SELECT task, count(*) FROM sweeper_runs GROUP BY task") == [("circles", QUICK_RUNS)]
+        assert self.read("SELECT state FROM trials") == [("RUNNING",)]  # resumed, not failed, by the next run
+
+
+@pytest.fixture
+def sweep(tmp_path):
+    """``sweep(url, *options, sigint=...)``: the long sweep started; killed if the test leaves it running."""
+    started: list[Sweep] = []
+
+    def start(url: str, *options: str, sigint=signal.SIG_DFL) -> Sweep:
+        folder = tmp_path / f"sweep{len(started)}"
+        folder.mkdir()
+        started.append(Sweep(folder, url, *options, sigint=sigint))
+        return started[-1]
+
+    yield start
+    for s in started:
+        s.kill()
+
+
+def _sqlite(tmp_path) -> str:
+    return f"sqlite:///{tmp_path / 'long.db'}"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "backend",
+    [
+        "sqlite",
+        pytest.param("postgresql", marks=pytest.mark.postgres),
+        "ray",
+    ],
+)
+def test_sigterm_during_a_long_pack_exits_143_within_10_s_with_nothing_lost(backend, sweep, tmp_path, request):
+    if backend == "ray":
+        pytest.importorskip("ray")
+    url = request.getfixturevalue("pg_database")() if backend == "postgresql" else _sqlite(tmp_path)
+    options = ("--executor", "ray") if backend == "ray" else ()
+    running = sweep(url, *options)
+    running.wait_for_the_long_pack()
+
+    status, seconds = running.signal_and_time(signal.SIGTERM)
+
+    assert status == 143, running.stderr
+    assert seconds < GRACE_S, f"{seconds:.1f} s from SIGTERM to exit"
+    assert running.stderr.rstrip("\n").splitlines()[-1] == (
+        "terminated (SIGTERM): finished packs are stored; run the same command to resume"
+    )
+    assert "Traceback" not in running.stderr
+    running.assert_stopped_with_nothing_lost()
+
+
+@pytest.mark.slow
+def test_sighup_ends_a_sweep_as_sigterm_does_and_exits_129(sweep, tmp_path):
+    running = sweep(_sqlite(tmp_path))
+    running.wait_for_the_long_pack()
+
+    status, seconds = running.signal_and_time(signal.SIGHUP)
+
+    assert status == 129, running.stderr
+    assert seconds < GRACE_S, f"{seconds:.1f} s from SIGHUP to exit"
+    assert running.stderr.rstrip("\n").splitlines()[-1] == (
+        "terminated (SIGHUP): finished packs are stored; run the same command to resume"
+    )
+    running.assert_stopped_with_nothing_lost()
+
+
+@pytest.mark.slow
+def test_with_sigint_ignored_ctrl_c_is_ignored_and_a_lost_lease_still_stops_training_at_once(sweep, tmp_path):
+    """As started by ``nohup sweeper run ... &``: SIGINT ignored. Another run takes the sweep over while the
+    long pack trains: the heartbeat (every 5 s) finds it, and training stops at the engine's next chunk."""
+    running = sweep(_sqlite(tmp_path), sigint=signal.SIG_IGN)
+    running.wait_for_the_long_pack()
+
+    os.kill(running.process.pid, signal.SIGINT)
+    time.sleep(1.0)
+    assert running.process.poll() is None, "an ignored SIGINT stopped the sweep"
+    running.write("UPDATE sweeper_sweeps SET lease_token = 'elsewhere', lease_host = 'elsewhere', lease_pid = 4242")
+    taken = time.monotonic()
+    status = running.process.wait(timeout=60)
+    seconds = time.monotonic() - taken
+
+    assert status == 2, running.stderr
+    assert seconds < 5 + GRACE_S, f"{seconds:.1f} s from the takeover to exit"  # a heartbeat, then a chunk
+    assert running.stderr.rstrip("\n").splitlines()[-1] == (
+        "error: sweep 'long': stopped, its lease is lost (another run took it over), so another run may take it "
+        "over; finished packs are stored; run the same command to resume"
+    )
+    # Nothing more written: the quick pack stays, the sweep is the other run's.
+    assert running.read("SELECT task, count(*) FROM sweeper_runs GROUP BY task") == [("circles", QUICK_RUNS)]
+    assert running.read("SELECT status, lease_token FROM sweeper_sweeps") == [("running", "elsewhere")]
