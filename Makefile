@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint bench report clean
+.PHONY: install run test test-signals lint bench report clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -23,6 +23,15 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
+
+## The tests that send signals, started as `nohup make test &` starts them: with SIGINT ignored. They set
+## the dispositions they rely on, so they pass however the suite was started (CI runs this after `test`).
+SIGNAL_TESTS := tests/driver/test_interrupts.py tests/driver/test_signals.py tests/driver/test_lease.py \
+	tests/store/test_query.py tests/cli/test_query_postgresql.py \
+	tests/driver/test_resume.py::test_a_sweep_interrupted_with_sigint_exits_130_and_resumes
+test-signals: $(STAMP)
+	$(BIN)/python -c 'import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_IGN); os.execv(sys.argv[1], sys.argv[1:])' \
+		$(BIN)/python -m pytest -q $(SIGNAL_TESTS)
 
 ## Lint and format check, as CI runs them (settings: pyproject.toml [tool.ruff]); `ruff format` fixes the format.
 lint: $(STAMP)

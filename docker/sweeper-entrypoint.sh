@@ -23,8 +23,20 @@ leave() {
 }
 trap 'leave; exit 130' INT TERM
 
+# sweeper runs in the background so that this shell (PID 1 of the container) can hand it the signal that
+# `docker stop`, Kubernetes or Ctrl-C sends: it then stops with its finished packs stored (exit 143 or 129).
+# A background job of sh starts with SIGINT ignored, so Ctrl-C reaches it as SIGTERM.
+sweeper "$@" &
+child=$!
+trap 'kill -TERM "$child" 2>/dev/null' INT TERM
+trap 'kill -HUP "$child" 2>/dev/null' HUP
 status=0
-sweeper "$@" || status=$?
+wait "$child" || status=$?
+while kill -0 "$child" 2>/dev/null; do  # wait returned for a signal: wait again for sweeper to end
+  status=0
+  wait "$child" || status=$?
+done
+trap - INT TERM HUP
 if [ "$status" -ne 0 ] && ! kill -0 "$node" 2>/dev/null; then
   echo "sweeper-entrypoint: this container could not join the Ray cluster at $RAY_ADDRESS:" >&2
   tail -n 20 "$log" >&2

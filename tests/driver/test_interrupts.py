@@ -2,7 +2,10 @@
 as Ctrl-C does."""
 
 import os
+import re
 import signal
+import subprocess
+import sys
 import threading
 import time
 
@@ -100,3 +103,32 @@ def test_signals_the_process_was_started_with_ignored_stay_ignored(dispositions)
         steps.append("training went on")
     assert steps == ["the write finished", "training went on"]
     assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN and signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+
+
+def test_these_tests_pass_when_the_suite_is_started_as_nohup_cmd_and_starts_it():
+    """``nohup make test &`` starts pytest with SIGINT and SIGHUP ignored; the tests above set what they rely on."""
+    nohup_and_background = (
+        "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_IGN); "
+        "signal.signal(signal.SIGHUP, signal.SIG_IGN); os.execv(sys.argv[1], sys.argv[1:])"
+    )
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            nohup_and_background,
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            __file__,
+            "-k",
+            "not nohup",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert re.search(r"\b6 passed\b", done.stdout), done.stdout
