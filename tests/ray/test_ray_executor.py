@@ -29,7 +29,7 @@ from sweeper.driver.ray_executor import (  # noqa: E402
     slots,
 )
 from sweeper.driver.sweep import run_sweep  # noqa: E402
-from sweeper.errors import ExecutorError  # noqa: E402
+from sweeper.errors import ExecutorError, LeaseError  # noqa: E402
 from sweeper.records import RunResult  # noqa: E402
 from sweeper.space import load_space  # noqa: E402
 from sweeper.store import open_store  # noqa: E402
@@ -242,6 +242,47 @@ def test_a_pack_posts_its_member_epochs_while_it_trains(local_ray):
         ex.close()
     assert arrived == [pack]
     assert told == [(pack.trial_ids, 20, 0), (pack.trial_ids, 40, 0), (pack.trial_ids, 60, 0)]
+
+
+class LeaseLost(Exception):
+    pass
+
+
+@pytest.mark.slow
+def test_a_driver_that_stops_listening_cancels_the_packs_in_training_at_their_next_chunk(local_ray, tmp_path):
+    """The driver's ``on_epochs`` raises (its lease is lost): ``run`` stops within seconds, and so do the trials,
+    at their next chunk, without a retry or a failure line, while the same Ray goes on (another run's packs)."""
+    stopped = tmp_path / "stopped"
+
+    def train(task, members, device, on_epochs=None):
+        start = time.monotonic()
+        try:
+            for chunk in range(1, 10_000):  # ten minutes of chunks
+                time.sleep(0.06)
+                on_epochs(len(members) * chunk)
+        finally:
+            stopped.joinpath(f"{len(members)}").write_text(f"{time.monotonic() - start:.1f}")
+        return _fake(members, 1.0)
+
+    def lose_the_lease(pack, member_epochs):
+        raise LeaseError("its lease is lost")
+
+    stopped.mkdir()
+    ex = RayExecutor("cpu", train=train)
+    try:
+        start = time.monotonic()
+        with pytest.raises(LeaseError):
+            for _ in ex.run(_packs([1, 2]), on_epochs=lose_the_lease):
+                pytest.fail("no pack may come back")
+        left_s = time.monotonic() - start
+        deadline = time.monotonic() + 10
+        while len(list(stopped.iterdir())) < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+    finally:
+        ex.close()
+    assert left_s < 15  # a post after 1 s, the cancel, at most _STOP_WAIT_S for Tune to wind down
+    assert sorted(p.name for p in stopped.iterdir()) == ["1", "2"]  # both trials stopped, long before ten minutes
+    assert all(float(p.read_text()) < 15 for p in stopped.iterdir())
 
 
 @pytest.mark.slow
