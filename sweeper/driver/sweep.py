@@ -24,7 +24,7 @@ import optuna
 from sqlalchemy.exc import SQLAlchemyError
 
 from sweeper import seeding
-from sweeper.driver import _optuna
+from sweeper.driver import _optuna, context
 from sweeper.driver._interrupts import writes_finish
 from sweeper.driver.executors import Executor
 from sweeper.driver.planner import PlannedRun, plan
@@ -472,6 +472,7 @@ def run_sweep(spec: SweepSpec, store: Store, executor: Executor, progress: Progr
             machine=this_machine(executor.device),
             owner=owner,
             data_files=files.described(spec.tasks, spec.data_dir),
+            context=context.sweep_context(spec),
         )
     if sweep_id is None:
         sweep_id = store.sweep(spec.name)["id"]
@@ -485,6 +486,7 @@ def run_sweep(spec: SweepSpec, store: Store, executor: Executor, progress: Progr
             with writes_finish():
                 sweep = _Sweep(spec, store, executor, progress, sizes, storage, sweep_id, owner, lease)
             sweep.run()
+            _optuna.record_verdicts(store, spec.name)
             lease.check()
     except BaseException as exc:
         with writes_finish():

@@ -1,7 +1,7 @@
 """The sweep report: which noise configurations reliably generalize better than no noise.
 
 :func:`build_report` turns the store's rows into a JSON-ready dict (statistics in
-:mod:`sweeper.report.statistics`); :mod:`sweeper.report.render` shows it as a terminal table,
+:mod:`sweeper.stats.statistics`); :mod:`sweeper.report.render` shows it as a terminal table,
 Markdown, HTML, CSV or JSON, and :func:`write_report` writes it with its figures
 (:mod:`sweeper.report.plots`).
 """

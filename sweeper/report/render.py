@@ -14,8 +14,8 @@ from matplotlib.figure import Figure
 from rich.table import Table
 from rich.text import Text
 
-from sweeper.engine.machine import describe
 from sweeper.errors import SweeperError
+from sweeper.records import describe
 from sweeper.report import plots
 
 FORMATS = ("markdown", "html", "json", "csv")

@@ -140,12 +140,15 @@ class Store:
         machine: Machine | None = None,
         owner: Owner | None = None,
         data_files: dict | None = None,
+        context: dict | None = None,
     ) -> int | None:
         """Create sweep ``name``, or resume it if it exists with the same search space; its id.
 
         ``overrides`` are the command line's (``repeats``, ``epochs``, ``name``); ``machine`` what drives
         the sweep now (recorded on every start, so a resumed sweep shows what last ran it); ``data_files``
-        what the tasks' data files held (stored when the sweep is created; the driver compares it on resume).
+        what the tasks' data files held (stored when the sweep is created; the driver compares it on resume);
+        ``context`` what the report shows of the sweep besides its runs (recorded on every start, as the
+        machine is).
 
         With an ``owner`` (the ``sweeper run`` that will drive it) the sweep's lease goes to the owner in
         the same statement that marks it running, and LeaseError (one line naming the holder) refuses a
@@ -159,6 +162,8 @@ class Store:
         settings = dict(seed=seed, metric=metric, higher_is_better=higher_is_better, repeats=repeats, problem=problem)
         overrides_json = json.dumps(overrides, sort_keys=True) if overrides else None
         ran = machine.as_dict() if machine is not None else {}
+        if context is not None:
+            ran["context"] = json.dumps(context, sort_keys=True)
         created = {"data_files": json.dumps(data_files, sort_keys=True) if data_files is not None else None}
         try:
             return self._start_sweep(name, spec_yaml, overrides_json, settings, ran, owner, created)
@@ -564,6 +569,7 @@ class Store:
             row = {key: _rows.plain(getattr(sweep, key)) for key in columns}
         row["overrides"] = json.loads(row["overrides"]) if row["overrides"] else {}
         row["data_files"] = json.loads(row["data_files"]) if row["data_files"] else None
+        row["context"] = json.loads(row["context"]) if row["context"] else None
         return row
 
     def trials(self, sweep_name: str) -> list[dict]:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 
-from sweeper.engine.machine import describe, this_machine
+from sweeper.engine.machine import this_machine
+from sweeper.records import describe
 
 
 def test_the_report_says_what_trained_the_runs_and_what_drove_the_sweep(sweeper_cli, tiny_sqlite):

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sweeper.report import statistics as st
+from sweeper.stats import statistics as st
 from sweeper.report.build import build_report
 
 TRUTH = 5.0
