@@ -170,11 +170,15 @@ def shown_line(report: dict) -> str | None:
     )
 
 
+#: What the report says of a sweep stored before its setting was (schema 0006), or built without it.
+UNKNOWN_SETTING = "tasks, split sizes and the planned configurations: unknown (not stored with the sweep)"
+
+
 def setting_lines(report: dict) -> list[str]:
     """What the sweep ran: each task's data, split sizes, model and training; the space, seed, repeats, dates."""
     setting = report.get("setting")
     if not setting:
-        return []
+        return [UNKNOWN_SETTING]
     lines = []
     for t in setting["tasks"]:
         parts = f"{t['n_train']} train, " + (f"{t['n_val']} validation, " if t["n_val"] else "no validation, ")
