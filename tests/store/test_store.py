@@ -382,9 +382,10 @@ def test_combined_configurations_are_summarized_and_kept_site_by_site(store):
 def test_completed_trials_report_objective_and_run_counts(store):
     sweep_id = start(store)
     baseline, pre = save_classification(store, sweep_id, [BASELINE, PRE])
-    store.complete_trial(pre.id, 0.8142857)
-    store.complete_trial(baseline.id, float("nan"))
-    store.set_trial_optuna_id(baseline.id, 99)
+    with store.transaction() as connection:  # as the driver tells a round
+        store.complete_trials(connection, [(pre.id, 0.8142857), (baseline.id, float("nan"))])
+    store.ensure_trial(sweep_id, BASELINE, optuna_trial_id=99)  # an existing trial gets the id it lacked
+    store.ensure_trial(sweep_id, BASELINE, optuna_trial_id=100)  # and keeps it
 
     rows = store.trials("demo")
 
@@ -395,9 +396,20 @@ def test_completed_trials_report_objective_and_run_counts(store):
     assert (rows[0]["objective"], rows[0]["optuna_trial_id"]) == (None, 99)
 
 
-def test_updating_an_unknown_trial_is_an_error(store):
-    with pytest.raises(StoreError, match="no trial with id 424242"):
-        store.complete_trial(424242, 0.5)
+def test_trial_sites_hold_every_field_of_a_placement(store):
+    sweep_id = start(store)
+    decaying = NoiseSpec("input", "gaussian", 0.1, "linear", std_min=0.01, relative=True)
+    ref = store.ensure_trial(sweep_id, make_config([decaying, NoiseSpec("weights", "gaussian", 0.2)]))
+
+    sites = store.query(
+        "select placement, kind, std, schedule, gamma, std_min, relative from sweeper_trial_sites "
+        f"where trial_id = {ref.id} order by placement"
+    )
+
+    assert sites.rows == [
+        ("input", "gaussian", 0.1, "linear", None, 0.01, True),
+        ("weights", "gaussian", 0.2, "constant", None, None, False),
+    ]
 
 
 # -- sweeps ---------------------------------------------------------------------------------------
