@@ -41,7 +41,8 @@ def build_report(
 
     ``planned`` is the number of configurations the sweep planned (the baseline included): Holm corrects
     over all of them even where a partial sweep has not run them all, and the report says what is
-    missing. ``setting`` says what ran (tasks, split sizes, model, ...), as :func:`setting_of` gives it.
+    missing. ``setting`` says what ran (tasks, split sizes, model, ...), as the sweep's stored context gives it
+    (``sweeper.report.command.stored_setting``).
 
     ``ran`` says what trained the runs (``runs``: each distinct engine, device, CPU, GPU, versions and
     host with its number of runs) and what drove the sweep (``sweep``); each configuration's ``ran``
