@@ -386,12 +386,12 @@ def record_verdicts(store, sweep_name: str) -> None:
     as the user attribute ``verdict`` of its trial in the sweep's study: what optuna-dashboard shows.
     ``store`` is the sweep's ``sweeper.store.Store``; the driver calls it when the sweep's trials are done."""
     sweep, trials, runs = store.sweep(sweep_name), store.trials(sweep_name), store.runs(sweep_name)
-    found = verdicts(sweep, trials, runs, planned=(sweep.get("context") or {}).get("planned"))
-    optuna_numbers = {t["trial"]: t["optuna_trial_id"] for t in trials if t["optuna_trial_id"] is not None}
+    found = verdicts(sweep, trials, runs, planned=(sweep.context or {}).get("planned"))
+    optuna_numbers = {t.trial: t.optuna_trial_id for t in trials if t.optuna_trial_id is not None}
     attrs = {optuna_numbers[n]: {"verdict": v} for n, v in found.items() if n in optuna_numbers}
     if attrs:
         with store.transaction() as connection:
-            record_user_attrs(connection, sweep["study_name"], attrs)
+            record_user_attrs(connection, sweep.study_name, attrs)
 
 
 def forget_partial_suggestions(connection: Connection, study_name: str, suggested: set[int]) -> list[int]:

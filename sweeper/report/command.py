@@ -10,7 +10,7 @@ from rich.console import Console
 from sweeper.errors import SweeperError
 from sweeper.report.build import build_report
 from sweeper.report.render import VERDICTS, filtered, ran_lines, render_csv, render_json, render_table, write_report
-from sweeper.store import Store
+from sweeper.store import Store, StoredSweep
 
 #: What ``fmt`` may be; the command line refuses anything else (sweeper.cli.ReportFormat).
 FORMATS = ("table", "markdown", "html", "json", "csv")
@@ -75,16 +75,16 @@ def report_command(
     return []
 
 
-def stored_setting(sweep: dict) -> tuple[int | None, dict | None]:
+def stored_setting(sweep: StoredSweep) -> tuple[int | None, dict | None]:
     """The configurations the sweep plans and what it ran (tasks, split sizes, model, ...), as the driver
     stored them when it started (``sweeper.driver.context``); (None, None) for a sweep stored before
     schema 0006, whose report covers its runs without the plan."""
-    context = sweep.get("context")
+    context = sweep.context
     if not context:
         return None, None
     dates = {
-        key: (sweep.get(key).isoformat() if hasattr(sweep.get(key), "isoformat") else sweep.get(key))
-        for key in ("created_at", "finished_at")
+        key: (value.isoformat() if hasattr(value, "isoformat") else value)
+        for key, value in (("created_at", sweep.created_at), ("finished_at", sweep.finished_at))
     }
     tasks = [{key: t.get(key) for key in TASK_SETTING} for t in context["tasks"]]
     setting = {

@@ -1,8 +1,9 @@
 """Every configuration of a sweep against its no-noise baseline: means, intervals, paired tests with
 Holm's correction over every planned comparison, verdicts, the chosen configuration, ranks across tasks.
 
-Pure functions of the store's rows (``sweep``, ``trials``, ``runs`` as flat dicts); the report puts the
-result in words (``sweeper.report``), the driver records the verdicts in Optuna's study.
+Pure functions of the store's rows (``sweep``, ``trials``, ``runs``: its records, or any mappings of
+their columns, read by column name); the report puts the result in words (``sweeper.report``), the
+driver records the verdicts in Optuna's study.
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""The store's reads: sweeps, trials, runs and curves as flat rows, and what a resumed sweep needs."""
+"""The store's reads: sweeps, trials, runs and curves as frozen records (``records``), and what a resumed
+sweep needs."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from sweeper import metrics
 from sweeper.records import MACHINE_FIELDS, TrialRef, stored_config
 from sweeper.store import _rows
 from sweeper.store.models import Curve, Run, Sweep, Trial
+from sweeper.store.records import StoredCurvePoint, StoredRun, StoredSweep, StoredTrial, SweepSummary
 
 
 class Reads:
@@ -36,7 +38,7 @@ class Reads:
         with self._session() as session:
             return [tuple(row) for row in session.execute(statement)]
 
-    def sweeps(self) -> list[dict]:
+    def sweeps(self) -> list[SweepSummary]:
         """One row per sweep, oldest first: how many trials and runs it has, its overrides, and what
         trained its runs (each column the distinct values over them, comma-separated)."""
         n_trials = select(func.count(Trial.id)).where(Trial.sweep_id == Sweep.id).scalar_subquery()
@@ -66,9 +68,9 @@ class Reads:
             mine = [values for sweep, *values in distinct if sweep == sweep_id]
             for i, column in enumerate(ran):
                 row[column.key] = ", ".join(sorted({str(v[i]) for v in mine if v[i] is not None})) or None
-        return rows
+        return [SweepSummary.of(row) for row in rows]
 
-    def sweep(self, sweep_name: str) -> dict:
+    def sweep(self, sweep_name: str) -> StoredSweep:
         """The sweep's row, with the search-space YAML it was started from and its overrides (a dict)."""
         with self._session() as session:
             sweep = self._sweep_by_name(session, sweep_name)
@@ -77,9 +79,9 @@ class Reads:
         row["overrides"] = json.loads(row["overrides"]) if row["overrides"] else {}
         row["data_files"] = json.loads(row["data_files"]) if row["data_files"] else None
         row["context"] = json.loads(row["context"]) if row["context"] else None
-        return row
+        return StoredSweep.of(row)
 
-    def trials(self, sweep_name: str) -> list[dict]:
+    def trials(self, sweep_name: str) -> list[StoredTrial]:
         """One row per trial of the sweep, by number, with its noise, run counts (all, diverged, failed to
         learn) and objective."""
         counts = (
@@ -113,7 +115,7 @@ class Reads:
             rows = _plain_rows(session.execute(statement), sweep=sweep_name)
         for row in rows:
             row["params"] = json.loads(row["params"])
-        return rows
+        return [StoredTrial.of(row) for row in rows]
 
     def trial_refs(self, sweep_name: str) -> list[TrialRef]:
         """The sweep's trials by number, as records with their configurations (for programs; listings
@@ -131,7 +133,7 @@ class Reads:
             for trial_id, number, optuna_id, text in rows
         ]
 
-    def runs(self, sweep_name: str) -> list[dict]:
+    def runs(self, sweep_name: str) -> list[StoredRun]:
         """One row per run of the sweep (by trial, task, repeat): its noise, seeds, final metrics and what
         trained it."""
         with self._session() as session:
@@ -160,9 +162,9 @@ class Reads:
                 .where(Trial.sweep_id == sweep.id)
                 .order_by(Trial.number, Run.task, Run.repeat)
             )
-            return _plain_rows(session.execute(statement), sweep=sweep_name)
+            return [StoredRun.of(row) for row in _plain_rows(session.execute(statement), sweep=sweep_name)]
 
-    def curves(self, sweep_name: str) -> list[dict]:
+    def curves(self, sweep_name: str) -> list[StoredCurvePoint]:
         """One row per logged epoch of every run of the sweep, with the metrics of its problem."""
         with self._session() as session:
             sweep = self._sweep_by_name(session, sweep_name)
@@ -179,7 +181,7 @@ class Reads:
                 .where(Trial.sweep_id == sweep.id)
                 .order_by(Trial.number, Run.task, Run.repeat, Curve.epoch)
             )
-            return _plain_rows(session.execute(statement), sweep=sweep_name)
+            return [StoredCurvePoint.of(row) for row in _plain_rows(session.execute(statement), sweep=sweep_name)]
 
 
 def _noise_columns() -> tuple:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from datetime import datetime
 
@@ -316,9 +317,32 @@ def test_listings_are_json_friendly(store):
 
     listings = [store.sweeps(), store.trials("demo"), store.runs("demo"), store.curves("demo")]
     listings.append([store.sweep("demo")])
+    rows = [[record.row() for record in listing] for listing in listings]
 
-    assert json.loads(json.dumps(listings)) == listings
+    assert json.loads(json.dumps(rows)) == rows == listings  # a record equals its row
     assert datetime.fromisoformat(store.sweeps()[0]["created_at"]).utcoffset().total_seconds() == 0
+
+
+def test_reads_are_frozen_records_of_the_rows_the_listings_print(store):
+    sweep_id = start(store)
+    save_classification(store, sweep_id, [BASELINE, PRE], repeats=[0])
+
+    sweep, (summary,), trials, runs = store.sweep("demo"), store.sweeps(), store.trials("demo"), store.runs("demo")
+
+    assert (sweep.id, sweep.name, sweep.metric, sweep.overrides) == (sweep_id, "demo", sweep["metric"], {})
+    assert (summary.name, summary.n_trials, summary.n_runs) == ("demo", 2, 2)
+    assert [(t.trial, t.label, t.params) for t in trials] == [
+        (0, "none", []),
+        (1, trials[1]["label"], [PRE[0].as_dict()]),
+    ]
+    run = runs[1]
+    assert (run.trial, run.task, run.repeat, run.diverged) == (1, run["task"], 0, False)
+    assert run.metrics["test_accuracy"] == run["test_accuracy"] and "trial" not in run.metrics
+    assert list(run.row()) == list(run) and list(run.row())[:3] == ["sweep", "trial", "task"]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        run.trial = 2
+    with pytest.raises(TypeError):
+        run["trial"] = 2  # read-only
 
 
 # -- trials ---------------------------------------------------------------------------------------
