@@ -2,8 +2,9 @@
 
 A sweep's Optuna study shows what sweeper knows, so that optuna-dashboard (or ``optuna.load_study``)
 reads a sweep as a user does: each trial's real noise parameters, the objective under the metric's
-name, per trial the label, the number of runs, the mean and its bootstrap interval (and the report's
-verdict once there is one), and as intermediate values the mean validation curve over its runs.
+name, per trial the label, the number of runs, the mean and its bootstrap interval (and the verdict the
+report gives, once the sweep's trials are done), and as intermediate values the mean validation curve
+over its runs.
 
 Random and TPE sweeps get their configurations from Optuna's samplers (:func:`suggest`). A grid's
 configurations are known in advance, so its trials are written straight into Optuna's tables, a
@@ -352,7 +353,7 @@ class StudyWriter:
     @staticmethod
     def set_user_attrs(connection: Connection, attrs: dict[int, dict[str, Any]]) -> None:
         """User attributes of trials (trial id -> key -> value), replacing those of the same key, also of
-        finished trials (which ``Trial.set_user_attr`` no longer takes): the report's verdicts."""
+        finished trials (which ``Trial.set_user_attr`` no longer takes): the verdicts."""
         rows = [(trial_id, key, json.dumps(value)) for trial_id, items in attrs.items() for key, value in items.items()]
         if not rows:
             return
