@@ -112,6 +112,8 @@ class Writes:
                     setattr(sweep, key, value)
                 return sweep.id
             if sweep.status == "completed":
+                if sweep.context is None and "context" in ran:
+                    sweep.context = ran["context"]  # stored by an older sweeper: what its report lacked
                 return None
             # Never reopens a sweep that another run completed since we looked.
             holder = _lease.take(

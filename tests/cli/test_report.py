@@ -79,7 +79,7 @@ def test_the_report_writes_nothing_to_the_database(sweeper_cli, tiny_sqlite_copy
     assert everything() == before
 
 
-def test_a_sweep_stored_before_its_context_is_reported_from_its_runs(sweeper_cli, tiny_sqlite_copy):
+def test_a_sweep_stored_before_its_context_is_reported_from_its_runs(sweeper_cli, tiny_sqlite_copy, tiny_space):
     url = f"sqlite:///{tiny_sqlite_copy}"
     full = json.loads(sweeper_cli("report", "tiny", "--db", url, "--format", "json").stdout)
     with contextlib.closing(sqlite3.connect(tiny_sqlite_copy)) as connection, connection:
@@ -96,3 +96,6 @@ def test_a_sweep_stored_before_its_context_is_reported_from_its_runs(sweeper_cli
     assert [(c["trial"], c["verdict"]) for c in report["configs"]] == [
         (c["trial"], c["verdict"]) for c in full["configs"]
     ]
+    # Running the completed sweep's file again trains nothing and stores what the report lacked.
+    assert sweeper_cli("run", tiny_space, "--db", url).exit_code == 0
+    assert json.loads(sweeper_cli("report", "tiny", "--db", url, "--format", "json").stdout) == full

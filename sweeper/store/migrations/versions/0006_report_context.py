@@ -4,7 +4,7 @@
   number of configurations it plans, the search space in words, seed and repeats, and per task its data
   set, split sizes, model and training (``sweeper.driver.context``). The report reads it instead of
   parsing the stored search space again. NULL for the sweeps stored before: their report shows what
-  it lacks as unknown until they are run (resumed) again.
+  it lacks as unknown until their file is run again (which stores it, a completed sweep's too).
 - ``sweeper_trial_sites.std_min`` (decaying schedules only) and ``relative``: the two fields of a
   placement's noise the table lacked; filled in from each trial's ``config_json``.
 
