@@ -3,8 +3,8 @@
 ``app`` (the ``sweeper`` entry point) is made in ``app.py`` with how errors and output reach the user;
 the commands live beside it by what they do: ``sweeps.py`` (run, validate, rerun), ``stored.py`` (the
 listings, query, report, delete), ``database.py`` (``sweeper db``), ``bench.py``; ``progress.py`` is the
-progress ``run`` shows (a bar, or lines in a log), ``options.py`` the choices several commands share. They are registered here, in the
-order ``sweeper -h`` lists them.
+progress ``run`` shows (a bar, or lines in a log), ``options.py`` the choices several commands share. They
+are registered here, in the order ``sweeper -h`` lists them.
 """
 
 from sweeper.cli import bench, database, stored, sweeps

@@ -163,7 +163,7 @@ def _text(state: dict) -> str:
     """``2026-12-07 13:50:00 UTC sweep 'name': 120/400 runs stored (37% done), 4.31 runs/s, ETA 1m05s,
     2 packs in flight``."""
     when = state["time"].replace("T", " ").replace("Z", " UTC")
-    eta = _duration(state["eta_seconds"]) if state["eta_seconds"] is not None else "-"
+    eta = duration(state["eta_seconds"]) if state["eta_seconds"] is not None else "-"
     packs = state["packs_in_flight"]
     return (
         f"{when} sweep {state['sweep']!r}: {state['runs_stored']}/{state['runs_planned']} runs stored "
@@ -172,7 +172,7 @@ def _text(state: dict) -> str:
     )
 
 
-def _duration(seconds: float) -> str:
+def duration(seconds: float) -> str:
     """``45s``, ``3m07s``, ``2h05m``."""
     seconds = round(seconds)
     if seconds < 60:

@@ -15,11 +15,47 @@ from sweeper.cli.options import DbOption, FormatOption, ReportFormat, SweepArgum
 MAX_QUERY_TIMEOUT_S = 86_400
 
 
+#: The columns of a running sweep's progress and holder, in two columns of words in a table.
+_LIVE_COLUMNS = (
+    "runs_planned",
+    "runs_per_second",
+    "eta_seconds",
+    "lease_host",
+    "lease_pid",
+    "heartbeat_age_s",
+    "holder_alive",
+    "note",
+)
+
+
 def sweeps(db: str | None = DbOption, format: listing.Format = FormatOption) -> None:
-    """List the sweeps in the database."""
+    """List the sweeps in the database; a running one with its rate over the last minute, ETA and holder."""
     with open_store(db, create=False) as store:
-        rows = store.sweeps()
-    emit(listing.ran_in_one_column(rows) if format == listing.Format.table else rows, format, "sweeps")
+        rows = [row.row() for row in store.sweeps()]
+    if format == listing.Format.table:
+        rows = listing.ran_in_one_column([_progress_in_words(row) for row in rows])
+    emit(rows, format, "sweeps")
+
+
+def _progress_in_words(row: dict) -> dict:
+    """``progress`` (runs stored / planned; running: rate and ETA) and ``held_by`` (running: the holder and
+    its heartbeat, or why it is gone and how to resume) in place of their columns."""
+    from sweeper.cli.progress import duration
+
+    planned = row["runs_planned"]
+    progress = f"{row['n_runs']}/{planned if planned is not None else '?'} runs"
+    held_by = None
+    if row["status"] == "running" and row["holder_alive"]:
+        eta = duration(row["eta_seconds"]) if row["eta_seconds"] is not None else "-"
+        progress += f", {row['runs_per_second']:.2f} runs/s (last minute), ETA {eta}"
+        held_by = f"host {row['lease_host']} (pid {row['lease_pid']}), heartbeat {row['heartbeat_age_s']:.0f} s ago"
+    elif row["status"] == "running":
+        held_by = row["note"]  # gone: why, and how to resume
+    words = {"progress": progress, "held_by": held_by}
+    kept = {k: v for k, v in row.items() if k not in _LIVE_COLUMNS and k != "n_runs"}
+    at = list(kept).index("n_trials") + 1
+    items = list(kept.items())
+    return dict(items[:at] + list(words.items()) + items[at:])
 
 
 def trials(sweep: str = SweepArgument, db: str | None = DbOption, format: listing.Format = FormatOption) -> None:

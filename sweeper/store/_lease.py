@@ -74,6 +74,19 @@ class Holder:
         return f"host {self.host or '?'} (pid {self.pid if self.pid is not None else '?'}){since}{age}"
 
 
+def why_gone(host: str | None, pid: int | None, heartbeat_age: float | None) -> str | None:
+    """Why the run that holds a running sweep is gone (None while it looks alive): no run holds the
+    lease, the holder's process on this host has ended, or its heartbeat stopped STALE_S ago."""
+    if host is None:
+        return "no run holds it"
+    if host == socket.gethostname() and pid is not None and not _alive(pid):
+        return f"its run (pid {pid} on this host) has ended"
+    if heartbeat_age is None or heartbeat_age > STALE_S:
+        ago = f" {heartbeat_age:.0f} s ago" if heartbeat_age is not None else ""
+        return f"its run's heartbeat (host {host}, pid {pid}) stopped{ago}"
+    return None
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from datetime import timedelta
 
 from sqlalchemy import case, func, select
 
 from sweeper import metrics
 from sweeper.records import MACHINE_FIELDS, TrialRef, stored_config
-from sweeper.store import _rows
-from sweeper.store.models import Curve, Run, Sweep, Trial
+from sweeper.store import _lease, _rows
+from sweeper.store.models import Curve, Run, Sweep, Trial, utcnow
 from sweeper.store.records import StoredCurvePoint, StoredRun, StoredSweep, StoredTrial, SweepSummary
 
 
@@ -39,10 +40,21 @@ class Reads:
             return [tuple(row) for row in session.execute(statement)]
 
     def sweeps(self) -> list[SweepSummary]:
-        """One row per sweep, oldest first: how many trials and runs it has, its overrides, and what
-        trained its runs (each column the distinct values over them, comma-separated)."""
+        """One row per sweep, oldest first: how many trials and runs it has (and plans), its overrides, what
+        trained its runs (each column the distinct values over them, comma-separated), and for a running
+        sweep its rate over the last minute, ETA, lease holder and heartbeat, and whether the holder is gone.
+
+        The rate counts the runs stored in the last ``RATE_WINDOW_S`` by this host's clock (runs are
+        stamped by their writer's); the heartbeat's age is the database's clock, as the lease judges it."""
         n_trials = select(func.count(Trial.id)).where(Trial.sweep_id == Sweep.id).scalar_subquery()
         n_runs = select(func.count(Run.id)).join(Trial).where(Trial.sweep_id == Sweep.id).scalar_subquery()
+        since = utcnow() - timedelta(seconds=RATE_WINDOW_S)
+        recent = (
+            select(func.count(Run.id))
+            .join(Trial)
+            .where(Trial.sweep_id == Sweep.id, Run.created_at >= since)
+            .scalar_subquery()
+        )
         statement = select(
             Sweep.id,
             Sweep.name,
@@ -57,14 +69,20 @@ class Reads:
             n_runs.label("n_runs"),
             Sweep.created_at,
             Sweep.finished_at,
+            Sweep.context,
+            Sweep.lease_host,
+            Sweep.lease_pid,
+            recent.label("recent"),
         ).order_by(Sweep.created_at, Sweep.id)
         ran = [Run.engine, *(getattr(Run, name) for name in MACHINE_FIELDS)]
         with self._session() as session:
-            rows = _plain_rows(session.execute(statement))
+            age = _lease.heartbeat_age(session.get_bind().dialect.name).label("age")
+            rows = _plain_rows(session.execute(statement.add_columns(age)))
             distinct = session.execute(select(Trial.sweep_id, *ran).join_from(Run, Trial).distinct()).all()
         for row in rows:
             sweep_id = row.pop("id")
             row["overrides"] = _rows.override_flags(row["overrides"])
+            _progress(row)
             mine = [values for sweep, *values in distinct if sweep == sweep_id]
             for i, column in enumerate(ran):
                 row[column.key] = ", ".join(sorted({str(v[i]) for v in mine if v[i] is not None})) or None
@@ -182,6 +200,37 @@ class Reads:
                 .order_by(Trial.number, Run.task, Run.repeat, Curve.epoch)
             )
             return [StoredCurvePoint.of(row) for row in _plain_rows(session.execute(statement), sweep=sweep_name)]
+
+
+#: The window of ``sweeper sweeps``' rate: runs stored in the last minute.
+RATE_WINDOW_S = 60.0
+
+
+def _progress(row: dict) -> None:
+    """``runs_planned`` and, for a running sweep, its rate, ETA and holder, from the columns read for them."""
+    context = json.loads(row.pop("context")) if row["context"] else None
+    recent, host, pid, age = (row.pop(key) for key in ("recent", "lease_host", "lease_pid", "age"))
+    planned = context["planned"] * context["repeats"] * len(context["tasks"]) if context else None
+    row["runs_planned"] = planned
+    live = dict.fromkeys(("runs_per_second", "eta_seconds", "lease_host", "lease_pid", "heartbeat_age_s"))
+    live.update(holder_alive=None, note=None)
+    if row["status"] == "running":
+        rate = recent / RATE_WINDOW_S
+        gone = _lease.why_gone(host, pid, None if age is None else max(0.0, float(age)))
+        live.update(
+            runs_per_second=round(rate, 3),
+            eta_seconds=(
+                round((planned - row["n_runs"]) / rate, 1) if planned is not None and rate > 0 and not gone else None
+            ),
+            lease_host=host,
+            lease_pid=pid,
+            heartbeat_age_s=None if age is None else round(max(0.0, float(age)), 1),
+            holder_alive=gone is None,
+        )
+        if gone is not None:
+            again = f"sweeper run FILE {row['overrides'] or ''}".rstrip()
+            live["note"] = f"stopped: {gone}; resume it with the command that started it ({again})"
+    row.update(live)
 
 
 def _noise_columns() -> tuple:

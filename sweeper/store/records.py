@@ -80,7 +80,7 @@ class StoredSweep(_Stored):
 @dataclass(frozen=True, eq=False)
 class SweepSummary(_Stored):
     """One line of ``sweeper sweeps``: a sweep with its counts and what trained its runs (each the distinct
-    values over them, comma-separated)."""
+    values over them, comma-separated); for a running sweep how fast it goes and who holds it."""
 
     name: str
     status: str
@@ -92,6 +92,17 @@ class SweepSummary(_Stored):
     overrides: str | None  # as flags: ``--epochs 50 --repeats 2``
     n_trials: int
     n_runs: int
+    runs_planned: int | None  # configurations planned x repeats x tasks (schema 0006); None before
+    # While the sweep is running (None otherwise): runs stored per second over the last minute, the time
+    # left at that rate, the run holding its lease and the age of its last heartbeat (the database's
+    # clock), whether that run is alive, and if it is gone, why and how to resume.
+    runs_per_second: float | None
+    eta_seconds: float | None
+    lease_host: str | None
+    lease_pid: int | None
+    heartbeat_age_s: float | None
+    holder_alive: bool | None
+    note: str | None
     created_at: datetime | str | None
     finished_at: datetime | str | None
     engine: str | None
