@@ -83,13 +83,14 @@ def run(
             with sigterm_interrupts():
                 outcome = run_sweep(prepared, store, progress=bar)
         except KeyboardInterrupt as exc:
-            bar.stop()
             how = f"terminated ({exc.name})" if isinstance(exc, Terminated) else "interrupted"
-            with contextlib.suppress(OSError):  # after SIGHUP the terminal may be gone
+            with contextlib.suppress(OSError):  # after SIGHUP the terminal may be gone: the status still says it
+                bar.stop()
                 say(f"{how}: finished packs are stored; run the same command to resume")
             raise typer.Exit(exc.exit_status if isinstance(exc, Terminated) else 130) from None
         finally:
-            bar.stop()
+            with contextlib.suppress(OSError):
+                bar.stop()
         if outcome.complete:
             say(
                 f"sweep {spec.name!r} is complete: 0 runs trained, nothing to do; {outcome.runs_total} runs "

@@ -10,10 +10,14 @@ suite.
 
 from __future__ import annotations
 
+import fcntl
 import os
+import pty
+import select
 import signal
 import subprocess
 import sys
+import termios
 import time
 from pathlib import Path
 
@@ -51,20 +55,28 @@ def dispositions(sigint=signal.SIG_DFL):
 
 
 class Sweep:
-    """``sweeper run`` of the long sweep as a process of its own (a session of its own), output in files."""
+    """``sweeper run`` of the long sweep as a process of its own (a session of its own), output in files, or
+    on a ``terminal`` (a pty's end) that is then its controlling terminal, as in a terminal window."""
 
-    def __init__(self, folder: Path, url: str, *options: str, sigint=signal.SIG_DFL):
+    def __init__(self, folder: Path, url: str, *options: str, sigint=signal.SIG_DFL, terminal: int | None = None):
         folder.joinpath("long.yaml").write_text(SPACE)
         self.folder, self.url = folder, url
+        restore = dispositions(sigint)
+
+        def in_a_terminal() -> None:
+            restore()
+            fcntl.ioctl(0, termios.TIOCSCTTY, 0)  # after start_new_session's setsid
+
         with open(folder / "stdout", "w") as out, open(folder / "stderr", "w") as err:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "sweeper.cli", "run", "long.yaml", "--db", url, *options],
                 cwd=folder,
-                env={**os.environ, "OMP_NUM_THREADS": "1"},
-                stdout=out,
-                stderr=err,
+                env={**os.environ, "OMP_NUM_THREADS": "1", "TERM": "xterm"},
+                stdin=subprocess.DEVNULL if terminal is None else terminal,
+                stdout=out if terminal is None else terminal,
+                stderr=err if terminal is None else terminal,
                 start_new_session=True,
-                preexec_fn=dispositions(sigint),
+                preexec_fn=restore if terminal is None else in_a_terminal,
             )
 
     @property
@@ -183,6 +195,43 @@ def test_sighup_ends_a_sweep_as_sigterm_does_and_exits_129(sweep, tmp_path):
     assert running.stderr.rstrip("\n").splitlines()[-1] == (
         "terminated (SIGHUP): finished packs are stored; run the same command to resume"
     )
+    running.assert_stopped_with_nothing_lost()
+
+
+@pytest.mark.slow
+def test_a_closed_terminal_ends_a_sweep_with_its_live_bar_as_sighup_does(tmp_path):
+    """`sweeper run` in a terminal (its live bar drawn there) whose window is closed: the kernel sends SIGHUP,
+    and the terminal is gone for the last lines; the sweep is recorded and its lease released all the same."""
+    controller, terminal = pty.openpty()
+    running = Sweep(tmp_path, _sqlite(tmp_path), terminal=terminal)
+    os.close(terminal)
+    shown = bytearray()
+
+    def drain() -> None:  # read what the terminal shows, so that the bar never blocks on a full terminal
+        if select.select([controller], [], [], 0.1)[0]:
+            shown.extend(os.read(controller, 65536))
+
+    try:
+        deadline = time.monotonic() + 240
+        while b"sweep 'long' ->" not in shown:  # the sweep started: its tables exist
+            assert time.monotonic() < deadline and running.process.poll() is None, shown.decode(errors="replace")
+            drain()
+        while running.read("SELECT count(*) FROM sweeper_runs") != [(QUICK_RUNS,)]:
+            assert time.monotonic() < deadline and running.process.poll() is None, shown.decode(errors="replace")
+            drain()
+        for _ in range(10):  # the long pack is under way
+            drain()
+
+        closed = time.monotonic()
+        os.close(controller)  # the window is closed
+        status = running.process.wait(timeout=60)
+        seconds = time.monotonic() - closed
+    finally:
+        running.kill()
+
+    assert b"runs/s" in shown  # the live bar was drawn on the terminal
+    assert status == 129
+    assert seconds < GRACE_S, f"{seconds:.1f} s from the closed terminal to exit"
     running.assert_stopped_with_nothing_lost()
 
 
