@@ -1,12 +1,16 @@
-"""What the driver tests share: `sweeper run` as a process of its own, and what a sweep left in a database,
-read back with plain SQL (no sweeper code), on SQLite and PostgreSQL alike."""
+"""What the driver tests share: `sweeper run` as a process of its own (forked from a server that imported sweeper
+once), and what a sweep left in a database, read back with plain SQL (no sweeper code), on SQLite and PostgreSQL
+alike."""
 
 from __future__ import annotations
 
+import json
 import os
+import queue
 import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -129,20 +133,81 @@ def stored():
     return Stored
 
 
-class Launched:
-    """A `sweeper run` started as a process of its own, its stderr in a file."""
+class ForkServer:
+    """`_forkserver.py` as a process of this session: ``start(args, cwd, stdout, stderr)`` forks a `sweeper run`
+    from it and returns its pid; ``wait(pid)`` its exit code, as the server reports it."""
 
-    def __init__(self, args: list[str], folder: Path, tag: str):
+    def __init__(self):
+        self.server = subprocess.Popen(
+            [sys.executable, str(Path(__file__).with_name("_forkserver.py"))],
+            env=ONE_THREAD,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        self.codes: dict[int, int] = {}
+        self.pids: queue.Queue = queue.Queue()
+        self.ended = threading.Condition()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        for line in self.server.stdout:
+            message = json.loads(line)
+            if "pid" in message:
+                self.pids.put(message["pid"])
+            else:
+                with self.ended:
+                    self.codes[message["exit"]] = message["code"]
+                    self.ended.notify_all()
+
+    def start(self, args: list[str], cwd: Path, stdout: Path, stderr: Path) -> int:
+        request = {"args": args, "cwd": str(cwd), "stdout": str(stdout), "stderr": str(stderr)}
+        self.server.stdin.write(json.dumps(request) + "\n")
+        self.server.stdin.flush()
+        return self.pids.get(timeout=60)
+
+    def wait(self, pid: int, timeout: float | None) -> int | None:
+        """The exit code of ``pid``; None if it is still running after ``timeout`` seconds (0: do not wait)."""
+        with self.ended:
+            self.ended.wait_for(lambda: pid in self.codes, timeout=timeout)
+            return self.codes.get(pid)
+
+    def close(self) -> None:
+        self.server.stdin.close()
+        self.server.wait(timeout=60)
+
+
+@pytest.fixture(scope="session")
+def fork_server():
+    server = ForkServer()
+    yield server
+    server.close()
+
+
+class Process:
+    """The part of `subprocess.Popen` the tests use, for a process the fork server started."""
+
+    def __init__(self, server: ForkServer, pid: int):
+        self.server, self.pid, self.returncode = server, pid, None
+
+    def poll(self) -> int | None:
+        self.returncode = self.server.wait(self.pid, 0)
+        return self.returncode
+
+    def wait(self, timeout: float | None = None) -> int:
+        self.returncode = self.server.wait(self.pid, timeout)
+        if self.returncode is None:
+            raise subprocess.TimeoutExpired(f"sweeper run (pid {self.pid})", timeout)
+        return self.returncode
+
+
+class Launched:
+    """A `sweeper run` started as a process of its own (forked from the fork server: ``python -m sweeper.cli``
+    without paying its imports again), its stderr in a file."""
+
+    def __init__(self, server: ForkServer, args: list[str], folder: Path, tag: str):
         self.stderr_path = folder / f"{tag}.stderr"
-        with open(folder / f"{tag}.stdout", "w") as out, open(self.stderr_path, "w") as err:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "sweeper.cli", *args],
-                cwd=folder,
-                env=ONE_THREAD,
-                stdout=out,
-                stderr=err,
-                start_new_session=True,
-            )
+        self.process = Process(server, server.start(args, folder, folder / f"{tag}.stdout", self.stderr_path))
 
     @property
     def stderr(self) -> str:
@@ -157,12 +222,12 @@ class Launched:
 
 
 @pytest.fixture
-def launch(tmp_path):
+def launch(tmp_path, fork_server):
     """``launch(*args)``: ``sweeper run ARGS...`` as a process of its own; killed if the test leaves it running."""
     started: list[Launched] = []
 
     def start(*args) -> Launched:
-        launched = Launched([str(a) for a in args], tmp_path, f"run{len(started)}")
+        launched = Launched(fork_server, [str(a) for a in args], tmp_path, f"run{len(started)}")
         started.append(launched)
         return launched
 

@@ -5,8 +5,6 @@ from __future__ import annotations
 import os
 import signal
 import sqlite3
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -112,34 +110,18 @@ def reference(tmp_path_factory, space, sweeper_cli) -> dict:
     return {"db": db, "runs": runs, "objectives": objectives(db)}
 
 
-ONE_THREAD = {**os.environ, "OMP_NUM_THREADS": "1"}
-
-
-def command(space: Path, db: Path) -> list[str]:
-    return [sys.executable, "-m", "sweeper.cli", "run", str(space), "--db", f"sqlite:///{db}"]
-
-
 @pytest.fixture
-def start_sweep(tmp_path):
-    """``start_sweep(space, db)``: ``sweeper run`` as a subprocess (output in tmp_path); killed if left running."""
-    started = []
+def start_sweep(launch):
+    """``start_sweep(space, db)``: ``sweeper run`` as a process of its own (its stderr in ``.stderr`` of what it
+    returns); killed if left running."""
 
-    def start(space: Path, db: Path) -> subprocess.Popen:
-        with open(tmp_path / "stdout", "w") as out, open(tmp_path / "stderr", "w") as err:
-            process = subprocess.Popen(
-                command(space, db), cwd=tmp_path, env=ONE_THREAD, stdout=out, stderr=err, start_new_session=True
-            )
-        started.append(process)
-        return process
+    def start(space: Path, db: Path):
+        return launch("run", space, "--db", f"sqlite:///{db}")
 
-    yield start
-    for process in started:
-        if process.poll() is None:
-            os.kill(process.pid, signal.SIGKILL)
-            process.wait()
+    return start
 
 
-def wait_for_some_runs(process: subprocess.Popen, db: Path, timeout: float = 120) -> int:
+def wait_for_some_runs(process, db: Path, timeout: float = 120) -> int:
     """Polls the database until the sweep has stored a pack (and is still running)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -155,8 +137,9 @@ def wait_for_some_runs(process: subprocess.Popen, db: Path, timeout: float = 120
     pytest.fail(f"no run stored after {timeout} s")
 
 
-def interrupt(process: subprocess.Popen, db: Path, sig: int) -> dict[int, tuple]:
+def interrupt(launched, db: Path, sig: int) -> dict[int, tuple]:
     """Sends ``sig`` once a pack is stored; the runs stored when the process is gone."""
+    process = launched.process
     wait_for_some_runs(process, db)
     os.kill(process.pid, sig)
     process.wait(timeout=60)
@@ -182,11 +165,9 @@ def test_a_sweep_killed_with_sigkill_resumes_to_the_uninterrupted_numbers(space,
     stored = interrupt(start_sweep(space, db), db, signal.SIGKILL)
     assert sweep_status(db) == "running"  # SIGKILL leaves no chance to mark it
 
-    resumed = subprocess.run(
-        command(space, db), cwd=tmp_path, env=ONE_THREAD, capture_output=True, text=True, timeout=300
-    )
+    resumed = start_sweep(space, db)
 
-    assert resumed.returncode == 0, resumed.stderr
+    assert resumed.wait() == 0, resumed.stderr
     assert f"{TOTAL - len(stored)} runs trained" in resumed.stderr
     after = runs_by_id(db)
     assert {run_id: after[run_id] for run_id in stored} == stored  # the runs stored before are untouched
@@ -196,11 +177,11 @@ def test_a_sweep_killed_with_sigkill_resumes_to_the_uninterrupted_numbers(space,
 @pytest.mark.slow
 def test_a_sweep_interrupted_with_sigint_exits_130_and_resumes(space, reference, tmp_path, sweeper_cli, start_sweep):
     db = tmp_path / "interrupted.db"
-    process = start_sweep(space, db)
-    stored = interrupt(process, db, signal.SIGINT)
+    launched = start_sweep(space, db)
+    stored = interrupt(launched, db, signal.SIGINT)
 
-    assert process.returncode == 130
-    stderr = (tmp_path / "stderr").read_text()
+    assert launched.process.returncode == 130
+    stderr = launched.stderr
     assert "interrupted: finished packs are stored; run the same command to resume" in stderr
     assert "Traceback" not in stderr
     assert sweep_status(db) == "interrupted"
@@ -219,11 +200,11 @@ def test_a_sweep_sent_sigterm_stops_as_on_ctrl_c_exits_143_and_resumes(
     space, reference, tmp_path, sweeper_cli, start_sweep
 ):
     db = tmp_path / "terminated.db"
-    process = start_sweep(space, db)
-    stored = interrupt(process, db, signal.SIGTERM)
+    launched = start_sweep(space, db)
+    stored = interrupt(launched, db, signal.SIGTERM)
 
-    assert process.returncode == 143
-    stderr = (tmp_path / "stderr").read_text()
+    assert launched.process.returncode == 143
+    stderr = launched.stderr
     last = stderr.rstrip("\n").splitlines()[-1]
     assert last == "terminated (SIGTERM): finished packs are stored; run the same command to resume"
     assert "Traceback" not in stderr
