@@ -1,11 +1,16 @@
-"""Fixtures every test directory shares: one torch thread, the CLI in-process, fresh PostgreSQL databases."""
+"""Fixtures every test directory shares: one torch thread, the CLI in-process, fresh PostgreSQL databases; and
+which tests run one after another when pytest-xdist spreads the others over its workers (`make test`)."""
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import os
 import secrets
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -18,6 +23,57 @@ from sweeper.store import create_reader
 
 #: The local PostgreSQL server (trust auth); tests create their own databases on it.
 PG_SERVER = "postgresql+psycopg://postgres@127.0.0.1:5432"
+
+
+#: Test modules that run in one pytest-xdist worker, one after another (``--dist loadgroup``), by what they share
+#: with each other: a Ray on this machine (each module starts one, and the compose stack its head on free ports).
+SERIAL = {
+    "ray": ("tests/ray/", "tests/compose/test_compose_topology.py", "tests/cli/test_user_model.py"),
+}
+
+
+def pytest_collection_modifyitems(config, items):
+    root = Path(str(config.rootpath))
+    for item in items:
+        where = Path(str(item.path)).relative_to(root).as_posix()
+        for group, prefixes in SERIAL.items():
+            if where.startswith(prefixes):
+                item.add_marker(pytest.mark.xdist_group(group))
+
+
+class _HostLock:
+    """An exclusive lock that every test process of this host shares (``flock`` on one file), re-entrant within
+    a process: ``with lock:`` waits while another process holds it."""
+
+    def __init__(self, name: str):
+        self.path = Path(tempfile.gettempdir()) / f"sweeper-tests-{name}.lock"
+        self.depth, self.file = 0, None
+
+    def __enter__(self):
+        if self.depth == 0:
+            self.file = open(self.path, "a")  # noqa: SIM115
+            fcntl.flock(self.file, fcntl.LOCK_EX)
+        self.depth += 1
+        return self
+
+    def __exit__(self, *exc):
+        self.depth -= 1
+        if self.depth == 0:
+            fcntl.flock(self.file, fcntl.LOCK_UN)
+            self.file.close()
+
+
+#: The PostgreSQL role `sweeper query` runs as is one for the whole server: the tests that change it (give it
+#: powers, run the compose init script) hold this lock while they do, and every ``pg_database`` resets the role
+#: under it, so no test process resets or uses a role that another is changing.
+READER_ROLE = _HostLock("reader-role")
+
+
+@pytest.fixture(scope="module")
+def reader_role_held():
+    """Holds :data:`READER_ROLE` for the module: for modules whose tests change the reader role."""
+    with READER_ROLE:
+        yield
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -55,7 +111,8 @@ def pg_database():
     except sa.exc.OperationalError as exc:
         admin.dispose()
         pytest.skip(f"PostgreSQL server {PG_SERVER} is not reachable: {str(exc.orig).splitlines()[0]}")
-    create_reader(f"{PG_SERVER}/postgres")  # the role `sweeper query` runs SQL as (idempotent)
+    with READER_ROLE:
+        create_reader(f"{PG_SERVER}/postgres")  # the role `sweeper query` runs SQL as (idempotent)
     names = []
 
     def create() -> str:
@@ -85,7 +142,20 @@ def sweeper_dist(tmp_path_factory) -> Path:
     """A folder with the sdist and the wheel (``pip wheel . --no-deps``) of this checkout: what users and
     the Docker images install. Built from a copy, as a build writes build/ and *.egg-info into its
     source tree (and a stale build/ there could leak into the wheel)."""
-    root = tmp_path_factory.mktemp("dist")
+    shared = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):  # one build for all the workers: in the folder above their own
+        shared = shared.parent
+    root = shared / "dist"
+    with contextlib.ExitStack() as held:
+        lock = held.enter_context(open(shared / "dist.lock", "a"))
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (root / "built").exists():
+            shutil.rmtree(root, ignore_errors=True)
+            _build_dist(root)
+    return root / "out"
+
+
+def _build_dist(root: Path) -> None:
     source, out = root / "source", root / "out"
     shutil.copytree(
         Path(__file__).resolve().parents[1],
@@ -111,4 +181,4 @@ def sweeper_dist(tmp_path_factory) -> Path:
     ):
         done = subprocess.run([str(a) for a in argv], capture_output=True, text=True)
         assert done.returncode == 0, f"{' '.join(map(str, argv))} failed:\n{done.stderr[-4000:]}"
-    return out
+    (root / "built").touch()
