@@ -17,3 +17,15 @@ def member(config=(), repeat: int = 0, sweep_seed: int = 0) -> Member:
         seeding.init_seed(sweep_seed, repeat),
         seeding.noise_seed(sweep_seed, repeat, config),
     )
+
+
+def circles_space(name: str, *, seed: int, repeats: int, search: str, pack_size: int = 2, **task) -> str:
+    """The search-space YAML of a small sweep on the circles data set, the driver tests' usual subject:
+    accuracy as the metric, ``task`` the task's fields after ``dataset: circles`` (values as YAML flow text,
+    e.g. ``hidden="[4]"``), ``search`` the lines of its ``search:`` block without their indent."""
+    fields = ", ".join(f"{key}: {value}" for key, value in {"dataset": "circles", **task}.items())
+    block = "".join(f"  {line}\n" for line in search.strip("\n").splitlines())
+    return (
+        f"name: {name}\nseed: {seed}\nrepeats: {repeats}\nmetric: accuracy\npack_size: {pack_size}\n"
+        f"task: {{{fields}}}\nsearch:\n{block}"
+    )

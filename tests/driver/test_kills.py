@@ -13,31 +13,26 @@ import time
 
 import pytest
 import sqlalchemy as sa
+from helpers import circles_space
 
-GRID_YAML = """\
-name: killed
-seed: 8
-repeats: 2
-metric: accuracy
-pack_size: 2        # one configuration a round: a kill lands between many small writes
-task: {dataset: circles, n_train: 20, hidden: [4], epochs: 30}
-search:
-  sampler: grid
-  grid: {placement: [input, weights, pre_activation], std: [0.01, 0.05, 0.1, 0.2]}
-"""
+# pack_size 2: one configuration a round, so a kill lands between many small writes.
+TASK = {"n_train": 20, "hidden": "[4]", "epochs": 30}
+GRID_YAML = circles_space(
+    "killed",
+    seed=8,
+    repeats=2,
+    search="sampler: grid\ngrid: {placement: [input, weights, pre_activation], std: [0.01, 0.05, 0.1, 0.2]}",
+    **TASK,
+)
 GRID_CONFIGS, REPEATS = 13, 2  # the baseline and 3 x 4
-TPE_YAML = """\
-name: killed
-seed: 8
-repeats: 2
-metric: accuracy
-pack_size: 2
-task: {dataset: circles, n_train: 20, hidden: [4], epochs: 30}
-search:
-  sampler: tpe
-  n_trials: 12      # past TPE's 10 random startup trials: later proposals learn from the earlier ones
-  space: {placement: [input, weights], std: {log_uniform: [0.01, 0.3]}}
-"""
+# 12 trials: past TPE's 10 random startup trials, so later proposals learn from the earlier ones.
+TPE_YAML = circles_space(
+    "killed",
+    seed=8,
+    repeats=2,
+    search="sampler: tpe\nn_trials: 12\nspace: {placement: [input, weights], std: {log_uniform: [0.01, 0.3]}}",
+    **TASK,
+)
 TPE_TRIALS = 13  # n_trials and the baseline
 
 

@@ -8,6 +8,7 @@ import time
 
 import pytest
 import sqlalchemy as sa
+from helpers import circles_space
 
 from sweeper.driver import sweep as sweep_module
 from sweeper.driver.executors import Executor
@@ -17,19 +18,15 @@ from sweeper.space import parse_space
 from sweeper.store import Store, _lease, open_store
 from sweeper.store._lease import GIVE_UP_S, STALE_S
 
-SPACE_YAML = """\
-name: held
-seed: 3
-repeats: 2
-metric: accuracy
-pack_size: 2
-task: {dataset: circles, n_train: 20, hidden: [4], epochs: 5}
-search:
-  sampler: grid
-  configs:
-    - {placement: input, std: 0.05}
-    - {placement: weights, std: 0.05}
-"""
+SPACE_YAML = circles_space(
+    "held",
+    seed=3,
+    repeats=2,
+    search="sampler: grid\nconfigs:\n  - {placement: input, std: 0.05}\n  - {placement: weights, std: 0.05}",
+    n_train=20,
+    hidden="[4]",
+    epochs=5,
+)
 N_CONFIGS, REPEATS = 3, 2
 REFUSED = re.compile(
     r"error: sweep 'held' is being run by host elsewhere \(pid 4242\) since \d{4}-\d\d-\d\d "

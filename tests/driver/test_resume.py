@@ -10,6 +10,7 @@ from pathlib import Path
 
 import optuna
 import pytest
+from helpers import circles_space
 
 from sweeper.store import Store, open_store
 
@@ -330,18 +331,16 @@ def test_a_resume_with_nothing_left_to_train_says_so_in_one_line(space, tmp_path
         assert [t["status"] for t in store.trials("resume-me")] == ["complete"] * N_CONFIGS
 
 
-TPE_YAML = """\
-name: tpe-resume
-seed: 3
-repeats: 2
-metric: accuracy
-pack_size: 2        # one trial a round
-task: {dataset: circles, n_train: 20, hidden: [4], epochs: 20}
-search:
-  sampler: tpe
-  n_trials: 12      # past TPE's 10 random startup trials
-  space: {placement: [input, weights], std: {log_uniform: [0.01, 0.3]}}
-"""
+# One trial a round (pack_size 2), 12 of them: past TPE's 10 random startup trials.
+TPE_YAML = circles_space(
+    "tpe-resume",
+    seed=3,
+    repeats=2,
+    search="sampler: tpe\nn_trials: 12\nspace: {placement: [input, weights], std: {log_uniform: [0.01, 0.3]}}",
+    n_train=20,
+    hidden="[4]",
+    epochs=20,
+)
 
 
 def tpe_trials(db: Path) -> dict[int, tuple]:
