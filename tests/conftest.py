@@ -1,16 +1,21 @@
-"""Fixtures every test directory shares: one torch thread, the CLI in-process, fresh PostgreSQL databases; and
-which tests run one after another when pytest-xdist spreads the others over its workers (`make test`)."""
+"""Fixtures every test directory shares: one torch thread, the CLI in-process, `sweeper run` as a process of its
+own (``launch``), fresh PostgreSQL databases; and which tests run one after another when pytest-xdist spreads
+the others over its workers (`make test`)."""
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
+import json
 import os
+import queue
 import secrets
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
+import threading
 from pathlib import Path
 
 import pytest
@@ -182,3 +187,117 @@ def _build_dist(root: Path) -> None:
         done = subprocess.run([str(a) for a in argv], capture_output=True, text=True)
         assert done.returncode == 0, f"{' '.join(map(str, argv))} failed:\n{done.stderr[-4000:]}"
     (root / "built").touch()
+
+
+#: The fork server's environment: one OpenMP thread, this checkout first on the path.
+SERVER_ENV = {
+    **os.environ,
+    "OMP_NUM_THREADS": "1",
+    "PYTHONPATH": os.pathsep.join(
+        filter(None, [str(Path(__file__).resolve().parents[1]), os.environ.get("PYTHONPATH")])
+    ),
+}
+
+
+class ForkServer:
+    """`_forkserver.py` as a process of this session: ``start(args, cwd, stdout, stderr)`` forks a `sweeper run`
+    from it and returns its pid; ``wait(pid)`` its exit code, as the server reports it."""
+
+    def __init__(self):
+        self.server = subprocess.Popen(
+            [sys.executable, str(Path(__file__).with_name("_forkserver.py"))],
+            env=SERVER_ENV,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        self.codes: dict[int, int] = {}
+        self.pids: queue.Queue = queue.Queue()
+        self.ended = threading.Condition()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        for line in self.server.stdout:
+            message = json.loads(line)
+            if "pid" in message:
+                self.pids.put(message["pid"])
+            else:
+                with self.ended:
+                    self.codes[message["exit"]] = message["code"]
+                    self.ended.notify_all()
+
+    def start(self, args: list[str], cwd: Path, stdout: Path, stderr: Path) -> int:
+        request = {"args": args, "cwd": str(cwd), "stdout": str(stdout), "stderr": str(stderr)}
+        self.server.stdin.write(json.dumps(request) + "\n")
+        self.server.stdin.flush()
+        return self.pids.get(timeout=60)
+
+    def wait(self, pid: int, timeout: float | None) -> int | None:
+        """The exit code of ``pid``; None if it is still running after ``timeout`` seconds (0: do not wait)."""
+        with self.ended:
+            self.ended.wait_for(lambda: pid in self.codes, timeout=timeout)
+            return self.codes.get(pid)
+
+    def close(self) -> None:
+        self.server.stdin.close()
+        self.server.wait(timeout=60)
+
+
+@pytest.fixture(scope="session")
+def fork_server():
+    server = ForkServer()
+    yield server
+    server.close()
+
+
+class Process:
+    """The part of `subprocess.Popen` the tests use, for a process the fork server started."""
+
+    def __init__(self, server: ForkServer, pid: int):
+        self.server, self.pid, self.returncode = server, pid, None
+
+    def poll(self) -> int | None:
+        self.returncode = self.server.wait(self.pid, 0)
+        return self.returncode
+
+    def wait(self, timeout: float | None = None) -> int:
+        self.returncode = self.server.wait(self.pid, timeout)
+        if self.returncode is None:
+            raise subprocess.TimeoutExpired(f"sweeper run (pid {self.pid})", timeout)
+        return self.returncode
+
+
+class Launched:
+    """A `sweeper run` started as a process of its own (forked from the fork server: ``python -m sweeper.cli``
+    without paying its imports again), its stderr in a file."""
+
+    def __init__(self, server: ForkServer, args: list[str], folder: Path, tag: str):
+        self.stderr_path = folder / f"{tag}.stderr"
+        self.process = Process(server, server.start(args, folder, folder / f"{tag}.stdout", self.stderr_path))
+
+    @property
+    def stderr(self) -> str:
+        return self.stderr_path.read_text()
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        if self.process.poll() is None:
+            os.kill(self.process.pid, sig)
+
+    def wait(self, timeout: float = 300) -> int:
+        return self.process.wait(timeout=timeout)
+
+
+@pytest.fixture
+def launch(tmp_path, fork_server):
+    """``launch(*args)``: ``sweeper run ARGS...`` as a process of its own; killed if the test leaves it running."""
+    started: list[Launched] = []
+
+    def start(*args) -> Launched:
+        launched = Launched(fork_server, [str(a) for a in args], tmp_path, f"run{len(started)}")
+        started.append(launched)
+        return launched
+
+    yield start
+    for launched in started:
+        launched.kill()
+        launched.wait()
