@@ -103,6 +103,28 @@ def sweeper_cli():
 
 
 @pytest.fixture(scope="module")
+def swept_once(request, tmp_path_factory, sweeper_cli):
+    """``swept_once(space_yaml, backend)``: the URL of a database (``sqlite`` or ``postgresql``) holding the
+    finished sweep of ``space_yaml``, run once per module whatever number of tests ask for it."""
+    done = {}
+
+    def run(space_yaml: str, backend: str) -> str:
+        if (space_yaml, backend) not in done:
+            folder = tmp_path_factory.mktemp(f"swept-{backend}")
+            space = folder / "space.yaml"
+            space.write_text(space_yaml)
+            url = (
+                f"sqlite:///{folder / 'sweeps.db'}" if backend == "sqlite" else request.getfixturevalue("pg_database")()
+            )
+            result = sweeper_cli("run", space, "--db", url)
+            assert result.exit_code == 0, result.stderr
+            done[space_yaml, backend] = url
+        return done[space_yaml, backend]
+
+    return run
+
+
+@pytest.fixture(scope="module")
 def pg_database():
     """``pg_database()``: the URL of a fresh PostgreSQL database; every one is dropped after the module.
 

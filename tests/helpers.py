@@ -3,6 +3,8 @@ puts tests/ on the path: with ``--import-mode=importlib`` a test module cannot i
 
 from __future__ import annotations
 
+import sqlalchemy as sa
+
 from sweeper import seeding
 from sweeper.records import Member
 
@@ -29,3 +31,14 @@ def circles_space(name: str, *, seed: int, repeats: int, search: str, pack_size:
         f"name: {name}\nseed: {seed}\nrepeats: {repeats}\nmetric: accuracy\npack_size: {pack_size}\n"
         f"task: {{{fields}}}\nsearch:\n{block}"
     )
+
+
+def execute(url: str, sql: str) -> list[tuple]:
+    """Runs ``sql`` on the database at ``url`` in a transaction of its own; the rows it returns, if any."""
+    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    try:
+        with engine.begin() as connection:
+            result = connection.exec_driver_sql(sql)
+            return [tuple(r) for r in result] if result.returns_rows else []
+    finally:
+        engine.dispose()

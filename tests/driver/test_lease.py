@@ -7,8 +7,7 @@ import re
 import time
 
 import pytest
-import sqlalchemy as sa
-from helpers import circles_space
+from helpers import circles_space, execute
 
 from sweeper.driver import sweep as sweep_module
 from sweeper.driver.executors import Executor
@@ -40,16 +39,6 @@ def space(tmp_path):
     path = tmp_path / "held.yaml"
     path.write_text(SPACE_YAML)
     return path
-
-
-def execute(url: str, sql: str) -> list[tuple]:
-    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
-    try:
-        with engine.begin() as connection:
-            result = connection.exec_driver_sql(sql)
-            return [tuple(r) for r in result] if result.returns_rows else []
-    finally:
-        engine.dispose()
 
 
 def everything(url: str) -> dict:
