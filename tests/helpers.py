@@ -8,6 +8,20 @@ import sqlalchemy as sa
 from sweeper import seeding
 from sweeper.records import Member
 
+#: The columns of a run that must come out the same however the sweep was interrupted.
+RUN_NUMBERS = (
+    "data_seed",
+    "init_seed",
+    "noise_seed",
+    "train_loss",
+    "test_loss",
+    "train_accuracy",
+    "test_accuracy",
+    "best_epoch",
+    "diverged",
+    "failed_to_learn",
+)
+
 
 def member(config=(), repeat: int = 0, sweep_seed: int = 0) -> Member:
     """The member that a sweep of seed ``sweep_seed`` trains for ``config`` at ``repeat``: the seeds of its
@@ -42,3 +56,17 @@ def execute(url: str, sql: str) -> list[tuple]:
             return [tuple(r) for r in result] if result.returns_rows else []
     finally:
         engine.dispose()
+
+
+def interrupt_on_call(monkeypatch, owner, name: str, call: int) -> None:
+    """Ctrl-C in place of the ``call``-th call (1 for the first) of method ``name`` of class ``owner``: a
+    KeyboardInterrupt raised before the method runs; the calls before it run as they would."""
+    method, calls = getattr(owner, name), []
+
+    def interrupted(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == call:
+            raise KeyboardInterrupt
+        return method(self, *args, **kwargs)
+
+    monkeypatch.setattr(owner, name, interrupted)

@@ -5,20 +5,7 @@ from __future__ import annotations
 
 import pytest
 import sqlalchemy as sa
-
-#: The columns of a run that must come out the same however the sweep was interrupted.
-NUMBERS = (
-    "data_seed",
-    "init_seed",
-    "noise_seed",
-    "train_loss",
-    "test_loss",
-    "train_accuracy",
-    "test_accuracy",
-    "best_epoch",
-    "diverged",
-    "failed_to_learn",
-)
+from helpers import RUN_NUMBERS as NUMBERS
 
 
 class Stored:

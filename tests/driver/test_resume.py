@@ -10,7 +10,7 @@ from pathlib import Path
 
 import optuna
 import pytest
-from helpers import circles_space
+from helpers import RUN_NUMBERS, circles_space, interrupt_on_call
 
 from sweeper.store import Store, open_store
 
@@ -37,19 +37,8 @@ search:
 N_CONFIGS, REPEATS = 5, 3
 TOTAL = N_CONFIGS * REPEATS
 KEY = ("trial", "task", "repeat")
-NUMBERS = (
-    "data_seed",
-    "init_seed",
-    "noise_seed",
-    "train_loss",
-    "test_loss",
-    "train_accuracy",
-    "test_accuracy",
-    "best_epoch",
-    "diverged",
-)
 RUNS_SQL = (
-    f'SELECT r.id, t.number AS trial, r.task, r."repeat", {", ".join("r." + n for n in NUMBERS)} '
+    f'SELECT r.id, t.number AS trial, r.task, r."repeat", {", ".join("r." + n for n in RUN_NUMBERS)} '
     "FROM sweeper_runs r JOIN sweeper_trials t ON t.id = r.trial_id"
 )
 
@@ -223,18 +212,9 @@ def test_a_sweep_sent_sigterm_stops_as_on_ctrl_c_exits_143_and_resumes(
 
 def test_a_sweep_interrupted_between_ask_and_suggest_resumes(space, reference, tmp_path, sweeper_cli, monkeypatch):
     db = tmp_path / "asked.db"
-    add_trials = Store.add_trials
-    calls = []
-
-    def interrupted_on_the_second_trial(self, *args, **kwargs):
-        calls.append(1)
-        if len(calls) == 2:
-            # Ctrl-C after Optuna's trial of the second round was written, before the store's: the round's
-            # transaction (which also tells the first round) is rolled back
-            raise KeyboardInterrupt
-        return add_trials(self, *args, **kwargs)
-
-    monkeypatch.setattr(Store, "add_trials", interrupted_on_the_second_trial)
+    # Ctrl-C after Optuna's trial of the second round was written, before the store's: the round's transaction
+    # (which also tells the first round) is rolled back
+    interrupt_on_call(monkeypatch, Store, "add_trials", 2)
     first = sweeper_cli("run", space, "--db", f"sqlite:///{db}")
     assert first.exit_code == 130
     assert len(runs_by_key(db)) == REPEATS
@@ -248,16 +228,8 @@ def test_a_sweep_interrupted_between_ask_and_suggest_resumes(space, reference, t
 
 def test_a_sweep_interrupted_between_optuna_and_store_completes_every_trial(space, tmp_path, sweeper_cli, monkeypatch):
     url = f"sqlite:///{tmp_path / 'told.db'}"
-    complete = Store.complete_trials
-    calls = []
-
-    def interrupted_on_the_second_trial(self, *args, **kwargs):
-        calls.append(1)
-        if len(calls) == 2:
-            raise KeyboardInterrupt  # Ctrl-C while the second round is told: its transaction is rolled back
-        return complete(self, *args, **kwargs)
-
-    monkeypatch.setattr(Store, "complete_trials", interrupted_on_the_second_trial)
+    # Ctrl-C while the second round is told: its transaction is rolled back
+    interrupt_on_call(monkeypatch, Store, "complete_trials", 2)
     assert sweeper_cli("run", space, "--db", url, "--epochs", "10").exit_code == 130
     monkeypatch.undo()
 
@@ -308,16 +280,8 @@ def test_a_refused_resume_is_one_line_on_stderr(space, reference, sweeper_cli):
 
 def test_a_resume_with_nothing_left_to_train_says_so_in_one_line(space, tmp_path, sweeper_cli, monkeypatch):
     url = f"sqlite:///{tmp_path / 'last.db'}"
-    complete = Store.complete_trials
-    calls = []
-
-    def interrupted_telling_the_last(self, *args, **kwargs):
-        calls.append(1)
-        if len(calls) == N_CONFIGS:  # one configuration per round: the last round, all its runs stored
-            raise KeyboardInterrupt
-        return complete(self, *args, **kwargs)
-
-    monkeypatch.setattr(Store, "complete_trials", interrupted_telling_the_last)
+    # one configuration per round: Ctrl-C while the last round is told, all its runs stored
+    interrupt_on_call(monkeypatch, Store, "complete_trials", N_CONFIGS)
     assert sweeper_cli("run", space, "--db", url, "--epochs", "10").exit_code == 130
     monkeypatch.undo()
 
