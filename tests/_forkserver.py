@@ -3,7 +3,8 @@ one child per request, which runs the CLI as ``python -m sweeper.cli ARGS`` woul
 
 The children are real processes that the tests kill with real signals; what the fork saves is the few seconds
 of imports each fresh interpreter spends before its first write. Protocol, one JSON object a line: the test
-sends ``{"args", "cwd", "stdout", "stderr"}`` on stdin and reads ``{"pid"}`` back; when a child ends the
+sends ``{"args", "cwd", "stdout", "stderr"}`` (and ``kill_at_commit``: N to have the child SIGKILL itself as
+it is about to commit its N-th transaction) on stdin and reads ``{"pid"}`` back; when a child ends the
 server writes ``{"exit": pid, "code": code}`` (``code`` as ``Popen.returncode``: minus the signal's number
 when a signal ended it). The server itself never trains, opens a database or starts a Python thread, so a
 fork copies nothing a child could trip on.
@@ -71,8 +72,30 @@ def _run(request: dict) -> None:
     import random
 
     random.seed()  # the server's state is no child's
+    if request.get("kill_at_commit"):
+        _kill_at_commit(request["kill_at_commit"])
     sys.argv = [sweeper.cli.__file__, *request["args"]]
     sweeper.cli.app()
+
+
+def _kill_at_commit(n: int) -> None:
+    """SIGKILL this process as it is about to commit its ``n``-th transaction (sweeper's or Optuna's, on the
+    main thread: not the lease's heartbeat), so that the transaction is lost with the process."""
+    import signal
+    import threading
+
+    import sqlalchemy as sa
+
+    commits = 0
+
+    def count(connection) -> None:
+        nonlocal commits
+        if threading.current_thread() is threading.main_thread():
+            commits += 1
+            if commits == n:
+                os.kill(os.getpid(), signal.SIGKILL)
+
+    sa.event.listen(sa.engine.Engine, "commit", count)
 
 
 if __name__ == "__main__":

@@ -248,8 +248,9 @@ class ForkServer:
                     self.codes[message["exit"]] = message["code"]
                     self.ended.notify_all()
 
-    def start(self, args: list[str], cwd: Path, stdout: Path, stderr: Path) -> int:
+    def start(self, args: list[str], cwd: Path, stdout: Path, stderr: Path, kill_at_commit: int | None = None) -> int:
         request = {"args": args, "cwd": str(cwd), "stdout": str(stdout), "stderr": str(stderr)}
+        request["kill_at_commit"] = kill_at_commit
         self.server.stdin.write(json.dumps(request) + "\n")
         self.server.stdin.flush()
         return self.pids.get(timeout=60)
@@ -293,9 +294,10 @@ class Launched:
     """A `sweeper run` started as a process of its own (forked from the fork server: ``python -m sweeper.cli``
     without paying its imports again), its stderr in a file."""
 
-    def __init__(self, server: ForkServer, args: list[str], folder: Path, tag: str):
+    def __init__(self, server: ForkServer, args: list[str], folder: Path, tag: str, kill_at_commit: int | None):
         self.stderr_path = folder / f"{tag}.stderr"
-        self.process = Process(server, server.start(args, folder, folder / f"{tag}.stdout", self.stderr_path))
+        pid = server.start(args, folder, folder / f"{tag}.stdout", self.stderr_path, kill_at_commit)
+        self.process = Process(server, pid)
 
     @property
     def stderr(self) -> str:
@@ -311,11 +313,12 @@ class Launched:
 
 @pytest.fixture
 def launch(tmp_path, fork_server):
-    """``launch(*args)``: ``sweeper run ARGS...`` as a process of its own; killed if the test leaves it running."""
+    """``launch(*args)``: ``sweeper ARGS...`` as a process of its own; killed if the test leaves it running.
+    ``launch(*args, kill_at_commit=N)``: one that SIGKILLs itself as it is about to commit its N-th transaction."""
     started: list[Launched] = []
 
-    def start(*args) -> Launched:
-        launched = Launched(fork_server, [str(a) for a in args], tmp_path, f"run{len(started)}")
+    def start(*args, kill_at_commit: int | None = None) -> Launched:
+        launched = Launched(fork_server, [str(a) for a in args], tmp_path, f"run{len(started)}", kill_at_commit)
         started.append(launched)
         return launched
 
