@@ -4,7 +4,6 @@ the others over its workers (`make test`)."""
 
 from __future__ import annotations
 
-import contextlib
 import fcntl
 import json
 import os
@@ -173,9 +172,8 @@ def sweeper_dist(tmp_path_factory) -> Path:
     if os.environ.get("PYTEST_XDIST_WORKER"):  # one build for all the workers: in the folder above their own
         shared = shared.parent
     root = shared / "dist"
-    with contextlib.ExitStack() as held:
-        lock = held.enter_context(open(shared / "dist.lock", "a"))
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with open(shared / "dist.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released as the file closes
         if not (root / "built").exists():
             shutil.rmtree(root, ignore_errors=True)
             _build_dist(root)
@@ -222,8 +220,9 @@ SERVER_ENV = {
 
 
 class ForkServer:
-    """`_forkserver.py` as a process of this session: ``start(args, cwd, stdout, stderr)`` forks a `sweeper run`
-    from it and returns its pid; ``wait(pid)`` its exit code, as the server reports it."""
+    """`_forkserver.py` as a process of this session (one per pytest-xdist worker): ``start(args, cwd, stdout,
+    stderr)`` forks a `sweeper` command from it and returns its pid; ``wait(pid)`` its exit code, as the server
+    reports it."""
 
     def __init__(self):
         self.server = subprocess.Popen(
@@ -250,7 +249,7 @@ class ForkServer:
 
     def start(self, args: list[str], cwd: Path, stdout: Path, stderr: Path, kill_at_commit: int | None = None) -> int:
         request = {"args": args, "cwd": str(cwd), "stdout": str(stdout), "stderr": str(stderr)}
-        request["kill_at_commit"] = kill_at_commit
+        request |= {"kill_at_commit": kill_at_commit}
         self.server.stdin.write(json.dumps(request) + "\n")
         self.server.stdin.flush()
         return self.pids.get(timeout=60)
