@@ -166,11 +166,13 @@ class TakenOverWhileTraining(Executor):
         self.url, self.interrupted = url, False
 
     def run(self, packs):
-        execute(
-            self.url, "UPDATE sweeper_sweeps SET lease_token = 'elsewhere', lease_host = 'elsewhere', lease_pid = 4242"
-        )
-        deadline = time.monotonic() + 120
+        # The take-over inside the try: under load the heartbeat may see it, and interrupt, before the next line.
         try:
+            execute(
+                self.url,
+                "UPDATE sweeper_sweeps SET lease_token = 'elsewhere', lease_host = 'elsewhere', lease_pid = 4242",
+            )
+            deadline = time.monotonic() + 120
             while time.monotonic() < deadline:  # a long pack
                 time.sleep(0.01)
         except KeyboardInterrupt:
