@@ -38,8 +38,10 @@ def member(config=(), repeat: int = 0, sweep_seed: int = 0) -> Member:
 def circles_space(name: str, *, seed: int, repeats: int, search: str, pack_size: int = 2, **task) -> str:
     """The search-space YAML of a small sweep on the circles data set, the driver tests' usual subject:
     accuracy as the metric, ``task`` the task's fields after ``dataset: circles`` (values as YAML flow text,
-    e.g. ``hidden="[4]"``), ``search`` the lines of its ``search:`` block without their indent."""
-    fields = ", ".join(f"{key}: {value}" for key, value in {"dataset": "circles", **task}.items())
+    e.g. ``hidden="[8]"``; 20 training points and one hidden layer of 4 unless given), ``search`` the lines of
+    its ``search:`` block without their indent."""
+    task = {"dataset": "circles", "n_train": 20, "hidden": "[4]", **task}
+    fields = ", ".join(f"{key}: {value}" for key, value in task.items())
     block = "".join(f"  {line}\n" for line in search.strip("\n").splitlines())
     return (
         f"name: {name}\nseed: {seed}\nrepeats: {repeats}\nmetric: accuracy\npack_size: {pack_size}\n"

@@ -13,8 +13,6 @@ SPACE_YAML = circles_space(
     seed=2,
     repeats=2,
     search="sampler: grid\ngrid: {placement: [input, weights], std: [0.01, 0.02, 0.03, 0.04, 0.05, 0.06]}",
-    n_train=20,
-    hidden="[4]",
     epochs=5,
 )
 N_CONFIGS, REPEATS = 13, 2

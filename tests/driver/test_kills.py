@@ -16,14 +16,13 @@ import pytest
 import sqlalchemy as sa
 from helpers import circles_space
 
-# pack_size 2: one configuration a round, so a kill lands between many small writes.
-TASK = {"n_train": 20, "hidden": "[4]", "epochs": 30}
+# pack_size 2 (circles_space's): one configuration a round, so a kill lands between many small writes.
 GRID_YAML = circles_space(
     "killed",
     seed=8,
     repeats=2,
     search="sampler: grid\ngrid: {placement: [input, weights, pre_activation], std: [0.01, 0.05, 0.1, 0.2]}",
-    **TASK,
+    epochs=30,
 )
 GRID_CONFIGS, REPEATS = 13, 2  # the baseline and 3 x 4
 # 12 trials: past TPE's 10 random startup trials, so later proposals learn from the earlier ones.
@@ -32,7 +31,7 @@ TPE_YAML = circles_space(
     seed=8,
     repeats=2,
     search="sampler: tpe\nn_trials: 12\nspace: {placement: [input, weights], std: {log_uniform: [0.01, 0.3]}}",
-    **TASK,
+    epochs=30,
 )
 TPE_TRIALS = 13  # n_trials and the baseline
 
@@ -185,7 +184,7 @@ def test_a_sweep_whose_connections_are_terminated_resumes_to_the_uninterrupted_r
 # The baseline and one configuration: a first round (after the sweep's setup) and a last one, which also tells
 # the first; the kills above cover the rounds between.
 SMALL_YAML = circles_space(
-    "killed", seed=8, repeats=2, search="sampler: grid\nconfigs:\n  - {placement: input, std: 0.05}", **TASK
+    "killed", seed=8, repeats=2, search="sampler: grid\nconfigs:\n  - {placement: input, std: 0.05}", epochs=30
 )
 
 

@@ -22,8 +22,6 @@ SPACE_YAML = circles_space(
     seed=3,
     repeats=2,
     search="sampler: grid\nconfigs:\n  - {placement: input, std: 0.05}\n  - {placement: weights, std: 0.05}",
-    n_train=20,
-    hidden="[4]",
     epochs=5,
 )
 N_CONFIGS, REPEATS = 3, 2

@@ -301,8 +301,6 @@ TPE_YAML = circles_space(
     seed=3,
     repeats=2,
     search="sampler: tpe\nn_trials: 12\nspace: {placement: [input, weights], std: {log_uniform: [0.01, 0.3]}}",
-    n_train=20,
-    hidden="[4]",
     epochs=20,
 )
 
