@@ -1,13 +1,13 @@
-"""A fork server for `sweeper run` processes: it imports sweeper (torch, Optuna, SQLAlchemy) once, then forks
-one child per request, which runs the CLI as ``python -m sweeper.cli ARGS`` would, in a session of its own.
+"""A fork server for `sweeper` commands: it imports sweeper (torch, Optuna, SQLAlchemy) once, then forks one
+child per request, which runs the CLI as ``python -m sweeper.cli ARGS`` would, in a session of its own.
 
 The children are real processes that the tests kill with real signals; what the fork saves is the few seconds
 of imports each fresh interpreter spends before its first write. Protocol, one JSON object a line: the test
-sends ``{"args", "cwd", "stdout", "stderr"}`` (and ``kill_at_commit``: N to have the child SIGKILL itself as
-it is about to commit its N-th transaction) on stdin and reads ``{"pid"}`` back; when a child ends the
-server writes ``{"exit": pid, "code": code}`` (``code`` as ``Popen.returncode``: minus the signal's number
-when a signal ended it). The server itself never trains, opens a database or starts a Python thread, so a
-fork copies nothing a child could trip on.
+sends ``{"args", "cwd", "stdout", "stderr"}`` on stdin, optionally with ``env`` (the child's environment
+instead of the server's) and ``kill_at_commit`` (N: the child SIGKILLs itself as it is about to commit its
+N-th transaction), and reads ``{"pid"}`` back; when a child ends the server writes ``{"exit": pid, "code":
+code}`` (``code`` as ``Popen.returncode``: minus the signal's number when a signal ended it). The server itself
+never trains, opens a database or starts a Python thread, so a fork copies nothing a child could trip on.
 """
 
 from __future__ import annotations
@@ -72,6 +72,9 @@ def _run(request: dict) -> None:
     import random
 
     random.seed()  # the server's state is no child's
+    if request.get("env") is not None:  # read when used (CC, SWEEPER_CACHE...), so set before the command runs
+        os.environ.clear()
+        os.environ.update(request["env"])
     if request.get("kill_at_commit"):
         _kill_at_commit(request["kill_at_commit"])
     sys.argv = [sweeper.cli.__file__, *request["args"]]

@@ -247,9 +247,9 @@ class ForkServer:
                     self.codes[message["exit"]] = message["code"]
                     self.ended.notify_all()
 
-    def start(self, args: list[str], cwd: Path, stdout: Path, stderr: Path, kill_at_commit: int | None = None) -> int:
-        request = {"args": args, "cwd": str(cwd), "stdout": str(stdout), "stderr": str(stderr)}
-        request |= {"kill_at_commit": kill_at_commit}
+    def start(self, args: list[str], cwd: Path, stdout: Path, stderr: Path, **options) -> int:
+        """``options``: ``env`` (the child's environment), ``kill_at_commit`` (see _forkserver.py)."""
+        request = {"args": args, "cwd": str(cwd), "stdout": str(stdout), "stderr": str(stderr), **options}
         self.server.stdin.write(json.dumps(request) + "\n")
         self.server.stdin.flush()
         return self.pids.get(timeout=60)
@@ -293,10 +293,13 @@ class Launched:
     """A `sweeper run` started as a process of its own (forked from the fork server: ``python -m sweeper.cli``
     without paying its imports again), its stderr in a file."""
 
-    def __init__(self, server: ForkServer, args: list[str], folder: Path, tag: str, kill_at_commit: int | None):
-        self.stderr_path = folder / f"{tag}.stderr"
-        pid = server.start(args, folder, folder / f"{tag}.stdout", self.stderr_path, kill_at_commit)
-        self.process = Process(server, pid)
+    def __init__(self, server: ForkServer, args: list[str], folder: Path, tag: str, **options):
+        self.stdout_path, self.stderr_path = folder / f"{tag}.stdout", folder / f"{tag}.stderr"
+        self.process = Process(server, server.start(args, folder, self.stdout_path, self.stderr_path, **options))
+
+    @property
+    def stdout(self) -> str:
+        return self.stdout_path.read_text()
 
     @property
     def stderr(self) -> str:
@@ -312,12 +315,13 @@ class Launched:
 
 @pytest.fixture
 def launch(tmp_path, fork_server):
-    """``launch(*args)``: ``sweeper ARGS...`` as a process of its own; killed if the test leaves it running.
-    ``launch(*args, kill_at_commit=N)``: one that SIGKILLs itself as it is about to commit its N-th transaction."""
+    """``launch(*args)``: ``sweeper ARGS...`` as a process of its own, in ``tmp_path``; killed if the test leaves it
+    running. ``launch(*args, env={...})``: with that environment; ``launch(*args, kill_at_commit=N)``: one that
+    SIGKILLs itself as it is about to commit its N-th transaction."""
     started: list[Launched] = []
 
-    def start(*args, kill_at_commit: int | None = None) -> Launched:
-        launched = Launched(fork_server, [str(a) for a in args], tmp_path, f"run{len(started)}", kill_at_commit)
+    def start(*args, cwd: Path | None = None, **options) -> Launched:
+        launched = Launched(fork_server, [str(a) for a in args], cwd or tmp_path, f"run{len(started)}", **options)
         started.append(launched)
         return launched
 
