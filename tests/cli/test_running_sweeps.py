@@ -14,6 +14,7 @@ import time
 
 import pytest
 import sqlalchemy as sa
+from helpers import execute
 
 # A quick pack (2 runs, stored within seconds), then one that trains for hours.
 LONG = """\
@@ -39,16 +40,6 @@ search:
   configs:
     - {placement: input, std: 0.1}
 """
-
-
-def execute(url: str, sql: str) -> list[tuple]:
-    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
-    try:
-        with engine.begin() as connection:
-            result = connection.exec_driver_sql(sql)
-            return [tuple(r) for r in result] if result.returns_rows else []
-    finally:
-        engine.dispose()
 
 
 def listed(sweeper_cli, url: str) -> dict:

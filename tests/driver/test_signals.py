@@ -23,6 +23,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from helpers import execute
 
 SPACE = """\
 name: long
@@ -42,33 +43,31 @@ QUICK_RUNS = 2  # the circles pack: 2 repeats of the baseline
 GRACE_S = 10.0
 
 
-def dispositions(sigint=signal.SIG_DFL):
-    """For ``preexec_fn``: the child's dispositions as a terminal's shell leaves them, SIGINT as given
-    (SIG_IGN: as ``nohup`` or a background job starts it). A Python handler would not survive exec."""
-
-    def apply() -> None:
-        for signum in (signal.SIGTERM, signal.SIGHUP):
-            signal.signal(signum, signal.SIG_DFL)
-        signal.signal(signal.SIGINT, sigint)
-
-    return apply
+def as_in_a_shell() -> None:
+    """For ``preexec_fn``: the dispositions a terminal's shell gives a command, whatever started the suite
+    (``nohup``, ``make test &``: SIGINT or SIGHUP ignored, which exec keeps)."""
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, signal.SIG_DFL)
 
 
 class Sweep:
-    """``sweeper run`` of the long sweep as a process of its own (a session of its own), output in files, or
-    on a ``terminal`` (a pty's end) that is then its controlling terminal, as in a terminal window."""
+    """A `sweeper run` of the long sweep (a process of its own, in a session of its own) and its database."""
 
-    def __init__(self, folder: Path, url: str, *options: str, sigint=signal.SIG_DFL, terminal: int | None = None):
+    def __init__(self, process, url: str, stderr_path: Path):
+        self.process, self.url, self.stderr_path = process, url, stderr_path
+
+    @classmethod
+    def start(cls, folder: Path, url: str, *options: str, terminal: int | None = None) -> Sweep:
+        """Started here, output in files, or on a ``terminal`` (a pty's end) that is then its controlling
+        terminal, as in a terminal window."""
         folder.joinpath("long.yaml").write_text(SPACE)
-        self.folder, self.url = folder, url
-        restore = dispositions(sigint)
 
         def in_a_terminal() -> None:
-            restore()
+            as_in_a_shell()
             fcntl.ioctl(0, termios.TIOCSCTTY, 0)  # after start_new_session's setsid
 
         with open(folder / "stdout", "w") as out, open(folder / "stderr", "w") as err:
-            self.process = subprocess.Popen(
+            process = subprocess.Popen(
                 [sys.executable, "-m", "sweeper.cli", "run", "long.yaml", "--db", url, *options],
                 cwd=folder,
                 env={**os.environ, "OMP_NUM_THREADS": "1", "TERM": "xterm"},
@@ -76,28 +75,16 @@ class Sweep:
                 stdout=out if terminal is None else terminal,
                 stderr=err if terminal is None else terminal,
                 start_new_session=True,
-                preexec_fn=restore if terminal is None else in_a_terminal,
+                preexec_fn=as_in_a_shell if terminal is None else in_a_terminal,
             )
+        return cls(process, url, folder / "stderr")
 
     @property
     def stderr(self) -> str:
-        return (self.folder / "stderr").read_text()
+        return self.stderr_path.read_text()
 
     def read(self, sql: str) -> list[tuple]:
-        engine = sa.create_engine(self.url, poolclass=sa.pool.NullPool)
-        try:
-            with engine.begin() as connection:
-                return [tuple(r) for r in connection.exec_driver_sql(sql)] if sql.startswith("SELECT") else []
-        finally:
-            engine.dispose()
-
-    def write(self, sql: str) -> None:
-        engine = sa.create_engine(self.url, poolclass=sa.pool.NullPool)
-        try:
-            with engine.begin() as connection:
-                connection.exec_driver_sql(sql)
-        finally:
-            engine.dispose()
+        return execute(self.url, sql)
 
     def wait_for_the_long_pack(self, timeout: float = 240) -> None:
         """Until the quick pack is stored and the long one trains (the process still running)."""
@@ -137,13 +124,13 @@ class Sweep:
 
 @pytest.fixture
 def sweep(tmp_path):
-    """``sweep(url, *options, sigint=...)``: the long sweep started; killed if the test leaves it running."""
+    """``sweep(url, *options)``: the long sweep started; killed if the test leaves it running."""
     started: list[Sweep] = []
 
-    def start(url: str, *options: str, sigint=signal.SIG_DFL) -> Sweep:
+    def start(url: str, *options: str) -> Sweep:
         folder = tmp_path / f"sweep{len(started)}"
         folder.mkdir()
-        started.append(Sweep(folder, url, *options, sigint=sigint))
+        started.append(Sweep.start(folder, url, *options))
         return started[-1]
 
     yield start
@@ -203,7 +190,7 @@ def test_a_closed_terminal_ends_a_sweep_with_its_live_bar_as_sighup_does(tmp_pat
     """`sweeper run` in a terminal (its live bar drawn there) whose window is closed: the kernel sends SIGHUP,
     and the terminal is gone for the last lines; the sweep is recorded and its lease released all the same."""
     controller, terminal = pty.openpty()
-    running = Sweep(tmp_path, _sqlite(tmp_path), terminal=terminal)
+    running = Sweep.start(tmp_path, _sqlite(tmp_path), terminal=terminal)
     os.close(terminal)
     shown = bytearray()
 
@@ -236,16 +223,22 @@ def test_a_closed_terminal_ends_a_sweep_with_its_live_bar_as_sighup_does(tmp_pat
 
 
 @pytest.mark.slow
-def test_with_sigint_ignored_ctrl_c_is_ignored_and_a_lost_lease_still_stops_training_at_once(sweep, tmp_path):
+def test_with_sigint_ignored_ctrl_c_is_ignored_and_a_lost_lease_still_stops_training_at_once(launch, tmp_path):
     """As started by ``nohup sweeper run ... &``: SIGINT ignored. Another run takes the sweep over while the
-    long pack trains: the heartbeat (every 5 s) finds it, and training stops at the engine's next chunk."""
-    running = sweep(_sqlite(tmp_path), sigint=signal.SIG_IGN)
+    long pack trains: the heartbeat (every 5 s) finds it, and training stops at the engine's next chunk.
+    (Forked from the tests' fork server, which starts its children with the dispositions asked for.)"""
+    url = _sqlite(tmp_path)
+    tmp_path.joinpath("long.yaml").write_text(SPACE)
+    launched = launch("run", "long.yaml", "--db", url, sigint="ignore")
+    running = Sweep(launched.process, url, launched.stderr_path)
     running.wait_for_the_long_pack()
 
     os.kill(running.process.pid, signal.SIGINT)
     time.sleep(1.0)
     assert running.process.poll() is None, "an ignored SIGINT stopped the sweep"
-    running.write("UPDATE sweeper_sweeps SET lease_token = 'elsewhere', lease_host = 'elsewhere', lease_pid = 4242")
+    execute(
+        running.url, "UPDATE sweeper_sweeps SET lease_token = 'elsewhere', lease_host = 'elsewhere', lease_pid = 4242"
+    )
     taken = time.monotonic()
     status = running.process.wait(timeout=60)
     seconds = time.monotonic() - taken
