@@ -25,9 +25,10 @@ import sweeper.cli
 
 # What the children no longer import: every module of sweeper (the CLI imports most of them only when a command
 # runs), so torch, Optuna, SQLAlchemy, scikit-learn and SciPy too; not Ray's executor, which a local run never
-# imports, nor the migrations (scripts that Alembic loads by path).
+# imports, nor the migrations (scripts that Alembic loads by path), nor ``sweeper/cli/__main__.py`` (which runs
+# the command line as it is imported).
 for _module in pkgutil.walk_packages(sweeper.__path__, "sweeper."):
-    if "ray" not in _module.name and "migrations" not in _module.name:
+    if "ray" not in _module.name and "migrations" not in _module.name and not _module.name.endswith("__main__"):
         importlib.import_module(_module.name)
 
 
