@@ -212,12 +212,16 @@ def refuse_old_annealing(spec: SweepSpec, sweeper_version: str | None) -> None:
 
 
 def refuse_changed_data(spec: SweepSpec, stored: dict | None) -> None:
-    """Refuses, in one line, to resume or rerun a sweep whose data files changed since it was stored
-    (``stored``: the sweep row's ``data_files``): its runs were trained on the old contents, and the
-    new ones would not be comparable with them."""
-    said = files.changed(stored, files.described(spec.tasks, spec.data_dir))
+    """Refuses, in one line, to resume or rerun a sweep whose data files or own model's code changed
+    since it was stored (``stored``: the sweep row's ``data_files``): its runs were trained on the old
+    contents, and the new ones would not be comparable with them."""
+    try:
+        said = files.changed(stored, files.described(spec.tasks, spec.data_dir))
+    except TaskError as exc:
+        raise StoreError(f"sweep {spec.name!r}: {exc}") from exc
     if said is not None:
+        restore = "the model's files" if said.startswith("the model") else "the file"
         raise StoreError(
-            f"sweep {spec.name!r}: data file {said} changed since the sweep was stored, so new runs "
-            "would not match the stored ones: restore the file, or run it under another --name"
+            f"sweep {spec.name!r}: {said} changed since the sweep was stored, so new runs "
+            f"would not match the stored ones: restore {restore}, or run it under another --name"
         )
