@@ -89,14 +89,16 @@ def _read(file: Path, stored_in: str | None, name: str | None) -> SweepSpec:
 
 
 def _stored_before_validation(file: Path, url: str, name: str | None) -> SweepSpec | None:
+    from sweeper.regular_files import read_regular
+    from sweeper.space.spec import MAX_FILE_BYTES
     from sweeper.store import open_store
 
     try:
-        text = file.read_text(encoding="utf-8")
+        text = read_regular(file, MAX_FILE_BYTES, str(file), SpaceError, "search-space file").decode("utf-8")
         spec = parse_space(text, str(file), stored=True, base_dir=file.resolve().parent)
         with open_store(url, create=False) as store:
             row = store.sweep(name or spec.name)
-    except (OSError, SweeperError):
+    except (OSError, UnicodeDecodeError, SweeperError):
         return None
     if row["spec_yaml"] != text or not row["metric"].startswith("test_"):
         return None

@@ -80,4 +80,7 @@ def connect(url: URL) -> Engine:
 
 
 def _cannot_open(url: URL, exc: BaseException) -> StoreError:
-    return StoreError(f"cannot open database {url.render_as_string(hide_password=True)}: {reason(exc, url)}")
+    from sweeper.store._url import redact
+
+    shown = redact(url.render_as_string(hide_password=False))
+    return StoreError(f"cannot open database {shown}: {reason(exc, url)}")

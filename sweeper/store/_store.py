@@ -74,7 +74,7 @@ class Store:
     @property
     def display_url(self) -> str:
         """The URL with its password replaced by ``***``."""
-        return self._db.url.render_as_string(hide_password=True)
+        return redact(self._db.url.render_as_string(hide_password=False))
 
     def upgrade_schema(self) -> tuple[str | None, str]:
         """Create sweeper's tables, or upgrade them to this version's schema: the revisions before and after.

@@ -1,0 +1,145 @@
+"""What a user hands the command line is untrusted input: a database string of any shape never prints its
+password, a search-space file that is not a regular file is refused unread, and a user's data file
+reaches no message beyond a bounded column name. Each: one line, exit status 2, nothing written."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+SECRET = "s3cr3tPW"
+
+GOOD = """\
+name: bad
+seed: 1
+repeats: 2
+task:
+  dataset: circles
+  n_train: 30
+  hidden: [8]
+  epochs: 5
+search:
+  sampler: grid
+  configs:
+    - {placement: input, std: 0.1}
+"""
+
+
+def one_line(result, *fragments) -> str:
+    """Exit status 2 and one line on stderr holding every fragment; no traceback, nothing on stdout."""
+    assert result.exit_code == 2, (result.exit_code, result.stdout, result.stderr, result.exception)
+    assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
+    (line,) = result.stderr.splitlines()
+    assert line.startswith("error: ") and result.stdout == ""
+    for fragment in fragments:
+        assert fragment in line, f"{fragment!r} not in {line!r}"
+    return line
+
+
+COMMANDS = [
+    ("sweeps",),
+    ("runs", "tiny"),
+    ("trials", "tiny"),
+    ("report", "tiny"),
+    ("query", "select 1"),
+    ("rerun", "tiny", "1"),
+    ("delete", "tiny", "--yes"),
+]
+URLS = [
+    f"u:{SECRET}@h/x",  # no scheme
+    f"postgresql://u:{SECRET}@[::1:5432/x",  # an IPv6 address not closed: ValueError in SQLAlchemy
+    f"postgresql://u:{SECRET}@h:port/x",  # a port that is not a number
+    f"postgresql://u:p@{SECRET}@h/x",  # an "@" in the password
+    f"postgresql://u@127.0.0.1:1/x?password={SECRET}",  # in the query string
+]
+
+
+@pytest.mark.parametrize("url", URLS)
+@pytest.mark.parametrize("command", COMMANDS, ids=lambda c: c[0])
+def test_a_database_string_never_prints_its_password(sweeper_cli, tmp_path, monkeypatch, command, url):
+    monkeypatch.chdir(tmp_path)
+    for via_env in (False, True):
+        if via_env:
+            monkeypatch.setenv("SWEEPER_DB", url)
+            result = sweeper_cli(*command)
+        else:
+            monkeypatch.delenv("SWEEPER_DB", raising=False)
+            result = sweeper_cli(*command, "--db", url)
+        line = one_line(result)
+        assert SECRET not in line and "***" in line, line
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_run_never_prints_the_password_of_a_database_string(sweeper_cli, tmp_path):
+    space = tmp_path / "good.yaml"
+    space.write_text(GOOD)
+    for url in URLS:
+        line = one_line(sweeper_cli("run", space, "--db", url))
+        assert SECRET not in line and "***" in line, line
+
+
+def test_a_url_with_a_broken_ipv6_address_is_one_line_naming_it(sweeper_cli, tmp_path):
+    one_line(
+        sweeper_cli("sweeps", "--db", "postgresql://u:p@[::1:5432/x"),
+        "'postgresql://u:***@[::1:5432/x' is not a database URL (its host or port cannot be read); expected e.g. ",
+    )
+
+
+@pytest.mark.parametrize("command", ["validate", "run"])
+@pytest.mark.parametrize("kind", ["dev_zero", "fifo", "proc_environ", "directory"])
+def test_a_search_space_that_is_not_a_regular_file_is_refused_unread(sweeper_cli, tmp_path, command, kind):
+    path = tmp_path / "space.yaml"
+    said = {
+        "dev_zero": "is a system file (/dev/zero), not a search-space file; allowed: a regular file",
+        "fifo": "is a FIFO (named pipe), not a search-space file; allowed: a regular file",
+        "proc_environ": f"is a system file ({os.path.realpath('/proc/self/environ')}"[:-8],
+        "directory": "is a directory, not a search-space file",
+    }[kind]
+    if kind == "dev_zero":
+        path.symlink_to("/dev/zero")
+    elif kind == "fifo":
+        os.mkfifo(path)
+    elif kind == "proc_environ":
+        path.symlink_to("/proc/self/environ")
+        said = "is a system file (/proc/"
+    else:
+        path.mkdir()
+    db = tmp_path / "s.db"
+    extra = ("--db", f"sqlite:///{db}") if command == "run" else ()
+    line = one_line(sweeper_cli(command, path, *extra), f"{path}: {said}")
+    assert "PATH=" not in line and not db.exists()
+
+
+def test_run_of_dev_zero_is_refused_unread(sweeper_cli, tmp_path):
+    one_line(sweeper_cli("validate", "/dev/zero"), "/dev/zero: is a system file (/dev/zero), not a search-space file")
+
+
+def test_a_data_file_linked_to_the_environment_never_reaches_a_message(sweeper_cli, tmp_path, monkeypatch):
+    monkeypatch.setenv("SWEEPER_TEST_SECRET", SECRET)
+    (tmp_path / "data.csv").symlink_to("/proc/self/environ")
+    space = tmp_path / "space.yaml"
+    space.write_text(GOOD.replace("dataset: circles", "dataset: {path: data.csv, target: y}"))
+    line = one_line(sweeper_cli("validate", space), "data.csv: is a system file (/proc/")
+    assert SECRET not in line
+
+
+def test_a_data_files_first_line_is_not_echoed_beyond_a_bounded_column_name(sweeper_cli, tmp_path):
+    (tmp_path / "notes.csv").write_text(f"password={SECRET}{'x' * 500},other\n1,2\n")
+    space = tmp_path / "space.yaml"
+    space.write_text(GOOD.replace("dataset: circles", "dataset: {path: notes.csv, target: y}"))
+    line = one_line(sweeper_cli("validate", space), "target: notes.csv has no column 'y'; columns: password=")
+    assert "x" * 40 not in line and len(line) < 400
+
+
+def test_an_installed_module_is_still_itself_after_a_refused_factory(sweeper_cli, tmp_path):
+    import psycopg
+
+    (tmp_path / "psycopg.py").write_text("def make(*args):\n    raise SystemExit(3)\n")
+    space = tmp_path / "space.yaml"
+    space.write_text(GOOD.replace("  hidden: [8]\n", '  model: {factory: "psycopg:make"}\n'))
+    one_line(sweeper_cli("validate", space), "'psycopg' in ", "has the name of an installed module")
+    import sys
+
+    assert sys.modules["psycopg"] is psycopg and Path(psycopg.__file__).parent != tmp_path
