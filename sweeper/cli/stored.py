@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 import sys
 from pathlib import Path
 
@@ -50,6 +51,8 @@ def query(
     """Run one read-only SQL query on the trial database, within a row limit and a timeout.
 
     On PostgreSQL it runs as the role sweeper_reader (see `sweeper db reader`)."""
+    if not _statement(sql):
+        fail(f"query: {sql[:40]!r} holds no statement; allowed: one read-only statement, e.g. 'SELECT 1'")
     if limit < 1:
         fail(f"--limit: {limit} is not allowed; allowed: a number of rows, 1 or more")
     if not (math.isfinite(timeout) and 0 < timeout <= MAX_QUERY_TIMEOUT_S):
@@ -114,3 +117,8 @@ def report(
 
     with open_store(db, create=False) as store:
         report_command(store, sweep, format.value, out_path, seed, out, at=at, top=top, verdicts=verdict)
+
+
+def _statement(sql: str) -> str:
+    """``sql`` without its comments and blanks: empty when it holds no statement to run."""
+    return re.sub(r"--[^\n]*|/\*.*?(\*/|$)", " ", sql, flags=re.DOTALL).strip(" \t\r\n;")

@@ -48,6 +48,11 @@ def open_store(url: str | None = None, *, create: bool = True) -> Store:
         raise StoreError(
             f"no database at {redact(str(url or default_url()))}; run a sweep first (sweeper run FILE --db ...)"
         )
+    if not create and path is None and parsed.get_backend_name() == "sqlite":
+        raise StoreError(
+            f"{redact(str(url or default_url()))} is a database in memory, which holds no sweeps; allowed: "
+            "a database file (sqlite:///sweeps.db) or PostgreSQL"
+        )
     db = _connection.connect(parsed)
     store = Store(db)
     if create:

@@ -448,6 +448,9 @@ def _feature_columns(table: pd.DataFrame, spec: FileDataset) -> list[str]:
             if name not in available:
                 raise TaskError(f"{key}: {spec.path} has no column {_column(name)}; columns: {_listed(available)}")
     if spec.features is not None:
+        twice = next((f for i, f in enumerate(spec.features) if f in spec.features[:i]), None)
+        if twice is not None:
+            raise TaskError(f"features: {_column(twice)} is listed twice; allowed: each column once")
         if spec.target in spec.features:
             raise TaskError(f"features: {spec.target!r} is the target; a target cannot also be a feature")
         columns = list(spec.features)

@@ -4,6 +4,7 @@ reaches no message beyond a bounded column name. Each: one line, exit status 2, 
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -143,3 +144,39 @@ def test_an_installed_module_is_still_itself_after_a_refused_factory(sweeper_cli
     import sys
 
     assert sys.modules["psycopg"] is psycopg and Path(psycopg.__file__).parent != tmp_path
+
+
+@pytest.mark.parametrize("sql", ["", "   ", "-- only a comment", "/* nothing */ ;"])
+def test_a_query_without_a_statement_is_refused(sweeper_cli, tiny_sqlite, sql):
+    one_line(
+        sweeper_cli("query", sql, "--db", f"sqlite:///{tiny_sqlite}"),
+        "holds no statement; allowed: one read-only statement, e.g. 'SELECT 1'",
+    )
+
+
+def test_a_query_may_open_with_a_comment(sweeper_cli, tiny_sqlite):
+    sql = "-- the answer\nSELECT 42 AS answer"
+    result = sweeper_cli("query", sql, "--db", f"sqlite:///{tiny_sqlite}", "-f", "json")
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout) == [{"answer": 42}]
+
+
+@pytest.mark.parametrize("command", [("sweeps",), ("runs", "tiny"), ("report", "tiny"), ("query", "select 1")])
+def test_a_database_in_memory_is_refused_for_reading_in_one_line(sweeper_cli, command):
+    one_line(
+        sweeper_cli(*command, "--db", "sqlite:///:memory:"),
+        "is a database in memory, which holds no sweeps; allowed: a database file",
+    )
+
+
+@pytest.mark.parametrize("flag", ["--members", "--epochs", "--reference-runs"])
+@pytest.mark.parametrize("value", ["-1", "0"])
+def test_bench_refuses_a_count_below_one(sweeper_cli, flag, value):
+    one_line(sweeper_cli("bench", flag, value), f"error: {flag}: Input should be greater than or equal to 1")
+
+
+def test_features_listing_a_column_twice_is_refused(sweeper_cli, tmp_path):
+    (tmp_path / "d.csv").write_text("a,b,y\n" + "".join(f"{i},{i * 2},{i % 2}\n" for i in range(40)))
+    space = tmp_path / "space.yaml"
+    space.write_text(GOOD.replace("dataset: circles", "dataset: {path: d.csv, target: y, features: [a, a]}"))
+    one_line(sweeper_cli("validate", space), "features: 'a' is listed twice; allowed: each column once")
