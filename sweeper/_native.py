@@ -50,7 +50,7 @@ FLAGS = ("-O3", "-fno-math-errno", "-fno-trapping-math", "-ffp-contract=off", "-
 #: CPU variant -> its own flags. ``avx2`` exists on x86-64 only.
 VARIANTS = {"generic": (), "avx2": ("-mavx2", "-mfma")}
 #: What the torch fallback costs: `sweeper bench --members 64` with the kernels and with CC=/nonexistent
-#: and an empty SWEEPER_CACHE, on 2 cores (README, "Install").
+#: and an empty SWEEPER_CACHE, on 2 cores (docs/install.md).
 SLOWER = "training runs on torch code, about 10 times slower (W1 on 2 cores: 1 instead of 11 runs/s)"
 _COMPILE_TIMEOUT_S = 300
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from rich.table import Table
 
-from sweeper.engine.machine import describe
+from sweeper.records import describe
 
 #: The columns of ``sweeper sweeps`` that say what trained its runs; a table shows them as one ``ran``.
 RAN_COLUMNS = ("engine", "device", "cpu", "gpu", "sweeper_version", "torch_version", "host")

@@ -89,3 +89,25 @@ def stored_config(sites: Iterable[dict] | None) -> NoiseConfig:
     ValueError a value NoiseSpec refuses.
     """
     return make_config(NoiseSpec(**{k: v for k, v in site.items() if v is not None}) for site in sites or ())
+
+
+def describe(ran: dict) -> str:
+    """What ran, in words: ``fused engine on cpu (AMD EPYC 7763), sweeper 0.2.0, torch 2.13.0, host w1``.
+
+    ``ran`` holds the fields of a Machine, and ``engine`` where a run's; None where unknown.
+    """
+    if all(ran.get(key) is None for key in ("engine", "sweeper_version", "torch_version", "host")):
+        return "not recorded (stored before sweeper recorded what ran)"
+    named = ran.get("gpu") or ran.get("cpu")
+    where = " ".join(part for part in (ran.get("device"), f"({named})" if named else None) if part)
+    engine = f"{ran['engine']} engine on " if ran.get("engine") else ""
+    return ", ".join(
+        part
+        for part in (
+            engine + (where or "an unrecorded device"),
+            f"sweeper {ran['sweeper_version']}" if ran.get("sweeper_version") else None,
+            f"torch {ran['torch_version']}" if ran.get("torch_version") else None,
+            f"host {ran['host']}" if ran.get("host") else None,
+        )
+        if part
+    )

@@ -25,9 +25,17 @@ def _derive(*key: int) -> int:
     return int(np.random.SeedSequence(list(key)).generate_state(2, np.uint64)[0] >> np.uint64(1))
 
 
+def config_json(config: NoiseConfig) -> str:
+    """The canonical text of a configuration, as the store keeps it (``config_json``): equal
+    configurations give equal text. Read it back with ``sweeper.records.stored_config``."""
+    return json.dumps([s.as_dict() for s in config], sort_keys=True, separators=(",", ":"))
+
+
 def config_key(config: NoiseConfig) -> int:
     """A stable 32-bit integer naming a noise configuration (independent of Python's hash seed)."""
-    text = json.dumps([s.as_dict() for s in config], sort_keys=True)
+    # The hash reads the canonical text with json's default separators, as it has since 0.1.0: every
+    # noise seed derives from it, so it must not change even where config_json's spacing did.
+    text = json.dumps(json.loads(config_json(config)), sort_keys=True)
     return int.from_bytes(hashlib.sha256(text.encode()).digest()[:4], "little")
 
 

@@ -2,8 +2,9 @@
 
 A sweep's Optuna study shows what sweeper knows, so that optuna-dashboard (or ``optuna.load_study``)
 reads a sweep as a user does: each trial's real noise parameters, the objective under the metric's
-name, per trial the label, the number of runs, the mean and its bootstrap interval (and the report's
-verdict once there is one), and as intermediate values the mean validation curve over its runs.
+name, per trial the label, the number of runs, the mean and its bootstrap interval (and the verdict the
+report gives, once the sweep's trials are done), and as intermediate values the mean validation curve
+over its runs.
 
 Random and TPE sweeps get their configurations from Optuna's samplers (:func:`suggest`). A grid's
 configurations are known in advance, so its trials are written straight into Optuna's tables, a
@@ -46,7 +47,8 @@ from sweeper.noise.spec import (
     make_config,
     relative_fits,
 )
-from sweeper.report import statistics as st
+from sweeper.stats import statistics as st
+from sweeper.stats.comparisons import verdicts
 
 #: The user attribute that marks a sampled study's baseline trial; ``suggest`` answers ``()`` for it.
 BASELINE_USER_ATTR = "sweeper_baseline"
@@ -207,7 +209,7 @@ class Finished:
 
 
 class Summaries:
-    """A trial's mean and interval as ``sweeper report`` computes them (``sweeper.report.statistics``), on
+    """A trial's mean and interval as ``sweeper report`` computes them (``sweeper.stats.statistics``), on
     the selection metric: per task the mean over finished repeats, averaged over tasks, and the
     percentile bootstrap of repeats resampled within each task (the resamples drawn once per sweep,
     shared by every trial as the report shares them across configurations)."""
@@ -335,7 +337,7 @@ class StudyWriter:
     @staticmethod
     def set_user_attrs(connection: Connection, attrs: dict[int, dict[str, Any]]) -> None:
         """User attributes of trials (trial id -> key -> value), replacing those of the same key, also of
-        finished trials (which ``Trial.set_user_attr`` no longer takes): the report's verdicts."""
+        finished trials (which ``Trial.set_user_attr`` no longer takes): the verdicts."""
         rows = [(trial_id, key, json.dumps(value)) for trial_id, items in attrs.items() for key, value in items.items()]
         if not rows:
             return
@@ -356,12 +358,25 @@ def trial_ids(connection: Connection, study_id: int, numbers: Sequence[int]) -> 
 
 
 def record_user_attrs(connection: Connection, study_name: str, attrs: dict[int, dict[str, Any]]) -> None:
-    """User attributes of the study's trials, by Optuna trial number (the report's verdicts, say)."""
+    """User attributes of the study's trials, by Optuna trial number (the verdicts, say)."""
     studies = models.StudyModel.__table__
     study_id = connection.scalar(select(studies.c.study_id).where(studies.c.study_name == study_name))
     if study_id is not None:
         ids = trial_ids(connection, study_id, list(attrs))
         StudyWriter.set_user_attrs(connection, {ids[number]: items for number, items in attrs.items() if number in ids})
+
+
+def record_verdicts(store, sweep_name: str) -> None:
+    """Each configuration's verdict against the baseline (as ``sweeper report`` gives it at its defaults),
+    as the user attribute ``verdict`` of its trial in the sweep's study: what optuna-dashboard shows.
+    ``store`` is the sweep's ``sweeper.store.Store``; the driver calls it when the sweep's trials are done."""
+    sweep, trials, runs = store.sweep(sweep_name), store.trials(sweep_name), store.runs(sweep_name)
+    found = verdicts(sweep, trials, runs, planned=(sweep.context or {}).get("planned"))
+    optuna_numbers = {t.trial: t.optuna_trial_id for t in trials if t.optuna_trial_id is not None}
+    attrs = {optuna_numbers[n]: {"verdict": v} for n, v in found.items() if n in optuna_numbers}
+    if attrs:
+        with store.transaction() as connection:
+            record_user_attrs(connection, sweep.study_name, attrs)
 
 
 def forget_partial_suggestions(connection: Connection, study_name: str, suggested: set[int]) -> list[int]:

@@ -23,7 +23,7 @@ import optuna
 from sqlalchemy.exc import SQLAlchemyError
 
 from sweeper import seeding
-from sweeper.driver import _optuna
+from sweeper.driver import _optuna, context
 from sweeper.driver._interrupts import writes_finish
 from sweeper.driver.executors import Executor
 from sweeper.driver.planner import PlannedRun, plan
@@ -370,6 +370,7 @@ def run_sweep(
             machine=this_machine(executor.device),
             owner=owner,
             data_files=files.described(spec.tasks, spec.data_dir),
+            context=context.sweep_context(spec, sweep.split_sizes),
         )
     if sweep_id is None:
         sweep_id = store.sweep(spec.name)["id"]
@@ -383,6 +384,7 @@ def run_sweep(
             with writes_finish():
                 running = _Sweep(spec, store, executor, progress, sweep.pack_sizes, storage, sweep_id, owner, lease)
             running.run()
+            _optuna.record_verdicts(store, spec.name)
             lease.check()
     except BaseException as exc:
         with writes_finish():

@@ -1,7 +1,8 @@
 """The sweep report: which noise configurations reliably generalize better than no noise.
 
-:func:`build_report` turns the store's rows into a JSON-ready dict (statistics in
-:mod:`sweeper.report.statistics`); :mod:`sweeper.report.render` shows it as a terminal table,
+:func:`build_report` turns the store's records into a JSON-ready dict (the comparisons in
+:mod:`sweeper.stats`, the words in :mod:`sweeper.report.prose`); it reads only the store and writes
+nothing. :mod:`sweeper.report.render` shows it as a terminal table,
 Markdown, HTML, CSV or JSON, and :func:`write_report` writes it with its figures
 (:mod:`sweeper.report.plots`).
 """

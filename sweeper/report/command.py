@@ -7,13 +7,26 @@ from pathlib import Path
 
 from rich.console import Console
 
-from sweeper.errors import SpaceError, StoreError, SweeperError
-from sweeper.report.build import build_report, planned_configs, setting_of
+from sweeper.errors import SweeperError
+from sweeper.report.build import build_report
 from sweeper.report.render import VERDICTS, filtered, ran_lines, render_csv, render_json, render_table, write_report
-from sweeper.store import Store
+from sweeper.store import Store, StoredSweep
 
 #: What ``fmt`` may be; the command line refuses anything else (sweeper.cli.ReportFormat).
 FORMATS = ("table", "markdown", "html", "json", "csv")
+#: What the report shows of each task of the stored context, in this order.
+TASK_SETTING = (
+    "task",
+    "dataset",
+    "dataset_seed",
+    "n_train",
+    "n_val",
+    "n_test",
+    "model",
+    "epochs",
+    "batch_size",
+    "optimizer",
+)
 
 
 def report_command(
@@ -43,17 +56,8 @@ def report_command(
     if fmt in ("markdown", "html") and out_path is None:
         out_path = Path("reports") / f"{sweep}.{'md' if fmt == 'markdown' else 'html'}"
     sweep_row, runs = store.sweep(sweep), store.runs(sweep)
-    planned = setting = None
-    try:
-        from sweeper.driver.sweep import spec_from_store  # the driver imports torch: only here
-
-        spec = spec_from_store(sweep_row, f"sweep {sweep!r}")
-        planned, setting = planned_configs(spec), setting_of(spec, sweep_row)
-    except SpaceError:
-        pass  # a stored text this version cannot read: the report covers the runs without the plan
-    trials = store.trials(sweep)
-    report = build_report(sweep_row, trials, runs, seed=seed, at=at, planned=planned, setting=setting)
-    _record_verdicts(store, sweep_row["study_name"], trials, report)
+    planned, setting = stored_setting(sweep_row)
+    report = build_report(sweep_row, store.trials(sweep), runs, seed=seed, at=at, planned=planned, setting=setting)
     report = filtered(report, top=top, verdicts=kept)
     if out_path is not None and fmt != "table":
         curves = store.curves(sweep) if fmt in ("markdown", "html") else None
@@ -71,22 +75,22 @@ def report_command(
     return []
 
 
-def _record_verdicts(store: Store, study_name: str, trials: list[dict], report: dict) -> None:
-    """Each configuration's verdict, as a user attribute of its trial in the sweep's Optuna study (what
-    optuna-dashboard shows); a database that cannot be written (read-only) keeps the report going."""
-    from sweeper.driver._optuna import record_user_attrs
-
-    optuna_numbers = {t["trial"]: t["optuna_trial_id"] for t in trials if t["optuna_trial_id"] is not None}
-    verdicts = {
-        optuna_numbers[c["trial"]]: {"verdict": c["verdict"]} for c in report["configs"] if c["trial"] in optuna_numbers
+def stored_setting(sweep: StoredSweep) -> tuple[int | None, dict | None]:
+    """The configurations the sweep plans and what it ran (tasks, split sizes, model, ...), as the driver
+    stored them when it started (``sweeper.driver.context``); (None, None) for a sweep stored before
+    schema 0006, whose report covers its runs without the plan."""
+    context = sweep.context
+    if not context:
+        return None, None
+    dates = {
+        key: (value.isoformat() if hasattr(value, "isoformat") else value)
+        for key, value in (("created_at", sweep.created_at), ("finished_at", sweep.finished_at))
     }
-    try:
-        with store.transaction() as connection:
-            record_user_attrs(connection, study_name, verdicts)
-    except StoreError as exc:
-        Console(stderr=True).print(
-            f"note: the verdicts are not recorded in the Optuna study: {exc}",
-            markup=False,
-            highlight=False,
-            soft_wrap=True,
-        )
+    tasks = [{key: t.get(key) for key in TASK_SETTING} for t in context["tasks"]]
+    setting = {
+        "tasks": tasks,
+        "space": context["space"],
+        "sweep_seed": context["sweep_seed"],
+        "repeats": context["repeats"],
+    }
+    return context["planned"], {**setting, **dates}

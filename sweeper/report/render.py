@@ -14,8 +14,8 @@ from matplotlib.figure import Figure
 from rich.table import Table
 from rich.text import Text
 
-from sweeper.engine.machine import describe
 from sweeper.errors import SweeperError
+from sweeper.records import describe
 from sweeper.report import plots
 
 FORMATS = ("markdown", "html", "json", "csv")
@@ -170,11 +170,15 @@ def shown_line(report: dict) -> str | None:
     )
 
 
+#: What the report says of a sweep stored before its setting was (schema 0006), or built without it.
+UNKNOWN_SETTING = "tasks, split sizes and the planned configurations: unknown (not stored with the sweep)"
+
+
 def setting_lines(report: dict) -> list[str]:
     """What the sweep ran: each task's data, split sizes, model and training; the space, seed, repeats, dates."""
     setting = report.get("setting")
     if not setting:
-        return []
+        return [UNKNOWN_SETTING]
     lines = []
     for t in setting["tasks"]:
         parts = f"{t['n_train']} train, " + (f"{t['n_val']} validation, " if t["n_val"] else "no validation, ")

@@ -11,14 +11,9 @@ from decimal import Decimal
 import numpy as np
 
 from sweeper import metrics
-from sweeper.noise.spec import BASELINE, NoiseConfig, config_label
+from sweeper.noise.spec import BASELINE, DECAYS, NoiseConfig, config_label
 from sweeper.records import MACHINE_FIELDS, Member, RunResult
-from sweeper.seeding import config_key
-
-
-def config_json(config: NoiseConfig) -> str:
-    """The canonical text of a configuration: equal configurations give equal text."""
-    return json.dumps([s.as_dict() for s in config], sort_keys=True, separators=(",", ":"))
+from sweeper.seeding import config_json, config_key
 
 
 def _shared(values: list):
@@ -48,7 +43,8 @@ def trial_columns(config: NoiseConfig) -> dict:
 
 
 def site_rows(trial_id: int, config: NoiseConfig) -> list[dict]:
-    """One row per placement of a configuration; gamma only where the schedule is annealed."""
+    """One row per placement of a configuration, in full; gamma only where the schedule is annealed, std_min
+    only where it decays."""
     return [
         {
             "trial_id": trial_id,
@@ -57,6 +53,8 @@ def site_rows(trial_id: int, config: NoiseConfig) -> list[dict]:
             "std": s.std,
             "schedule": s.schedule,
             "gamma": s.gamma if s.schedule == "annealed" else None,
+            "std_min": s.std_min if s.schedule in DECAYS else None,
+            "relative": s.relative,
         }
         for s in config
     ]

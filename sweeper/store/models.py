@@ -5,7 +5,7 @@ Lists that a later version extends (noise kinds, placements, schedules, problems
 instead, so a database stays writable by the next version. All tables are prefixed ``sweeper_``
 because Optuna's own tables live in the same database.
 
-A change here needs a revision in ``sweeper/store/migrations/versions`` (README.md, "Schema versions
+A change here needs a revision in ``sweeper/store/migrations/versions`` (docs/database.md, "Schema versions
 and migrations").
 """
 
@@ -26,6 +26,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     column,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
@@ -111,6 +112,10 @@ class Sweep(_Machine, Base):
     # written, its contents' sha256, problem and class labels (``sweeper.tasks.files.description``).
     # NULL: the sweep's tasks use bundled data only.
     data_files: Mapped[str | None] = mapped_column(Text)
+    # JSON: what the report shows of the sweep as it was last started (``sweeper.driver.context``): the
+    # configurations it plans and, per task, data set, split sizes, model and training. NULL: stored
+    # before schema 0006; the report then says what it cannot know.
+    context: Mapped[str | None] = mapped_column(Text)
     # The lease: which `sweeper run` owns the sweep now (all NULL: none). Its times are the database's
     # clock, so hosts whose clocks disagree judge a heartbeat's age alike.
     lease_token: Mapped[str | None] = mapped_column(String(64))
@@ -164,6 +169,8 @@ class TrialSite(Base):
     std: Mapped[float] = mapped_column(Float)
     schedule: Mapped[str] = mapped_column(String(32))
     gamma: Mapped[float | None] = mapped_column(Float)  # only for the annealed schedule
+    std_min: Mapped[float | None] = mapped_column(Float)  # only for the decaying schedules (linear, cosine)
+    relative: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())  # std in features' sd units
 
 
 class _Metrics:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import sqlite3
 
-from sweeper.engine.machine import describe, this_machine
+from sweeper.engine.machine import this_machine
+from sweeper.records import describe
 
 
 def test_the_report_says_what_trained_the_runs_and_what_drove_the_sweep(sweeper_cli, tiny_sqlite):
@@ -60,3 +63,39 @@ def test_bad_report_options_fail_in_one_line(sweeper_cli, tiny_sqlite):
         assert result.exit_code == 2 and result.stdout == ""
         assert result.stderr.startswith("error: ") and fragment in result.stderr
         assert len(result.stderr.splitlines()) == 1
+
+
+def test_the_report_writes_nothing_to_the_database(sweeper_cli, tiny_sqlite_copy):
+    url = f"sqlite:///{tiny_sqlite_copy}"
+
+    def everything() -> list[str]:  # every table, Optuna's included, as SQL text
+        with contextlib.closing(sqlite3.connect(tiny_sqlite_copy)) as connection:
+            return list(connection.iterdump())
+
+    before = everything()
+    assert any("trial_user_attributes" in line and "verdict" in line for line in before)  # the sweep recorded them
+    for fmt in ("table", "json", "csv"):
+        assert sweeper_cli("report", "tiny", "--db", url, "--format", fmt).exit_code == 0
+    assert everything() == before
+
+
+def test_a_sweep_stored_before_its_context_is_reported_from_its_runs(sweeper_cli, tiny_sqlite_copy, tiny_space):
+    url = f"sqlite:///{tiny_sqlite_copy}"
+    full = json.loads(sweeper_cli("report", "tiny", "--db", url, "--format", "json").stdout)
+    with contextlib.closing(sqlite3.connect(tiny_sqlite_copy)) as connection, connection:
+        connection.execute("UPDATE sweeper_sweeps SET context = NULL")  # as schema 0005 left it
+
+    result = sweeper_cli("report", "tiny", "--db", url, "--format", "json")
+
+    assert result.exit_code == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["setting"] is None and report["progress"]["runs_planned"] is None
+    table = sweeper_cli("report", "tiny", "--db", url).stdout
+    assert "What ran: tasks, split sizes and the planned configurations: unknown" in " ".join(table.split())
+    assert full["setting"]["tasks"][0]["n_train"] == 30 and full["progress"]["runs_planned"] == 6
+    assert [(c["trial"], c["verdict"]) for c in report["configs"]] == [
+        (c["trial"], c["verdict"]) for c in full["configs"]
+    ]
+    # Running the completed sweep's file again trains nothing and stores what the report lacked.
+    assert sweeper_cli("run", tiny_space, "--db", url).exit_code == 0
+    assert json.loads(sweeper_cli("report", "tiny", "--db", url, "--format", "json").stdout) == full

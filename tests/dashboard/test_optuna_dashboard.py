@@ -1,6 +1,6 @@
 """optuna-dashboard on a real sweep's database shows what ``sweeper trials`` shows, in a real browser.
 
-A small grid sweep runs through the CLI into a SQLite file and is reported; optuna-dashboard serves
+A small grid sweep runs through the CLI into a SQLite file (which records each trial's verdict); optuna-dashboard serves
 that file. Through its HTTP API (the JSON its web page reads: ``/api/studies``, ``/api/studies/<id>``,
 ``/api/studies/<id>/param_importances``) each trial has the real noise parameters of its
 configuration; the objective is named after the sweep's metric; the user attributes hold the label,
@@ -83,7 +83,7 @@ def served(tmp_path_factory, sweeper_cli):
     db = f"sqlite:///{folder / 'sweeps.db'}"
     result = sweeper_cli("run", folder / "space.yaml", "--db", db, "--device", "cpu")
     assert result.exit_code == 0, result.stderr
-    report = sweeper_cli("report", NAME, "--db", db, "--format", "json")  # records each trial's verdict
+    report = sweeper_cli("report", NAME, "--db", db, "--format", "json")  # the verdicts the sweep recorded
     assert report.exit_code == 0, report.stderr
     port = _free_port()
     with open(folder / "dashboard.log", "w") as log:

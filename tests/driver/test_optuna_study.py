@@ -138,15 +138,14 @@ def test_a_grids_bulk_written_trials_are_what_optunas_ask_and_tell_write(swept, 
     assert (stored.metric_names, stored.directions) == (other_study.metric_names, other_study.directions)
 
 
-def test_a_report_records_each_configurations_verdict_in_the_study(swept, sweeper_cli, tmp_path):
+def test_a_completed_sweep_records_each_configurations_verdict_in_the_study(swept, sweeper_cli, tmp_path):
     url = swept("grid", "sqlite")
+    study = optuna.load_study(study_name="study-grid", storage=url)  # as the sweep left it: no report yet
     reported = sweeper_cli("report", "study-grid", "--db", url, "--format", "json")
     assert reported.exit_code == 0, reported.stderr
     configs = json.loads(reported.stdout)["configs"]
     with_numbers = json.loads(sweeper_cli("trials", "study-grid", "--db", url, "--format", "json").stdout)
     optuna_number = {row["trial"]: row["optuna_trial_id"] for row in with_numbers}
-
-    study = optuna.load_study(study_name="study-grid", storage=url)
 
     verdicts = {t.number: t.user_attrs["verdict"] for t in study.trials}
     assert verdicts == {optuna_number[c["trial"]]: c["verdict"] for c in configs}

@@ -8,11 +8,11 @@ import torch
 
 from sweeper import seeding
 from sweeper.engine import fused
-from sweeper.engine.machine import Machine, cpu_name, describe, this_machine
+from sweeper.engine.machine import Machine, cpu_name, this_machine
 from sweeper.engine.population import train_population
 from sweeper.engine.reference import train_reference
 from sweeper.noise.spec import NoiseSpec, make_config
-from sweeper.records import Member
+from sweeper.records import Member, describe
 from sweeper.tasks.spec import TaskSpec
 
 MLP = TaskSpec(dataset="circles", hidden=(8,), epochs=4, log_every=2)

@@ -12,6 +12,7 @@ from rich.console import Console
 from sweeper.report import plots
 from sweeper.report.build import build_report
 from sweeper.report.render import (
+    UNKNOWN_SETTING,
     ran_lines,
     render_csv,
     render_html,
@@ -173,6 +174,7 @@ def test_the_report_says_what_trained_the_runs_and_drove_the_sweep(ran_report):
 
 def test_every_format_shows_what_ran(ran_report):
     lines = [
+        UNKNOWN_SETTING,  # the report was built without the sweep's setting
         "45 runs: fused engine on cpu (AMD EPYC 7763), sweeper 0.2.0, torch 2.13.0+cpu, host w1",
         "15 runs: stacked engine on cuda (NVIDIA H100), sweeper 0.2.0, torch 2.13.0+cpu, host g1",
         "driven by `sweeper run`: cpu (Intel), sweeper 0.2.0, torch 2.13.0+cpu, host laptop",

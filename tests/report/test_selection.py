@@ -9,8 +9,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sweeper.report import statistics as st
 from sweeper.report.build import build_report
+from sweeper.stats import statistics as st
 
 TRUTH = 5.0
 SIMULATIONS = 150

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from sweeper.report import statistics as st
+from sweeper.stats import statistics as st
 
 
 def test_signed_rank_p_value_matches_scipy_wilcoxon():

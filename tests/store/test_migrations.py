@@ -512,3 +512,43 @@ def test_optuna_tables_of_another_optuna_are_refused_in_one_line(tmp_path, sweep
     assert result.stderr.startswith(f"error: Optuna's tables in {url}: The runtime optuna version ")
     assert "pip install -U optuna" in result.stderr and len(result.stderr.splitlines()) == 1
     assert rows(url, "sweeper_sweeps") == []
+
+
+def test_0006_fills_in_each_site_from_its_trials_configuration(two_empty_databases):
+    url, _ = two_empty_databases
+    migrate_to(url, "0005")
+    sites = [
+        {"placement": "input", "kind": "gaussian", "std": 0.1, "schedule": "linear", "std_min": 0.01, "relative": True},
+        {"placement": "weights", "kind": "gaussian", "std": 0.2, "schedule": "constant"},
+    ]
+    engine = sa.create_engine(url)
+    with engine.begin() as connection:
+        sweep_id = connection.execute(
+            sa.text(
+                "INSERT INTO sweeper_sweeps (name, spec_yaml, seed, metric, higher_is_better, repeats, problem, "
+                "status, study_name, created_at, updated_at) VALUES ('old', '', 1, 'test_accuracy', true, 1, "
+                "'binary', 'completed', 'old', current_timestamp, current_timestamp) RETURNING id"
+            )
+        ).scalar_one()
+        trial_id = connection.execute(
+            sa.text(
+                "INSERT INTO sweeper_trials (sweep_id, number, label, config_json, config_key, placement, status, "
+                "created_at) VALUES (:s, 1, 'x', :c, 1, 'input+weights', 'complete', current_timestamp) RETURNING id"
+            ),
+            {"s": sweep_id, "c": json.dumps(sites, sort_keys=True, separators=(",", ":"))},
+        ).scalar_one()
+        for site in sites:
+            connection.execute(
+                sa.text(
+                    "INSERT INTO sweeper_trial_sites (trial_id, placement, kind, std, schedule) "
+                    "VALUES (:t, :placement, :kind, :std, :schedule)"
+                ),
+                {"t": trial_id, **{k: site[k] for k in ("placement", "kind", "std", "schedule")}},
+            )
+    engine.dispose()
+
+    migrate_to(url, "0006")
+
+    found = rows(url, "sweeper_trial_sites", ["placement", "std_min", "relative"])
+    assert [(p, m, bool(r)) for p, m, r in found] == [("input", 0.01, True), ("weights", None, False)]
+    assert rows(url, "sweeper_sweeps", ["name", "context"]) == [("old", None)]  # unknown: the report says so

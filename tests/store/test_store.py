@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from datetime import datetime
 
@@ -316,9 +317,32 @@ def test_listings_are_json_friendly(store):
 
     listings = [store.sweeps(), store.trials("demo"), store.runs("demo"), store.curves("demo")]
     listings.append([store.sweep("demo")])
+    rows = [[record.row() for record in listing] for listing in listings]
 
-    assert json.loads(json.dumps(listings)) == listings
+    assert json.loads(json.dumps(rows)) == rows == listings  # a record equals its row
     assert datetime.fromisoformat(store.sweeps()[0]["created_at"]).utcoffset().total_seconds() == 0
+
+
+def test_reads_are_frozen_records_of_the_rows_the_listings_print(store):
+    sweep_id = start(store)
+    save_classification(store, sweep_id, [BASELINE, PRE], repeats=[0])
+
+    sweep, (summary,), trials, runs = store.sweep("demo"), store.sweeps(), store.trials("demo"), store.runs("demo")
+
+    assert (sweep.id, sweep.name, sweep.metric, sweep.overrides) == (sweep_id, "demo", sweep["metric"], {})
+    assert (summary.name, summary.n_trials, summary.n_runs) == ("demo", 2, 2)
+    assert [(t.trial, t.label, t.params) for t in trials] == [
+        (0, "none", []),
+        (1, trials[1]["label"], [PRE[0].as_dict()]),
+    ]
+    run = runs[1]
+    assert (run.trial, run.task, run.repeat, run.diverged) == (1, run["task"], 0, False)
+    assert run.metrics["test_accuracy"] == run["test_accuracy"] and "trial" not in run.metrics
+    assert list(run.row()) == list(run) and list(run.row())[:3] == ["sweep", "trial", "task"]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        run.trial = 2
+    with pytest.raises(TypeError):
+        run["trial"] = 2  # read-only
 
 
 # -- trials ---------------------------------------------------------------------------------------
@@ -382,9 +406,10 @@ def test_combined_configurations_are_summarized_and_kept_site_by_site(store):
 def test_completed_trials_report_objective_and_run_counts(store):
     sweep_id = start(store)
     baseline, pre = save_classification(store, sweep_id, [BASELINE, PRE])
-    store.complete_trial(pre.id, 0.8142857)
-    store.complete_trial(baseline.id, float("nan"))
-    store.set_trial_optuna_id(baseline.id, 99)
+    with store.transaction() as connection:  # as the driver tells a round
+        store.complete_trials(connection, [(pre.id, 0.8142857), (baseline.id, float("nan"))])
+    store.ensure_trial(sweep_id, BASELINE, optuna_trial_id=99)  # an existing trial gets the id it lacked
+    store.ensure_trial(sweep_id, BASELINE, optuna_trial_id=100)  # and keeps it
 
     rows = store.trials("demo")
 
@@ -395,9 +420,20 @@ def test_completed_trials_report_objective_and_run_counts(store):
     assert (rows[0]["objective"], rows[0]["optuna_trial_id"]) == (None, 99)
 
 
-def test_updating_an_unknown_trial_is_an_error(store):
-    with pytest.raises(StoreError, match="no trial with id 424242"):
-        store.complete_trial(424242, 0.5)
+def test_trial_sites_hold_every_field_of_a_placement(store):
+    sweep_id = start(store)
+    decaying = NoiseSpec("input", "gaussian", 0.1, "linear", std_min=0.01, relative=True)
+    ref = store.ensure_trial(sweep_id, make_config([decaying, NoiseSpec("weights", "gaussian", 0.2)]))
+
+    sites = store.query(
+        "select placement, kind, std, schedule, gamma, std_min, relative from sweeper_trial_sites "
+        f"where trial_id = {ref.id} order by placement"
+    )
+
+    assert sites.rows == [
+        ("input", "gaussian", 0.1, "linear", None, 0.01, True),
+        ("weights", "gaussian", 0.2, "constant", None, None, False),
+    ]
 
 
 # -- sweeps ---------------------------------------------------------------------------------------

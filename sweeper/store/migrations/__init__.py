@@ -4,7 +4,7 @@ Each file in ``versions/`` is one revision; ``0001`` is the schema of release 0.
 written without a version. A database records the revision it is at in ``sweeper_alembic_version``:
 Optuna keeps its own tables' revision in ``alembic_version`` in the same database, so the two never
 mix. The revisions run from here, without Alembic's ``env.py`` (which only the ``alembic`` command
-of a developer uses). How to add a revision: README.md, "Schema versions and migrations".
+of a developer uses). How to add a revision: docs/database.md, "Schema versions and migrations".
 """
 
 from __future__ import annotations

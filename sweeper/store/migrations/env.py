@@ -16,7 +16,7 @@ from sweeper.store import migrations
 from sweeper.store.models import Base
 
 if context.is_offline_mode():
-    raise SystemExit("sweeper's revisions need a database to run against (no --sql); see README.md")
+    raise SystemExit("sweeper's revisions need a database to run against (no --sql); see docs/database.md")
 
 url = context.get_x_argument(as_dictionary=True).get("db", "sqlite://")
 engine = create_engine(url)
