@@ -96,7 +96,7 @@ def _stored_before_validation(file: Path, url: str, name: str | None) -> SweepSp
     try:
         text = read_regular(file, MAX_FILE_BYTES, str(file), SpaceError, "search-space file").decode("utf-8")
         spec = parse_space(text, str(file), stored=True, base_dir=file.resolve().parent)
-        with open_store(url, create=False) as store:
+        with open_store(url, read_only=True) as store:
             row = store.sweep(name or spec.name)
     except (OSError, UnicodeDecodeError, SweeperError):
         return None

@@ -180,3 +180,49 @@ def test_features_listing_a_column_twice_is_refused(sweeper_cli, tmp_path):
     space = tmp_path / "space.yaml"
     space.write_text(GOOD.replace("dataset: circles", "dataset: {path: d.csv, target: y, features: [a, a]}"))
     one_line(sweeper_cli("validate", space), "features: 'a' is listed twice; allowed: each column once")
+
+
+@pytest.mark.parametrize("where", ["folder", "empty"])
+@pytest.mark.parametrize("fmt", ["json", "markdown", "html"])
+def test_report_out_naming_a_folder_is_refused_in_one_line(sweeper_cli, tiny_sqlite, tmp_path, monkeypatch, where, fmt):
+    monkeypatch.chdir(tmp_path)
+    out = str(tmp_path) if where == "folder" else ""
+    shown = repr(out if out else ".")
+    one_line(
+        sweeper_cli("report", "tiny", "--db", f"sqlite:///{tiny_sqlite}", "-f", fmt, "--out", out),
+        f"--out {shown}: is a folder; allowed: a file name, e.g. reports/report.",
+    )
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("fmt", ["json", "markdown"])
+def test_report_on_a_full_disk_is_one_line_and_leaves_nothing_half_written(
+    sweeper_cli, tiny_sqlite, tmp_path, monkeypatch, fmt
+):
+    import errno
+
+    calls = []
+
+    def full(fd):
+        calls.append(fd)
+        if len(calls) == (2 if fmt == "markdown" else 1):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(os, "fsync", full)
+    out = tmp_path / "reports" / f"tiny.{fmt}"
+    line = one_line(
+        sweeper_cli("report", "tiny", "--db", f"sqlite:///{tiny_sqlite}", "-f", fmt, "--out", out),
+        f"--out {out}: cannot be written: No space left on device; nothing was written",
+    )
+    assert "Traceback" not in line
+    assert list((tmp_path / "reports").iterdir()) == []
+    monkeypatch.undo()
+    written = sweeper_cli("report", "tiny", "--db", f"sqlite:///{tiny_sqlite}", "-f", fmt, "--out", out)
+    assert written.exit_code == 0, written.stderr
+    assert out.exists() and oct(out.stat().st_mode & 0o777) == oct(0o666 & ~current_umask())
+
+
+def current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
