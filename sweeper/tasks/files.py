@@ -351,7 +351,7 @@ def _read_table(path: Path, label: str) -> tuple[pd.DataFrame, str]:
     if not all(isinstance(c, str) for c in table.columns):
         raise TaskError(f"{label}: column names must be text (a header row); got {_listed(table.columns)}")
     seen = set()
-    for name in header:
+    for name in (n for n in header if isinstance(n, str)):  # a blank header cell is pandas' "Unnamed: i"
         if name in seen:
             raise TaskError(
                 f"{label}: two columns are named {_column(name)}; allowed: one column per name (rename one)"

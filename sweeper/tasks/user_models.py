@@ -101,6 +101,9 @@ def import_factory(factory: ModelFactory, folder: Path | None = None) -> Callabl
         finally:
             sys.path[:] = before
     module = sys.modules[module_name]
+    if getattr(getattr(module, "__spec__", None), "_initializing", False):
+        # An import that timed out goes on in its thread: the module is there, half made.
+        raise TaskError(_too_long(factory, f"importing {module_name!r}"))
     fn = getattr(module, attr, None)
     if not callable(fn):
         raise TaskError(f"{_name(factory)}: module {module_name!r} ({module.__file__}) has no function {attr!r}")
@@ -293,7 +296,7 @@ def _refuse_too_large(task: TaskSpec) -> None:
     fn = import_factory(factory)
 
     def count() -> int:
-        with torch.device("meta"):
+        with torch.random.fork_rng(devices=[]), torch.device("meta"):
             model = fn(input_shape(task), n_outputs(task), **factory.args)
         return sum(p.numel() * p.element_size() for p in model.parameters()) if isinstance(model, nn.Module) else 0
 
@@ -346,14 +349,18 @@ def _limited(what: str, factory: ModelFactory, fn: Callable, *args):
     thread.start()
     thread.join(TIME_LIMIT_S)
     if not outcome:
-        raise TaskError(
-            f"{_name(factory)}: {what} took longer than {TIME_LIMIT_S:g} s; allowed: a module and model "
-            "that import, build and run one batch within that time"
-        )
+        raise TaskError(_too_long(factory, what))
     ok, value = outcome[0]
     if not ok:
         raise value
     return value
+
+
+def _too_long(factory: ModelFactory, what: str) -> str:
+    return (
+        f"{_name(factory)}: {what} took longer than {TIME_LIMIT_S:g} s; allowed: a module and model "
+        "that import, build and run one batch within that time"
+    )
 
 
 def _raised(exc: BaseException) -> str:

@@ -226,3 +226,28 @@ def current_umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+def test_the_banner_and_listings_mask_the_password_of_a_postgresql_url(sweeper_cli, pg_database, tmp_path):
+    url = pg_database().replace("postgres@", f"postgres:{SECRET}@")  # the server trusts: any password works
+    space = tmp_path / "good.yaml"
+    space.write_text(GOOD)
+    ran = sweeper_cli("run", space, "--db", url)
+    assert ran.exit_code == 0, ran.stderr
+    assert f"-> {url.replace(SECRET, '***')} on cpu" in ran.stderr
+    for result in (ran, sweeper_cli("sweeps", "--db", url), sweeper_cli("db", "upgrade", "--db", url)):
+        assert SECRET not in result.stdout + result.stderr
+
+
+def test_a_header_only_test_file_is_refused_by_validate_and_run_before_anything_is_written(sweeper_cli, tmp_path):
+    (tmp_path / "d.csv").write_text("a,b,y\n" + "".join(f"{i},{i * 2},{i % 2}\n" for i in range(40)))
+    (tmp_path / "holdout.csv").write_text("a,b,y\n")
+    space = tmp_path / "space.yaml"
+    space.write_text(GOOD.replace("dataset: circles", "dataset: {path: d.csv, target: y, test_path: holdout.csv}"))
+    db = tmp_path / "s.db"
+    for command in (("validate",), ("run", "--db", f"sqlite:///{db}")):
+        one_line(
+            sweeper_cli(command[0], space, *command[1:]),
+            "holdout.csv: holds no rows (a header only); allowed: at least one row",
+        )
+    assert not db.exists()

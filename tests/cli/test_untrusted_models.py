@@ -236,3 +236,16 @@ def test_a_factory_inside_sweeper_is_refused(sweeper_cli, folder, tmp_path):
     assert line.endswith("model factory 'sweeper.cli:main': is inside sweeper itself; allowed: a module of your own"), (
         line
     )
+
+
+def test_a_module_that_takes_too_long_to_import_is_refused_saying_so(sweeper_cli, folder, tmp_path, monkeypatch):
+    monkeypatch.setattr(user_models, "TIME_LIMIT_S", 0.5)
+    (folder / "slow_import.py").write_text("import time\ntime.sleep(3)\n\ndef mlp(*args):\n    pass\n")
+    try:
+        (line, _) = refused(sweeper_cli, space(folder, "slow_import:mlp"), tmp_path)
+    finally:
+        sys.modules.pop("slow_import", None)
+    assert line.endswith(
+        "model factory 'slow_import:mlp': importing 'slow_import' took longer than 0.5 s; allowed: a module and "
+        "model that import, build and run one batch within that time"
+    ), line

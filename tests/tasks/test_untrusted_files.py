@@ -224,3 +224,9 @@ def test_numbers_beyond_float32_are_refused(tmp_path, where):
     message = refusal(tmp_path, dataset)
     said = "column 'a' has values beyond float32's range in 1 rows" if where == "feature" else "targets beyond float32"
     assert message.startswith("big.csv: ") and said in message, message
+
+
+def test_blank_header_cells_are_not_taken_for_a_duplicated_name(tmp_path):
+    (tmp_path / "blank.csv").write_text(",,outcome\n" + "".join(f"{i},{-i},{i % 2}\n" for i in range(40)))
+    t = TaskSpec.model_validate({"dataset": {"path": "blank.csv", "target": "outcome"}}, context={"base_dir": tmp_path})
+    assert t.dataset.data.numeric == ("Unnamed: 0", "Unnamed: 1")
