@@ -336,6 +336,7 @@ def _read_table(path: Path, label: str) -> tuple[pd.DataFrame, str]:
     sep = "\t" if suffix == ".tsv" else ","
     try:
         if suffix in (".parquet", ".pq"):
+            _check_parquet_metadata(raw, label)
             table = pd.read_parquet(io.BytesIO(raw))
             header = list(table.columns)
         else:
@@ -343,6 +344,8 @@ def _read_table(path: Path, label: str) -> tuple[pd.DataFrame, str]:
             # be a feature holding the target.
             header = list(pd.read_csv(io.BytesIO(raw), sep=sep, header=None, nrows=1, dtype=str).iloc[0])
             table = pd.read_csv(io.BytesIO(raw), sep=sep)
+    except TaskError:
+        raise
     except Exception as exc:  # pandas and pyarrow raise many kinds; each means "not such a file"
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise TaskError(f"{label}: cannot be read as {suffix[1:].upper()}: {_printable(first, 120)}") from None
@@ -407,6 +410,23 @@ def _read_arrays(path: Path, label: str) -> tuple[np.ndarray, np.ndarray, str]:
         )
     x.setflags(write=False)
     return x, y, hashlib.sha256(raw).hexdigest()
+
+
+def _check_parquet_metadata(raw: bytes, label: str) -> None:
+    """Refuses a Parquet file whose footer declares more rows or columns than allowed, or more bytes
+    uncompressed than MAX_VALUES float64s, before any of its data is decompressed."""
+    import pyarrow.parquet as pq
+
+    meta = pq.ParquetFile(io.BytesIO(raw)).metadata
+    if meta.num_rows > MAX_ROWS:
+        raise TaskError(f"{label}: {meta.num_rows:,} rows; allowed: at most {MAX_ROWS:,}")
+    if meta.num_columns > MAX_FEATURES:
+        raise TaskError(f"{label}: {meta.num_columns:,} columns; allowed: at most {MAX_FEATURES:,}")
+    size = sum(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups))
+    if size > 8 * MAX_VALUES:
+        raise TaskError(
+            f"{label}: {size / (1 << 30):.1f} GiB uncompressed; allowed: at most {8 * MAX_VALUES / (1 << 30):.1f} GiB"
+        )
 
 
 def _declared_arrays(raw: bytes, label: str) -> dict[str, tuple[tuple[int, ...], np.dtype]]:

@@ -230,3 +230,14 @@ def test_blank_header_cells_are_not_taken_for_a_duplicated_name(tmp_path):
     (tmp_path / "blank.csv").write_text(",,outcome\n" + "".join(f"{i},{-i},{i % 2}\n" for i in range(40)))
     t = TaskSpec.model_validate({"dataset": {"path": "blank.csv", "target": "outcome"}}, context={"base_dir": tmp_path})
     assert t.dataset.data.numeric == ("Unnamed: 0", "Unnamed: 1")
+
+
+def test_a_parquet_file_declaring_too_many_rows_is_refused_from_its_footer(tmp_path, monkeypatch):
+    table().to_parquet(tmp_path / "many.parquet")
+    monkeypatch.setattr(files, "MAX_ROWS", 39)
+    read = []
+    monkeypatch.setattr(pd, "read_parquet", lambda *a, **k: read.append(a))
+    assert refusal(tmp_path, {"path": "many.parquet", "target": "outcome"}) == (
+        "many.parquet: 40 rows; allowed: at most 39"
+    )
+    assert read == []
