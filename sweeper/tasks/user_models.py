@@ -122,13 +122,7 @@ def _refuse_shadowing(factory: ModelFactory, module_name: str, folders: list[str
         return
     installed = top in sys.builtin_module_names or top in getattr(sys, "stdlib_module_names", ())
     if not installed:
-        import site
-        import sysconfig
-
-        paths = {sysconfig.get_paths()[k] for k in ("stdlib", "platstdlib", "purelib", "platlib")}
-        paths |= {*site.getsitepackages(), site.getusersitepackages()}
-        found = importlib.machinery.PathFinder.find_spec(top, sorted(p for p in paths if p and Path(p).is_dir()))
-        installed = found is not None
+        installed = importlib.machinery.PathFinder.find_spec(top, _installed_paths(stdlib=True)) is not None
     if installed:
         raise TaskError(
             f"{_name(factory)}: {top!r} in {mine[0]} has the name of an installed module, which it would "
@@ -141,17 +135,33 @@ def module_of(factory: ModelFactory) -> object:
     return sys.modules[factory.factory.split(":")[0].split(".")[0]]
 
 
+def _installed_paths(stdlib: bool = False) -> list[str]:
+    """The folders installed packages live in (site-packages; with ``stdlib``, the standard library's)."""
+    import site
+    import sysconfig
+
+    keys = ("stdlib", "platstdlib", "purelib", "platlib") if stdlib else ("purelib", "platlib")
+    paths = {sysconfig.get_paths()[k] for k in keys} | {*site.getsitepackages(), site.getusersitepackages()}
+    return sorted(p for p in paths if p and Path(p).is_dir())
+
+
+def _root(factory: ModelFactory) -> Path | None:
+    """The folder whose Python files define the factory's model: its top-level package's, or the folder of
+    its top-level module; None for a namespace package or a built-in module (nothing of the user's)."""
+    top = module_of(factory)
+    origin = getattr(top, "__file__", None)
+    return None if origin is None else Path(origin).parent
+
+
 def source_files(factory: ModelFactory, folder: Path | None = None) -> list[Path]:
     """The Python files that define the factory's model (imported first if it is not): every ``.py``
     file of its top-level package, or of the folder of its top-level module. What a sweep hashes: a
     change in any of them (the module or a helper it imports from its folder) is a change of model."""
     import_factory(factory, folder)
-    top = module_of(factory)
-    origin = getattr(top, "__file__", None)
-    if origin is None:  # a namespace package or a built-in: nothing of the user's to hash
+    where = _root(factory)
+    if where is None:
         return []
-    where = Path(origin).parent
-    found = where.rglob("*.py") if hasattr(top, "__path__") else where.glob("*.py")
+    found = where.rglob("*.py") if hasattr(module_of(factory), "__path__") else where.glob("*.py")
     found = sorted(f for f in found if f.is_file())
     if len(found) > MAX_SOURCE_FILES:
         raise TaskError(
@@ -162,20 +172,38 @@ def source_files(factory: ModelFactory, folder: Path | None = None) -> list[Path
 
 
 def source_sha256(factory: ModelFactory, folder: Path | None = None) -> str:
-    """The sha256 of what defines the factory's model (:func:`source_files`: their names and contents)."""
+    """The sha256 of what defines the factory's model: for a package installed in site-packages, its
+    distributions' names and versions; else :func:`source_files`, their names and contents."""
     from sweeper.regular_files import read_regular
 
-    files = source_files(factory, folder)
     digest = hashlib.sha256(factory.factory.encode())
-    base = files[0].parent if files else Path()
+    import_factory(factory, folder)
+    installed = _installed_version(factory)
+    if installed is not None:
+        digest.update(f"\0installed\0{installed}".encode())
+        return digest.hexdigest()
+    files, base = source_files(factory, folder), _root(factory)
     total = 0
     for f in files:
         data = read_regular(f, MAX_SOURCE_BYTES - total, f"{_name(factory)}: {f}", TaskError, "Python file")
         total += len(data)
-        name = f.relative_to(base) if f.is_relative_to(base) else f.name
-        digest.update(f"\0{name}\0{len(data)}\0".encode())
+        digest.update(f"\0{f.relative_to(base)}\0{len(data)}\0".encode())
         digest.update(data)
     return digest.hexdigest()
+
+
+def _installed_version(factory: ModelFactory) -> str | None:
+    """``name==version`` of the installed distributions that hold the factory's top-level module, when it
+    lives in site-packages (an installed version's files do not change); None otherwise."""
+    from importlib import metadata
+
+    where = _root(factory)
+    if where is None or not any(where.resolve().is_relative_to(Path(p).resolve()) for p in _installed_paths()):
+        return None
+    names = metadata.packages_distributions().get(module_of(factory).__name__)
+    if not names:
+        return None
+    return ",".join(f"{n}=={metadata.version(n)}" for n in sorted(set(names)))
 
 
 def build(task: TaskSpec, init_seed: int | None = None) -> nn.Module:

@@ -249,3 +249,14 @@ def test_a_module_that_takes_too_long_to_import_is_refused_saying_so(sweeper_cli
         "model factory 'slow_import:mlp': importing 'slow_import' took longer than 0.5 s; allowed: a module and "
         "model that import, build and run one batch within that time"
     ), line
+
+
+def test_a_model_of_an_installed_package_is_defined_by_its_version_not_its_files():
+    from importlib import metadata
+
+    from sweeper.tasks.spec import ModelFactory
+
+    factory = ModelFactory(factory="torch.nn:Linear")  # no model a user would sweep, but installed
+    expected = user_models.hashlib.sha256(b"torch.nn:Linear")
+    expected.update(f"\0installed\0torch=={metadata.version('torch')}".encode())
+    assert user_models.source_sha256(factory) == expected.hexdigest()
