@@ -146,6 +146,7 @@ def check_user_model(spec: SweepSpec, name: str, task, sample: np.ndarray) -> No
     runs it on ``sample`` and finds the sites of the sweep's placements; SpaceError, one line, if not."""
     import torch
 
+    from sweeper.engine import sizing
     from sweeper.tasks.user_models import check_model
 
     source = Path(spec.source)
@@ -154,7 +155,9 @@ def check_user_model(spec: SweepSpec, name: str, task, sample: np.ndarray) -> No
     else:
         placements = {p for combined in spec.search.space.placements for p in combined}
     try:
-        check_model(task, source.parent if source.is_file() else None, torch.as_tensor(sample), placements)
+        folder = source.parent if source.is_file() else None
+        free = sizing.free_memory(torch.device("cpu"))  # the model is built on the CPU
+        check_model(task, folder, torch.as_tensor(sample), placements, free)
     except TaskError as exc:
         where = "task.model" if len(spec.tasks) == 1 else f"tasks[{name}].model"
         raise SpaceError(f"{spec.source}: {where}: {exc}") from exc

@@ -1,10 +1,13 @@
 """A user's own PyTorch model: its factory imported, each member's copy built, its noise sites found.
 
 ``task.model: {factory: my_models:make_net, args: {width: 256}}`` names a callable
-``make_net(input_shape, n_outputs, **args) -> nn.Module``. The module is imported from the search-space
-file's folder when the driver knows it (``check_model``), else from the Python path or the current
-directory; once imported it stays in ``sys.modules``, so the engine finds it by name (on a Ray worker:
-shipped with the job, ``sweeper.driver.ray_executor``).
+``make_net(input_shape, n_outputs, **args) -> nn.Module``. The module is imported from the Python path,
+then the search-space file's folder when the driver knows it (``check_model``) and the current directory,
+so that a user's file never replaces an installed module (one named so is refused); once imported it
+stays in ``sys.modules``, so the engine finds it by name (on a Ray worker: shipped with the job,
+``sweeper.driver.ray_executor``). A user's code is untrusted: importing it and building the model are
+bounded in time (:data:`TIME_LIMIT_S`), its parameters are counted on the meta device before it is built,
+and what defines it (:func:`source_sha256`) is stored with the sweep.
 
 Noise sites of a user model, the built-in families' rules carried over:
 
@@ -271,14 +274,22 @@ def check_sites(model: nn.Module, factory: ModelFactory, placements: Iterable[st
             )
 
 
-def check_model(task: TaskSpec, folder: Path | None, sample: torch.Tensor, placements: Iterable[str]) -> None:
+def check_model(
+    task: TaskSpec,
+    folder: Path | None,
+    sample: torch.Tensor,
+    placements: Iterable[str],
+    free_bytes: int | None = None,
+) -> None:
     """Imports the factory (from ``folder`` after the installed packages), counts the model's parameters
-    on the meta device, builds it, runs one forward pass on ``sample: (batch, *input_shape)`` and checks
-    its output and the sites ``placements`` need: TaskError, one line naming the factory and what went
-    wrong. Building and the forward pass together get :data:`TIME_LIMIT_S`."""
+    on the meta device (refused if they need more than ``free_bytes``, the memory free where it is
+    built), builds it, runs one forward pass on ``sample: (batch, *input_shape)`` and checks its output
+    and the sites ``placements`` need: TaskError, one line naming the factory and what went wrong.
+    Building and the forward pass together get :data:`TIME_LIMIT_S`."""
     factory = task.user_model
     import_factory(factory, folder)
-    _refuse_too_large(task)
+    if free_bytes is not None:
+        _refuse_too_large(task, free_bytes)
     model, out = _limited("building the model and its forward pass on one batch", factory, _built_and_run, task, sample)
     want = (sample.shape[0], n_outputs(task))
     if not isinstance(out, torch.Tensor) or tuple(out.shape) != want:
@@ -314,12 +325,10 @@ def _built_and_run(task: TaskSpec, sample: torch.Tensor) -> tuple[nn.Module, obj
         ) from exc
 
 
-def _refuse_too_large(task: TaskSpec) -> None:
+def _refuse_too_large(task: TaskSpec, free: int) -> None:
     """TaskError when the model's parameters alone (counted on the meta device, where nothing is
-    allocated) would not fit in the memory free on the CPU it is built on. A factory that cannot build
-    on the meta device is left to the real build."""
-    from sweeper.engine.sizing import _bytes, free_memory
-
+    allocated) would not fit in ``free`` bytes, the memory free on the CPU it is built on. A factory
+    that cannot build on the meta device is left to the real build."""
     factory = task.user_model
     fn = import_factory(factory)
 
@@ -334,10 +343,9 @@ def _refuse_too_large(task: TaskSpec) -> None:
         raise
     except (Exception, SystemExit):
         return
-    free = free_memory(torch.device("cpu"))
     if need > free:
         raise TaskError(
-            f"{_name(factory)}: the model's parameters alone need {_bytes(need)} but {_bytes(free)} are free "
+            f"{_name(factory)}: the model's parameters alone need {need / 1e9:.1f} GB but {free / 1e9:.1f} GB are free "
             "on the CPU it is built on; allowed: a model that fits (fewer or narrower layers)"
         )
 
