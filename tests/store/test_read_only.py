@@ -127,3 +127,24 @@ def test_a_read_command_refuses_to_write_even_if_asked(stored, tmp_path):
     with open_store(f"sqlite:///{copy}", read_only=True) as store, pytest.raises(StoreError, match="readonly"):
         store.delete_sweep("tiny")
     assert md5(copy) == before
+
+
+def test_a_sweep_deleted_while_a_report_reads_it_is_one_line(sweeper_cli, stored, tmp_path, monkeypatch):
+    from sweeper.store import open_store
+    from sweeper.store._store import Store
+
+    copy = tmp_path / "tiny.db"
+    shutil.copy(stored, copy)
+    url = f"sqlite:///{copy}"
+    real_runs = Store.runs
+
+    def deleted_first(self, sweep, *args, **kwargs):
+        with open_store(url, create=False) as other:  # another process's `sweeper delete`
+            other.delete_sweep(sweep)
+        return real_runs(self, sweep, *args, **kwargs)
+
+    monkeypatch.setattr(Store, "runs", deleted_first)
+    result = sweeper_cli("report", "tiny", "--db", url, "-f", "json")
+    assert result.exit_code == 2, (result.stdout, result.stderr, result.exception)
+    (line,) = result.stderr.splitlines()
+    assert line.startswith(f"error: no sweep 'tiny' in {url}"), line
