@@ -21,8 +21,10 @@ run: $(STAMP)
 	$(BIN)/sweeper run search_spaces/seed_case_study.yaml
 	$(BIN)/sweeper report seed-case-study
 
+## Every test, on two pytest-xdist workers (the Ray tests in one of them, tests/conftest.py's SERIAL). While
+## working: `$(BIN)/python -m pytest -m "not slow"` (the fast tier), or one folder or file.
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2 --dist loadgroup
 
 ## Lint and format check, as CI runs them (settings: pyproject.toml [tool.ruff]); `ruff format` fixes the format.
 lint: $(STAMP)

@@ -11,6 +11,8 @@ import pytest
 
 from sweeper.store import open_store
 
+# On PostgreSQL it queries as the reader role, which test_query_postgresql.py changes: not at the same time.
+pytestmark = pytest.mark.usefixtures("reader_role_held")
 WRITES = {
     "insert": "INSERT INTO sweeper_sweeps (name, spec_yaml, seed, metric, higher_is_better, repeats, problem, "
     "status, study_name, created_at, updated_at) VALUES ('evil', '', 0, 'test_accuracy', true, 1, "

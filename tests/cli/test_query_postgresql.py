@@ -18,7 +18,7 @@ import sqlalchemy as sa
 
 from sweeper.store import READER, _reader
 
-pytestmark = pytest.mark.postgres
+pytestmark = [pytest.mark.postgres, pytest.mark.usefixtures("reader_role_held")]  # it changes the reader role
 
 SECRET = "secret_notes"
 

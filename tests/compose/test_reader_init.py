@@ -20,6 +20,7 @@ DOCKER = Path(__file__).resolve().parents[2] / "docker"
 INIT = DOCKER / "postgres-init"
 ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 OWNER_PASSWORD = "compose-secret-42"
+pytestmark = pytest.mark.usefixtures("reader_role_held")  # it runs the script that changes the reader role
 
 
 def test_postgres_runs_the_reader_script_on_first_start(compose):

@@ -1,31 +1,11 @@
-"""What the driver tests share: `sweeper run` as a process of its own, and what a sweep left in a database,
-read back with plain SQL (no sweeper code), on SQLite and PostgreSQL alike."""
+"""What the driver tests share: what a sweep left in a database, read back with plain SQL (no sweeper code), on
+SQLite and PostgreSQL alike. (`sweeper run` as a process of its own, ``launch``: tests/conftest.py.)"""
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 import sqlalchemy as sa
-
-ONE_THREAD = {**os.environ, "OMP_NUM_THREADS": "1"}
-#: The columns of a run that must come out the same however the sweep was interrupted.
-NUMBERS = (
-    "data_seed",
-    "init_seed",
-    "noise_seed",
-    "train_loss",
-    "test_loss",
-    "train_accuracy",
-    "test_accuracy",
-    "best_epoch",
-    "diverged",
-    "failed_to_learn",
-)
+from helpers import RUN_NUMBERS as NUMBERS
 
 
 class Stored:
@@ -127,46 +107,3 @@ class Stored:
 def stored():
     """``stored(url, name)``: what the database at ``url`` holds of sweep ``name``."""
     return Stored
-
-
-class Launched:
-    """A `sweeper run` started as a process of its own, its stderr in a file."""
-
-    def __init__(self, args: list[str], folder: Path, tag: str):
-        self.stderr_path = folder / f"{tag}.stderr"
-        with open(folder / f"{tag}.stdout", "w") as out, open(self.stderr_path, "w") as err:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "sweeper.cli", *args],
-                cwd=folder,
-                env=ONE_THREAD,
-                stdout=out,
-                stderr=err,
-                start_new_session=True,
-            )
-
-    @property
-    def stderr(self) -> str:
-        return self.stderr_path.read_text()
-
-    def kill(self, sig: int = signal.SIGKILL) -> None:
-        if self.process.poll() is None:
-            os.kill(self.process.pid, sig)
-
-    def wait(self, timeout: float = 300) -> int:
-        return self.process.wait(timeout=timeout)
-
-
-@pytest.fixture
-def launch(tmp_path):
-    """``launch(*args)``: ``sweeper run ARGS...`` as a process of its own; killed if the test leaves it running."""
-    started: list[Launched] = []
-
-    def start(*args) -> Launched:
-        launched = Launched([str(a) for a in args], tmp_path, f"run{len(started)}")
-        started.append(launched)
-        return launched
-
-    yield start
-    for launched in started:
-        launched.kill()
-        launched.wait()

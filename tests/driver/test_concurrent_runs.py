@@ -6,18 +6,15 @@ from __future__ import annotations
 import socket
 
 import pytest
+from helpers import circles_space
 
-SPACE_YAML = """\
-name: conc
-seed: 2
-repeats: 2
-metric: accuracy
-pack_size: 2
-task: {dataset: circles, n_train: 20, hidden: [4], epochs: 5}
-search:
-  sampler: grid
-  grid: {placement: [input, weights], std: [0.01, 0.02, 0.03, 0.04, 0.05, 0.06]}
-"""
+SPACE_YAML = circles_space(
+    "conc",
+    seed=2,
+    repeats=2,
+    search="sampler: grid\ngrid: {placement: [input, weights], std: [0.01, 0.02, 0.03, 0.04, 0.05, 0.06]}",
+    epochs=5,
+)
 N_CONFIGS, REPEATS = 13, 2
 TOTAL = N_CONFIGS * REPEATS
 ROUNDS = 8

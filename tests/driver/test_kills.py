@@ -7,37 +7,32 @@ moments come from a seeded generator, named in every failure, so a failing seque
 
 from __future__ import annotations
 
+import itertools
 import random
 import signal
 import time
 
 import pytest
 import sqlalchemy as sa
+from helpers import circles_space
 
-GRID_YAML = """\
-name: killed
-seed: 8
-repeats: 2
-metric: accuracy
-pack_size: 2        # one configuration a round: a kill lands between many small writes
-task: {dataset: circles, n_train: 20, hidden: [4], epochs: 30}
-search:
-  sampler: grid
-  grid: {placement: [input, weights, pre_activation], std: [0.01, 0.05, 0.1, 0.2]}
-"""
+# pack_size 2 (circles_space's): one configuration a round, so a kill lands between many small writes.
+GRID_YAML = circles_space(
+    "killed",
+    seed=8,
+    repeats=2,
+    search="sampler: grid\ngrid: {placement: [input, weights, pre_activation], std: [0.01, 0.05, 0.1, 0.2]}",
+    epochs=30,
+)
 GRID_CONFIGS, REPEATS = 13, 2  # the baseline and 3 x 4
-TPE_YAML = """\
-name: killed
-seed: 8
-repeats: 2
-metric: accuracy
-pack_size: 2
-task: {dataset: circles, n_train: 20, hidden: [4], epochs: 30}
-search:
-  sampler: tpe
-  n_trials: 12      # past TPE's 10 random startup trials: later proposals learn from the earlier ones
-  space: {placement: [input, weights], std: {log_uniform: [0.01, 0.3]}}
-"""
+# 12 trials: past TPE's 10 random startup trials, so later proposals learn from the earlier ones.
+TPE_YAML = circles_space(
+    "killed",
+    seed=8,
+    repeats=2,
+    search="sampler: tpe\nn_trials: 12\nspace: {placement: [input, weights], std: {log_uniform: [0.01, 0.3]}}",
+    epochs=30,
+)
 TPE_TRIALS = 13  # n_trials and the baseline
 
 
@@ -184,3 +179,34 @@ def test_a_sweep_whose_connections_are_terminated_resumes_to_the_uninterrupted_r
     assert resumed.wait() == 0, resumed.stderr
     assert any(cut), "no connection was terminated: the sweep was over before each cut"
     assert_same_as_uninterrupted(stored, url, reference, GRID_CONFIGS)
+
+
+# The baseline and one configuration: a first round (after the sweep's setup) and a last one, which also tells
+# the first; the kills above cover the rounds between.
+SMALL_YAML = circles_space(
+    "killed", seed=8, repeats=2, search="sampler: grid\nconfigs:\n  - {placement: input, std: 0.05}", epochs=30
+)
+
+
+@pytest.mark.slow
+def test_a_sweep_killed_before_each_of_its_commits_resumes_to_the_uninterrupted_runs_and_trials(
+    tmp_path, sweeper_cli, launch, stored
+):
+    """Where the kills above land at random moments, these land at every write boundary in turn: the run is
+    SIGKILLed as it is about to commit its N-th transaction (sweeper's or Optuna's), for every N, then resumed."""
+    space = tmp_path / "small.yaml"
+    space.write_text(SMALL_YAML)
+    reference = f"sqlite:///{tmp_path / 'reference.db'}"
+    assert sweeper_cli("run", space, "--db", reference).exit_code == 0
+
+    for n in itertools.count(1):
+        url = f"sqlite:///{tmp_path / f'killed-{n}.db'}"
+        killed = launch("run", space, "--db", url, kill_at_commit=n)
+        if killed.wait() == 0:  # it commits fewer than n transactions: it was killed before each of them
+            assert n > 5, killed.stderr
+            break
+        assert killed.process.returncode == -signal.SIGKILL, (n, killed.stderr)
+        resumed = launch("run", space, "--db", url)
+        assert resumed.wait() == 0, (n, resumed.stderr)
+        assert "Traceback" not in resumed.stderr
+        assert_same_as_uninterrupted(stored, url, reference, 2)

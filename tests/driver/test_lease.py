@@ -7,7 +7,7 @@ import re
 import time
 
 import pytest
-import sqlalchemy as sa
+from helpers import circles_space, execute
 
 from sweeper.driver import sweep as sweep_module
 from sweeper.driver.executors import Executor
@@ -17,19 +17,13 @@ from sweeper.space import parse_space
 from sweeper.store import Store, _lease, open_store
 from sweeper.store._lease import GIVE_UP_S, STALE_S
 
-SPACE_YAML = """\
-name: held
-seed: 3
-repeats: 2
-metric: accuracy
-pack_size: 2
-task: {dataset: circles, n_train: 20, hidden: [4], epochs: 5}
-search:
-  sampler: grid
-  configs:
-    - {placement: input, std: 0.05}
-    - {placement: weights, std: 0.05}
-"""
+SPACE_YAML = circles_space(
+    "held",
+    seed=3,
+    repeats=2,
+    search="sampler: grid\nconfigs:\n  - {placement: input, std: 0.05}\n  - {placement: weights, std: 0.05}",
+    epochs=5,
+)
 N_CONFIGS, REPEATS = 3, 2
 REFUSED = re.compile(
     r"error: sweep 'held' is being run by host elsewhere \(pid 4242\) since \d{4}-\d\d-\d\d "
@@ -43,16 +37,6 @@ def space(tmp_path):
     path = tmp_path / "held.yaml"
     path.write_text(SPACE_YAML)
     return path
-
-
-def execute(url: str, sql: str) -> list[tuple]:
-    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
-    try:
-        with engine.begin() as connection:
-            result = connection.exec_driver_sql(sql)
-            return [tuple(r) for r in result] if result.returns_rows else []
-    finally:
-        engine.dispose()
 
 
 def everything(url: str) -> dict:
@@ -180,11 +164,13 @@ class TakenOverWhileTraining(Executor):
         self.url, self.interrupted = url, False
 
     def run(self, packs):
-        execute(
-            self.url, "UPDATE sweeper_sweeps SET lease_token = 'elsewhere', lease_host = 'elsewhere', lease_pid = 4242"
-        )
-        deadline = time.monotonic() + 120
+        # The take-over inside the try: under load the heartbeat may see it, and interrupt, before the next line.
         try:
+            execute(
+                self.url,
+                "UPDATE sweeper_sweeps SET lease_token = 'elsewhere', lease_host = 'elsewhere', lease_pid = 4242",
+            )
+            deadline = time.monotonic() + 120
             while time.monotonic() < deadline:  # a long pack
                 time.sleep(0.01)
         except KeyboardInterrupt:

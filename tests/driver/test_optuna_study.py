@@ -28,24 +28,9 @@ CASES = [("grid", "sqlite"), ("tpe", "sqlite"), pytest.param("grid", "postgresql
 
 
 @pytest.fixture(scope="module")
-def swept(request, tmp_path_factory, sweeper_cli):
+def swept(swept_once):
     """``swept(sampler, backend)``: the URL of a database holding the finished sweep ``study-<sampler>``."""
-    done = {}
-
-    def run(sampler: str, backend: str) -> str:
-        if (sampler, backend) not in done:
-            folder = tmp_path_factory.mktemp(f"{sampler}-{backend}")
-            space = folder / "space.yaml"
-            space.write_text(SPACE_YAML.format(sampler=sampler, search=SEARCHES[sampler]))
-            url = (
-                f"sqlite:///{folder / 'sweeps.db'}" if backend == "sqlite" else request.getfixturevalue("pg_database")()
-            )
-            result = sweeper_cli("run", space, "--db", url)
-            assert result.exit_code == 0, result.stderr
-            done[sampler, backend] = url
-        return done[sampler, backend]
-
-    return run
+    return lambda sampler, backend: swept_once(SPACE_YAML.format(sampler=sampler, search=SEARCHES[sampler]), backend)
 
 
 @pytest.mark.parametrize("sampler, backend", CASES)

@@ -5,13 +5,12 @@ from __future__ import annotations
 import os
 import signal
 import sqlite3
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import optuna
 import pytest
+from helpers import RUN_NUMBERS, circles_space, interrupt_on_call
 
 from sweeper.store import Store, open_store
 
@@ -38,19 +37,8 @@ search:
 N_CONFIGS, REPEATS = 5, 3
 TOTAL = N_CONFIGS * REPEATS
 KEY = ("trial", "task", "repeat")
-NUMBERS = (
-    "data_seed",
-    "init_seed",
-    "noise_seed",
-    "train_loss",
-    "test_loss",
-    "train_accuracy",
-    "test_accuracy",
-    "best_epoch",
-    "diverged",
-)
 RUNS_SQL = (
-    f'SELECT r.id, t.number AS trial, r.task, r."repeat", {", ".join("r." + n for n in NUMBERS)} '
+    f'SELECT r.id, t.number AS trial, r.task, r."repeat", {", ".join("r." + n for n in RUN_NUMBERS)} '
     "FROM sweeper_runs r JOIN sweeper_trials t ON t.id = r.trial_id"
 )
 
@@ -112,34 +100,18 @@ def reference(tmp_path_factory, space, sweeper_cli) -> dict:
     return {"db": db, "runs": runs, "objectives": objectives(db)}
 
 
-ONE_THREAD = {**os.environ, "OMP_NUM_THREADS": "1"}
-
-
-def command(space: Path, db: Path) -> list[str]:
-    return [sys.executable, "-m", "sweeper.cli", "run", str(space), "--db", f"sqlite:///{db}"]
-
-
 @pytest.fixture
-def start_sweep(tmp_path):
-    """``start_sweep(space, db)``: ``sweeper run`` as a subprocess (output in tmp_path); killed if left running."""
-    started = []
+def start_sweep(launch):
+    """``start_sweep(space, db)``: ``sweeper run`` as a process of its own (its stderr in ``.stderr`` of what it
+    returns); killed if left running."""
 
-    def start(space: Path, db: Path) -> subprocess.Popen:
-        with open(tmp_path / "stdout", "w") as out, open(tmp_path / "stderr", "w") as err:
-            process = subprocess.Popen(
-                command(space, db), cwd=tmp_path, env=ONE_THREAD, stdout=out, stderr=err, start_new_session=True
-            )
-        started.append(process)
-        return process
+    def start(space: Path, db: Path):
+        return launch("run", space, "--db", f"sqlite:///{db}")
 
-    yield start
-    for process in started:
-        if process.poll() is None:
-            os.kill(process.pid, signal.SIGKILL)
-            process.wait()
+    return start
 
 
-def wait_for_some_runs(process: subprocess.Popen, db: Path, timeout: float = 120) -> int:
+def wait_for_some_runs(process, db: Path, timeout: float = 120) -> int:
     """Polls the database until the sweep has stored a pack (and is still running)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -155,8 +127,9 @@ def wait_for_some_runs(process: subprocess.Popen, db: Path, timeout: float = 120
     pytest.fail(f"no run stored after {timeout} s")
 
 
-def interrupt(process: subprocess.Popen, db: Path, sig: int) -> dict[int, tuple]:
+def interrupt(launched, db: Path, sig: int) -> dict[int, tuple]:
     """Sends ``sig`` once a pack is stored; the runs stored when the process is gone."""
+    process = launched.process
     wait_for_some_runs(process, db)
     os.kill(process.pid, sig)
     process.wait(timeout=60)
@@ -182,11 +155,9 @@ def test_a_sweep_killed_with_sigkill_resumes_to_the_uninterrupted_numbers(space,
     stored = interrupt(start_sweep(space, db), db, signal.SIGKILL)
     assert sweep_status(db) == "running"  # SIGKILL leaves no chance to mark it
 
-    resumed = subprocess.run(
-        command(space, db), cwd=tmp_path, env=ONE_THREAD, capture_output=True, text=True, timeout=300
-    )
+    resumed = start_sweep(space, db)
 
-    assert resumed.returncode == 0, resumed.stderr
+    assert resumed.wait() == 0, resumed.stderr
     assert f"{TOTAL - len(stored)} runs trained" in resumed.stderr
     after = runs_by_id(db)
     assert {run_id: after[run_id] for run_id in stored} == stored  # the runs stored before are untouched
@@ -196,11 +167,11 @@ def test_a_sweep_killed_with_sigkill_resumes_to_the_uninterrupted_numbers(space,
 @pytest.mark.slow
 def test_a_sweep_interrupted_with_sigint_exits_130_and_resumes(space, reference, tmp_path, sweeper_cli, start_sweep):
     db = tmp_path / "interrupted.db"
-    process = start_sweep(space, db)
-    stored = interrupt(process, db, signal.SIGINT)
+    launched = start_sweep(space, db)
+    stored = interrupt(launched, db, signal.SIGINT)
 
-    assert process.returncode == 130
-    stderr = (tmp_path / "stderr").read_text()
+    assert launched.process.returncode == 130
+    stderr = launched.stderr
     assert "interrupted: finished packs are stored; run the same command to resume" in stderr
     assert "Traceback" not in stderr
     assert sweep_status(db) == "interrupted"
@@ -219,11 +190,11 @@ def test_a_sweep_sent_sigterm_stops_as_on_ctrl_c_exits_143_and_resumes(
     space, reference, tmp_path, sweeper_cli, start_sweep
 ):
     db = tmp_path / "terminated.db"
-    process = start_sweep(space, db)
-    stored = interrupt(process, db, signal.SIGTERM)
+    launched = start_sweep(space, db)
+    stored = interrupt(launched, db, signal.SIGTERM)
 
-    assert process.returncode == 143
-    stderr = (tmp_path / "stderr").read_text()
+    assert launched.process.returncode == 143
+    stderr = launched.stderr
     last = stderr.rstrip("\n").splitlines()[-1]
     assert last == "terminated (SIGTERM): finished packs are stored; run the same command to resume"
     assert "Traceback" not in stderr
@@ -241,18 +212,9 @@ def test_a_sweep_sent_sigterm_stops_as_on_ctrl_c_exits_143_and_resumes(
 
 def test_a_sweep_interrupted_between_ask_and_suggest_resumes(space, reference, tmp_path, sweeper_cli, monkeypatch):
     db = tmp_path / "asked.db"
-    add_trials = Store.add_trials
-    calls = []
-
-    def interrupted_on_the_second_trial(self, *args, **kwargs):
-        calls.append(1)
-        if len(calls) == 2:
-            # Ctrl-C after Optuna's trial of the second round was written, before the store's: the round's
-            # transaction (which also tells the first round) is rolled back
-            raise KeyboardInterrupt
-        return add_trials(self, *args, **kwargs)
-
-    monkeypatch.setattr(Store, "add_trials", interrupted_on_the_second_trial)
+    # Ctrl-C after Optuna's trial of the second round was written, before the store's: the round's transaction
+    # (which also tells the first round) is rolled back
+    interrupt_on_call(monkeypatch, Store, "add_trials", 2)
     first = sweeper_cli("run", space, "--db", f"sqlite:///{db}")
     assert first.exit_code == 130
     assert len(runs_by_key(db)) == REPEATS
@@ -266,16 +228,8 @@ def test_a_sweep_interrupted_between_ask_and_suggest_resumes(space, reference, t
 
 def test_a_sweep_interrupted_between_optuna_and_store_completes_every_trial(space, tmp_path, sweeper_cli, monkeypatch):
     url = f"sqlite:///{tmp_path / 'told.db'}"
-    complete = Store.complete_trials
-    calls = []
-
-    def interrupted_on_the_second_trial(self, *args, **kwargs):
-        calls.append(1)
-        if len(calls) == 2:
-            raise KeyboardInterrupt  # Ctrl-C while the second round is told: its transaction is rolled back
-        return complete(self, *args, **kwargs)
-
-    monkeypatch.setattr(Store, "complete_trials", interrupted_on_the_second_trial)
+    # Ctrl-C while the second round is told: its transaction is rolled back
+    interrupt_on_call(monkeypatch, Store, "complete_trials", 2)
     assert sweeper_cli("run", space, "--db", url, "--epochs", "10").exit_code == 130
     monkeypatch.undo()
 
@@ -326,16 +280,8 @@ def test_a_refused_resume_is_one_line_on_stderr(space, reference, sweeper_cli):
 
 def test_a_resume_with_nothing_left_to_train_says_so_in_one_line(space, tmp_path, sweeper_cli, monkeypatch):
     url = f"sqlite:///{tmp_path / 'last.db'}"
-    complete = Store.complete_trials
-    calls = []
-
-    def interrupted_telling_the_last(self, *args, **kwargs):
-        calls.append(1)
-        if len(calls) == N_CONFIGS:  # one configuration per round: the last round, all its runs stored
-            raise KeyboardInterrupt
-        return complete(self, *args, **kwargs)
-
-    monkeypatch.setattr(Store, "complete_trials", interrupted_telling_the_last)
+    # one configuration per round: Ctrl-C while the last round is told, all its runs stored
+    interrupt_on_call(monkeypatch, Store, "complete_trials", N_CONFIGS)
     assert sweeper_cli("run", space, "--db", url, "--epochs", "10").exit_code == 130
     monkeypatch.undo()
 
@@ -349,18 +295,14 @@ def test_a_resume_with_nothing_left_to_train_says_so_in_one_line(space, tmp_path
         assert [t["status"] for t in store.trials("resume-me")] == ["complete"] * N_CONFIGS
 
 
-TPE_YAML = """\
-name: tpe-resume
-seed: 3
-repeats: 2
-metric: accuracy
-pack_size: 2        # one trial a round
-task: {dataset: circles, n_train: 20, hidden: [4], epochs: 20}
-search:
-  sampler: tpe
-  n_trials: 12      # past TPE's 10 random startup trials
-  space: {placement: [input, weights], std: {log_uniform: [0.01, 0.3]}}
-"""
+# One trial a round (pack_size 2), 12 of them: past TPE's 10 random startup trials.
+TPE_YAML = circles_space(
+    "tpe-resume",
+    seed=3,
+    repeats=2,
+    search="sampler: tpe\nn_trials: 12\nspace: {placement: [input, weights], std: {log_uniform: [0.01, 0.3]}}",
+    epochs=20,
+)
 
 
 def tpe_trials(db: Path) -> dict[int, tuple]:

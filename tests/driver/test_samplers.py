@@ -31,24 +31,9 @@ search:
 
 
 @pytest.fixture(scope="module")
-def sampled(request, tmp_path_factory, sweeper_cli):
+def sampled(swept_once):
     """``sampled(sampler, backend)``: the database URL of the tiny sampled sweep, run once per module."""
-    done = {}
-
-    def run(sampler: str, backend: str) -> str:
-        if (sampler, backend) not in done:
-            folder = tmp_path_factory.mktemp(f"{sampler}-{backend}")
-            space = folder / "space.yaml"
-            space.write_text(SPACE_YAML.format(sampler=sampler))
-            url = (
-                f"sqlite:///{folder / 'sweeps.db'}" if backend == "sqlite" else request.getfixturevalue("pg_database")()
-            )
-            result = sweeper_cli("run", space, "--db", url)
-            assert result.exit_code == 0, result.stderr
-            done[sampler, backend] = url
-        return done[sampler, backend]
-
-    return run
+    return lambda sampler, backend: swept_once(SPACE_YAML.format(sampler=sampler), backend)
 
 
 CASES = [("tpe", "sqlite"), ("random", "sqlite"), pytest.param("tpe", "postgresql", marks=pytest.mark.postgres)]

@@ -4,12 +4,11 @@ import math
 
 import numpy as np
 import pytest
+from helpers import member
 
-from sweeper import seeding
 from sweeper.engine.population import train_population
 from sweeper.engine.reference import train_reference
 from sweeper.noise.spec import NoiseSpec, make_config
-from sweeper.records import Member
 from sweeper.tasks.spec import OptimizerSpec, TaskSpec
 
 TASKS = {
@@ -26,16 +25,6 @@ BLOW_UP = {
     "gru": make_config([NoiseSpec("post_activation", "gaussian", 1e38)]),
 }
 BAD = 2
-
-
-def member(config=(), repeat=0):
-    return Member(
-        config,
-        repeat,
-        seeding.data_seed(0, repeat),
-        seeding.init_seed(0, repeat),
-        seeding.noise_seed(0, repeat, config),
-    )
 
 
 def pack(bad_config):

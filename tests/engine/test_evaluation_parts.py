@@ -4,27 +4,17 @@ and keeps the test metrics of that epoch; the test part's calibration error is m
 import numpy as np
 import pytest
 import torch
+from helpers import member
 
 from sweeper import seeding
 from sweeper.engine import losses
 from sweeper.engine.population import train_population
 from sweeper.engine.reference import train_reference
 from sweeper.noise.spec import NoiseSpec, make_config
-from sweeper.records import Member
 from sweeper.tasks.data import load_split
 from sweeper.tasks.spec import TaskSpec
 
 TASK = TaskSpec(dataset="moons", n_train=30, hidden=(16,), epochs=40, log_every=5)
-
-
-def member(config=(), repeat=0):
-    return Member(
-        config,
-        repeat,
-        seeding.data_seed(0, repeat),
-        seeding.init_seed(0, repeat),
-        seeding.noise_seed(0, repeat, config),
-    )
 
 
 def ece_by_definition(confidence: np.ndarray, correct: np.ndarray, bins: int = 15) -> float:

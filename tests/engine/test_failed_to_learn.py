@@ -3,13 +3,12 @@ learn; every engine judges a member alike."""
 
 import numpy as np
 import pytest
+from helpers import member as seeded_member
 
-from sweeper import seeding
 from sweeper.engine.chance import failed_to_learn
 from sweeper.engine.population import train_population
 from sweeper.engine.reference import train_reference
 from sweeper.noise.spec import NoiseSpec, make_config
-from sweeper.records import Member
 from sweeper.tasks.spec import OptimizerSpec, TaskSpec
 
 BALANCED = np.array([0] * 15 + [1] * 15)  # majority-class rate 0.5
@@ -57,13 +56,7 @@ DROWNED = make_config([NoiseSpec("gradients", "gaussian", 1e6)])  # the loss sta
 
 
 def member(config, repeat):
-    return Member(
-        config,
-        repeat,
-        seeding.data_seed(5, repeat),
-        seeding.init_seed(5, repeat),
-        seeding.noise_seed(5, repeat, config),
-    )
+    return seeded_member(config, repeat, sweep_seed=5)
 
 
 def test_every_engine_judges_a_member_alike():

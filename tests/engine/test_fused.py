@@ -11,13 +11,12 @@ import math
 import numpy as np
 import pytest
 import torch
+from helpers import member
 
-from sweeper import seeding
 from sweeper.engine import fused, population
 from sweeper.engine.population import train_population
 from sweeper.engine.reference import train_reference
 from sweeper.noise.spec import NoiseSpec, make_config
-from sweeper.records import Member
 from sweeper.tasks.data import input_shape, n_outputs
 from sweeper.tasks.families import family
 from sweeper.tasks.spec import OptimizerSpec, TaskSpec
@@ -110,16 +109,6 @@ TARGETS = {  # what each kind of task takes at the targets placement
     ],
 }
 TOL = 2e-4
-
-
-def member(config=(), repeat=0):
-    return Member(
-        config,
-        repeat,
-        seeding.data_seed(0, repeat),
-        seeding.init_seed(0, repeat),
-        seeding.noise_seed(0, repeat, config),
-    )
 
 
 def pack(task_name="w1_like"):

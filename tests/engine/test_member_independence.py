@@ -5,8 +5,8 @@ This is what lets one trial of a sweep be rerun alone and reproduce its stored n
 
 import numpy as np
 import pytest
+from helpers import member
 
-from sweeper import seeding
 from sweeper.engine.population import train_population
 from sweeper.noise.spec import NoiseSpec, make_config
 from sweeper.records import Member
@@ -41,16 +41,6 @@ REPLACEMENTS = {
     "dropout": make_config([NoiseSpec("pre_activation", "dropout", 0.5), NoiseSpec("weights", "dropout", 0.1)]),
 }
 CHANGED = 2
-
-
-def member(config=(), repeat=0):
-    return Member(
-        config,
-        repeat,
-        seeding.data_seed(0, repeat),
-        seeding.init_seed(0, repeat),
-        seeding.noise_seed(0, repeat, config),
-    )
 
 
 def pack_members():

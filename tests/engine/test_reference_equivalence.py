@@ -7,13 +7,13 @@ each member draws from its own ``torch.Generator`` in the reference loop's order
 import numpy as np
 import pytest
 import torch
+from helpers import member
 
 from sweeper import seeding
 from sweeper.engine._shared import batch_order, shuffler
 from sweeper.engine.population import train_population
 from sweeper.engine.reference import train_reference
 from sweeper.noise.spec import NoiseSpec, make_config
-from sweeper.records import Member
 from sweeper.tasks.spec import OptimizerSpec, TaskSpec
 
 TOL = 1e-5
@@ -37,16 +37,6 @@ TASKS = {
     "lstm": TaskSpec(dataset="digits", model="rnn", cell="lstm", hidden=(16,), epochs=20, log_every=5),
     "gru": TaskSpec(dataset="digits", model="rnn", cell="gru", hidden=(16,), epochs=20, log_every=5),
 }
-
-
-def member(config=(), repeat=0):
-    return Member(
-        config,
-        repeat,
-        seeding.data_seed(0, repeat),
-        seeding.init_seed(0, repeat),
-        seeding.noise_seed(0, repeat, config),
-    )
 
 
 def assert_same_run(pop, ref):

@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from helpers import member
 
-from sweeper import seeding
 from sweeper.engine import functional
 from sweeper.engine.population import train_population
 from sweeper.engine.reference import train_reference
@@ -46,16 +46,6 @@ TASKS = {
     "encoder_regression": task("encoder", dataset="friedman1"),
     "cnn_images": task("cnn", dataset="digits", epochs=6, log_every=3),  # digits as (8, 8) images
 }
-
-
-def member(config=(), repeat=0):
-    return Member(
-        config,
-        repeat,
-        seeding.data_seed(0, repeat),
-        seeding.init_seed(0, repeat),
-        seeding.noise_seed(0, repeat, config),
-    )
 
 
 def assert_same_run(a, b, tol=TOL):

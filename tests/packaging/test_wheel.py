@@ -61,9 +61,11 @@ def test_a_wheel_in_a_fresh_virtual_environment_sweeps_and_reports_with_the_fuse
     run([sys.executable, "-m", "venv", venv])
     python, sweeper = venv / "bin" / "python", venv / "bin" / "sweeper"
     env = outside_env(SWEEPER_CACHE=str(cache))
-    run([python, "-m", "pip", "install", "--quiet", TORCH], env=env)  # torch first, as the README says
+    # torch first, as the README says; --no-compile: the bytecode of torch's thousands of modules is pip's
+    # longest step, and a run compiles what it imports anyway
+    run([python, "-m", "pip", "install", "--quiet", "--no-compile", TORCH], env=env)
     (wheel,) = sweeper_dist.glob("sweeper-*.whl")
-    run([python, "-m", "pip", "install", "--quiet", wheel], env=env)
+    run([python, "-m", "pip", "install", "--quiet", "--no-compile", wheel], env=env)
     work.mkdir()
     shutil.copy(SEARCH_SPACE, work)
     where = run([python, "-c", "import sweeper; print(sweeper.__file__)"], env=env, cwd=work).stdout

@@ -1,7 +1,7 @@
 """Without a working C compiler sweeper still trains, on torch code, and says so in one plain line.
 
-Each case runs the CLI in a process of its own with an empty kernel cache, so the library is really
-built (or not) there, as on a user's first run.
+Each case runs the CLI in a process of its own (forked from a server that imported sweeper but loaded no
+kernel) with an empty kernel cache, so the library is really built (or not) there, as on a user's first run.
 """
 
 from __future__ import annotations
@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -24,34 +23,36 @@ QUICK = ["--repeats", "2", "--epochs", "40"]
 BENCH = ["bench", "--epochs", "2", "--members", "2", "--reference-runs", "1", "--no-stacked", "--format", "json"]
 
 
-def sweeper(*args, cc: str | None, cache: Path, cwd: Path) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if k not in ("CC", "SWEEPER_CACHE")}
-    env["PYTHONPATH"] = os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")])
-    env["SWEEPER_CACHE"] = str(cache)
-    if cc is not None:
-        env["CC"] = cc
-    return subprocess.run(
-        [sys.executable, "-m", "sweeper.cli", *map(str, args)],
-        env=env,
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+@pytest.fixture
+def sweeper(launch):
+    """``sweeper(*args, cc=, cache=, cwd=)``: the CLI in a process of its own (forked from the fork server, which
+    has loaded no kernel) with ``CC`` and ``SWEEPER_CACHE`` set so; its exit code, stdout and stderr."""
+
+    def run(*args, cc: str | None, cache: Path, cwd: Path) -> subprocess.CompletedProcess:
+        env = {k: v for k, v in os.environ.items() if k not in ("CC", "SWEEPER_CACHE")}
+        env["PYTHONPATH"] = os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")])
+        env["SWEEPER_CACHE"] = str(cache)
+        if cc is not None:
+            env["CC"] = cc
+        done = launch(*args, cwd=cwd, env=env)
+        code = done.wait(timeout=600)
+        return subprocess.CompletedProcess(args, code, done.stdout, done.stderr)
+
+    return run
 
 
 def notices(stderr: str) -> list[str]:
     return [line for line in stderr.splitlines() if line.startswith("sweeper: ")]
 
 
-def stored_runs(db: str, cwd: Path, cache: Path) -> dict:
+def stored_runs(sweeper, db: str, cwd: Path, cache: Path) -> dict:
     done = sweeper("runs", "seed-case-study", "--db", db, "--format", "json", cc=None, cache=cache, cwd=cwd)
     assert done.returncode == 0, done.stderr
     return {(r["trial"], r["repeat"]): r for r in json.loads(done.stdout)}
 
 
 @pytest.mark.slow
-def test_a_sweep_without_a_compiler_runs_on_torch_code_says_so_once_and_stores_the_same_numbers(tmp_path):
+def test_a_sweep_without_a_compiler_runs_on_torch_code_says_so_once_and_stores_the_same_numbers(tmp_path, sweeper):
     torch_db, kernels_db = f"sqlite:///{tmp_path / 'torch.db'}", f"sqlite:///{tmp_path / 'kernels.db'}"
     done = sweeper(
         "run", SEARCH_SPACE, *QUICK, "--db", torch_db, cc="/nonexistent/cc", cache=tmp_path / "none", cwd=tmp_path
@@ -71,8 +72,8 @@ def test_a_sweep_without_a_compiler_runs_on_torch_code_says_so_once_and_stores_t
     # The same training either way (torch runs the stacked program, the kernels the fused engine): equal
     # up to float rounding, which over 40 epochs stays far below what noise or a repeat changes.
     slow, fast = (
-        stored_runs(torch_db, tmp_path, tmp_path / "kernels"),
-        stored_runs(kernels_db, tmp_path, tmp_path / "kernels"),
+        stored_runs(sweeper, torch_db, tmp_path, tmp_path / "kernels"),
+        stored_runs(sweeper, kernels_db, tmp_path, tmp_path / "kernels"),
     )
     assert slow.keys() == fast.keys() and len(slow) == 8
     for key in slow:
@@ -84,7 +85,7 @@ def test_a_sweep_without_a_compiler_runs_on_torch_code_says_so_once_and_stores_t
 
 
 @pytest.mark.slow
-def test_a_failing_compiler_shows_its_own_error_with_debug_only(tmp_path):
+def test_a_failing_compiler_shows_its_own_error_with_debug_only(tmp_path, sweeper):
     fake = tmp_path / "fake-cc"
     fake.write_text("#!/bin/sh\necho 'fake-cc: error: this compiler always fails' >&2\nexit 1\n")
     fake.chmod(0o755)

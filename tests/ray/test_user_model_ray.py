@@ -28,6 +28,7 @@ search:
 """
 
 
+@pytest.mark.slow
 def test_workers_import_the_module_shipped_with_the_job_and_train_the_local_numbers(tmp_path):
     folder = tmp_path / "elsewhere"  # on no worker's path, and not their working directory
     folder.mkdir()

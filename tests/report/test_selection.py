@@ -31,6 +31,7 @@ def chosen_estimates(sim, *, validation: bool, seed: int) -> np.ndarray:
     return np.array(out)
 
 
+@pytest.mark.slow
 def test_on_validation_the_chosen_configurations_test_estimate_is_unbiased_and_its_validation_mean_is_not(sim):
     estimates = chosen_estimates(sim, validation=True, seed=1)
     selection, test = estimates[:, 0], estimates[:, 1]
@@ -43,6 +44,7 @@ def test_on_validation_the_chosen_configurations_test_estimate_is_unbiased_and_i
     assert np.isnan(estimates[:, 2]).all()  # no correction is needed, none is given
 
 
+@pytest.mark.slow
 def test_without_a_validation_part_bbc_shrinks_the_chosen_estimate_toward_the_truth(sim):
     estimates = chosen_estimates(sim, validation=False, seed=2)
     naive, bbc = estimates[:, 1], estimates[:, 2]

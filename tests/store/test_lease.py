@@ -12,6 +12,7 @@ import threading
 import numpy as np
 import pytest
 import sqlalchemy as sa
+from helpers import execute
 
 from sweeper.errors import LeaseError
 from sweeper.records import Member, RunResult
@@ -30,16 +31,6 @@ BUSY = re.compile(
 
 def start(store, owner: Owner | None) -> int | None:
     return store.start_sweep("demo", SPEC_YAML, **SETTINGS, owner=owner)
-
-
-def execute(url: str, sql: str) -> list[tuple]:
-    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
-    try:
-        with engine.begin() as connection:
-            result = connection.exec_driver_sql(sql)
-            return [tuple(r) for r in result] if result.returns_rows else []
-    finally:
-        engine.dispose()
 
 
 def sweep_row(url: str) -> tuple:

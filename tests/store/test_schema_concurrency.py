@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import multiprocessing
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -96,26 +93,16 @@ search: {{sampler: grid, configs: [{{placement: input, std: 0.1}}]}}
 
 
 @pytest.mark.slow
-def test_different_sweeps_started_at_once_on_a_new_database_all_complete(new_database, tmp_path):
+def test_different_sweeps_started_at_once_on_a_new_database_all_complete(new_database, tmp_path, launch):
     url = new_database()
     names = ("first", "second", "third")
     spaces = []
     for name in names:
         spaces.append(tmp_path / f"{name}.yaml")
         spaces[-1].write_text(SPACE.format(name=name))
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
 
-    processes = [
-        subprocess.Popen(
-            [sys.executable, "-m", "sweeper.cli", "run", space, "--db", url],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env=env,
-        )
-        for space in spaces
-    ]
-    outcomes = [(p.wait(timeout=600), p.stderr.read()) for p in processes]
+    processes = [launch("run", space, "--db", url) for space in spaces]
+    outcomes = [(p.wait(timeout=600), p.stderr) for p in processes]
 
     assert [code for code, _ in outcomes] == [0] * len(names), outcomes
     assert table_rows(url, "sweeper_sweeps", "name, status") == sorted((n, "completed") for n in names)

@@ -8,6 +8,7 @@ from datetime import datetime
 
 import numpy as np
 import pytest
+from helpers import member as seeded_member
 
 from sweeper import seeding
 from sweeper.engine.machine import Machine
@@ -38,13 +39,7 @@ CLASSIFICATION_METRICS = (
 
 
 def member(config, repeat: int) -> Member:
-    return Member(
-        config=config,
-        repeat=repeat,
-        data_seed=seeding.data_seed(SWEEP_SEED, repeat),
-        init_seed=seeding.init_seed(SWEEP_SEED, repeat),
-        noise_seed=seeding.noise_seed(SWEEP_SEED, repeat, config),
-    )
+    return seeded_member(config, repeat, sweep_seed=SWEEP_SEED)
 
 
 def classification_result(repeat: int) -> RunResult:

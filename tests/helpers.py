@@ -1,0 +1,74 @@
+"""Helpers the test modules share, imported as ``from helpers import ...`` (pyproject's pytest ``pythonpath``
+puts tests/ on the path: with ``--import-mode=importlib`` a test module cannot import a conftest)."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from sweeper import seeding
+from sweeper.records import Member
+
+#: The columns of a run that must come out the same however the sweep was interrupted.
+RUN_NUMBERS = (
+    "data_seed",
+    "init_seed",
+    "noise_seed",
+    "train_loss",
+    "test_loss",
+    "train_accuracy",
+    "test_accuracy",
+    "best_epoch",
+    "diverged",
+    "failed_to_learn",
+)
+
+
+def member(config=(), repeat: int = 0, sweep_seed: int = 0) -> Member:
+    """The member that a sweep of seed ``sweep_seed`` trains for ``config`` at ``repeat``: the seeds of its
+    data, initialisation and noise streams as the planner derives them (no fixed dataset seed)."""
+    return Member(
+        config,
+        repeat,
+        seeding.data_seed(sweep_seed, repeat),
+        seeding.init_seed(sweep_seed, repeat),
+        seeding.noise_seed(sweep_seed, repeat, config),
+    )
+
+
+def circles_space(name: str, *, seed: int, repeats: int, search: str, pack_size: int = 2, **task) -> str:
+    """The search-space YAML of a small sweep on the circles data set, the driver tests' usual subject:
+    accuracy as the metric, ``task`` the task's fields after ``dataset: circles`` (values as YAML flow text,
+    e.g. ``hidden="[8]"``; 20 training points and one hidden layer of 4 unless given), ``search`` the lines of
+    its ``search:`` block without their indent."""
+    task = {"dataset": "circles", "n_train": 20, "hidden": "[4]", **task}
+    fields = ", ".join(f"{key}: {value}" for key, value in task.items())
+    block = "".join(f"  {line}\n" for line in search.strip("\n").splitlines())
+    return (
+        f"name: {name}\nseed: {seed}\nrepeats: {repeats}\nmetric: accuracy\npack_size: {pack_size}\n"
+        f"task: {{{fields}}}\nsearch:\n{block}"
+    )
+
+
+def execute(url: str, sql: str) -> list[tuple]:
+    """Runs ``sql`` on the database at ``url`` in a transaction of its own; the rows it returns, if any."""
+    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    try:
+        with engine.begin() as connection:
+            result = connection.exec_driver_sql(sql)
+            return [tuple(r) for r in result] if result.returns_rows else []
+    finally:
+        engine.dispose()
+
+
+def interrupt_on_call(monkeypatch, owner, name: str, call: int) -> None:
+    """Ctrl-C in place of the ``call``-th call (1 for the first) of method ``name`` of class ``owner``: a
+    KeyboardInterrupt raised before the method runs; the calls before it run as they would."""
+    method, calls = getattr(owner, name), []
+
+    def interrupted(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == call:
+            raise KeyboardInterrupt
+        return method(self, *args, **kwargs)
+
+    monkeypatch.setattr(owner, name, interrupted)
