@@ -14,9 +14,9 @@ from sweeper.cli.options import BenchFormat, Device
 
 def bench(
     device: Device = typer.Option(Device.cpu, help="Where to train."),
-    members: int | None = typer.Option(None, help="Population size (default: the pack size rule)."),
-    epochs: int | None = typer.Option(None, help="Epochs per run (W1: 4000; --driver: 20)."),
-    reference_runs: int = typer.Option(2, help="Runs of the reference loop to time."),
+    members: int | None = typer.Option(None, min=1, help="Population size (default: the pack size rule)."),
+    epochs: int | None = typer.Option(None, min=1, help="Epochs per run (W1: 4000; --driver: 20)."),
+    reference_runs: int = typer.Option(2, min=1, help="Runs of the reference loop to time."),
     noise: str | None = typer.Option(
         None,
         help="W1 with other noise: PLACEMENT:KIND:STD, e.g. "

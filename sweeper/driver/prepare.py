@@ -89,14 +89,16 @@ def _read(file: Path, stored_in: str | None, name: str | None) -> SweepSpec:
 
 
 def _stored_before_validation(file: Path, url: str, name: str | None) -> SweepSpec | None:
+    from sweeper.regular_files import read_regular
+    from sweeper.space.spec import MAX_FILE_BYTES
     from sweeper.store import open_store
 
     try:
-        text = file.read_text(encoding="utf-8")
+        text = read_regular(file, MAX_FILE_BYTES, str(file), SpaceError, "search-space file").decode("utf-8")
         spec = parse_space(text, str(file), stored=True, base_dir=file.resolve().parent)
-        with open_store(url, create=False) as store:
+        with open_store(url, read_only=True) as store:
             row = store.sweep(name or spec.name)
-    except (OSError, SweeperError):
+    except (OSError, UnicodeDecodeError, SweeperError):
         return None
     if row["spec_yaml"] != text or not row["metric"].startswith("test_"):
         return None
@@ -144,6 +146,7 @@ def check_user_model(spec: SweepSpec, name: str, task, sample: np.ndarray) -> No
     runs it on ``sample`` and finds the sites of the sweep's placements; SpaceError, one line, if not."""
     import torch
 
+    from sweeper.engine import sizing
     from sweeper.tasks.user_models import check_model
 
     source = Path(spec.source)
@@ -152,7 +155,9 @@ def check_user_model(spec: SweepSpec, name: str, task, sample: np.ndarray) -> No
     else:
         placements = {p for combined in spec.search.space.placements for p in combined}
     try:
-        check_model(task, source.parent if source.is_file() else None, torch.as_tensor(sample), placements)
+        folder = source.parent if source.is_file() else None
+        free = sizing.free_memory(torch.device("cpu"))  # the model is built on the CPU
+        check_model(task, folder, torch.as_tensor(sample), placements, free)
     except TaskError as exc:
         where = "task.model" if len(spec.tasks) == 1 else f"tasks[{name}].model"
         raise SpaceError(f"{spec.source}: {where}: {exc}") from exc
@@ -212,12 +217,16 @@ def refuse_old_annealing(spec: SweepSpec, sweeper_version: str | None) -> None:
 
 
 def refuse_changed_data(spec: SweepSpec, stored: dict | None) -> None:
-    """Refuses, in one line, to resume or rerun a sweep whose data files changed since it was stored
-    (``stored``: the sweep row's ``data_files``): its runs were trained on the old contents, and the
-    new ones would not be comparable with them."""
-    said = files.changed(stored, files.described(spec.tasks, spec.data_dir))
+    """Refuses, in one line, to resume or rerun a sweep whose data files or own model's code changed
+    since it was stored (``stored``: the sweep row's ``data_files``): its runs were trained on the old
+    contents, and the new ones would not be comparable with them."""
+    try:
+        said = files.changed(stored, files.described(spec.tasks, spec.data_dir))
+    except TaskError as exc:
+        raise StoreError(f"sweep {spec.name!r}: {exc}") from exc
     if said is not None:
+        restore = "the model's files" if said.startswith("the model") else "the file"
         raise StoreError(
-            f"sweep {spec.name!r}: data file {said} changed since the sweep was stored, so new runs "
-            "would not match the stored ones: restore the file, or run it under another --name"
+            f"sweep {spec.name!r}: {said} changed since the sweep was stored, so new runs "
+            f"would not match the stored ones: restore {restore}, or run it under another --name"
         )

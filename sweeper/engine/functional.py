@@ -318,6 +318,8 @@ def _not_vectorizable(task: TaskSpec, sample: torch.Tensor, device: torch.device
     if drew:
         return "it draws random numbers of its own (nn.Dropout, say), which a pack could not keep apart"
     models = [user_models.build(task) for _ in range(2)]
+    if type(models[0]) is not type(models[1]):  # stack_module_state refuses them
+        return "its factory defines a new class on each call"
     skeleton = models[0].to(device).train()
     params, buffers = stack_module_state(models)
     params = {k: v.to(device).detach().requires_grad_(v.requires_grad) for k, v in params.items()}
@@ -326,6 +328,8 @@ def _not_vectorizable(task: TaskSpec, sample: torch.Tensor, device: torch.device
         both = sample.expand(2, *sample.shape)
         out = vmap(lambda p, b, x: functional_call(skeleton, (p, b), (x,)))(params, buffers, both)
         out.sum().backward()
+    except (torch.OutOfMemoryError, MemoryError):
+        raise  # memory, not vectorizing, is what failed: said as such, not as torch.func's refusal
     except Exception as exc:  # vmap's refusals are RuntimeErrors and ValueErrors of many kinds
         return f"torch.func cannot vectorize it ({type(exc).__name__}: {_first_line(exc)})"
     return None
