@@ -113,13 +113,21 @@ def import_factory(factory: ModelFactory, folder: Path | None = None) -> Callabl
     return fn
 
 
+#: The modules of sweeper that hold model factories of its own (``sweeper bench`` trains W1's network as a
+#: user's model); every other module of sweeper is refused as a factory's (importing it can have effects).
+SHIPPED_FACTORY_MODULES = frozenset({"sweeper.engine.bench"})
+
+
 def _refuse_shadowing(factory: ModelFactory, module_name: str, folders: list[str]) -> None:
     """A factory inside sweeper itself, or a module of the user's folders named as a module of the
     standard library or an installed package (``psycopg.py``), is refused: importing it would replace
     the real one for the rest of the process, or be the real one and not the user's file."""
     top = module_name.split(".")[0]
-    if top == "sweeper":
-        raise TaskError(f"{_name(factory)}: is inside sweeper itself; allowed: a module of your own")
+    if top == "sweeper" and module_name not in SHIPPED_FACTORY_MODULES:
+        raise TaskError(
+            f"{_name(factory)}: is inside sweeper itself; allowed: a module of your own"
+            f" (or sweeper's own factories: {', '.join(sorted(SHIPPED_FACTORY_MODULES))})"
+        )
     mine = [f for f in folders if (Path(f) / f"{top}.py").is_file() or (Path(f) / top / "__init__.py").is_file()]
     if not mine:
         return
