@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import sys
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 
 import torch
@@ -71,7 +72,7 @@ class _Sites:
         self.placements = [p for p in ("pre_activation", "post_activation") if p in noise.sites]
         self.mode: str | None = None
         self.recorded: list[tuple[str, tuple[int, ...]]] = []
-        self.draws: list[tuple[torch.Tensor | None, torch.Tensor | None]] = []
+        self.draws: deque[tuple[torch.Tensor | None, torch.Tensor | None]] = deque()
         self.layout: list[tuple[bool, bool]] = []
         for _, module in user_models.site_modules(model, task.user_model) if self.placements else ():
             if "pre_activation" in self.placements:
@@ -89,7 +90,7 @@ class _Sites:
             add, mul = self.noise.factors(placement, (1, *x.shape), x.dtype, x.device)
             add, mul = (None if t is None else t[0] for t in (add, mul))
         else:
-            add, mul = self.draws.pop(0)
+            add, mul = self.draws.popleft()
         if add is not None:
             x = x + add
         return x if mul is None else x * mul
@@ -112,9 +113,9 @@ class _Sites:
         if self.mode != "apply":
             return
         it = iter(drawn)
-        self.draws = [
+        self.draws = deque(
             (next(it) if has_add else None, next(it) if has_mul else None) for has_add, has_mul in self.layout
-        ]
+        )
 
 
 def train_functional(
