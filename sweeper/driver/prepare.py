@@ -70,11 +70,11 @@ def prepare(
     executor = executor(spec) if made else executor
     try:
         sizes = pack_sizes(spec, executor, split_sizes)
+        slow = member_by_member_notes(spec, samples, sizes)
     except BaseException:
         if made:
             executor.close()
         raise
-    slow = member_by_member_notes(spec, samples, sizes)
     return Prepared(spec, executor, split_sizes, sizes, (*files.notes(spec.tasks), *spec.search.notes, *slow))
 
 
@@ -89,7 +89,11 @@ def member_by_member_notes(spec: SweepSpec, samples: dict[str, np.ndarray], size
 
     notes = []
     for name, sample in samples.items():
-        note = member_by_member_note(spec.tasks[name], torch.as_tensor(sample), sizes[name])
+        try:
+            note = member_by_member_note(spec.tasks[name], torch.as_tensor(sample), sizes[name])
+        except TaskError as exc:
+            where = "task.model" if len(spec.tasks) == 1 else f"tasks[{name}].model"
+            raise SpaceError(f"{spec.source}: {where}: {exc}") from exc
         if note is not None:
             notes.append(note if len(spec.tasks) == 1 else f"tasks[{name}]: {note}")
     return notes

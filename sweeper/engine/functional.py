@@ -48,6 +48,7 @@ from sweeper.engine._shared import (
     shuffler,
     total_steps,
 )
+from sweeper.errors import TaskError
 from sweeper.noise.pack import PackNoise
 from sweeper.noise.streams import make_streams
 from sweeper.records import Member, RunResult
@@ -400,7 +401,15 @@ def member_by_member_note(task: TaskSpec, sample: torch.Tensor, members: int) ->
     process. ``sample``: two training rows, ``(2, *input_shape)``."""
     if fused_engine.dense_stack(task, torch.device("cpu"), "philox") is not None:
         return None
-    why = _not_vectorizable(task, sample, torch.device("cpu"))
+    try:
+        why = _not_vectorizable(task, sample, torch.device("cpu"))
+    except (TaskError, torch.OutOfMemoryError, MemoryError):
+        raise
+    except Exception as exc:  # its forward pass in training mode (the checks ran it in evaluation mode)
+        raise TaskError(
+            f"model {task.user_model}: its forward pass in training mode on a batch of shape "
+            f"{tuple(sample.shape)} raised {type(exc).__name__}: {_first_line(exc)}"
+        ) from exc
     if why is None:
         return None
     _SAID.add(str(task.user_model))

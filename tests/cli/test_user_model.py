@@ -109,6 +109,11 @@ def test_a_sweep_of_an_own_model_validates_runs_reports_and_reruns_alone(sweeper
             "modules: 0 (Flatten), 1 (Linear), 2 (ReLU), 3 (Linear)",
         ),
         (
+            dict(factory=f"{MODULE}:fails_training", args="{}"),
+            f"model {MODULE}:fails_training(): its forward pass in training mode on a batch of shape (2, 2) raised "
+            "RuntimeError: no training here",
+        ),
+        (
             dict(factory="not a factory"),
             "task.model: factory 'not a factory' is not module:function, e.g. my_models:make_net",
         ),

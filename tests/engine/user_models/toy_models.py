@@ -112,3 +112,20 @@ def cnn(input_shape, n_outputs, channels=4):
         nn.Flatten(),
         nn.Linear(channels * (h // 2) * (w // 2), n_outputs),
     )
+
+
+class FailsTraining(nn.Module):
+    """Runs in evaluation mode only: what the checks run passes, training would not."""
+
+    def __init__(self, n_in, n_out):
+        super().__init__()
+        self.a, self.act = nn.Linear(n_in, n_out), nn.ReLU()
+
+    def forward(self, x):
+        if self.training:
+            raise RuntimeError("no training here")
+        return self.act(self.a(x))
+
+
+def fails_training(input_shape, n_outputs):
+    return FailsTraining(input_shape[0], n_outputs)
