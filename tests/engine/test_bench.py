@@ -59,3 +59,12 @@ def test_bench_times_the_own_model_of_a_search_space_file():
         result["population_runs_per_s"] / result["reference_runs_per_s"], rel=0.01, abs=0.01
     )
     assert "own model (models:cnn(channels=[4, 8])): reference loop, 1 run(s) of 2 epochs" in logged[0]
+
+
+def test_bench_of_a_search_space_without_an_own_model_is_one_line_exit_2(sweeper_cli):
+    space = Path(__file__).parents[2] / "search_spaces" / "seed_case_study.yaml"
+    result = sweeper_cli("bench", "--own-space", space)
+    assert (result.exit_code, result.stdout) == (2, "")
+    assert result.stderr == (
+        f"error: --own-space: {space}: task 'circles' has no model factory (task.model: {{factory: ...}})\n"
+    )
