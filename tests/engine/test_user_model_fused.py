@@ -200,3 +200,11 @@ def test_a_dense_stack_is_taken_only_on_the_cpu_with_philox_streams_and_the_auto
     assert train_population(t, [member()], streams="generator")[0].engine == "functional"
     assert train_population(t, [member()], engine="stacked")[0].engine == "functional"
     assert train_population(t, [member()])[0].engine == "fused"
+
+
+def test_images_without_a_flatten_first_are_not_a_dense_stack():
+    # nn.Linear on (batch, 8, 8) maps the last dimension only: not the fused engine's flat network.
+    images = task("mlp", {"flatten": False}, dataset="digits")
+    assert fused.dense_stack(images, torch.device("cpu"), "philox") is None
+    flat = task("mlp", {"flatten": True}, dataset="digits")
+    assert fused.dense_stack(flat, torch.device("cpu"), "philox") == fused.DenseStack((1, 3), "relu")
