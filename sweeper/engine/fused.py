@@ -17,6 +17,10 @@ stacked program takes: Gaussian, multiplicative and uniform noise at the input, 
 post-activations, weights and gradients, dropout and DropConnect, label flips or target noise, on
 every schedule, relative or not. CNNs,
 RNNs, other activations, GPUs and ``generator`` streams go to the stacked torch program.
+
+A user's own model that is a plain stack of dense layers (``dense_stack``) trains here too, from the
+parameters its factory draws for each member, with the numbers ``sweeper.engine.functional`` gives it
+to float rounding (``stack_takes`` says which members: where the two draw noise in the same order).
 """
 
 from __future__ import annotations
