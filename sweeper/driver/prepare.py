@@ -64,16 +64,39 @@ def prepare(
     """
     spec = sweep if isinstance(sweep, SweepSpec) else _read(Path(sweep), stored_in, name)
     spec = spec.with_overrides(repeats=repeats, epochs=epochs, name=name)
-    split_sizes = check_data(spec)
+    samples: dict[str, np.ndarray] = {}
+    split_sizes = check_data(spec, samples)
     made = callable(executor)
     executor = executor(spec) if made else executor
     try:
         sizes = pack_sizes(spec, executor, split_sizes)
+        slow = member_by_member_notes(spec, samples, sizes)
     except BaseException:
         if made:
             executor.close()
         raise
-    return Prepared(spec, executor, split_sizes, sizes, (*files.notes(spec.tasks), *spec.search.notes))
+    return Prepared(spec, executor, split_sizes, sizes, (*files.notes(spec.tasks), *spec.search.notes, *slow))
+
+
+def member_by_member_notes(spec: SweepSpec, samples: dict[str, np.ndarray], sizes: dict[str, int]) -> list[str]:
+    """A line for each task whose own model torch.func cannot vectorize: it trains member by member, and
+    what that costs with the task's pack size (``samples``: two training rows of each own model's task)."""
+    if not samples:
+        return []
+    import torch
+
+    from sweeper.engine.functional import member_by_member_note
+
+    notes = []
+    for name, sample in samples.items():
+        try:
+            note = member_by_member_note(spec.tasks[name], torch.as_tensor(sample), sizes[name])
+        except TaskError as exc:
+            where = "task.model" if len(spec.tasks) == 1 else f"tasks[{name}].model"
+            raise SpaceError(f"{spec.source}: {where}: {exc}") from exc
+        if note is not None:
+            notes.append(note if len(spec.tasks) == 1 else f"tasks[{name}]: {note}")
+    return notes
 
 
 def _read(file: Path, stored_in: str | None, name: str | None) -> SweepSpec:
@@ -122,9 +145,10 @@ def as_stored(spec: SweepSpec, metric: str) -> SweepSpec:
     return spec
 
 
-def check_data(spec: SweepSpec) -> dict[str, tuple[int, int, int]]:
+def check_data(spec: SweepSpec, samples: dict[str, np.ndarray] | None = None) -> dict[str, tuple[int, int, int]]:
     """Loads repeat 0's split of every task, so impossible data sizes fail before anything is written;
-    a task's own model is imported and checked on it (``check_user_model``).
+    a task's own model is imported and checked on it (``check_user_model``), and two of its training
+    rows kept in ``samples`` (task name -> rows) when given.
 
     Returns task name -> (n_train, n_val, n_test): the samples of each part.
     """
@@ -137,6 +161,8 @@ def check_data(spec: SweepSpec) -> dict[str, tuple[int, int, int]]:
             raise SpaceError(f"{spec.source}: {where}{exc}") from exc
         if task.user_model is not None:
             check_user_model(spec, name, task, split.x_train[:2])
+            if samples is not None:
+                samples[name] = split.x_train[:2]
         sizes[name] = (len(split.y_train), len(split.y_val), len(split.y_test))
     return sizes
 

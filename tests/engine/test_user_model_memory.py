@@ -17,7 +17,7 @@ sys.path.insert(0, str(Path(__file__).with_name("user_models")))  # where a sear
 
 
 def test_out_of_memory_while_checking_a_pack_is_raised_as_out_of_memory(monkeypatch, capfd):
-    functional._say_once.cache_clear()
+    functional._SAID.clear()
     t = TaskSpec.model_validate({"dataset": "circles", "epochs": 2, "model": {"factory": "toy_models:mlp"}})
 
     def no_memory(*args, **kwargs):
@@ -26,5 +26,5 @@ def test_out_of_memory_while_checking_a_pack_is_raised_as_out_of_memory(monkeypa
     monkeypatch.setattr(functional, "vmap", no_memory)
     members = [Member((), 0, seeding.data_seed(0, 0), seeding.init_seed(0, 0), seeding.noise_seed(0, 0, ()))]
     with pytest.raises(torch.OutOfMemoryError):
-        train_population(t, members)
+        train_population(t, members, engine="stacked")  # torch.func, not the fused engine
     assert "cannot vectorize" not in capfd.readouterr().err
