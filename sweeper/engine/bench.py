@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import functools
 import platform
-import sys
 import time
-import types
 from collections.abc import Callable
 from pathlib import Path
 
@@ -46,15 +44,6 @@ def w1_network(input_shape: tuple[int, ...], n_outputs: int, hidden: int = 500) 
     return nn.Sequential(nn.Linear(input_shape[0], hidden), nn.ReLU(), nn.Linear(hidden, n_outputs))
 
 
-def _register_w1_network() -> None:
-    """Makes ``w1_network`` importable as a user's factory, ``sweeper_bench_models:w1_network``: a module
-    inside sweeper is refused as a factory (``user_models``), so the bench names it from outside."""
-    module = sys.modules.get("sweeper_bench_models")
-    if module is None:
-        module = sys.modules["sweeper_bench_models"] = types.ModuleType("sweeper_bench_models")
-    module.w1_network = w1_network
-
-
 #: W1 with its network given as a user's own model (a plain dense stack: the fused engine trains it,
 #: ``sweeper.engine.fused.dense_stack``; with ``engine="stacked"``, ``sweeper.engine.functional``).
 W1_OWN_MODEL = TaskSpec(
@@ -62,7 +51,7 @@ W1_OWN_MODEL = TaskSpec(
     dataset_seed=1,
     n_train=30,
     scaling="none",
-    model=ModelFactory(factory="sweeper_bench_models:w1_network"),
+    model=ModelFactory(factory="sweeper.engine.bench:w1_network"),
     epochs=4000,
     batch_size="full",
     log_every=10,
@@ -152,7 +141,6 @@ def bench_w1(
         result[f"{name}_runs_per_s"] = round(runs, 3)
         result[f"{name}_speedup"] = round(runs / ref, 2)
     if own_model:
-        _register_w1_network()
         task = W1_OWN_MODEL.model_copy(update={"epochs": epochs})
         own = _bench_own_model(task, "nn.Sequential factory", dev, members, reference_runs, members_of, own_engine, log)
         result |= {f"own_model_{k}": v for k, v in own.items()}
