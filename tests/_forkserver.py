@@ -25,10 +25,9 @@ import sweeper.cli
 
 # What the children no longer import: every module of sweeper (the CLI imports most of them only when a command
 # runs), so torch, Optuna, SQLAlchemy, scikit-learn and SciPy too; not Ray's executor, which a local run never
-# imports, nor the migrations (scripts that Alembic loads by path), nor ``sweeper/cli/__main__.py`` (which runs
-# the command line as it is imported).
+# imports, nor the migrations (scripts that Alembic loads by path), nor a package's __main__ (it runs the command).
 for _module in pkgutil.walk_packages(sweeper.__path__, "sweeper."):
-    if "ray" not in _module.name and "migrations" not in _module.name and not _module.name.endswith("__main__"):
+    if not any(part in _module.name for part in ("ray", "migrations", "__main__")):
         importlib.import_module(_module.name)
 
 

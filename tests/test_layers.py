@@ -22,7 +22,10 @@ LAYERS = (
     ("space", {"space"}),  # the search-space file: the store words how a resumed one changed
     ("stats", {"stats"}),
     # the vocabulary every layer shares (``sweeper`` is the package's own __init__: its version)
-    ("vocabulary", {"records", "metrics", "noise", "tasks", "seeding", "errors", "_native", "sweeper"}),
+    (
+        "vocabulary",
+        {"records", "metrics", "noise", "tasks", "seeding", "errors", "regular_files", "_native", "sweeper"},
+    ),
 )
 RANK = {package: rank for rank, (_, packages) in enumerate(LAYERS) for package in packages}
 

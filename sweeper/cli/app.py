@@ -70,10 +70,10 @@ def emit(rows: list[dict], fmt: listing.Format, title: str | None, columns: list
         out.print(listing.to_table(rows, title, columns))
 
 
-def open_store(db: str | None, create: bool = True):
+def open_store(db: str | None, create: bool = True, read_only: bool = False):
     from sweeper.store import open_store
 
-    return open_store(db, create=create)
+    return open_store(db, create=create, read_only=read_only)
 
 
 @contextlib.contextmanager

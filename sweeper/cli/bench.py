@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from enum import Enum
 
 import typer
 
@@ -12,11 +13,16 @@ from sweeper.cli.app import out, say
 from sweeper.cli.options import BenchFormat, Device
 
 
+class OwnEngine(str, Enum):
+    auto = "auto"
+    stacked = "stacked"
+
+
 def bench(
     device: Device = typer.Option(Device.cpu, help="Where to train."),
-    members: int | None = typer.Option(None, help="Population size (default: the pack size rule)."),
-    epochs: int | None = typer.Option(None, help="Epochs per run (W1: 4000; --driver: 20)."),
-    reference_runs: int = typer.Option(2, help="Runs of the reference loop to time."),
+    members: int | None = typer.Option(None, min=1, help="Population size (default: the pack size rule)."),
+    epochs: int | None = typer.Option(None, min=1, help="Epochs per run (W1: 4000; --driver: 20)."),
+    reference_runs: int = typer.Option(2, min=1, help="Runs of the reference loop to time."),
     noise: str | None = typer.Option(
         None,
         help="W1 with other noise: PLACEMENT:KIND:STD, e.g. "
@@ -29,6 +35,16 @@ def bench(
         True,
         help="Also time W1's network written as a user's nn.Sequential "
         "factory: its population against its reference loop.",
+    ),
+    own_engine: OwnEngine = typer.Option(
+        OwnEngine.auto,
+        help="The user's model's population engine: auto (a plain stack of dense layers on the fused engine) "
+        "or stacked (torch.func, what every other model trains with).",
+    ),
+    own_space: str | None = typer.Option(
+        None,
+        help="Time the own model of this search-space file's task instead of W1 (its first noisy grid "
+        "configuration; --epochs: the task's unless given): population against its reference loop.",
     ),
     format: BenchFormat = typer.Option(BenchFormat.table, "--format", "-f", help="table to read, or json for scripts."),
     driver: bool = typer.Option(
@@ -47,13 +63,28 @@ def bench(
         "replaced there.",
     ),
 ) -> None:
-    """Workload W1: runs/s of the reference loop and of the population trainer, side by side; with --driver,
-    where a sweep's time goes (training, the driver, the store) when training is cheap."""
+    """Workload W1: runs/s of the reference loop and of the population trainer, side by side (and W1's network
+    as a user's nn.Sequential: --own-model); with --own-space, a search-space file's own model; with
+    --driver, where a sweep's time goes (training, the driver, the store) when training is cheap."""
     if driver:
         from sweeper.driver.bench import DEFAULT_GRIDS, bench_grids
 
         result = bench_grids(grids or DEFAULT_GRIDS, db, epochs or 20, log=say)
         rows, title = result, "driver benchmark (ms per configuration)"
+    elif own_space is not None:
+        from sweeper.driver.executors import resolve_device
+        from sweeper.engine.bench import bench_own_space
+
+        result = bench_own_space(
+            own_space,
+            resolve_device(device.value),
+            members=members,
+            epochs=epochs,
+            reference_runs=reference_runs,
+            own_engine=own_engine.value,
+            log=say,
+        )
+        rows, title = [{"figure": k, "value": v} for k, v in result.items()], "own model benchmark"
     else:
         from sweeper.driver.executors import resolve_device
         from sweeper.engine.bench import bench_w1, parse_noise
@@ -66,6 +97,7 @@ def bench(
             stacked=stacked,
             noise=None if noise is None else parse_noise(noise),
             own_model=own_model,
+            own_engine=own_engine.value,
             log=say,
         )
         rows, title = [{"figure": k, "value": v} for k, v in result.items()], "W1 benchmark"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 import sys
 from pathlib import Path
 
@@ -30,7 +31,7 @@ _LIVE_COLUMNS = (
 
 def sweeps(db: str | None = DbOption, format: listing.Format = FormatOption) -> None:
     """List the sweeps in the database; a running one with its rate over the last minute, ETA and holder."""
-    with open_store(db, create=False) as store:
+    with open_store(db, read_only=True) as store:
         rows = [row.row() for row in store.sweeps()]
     if format == listing.Format.table:
         rows = listing.ran_in_one_column([_progress_in_words(row) for row in rows])
@@ -60,13 +61,13 @@ def _progress_in_words(row: dict) -> dict:
 
 def trials(sweep: str = SweepArgument, db: str | None = DbOption, format: listing.Format = FormatOption) -> None:
     """List a sweep's trials (one per noise configuration)."""
-    with open_store(db, create=False) as store:
+    with open_store(db, read_only=True) as store:
         emit(store.trials(sweep), format, f"{sweep}: trials")
 
 
 def runs(sweep: str = SweepArgument, db: str | None = DbOption, format: listing.Format = FormatOption) -> None:
     """List a sweep's runs (one per trial, task and repeat) with their seeds, metrics and what trained them."""
-    with open_store(db, create=False) as store:
+    with open_store(db, read_only=True) as store:
         rows = store.runs(sweep)
     if format == listing.Format.table:
         # The metrics at the best validation epoch are for scripts (csv, json): a terminal cannot hold them too.
@@ -86,11 +87,13 @@ def query(
     """Run one read-only SQL query on the trial database, within a row limit and a timeout.
 
     On PostgreSQL it runs as the role sweeper_reader (see `sweeper db reader`)."""
+    if not _statement(sql):
+        fail(f"query: {sql[:40]!r} holds no statement; allowed: one read-only statement, e.g. 'SELECT 1'")
     if limit < 1:
         fail(f"--limit: {limit} is not allowed; allowed: a number of rows, 1 or more")
     if not (math.isfinite(timeout) and 0 < timeout <= MAX_QUERY_TIMEOUT_S):
         fail(f"--timeout: {timeout:g} is not allowed; allowed: seconds above 0, up to {MAX_QUERY_TIMEOUT_S}")
-    with open_store(db, create=False) as store:
+    with open_store(db, read_only=True) as store:
         result = store.query(sql, limit=limit, timeout=timeout)
     repeated = sorted({c for c in result.columns if result.columns.count(c) > 1})
     if repeated:
@@ -148,5 +151,10 @@ def report(
     """Which noise settings reliably generalize better than no noise, with intervals and tests."""
     from sweeper.report.command import report_command
 
-    with open_store(db, create=False) as store:
+    with open_store(db, read_only=True) as store:
         report_command(store, sweep, format.value, out_path, seed, out, at=at, top=top, verdicts=verdict)
+
+
+def _statement(sql: str) -> str:
+    """``sql`` without its comments and blanks: empty when it holds no statement to run."""
+    return re.sub(r"--[^\n]*|/\*.*?(\*/|$)", " ", sql, flags=re.DOTALL).strip(" \t\r\n;")

@@ -144,6 +144,6 @@ def rerun(
     from sweeper.driver.rerun import rerun_trial
 
     device = resolve_device(device.value)
-    with open_store(db, create=False) as store:
+    with open_store(db, read_only=True) as store:
         rows = rerun_trial(store, sweep, trial, repeat, device, warn=lambda m: say(f"warning: {m}"))
     emit(rows, format, f"{sweep}: trial {trial} rerun")

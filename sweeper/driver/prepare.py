@@ -64,16 +64,39 @@ def prepare(
     """
     spec = sweep if isinstance(sweep, SweepSpec) else _read(Path(sweep), stored_in, name)
     spec = spec.with_overrides(repeats=repeats, epochs=epochs, name=name)
-    split_sizes = check_data(spec)
+    samples: dict[str, np.ndarray] = {}
+    split_sizes = check_data(spec, samples)
     made = callable(executor)
     executor = executor(spec) if made else executor
     try:
         sizes = pack_sizes(spec, executor, split_sizes)
+        slow = member_by_member_notes(spec, samples, sizes)
     except BaseException:
         if made:
             executor.close()
         raise
-    return Prepared(spec, executor, split_sizes, sizes, (*files.notes(spec.tasks), *spec.search.notes))
+    return Prepared(spec, executor, split_sizes, sizes, (*files.notes(spec.tasks), *spec.search.notes, *slow))
+
+
+def member_by_member_notes(spec: SweepSpec, samples: dict[str, np.ndarray], sizes: dict[str, int]) -> list[str]:
+    """A line for each task whose own model torch.func cannot vectorize: it trains member by member, and
+    what that costs with the task's pack size (``samples``: two training rows of each own model's task)."""
+    if not samples:
+        return []
+    import torch
+
+    from sweeper.engine.functional import member_by_member_note
+
+    notes = []
+    for name, sample in samples.items():
+        try:
+            note = member_by_member_note(spec.tasks[name], torch.as_tensor(sample), sizes[name])
+        except TaskError as exc:
+            where = "task.model" if len(spec.tasks) == 1 else f"tasks[{name}].model"
+            raise SpaceError(f"{spec.source}: {where}: {exc}") from exc
+        if note is not None:
+            notes.append(note if len(spec.tasks) == 1 else f"tasks[{name}]: {note}")
+    return notes
 
 
 def _read(file: Path, stored_in: str | None, name: str | None) -> SweepSpec:
@@ -89,14 +112,16 @@ def _read(file: Path, stored_in: str | None, name: str | None) -> SweepSpec:
 
 
 def _stored_before_validation(file: Path, url: str, name: str | None) -> SweepSpec | None:
+    from sweeper.regular_files import read_regular
+    from sweeper.space.spec import MAX_FILE_BYTES
     from sweeper.store import open_store
 
     try:
-        text = file.read_text(encoding="utf-8")
+        text = read_regular(file, MAX_FILE_BYTES, str(file), SpaceError, "search-space file").decode("utf-8")
         spec = parse_space(text, str(file), stored=True, base_dir=file.resolve().parent)
-        with open_store(url, create=False) as store:
+        with open_store(url, read_only=True) as store:
             row = store.sweep(name or spec.name)
-    except (OSError, SweeperError):
+    except (OSError, UnicodeDecodeError, SweeperError):
         return None
     if row["spec_yaml"] != text or not row["metric"].startswith("test_"):
         return None
@@ -120,9 +145,10 @@ def as_stored(spec: SweepSpec, metric: str) -> SweepSpec:
     return spec
 
 
-def check_data(spec: SweepSpec) -> dict[str, tuple[int, int, int]]:
+def check_data(spec: SweepSpec, samples: dict[str, np.ndarray] | None = None) -> dict[str, tuple[int, int, int]]:
     """Loads repeat 0's split of every task, so impossible data sizes fail before anything is written;
-    a task's own model is imported and checked on it (``check_user_model``).
+    a task's own model is imported and checked on it (``check_user_model``), and two of its training
+    rows kept in ``samples`` (task name -> rows) when given.
 
     Returns task name -> (n_train, n_val, n_test): the samples of each part.
     """
@@ -135,6 +161,8 @@ def check_data(spec: SweepSpec) -> dict[str, tuple[int, int, int]]:
             raise SpaceError(f"{spec.source}: {where}{exc}") from exc
         if task.user_model is not None:
             check_user_model(spec, name, task, split.x_train[:2])
+            if samples is not None:
+                samples[name] = split.x_train[:2]
         sizes[name] = (len(split.y_train), len(split.y_val), len(split.y_test))
     return sizes
 
@@ -144,6 +172,7 @@ def check_user_model(spec: SweepSpec, name: str, task, sample: np.ndarray) -> No
     runs it on ``sample`` and finds the sites of the sweep's placements; SpaceError, one line, if not."""
     import torch
 
+    from sweeper.engine import sizing
     from sweeper.tasks.user_models import check_model
 
     source = Path(spec.source)
@@ -152,7 +181,9 @@ def check_user_model(spec: SweepSpec, name: str, task, sample: np.ndarray) -> No
     else:
         placements = {p for combined in spec.search.space.placements for p in combined}
     try:
-        check_model(task, source.parent if source.is_file() else None, torch.as_tensor(sample), placements)
+        folder = source.parent if source.is_file() else None
+        free = sizing.free_memory(torch.device("cpu"))  # the model is built on the CPU
+        check_model(task, folder, torch.as_tensor(sample), placements, free)
     except TaskError as exc:
         where = "task.model" if len(spec.tasks) == 1 else f"tasks[{name}].model"
         raise SpaceError(f"{spec.source}: {where}: {exc}") from exc
@@ -212,12 +243,16 @@ def refuse_old_annealing(spec: SweepSpec, sweeper_version: str | None) -> None:
 
 
 def refuse_changed_data(spec: SweepSpec, stored: dict | None) -> None:
-    """Refuses, in one line, to resume or rerun a sweep whose data files changed since it was stored
-    (``stored``: the sweep row's ``data_files``): its runs were trained on the old contents, and the
-    new ones would not be comparable with them."""
-    said = files.changed(stored, files.described(spec.tasks, spec.data_dir))
+    """Refuses, in one line, to resume or rerun a sweep whose data files or own model's code changed
+    since it was stored (``stored``: the sweep row's ``data_files``): its runs were trained on the old
+    contents, and the new ones would not be comparable with them."""
+    try:
+        said = files.changed(stored, files.described(spec.tasks, spec.data_dir))
+    except TaskError as exc:
+        raise StoreError(f"sweep {spec.name!r}: {exc}") from exc
     if said is not None:
+        restore = "the model's files" if said.startswith("the model") else "the file"
         raise StoreError(
-            f"sweep {spec.name!r}: data file {said} changed since the sweep was stored, so new runs "
-            "would not match the stored ones: restore the file, or run it under another --name"
+            f"sweep {spec.name!r}: {said} changed since the sweep was stored, so new runs "
+            f"would not match the stored ones: restore {restore}, or run it under another --name"
         )

@@ -6,6 +6,7 @@ import functools
 import platform
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -43,7 +44,8 @@ def w1_network(input_shape: tuple[int, ...], n_outputs: int, hidden: int = 500) 
     return nn.Sequential(nn.Linear(input_shape[0], hidden), nn.ReLU(), nn.Linear(hidden, n_outputs))
 
 
-#: W1 with its network given as a user's own model (``sweeper.engine.functional`` trains it).
+#: W1 with its network given as a user's own model (a plain dense stack: the fused engine trains it,
+#: ``sweeper.engine.fused.dense_stack``; with ``engine="stacked"``, ``sweeper.engine.functional``).
 W1_OWN_MODEL = TaskSpec(
     dataset="circles",
     dataset_seed=1,
@@ -94,6 +96,7 @@ def bench_w1(
     stacked: bool = True,
     noise: NoiseSpec | None = None,
     own_model: bool = False,
+    own_engine: str = "auto",
     log: Callable[[str], None] = print,
 ) -> dict:
     """Runs/s on W1 (``epochs`` per run) of the reference loop and the population trainer (its default
@@ -101,7 +104,9 @@ def bench_w1(
     the other, each after a short warm-up run (kernel build, lazy initialization, allocator).
     ``noise`` replaces W1's hidden noise (to time other kinds and placements on the same model).
     ``own_model`` adds a row: W1's network written as a user's ``nn.Sequential`` factory, its
-    population (``sweeper.engine.functional``) against its reference loop (plain PyTorch)."""
+    population against its reference loop (plain PyTorch) and against the built-in population
+    (``own_model_vs_population``: the share of the built-in's runs/s). ``own_engine``: ``auto`` (a plain
+    dense stack trains on the fused engine) or ``stacked`` (torch.func, ``sweeper.engine.functional``)."""
     dev = torch.device(device)
     config = W1_NOISE if noise is None else (noise,)
     members_of = functools.partial(_members, config=config)
@@ -136,24 +141,78 @@ def bench_w1(
         result[f"{name}_runs_per_s"] = round(runs, 3)
         result[f"{name}_speedup"] = round(runs / ref, 2)
     if own_model:
-        result |= _bench_own_model(dev, members, epochs, reference_runs, members_of, log)
+        task = W1_OWN_MODEL.model_copy(update={"epochs": epochs})
+        own = _bench_own_model(task, "nn.Sequential factory", dev, members, reference_runs, members_of, own_engine, log)
+        result |= {f"own_model_{k}": v for k, v in own.items()}
+        result["own_model_vs_population"] = round(own["population_runs_per_s"] / result["population_runs_per_s"], 3)
     return result
 
 
-def _bench_own_model(
-    dev: torch.device, members: int, epochs: int, reference_runs: int, members_of, log: Callable[[str], None]
+def bench_own_space(
+    file: str,
+    device: str = "cpu",
+    *,
+    members: int | None = None,
+    epochs: int | None = None,
+    reference_runs: int = 2,
+    own_engine: str = "auto",
+    log: Callable[[str], None] = print,
 ) -> dict:
-    task = W1_OWN_MODEL.model_copy(update={"epochs": epochs})
-    warm = task.model_copy(update={"epochs": 2})
+    """Runs/s of the task of a search-space file whose model is the user's own (its first task; the
+    first configuration of its grid that has noise, or none): its population against its reference
+    loop, both on repeat 0's data. ``epochs``: the task's unless given."""
+    from sweeper.space import load_space
+    from sweeper.tasks import user_models
+
+    spec = load_space(file)
+    name, task = next(iter(spec.tasks.items()))
+    if task.user_model is None:
+        raise SweeperError(f"--own-space: {file}: task {name!r} has no model factory (task.model: {{factory: ...}})")
+    user_models.import_factory(task.user_model, Path(file).resolve().parent)
+    task = task.model_copy(update={"epochs": epochs or task.epochs})
+    noisy = [c for c in (spec.search.configs if spec.search.sampler == "grid" else ()) if c]
+    config = noisy[0] if noisy else ()
+    data = seeding.data_seed(spec.seed, 0, task.dataset_seed)
+
+    def members_of(n: int) -> list[Member]:
+        return [Member(config, r, data, seeding.init_seed(0, r), seeding.noise_seed(0, r, config)) for r in range(n)]
+
+    dev = torch.device(device)
+    members = members or pack_size(task, dev, task.n_train or 100, 100)
+    result = {
+        "workload": f"{file} ({task.user_model})",
+        "noise": config_label(config),
+        "device": device_name(dev),
+        "epochs": task.epochs,
+        "members": members,
+    }
+    return result | _bench_own_model(
+        task, str(task.user_model), dev, members, reference_runs, members_of, own_engine, log
+    )
+
+
+def _bench_own_model(
+    task: TaskSpec,
+    what: str,
+    dev: torch.device,
+    members: int,
+    reference_runs: int,
+    members_of,
+    engine: str,
+    log: Callable[[str], None],
+) -> dict:
+    """A user's model: its reference loop and its population (``engine``) timed, each after a warm-up."""
+    epochs = task.epochs
+    warm = task.model_copy(update={"epochs": 2, "log_every": 1})
     train_reference(warm, members_of(1)[0], dev)
-    (engine,) = {r.engine for r in train_population(warm, members_of(members), dev)}
-    log(f"own model (nn.Sequential factory): reference loop, {reference_runs} run(s) of {epochs} epochs ...")
+    (used,) = {r.engine for r in train_population(warm, members_of(members), dev, engine=engine)}
+    log(f"own model ({what}): reference loop, {reference_runs} run(s) of {epochs} epochs ...")
     ref = reference_runs / _timed(lambda: [train_reference(task, m, dev) for m in members_of(reference_runs)], dev)
-    log(f"own model: population ({engine} engine), {members} members x {epochs} epochs ...")
-    runs = members / _timed(lambda: train_population(task, members_of(members), dev), dev)
+    log(f"own model: population ({used} engine), {members} members x {epochs} epochs ...")
+    runs = members / _timed(lambda: train_population(task, members_of(members), dev, engine=engine), dev)
     return {
-        "own_model_engine": engine,
-        "own_model_reference_runs_per_s": round(ref, 3),
-        "own_model_population_runs_per_s": round(runs, 3),
-        "own_model_speedup": round(runs / ref, 2),
+        "engine": used,
+        "reference_runs_per_s": round(ref, 3),
+        "population_runs_per_s": round(runs, 3),
+        "speedup": round(runs / ref, 2),
     }

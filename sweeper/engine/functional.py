@@ -15,20 +15,27 @@ forward pass.
 A model that cannot run under ``vmap`` (data-dependent control flow, buffers updated in place such as
 BatchNorm's running statistics) or that draws from torch's global generator itself (``nn.Dropout``)
 trains member by member instead, with ``train_member``: the reference loop, which gives the numbers of
-the vectorized program to float rounding. That is said once per model, on stderr.
+the vectorized program to float rounding. That is said once per model, with its cost, on stderr (and by
+``sweeper validate`` and ``run`` before training: ``member_by_member_note``).
+
+A model that is a plain stack of dense layers (``nn.Sequential`` of ``nn.Linear`` and one activation
+the fused C engine knows, ``sweeper.engine.fused.dense_stack``) trains on the fused engine instead, from
+the same initial parameters, drawing the same Philox numbers at the same counters: the same numbers to
+float rounding (where the draws differ, ``sweeper.engine.fused.stack_takes`` keeps a member here).
 """
 
 from __future__ import annotations
 
-import functools
 import sys
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 
 import torch
 from torch import nn
 from torch.func import functional_call, stack_module_state, vmap
 
+from sweeper.engine import fused as fused_engine
 from sweeper.engine import losses
 from sweeper.engine._memory import keep_freed_memory
 from sweeper.engine._shared import (
@@ -41,6 +48,7 @@ from sweeper.engine._shared import (
     shuffler,
     total_steps,
 )
+from sweeper.errors import TaskError
 from sweeper.noise.pack import PackNoise
 from sweeper.noise.streams import make_streams
 from sweeper.records import Member, RunResult
@@ -65,7 +73,7 @@ class _Sites:
         self.placements = [p for p in ("pre_activation", "post_activation") if p in noise.sites]
         self.mode: str | None = None
         self.recorded: list[tuple[str, tuple[int, ...]]] = []
-        self.draws: list[tuple[torch.Tensor | None, torch.Tensor | None]] = []
+        self.draws: deque[tuple[torch.Tensor | None, torch.Tensor | None]] = deque()
         self.layout: list[tuple[bool, bool]] = []
         for _, module in user_models.site_modules(model, task.user_model) if self.placements else ():
             if "pre_activation" in self.placements:
@@ -83,7 +91,7 @@ class _Sites:
             add, mul = self.noise.factors(placement, (1, *x.shape), x.dtype, x.device)
             add, mul = (None if t is None else t[0] for t in (add, mul))
         else:
-            add, mul = self.draws.pop(0)
+            add, mul = self.draws.popleft()
         if add is not None:
             x = x + add
         return x if mul is None else x * mul
@@ -106,9 +114,9 @@ class _Sites:
         if self.mode != "apply":
             return
         it = iter(drawn)
-        self.draws = [
+        self.draws = deque(
             (next(it) if has_add else None, next(it) if has_mul else None) for has_add, has_mul in self.layout
-        ]
+        )
 
 
 def train_functional(
@@ -117,16 +125,42 @@ def train_functional(
     device: str | torch.device = "cpu",
     streams: str = "philox",
     on_epochs: Callable[[int], None] | None = None,
+    fused: bool = True,
 ) -> list[RunResult]:
-    """Trains a pack of a user's model: vectorized where the model allows, else member by member.
+    """Trains a pack of a user's model: on the fused engine where it is a plain stack of dense layers
+    (``fused``, ``sweeper.engine.fused.dense_stack``), else vectorized where the model allows, else
+    member by member.
+
+    On the fused engine go the members whose noise it draws as this engine does
+    (``sweeper.engine.fused.stack_takes``), each from its factory's initial parameters: their numbers
+    are this engine's to float rounding. The choice is made member by member on the member's own
+    configuration, and a member left to torch.func trains in a pack of the whole pack's shape, so a
+    member's numbers never depend on the other members' configurations (bit for bit).
 
     ``on_epochs`` is told the member-epochs trained so far (``sweeper.engine.population.OnEpochs``): at
     every logging interval, or, member by member, as each member ends."""
     device = torch.device(device)
+    stack = fused_engine.dense_stack(task, device, streams) if fused else None
+    if stack is not None:
+        on_fused = [k for k, m in enumerate(members) if fused_engine.stack_takes(m.config)]
+        others = [k for k in range(len(members)) if k not in set(on_fused)]
+        trained: dict[int, RunResult] = {}
+        if on_fused:
+            fast = fused_engine.train_fused(task, [members[k] for k in on_fused], on_epochs, stack)
+            trained |= dict(zip(on_fused, fast))
+        if others:
+            # The whole pack, as without the fused engine: vmap's sums round by the pack's shape, so a
+            # pack of only these members would give them other float roundings, set by which of the
+            # others the fused engine took (their configurations). The pack's other results are dropped.
+            done, share = len(on_fused) * task.epochs, len(others)
+            told = None if on_epochs is None else (lambda n: on_epochs(done + n * share // len(members)))
+            rest = train_functional(task, members, device, streams, told, fused=False)
+            trained |= {k: rest[k] for k in others}
+        return [trained[k] for k in range(len(members))]
     why = _not_vectorizable(task, pack_data(task, members[:1], device).x_train[0, :2], device)
     if why is None:
         return _train_vectorized(task, members, device, streams, on_epochs)
-    _say_once(str(task.user_model), why)
+    say_member_by_member(str(task.user_model), why, len(members))
     trained = []
     for m in members:
         trained.append(train_member(task, m, device, streams, engine="looped"))
@@ -318,6 +352,8 @@ def _not_vectorizable(task: TaskSpec, sample: torch.Tensor, device: torch.device
     if drew:
         return "it draws random numbers of its own (nn.Dropout, say), which a pack could not keep apart"
     models = [user_models.build(task) for _ in range(2)]
+    if type(models[0]) is not type(models[1]):  # stack_module_state refuses them
+        return "its factory defines a new class on each call"
     skeleton = models[0].to(device).train()
     params, buffers = stack_module_state(models)
     params = {k: v.to(device).detach().requires_grad_(v.requires_grad) for k, v in params.items()}
@@ -326,6 +362,8 @@ def _not_vectorizable(task: TaskSpec, sample: torch.Tensor, device: torch.device
         both = sample.expand(2, *sample.shape)
         out = vmap(lambda p, b, x: functional_call(skeleton, (p, b), (x,)))(params, buffers, both)
         out.sum().backward()
+    except (torch.OutOfMemoryError, MemoryError):
+        raise  # memory, not vectorizing, is what failed: said as such, not as torch.func's refusal
     except Exception as exc:  # vmap's refusals are RuntimeErrors and ValueErrors of many kinds
         return f"torch.func cannot vectorize it ({type(exc).__name__}: {_first_line(exc)})"
     return None
@@ -336,10 +374,43 @@ def _first_line(exc: BaseException) -> str:
     return lines[0] if lines else ""
 
 
-@functools.cache
-def _say_once(model: str, why: str) -> None:
-    print(
-        f"sweeper: model {model}: {why}; its members train one after another (the same numbers, slower)",
-        file=sys.stderr,
-        flush=True,
+#: The models whose member-by-member training this process has said (once per model).
+_SAID: set[str] = set()
+
+
+def member_by_member_line(model: str, why: str, members: int) -> str:
+    """What is said of a model that trains member by member: why, and what it costs."""
+    return (
+        f"model {model}: {why}; its members train one after another (the same numbers), so a pack of "
+        f"{members} takes about {members} times as long as a vectorized pack of {members} would"
     )
+
+
+def say_member_by_member(model: str, why: str, members: int) -> None:
+    """Says once per model and process, on stderr, that it trains member by member, and the cost."""
+    if model in _SAID:
+        return
+    _SAID.add(model)
+    print(f"sweeper: {member_by_member_line(model, why, members)}", file=sys.stderr, flush=True)
+
+
+def member_by_member_note(task: TaskSpec, sample: torch.Tensor, members: int) -> str | None:
+    """For ``sweeper validate`` and ``run``, before training: the line that says that the task's own model
+    trains member by member (its pack of ``members``) and at what cost, or None when it trains as one
+    vectorized program (or on the fused engine). Said here, it is not said again by the engine in this
+    process. ``sample``: two training rows, ``(2, *input_shape)``."""
+    if fused_engine.dense_stack(task, torch.device("cpu"), "philox") is not None:
+        return None
+    try:
+        why = _not_vectorizable(task, sample, torch.device("cpu"))
+    except (TaskError, torch.OutOfMemoryError, MemoryError):
+        raise
+    except Exception as exc:  # its forward pass in training mode (the checks ran it in evaluation mode)
+        raise TaskError(
+            f"model {task.user_model}: its forward pass in training mode on a batch of shape "
+            f"{tuple(sample.shape)} raised {type(exc).__name__}: {_first_line(exc)}"
+        ) from exc
+    if why is None:
+        return None
+    _SAID.add(str(task.user_model))
+    return member_by_member_line(str(task.user_model), why, members)

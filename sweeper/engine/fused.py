@@ -17,17 +17,24 @@ stacked program takes: Gaussian, multiplicative and uniform noise at the input, 
 post-activations, weights and gradients, dropout and DropConnect, label flips or target noise, on
 every schedule, relative or not. CNNs,
 RNNs, other activations, GPUs and ``generator`` streams go to the stacked torch program.
+
+A user's own model that is a plain stack of dense layers (``dense_stack``) trains here too, from the
+parameters its factory draws for each member, with the numbers ``sweeper.engine.functional`` gives it
+to float rounding (``stack_takes`` says which members: where the two draw noise in the same order).
 """
 
 from __future__ import annotations
 
 import ctypes
 import functools
+import math
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import torch
+from torch import nn
 
 from sweeper import _native
 from sweeper.engine._shared import (
@@ -42,8 +49,10 @@ from sweeper.engine._shared import (
 )
 from sweeper.noise.kinds import noise_kind
 from sweeper.noise.philox import _as_u64
-from sweeper.noise.spec import NoiseSpec, check_target_kind, sizes
+from sweeper.noise.spec import NoiseConfig, NoiseSpec, check_target_kind, sizes
 from sweeper.records import Member, RunResult
+from sweeper.tasks import user_models
+from sweeper.tasks.data import input_shape, n_outputs
 from sweeper.tasks.families import family
 from sweeper.tasks.spec import TaskSpec
 
@@ -122,6 +131,92 @@ def task_fits(task: TaskSpec, device: torch.device) -> bool:
     )
 
 
+#: A user's activation module -> the name mlp.c gives it.
+_ACTIVATION_MODULES = {nn.ReLU: "relu", nn.Tanh: "tanh", nn.Sigmoid: "sigmoid"}
+
+
+@dataclass(frozen=True)
+class DenseStack:
+    """A user's model that is a plain stack of dense layers the fused engine can train: an
+    ``nn.Sequential`` of an optional ``nn.Flatten``, then ``nn.Linear``, activation, ..., ``nn.Linear``
+    (one activation module type throughout, one mlp.c knows)."""
+
+    #: The positions of the ``nn.Linear`` layers in the ``nn.Sequential``.
+    linears: tuple[int, ...]
+    activation: str
+
+    def init(self, task: TaskSpec, init_seed: int) -> dict[str, torch.Tensor]:
+        """A member's initial parameters, as its factory draws them (``user_models.build``), by the mlp
+        family's names: ``dense{i}.weight``, ``dense{i}.bias``, ..., ``out.weight``, ``out.bias``."""
+        model = user_models.build(task, init_seed)
+        names = [f"dense{i}" for i in range(len(self.linears) - 1)] + ["out"]
+        out = {}
+        for name, at in zip(names, self.linears):
+            out[f"{name}.weight"] = model[at].weight.detach().clone()
+            out[f"{name}.bias"] = model[at].bias.detach().clone()
+        return out
+
+
+def dense_stack(task: TaskSpec, device: torch.device, streams: str) -> DenseStack | None:
+    """The user's model of ``task`` as a ``DenseStack`` when the fused engine can train it on ``device``
+    with ``streams`` (the CPU, Philox streams, the engine built), else None.
+
+    Taken only where the fused engine computes what ``sweeper.engine.functional`` computes for the model:
+    exactly ``nn.Sequential``, ``nn.Flatten``, ``nn.Linear`` (with biases) and the activation classes
+    themselves (no subclass, whose forward may differ), every parameter float32 and trained, no buffer,
+    no hook, no ``sites`` named (the activations' inputs and outputs are the sites, as in the mlp
+    family), and an output layer of the task's outputs.
+    """
+    if device.type != "cpu" or streams != "philox" or _native.library() is None or task.user_model.sites:
+        return None
+    model = user_models.build(task)
+    if type(model) is not nn.Sequential or list(model.buffers()):
+        return None
+    layers = list(model)
+    start = 0
+    if layers and type(layers[0]) is nn.Flatten and (layers[0].start_dim, layers[0].end_dim) == (1, -1):
+        start = 1
+    elif len(input_shape(task)) != 1:
+        return None
+    body = layers[start:]
+    linears, acts = body[0::2], body[1::2]
+    width = math.prod(input_shape(task))
+    if not acts or len(linears) != len(acts) + 1 or len(linears) > MAX_LAYERS:
+        return None
+    for layer in linears:
+        if type(layer) is not nn.Linear or layer.bias is None or layer.in_features != width:
+            return None
+        width = layer.out_features
+    kinds = {type(a) for a in acts}
+    name = _ACTIVATION_MODULES.get(next(iter(kinds))) if len(kinds) == 1 else None
+    if name is None or name not in _enums()["activation"] or width != n_outputs(task):
+        return None
+    for module in model.modules():
+        if module._forward_hooks or module._forward_pre_hooks or module._backward_hooks:
+            return None
+        if getattr(module, "_backward_pre_hooks", None):
+            return None
+    if any(p.dtype != torch.float32 or not p.requires_grad for p in model.parameters()):
+        return None
+    return DenseStack(tuple(start + 2 * i for i in range(len(linears))), name)
+
+
+def stack_takes(config: NoiseConfig) -> bool:
+    """Whether the fused engine draws a member's noise in the order ``sweeper.engine.functional`` does,
+    so that the two give its numbers to float rounding.
+
+    They differ only for a member with weight noise and noise at the activations together: the
+    functional engine perturbs every weight matrix before the forward pass and meets the activation
+    sites during it (weights 0, 1, ..., then the sites), where the fused engine, as the mlp family's
+    stacked program, goes layer by layer (weights 0, the sites of layer 0, weights 1, ...). Such a
+    member keeps the functional engine. Every other combination draws the same Philox numbers at the
+    same counters: targets, input, weights in layer order, the sites in layer order (pre-, then
+    post-activation), gradients in parameter order.
+    """
+    active = {s.placement for s in config if s.std > 0}
+    return not ("weights" in active and active & {"pre_activation", "post_activation"})
+
+
 def _ptr(t: torch.Tensor | np.ndarray, kind=ctypes.c_float):
     address = t.data_ptr() if isinstance(t, torch.Tensor) else t.ctypes.data
     return ctypes.cast(address, ctypes.POINTER(kind))
@@ -130,9 +225,20 @@ def _ptr(t: torch.Tensor | np.ndarray, kind=ctypes.c_float):
 class _Program:
     """One pack's network, parameters, optimizer state and noise, laid out as ``mlp.c`` reads them."""
 
-    def __init__(self, task: TaskSpec, members: Sequence[Member], data: PackData):
-        self.names = names = [f"dense{i}" for i in range(len(task.hidden))] + ["out"]
-        inits = [member_params(task, m.init_seed) for m in members]
+    def __init__(
+        self,
+        task: TaskSpec,
+        members: Sequence[Member],
+        data: PackData,
+        inits: Sequence[dict[str, torch.Tensor]] | None = None,
+        activation: str | None = None,
+    ):
+        """``inits``: each member's initial parameters by the mlp family's names (``dense{i}.weight``, ...,
+        ``out.bias``), and ``activation`` the hidden layers' (a user's dense stack, ``DenseStack``);
+        None: the mlp family's, drawn from the members' init seeds, and ``task.activation``."""
+        if inits is None:
+            inits = [member_params(task, m.init_seed) for m in members]
+        self.names = names = [n.removesuffix(".weight") for n in inits[0] if n.endswith(".weight")]
         dims = [inits[0][f"{names[0]}.weight"].shape[1]] + [inits[0][f"{n}.weight"].shape[0] for n in names]
         # A member's parameters: per layer W^T (in x out, row-major), then b.
         self.theta = torch.stack(
@@ -145,7 +251,7 @@ class _Program:
             layers=len(names),
             dims=(ctypes.c_int64 * (MAX_LAYERS + 1))(*dims),
             n_params=self.theta.shape[1],
-            act=_number("activation", task.activation),
+            act=_number("activation", activation or task.activation),
             loss=_number("loss", task.problem),
             opt=_number("optimizer", o.name),
             threads=torch.get_num_threads(),
@@ -246,14 +352,21 @@ class _Program:
 
 
 def train_fused(
-    task: TaskSpec, members: Sequence[Member], on_epochs: Callable[[int], None] | None = None
+    task: TaskSpec,
+    members: Sequence[Member],
+    on_epochs: Callable[[int], None] | None = None,
+    stack: DenseStack | None = None,
 ) -> list[RunResult]:
     """Trains every member on the CPU with the fused engine; results and ``on_epochs`` as
-    ``train_population`` gives and calls them."""
+    ``train_population`` gives and calls them. ``stack``: a user's model (``dense_stack``), each member
+    starting from the parameters its factory draws from the member's init seed."""
     start = time.perf_counter()
     device = torch.device("cpu")
     data = pack_data(task, members, device)
-    program = _Program(task, members, data)
+    if stack is None:
+        program = _Program(task, members, data)
+    else:
+        program = _Program(task, members, data, [stack.init(task, m.init_seed) for m in members], stack.activation)
     n = data.x_train.shape[1]
     minibatch = task.batch_size != "full" and task.batch_size < n
     batch = task.batch_size if minibatch else n

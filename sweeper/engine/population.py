@@ -45,17 +45,18 @@ def train_population(
 ) -> list[RunResult]:
     """Trains every member for ``task.epochs`` epochs and returns one result per member, in order.
 
-    A user's own model (``task.model: {factory: ...}``) trains with ``sweeper.engine.functional``.
-    ``engine``: ``auto`` (default) trains dense MLPs on the CPU with the fused engine
+    A user's own model (``task.model: {factory: ...}``) trains with ``sweeper.engine.functional``
+    (with ``auto``, on the fused engine where it is a plain stack of dense layers; ``stacked``: torch.func
+    for all). ``engine``: ``auto`` (default) trains dense MLPs on the CPU with the fused engine
     (``sweeper.engine.fused``, every noise kind and placement) and everything else with the stacked
-    torch program; ``stacked`` uses the torch program for all. The choice depends on the task, device
-    and streams only, never on the other members of the pack.
+    torch program; ``stacked`` uses the torch program for all. The choice depends on the task, device,
+    streams and the member's own configuration only, never on the other members of the pack.
     """
     device = torch.device(device)
     if engine not in ENGINES:
         raise ValueError(f"unknown engine {engine!r}; allowed: {', '.join(ENGINES)}")
     if task.user_model is not None:  # a user's own model: torch.func over its nn.Module
-        return train_functional(task, members, device, streams, on_epochs)
+        return train_functional(task, members, device, streams, on_epochs, fused=engine == "auto")
     if engine == "auto" and streams == "philox" and fused_engine.task_fits(task, device):
         return fused_engine.train_fused(task, members, on_epochs)
     return train_stacked(task, members, device, streams, on_epochs)

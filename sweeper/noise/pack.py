@@ -175,12 +175,17 @@ class PackNoise:
         if n_classes == 0:
             return self.perturb("targets", y)
         y = y.clone()
-        for k, spec in enumerate(site.specs):
-            if spec is None or spec.std <= 0:
-                continue
+        flipping = [k for k, spec in enumerate(site.specs) if spec is not None and spec.std > 0]
+        rand_many = getattr(self.streams, "rand_many", None)
+        if rand_many is not None and flipping:  # every member's flips in one draw (Philox streams)
+            rates = [site.specs[k].std_at(self.step, self.total_steps) for k in flipping]
+            rate = torch.tensor(rates, dtype=torch.float32, device=y.device).view(-1, *([1] * (y.dim() - 1)))
+            y[flipping] = flip_labels(y[flipping], rate, n_classes, lambda shape: rand_many(flipping, shape[1:]))
+            return y
+        for k in flipping:
             y[k] = flip_labels(
                 y[k],
-                spec.std_at(self.step, self.total_steps),
+                site.specs[k].std_at(self.step, self.total_steps),
                 n_classes,
                 lambda shape, k=k: self.streams.rand(k, shape),
             )
@@ -220,10 +225,12 @@ def _buffer(like: torch.Tensor, every_member_draws: bool, fill: float = 0.0) -> 
     return torch.full(like.shape, fill, dtype=like.dtype, device=like.device)
 
 
-def flip_labels(y: torch.Tensor, p: float, n_classes: int, rand) -> torch.Tensor:
+def flip_labels(y: torch.Tensor, p: float | torch.Tensor, n_classes: int, rand) -> torch.Tensor:
     """Replaces each label by a different class, chosen uniformly, with probability ``p``.
 
-    ``rand(shape)`` draws uniforms in [0, 1) from the caller's stream.
+    ``rand(shape)`` draws uniforms in [0, 1) from the caller's stream. ``p``: a number, or float32
+    probabilities that broadcast against ``y`` (one per member of a pack, ``(members, 1)``): the
+    comparison is made in float32 either way.
     """
     flip = rand(y.shape) < p
     if n_classes == 2:

@@ -228,6 +228,15 @@ class PhiloxStreams:
         out[rows] = factors.view((len(members),) + out.shape[1:]).to(out.dtype)
         return out
 
+    def rand_many(self, members: Sequence[int], shape: tuple[int, ...]) -> torch.Tensor:
+        """``rand(k, shape)`` of every member k of ``members`` in one call: ``(len(members), *shape)``, row
+        i exactly what ``rand(members[i], shape)`` would give (the same counters, the same operations)."""
+        n = math.prod(shape)
+        firsts = self._advance(list(members), n)
+        keys = torch.tensor([_as_i64(self.keys[k]) for k in members], device=self.device)
+        words = philox_words(keys, torch.tensor(firsts, device=self.device), (n + 3) // 4)
+        return _unit(words).reshape(len(members), -1)[:, :n].reshape(len(members), *shape)
+
     def rand(self, member: int, shape: tuple[int, ...]) -> torch.Tensor:
         """Uniforms in (0, 1) for one member (label flips)."""
         n = math.prod(shape)

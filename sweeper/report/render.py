@@ -4,6 +4,7 @@ JSON."""
 from __future__ import annotations
 
 import base64
+import contextlib
 import csv
 import html
 import io
@@ -471,22 +472,62 @@ def write_report(
     """Write the report as ``fmt`` (markdown, html, json, csv) at ``out_path``; returns every file written.
 
     Markdown links PNGs written beside it (``<stem>-forest.png``, ...); HTML embeds them, so it
-    is one self-contained file.
+    is one self-contained file. All or nothing: every file is written beside its place first, then
+    moved there, so a full disk or a folder that cannot be written leaves no half-written report
+    (SweeperError, one line).
     """
     fmt = {"md": "markdown"}.get(fmt, fmt)
     if fmt not in FORMATS:
         raise SweeperError(f"report format {fmt!r} is not one of {', '.join(FORMATS)}")
     out = Path(out_path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    if fmt in ("json", "csv"):
-        out.write_text(render_json(report) if fmt == "json" else render_csv(report), encoding="utf-8")
-        return [out]
-    figures = report_figures(report, runs, curves)
-    if fmt == "html":
-        out.write_text(
-            render_html(report, {name: plots.png_bytes(fig) for name, fig in figures.items()}), encoding="utf-8"
+    if str(out_path) in ("", ".") or out.is_dir():
+        raise SweeperError(
+            f"--out {str(out_path)!r}: is a folder; allowed: a file name, e.g. reports/report.{_SUFFIXES[fmt]}"
         )
-        return [out]
-    pngs = {name: plots.save_png(fig, out.with_name(f"{out.stem}-{name}.png")) for name, fig in figures.items()}
-    out.write_text(render_markdown(report, {name: path.name for name, path in pngs.items()}), encoding="utf-8")
-    return [out, *pngs.values()]
+    if fmt in ("json", "csv"):
+        files = {out: (render_json(report) if fmt == "json" else render_csv(report)).encode("utf-8")}
+    else:
+        figures = report_figures(report, runs, curves)
+        if fmt == "html":
+            pngs = {name: plots.png_bytes(fig) for name, fig in figures.items()}
+            files = {out: render_html(report, pngs).encode("utf-8")}
+        else:
+            paths = {name: out.with_name(f"{out.stem}-{name}.png") for name in figures}
+            text = render_markdown(report, {name: path.name for name, path in paths.items()})
+            files = {out: text.encode("utf-8"), **{paths[n]: plots.png_bytes(fig) for n, fig in figures.items()}}
+    _write_all(files, out)
+    return list(files)
+
+
+_SUFFIXES = {"markdown": "md", "html": "html", "json": "json", "csv": "csv"}
+
+
+def _write_all(files: dict[Path, bytes], out: Path) -> None:
+    """Every file or none: each written to a temporary file in its folder, then all moved into place."""
+    import os
+    import tempfile
+
+    temporary: list[str] = []
+    mask = os.umask(0)
+    os.umask(mask)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        for path, data in files.items():
+            fd, name = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+            temporary.append(name)
+            os.fchmod(fd, 0o666 & ~mask)  # as open() would make it, not mkstemp's 0600
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+        for name, path in zip(temporary, files):
+            os.replace(name, path)
+        temporary.clear()
+    except OSError as exc:
+        raise SweeperError(
+            f"--out {out}: cannot be written: {exc.strerror or type(exc).__name__}; nothing was written"
+        ) from None
+    finally:
+        for name in temporary:
+            with contextlib.suppress(OSError):
+                os.unlink(name)

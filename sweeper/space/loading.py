@@ -50,19 +50,22 @@ _RANGES = ("log_uniform", "uniform")
 
 def load_space(path: str | Path) -> SweepSpec:
     """Read and validate a search-space file."""
+    from sweeper.regular_files import read_regular
+
     try:
         size = Path(path).stat().st_size
-        if size > MAX_FILE_BYTES:
-            raise SpaceError(_too_large(str(path), size))
-        text = Path(path).read_text(encoding="utf-8")
     except FileNotFoundError:
         raise SpaceError(f"{path}: no such search-space file") from None
-    except IsADirectoryError:
-        raise SpaceError(f"{path}: is a directory, not a search-space file") from None
-    except UnicodeDecodeError:
-        raise SpaceError(f"{path}: not a UTF-8 text file") from None
     except OSError as e:
         raise SpaceError(f"{path}: cannot be read: {e.strerror}") from None
+    if size > MAX_FILE_BYTES:
+        raise SpaceError(_too_large(str(path), size))
+    # Only a regular file, never read past the limit: a FIFO, /dev/zero or a file growing while read is refused.
+    raw = read_regular(path, MAX_FILE_BYTES, str(path), SpaceError, "search-space file")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise SpaceError(f"{path}: not a UTF-8 text file") from None
     return parse_space(text, str(path), base_dir=Path(path).resolve().parent)
 
 

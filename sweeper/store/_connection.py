@@ -3,9 +3,11 @@
 
 from __future__ import annotations
 
+import os
 import random
 import sqlite3
 import time
+from pathlib import Path
 
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import URL, Engine
@@ -41,6 +43,31 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
     cursor.close()
 
 
+def _sqlite_read_pragmas(dbapi_connection, _record) -> None:
+    # What a reader may set: this connection's own settings, nothing stored in the file.
+    cursor = dbapi_connection.cursor()
+    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_S * 1000}")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+def read_only_uri(path: str) -> str:
+    """The ``file:`` URI that opens the SQLite file ``path`` read-only: ``mode=ro``, and ``immutable=1``
+    where nothing can write it (see :func:`connect`)."""
+    return Path(path).resolve().as_uri() + "?mode=ro" + ("&immutable=1" if cannot_change(path) else "")
+
+
+def cannot_change(path: str) -> bool:
+    """Whether no process of ours can write the SQLite file ``path`` or its ``-wal``/``-shm`` beside it: a
+    read-only filesystem, or a file or folder not writable."""
+    folder = os.path.dirname(os.path.abspath(path)) or "."
+    try:
+        read_only_fs = bool(os.statvfs(path).f_flag & os.ST_RDONLY)
+    except OSError:
+        read_only_fs = False
+    return read_only_fs or not os.access(path, os.W_OK) or not os.access(folder, os.W_OK)
+
+
 def _switch_to_wal(cursor) -> None:
     """``PRAGMA journal_mode=WAL``, tried again while another process switching the file holds it.
 
@@ -59,17 +86,29 @@ def _switch_to_wal(cursor) -> None:
             time.sleep(random.uniform(0.001, 0.02))  # apart, so the next try of each does not meet again
 
 
-def connect(url: URL) -> Engine:
-    """The connection pool of ``url``, checked by connecting once; StoreError if that fails."""
+def connect(url: URL, *, read_only: bool = False) -> Engine:
+    """The connection pool of ``url``, checked by connecting once; StoreError if that fails.
+
+    ``read_only``: a SQLite file is opened with ``mode=ro`` (SQLite itself refuses every write, and the
+    file is never switched to WAL), and ``immutable=1`` too where it cannot change under us (a read-only
+    filesystem, or a file or folder this process may not write): no lock or ``-shm`` file is needed then.
+    """
     kwargs = {}
     if url.get_backend_name() == "postgresql" and "connect_timeout" not in url.query:
         kwargs["connect_args"] = {"connect_timeout": PG_CONNECT_TIMEOUT_S}
+    sqlite_file = url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:")
+    if read_only and sqlite_file:
+        uri = read_only_uri(url.database)
+        # The URL still names the file (messages, sqlite_path); the connections are the read-only ones.
+        kwargs["creator"] = lambda: sqlite3.connect(
+            uri, uri=True, timeout=SQLITE_BUSY_TIMEOUT_S, check_same_thread=False
+        )
     try:
         db = create_engine(url, **kwargs)
     except (SQLAlchemyError, ImportError) as exc:
         raise _cannot_open(url, exc) from exc
     if url.get_backend_name() == "sqlite":
-        event.listen(db, "connect", _sqlite_pragmas)
+        event.listen(db, "connect", _sqlite_read_pragmas if read_only else _sqlite_pragmas)
     try:
         with db.connect():
             pass
@@ -80,4 +119,7 @@ def connect(url: URL) -> Engine:
 
 
 def _cannot_open(url: URL, exc: BaseException) -> StoreError:
-    return StoreError(f"cannot open database {url.render_as_string(hide_password=True)}: {reason(exc, url)}")
+    from sweeper.store._url import redact
+
+    shown = redact(url.render_as_string(hide_password=False))
+    return StoreError(f"cannot open database {shown}: {reason(exc, url)}")

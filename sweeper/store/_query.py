@@ -15,13 +15,12 @@ import sqlite3
 import threading
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 from sqlalchemy.engine import Engine
 
 from sweeper.errors import StoreError
 from sweeper.store import _reader
-from sweeper.store._connection import SQLITE_BUSY_TIMEOUT_S, reason
+from sweeper.store._connection import SQLITE_BUSY_TIMEOUT_S, read_only_uri, reason
 from sweeper.store._rows import plain
 
 DEFAULT_LIMIT = 10_000
@@ -153,7 +152,7 @@ def _sqlite_bytes(row: tuple) -> int:
 
 def query_sqlite(path: str, sql: str, *, limit: int, timeout: float) -> QueryResult:
     """Run one statement on a SQLite file opened read-only (``mode=ro``): SQLite itself refuses writes."""
-    uri = Path(path).resolve().as_uri() + "?mode=ro"
+    uri = read_only_uri(path)
     deadline = time.monotonic() + timeout
     try:
         connection = sqlite3.connect(uri, uri=True, timeout=min(SQLITE_BUSY_TIMEOUT_S, timeout))

@@ -20,20 +20,29 @@ from sweeper.store._writes import Writes
 from sweeper.store.models import Sweep
 
 
-def open_store(url: str | None = None, *, create: bool = True) -> Store:
+def open_store(url: str | None = None, *, create: bool = True, read_only: bool = False) -> Store:
     """Open the database at ``url``; for writing (``create``), with sweeper's tables created or upgraded.
 
     Without a URL: ``$SWEEPER_DB``, else ``sqlite:///sweeps.db``. ``postgresql://`` uses psycopg 3.
     With ``create=False`` nothing is written: a SQLite file must exist, and reading sweeper's tables
-    is refused (StoreError, one line) unless they are at this version's schema.
+    is refused (StoreError, one line) unless they are at this version's schema. ``read_only`` (what the
+    commands that only read ask, implying ``create=False``): a SQLite file is opened so that SQLite
+    itself refuses every write (``mode=ro``; ``immutable`` on a read-only filesystem), so reading a
+    copy of a database, or one on a read-only disk, leaves it byte for byte as it was.
     """
+    create = create and not read_only
     parsed = parse_url(url or default_url())
     path = sqlite_path(parsed)
     if not create and path is not None and not os.path.exists(path):
         raise StoreError(
             f"no database at {redact(str(url or default_url()))}; run a sweep first (sweeper run FILE --db ...)"
         )
-    db = _connection.connect(parsed)
+    if not create and path is None and parsed.get_backend_name() == "sqlite":
+        raise StoreError(
+            f"{redact(str(url or default_url()))} is a database in memory, which holds no sweeps; allowed: "
+            "a database file (sqlite:///sweeps.db) or PostgreSQL"
+        )
+    db = _connection.connect(parsed, read_only=read_only)
     store = Store(db)
     if create:
         try:
@@ -59,7 +68,7 @@ class Store(Writes, Reads):
     @property
     def display_url(self) -> str:
         """The URL with its password replaced by ``***``."""
-        return self._db.url.render_as_string(hide_password=True)
+        return redact(self._db.url.render_as_string(hide_password=False))
 
     def upgrade_schema(self) -> tuple[str | None, str]:
         """Create sweeper's tables, or upgrade them to this version's schema: the revisions before and after.

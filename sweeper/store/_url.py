@@ -20,21 +20,47 @@ def default_url() -> str:
 
 
 def redact(url: str) -> str:
-    """The URL with its password, if any, replaced by ``***``."""
+    """The URL with its password, if any, replaced by ``***``, whatever the shape of the string: a URL
+    SQLAlchemy reads, one it cannot (``u:pw@h/x`` without a scheme, a bad port or IPv6 address), or a
+    password given in the query string (``?password=...``)."""
     try:
-        return make_url(url).render_as_string(hide_password=True)
-    except ArgumentError:
-        # Not a URL SQLAlchemy can read; still never echo what looks like a password.
-        return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", url)
+        if url.count("@") > 1:  # SQLAlchemy splits at the first "@", a password may hold more
+            raise ValueError(url)
+        shown = make_url(url).render_as_string(hide_password=True)
+    except Exception:  # ArgumentError, ValueError (a port that is not a number): not a URL it reads
+        shown = _mask_userinfo(url)
+    return _SECRET_PARAMETER.sub(r"\1=***", shown)
+
+
+#: Query parameters of a database URL that hold a secret (libpq's and psycopg's names).
+_SECRET_PARAMETER = re.compile(r"\b(password|passwd|pwd|sslpassword|secret|token)=[^&\s]*", re.IGNORECASE)
+
+
+def _mask_userinfo(url: str) -> str:
+    """``user:***@rest``: everything between the user's name and the last ``@`` is taken for a password."""
+    head, at, tail = url.rpartition("@")
+    if not at:
+        return url
+    scheme, sep, userinfo = head.partition("://")
+    prefix = scheme + sep if sep else ""
+    userinfo = userinfo if sep else head
+    user, colon, _ = userinfo.partition(":")
+    return f"{prefix}{user}{':***' if colon else ''}@{tail}" if colon else url
 
 
 def parse_url(url: str) -> URL:
     """The URL as SQLAlchemy reads it, with ``postgresql://`` mapped to the psycopg 3 driver."""
+    if url.partition("://")[2].count("@") > 1:
+        # SQLAlchemy would take the rest of the password for the host, and the driver print it.
+        raise StoreError(
+            f"{redact(url)!r} is not a database URL: it has more than one '@'; write an '@' of the password as %40"
+        )
     try:
         parsed = make_url(url)
-    except ArgumentError:
+    except (ArgumentError, ValueError) as exc:
+        why = "" if isinstance(exc, ArgumentError) else " (its host or port cannot be read)"
         raise StoreError(
-            f"{redact(url)!r} is not a database URL; expected e.g. {DEFAULT_URL} "
+            f"{redact(url)!r} is not a database URL{why}; expected e.g. {DEFAULT_URL} "
             "or postgresql://user:password@host:5432/dbname"
         ) from None
     if parsed.drivername in ("postgresql", "postgres"):

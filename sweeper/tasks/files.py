@@ -35,6 +35,15 @@ ARRAY_SUFFIXES = (".npz",)
 MAX_INFERRED_CLASSES = 10
 #: Rows a file may hold: sweeper is for small data, and every repeat encodes it in memory.
 MAX_ROWS = 1_000_000
+#: Bytes a data file may hold, checked before it is read (a table of MAX_ROWS rows of a few numbers fits).
+MAX_FILE_BYTES = 128 << 20
+#: Values one sample may hold once encoded (a table's columns after one-hot encoding, an array's sample).
+MAX_FEATURES = 100_000
+#: Floats the encoded features of a file may hold in all (rows x features): 8 GB as float64 is far beyond
+#: "small data", and every repeat encodes them again.
+MAX_VALUES = 250_000_000
+#: The largest magnitude a feature or regression target may have: sweeper trains in float32.
+FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 @dataclass(frozen=True, eq=False)
@@ -120,12 +129,18 @@ def load(spec: FileDataset, base_dir: Path) -> FileData:
     """Reads the task's file(s), relative to ``base_dir``; TaskError (one line naming the file) if they
     cannot serve as its data."""
     path = base_dir / spec.path
+    if spec.test_path and _kind(spec.test_path) != _kind(spec.path):
+        raise TaskError(
+            f"test_path: {spec.test_path} is {_kind(spec.test_path)} but path: {spec.path} is {_kind(spec.path)}; "
+            "the test part must be the same kind of file as the data"
+        )
     if path.suffix.lower() in ARRAY_SUFFIXES:
         for key in ("target", "features", "drop", "impute"):
             if getattr(spec, key):
                 raise TaskError(f"{key}: applies to tables (CSV, Parquet), not to the arrays X and y of {spec.path}")
         x, y, sha = _read_arrays(path, spec.path)
         test = _read_arrays(base_dir / spec.test_path, spec.test_path) if spec.test_path else None
+        _refuse_same_file(spec, sha, test and test[2])
         if test is not None and test[0].shape[1:] != x.shape[1:]:
             raise TaskError(
                 f"{spec.test_path}: X holds samples of shape {test[0].shape[1:]}, {spec.path} of "
@@ -141,15 +156,25 @@ def load(spec: FileDataset, base_dir: Path) -> FileData:
     table, sha = _read_table(path, spec.path)
     columns = _feature_columns(table, spec)
     numeric, categorical = _column_kinds(table, columns, spec.path)
+    _refuse_too_wide(table, numeric, categorical, spec.path)
     frames = [(spec.path, table, sha)]
     if spec.test_path:
         test_table, test_sha = _read_table(base_dir / spec.test_path, spec.test_path)
+        _refuse_same_file(spec, sha, test_sha)
         missing = [c for c in (*columns, spec.target) if c not in test_table.columns]
         if missing:
             raise TaskError(
-                f"{spec.test_path}: no column {missing[0]!r}, which {spec.path} has; columns: "
+                f"{spec.test_path}: no column {_column(missing[0])}, which {spec.path} has; columns: "
                 f"{_listed(test_table.columns)}"
             )
+        test_numeric, _ = _column_kinds(test_table, columns, spec.test_path)
+        for c in columns:
+            if (c in numeric) != (c in test_numeric):
+                kinds = ("numbers", "text") if c in numeric else ("text", "numbers")
+                raise TaskError(
+                    f"{spec.test_path}: column {_column(c)} holds {kinds[1]} where {spec.path} holds {kinds[0]}; "
+                    "the test file's columns must hold what the data file's do"
+                )
         frames.append((spec.test_path, test_table, test_sha))
     for label, frame, _ in frames:
         _check_values(frame, columns, numeric, spec.target, label, spec.impute)
@@ -215,15 +240,18 @@ def encode(data: FileData, x_train, *others) -> tuple[np.ndarray, ...]:
 
 
 def described(tasks: dict, data_dir: str) -> dict | None:
-    """What a sweep stores of its tasks' data files (task name -> TaskSpec; None if no task reads one):
-    the folder they were read from and, per task, each file's path as written and the sha256 of its
-    contents, the problem and the class labels (index i is class i)."""
+    """What a sweep stores of what defines its tasks' data and own models (task name -> TaskSpec; None if
+    no task reads a data file or builds its own model): the folder files were read from and, per task,
+    each data file's path as written and the sha256 of its contents, the problem and the class labels
+    (index i is class i), and the factory of an own model with the sha256 of its Python files
+    (``user_models.source_sha256``)."""
     per_task = {}
     for name, task in tasks.items():
         spec = task.dataset
         data = getattr(spec, "data", None)
+        entry = {}
         if data is not None:
-            per_task[name] = {
+            entry = {
                 "path": spec.path,
                 "sha256": data.rows.sha256,
                 "rows": len(data.rows),
@@ -232,21 +260,34 @@ def described(tasks: dict, data_dir: str) -> dict | None:
                 "problem": data.problem,
                 "classes": list(data.classes),
             }
+        if task.user_model is not None:
+            from sweeper.tasks.user_models import source_sha256
+
+            entry["model"] = task.user_model.factory
+            entry["model_sha256"] = source_sha256(task.user_model, Path(data_dir))
+        if entry:
+            per_task[name] = entry
     return {"data_dir": data_dir, "tasks": per_task} if per_task else None
 
 
 def changed(stored: dict | None, now: dict | None) -> str | None:
-    """The first data file whose contents differ between two :func:`described`, said as a phrase; None if
-    every file holds what it held."""
+    """The first data file or model whose contents differ between two :func:`described`, said as a
+    phrase; None if every file holds what it held. A model stored before sweeper hashed models is not
+    compared (nothing says what it was)."""
     stored_tasks, now_tasks = (stored or {}).get("tasks", {}), (now or {}).get("tasks", {})
     for name in sorted(stored_tasks.keys() | now_tasks.keys()):
         before, after = stored_tasks.get(name, {}), now_tasks.get(name, {})
         for path_key, sha_key in (("path", "sha256"), ("test_path", "test_sha256")):
             if before.get(sha_key) != after.get(sha_key):
                 return (
-                    f"{after.get(path_key) or before.get(path_key)} of task {name!r} (sha256 "
+                    f"data file {after.get(path_key) or before.get(path_key)} of task {name!r} (sha256 "
                     f"{_short(before.get(sha_key))} when stored, {_short(after.get(sha_key))} now)"
                 )
+        if "model_sha256" in before and before["model_sha256"] != after.get("model_sha256"):
+            return (
+                f"the model {before.get('model')} of task {name!r} (sha256 of its Python files "
+                f"{_short(before['model_sha256'])} when stored, {_short(after.get('model_sha256'))} now)"
+            )
     return None
 
 
@@ -275,14 +316,10 @@ def notes(tasks: dict) -> list[str]:
 
 
 def _read_bytes(path: Path, label: str) -> bytes:
-    try:
-        return path.read_bytes()
-    except FileNotFoundError:
-        raise TaskError(f"{label}: no such data file (looked for {path})") from None
-    except IsADirectoryError:
-        raise TaskError(f"{label}: is a directory, not a data file") from None
-    except OSError as exc:
-        raise TaskError(f"{label}: cannot be read: {exc.strerror or exc}") from None
+    """The file's bytes: a regular file of at most MAX_FILE_BYTES, its size checked before it is read."""
+    from sweeper.regular_files import read_regular
+
+    return read_regular(path, MAX_FILE_BYTES, label, TaskError, "data file")
 
 
 def _read_table(path: Path, label: str) -> tuple[pd.DataFrame, str]:
@@ -296,47 +333,128 @@ def _read_table(path: Path, label: str) -> tuple[pd.DataFrame, str]:
             f"{', '.join(TABLE_SUFFIXES + ARRAY_SUFFIXES)}"
         )
     raw = _read_bytes(path, label)
+    sep = "\t" if suffix == ".tsv" else ","
     try:
         if suffix in (".parquet", ".pq"):
+            _check_parquet_metadata(raw, label)
             table = pd.read_parquet(io.BytesIO(raw))
+            header = list(table.columns)
         else:
-            table = pd.read_csv(io.BytesIO(raw), sep="\t" if suffix == ".tsv" else ",")
+            # The header as written: pandas renames a second "outcome" to "outcome.1", which would then
+            # be a feature holding the target.
+            header = list(pd.read_csv(io.BytesIO(raw), sep=sep, header=None, nrows=1, dtype=str).iloc[0])
+            table = pd.read_csv(io.BytesIO(raw), sep=sep)
+    except TaskError:
+        raise
     except Exception as exc:  # pandas and pyarrow raise many kinds; each means "not such a file"
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise TaskError(f"{label}: cannot be read as {suffix[1:].upper()}: {first}") from None
+        raise TaskError(f"{label}: cannot be read as {suffix[1:].upper()}: {_printable(first, 120)}") from None
     if len(table) > MAX_ROWS:
         raise TaskError(f"{label}: {len(table):,} rows; allowed: at most {MAX_ROWS:,}")
     if not all(isinstance(c, str) for c in table.columns):
         raise TaskError(f"{label}: column names must be text (a header row); got {_listed(table.columns)}")
+    seen = set()
+    for name in (n for n in header if isinstance(n, str)):  # a blank header cell is pandas' "Unnamed: i"
+        if name in seen:
+            raise TaskError(
+                f"{label}: two columns are named {_column(name)}; allowed: one column per name (rename one)"
+            )
+        seen.add(name)
+    if len(table) == 0:
+        raise TaskError(f"{label}: holds no rows (a header only); allowed: at least one row")
     return table, hashlib.sha256(raw).hexdigest()
 
 
 def _read_arrays(path: Path, label: str) -> tuple[np.ndarray, np.ndarray, str]:
     """X (N, ...) and y (N,) of a ``.npz`` file, and the sha256 of its bytes."""
     raw = _read_bytes(path, label)
+    declared = _declared_arrays(raw, label)
+    if "X" not in declared or "y" not in declared:
+        raise TaskError(f"{label}: needs arrays X (samples) and y (targets); it holds {_listed(declared) or 'none'}")
+    (x_shape, x_type), (y_shape, y_type) = declared["X"], declared["y"]
+    if len(x_shape) < 2 or len(y_shape) != 1 or x_shape[0] != y_shape[0]:
+        raise TaskError(f"{label}: X must be (N, ...) and y (N,); got X {x_shape} and y {y_shape}")
+    n, features = x_shape[0], math.prod(x_shape[1:])
+    if n == 0:
+        raise TaskError(f"{label}: X and y hold no samples; allowed: at least one")
+    if n > MAX_ROWS:
+        raise TaskError(f"{label}: {n:,} samples; allowed: at most {MAX_ROWS:,}")
+    if features > MAX_FEATURES or n * features > MAX_VALUES:
+        raise TaskError(
+            f"{label}: X is {x_shape}, {features:,} values per sample and {n * features:,} in all; allowed: at "
+            f"most {MAX_FEATURES:,} per sample and {MAX_VALUES:,} in all"
+        )
+    for key, kind in (("X", x_type), ("y", y_type)):
+        numbers = np.issubdtype(kind, np.number) or kind == np.bool_
+        if kind.hasobject or not (numbers or (key == "y" and kind.kind in "US")):
+            allowed = "numbers or text labels" if key == "y" else "numbers"
+            raise TaskError(f"{label}: {key} holds {kind} values; allowed: {allowed}")
     try:
         with np.load(io.BytesIO(raw), allow_pickle=False) as npz:
-            arrays = {key: npz[key] for key in npz.files}
-    except Exception as exc:  # not a zip, a pickled object array, a damaged member
+            x, y = npz["X"], npz["y"]  # only these: other members are never decompressed
+    except Exception as exc:  # a damaged member
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise TaskError(f"{label}: cannot be read as NumPy .npz: {first}") from None
-    if "X" not in arrays or "y" not in arrays:
-        raise TaskError(f"{label}: needs arrays X (samples) and y (targets); it holds {_listed(arrays) or 'none'}")
-    x, y = arrays["X"], arrays["y"]
-    if x.ndim < 2 or y.ndim != 1 or len(x) != len(y):
-        raise TaskError(f"{label}: X must be (N, ...) and y (N,); got X {x.shape} and y {y.shape}")
-    if len(y) > MAX_ROWS:
-        raise TaskError(f"{label}: {len(y):,} samples; allowed: at most {MAX_ROWS:,}")
-    if not (np.issubdtype(x.dtype, np.number) or x.dtype == bool):
-        raise TaskError(f"{label}: X holds {x.dtype} values; allowed: numbers")
+        raise TaskError(f"{label}: cannot be read as NumPy .npz: {_printable(first, 120)}") from None
     bad = ~np.isfinite(x.reshape(len(x), -1).astype(np.float64)).all(axis=1)
     if bad.any():
         raise TaskError(
             f"{label}: X has missing or infinite values in {int(bad.sum())} samples "
             f"(first: sample {int(np.argmax(bad))}); allowed: finite numbers"
         )
+    big = (np.abs(x.reshape(len(x), -1).astype(np.float64)) > FLOAT32_MAX).any(axis=1)
+    if big.any():
+        raise TaskError(
+            f"{label}: X has values beyond float32's range in {int(big.sum())} samples (first: sample "
+            f"{int(np.argmax(big))}); allowed: numbers of magnitude at most {FLOAT32_MAX:.3g} "
+            "(sweeper trains in float32)"
+        )
     x.setflags(write=False)
     return x, y, hashlib.sha256(raw).hexdigest()
+
+
+def _check_parquet_metadata(raw: bytes, label: str) -> None:
+    """Refuses a Parquet file whose footer declares more rows or columns than allowed, or more bytes
+    uncompressed than MAX_VALUES float64s, before any of its data is decompressed."""
+    import pyarrow.parquet as pq
+
+    meta = pq.ParquetFile(io.BytesIO(raw)).metadata
+    if meta.num_rows > MAX_ROWS:
+        raise TaskError(f"{label}: {meta.num_rows:,} rows; allowed: at most {MAX_ROWS:,}")
+    if meta.num_columns > MAX_FEATURES:
+        raise TaskError(f"{label}: {meta.num_columns:,} columns; allowed: at most {MAX_FEATURES:,}")
+    size = sum(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups))
+    if size > 8 * MAX_VALUES:
+        raise TaskError(
+            f"{label}: {size / (1 << 30):.1f} GiB uncompressed; allowed: at most {8 * MAX_VALUES / (1 << 30):.1f} GiB"
+        )
+
+
+def _declared_arrays(raw: bytes, label: str) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
+    """Each array of a ``.npz`` as its member's header declares it (shape, dtype), read without loading
+    or decompressing its data: what a file may say it holds is checked before memory is spent on it."""
+    import zipfile
+
+    from numpy.lib import format as npy
+
+    declared = {}
+    try:
+        with zipfile.ZipFile(io.BytesIO(raw)) as archive:
+            for info in archive.infolist():
+                if not info.filename.endswith(".npy"):
+                    continue
+                with archive.open(info) as member:
+                    version = npy.read_magic(member)
+                    if version == (1, 0):
+                        shape, _, dtype = npy.read_array_header_1_0(member)
+                    elif version == (2, 0):
+                        shape, _, dtype = npy.read_array_header_2_0(member)
+                    else:
+                        raise ValueError(f"array format version {version} is not one NumPy writes for .npz")
+                declared[info.filename.removesuffix(".npy")] = (tuple(shape), np.dtype(dtype))
+    except Exception as exc:  # not a zip, a damaged header
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise TaskError(f"{label}: cannot be read as NumPy .npz: {_printable(first, 120)}") from None
+    return declared
 
 
 # --- checking ----------------------------------------------------------------------------------------
@@ -348,8 +466,11 @@ def _feature_columns(table: pd.DataFrame, spec: FileDataset) -> list[str]:
     for key, names in (("target", [spec.target]), ("features", spec.features or ()), ("drop", spec.drop)):
         for name in names:
             if name not in available:
-                raise TaskError(f"{key}: {spec.path} has no column {name!r}; columns: {_listed(available)}")
+                raise TaskError(f"{key}: {spec.path} has no column {_column(name)}; columns: {_listed(available)}")
     if spec.features is not None:
+        twice = next((f for i, f in enumerate(spec.features) if f in spec.features[:i]), None)
+        if twice is not None:
+            raise TaskError(f"features: {_column(twice)} is listed twice; allowed: each column once")
         if spec.target in spec.features:
             raise TaskError(f"features: {spec.target!r} is the target; a target cannot also be a feature")
         columns = list(spec.features)
@@ -374,10 +495,31 @@ def _column_kinds(table: pd.DataFrame, columns: list[str], label: str) -> tuple[
             categorical.append(c)
         else:
             raise TaskError(
-                f"{label}: column {c!r} holds {kind} values; allowed: numbers or text categories "
+                f"{label}: column {_column(c)} holds {kind} values; allowed: numbers or text categories "
                 f"(convert it, or leave it out with drop: [{c}])"
             )
     return numeric, categorical
+
+
+def _refuse_too_wide(table: pd.DataFrame, numeric: list[str], categorical: list[str], label: str) -> None:
+    """Refuses a table whose one-hot encoding would be wider than MAX_FEATURES, or larger than MAX_VALUES
+    in all, before anything is encoded: a text column of distinct values (an id, free text) is one
+    feature per value."""
+    counts = {c: int(table[c].nunique(dropna=True)) for c in categorical}
+    width = len(numeric) + sum(counts.values())
+    if width <= MAX_FEATURES and width * len(table) <= MAX_VALUES:
+        return
+    widest = max(counts, key=counts.get) if counts else None
+    said = (
+        f"; column {_column(widest)} alone has {counts[widest]:,} distinct values: leave it out with "
+        f"drop: [{_printable(widest)}] (an id or free text is no category)"
+        if widest is not None
+        else ""
+    )
+    raise TaskError(
+        f"{label}: its features one-hot encoded are {width:,} per row, {width * len(table):,} values in all; "
+        f"allowed: at most {MAX_FEATURES:,} per row and {MAX_VALUES:,} in all{said}"
+    )
 
 
 def _check_values(
@@ -394,14 +536,21 @@ def _check_values(
         missing = int(table[c].isna().sum())
         if missing and impute is None:
             raise TaskError(
-                f"{label}: column {c!r} has missing values in {missing} rows; give impute: median, "
+                f"{label}: column {_column(c)} has missing values in {missing} rows; give impute: median, "
                 f"mean or most_frequent, or leave the column out with drop: [{c}]"
             )
         if c in numeric:
-            infinite = int(np.isinf(table[c].to_numpy(dtype=np.float64, na_value=np.nan)).sum())
+            values = table[c].to_numpy(dtype=np.float64, na_value=np.nan)
+            infinite = int(np.isinf(values).sum())
             if infinite:
                 raise TaskError(
-                    f"{label}: column {c!r} has infinite values in {infinite} rows; allowed: finite numbers"
+                    f"{label}: column {_column(c)} has infinite values in {infinite} rows; allowed: finite numbers"
+                )
+            big = int((np.abs(values) > FLOAT32_MAX).sum())
+            if big:
+                raise TaskError(
+                    f"{label}: column {_column(c)} has values beyond float32's range in {big} rows; allowed: "
+                    f"numbers of magnitude at most {FLOAT32_MAX:.3g} (sweeper trains in float32)"
                 )
 
 
@@ -426,6 +575,11 @@ def _problem(y: np.ndarray, given: str | None, label: str) -> tuple[str, bool, t
         numbers = values.to_numpy(dtype=np.float64)
         if not np.isfinite(numbers).all():
             raise TaskError(f"{label}: missing or infinite targets in {int((~np.isfinite(numbers)).sum())} rows")
+        if (np.abs(numbers) > FLOAT32_MAX).any():
+            raise TaskError(
+                f"{label}: targets beyond float32's range in {int((np.abs(numbers) > FLOAT32_MAX).sum())} rows; "
+                f"allowed: numbers of magnitude at most {FLOAT32_MAX:.3g} (sweeper trains in float32)"
+            )
     distinct = pd.unique(values)
     problem = given
     if problem is None:
@@ -464,18 +618,45 @@ def _encoded(y: np.ndarray, classes: tuple[str, ...], label: str) -> np.ndarray:
     index = {c: i for i, c in enumerate(classes)}
     unknown = sorted(set(text) - set(index))
     if unknown:
-        raise TaskError(f"{label}: class {unknown[0]!r} is not among the classes of the data ({_listed(classes)})")
+        raise TaskError(
+            f"{label}: class {_column(unknown[0])} is not among the classes of the data ({_listed(classes)})"
+        )
     return text.map(index).to_numpy(dtype=np.int64)
 
 
 def _listed(names) -> str:
-    names = [str(n) for n in names]
+    names = [_printable(n) for n in names]
     return ", ".join(names[:30]) + (f", ... ({len(names)} in all)" if len(names) > 30 else "")
 
 
+def _printable(name, width: int = 40) -> str:
+    """A name read from a user's file, as a message may show it: printable characters only, at most
+    ``width`` of them (a file's first line is never echoed whole)."""
+    text = "".join(ch if ch.isprintable() else "?" for ch in str(name)[: width + 1])
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
+def _column(name) -> str:
+    return repr(_printable(name))
+
+
 def _show(value) -> str:
-    text = repr(value.item() if hasattr(value, "item") else value)
-    return text if len(text) <= 40 else text[:37] + "..."
+    return _printable(repr(value.item() if hasattr(value, "item") else value))
+
+
+def _kind(path: str) -> str:
+    suffix = Path(path).suffix.lower()
+    return "NumPy arrays (.npz)" if suffix in ARRAY_SUFFIXES else "a table" if suffix in TABLE_SUFFIXES else suffix
+
+
+def _refuse_same_file(spec: FileDataset, sha: str, test_sha: str | None) -> None:
+    """A test file holding the training file's bytes would make the test part repeat the training data."""
+    if test_sha is not None and test_sha == sha:
+        same = "is" if Path(spec.test_path) == Path(spec.path) else "holds the same bytes as"
+        raise TaskError(
+            f"test_path: {spec.test_path} {same} path: {spec.path} (sha256 {_short(sha)}), so the test part "
+            "would repeat the training data; allowed: a file of other rows, or no test_path"
+        )
 
 
 def _short(sha: str | None) -> str:

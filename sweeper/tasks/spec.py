@@ -108,7 +108,7 @@ FACTORY_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_]
 class ModelFactory(_Frozen):
     """A user's own PyTorch model: ``factory(input_shape, n_outputs, **args) -> nn.Module``.
 
-    The module is imported from the search-space file's folder, else from the Python path
+    The module is imported from the Python path, then the search-space file's folder
     (``sweeper.tasks.user_models``). ``sites``: the modules (as ``named_modules`` names them, e.g.
     ``encoder.1``) whose input and output are the pre- and post-activation noise sites; empty, every
     activation module (``nn.ReLU``, ``nn.Tanh``, ...).

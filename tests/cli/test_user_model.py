@@ -4,6 +4,7 @@ reported, and a trial rerun alone from another process's point of view (the modu
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import sys
 from pathlib import Path
@@ -60,7 +61,8 @@ def test_a_sweep_of_an_own_model_validates_runs_reports_and_reruns_alone(sweeper
     ran = sweeper_cli("run", path, "--db", url)
     assert ran.exit_code == 0, ran.stderr
     runs = json.loads(sweeper_cli("runs", "own-model", "--db", url, "--format", "json").stdout)
-    assert len(runs) == 3 * 2 and {r["engine"] for r in runs} == {"functional"}
+    # an nn.Sequential of Linear and ReLU: the fused engine (tests/engine/test_user_model_fused.py)
+    assert len(runs) == 3 * 2 and {r["engine"] for r in runs} == {"fused"}
     report = sweeper_cli("report", "own-model", "--db", url, "--format", "json")
     assert report.exit_code == 0 and f"{MODULE}:mlp(width=8)" in report.stdout
     # A later process: the module is not imported yet, and is found from the folder it is run in.
@@ -107,6 +109,11 @@ def test_a_sweep_of_an_own_model_validates_runs_reports_and_reruns_alone(sweeper
             "modules: 0 (Flatten), 1 (Linear), 2 (ReLU), 3 (Linear)",
         ),
         (
+            dict(factory=f"{MODULE}:fails_training", args="{}"),
+            f"model {MODULE}:fails_training(): its forward pass in training mode on a batch of shape (2, 2) raised "
+            "RuntimeError: no training here",
+        ),
+        (
             dict(factory="not a factory"),
             "task.model: factory 'not a factory' is not module:function, e.g. my_models:make_net",
         ),
@@ -145,3 +152,25 @@ def test_settings_of_the_built_in_families_are_refused_beside_an_own_model(sweep
         f"error: {path}: task: activation, hidden: only the built-in families (mlp, cnn, rnn) "
         "take it; your own model takes its settings as args: {factory: ..., args: {...}}\n"
     )
+
+
+def test_a_model_that_trains_member_by_member_is_said_once_with_its_cost_by_validate_and_run(
+    sweeper_cli, folder, tmp_path
+):
+    from sweeper.engine import functional
+
+    path = space(folder, factory=f"{MODULE}:batchnorm", args="{width: 8}")
+    said = re.compile(
+        rf"note: model {MODULE}:batchnorm\(width=8\): its forward pass updates buffers in place \(1.running_mean, "
+        r"1.running_var, 1.num_batches_tracked\); its members train one after another \(the same numbers\), so a "
+        r"pack of (\d+) takes about \1 times as long as a vectorized pack of \1 would$"
+    )
+    for command in (("validate",), ("run", "--db", f"sqlite:///{tmp_path / 's.db'}")):
+        functional._SAID.clear()
+        result = sweeper_cli(*command[:1], path, *command[1:])
+        assert result.exit_code == 0, result.stderr
+        lines = [line for line in result.stderr.splitlines() if "one after another" in line]
+        assert len(lines) == 1 and said.match(lines[0]), lines  # once: the engine does not say it again
+        assert int(said.match(lines[0])[1]) >= 2
+    functional._SAID.clear()
+    assert "one after another" not in sweeper_cli("validate", space(folder)).stderr  # a vectorized model: nothing

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from sweeper import regular_files
 from sweeper.driver.executors import Executor
 from sweeper.tasks import user_models
 
@@ -73,7 +74,7 @@ def test_a_command_reads_the_data_file_imports_checks_and_sizes_the_model_once(
     sweeper_cli, folder, monkeypatch, command
 ):
     reads, checks, sized = [], [], []
-    counted(monkeypatch, Path, "read_bytes", reads, keep=lambda path: path.name == "points.csv")
+    counted(monkeypatch, regular_files, "read_regular", reads, keep=lambda path, *_: Path(path).name == "points.csv")
     counted(monkeypatch, user_models, "check_model", checks)
     counted(monkeypatch, Executor, "pack_size", sized)
     db = ("--db", f"sqlite:///{folder / 'sweeps.db'}") if command == "run" else ()

@@ -53,3 +53,24 @@ def test_plain_postgresql_url_uses_psycopg_3(pg_url):
         assert store.url == pg_url
         assert store.display_url == pg_url
         assert store.query("select 1 as one").rows == [(1,)]
+
+
+@pytest.mark.parametrize(
+    "url, shown",
+    [
+        ("u:s3cret@h/x", "u:***@h/x"),
+        ("postgresql://u:s3cret@[::1:5432/x", "postgresql://u:***@[::1:5432/x"),
+        ("postgresql://u:s3cret@h:port/x", "postgresql://u:***@h:port/x"),
+        ("postgresql://u:p@s3cret@h/x", "postgresql://u:***@h/x"),
+        ("postgresql://u@h/x?password=s3cret&sslmode=require", "postgresql://u@h/x?password=***&sslmode=require"),
+    ],
+)
+def test_redact_hides_a_password_whatever_the_shape_of_the_string(url, shown):
+    assert redact(url) == shown
+
+
+@pytest.mark.parametrize("url", ["u:s3cret@h/x", "postgresql://u:s3cret@[::1:5432/x", "postgresql://u:p@s3cret@h/x"])
+def test_a_string_that_is_no_url_is_refused_in_one_line_without_its_password(url):
+    with pytest.raises(StoreError) as refused:
+        open_store(url)
+    assert "s3cret" not in str(refused.value) and " is not a database URL" in str(refused.value)

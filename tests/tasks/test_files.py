@@ -320,6 +320,6 @@ def test_the_task_carries_the_files_contents_and_their_hash(tmp_path, iris_csv):
     iris_table().iloc[:-1].to_csv(tmp_path / "iris.csv", index=False)
     changed = files.described({"iris": task(tmp_path, {"path": "iris.csv", "target": "species"})}, str(tmp_path))
     assert files.changed(described, changed).startswith(
-        f"iris.csv of task 'iris' (sha256 {described['tasks']['iris']['sha256'][:12]}... when stored, "
+        f"data file iris.csv of task 'iris' (sha256 {described['tasks']['iris']['sha256'][:12]}... when stored, "
         f"{changed['tasks']['iris']['sha256'][:12]}... now)"
     )

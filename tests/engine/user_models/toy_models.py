@@ -4,14 +4,42 @@ import torch
 from torch import nn
 
 
-def mlp(input_shape, n_outputs, width=16, depth=1, activation="relu"):
-    """An nn.Sequential MLP: the built-in mlp family written as a user would."""
-    act = {"relu": nn.ReLU, "tanh": nn.Tanh, "gelu": nn.GELU}[activation]
-    layers, width_in = [nn.Flatten()], int(torch.tensor(input_shape).prod())
+def mlp(input_shape, n_outputs, width=16, depth=1, activation="relu", flatten=True, bias=True, frozen=False):
+    """An nn.Sequential MLP: the built-in mlp family written as a user would (``flatten``: an nn.Flatten
+    first; ``bias``: the linear layers' biases; ``frozen``: the first layer's bias not trained)."""
+    act = {"relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid, "gelu": nn.GELU}[activation]
+    layers, width_in = [nn.Flatten()] if flatten else [], int(torch.tensor(input_shape).prod())
     for _ in range(depth):
-        layers += [nn.Linear(width_in, width), act()]
+        layers += [nn.Linear(width_in, width, bias=bias), act()]
         width_in = width
-    return nn.Sequential(*layers, nn.Linear(width_in, n_outputs))
+    model = nn.Sequential(*layers, nn.Linear(width_in, n_outputs, bias=bias))
+    if frozen:
+        model[1 if flatten else 0].bias.requires_grad_(False)
+    return model
+
+
+class OwnSequential(nn.Sequential):
+    """An nn.Sequential subclass: its forward may do anything, so it is not taken for a plain stack."""
+
+    def forward(self, x):
+        return super().forward(x) * 2.0
+
+
+def own_sequential(input_shape, n_outputs, width=16):
+    return OwnSequential(nn.Linear(input_shape[0], width), nn.ReLU(), nn.Linear(width, n_outputs))
+
+
+def hooked(input_shape, n_outputs, width=16):
+    """A plain stack with a forward hook of the user's on its activation (which changes what it computes)."""
+    model = mlp(input_shape, n_outputs, width)
+    model[2].register_forward_hook(lambda module, args, out: out * 0.5)
+    return model
+
+
+def mixed_activations(input_shape, n_outputs, width=8):
+    return nn.Sequential(
+        nn.Linear(input_shape[0], width), nn.ReLU(), nn.Linear(width, width), nn.Tanh(), nn.Linear(width, n_outputs)
+    )
 
 
 class Encoder(nn.Module):
@@ -84,3 +112,20 @@ def cnn(input_shape, n_outputs, channels=4):
         nn.Flatten(),
         nn.Linear(channels * (h // 2) * (w // 2), n_outputs),
     )
+
+
+class FailsTraining(nn.Module):
+    """Runs in evaluation mode only: what the checks run passes, training would not."""
+
+    def __init__(self, n_in, n_out):
+        super().__init__()
+        self.a, self.act = nn.Linear(n_in, n_out), nn.ReLU()
+
+    def forward(self, x):
+        if self.training:
+            raise RuntimeError("no training here")
+        return self.act(self.a(x))
+
+
+def fails_training(input_shape, n_outputs):
+    return FailsTraining(input_shape[0], n_outputs)

@@ -1,0 +1,58 @@
+"""A disk that fills while a sweep stores its runs stops it in one line, and the next run resumes it with
+nothing lost: the runs stored then are those a run on an ample disk stores, number for number."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+
+from sweeper.store import _connection
+
+SPACE = """\
+name: {name}
+seed: 3
+repeats: 2
+task:
+  dataset: circles
+  n_train: 30
+  hidden: [8]
+  epochs: 5
+search:
+  sampler: grid
+  configs:
+    - {{placement: input, std: 0.05}}
+    - {{placement: input, std: 0.1}}
+    - {{placement: input, std: 0.2}}
+"""
+
+
+def stored_runs(sweeper_cli, url: str) -> list[tuple]:
+    result = sweeper_cli("runs", "tiny", "--db", url, "-f", "json")
+    assert result.exit_code == 0, result.stderr
+    return sorted((r["trial"], r["repeat"], r["test_accuracy"], r["train_loss"]) for r in json.loads(result.stdout))
+
+
+def test_a_full_disk_stops_the_sweep_in_one_line_and_a_resume_loses_nothing(sweeper_cli, tmp_path, monkeypatch):
+    for name in ("tiny", "warm"):
+        (tmp_path / f"{name}.yaml").write_text(SPACE.format(name=name))
+    ample, full = f"sqlite:///{tmp_path / 'ample.db'}", f"sqlite:///{tmp_path / 'full.db'}"
+    assert sweeper_cli("run", tmp_path / "tiny.yaml", "--db", ample).exit_code == 0
+    # Every table made (sweeper's and Optuna's), then room for one page more: SQLite's own "disk full".
+    assert sweeper_cli("run", tmp_path / "warm.yaml", "--db", full).exit_code == 0
+    pages = sqlite3.connect(tmp_path / "full.db").execute("PRAGMA page_count").fetchone()[0]
+    real = _connection._sqlite_pragmas
+
+    def little_room(connection, record):
+        real(connection, record)
+        connection.execute(f"PRAGMA max_page_count={pages + 1}")
+
+    monkeypatch.setattr(_connection, "_sqlite_pragmas", little_room)
+    stopped = sweeper_cli("run", tmp_path / "tiny.yaml", "--db", full)
+    assert stopped.exit_code == 2, stopped.stderr
+    assert stopped.stderr.splitlines()[-1] == f"error: database error in {full}: database or disk is full"
+    assert "Traceback" not in stopped.stderr
+    monkeypatch.undo()
+    resumed = sweeper_cli("run", tmp_path / "tiny.yaml", "--db", full)
+    assert resumed.exit_code == 0, resumed.stderr
+    assert stored_runs(sweeper_cli, full) == stored_runs(sweeper_cli, ample)
+    assert len(stored_runs(sweeper_cli, full)) == 8
