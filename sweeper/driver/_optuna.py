@@ -390,14 +390,17 @@ def reopen(connection: Connection, study_name: str, numbers: Sequence[int]) -> N
     """Puts completed trials (Optuna numbers) of an extended sweep back to running, their value, curve and
     user attributes cleared, so that they are told again over all their runs as a new trial would be.
     Call it before the study is loaded (Optuna's storage caches finished trials) and while holding the
-    sweep's lease."""
+    sweep's lease. (Their told user attributes go; those they were created with stay.)"""
     ids = list(_study_trials(connection, study_name, numbers).values())
     if not ids:
         return
     complete = select(_TRIALS.c.trial_id).where(_TRIALS.c.trial_id.in_(ids), _TRIALS.c.state == TrialState.COMPLETE)
     ids = list(connection.scalars(complete))
-    for table in (_VALUES, _INTERMEDIATE, _USER_ATTRS):
+    for table in (_VALUES, _INTERMEDIATE):
         connection.execute(table.delete().where(table.c.trial_id.in_(ids)))
+    # What telling it wrote and the verdict; not what it was created with (the baseline's mark, say).
+    told = _USER_ATTRS.c.key.in_(["label", "n_runs", "mean", "ci", "verdict"])
+    connection.execute(_USER_ATTRS.delete().where(_USER_ATTRS.c.trial_id.in_(ids), told))
     reopened = update(_TRIALS).where(_TRIALS.c.trial_id.in_(ids))
     connection.execute(reopened.values(state=TrialState.RUNNING, datetime_complete=None))
 

@@ -190,3 +190,50 @@ def test_an_interrupted_extension_resumes_to_the_numbers_of_a_sweep_of_the_final
     assert {key: final["runs"][key] for key in partly["runs"]} == partly["runs"]
     assert final == from_scratch(5, "[0.05, 0.1, 0.3]")
     assert [h["event"] for h in history(sweeper_cli, db)] == ["planned", "extended"]
+
+
+def sampled(sampler: str, repeats: int, n_trials: int) -> str:
+    return circles_space(
+        NAME,
+        seed=3,
+        repeats=repeats,
+        search=f"sampler: {sampler}\nn_trials: {n_trials}\nspace: {{placement: [input, weights], "
+        "std: {log_uniform: [0.01, 0.3]}}",
+        epochs=20,
+    )
+
+
+def test_a_random_search_grows_by_trials_and_repeats_to_what_a_search_of_the_final_size_holds(tmp_path, sweeper_cli):
+    db, scratch = tmp_path / "grown.db", tmp_path / "scratch.db"
+    assert sweep(sweeper_cli, tmp_path, db, sampled("random", 2, 3)).exit_code == 0
+
+    grown = sweep(sweeper_cli, tmp_path, db, sampled("random", 3, 5))
+
+    assert grown.exit_code == 0, grown.stderr
+    assert "10 runs trained" in grown.stderr and "18 runs stored in all" in grown.stderr  # 4 x 2 stored, 6 x 3
+    assert sweep(sweeper_cli, tmp_path, scratch, sampled("random", 3, 5)).exit_code == 0
+    assert held(db) == held(scratch)
+
+
+def test_a_tpe_search_grows_by_repeats_only(tmp_path, sweeper_cli):
+    db = tmp_path / "tpe.db"
+    assert sweep(sweeper_cli, tmp_path, db, sampled("tpe", 2, 3)).exit_code == 0
+    before = held(db)
+
+    more_trials = sweep(sweeper_cli, tmp_path, db, sampled("tpe", 2, 5))
+
+    assert more_trials.exit_code == 2
+    assert more_trials.stderr == (
+        "error: sweep 'grow-me': a tpe search grows by repeats only (its proposals depend on the objectives it "
+        "was told, so n_trials 3 -> 5 would not give what a sweep of that size gives); keep n_trials, or run it "
+        "under another --name\n"
+    )
+    assert held(db) == before
+
+    more_repeats = sweep(sweeper_cli, tmp_path, db, sampled("tpe", 3, 3))
+
+    assert more_repeats.exit_code == 0, more_repeats.stderr
+    assert "4 runs trained" in more_repeats.stderr  # the 4 trials' third repeat, nothing else
+    grown = held(db)
+    assert set(grown["trials"]) == set(before["trials"])  # the same configurations, now over 3 repeats
+    assert {key[:3] for key in grown["runs"]} >= set(before["runs"])
