@@ -54,6 +54,8 @@ def run(
     prepared = prepare(file, make_executor, repeats=repeats, epochs=epochs, name=name, stored_in=db or default_url())
     for note in prepared.notes:
         say(f"note: {note}")
+    for warning in prepared.warnings:
+        say(f"warning: {warning}")
     from sweeper.driver._interrupts import Terminated, sigterm_interrupts
     from sweeper.driver.sweep import run_sweep
 
@@ -99,6 +101,8 @@ def validate(file: Path = FileArgument) -> None:
     prepared = prepare(file, this_machine)
     for note in prepared.notes:
         say(f"note: {note}")
+    for warning in prepared.warnings:
+        say(f"warning: {warning}")
     spec = prepared.spec
     if spec.search.sampler == "grid":
         size = f"{len(spec.search.configs)} configurations"

@@ -43,6 +43,8 @@ class Prepared:
     #: What the user should know before training: problems inferred from data files, grid combinations
     #: skipped, relative noise that changes nothing.
     notes: tuple[str, ...]
+    #: What makes the sweep unable to answer its question: too few repeats for any verdict.
+    warnings: tuple[str, ...] = ()
 
 
 def prepare(
@@ -74,7 +76,33 @@ def prepare(
         if made:
             executor.close()
         raise
-    return Prepared(spec, executor, split_sizes, sizes, (*files.notes(spec.tasks), *spec.search.notes))
+    notes = (*files.notes(spec.tasks), *spec.search.notes)
+    return Prepared(spec, executor, split_sizes, sizes, notes, tuple(filter(None, [too_few_repeats(spec)])))
+
+
+def too_few_repeats(spec: SweepSpec, alpha: float = 0.05) -> str | None:
+    """One line where the sweep's repeats are too few for any configuration to be called better or worse
+    than the baseline (the exact signed-rank test's smallest p-value, 2 / 2**repeats, times Holm's number
+    of comparisons, above ``alpha``), naming the fewest repeats that can; None where they suffice.
+
+    Only a one-task sweep: several tasks are compared by the stratified test's normal approximation,
+    whose smallest p-value is not this bound. ``alpha``: the report's default
+    (``sweeper.stats.comparisons.ALPHA``).
+    """
+    from sweeper.stats import statistics as st  # scipy loads only once the file is read
+
+    comparisons = context.planned_configs(spec) - 1
+    if len(spec.tasks) != 1 or comparisons < 1:
+        return None
+    if comparisons * st.smallest_signed_rank_p(spec.repeats) <= alpha:
+        return None
+    family = f"{comparisons} comparison{'s' if comparisons > 1 else ''}"
+    return (
+        f"{spec.source}: with {spec.repeats} repeats the signed-rank test cannot go below p = "
+        f"{st.smallest_signed_rank_p(spec.repeats):.3g}, so after Holm over {family} no "
+        f"configuration can be called better or worse than the baseline at alpha {alpha:g}; "
+        f"use repeats: {st.repeats_for_a_verdict(comparisons, alpha)} or more"
+    )
 
 
 def _read(file: Path, stored_in: str | None, name: str | None) -> SweepSpec:
