@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -133,6 +134,13 @@ def test_more_repeats_then_more_grid_values_train_only_the_new_runs_and_match_a_
     ]
     assert said[1]["changes"] == "repeats 3 -> 5"
     assert said[2]["changes"] == "search.grid.std [0.1, 0.3] -> [0.05, 0.1, 0.3]"
+    table = sweeper_cli("report", NAME, "--db", f"sqlite:///{db}")
+    assert re.search(
+        r"history: planned 5 configurations x 3 repeats at \S+; extended at \S+ \(repeats 3 -> 5\) to 5 "
+        r"configurations x 5 repeats; extended at \S+ \(search\.grid\.std \[0\.1, 0\.3\] -> \[0\.05, 0\.1, 0\.3\]\) "
+        r"to 7 configurations x 5 repeats",
+        " ".join(table.stdout.split()),
+    )
 
 
 def test_repeats_raised_on_the_command_line_extend_the_sweep(tmp_path, sweeper_cli, from_scratch):
