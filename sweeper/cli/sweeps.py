@@ -54,8 +54,6 @@ def run(
     prepared = prepare(file, make_executor, repeats=repeats, epochs=epochs, name=name, stored_in=db or default_url())
     for note in prepared.notes:
         say(f"note: {note}")
-    for warning in prepared.warnings:
-        say(f"warning: {warning}")
     from sweeper.driver._interrupts import Terminated, sigterm_interrupts
     from sweeper.driver.sweep import run_sweep
 
@@ -64,7 +62,7 @@ def run(
         bar = Bar(f"sweep {spec.name!r} -> {store.display_url} on {prepared.executor.device} ({executor.value})")
         try:
             with sigterm_interrupts():
-                outcome = run_sweep(prepared, store, progress=bar)
+                outcome = run_sweep(prepared, store, progress=_Warned(bar, prepared.warnings))
         except KeyboardInterrupt as exc:
             bar.stop()
             how = "terminated (SIGTERM)" if isinstance(exc, Terminated) else "interrupted"
@@ -87,6 +85,25 @@ def run(
         rows = store.trials(spec.name)
     columns = ["trial", "label", "n_runs", "n_diverged", "n_failed_to_learn", "objective"]
     emit(rows, listing.Format.table, f"{spec.name}: {spec.metric}", columns)
+
+
+class _Warned:
+    """A progress display that says the sweep's warnings (too few repeats) first, once the store has taken
+    the sweep: a sweep refused (changed, held by another run) is refused in its one line alone."""
+
+    def __init__(self, bar: Bar, warnings: tuple[str, ...]):
+        self.bar, self.warnings = bar, warnings
+
+    def start(self, total: int, done: int) -> None:
+        for warning in self.warnings:
+            say(f"warning: {warning}")
+        self.bar.start(total, done)
+
+    def advance(self, runs: int) -> None:
+        self.bar.advance(runs)
+
+    def training(self, runs: float) -> None:
+        self.bar.training(runs)
 
 
 def validate(file: Path = FileArgument) -> None:

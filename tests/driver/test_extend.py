@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 from helpers import circles_space, execute, interrupt_on_call
 
 from sweeper.store import Store
@@ -34,16 +35,19 @@ def sweep(sweeper_cli, folder: Path, db: Path, text: str, *flags) -> object:
     return sweeper_cli("run", file, "--db", f"sqlite:///{db}", *flags)
 
 
-def held(db: Path) -> dict:
-    """What the database holds of the sweep, keyed by configuration (not trial number): every run's numbers,
-    every curve point, every Optuna trial (state, parameters with their distributions, value, attributes)."""
-    url = f"sqlite:///{db}"
+def held(db: Path | str) -> dict:
+    """What the database (a SQLite file, or a URL) holds of the sweep, keyed by configuration (not trial
+    number): every run's numbers, every curve point, every Optuna trial (state, parameters with their
+    distributions, value, attributes, curve)."""
+    url = db if isinstance(db, str) else f"sqlite:///{db}"
     rows = execute(
         url,
         "SELECT t.config_json, r.* FROM sweeper_runs r JOIN sweeper_trials t ON t.id = r.trial_id "
         "JOIN sweeper_sweeps s ON s.id = t.sweep_id WHERE s.name = 'grow-me'",
     )
-    columns = [c for (c,) in execute(url, "SELECT name FROM pragma_table_info('sweeper_runs')")]
+    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    columns = [c["name"] for c in sa.inspect(engine).get_columns("sweeper_runs")]
+    engine.dispose()
     runs = {}
     for config, *values in rows:
         row = {c: v for c, v in zip(columns, values) if c not in WHERE_AND_WHEN and not c.endswith("_at")}
@@ -245,3 +249,20 @@ def test_a_tpe_search_grows_by_repeats_only(tmp_path, sweeper_cli):
     grown = held(db)
     assert set(grown["trials"]) == set(before["trials"])  # the same configurations, now over 3 repeats
     assert {key[:3] for key in grown["runs"]} >= set(before["runs"])
+
+
+@pytest.mark.postgres
+def test_a_sweep_grows_on_postgresql_to_what_sqlite_holds_from_scratch(
+    tmp_path, sweeper_cli, from_scratch, pg_database
+):
+    url = pg_database()
+    file = tmp_path / "space.yaml"
+    file.write_text(space(3, "[0.1, 0.3]"))
+    assert sweeper_cli("run", file, "--db", url).exit_code == 0
+    file.write_text(space(5, "[0.05, 0.1, 0.3]"))
+
+    grown = sweeper_cli("run", file, "--db", url)
+
+    assert grown.exit_code == 0, grown.stderr
+    assert "20 runs trained" in grown.stderr and "35 runs stored in all" in grown.stderr
+    assert held(url) == from_scratch(5, "[0.05, 0.1, 0.3]")
