@@ -226,13 +226,11 @@ def check_resumable(spec: SweepSpec, store: Store) -> Extension | None:
 
 @dataclass(frozen=True)
 class Extension:
-    """A stored sweep that a new file grows: the stored file and overrides it extends, and its size
-    (repeats, planned configurations) before and after."""
+    """A stored sweep that a new file grows: the stored file and overrides it extends (the store takes the
+    growth only while the sweep still holds them)."""
 
     spec_yaml: str
     overrides: dict
-    repeats: tuple[int, int]
-    planned: tuple[int, int]
 
 
 #: What an extension may change: the repeats, and a grid's configurations or a random search's trials.
@@ -275,10 +273,9 @@ def extension(spec: SweepSpec, stored) -> Extension | None:
             f"it was told, so n_trials {old.search.n_trials} -> {spec.search.n_trials} would not give what a "
             "sweep of that size gives); keep n_trials, or run it under another --name"
         )
-    planned = (context.planned_configs(old), context.planned_configs(spec))
-    if spec.repeats == old.repeats and planned[0] == planned[1]:
+    if spec.repeats == old.repeats and context.planned_configs(spec) == context.planned_configs(old):
         return None
-    return Extension(stored["spec_yaml"], stored["overrides"], (old.repeats, spec.repeats), planned)
+    return Extension(stored["spec_yaml"], stored["overrides"])
 
 
 def uses_annealing(spec: SweepSpec) -> bool:

@@ -90,6 +90,11 @@ def grid_order(configs: list[NoiseConfig], stored: dict[int, NoiseConfig]) -> li
     return [stored[n] if n in stored else next(rest) for n in range(len(configs))]
 
 
+def _extended(sweep) -> bool:
+    """Whether the stored sweep (the store's row) was ever extended, as its history says."""
+    return any(step["event"] == "extended" for step in (sweep.context or {}).get("history", ()))
+
+
 #: A trial in flight: its Optuna trial id (the ``trials`` table's key) and its sweeper trial.
 Asked = tuple[int, TrialRef]
 
@@ -126,7 +131,8 @@ class _Sweep:
             if self.grid is None:  # a grid's trials are created whole, in one transaction
                 suggested = {ref.optuna_trial_id for ref in refs}
                 _optuna.forget_partial_suggestions(connection, spec.name, suggested)
-            else:  # a grid extended with new values: its stored trials' parameters as the grown grid's
+            elif refs and _extended(store.sweep(spec.name)):
+                # A grid grown with new values widens its distributions: its stored trials get the grown grid's.
                 _optuna.set_params(connection, spec.name, {r.optuna_trial_id: self.params.rows(r.config) for r in refs})
             # An extended sweep's trials that gain repeats: trained and told again, as the resumed trials are.
             grown = [ref for ref in refs if self.pending_runs(ref)]
