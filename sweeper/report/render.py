@@ -203,7 +203,8 @@ def setting_lines(report: dict) -> list[str]:
 
 def _history_entry(entry: dict) -> str:
     """One step of a sweep's history in words: planned, or extended (what changed), its size after it."""
-    size = f"{entry['planned']} configurations x {entry['repeats']} repeats"
+    size = f"{entry['repeats']} repeats"
+    size = size if entry["planned"] is None else f"{entry['planned']} configurations x {size}"
     if entry["event"] == "planned":
         return f"planned {size} at {entry['at']}"
     return f"extended at {entry['at']} ({entry['changes']}) to {size}"

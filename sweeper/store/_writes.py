@@ -436,29 +436,23 @@ def _overrides_json(overrides: dict | None) -> str | None:
 
 
 def _with_history(sweep: Sweep | None, context_json: str, extended: str | None) -> str:
-    """The new ``context`` (JSON) with the sweep's history: when it was planned, at what size, and each
-    extension (when, what changed, the size after it). ``sweep`` is the stored row (None: being created);
-    a sweep stored before histories were kept starts its history from its row and stored context."""
+    """The new ``context`` (JSON) with the sweep's history: its size as planned (when: its ``created_at``),
+    then each extension (when, what changed, the size after it). ``sweep`` is the stored row (None: being
+    created); a sweep stored before histories were kept starts its history from its row and stored context
+    (its first size unknown, None, where it had no context and grows now)."""
     context = json.loads(context_json)
-    now = utcnow().isoformat(timespec="seconds")
     if sweep is None:
-        history = [{"event": "planned", "at": now, "repeats": context["repeats"], "planned": context["planned"]}]
+        history = [{"event": "planned", "repeats": context["repeats"], "planned": context["planned"]}]
     else:
         old = json.loads(sweep.context) if sweep.context else {}
-        created = sweep.created_at.isoformat(timespec="seconds") if sweep.created_at is not None else None
-        first = {"event": "planned", "at": created, "repeats": old.get("repeats", sweep.repeats)}
-        history = old.get("history") or [{**first, "planned": old.get("planned")}]
-    if extended is not None:
-        history = [
-            *history,
-            {
-                "event": "extended",
-                "at": now,
-                "changes": extended,
-                "repeats": context["repeats"],
-                "planned": context["planned"],
-            },
+        first = old.get("planned", context["planned"] if extended is None else None)
+        history = old.get("history") or [
+            {"event": "planned", "repeats": old.get("repeats", sweep.repeats), "planned": first}
         ]
+    if extended is not None:
+        now = utcnow().isoformat(timespec="seconds")
+        grown = {"repeats": context["repeats"], "planned": context["planned"]}
+        history = [*history, {"event": "extended", "at": now, "changes": extended, **grown}]
     return json.dumps({**context, "history": history}, sort_keys=True)
 
 

@@ -266,3 +266,18 @@ def test_a_sweep_grows_on_postgresql_to_what_sqlite_holds_from_scratch(
     assert grown.exit_code == 0, grown.stderr
     assert "20 runs trained" in grown.stderr and "35 runs stored in all" in grown.stderr
     assert held(url) == from_scratch(5, "[0.05, 0.1, 0.3]")
+
+
+def test_a_sweep_stored_before_histories_were_kept_starts_its_history_from_its_row(tmp_path, sweeper_cli):
+    db = tmp_path / "old.db"
+    assert sweep(sweeper_cli, tmp_path, db, space(3, "[0.1, 0.3]")).exit_code == 0
+    execute(f"sqlite:///{db}", "UPDATE sweeper_sweeps SET context = NULL")  # as schema 0005 left it
+
+    assert sweep(sweeper_cli, tmp_path, db, space(5, "[0.1, 0.3]")).exit_code == 0
+
+    said = history(sweeper_cli, db)
+    assert [(h["event"], h["repeats"], h["planned"]) for h in said] == [("planned", 3, None), ("extended", 5, 5)]
+    table = " ".join(sweeper_cli("report", NAME, "--db", f"sqlite:///{db}").stdout.split())
+    assert re.search(
+        r"history: planned 3 repeats at \S+; extended at \S+ \(repeats 3 -> 5\) to 5 configurations", table
+    )
