@@ -49,6 +49,16 @@ def circles_space(name: str, *, seed: int, repeats: int, search: str, pack_size:
     )
 
 
+def tiny_space(name: str = "bad", *, seed: int = 1, stds: tuple[float, ...] = (0.1,)) -> str:
+    """The YAML of the smallest real sweep: circles, 30 training points, one hidden layer of 8, 5 epochs, 2
+    repeats, a grid of input Gaussian noise at ``stds`` (and the baseline the driver adds)."""
+    configs = "".join(f"    - {{placement: input, std: {std}}}\n" for std in stds)
+    return (
+        f"name: {name}\nseed: {seed}\nrepeats: 2\ntask:\n  dataset: circles\n  n_train: 30\n  hidden: [8]\n"
+        f"  epochs: 5\nsearch:\n  sampler: grid\n  configs:\n{configs}"
+    )
+
+
 def execute(url: str, sql: str) -> list[tuple]:
     """Runs ``sql`` on the database at ``url`` in a transaction of its own; the rows it returns, if any."""
     engine = sa.create_engine(url, poolclass=sa.pool.NullPool)

@@ -81,7 +81,7 @@ def run(
             bar = Lines(spec.name, banner, every=progress_every, as_json=log_format == LogFormat.json)
         try:
             with sigterm_interrupts():
-                outcome = run_sweep(prepared, store, progress=bar)
+                outcome = run_sweep(prepared, store, progress=_Warned(bar, prepared.warnings))
         except KeyboardInterrupt as exc:
             how = f"terminated ({exc.name})" if isinstance(exc, Terminated) else "interrupted"
             with contextlib.suppress(OSError):  # after SIGHUP the terminal may be gone: the status still says it
@@ -108,6 +108,25 @@ def run(
     emit(rows, listing.Format.table, f"{spec.name}: {spec.metric}", columns)
 
 
+class _Warned:
+    """A progress display that says the sweep's warnings (too few repeats) first, once the store has taken
+    the sweep: a sweep refused (changed, held by another run) is refused in its one line alone."""
+
+    def __init__(self, bar: Bar, warnings: tuple[str, ...]):
+        self.bar, self.warnings = bar, warnings
+
+    def start(self, total: int, done: int) -> None:
+        for warning in self.warnings:
+            say(f"warning: {warning}")
+        self.bar.start(total, done)
+
+    def advance(self, runs: int) -> None:
+        self.bar.advance(runs)
+
+    def training(self, runs: float) -> None:
+        self.bar.training(runs)
+
+
 def validate(file: Path = FileArgument) -> None:
     """Check a search-space file without running it (data sizes, and memory against this machine's device)."""
     from sweeper.driver.prepare import prepare
@@ -120,6 +139,8 @@ def validate(file: Path = FileArgument) -> None:
     prepared = prepare(file, this_machine)
     for note in prepared.notes:
         say(f"note: {note}")
+    for warning in prepared.warnings:
+        say(f"warning: {warning}")
     spec = prepared.spec
     if spec.search.sampler == "grid":
         size = f"{len(spec.search.configs)} configurations"

@@ -379,6 +379,51 @@ def record_verdicts(store, sweep_name: str) -> None:
             record_user_attrs(connection, sweep.study_name, attrs)
 
 
+def _study_trials(connection: Connection, study_name: str, numbers: Sequence[int]) -> dict[int, int]:
+    """Optuna trial number -> trial id of these trials of the named study ({} if it has none)."""
+    studies = models.StudyModel.__table__
+    study_id = connection.scalar(select(studies.c.study_id).where(studies.c.study_name == study_name))
+    return {} if study_id is None or not numbers else trial_ids(connection, study_id, numbers)
+
+
+def reopen(connection: Connection, study_name: str, numbers: Sequence[int]) -> None:
+    """Puts completed trials (Optuna numbers) of an extended sweep back to running, their value, curve and
+    user attributes cleared, so that they are told again over all their runs as a new trial would be.
+    Call it before the study is loaded (Optuna's storage caches finished trials) and while holding the
+    sweep's lease. (Their told user attributes go; those they were created with stay.)"""
+    ids = list(_study_trials(connection, study_name, numbers).values())
+    if not ids:
+        return
+    complete = select(_TRIALS.c.trial_id).where(_TRIALS.c.trial_id.in_(ids), _TRIALS.c.state == TrialState.COMPLETE)
+    ids = list(connection.scalars(complete))
+    for table in (_VALUES, _INTERMEDIATE):
+        connection.execute(table.delete().where(table.c.trial_id.in_(ids)))
+    # What telling it wrote and the verdict; not what it was created with (the baseline's mark, say).
+    told = _USER_ATTRS.c.key.in_(["label", "n_runs", "mean", "ci", "verdict"])
+    connection.execute(_USER_ATTRS.delete().where(_USER_ATTRS.c.trial_id.in_(ids), told))
+    reopened = update(_TRIALS).where(_TRIALS.c.trial_id.in_(ids))
+    connection.execute(reopened.values(state=TrialState.RUNNING, datetime_complete=None))
+
+
+def set_params(connection: Connection, study_name: str, params: dict[int, list[dict]]) -> None:
+    """Gives trials (Optuna number -> ``trial_params`` rows, ``trial_id`` left out) these parameters where
+    theirs differ: a grid extended with new values widens its distributions, and its stored trials get
+    them as the trials of a grid of the final size would have them."""
+    ids = _study_trials(connection, study_name, list(params))
+    stored: dict[int, set] = {trial_id: set() for trial_id in ids.values()}
+    rows = select(_PARAMS.c.trial_id, _PARAMS.c.param_name, _PARAMS.c.distribution_json, _PARAMS.c.param_value)
+    for trial_id, *row in connection.execute(rows.where(_PARAMS.c.trial_id.in_(list(stored)))):
+        stored[trial_id].add(tuple(row))
+    changed = {
+        trial_id: params[number]
+        for number, trial_id in ids.items()
+        if stored[trial_id] != {(r["param_name"], r["distribution_json"], r["param_value"]) for r in params[number]}
+    }
+    if changed:
+        connection.execute(_PARAMS.delete().where(_PARAMS.c.trial_id.in_(list(changed))))
+        connection.execute(insert(_PARAMS), [{**r, "trial_id": t} for t, rows_ in changed.items() for r in rows_])
+
+
 def forget_partial_suggestions(connection: Connection, study_name: str, suggested: set[int]) -> list[int]:
     """Clears the parameters of the study's RUNNING trials that are not in ``suggested`` (the Optuna
     trial numbers whose whole configuration sweeper stored); returns their numbers.

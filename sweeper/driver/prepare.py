@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from sweeper import seeding
+from sweeper.driver import context
 from sweeper.errors import SpaceError, StoreError, SweeperError, TaskError
 from sweeper.noise.spec import old_annealing
 from sweeper.space import SweepSpec, load_space, parse_space
@@ -42,6 +43,8 @@ class Prepared:
     #: What the user should know before training: problems inferred from data files, grid combinations
     #: skipped, relative noise that changes nothing.
     notes: tuple[str, ...]
+    #: What makes the sweep unable to answer its question: too few repeats for any verdict.
+    warnings: tuple[str, ...] = ()
 
 
 def prepare(
@@ -75,7 +78,8 @@ def prepare(
         if made:
             executor.close()
         raise
-    return Prepared(spec, executor, split_sizes, sizes, (*files.notes(spec.tasks), *spec.search.notes, *slow))
+    notes = (*files.notes(spec.tasks), *spec.search.notes, *slow)
+    return Prepared(spec, executor, split_sizes, sizes, notes, tuple(filter(None, [too_few_repeats(spec)])))
 
 
 def member_by_member_notes(spec: SweepSpec, samples: dict[str, np.ndarray], sizes: dict[str, int]) -> list[str]:
@@ -97,6 +101,31 @@ def member_by_member_notes(spec: SweepSpec, samples: dict[str, np.ndarray], size
         if note is not None:
             notes.append(note if len(spec.tasks) == 1 else f"tasks[{name}]: {note}")
     return notes
+
+
+def too_few_repeats(spec: SweepSpec, alpha: float = 0.05) -> str | None:
+    """One line where the sweep's repeats are too few for any configuration to be called better or worse
+    than the baseline (the exact signed-rank test's smallest p-value, 2 / 2**repeats, times Holm's number
+    of comparisons, above ``alpha``), naming the fewest repeats that can; None where they suffice.
+
+    Only a one-task sweep: several tasks are compared by the stratified test's normal approximation,
+    whose smallest p-value is not this bound. ``alpha``: the report's default
+    (``sweeper.stats.comparisons.ALPHA``).
+    """
+    from sweeper.stats import statistics as st  # scipy loads only once the file is read
+
+    comparisons = context.planned_configs(spec) - 1
+    if len(spec.tasks) != 1 or comparisons < 1:
+        return None
+    if comparisons * st.smallest_signed_rank_p(spec.repeats) <= alpha:
+        return None
+    family = f"{comparisons} comparison{'s' if comparisons > 1 else ''}"
+    return (
+        f"{spec.source}: with {spec.repeats} repeats the signed-rank test cannot go below p = "
+        f"{st.smallest_signed_rank_p(spec.repeats):.3g}, so after Holm over {family} no "
+        f"configuration can be called better or worse than the baseline at alpha {alpha:g}; "
+        f"use repeats: {st.repeats_for_a_verdict(comparisons, alpha)} or more"
+    )
 
 
 def _read(file: Path, stored_in: str | None, name: str | None) -> SweepSpec:
@@ -207,14 +236,72 @@ def pack_sizes(spec: SweepSpec, executor: Executor, split_sizes: dict[str, tuple
     return sizes
 
 
-def check_resumable(spec: SweepSpec, store: Store) -> None:
+def check_resumable(spec: SweepSpec, store: Store) -> Extension | None:
     """Refuses, in one line, to go on with a sweep the store holds whose runs new ones would not match:
-    its data files changed, or its annealed runs were trained with the old formula."""
+    its data files changed, or its annealed runs were trained with the old formula. Returns what the
+    file adds to the stored sweep where it extends it (:func:`extension`); the store refuses any other
+    change of the file when the sweep starts."""
     if spec.name not in {s["name"] for s in store.sweeps()}:
-        return
-    refuse_changed_data(spec, store.sweep(spec.name)["data_files"])
+        return None
+    stored = store.sweep(spec.name)
+    refuse_changed_data(spec, stored["data_files"])
     for version in {r["sweeper_version"] for r in store.runs(spec.name)} if uses_annealing(spec) else ():
         refuse_old_annealing(spec, version)
+    return extension(spec, stored)
+
+
+@dataclass(frozen=True)
+class Extension:
+    """A stored sweep that a new file grows: the stored file and overrides it extends (the store takes the
+    growth only while the sweep still holds them)."""
+
+    spec_yaml: str
+    overrides: dict
+
+
+#: What an extension may change: the repeats, and a grid's configurations or a random search's trials.
+_GROWS = {"source", "source_text", "overrides", "repeats", "data_dir", "search"}
+_SEARCH_GROWS = {"configs", "notes", "n_trials"}
+
+
+def extension(spec: SweepSpec, stored) -> Extension | None:
+    """What ``spec`` adds to the stored sweep (the store's row), where it only grows it: more repeats,
+    and for a grid more configurations (every stored one kept), for a random search more trials.
+
+    Seeds are pure functions of (sweep seed, repeat, configuration), and a random search's proposals of
+    (sweep seed, trial number), so the grown sweep holds what a sweep of its final size holds. A TPE
+    search grows by repeats only: its proposals after the first depend on the objectives it was told,
+    so its stored trials keep the configurations chosen at the first size (their new runs are exact);
+    more TPE trials are refused in one line. None where the file does not grow the sweep (unchanged,
+    or changed otherwise: the store then refuses it as before).
+    """
+    if spec.source_text.rstrip("\n") == stored["spec_yaml"].rstrip("\n") and spec.overrides == stored["overrides"]:
+        return None
+    try:
+        old = spec_from_store(stored, spec.source)
+    except SweeperError:
+        return None
+    same = old.model_dump(exclude=_GROWS) == spec.model_dump(exclude=_GROWS) and old.search.model_dump(
+        exclude=_SEARCH_GROWS
+    ) == spec.search.model_dump(exclude=_SEARCH_GROWS)
+    if not same or spec.repeats < old.repeats:
+        return None
+    sampler = spec.search.sampler
+    if sampler == "grid":
+        kept = {seeding.config_json(c) for c in spec.search.configs}
+        if not all(seeding.config_json(c) in kept for c in old.search.configs):
+            return None
+    elif spec.search.n_trials < old.search.n_trials:
+        return None
+    elif sampler == "tpe" and spec.search.n_trials != old.search.n_trials:
+        raise StoreError(
+            f"sweep {spec.name!r}: a tpe search grows by repeats only (its proposals depend on the objectives "
+            f"it was told, so n_trials {old.search.n_trials} -> {spec.search.n_trials} would not give what a "
+            "sweep of that size gives); keep n_trials, or run it under another --name"
+        )
+    if spec.repeats == old.repeats and context.planned_configs(spec) == context.planned_configs(old):
+        return None
+    return Extension(stored["spec_yaml"], stored["overrides"])
 
 
 def uses_annealing(spec: SweepSpec) -> bool:

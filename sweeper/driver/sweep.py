@@ -30,7 +30,7 @@ from sweeper.driver.prepare import Prepared, check_resumable, prepare
 from sweeper.driver.prepare import spec_from_store as spec_from_store  # re-exported: the report imports it here
 from sweeper.engine.machine import this_machine
 from sweeper.errors import LeaseError, StoreError
-from sweeper.noise.spec import config_label
+from sweeper.noise.spec import NoiseConfig, config_label
 from sweeper.records import TrialRef
 from sweeper.space import SweepSpec
 from sweeper.store import Owner, Store
@@ -78,6 +78,22 @@ def _sampler(spec: SweepSpec, trial_number: int) -> optuna.samplers.BaseSampler 
     return optuna.samplers.TPESampler(seed=seed)
 
 
+def grid_order(configs: list[NoiseConfig], stored: dict[int, NoiseConfig]) -> list[NoiseConfig]:
+    """A grid's configurations by trial number: each stored trial (number -> configuration) keeps its
+    number and the file's other configurations take the numbers left, in file order. So a grid extended
+    with new values or configurations trains only those, numbered after the ones it had."""
+    if all(n < len(configs) and seeding.config_json(configs[n]) == seeding.config_json(c) for n, c in stored.items()):
+        return list(configs)
+    placed = {seeding.config_json(c) for c in stored.values()}
+    rest = iter([c for c in configs if seeding.config_json(c) not in placed])
+    return [stored[n] if n in stored else next(rest) for n in range(len(configs))]
+
+
+def _extended(sweep) -> bool:
+    """Whether the stored sweep (the store's row) was ever extended, as its history says."""
+    return any(step["event"] == "extended" for step in (sweep.context or {}).get("history", ()))
+
+
 #: A trial in flight: its Optuna trial id (the ``trials`` table's key) and its sweeper trial.
 Asked = tuple[int, TrialRef]
 
@@ -105,10 +121,22 @@ class _Sweep:
         self.spec, self.store, self.executor, self.progress = spec, store, executor, progress
         self.sizes, self.sweep_id, self.owner, self.lease = sizes, sweep_id, owner, lease
         self.grid = spec.grid_configs()[0] if spec.search.sampler == "grid" else None
-        if self.grid is None:  # a grid's trials are created whole, in one transaction
-            suggested = {ref.optuna_trial_id for ref in store.trial_refs(spec.name)}
-            with store.transaction() as connection:
+        self.done = store.done_runs(self.sweep_id)
+        refs = store.trial_refs(spec.name)
+        self.params = _optuna.GridParams(self.grid) if self.grid is not None else None
+        if self.grid is not None:
+            self.grid = grid_order(self.grid, {ref.number: ref.config for ref in refs})
+        with store.transaction() as connection:
+            if self.grid is None:  # a grid's trials are created whole, in one transaction
+                suggested = {ref.optuna_trial_id for ref in refs}
                 _optuna.forget_partial_suggestions(connection, spec.name, suggested)
+            elif refs and _extended(store.sweep(spec.name)):
+                # A grid grown with new values widens its distributions: its stored trials get the grown grid's.
+                _optuna.set_params(connection, spec.name, {r.optuna_trial_id: self.params.rows(r.config) for r in refs})
+            # An extended sweep's trials that gain repeats: trained and told again, as the resumed trials are.
+            grown = [ref for ref in refs if self.pending_runs(ref)]
+            store.reopen_trials(connection, [ref.id for ref in grown])
+            _optuna.reopen(connection, spec.name, [ref.optuna_trial_id for ref in grown])
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
@@ -121,11 +149,9 @@ class _Sweep:
             )
             if self.study.metric_names != [spec.metric]:
                 self.study.set_metric_names([spec.metric])
-        self.params = _optuna.GridParams(self.grid) if self.grid is not None else None
         self.writer: _optuna.StudyWriter | None = None  # a grid's, made in the first round's transaction
         self.summaries = _optuna.Summaries(list(spec.tasks), spec.repeats)
         self.n_trials = len(self.grid) if self.grid is not None else spec.search.n_trials + 1
-        self.done = store.done_runs(self.sweep_id)
         # trial number -> task -> repeat -> metric of each finished run (NaN: diverged): the objectives' inputs.
         self.values: dict[int, dict[str, dict[int, float]]] = {}
         for row in store.runs(spec.name) if self.done else ():
@@ -355,7 +381,7 @@ def run_sweep(
     elif executor not in (None, sweep.executor):
         raise TypeError("run_sweep: a prepared sweep trains on the executor it was prepared for")
     spec, executor = sweep.spec, sweep.executor
-    check_resumable(spec, store)  # before anything of the sweep is written
+    extending = check_resumable(spec, store)  # before anything of the sweep is written
     storage = store.optuna_storage()  # first: Optuna's tables refused, nothing of the sweep is written
     problems = {t.problem for t in spec.tasks.values()}
     owner = Owner.here()
@@ -373,6 +399,7 @@ def run_sweep(
             owner=owner,
             data_files=files.described(spec.tasks, spec.data_dir),
             context=context.sweep_context(spec, sweep.split_sizes),
+            extending=None if extending is None else (extending.spec_yaml, extending.overrides),
         )
     if sweep_id is None:
         sweep_id = store.sweep(spec.name)["id"]

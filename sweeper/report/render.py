@@ -196,7 +196,18 @@ def setting_lines(report: dict) -> list[str]:
         f"search space: {setting['space']}; sweep seed {setting['sweep_seed']}, {setting['repeats']} repeats; "
         f"started {setting.get('created_at')}{done}"
     )
+    if any(h["event"] == "extended" for h in setting.get("history", ())):
+        lines.append("history: " + "; ".join(map(_history_entry, setting["history"])))
     return lines
+
+
+def _history_entry(entry: dict) -> str:
+    """One step of a sweep's history in words: planned, or extended (what changed), its size after it."""
+    size = f"{entry['repeats']} repeats"
+    size = size if entry["planned"] is None else f"{entry['planned']} configurations x {size}"
+    if entry["event"] == "planned":
+        return f"planned {size} at {entry['at']}"
+    return f"extended at {entry['at']} ({entry['changes']}) to {size}"
 
 
 def ran_lines(report: dict) -> list[str]:

@@ -223,6 +223,16 @@ def smallest_signed_rank_p(n: int) -> float:
     return min(1.0, 2.0 / 2.0**n) if n > 0 else 1.0
 
 
+def repeats_for_a_verdict(comparisons: int, alpha: float) -> int:
+    """The fewest pairs with which the exact signed-rank test, after Holm over ``comparisons`` tests, can
+    reach ``alpha`` at all: the smallest n with ``comparisons * 2 / 2**n <= alpha`` (Holm multiplies the
+    smallest p-value by the number of tests; :func:`smallest_signed_rank_p`). 6 for one comparison at 0.05."""
+    n = 1
+    while max(comparisons, 1) * smallest_signed_rank_p(n) > alpha:
+        n += 1
+    return n
+
+
 def holm(p_values: np.ndarray) -> np.ndarray:
     """Holm's step-down adjustment for the family of ``p_values: (n_tests,)``; NaN stays NaN.
 

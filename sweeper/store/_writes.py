@@ -42,6 +42,7 @@ class Writes:
         owner: Owner | None = None,
         data_files: dict | None = None,
         context: dict | None = None,
+        extending: tuple[str, dict] | None = None,
     ) -> int | None:
         """Create sweep ``name``, or resume it if it exists with the same search space; its id.
 
@@ -54,6 +55,11 @@ class Writes:
         With an ``owner`` (the ``sweeper run`` that will drive it) the sweep's lease goes to the owner in
         the same statement that marks it running, and LeaseError (one line naming the holder) refuses a
         sweep another run holds; a completed sweep is left as it is, and None returned: nothing to do.
+
+        ``extending``: the stored file and overrides that the driver found this sweep grows (more repeats,
+        more configurations: ``sweeper.driver.prepare.extension``). While the sweep still holds them, its
+        file, overrides and repeats become the new ones (a completed sweep is reopened) and the change is
+        added to the history in its ``context``; any other difference is refused as without it.
         """
         if problem not in PROBLEMS:
             raise StoreError(f"problem {problem!r} is not one of {', '.join(PROBLEMS)}")
@@ -61,19 +67,19 @@ class Writes:
             allowed = ", ".join(metrics.columns(problem))
             raise StoreError(f"metric {metric!r} is not kept for {problem} problems; choose one of {allowed}")
         settings = dict(seed=seed, metric=metric, higher_is_better=higher_is_better, repeats=repeats, problem=problem)
-        overrides_json = json.dumps(overrides, sort_keys=True) if overrides else None
+        overrides_json = _overrides_json(overrides)
         ran = machine.as_dict() if machine is not None else {}
         if context is not None:
             ran["context"] = json.dumps(context, sort_keys=True)
         created = {"data_files": json.dumps(data_files, sort_keys=True) if data_files is not None else None}
         try:
-            return self._start_sweep(name, spec_yaml, overrides_json, settings, ran, owner, created)
+            return self._start_sweep(name, spec_yaml, overrides_json, settings, ran, owner, created, extending)
         except StoreError as exc:
             if not isinstance(exc.__cause__, IntegrityError):
                 raise
         # Another run created the sweep between our look and our insert: resume it (or be refused) as
         # if it had been there.
-        return self._start_sweep(name, spec_yaml, overrides_json, settings, ran, owner, created)
+        return self._start_sweep(name, spec_yaml, overrides_json, settings, ran, owner, created, extending)
 
     def _start_sweep(
         self,
@@ -84,11 +90,14 @@ class Writes:
         ran: dict,
         owner: Owner | None,
         created: dict,
+        extending: tuple[str, dict] | None,
     ) -> int | None:
         dialect = self._db.dialect.name
         with self._session() as session:
             sweep = session.scalar(select(Sweep).where(Sweep.name == name))
             if sweep is None:
+                if "context" in ran:
+                    ran = {**ran, "context": _with_history(None, ran["context"], None)}
                 lease = _lease.held_by(owner, dialect) if owner is not None else {}
                 sweep = Sweep(
                     name=name,
@@ -104,23 +113,29 @@ class Writes:
                 session.add(sweep)
                 session.flush()
                 return sweep.id
-            self._check_resumable(sweep, spec_yaml, overrides_json, settings)
+            extended = self._check_resumable(sweep, spec_yaml, overrides_json, settings, extending)
+            if "context" in ran:
+                ran = {**ran, "context": _with_history(sweep, ran["context"], extended)}
+            if extended is not None:
+                ran = {**ran, "spec_yaml": spec_yaml, "overrides": overrides_json, "repeats": settings["repeats"]}
             if owner is None:
                 sweep.status = "running"
                 sweep.finished_at = None
                 for key, value in ran.items():
                     setattr(sweep, key, value)
                 return sweep.id
-            if sweep.status == "completed":
+            if sweep.status == "completed" and extended is None:
                 if sweep.context is None and "context" in ran:
                     sweep.context = ran["context"]  # stored by an older sweeper: what its report lacked
                 return None
-            # Never reopens a sweep that another run completed since we looked.
+            # Never reopens a sweep that another run completed since we looked, unless this run extends
+            # it: then only while it is still the sweep that was extended.
+            unchanged = Sweep.status != "completed" if extended is None else Sweep.spec_yaml == sweep.spec_yaml
             holder = _lease.take(
                 session.connection(),
                 sweep.id,
                 owner,
-                Sweep.status != "completed",
+                unchanged,
                 status="running",
                 finished_at=None,
                 **ran,
@@ -131,19 +146,36 @@ class Writes:
                 return None
             raise _lease.busy(name, holder)
 
-    def _check_resumable(self, sweep: Sweep, spec_yaml: str, overrides_json: str | None, settings: dict) -> None:
+    def _check_resumable(
+        self,
+        sweep: Sweep,
+        spec_yaml: str,
+        overrides_json: str | None,
+        settings: dict,
+        extending: tuple[str, dict] | None = None,
+    ) -> str | None:
+        """Refuses, in one line, a sweep that differs from the stored one; the changes, in words, of one
+        that extends it (``extending`` the stored file and overrides it grows, as the driver saw them)."""
         where = f"sweep {sweep.name!r} already exists in {self.display_url}"
         advice = f"pick another --name or delete it (sweeper delete {sweep.name})"
         differing = {
             key: (getattr(sweep, key), value) for key, value in settings.items() if getattr(sweep, key) != value
         }
         same_yaml = sweep.spec_yaml.rstrip("\n") == spec_yaml.rstrip("\n")  # trailing newlines mean nothing
+        if (
+            extending is not None
+            and (sweep.spec_yaml, sweep.overrides) == (extending[0], _overrides_json(extending[1]))
+            and set(differing) <= {"repeats"}
+            and settings["repeats"] >= sweep.repeats
+        ):
+            return differences(sweep.spec_yaml, spec_yaml, sweep.overrides, overrides_json, differing)
         if not same_yaml or sweep.overrides != overrides_json:
             changed = differences(sweep.spec_yaml, spec_yaml, sweep.overrides, overrides_json, differing)
             raise StoreError(f"{where} with a different search space; {advice}; it differs in {changed}")
         if differing:
             listed = ", ".join(f"{key} {old!r} (not {new!r})" for key, (old, new) in differing.items())
             raise StoreError(f"{where} with {listed}; {advice}")
+        return None
 
     def finish_sweep(self, sweep_id: int, status: str, owner: Owner | None = None) -> None:
         """Mark a sweep completed, interrupted or failed (or running again).
@@ -262,6 +294,13 @@ class Writes:
                 .values(status="complete", objective=bindparam("value"))
             )
             connection.execute(statement, [{"trial_id": t, "value": _rows.finite(v)} for t, v in objectives])
+
+    def reopen_trials(self, connection: Connection, trial_ids: Sequence[int]) -> None:
+        """Put complete trials (row ids) back to pending, their objective cleared: an extended sweep's
+        trials that gain repeats, to be told again over all their runs."""
+        if trial_ids:
+            statement = update(Trial).where(Trial.id.in_(list(trial_ids)), Trial.status == "complete")
+            connection.execute(statement.values(status="pending", objective=None))
 
     def save_runs(
         self, sweep_id: int, items: Sequence[tuple[int, str, Member, RunResult]], owner: Owner | None = None
@@ -389,6 +428,32 @@ class Writes:
         finally:
             storage.remove_session()
             storage.engine.dispose()
+
+
+def _overrides_json(overrides: dict | None) -> str | None:
+    """The command line's overrides as the sweep row keeps them."""
+    return json.dumps(overrides, sort_keys=True) if overrides else None
+
+
+def _with_history(sweep: Sweep | None, context_json: str, extended: str | None) -> str:
+    """The new ``context`` (JSON) with the sweep's history: its size as planned (when: its ``created_at``),
+    then each extension (when, what changed, the size after it). ``sweep`` is the stored row (None: being
+    created); a sweep stored before histories were kept starts its history from its row and stored context
+    (its first size unknown, None, where it had no context and grows now)."""
+    context = json.loads(context_json)
+    if sweep is None:
+        history = [{"event": "planned", "repeats": context["repeats"], "planned": context["planned"]}]
+    else:
+        old = json.loads(sweep.context) if sweep.context else {}
+        first = old.get("planned", context["planned"] if extended is None else None)
+        history = old.get("history") or [
+            {"event": "planned", "repeats": old.get("repeats", sweep.repeats), "planned": first}
+        ]
+    if extended is not None:
+        now = utcnow().isoformat(timespec="seconds")
+        grown = {"repeats": context["repeats"], "planned": context["planned"]}
+        history = [*history, {"event": "extended", "at": now, "changes": extended, **grown}]
+    return json.dumps({**context, "history": history}, sort_keys=True)
 
 
 def _next_trial_number(sweep_id: int):

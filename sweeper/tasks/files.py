@@ -12,8 +12,6 @@ The driver reads the files when it reads the search space and keeps their conten
 
 from __future__ import annotations
 
-import hashlib
-import io
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,28 +20,25 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from sweeper.errors import TaskError
+from sweeper.tasks.file_reading import (
+    ARRAY_SUFFIXES,
+    FLOAT32_MAX,
+    MAX_FEATURES,
+    MAX_INFERRED_CLASSES,
+    MAX_VALUES,
+    TABLE_SUFFIXES,
+    column_name,
+    listed,
+    printable,
+    read_arrays,
+    read_table,
+    shown,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
 
     from sweeper.tasks.spec import FileDataset
-
-TABLE_SUFFIXES = (".csv", ".tsv", ".parquet", ".pq")
-ARRAY_SUFFIXES = (".npz",)
-#: A numeric target with at most this many distinct values, all whole numbers, is taken for class
-#: labels; any other numeric target for a regression target (``problem:`` says otherwise).
-MAX_INFERRED_CLASSES = 10
-#: Rows a file may hold: sweeper is for small data, and every repeat encodes it in memory.
-MAX_ROWS = 1_000_000
-#: Bytes a data file may hold, checked before it is read (a table of MAX_ROWS rows of a few numbers fits).
-MAX_FILE_BYTES = 128 << 20
-#: Values one sample may hold once encoded (a table's columns after one-hot encoding, an array's sample).
-MAX_FEATURES = 100_000
-#: Floats the encoded features of a file may hold in all (rows x features): 8 GB as float64 is far beyond
-#: "small data", and every repeat encodes them again.
-MAX_VALUES = 250_000_000
-#: The largest magnitude a feature or regression target may have: sweeper trains in float32.
-FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 @dataclass(frozen=True, eq=False)
@@ -138,8 +133,8 @@ def load(spec: FileDataset, base_dir: Path) -> FileData:
         for key in ("target", "features", "drop", "impute"):
             if getattr(spec, key):
                 raise TaskError(f"{key}: applies to tables (CSV, Parquet), not to the arrays X and y of {spec.path}")
-        x, y, sha = _read_arrays(path, spec.path)
-        test = _read_arrays(base_dir / spec.test_path, spec.test_path) if spec.test_path else None
+        x, y, sha = read_arrays(path, spec.path)
+        test = read_arrays(base_dir / spec.test_path, spec.test_path) if spec.test_path else None
         _refuse_same_file(spec, sha, test and test[2])
         if test is not None and test[0].shape[1:] != x.shape[1:]:
             raise TaskError(
@@ -153,26 +148,26 @@ def load(spec: FileDataset, base_dir: Path) -> FileData:
 
     if spec.target is None:
         raise TaskError(f"target: required for a table; name the column of {spec.path} to predict")
-    table, sha = _read_table(path, spec.path)
+    table, sha = read_table(path, spec.path)
     columns = _feature_columns(table, spec)
     numeric, categorical = _column_kinds(table, columns, spec.path)
     _refuse_too_wide(table, numeric, categorical, spec.path)
     frames = [(spec.path, table, sha)]
     if spec.test_path:
-        test_table, test_sha = _read_table(base_dir / spec.test_path, spec.test_path)
+        test_table, test_sha = read_table(base_dir / spec.test_path, spec.test_path)
         _refuse_same_file(spec, sha, test_sha)
         missing = [c for c in (*columns, spec.target) if c not in test_table.columns]
         if missing:
             raise TaskError(
-                f"{spec.test_path}: no column {_column(missing[0])}, which {spec.path} has; columns: "
-                f"{_listed(test_table.columns)}"
+                f"{spec.test_path}: no column {column_name(missing[0])}, which {spec.path} has; columns: "
+                f"{listed(test_table.columns)}"
             )
         test_numeric, _ = _column_kinds(test_table, columns, spec.test_path)
         for c in columns:
             if (c in numeric) != (c in test_numeric):
                 kinds = ("numbers", "text") if c in numeric else ("text", "numbers")
                 raise TaskError(
-                    f"{spec.test_path}: column {_column(c)} holds {kinds[1]} where {spec.path} holds {kinds[0]}; "
+                    f"{spec.test_path}: column {column_name(c)} holds {kinds[1]} where {spec.path} holds {kinds[0]}; "
                     "the test file's columns must hold what the data file's do"
                 )
         frames.append((spec.test_path, test_table, test_sha))
@@ -300,7 +295,7 @@ def notes(tasks: dict) -> list[str]:
         if data is None or not data.inferred:
             continue
         what = (
-            f"{len(data.classes)} classes: {_listed(data.classes)}"
+            f"{len(data.classes)} classes: {listed(data.classes)}"
             if data.classes
             else "numbers, not a few whole values"
         )
@@ -312,151 +307,6 @@ def notes(tasks: dict) -> list[str]:
     return lines
 
 
-# --- reading -----------------------------------------------------------------------------------------
-
-
-def _read_bytes(path: Path, label: str) -> bytes:
-    """The file's bytes: a regular file of at most MAX_FILE_BYTES, its size checked before it is read."""
-    from sweeper.regular_files import read_regular
-
-    return read_regular(path, MAX_FILE_BYTES, label, TaskError, "data file")
-
-
-def _read_table(path: Path, label: str) -> tuple[pd.DataFrame, str]:
-    """The table of a CSV, TSV or Parquet file, and the sha256 of the bytes it was parsed from."""
-    import pandas as pd
-
-    suffix = path.suffix.lower()
-    if suffix not in TABLE_SUFFIXES:
-        raise TaskError(
-            f"{label}: {suffix or 'no suffix'} is not a data file sweeper reads; allowed: "
-            f"{', '.join(TABLE_SUFFIXES + ARRAY_SUFFIXES)}"
-        )
-    raw = _read_bytes(path, label)
-    sep = "\t" if suffix == ".tsv" else ","
-    try:
-        if suffix in (".parquet", ".pq"):
-            _check_parquet_metadata(raw, label)
-            table = pd.read_parquet(io.BytesIO(raw))
-            header = list(table.columns)
-        else:
-            # The header as written: pandas renames a second "outcome" to "outcome.1", which would then
-            # be a feature holding the target.
-            header = list(pd.read_csv(io.BytesIO(raw), sep=sep, header=None, nrows=1, dtype=str).iloc[0])
-            table = pd.read_csv(io.BytesIO(raw), sep=sep)
-    except TaskError:
-        raise
-    except Exception as exc:  # pandas and pyarrow raise many kinds; each means "not such a file"
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise TaskError(f"{label}: cannot be read as {suffix[1:].upper()}: {_printable(first, 120)}") from None
-    if len(table) > MAX_ROWS:
-        raise TaskError(f"{label}: {len(table):,} rows; allowed: at most {MAX_ROWS:,}")
-    if not all(isinstance(c, str) for c in table.columns):
-        raise TaskError(f"{label}: column names must be text (a header row); got {_listed(table.columns)}")
-    seen = set()
-    for name in (n for n in header if isinstance(n, str)):  # a blank header cell is pandas' "Unnamed: i"
-        if name in seen:
-            raise TaskError(
-                f"{label}: two columns are named {_column(name)}; allowed: one column per name (rename one)"
-            )
-        seen.add(name)
-    if len(table) == 0:
-        raise TaskError(f"{label}: holds no rows (a header only); allowed: at least one row")
-    return table, hashlib.sha256(raw).hexdigest()
-
-
-def _read_arrays(path: Path, label: str) -> tuple[np.ndarray, np.ndarray, str]:
-    """X (N, ...) and y (N,) of a ``.npz`` file, and the sha256 of its bytes."""
-    raw = _read_bytes(path, label)
-    declared = _declared_arrays(raw, label)
-    if "X" not in declared or "y" not in declared:
-        raise TaskError(f"{label}: needs arrays X (samples) and y (targets); it holds {_listed(declared) or 'none'}")
-    (x_shape, x_type), (y_shape, y_type) = declared["X"], declared["y"]
-    if len(x_shape) < 2 or len(y_shape) != 1 or x_shape[0] != y_shape[0]:
-        raise TaskError(f"{label}: X must be (N, ...) and y (N,); got X {x_shape} and y {y_shape}")
-    n, features = x_shape[0], math.prod(x_shape[1:])
-    if n == 0:
-        raise TaskError(f"{label}: X and y hold no samples; allowed: at least one")
-    if n > MAX_ROWS:
-        raise TaskError(f"{label}: {n:,} samples; allowed: at most {MAX_ROWS:,}")
-    if features > MAX_FEATURES or n * features > MAX_VALUES:
-        raise TaskError(
-            f"{label}: X is {x_shape}, {features:,} values per sample and {n * features:,} in all; allowed: at "
-            f"most {MAX_FEATURES:,} per sample and {MAX_VALUES:,} in all"
-        )
-    for key, kind in (("X", x_type), ("y", y_type)):
-        numbers = np.issubdtype(kind, np.number) or kind == np.bool_
-        if kind.hasobject or not (numbers or (key == "y" and kind.kind in "US")):
-            allowed = "numbers or text labels" if key == "y" else "numbers"
-            raise TaskError(f"{label}: {key} holds {kind} values; allowed: {allowed}")
-    try:
-        with np.load(io.BytesIO(raw), allow_pickle=False) as npz:
-            x, y = npz["X"], npz["y"]  # only these: other members are never decompressed
-    except Exception as exc:  # a damaged member
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise TaskError(f"{label}: cannot be read as NumPy .npz: {_printable(first, 120)}") from None
-    bad = ~np.isfinite(x.reshape(len(x), -1).astype(np.float64)).all(axis=1)
-    if bad.any():
-        raise TaskError(
-            f"{label}: X has missing or infinite values in {int(bad.sum())} samples "
-            f"(first: sample {int(np.argmax(bad))}); allowed: finite numbers"
-        )
-    big = (np.abs(x.reshape(len(x), -1).astype(np.float64)) > FLOAT32_MAX).any(axis=1)
-    if big.any():
-        raise TaskError(
-            f"{label}: X has values beyond float32's range in {int(big.sum())} samples (first: sample "
-            f"{int(np.argmax(big))}); allowed: numbers of magnitude at most {FLOAT32_MAX:.3g} "
-            "(sweeper trains in float32)"
-        )
-    x.setflags(write=False)
-    return x, y, hashlib.sha256(raw).hexdigest()
-
-
-def _check_parquet_metadata(raw: bytes, label: str) -> None:
-    """Refuses a Parquet file whose footer declares more rows or columns than allowed, or more bytes
-    uncompressed than MAX_VALUES float64s, before any of its data is decompressed."""
-    import pyarrow.parquet as pq
-
-    meta = pq.ParquetFile(io.BytesIO(raw)).metadata
-    if meta.num_rows > MAX_ROWS:
-        raise TaskError(f"{label}: {meta.num_rows:,} rows; allowed: at most {MAX_ROWS:,}")
-    if meta.num_columns > MAX_FEATURES:
-        raise TaskError(f"{label}: {meta.num_columns:,} columns; allowed: at most {MAX_FEATURES:,}")
-    size = sum(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups))
-    if size > 8 * MAX_VALUES:
-        raise TaskError(
-            f"{label}: {size / (1 << 30):.1f} GiB uncompressed; allowed: at most {8 * MAX_VALUES / (1 << 30):.1f} GiB"
-        )
-
-
-def _declared_arrays(raw: bytes, label: str) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
-    """Each array of a ``.npz`` as its member's header declares it (shape, dtype), read without loading
-    or decompressing its data: what a file may say it holds is checked before memory is spent on it."""
-    import zipfile
-
-    from numpy.lib import format as npy
-
-    declared = {}
-    try:
-        with zipfile.ZipFile(io.BytesIO(raw)) as archive:
-            for info in archive.infolist():
-                if not info.filename.endswith(".npy"):
-                    continue
-                with archive.open(info) as member:
-                    version = npy.read_magic(member)
-                    if version == (1, 0):
-                        shape, _, dtype = npy.read_array_header_1_0(member)
-                    elif version == (2, 0):
-                        shape, _, dtype = npy.read_array_header_2_0(member)
-                    else:
-                        raise ValueError(f"array format version {version} is not one NumPy writes for .npz")
-                declared[info.filename.removesuffix(".npy")] = (tuple(shape), np.dtype(dtype))
-    except Exception as exc:  # not a zip, a damaged header
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise TaskError(f"{label}: cannot be read as NumPy .npz: {_printable(first, 120)}") from None
-    return declared
-
-
 # --- checking ----------------------------------------------------------------------------------------
 
 
@@ -466,11 +316,11 @@ def _feature_columns(table: pd.DataFrame, spec: FileDataset) -> list[str]:
     for key, names in (("target", [spec.target]), ("features", spec.features or ()), ("drop", spec.drop)):
         for name in names:
             if name not in available:
-                raise TaskError(f"{key}: {spec.path} has no column {_column(name)}; columns: {_listed(available)}")
+                raise TaskError(f"{key}: {spec.path} has no column {column_name(name)}; columns: {listed(available)}")
     if spec.features is not None:
         twice = next((f for i, f in enumerate(spec.features) if f in spec.features[:i]), None)
         if twice is not None:
-            raise TaskError(f"features: {_column(twice)} is listed twice; allowed: each column once")
+            raise TaskError(f"features: {column_name(twice)} is listed twice; allowed: each column once")
         if spec.target in spec.features:
             raise TaskError(f"features: {spec.target!r} is the target; a target cannot also be a feature")
         columns = list(spec.features)
@@ -495,7 +345,7 @@ def _column_kinds(table: pd.DataFrame, columns: list[str], label: str) -> tuple[
             categorical.append(c)
         else:
             raise TaskError(
-                f"{label}: column {_column(c)} holds {kind} values; allowed: numbers or text categories "
+                f"{label}: column {column_name(c)} holds {kind} values; allowed: numbers or text categories "
                 f"(convert it, or leave it out with drop: [{c}])"
             )
     return numeric, categorical
@@ -511,8 +361,8 @@ def _refuse_too_wide(table: pd.DataFrame, numeric: list[str], categorical: list[
         return
     widest = max(counts, key=counts.get) if counts else None
     said = (
-        f"; column {_column(widest)} alone has {counts[widest]:,} distinct values: leave it out with "
-        f"drop: [{_printable(widest)}] (an id or free text is no category)"
+        f"; column {column_name(widest)} alone has {counts[widest]:,} distinct values: leave it out with "
+        f"drop: [{printable(widest)}] (an id or free text is no category)"
         if widest is not None
         else ""
     )
@@ -536,7 +386,7 @@ def _check_values(
         missing = int(table[c].isna().sum())
         if missing and impute is None:
             raise TaskError(
-                f"{label}: column {_column(c)} has missing values in {missing} rows; give impute: median, "
+                f"{label}: column {column_name(c)} has missing values in {missing} rows; give impute: median, "
                 f"mean or most_frequent, or leave the column out with drop: [{c}]"
             )
         if c in numeric:
@@ -544,12 +394,12 @@ def _check_values(
             infinite = int(np.isinf(values).sum())
             if infinite:
                 raise TaskError(
-                    f"{label}: column {_column(c)} has infinite values in {infinite} rows; allowed: finite numbers"
+                    f"{label}: column {column_name(c)} has infinite values in {infinite} rows; allowed: finite numbers"
                 )
             big = int((np.abs(values) > FLOAT32_MAX).sum())
             if big:
                 raise TaskError(
-                    f"{label}: column {_column(c)} has values beyond float32's range in {big} rows; allowed: "
+                    f"{label}: column {column_name(c)} has values beyond float32's range in {big} rows; allowed: "
                     f"numbers of magnitude at most {FLOAT32_MAX:.3g} (sweeper trains in float32)"
                 )
 
@@ -591,20 +441,20 @@ def _problem(y: np.ndarray, given: str | None, label: str) -> tuple[str, bool, t
     if problem == "regression":
         if not is_number:
             raise TaskError(
-                f"{label}: holds {values.dtype} values such as {_show(distinct[0])}; problem regression needs numbers"
+                f"{label}: holds {values.dtype} values such as {shown(distinct[0])}; problem regression needs numbers"
             )
         return problem, given is None, ()
     classes = tuple(str(v) for v in (sorted(distinct) if is_number else sorted(distinct, key=str)))
     if len(set(classes)) != len(classes):
-        raise TaskError(f"{label}: two class labels read the same as text ({_listed(classes)})")
+        raise TaskError(f"{label}: two class labels read the same as text ({listed(classes)})")
     if len(classes) < 2:
         raise TaskError(f"{label}: every row is class {classes[0]}; a classifier needs at least 2 classes")
     if problem == "binary" and len(classes) != 2:
         raise TaskError(
-            f"{label}: {len(classes)} classes ({_listed(classes)}); problem binary needs 2 (multiclass takes more)"
+            f"{label}: {len(classes)} classes ({listed(classes)}); problem binary needs 2 (multiclass takes more)"
         )
     if problem == "multiclass" and len(classes) == 2:
-        raise TaskError(f"{label}: 2 classes ({_listed(classes)}); that is problem binary")
+        raise TaskError(f"{label}: 2 classes ({listed(classes)}); that is problem binary")
     return problem, given is None, classes
 
 
@@ -619,29 +469,9 @@ def _encoded(y: np.ndarray, classes: tuple[str, ...], label: str) -> np.ndarray:
     unknown = sorted(set(text) - set(index))
     if unknown:
         raise TaskError(
-            f"{label}: class {_column(unknown[0])} is not among the classes of the data ({_listed(classes)})"
+            f"{label}: class {column_name(unknown[0])} is not among the classes of the data ({listed(classes)})"
         )
     return text.map(index).to_numpy(dtype=np.int64)
-
-
-def _listed(names) -> str:
-    names = [_printable(n) for n in names]
-    return ", ".join(names[:30]) + (f", ... ({len(names)} in all)" if len(names) > 30 else "")
-
-
-def _printable(name, width: int = 40) -> str:
-    """A name read from a user's file, as a message may show it: printable characters only, at most
-    ``width`` of them (a file's first line is never echoed whole)."""
-    text = "".join(ch if ch.isprintable() else "?" for ch in str(name)[: width + 1])
-    return text if len(text) <= width else text[: width - 3] + "..."
-
-
-def _column(name) -> str:
-    return repr(_printable(name))
-
-
-def _show(value) -> str:
-    return _printable(repr(value.item() if hasattr(value, "item") else value))
 
 
 def _kind(path: str) -> str:

@@ -6,25 +6,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from helpers import tiny_space
 
 from sweeper.engine import sizing
 from sweeper.space.loading import _Reader
 from sweeper.store import open_store
 
-GOOD = """\
-name: bad
-seed: 1
-repeats: 2
-task:
-  dataset: circles
-  n_train: 30
-  hidden: [8]
-  epochs: 5
-search:
-  sampler: grid
-  configs:
-    - {placement: input, std: 0.1}
-"""
+GOOD = tiny_space()
 ONE_CONFIG = "{placement: input, std: 0.1}"
 GRID = "sampler: grid\n  configs:\n    - " + ONE_CONFIG
 

@@ -18,15 +18,10 @@ CHANGES = {
     "added_key": ([("epochs: 20", "epochs: 20\n  batch_size: 10")], [], "task.batch_size (not set) -> 10"),
     "removed_key": ([("metric: accuracy\n", "")], [], "metric 'accuracy' -> (not set)"),
     "short_list": ([("hidden: [8]", "hidden: [8, 8]")], [], "task.hidden [8] -> [8, 8]"),
-    "added_config": (
-        [
-            (
-                "    - {placement: pre_activation, std: 0.1}\n",
-                "    - {placement: pre_activation, std: 0.1}\n    - {placement: weights, std: 0.01}\n",
-            )
-        ],
+    "removed_config": (
+        [("    - {placement: pre_activation, std: 0.1}\n", "")],
         [],
-        "search.configs[2] (not set) -> {'placement': 'weights', 'std': 0.01}",
+        "search.configs[1] {'placement': 'pre_activation', 'std'... -> (not set)",
     ),
     "long_value": (
         [("name: tiny", "name: tiny\ndescription: " + "a long text " * 10)],
@@ -38,7 +33,7 @@ CHANGES = {
         [],
         "line 2 'seed: 3' -> 'seed: 3  # as in the paper'",
     ),
-    "repeats_flag": ([], ["--repeats", "3"], "repeats 2 -> 3"),
+    "fewer_repeats": ([], ["--repeats", "1"], "repeats 2 -> 1"),
 }
 
 
@@ -61,6 +56,18 @@ def test_resuming_a_changed_space_names_what_differs(
     assert (result.exit_code, result.stdout) == (2, "")
     assert result.stderr == REFUSED.format(url=url) + differs + "\n"
     assert db_snapshot(url) == before
+
+
+def test_added_configurations_and_repeats_extend_the_sweep_instead(sweeper_cli, tiny_space, tiny_sqlite_copy, tmp_path):
+    added = "    - {placement: pre_activation, std: 0.1}\n    - {placement: weights, std: 0.01}\n"
+    space = tmp_path / "grown.yaml"
+    space.write_text(tiny_space.read_text().replace("    - {placement: pre_activation, std: 0.1}\n", added))
+
+    result = sweeper_cli("run", space, "--db", f"sqlite:///{tiny_sqlite_copy}", "--repeats", "3")
+
+    assert result.exit_code == 0, result.stderr
+    # 3 configurations x 2 repeats were stored: the 4th configuration's 3 runs and a 3rd repeat of the others
+    assert "6 runs trained" in result.stderr and "12 runs stored in all" in result.stderr
 
 
 def test_many_changes_are_counted_after_the_first_four(sweeper_cli, tiny_space, tiny_sqlite_copy, tmp_path):

@@ -9,23 +9,11 @@ import os
 from pathlib import Path
 
 import pytest
+from helpers import tiny_space
 
 SECRET = "s3cr3tPW"
 
-GOOD = """\
-name: bad
-seed: 1
-repeats: 2
-task:
-  dataset: circles
-  n_train: 30
-  hidden: [8]
-  epochs: 5
-search:
-  sampler: grid
-  configs:
-    - {placement: input, std: 0.1}
-"""
+GOOD = tiny_space()
 
 
 def one_line(result, *fragments) -> str:

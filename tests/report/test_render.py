@@ -19,6 +19,7 @@ from sweeper.report.render import (
     render_json,
     render_markdown,
     render_table,
+    setting_lines,
     write_report,
 )
 
@@ -188,3 +189,33 @@ def test_every_format_shows_what_ran(ran_report):
     assert "<h2>What ran</h2><ul>\n" + "\n".join(f"<li>{html.escape(line)}</li>" for line in lines) in page
     assert {(row["engine"], row["host"], row["gpu"]) for row in rows} == {("fused, stacked", "g1, w1", "NVIDIA H100")}
     assert json.loads(render_json(ran_report))["ran"]["runs"][1]["gpu"] == "NVIDIA H100"
+
+
+def test_what_ran_says_when_the_sweep_was_extended_and_by_what():
+    history = [
+        {"event": "planned", "at": "2026-12-01T10:00:00+00:00", "repeats": 3, "planned": 5},
+        {
+            "event": "extended",
+            "at": "2026-12-02T09:30:00+00:00",
+            "changes": "repeats 3 -> 5",
+            "repeats": 5,
+            "planned": 5,
+        },
+    ]
+    task = {"task": "circles", "dataset": "circles", "dataset_seed": None, "n_train": 20, "n_val": 10, "n_test": 70}
+    task |= {
+        "model": "mlp hidden [4] relu, init default",
+        "epochs": 20,
+        "batch_size": None,
+        "optimizer": "adam lr 0.001",
+    }
+    setting = {"tasks": [task], "space": "grid of 5 configurations", "sweep_seed": 3, "repeats": 5}
+
+    unextended = setting_lines({"setting": {**setting, "history": history[:1]}})
+    extended = setting_lines({"setting": {**setting, "history": history}})
+
+    assert extended[:-1] == unextended  # a sweep never extended shows no history: its start says it all
+    assert extended[-1] == (
+        "history: planned 5 configurations x 3 repeats at 2026-12-01T10:00:00+00:00; extended at "
+        "2026-12-02T09:30:00+00:00 (repeats 3 -> 5) to 5 configurations x 5 repeats"
+    )

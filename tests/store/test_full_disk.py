@@ -6,24 +6,9 @@ from __future__ import annotations
 import json
 import sqlite3
 
-from sweeper.store import _connection
+from helpers import tiny_space
 
-SPACE = """\
-name: {name}
-seed: 3
-repeats: 2
-task:
-  dataset: circles
-  n_train: 30
-  hidden: [8]
-  epochs: 5
-search:
-  sampler: grid
-  configs:
-    - {{placement: input, std: 0.05}}
-    - {{placement: input, std: 0.1}}
-    - {{placement: input, std: 0.2}}
-"""
+from sweeper.store import _connection
 
 
 def stored_runs(sweeper_cli, url: str) -> list[tuple]:
@@ -34,7 +19,7 @@ def stored_runs(sweeper_cli, url: str) -> list[tuple]:
 
 def test_a_full_disk_stops_the_sweep_in_one_line_and_a_resume_loses_nothing(sweeper_cli, tmp_path, monkeypatch):
     for name in ("tiny", "warm"):
-        (tmp_path / f"{name}.yaml").write_text(SPACE.format(name=name))
+        (tmp_path / f"{name}.yaml").write_text(tiny_space(name, seed=3, stds=(0.05, 0.1, 0.2)))
     ample, full = f"sqlite:///{tmp_path / 'ample.db'}", f"sqlite:///{tmp_path / 'full.db'}"
     assert sweeper_cli("run", tmp_path / "tiny.yaml", "--db", ample).exit_code == 0
     # Every table made (sweeper's and Optuna's), then room for one page more: SQLite's own "disk full".

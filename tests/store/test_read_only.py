@@ -9,25 +9,13 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+from helpers import tiny_space
 
 from sweeper.store import _connection
 
 FIXTURE = Path(__file__).parent / "fixtures" / "release_0_1_0.db"
 
-TINY = """\
-name: tiny
-seed: 3
-repeats: 2
-task:
-  dataset: circles
-  n_train: 30
-  hidden: [8]
-  epochs: 5
-search:
-  sampler: grid
-  configs:
-    - {placement: input, std: 0.05}
-"""
+TINY = tiny_space("tiny", seed=3, stds=(0.05,))
 
 READS = [
     ("sweeps",),

@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 from pydantic import ValidationError
 
-from sweeper.tasks import files
+from sweeper.tasks import file_reading, files
 from sweeper.tasks.spec import TaskSpec
 
 
@@ -181,7 +181,7 @@ def test_a_fifo_is_refused_without_waiting_for_a_writer(tmp_path):
 def test_a_file_over_the_byte_limit_is_refused_before_it_is_read(tmp_path, monkeypatch):
     table().to_csv(tmp_path / "data.csv", index=False)
     size = (tmp_path / "data.csv").stat().st_size
-    monkeypatch.setattr(files, "MAX_FILE_BYTES", size - 1)
+    monkeypatch.setattr(file_reading, "MAX_FILE_BYTES", size - 1)
     monkeypatch.setattr(os, "read", lambda *a: pytest.fail("read past the limit"))
     message = refusal(tmp_path, {"path": "data.csv", "target": "outcome"})
     assert message.startswith(f"data.csv: the file is {size / 1024:.1f} KiB; allowed: at most "), message
@@ -234,7 +234,7 @@ def test_blank_header_cells_are_not_taken_for_a_duplicated_name(tmp_path):
 
 def test_a_parquet_file_declaring_too_many_rows_is_refused_from_its_footer(tmp_path, monkeypatch):
     table().to_parquet(tmp_path / "many.parquet")
-    monkeypatch.setattr(files, "MAX_ROWS", 39)
+    monkeypatch.setattr(file_reading, "MAX_ROWS", 39)
     read = []
     monkeypatch.setattr(pd, "read_parquet", lambda *a, **k: read.append(a))
     assert refusal(tmp_path, {"path": "many.parquet", "target": "outcome"}) == (
