@@ -112,7 +112,7 @@ class _Warned:
     """A progress display that says the sweep's warnings (too few repeats) first, once the store has taken
     the sweep: a sweep refused (changed, held by another run) is refused in its one line alone."""
 
-    def __init__(self, bar: Bar, warnings: tuple[str, ...]):
+    def __init__(self, bar: Bar | Lines, warnings: tuple[str, ...]):
         self.bar, self.warnings = bar, warnings
 
     def start(self, total: int, done: int) -> None:
@@ -123,8 +123,8 @@ class _Warned:
     def advance(self, runs: int) -> None:
         self.bar.advance(runs)
 
-    def training(self, runs: float) -> None:
-        self.bar.training(runs)
+    def training(self, runs: float, packs: int) -> None:
+        self.bar.training(runs, packs)
 
 
 def validate(file: Path = FileArgument) -> None:
