@@ -49,6 +49,23 @@ def circles_space(name: str, *, seed: int, repeats: int, search: str, pack_size:
     )
 
 
+#: A sweep that stores a quick pack (2 runs of circles) within seconds, then trains one for hours (moons,
+#: 10,000,000 epochs, logged every 1,000): what the tests of long sweeps stop, watch or take over.
+LONG_SWEEP = """\
+name: long
+seed: 5
+repeats: 2
+metric: accuracy
+tasks:
+  - {dataset: circles, n_train: 20, hidden: [8], epochs: 20, log_every: 10}
+  - {dataset: moons, n_train: 20, hidden: [8], epochs: 10000000, log_every: 1000}
+search:
+  sampler: grid
+  configs:
+    - {placement: none}
+"""
+
+
 def tiny_space(name: str = "bad", *, seed: int = 1, stds: tuple[float, ...] = (0.1,)) -> str:
     """The YAML of the smallest real sweep: circles, 30 training points, one hidden layer of 8, 5 epochs, 2
     repeats, a grid of input Gaussian noise at ``stds`` (and the baseline the driver adds)."""

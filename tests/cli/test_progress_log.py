@@ -13,21 +13,8 @@ import sys
 import time
 
 import pytest
+from helpers import LONG_SWEEP
 
-# A quick pack, then one that trains for hours: the lines must come while it trains.
-LONG = """\
-name: long
-seed: 5
-repeats: 2
-metric: accuracy
-tasks:
-  - {dataset: circles, n_train: 20, hidden: [8], epochs: 20, log_every: 10}
-  - {dataset: moons, n_train: 20, hidden: [8], epochs: 10000000, log_every: 1000}
-search:
-  sampler: grid
-  configs:
-    - {placement: none}
-"""
 # 3 configurations x 4 repeats in packs of 4, each logged every 10 of its 40 epochs.
 SHORT = """\
 name: short
@@ -62,7 +49,7 @@ KEYS = {
 
 def start(tmp_path, *options: str) -> tuple[subprocess.Popen, object]:
     """``sweeper run`` of the long sweep, its output redirected to files as ``nohup ... > log`` would."""
-    (tmp_path / "long.yaml").write_text(LONG)
+    (tmp_path / "long.yaml").write_text(LONG_SWEEP)
     log = tmp_path / "sweep.log"
     with open(tmp_path / "stdout", "w") as out, open(log, "w") as err:
         process = subprocess.Popen(

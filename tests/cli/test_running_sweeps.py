@@ -14,22 +14,8 @@ import time
 
 import pytest
 import sqlalchemy as sa
-from helpers import execute
+from helpers import LONG_SWEEP, execute
 
-# A quick pack (2 runs, stored within seconds), then one that trains for hours.
-LONG = """\
-name: long
-seed: 5
-repeats: 2
-metric: accuracy
-tasks:
-  - {dataset: circles, n_train: 20, hidden: [8], epochs: 20, log_every: 10}
-  - {dataset: moons, n_train: 20, hidden: [8], epochs: 10000000, log_every: 1000}
-search:
-  sampler: grid
-  configs:
-    - {placement: none}
-"""
 TINY = """\
 name: tiny
 seed: 1
@@ -60,7 +46,7 @@ def test_a_running_sweep_shows_its_progress_rate_eta_and_holder_and_once_killed_
     tmp_path, sweeper_cli
 ):
     url = f"sqlite:///{tmp_path / 'long.db'}"
-    (tmp_path / "long.yaml").write_text(LONG)
+    (tmp_path / "long.yaml").write_text(LONG_SWEEP)
     with open(tmp_path / "err", "w") as err:
         process = subprocess.Popen(
             [sys.executable, "-m", "sweeper.cli", "run", "long.yaml", "--db", url],

@@ -23,21 +23,8 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from helpers import execute
+from helpers import LONG_SWEEP, execute
 
-SPACE = """\
-name: long
-seed: 5
-repeats: 2
-metric: accuracy
-tasks:
-  - {dataset: circles, n_train: 20, hidden: [8], epochs: 20, log_every: 10}
-  - {dataset: moons, n_train: 20, hidden: [8], epochs: 10000000, log_every: 1000}
-search:
-  sampler: grid
-  configs:
-    - {placement: none}
-"""
 QUICK_RUNS = 2  # the circles pack: 2 repeats of the baseline
 #: Docker's grace between SIGTERM and SIGKILL (Kubernetes and Slurm give 30 s).
 GRACE_S = 10.0
@@ -60,7 +47,7 @@ class Sweep:
     def start(cls, folder: Path, url: str, *options: str, terminal: int | None = None) -> Sweep:
         """Started here, output in files, or on a ``terminal`` (a pty's end) that is then its controlling
         terminal, as in a terminal window."""
-        folder.joinpath("long.yaml").write_text(SPACE)
+        folder.joinpath("long.yaml").write_text(LONG_SWEEP)
 
         def in_a_terminal() -> None:
             as_in_a_shell()
@@ -228,7 +215,7 @@ def test_with_sigint_ignored_ctrl_c_is_ignored_and_a_lost_lease_still_stops_trai
     long pack trains: the heartbeat (every 5 s) finds it, and training stops at the engine's next chunk.
     (Forked from the tests' fork server, which starts its children with the dispositions asked for.)"""
     url = _sqlite(tmp_path)
-    tmp_path.joinpath("long.yaml").write_text(SPACE)
+    tmp_path.joinpath("long.yaml").write_text(LONG_SWEEP)
     launched = launch("run", "long.yaml", "--db", url, sigint="ignore")
     running = Sweep(launched.process, url, launched.stderr_path)
     running.wait_for_the_long_pack()
