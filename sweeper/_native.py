@@ -197,6 +197,7 @@ def _declare(lib: ctypes.CDLL) -> None:
     ]
     lib.sweeper_mlp_train.restype = c_int
     lib.sweeper_mlp_forward.restype = c_int
+    lib.sweeper_mlp_metrics.restype = c_int
 
 
 def _say_unavailable(exc: Exception) -> None:

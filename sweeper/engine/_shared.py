@@ -78,9 +78,9 @@ def pack_data(task: TaskSpec, members: Sequence[Member], device: torch.device) -
 
 
 def member_params(task: TaskSpec, init_seed: int) -> dict[str, torch.Tensor]:
-    """One member's initial parameters (drawn on the CPU, so every device starts from the same numbers)."""
-    generator = torch.Generator().manual_seed(init_seed)
-    return family(task).code.init_params(task, input_shape(task), n_outputs(task), generator)
+    """One member's initial parameters, drawn from the Philox stream keyed by its init seed on the CPU: every
+    device and CPU starts from the same bits."""
+    return family(task).code.init_params(task, input_shape(task), n_outputs(task), init_seed)
 
 
 def shuffler(init_seed: int) -> torch.Generator:
@@ -206,12 +206,13 @@ def logged_metrics(forward, data: PackData) -> dict[str, torch.Tensor]:
     them (the test part's expected calibration error ``test_ece`` for classification); ``forward(x)``
     maps inputs ``(members, rows, ...)`` to outputs ``(members, rows, n_out)``."""
     logged = {}
-    for part, x, y in (
-        ("train", data.x_train, data.y_train),
-        ("val", data.x_val, data.y_val),
-        ("test", data.x_test, data.y_test),
-    ):
-        if x.shape[1]:
-            values = losses.metrics(forward(x), y, data.n_classes, data.y_std, part)
-            logged |= {f"{part}_{name}": value for name, value in values.items()}
+    for part, x, y in data_parts(data):
+        values = losses.metrics(forward(x), y, data.n_classes, data.y_std, part)
+        logged |= {f"{part}_{name}": value for name, value in values.items()}
     return logged
+
+
+def data_parts(data: PackData) -> list[tuple[str, torch.Tensor, torch.Tensor]]:
+    """The parts of the data that hold samples, in ``sweeper.metrics.PARTS`` order: ``(part, x, y)``."""
+    parts = (("train", data.x_train, data.y_train), ("val", data.x_val, data.y_val), ("test", data.x_test, data.y_test))
+    return [(part, x, y) for part, x, y in parts if x.shape[1]]

@@ -10,7 +10,10 @@ It computes the same training as the mlp family's stacked program (``sweeper.tas
 autograd and torch's fused Adam/SGD: the same initial parameters, batches, noise draws (the same Philox
 kernels at the same counters, in the same order) and update rule, so the two agree to float tolerance
 (sums run in a different order), and a member's numbers do not depend on its pack or thread.
-Evaluation runs the same C forward pass without noise.
+Evaluation runs the same C forward pass without noise, and computes the logged metrics of every part
+there too (``sweeper_mlp_metrics``: sums in double in row order), so the whole fused path, initial
+weights included (``sweeper.tasks.families._layers.init_params``: Philox), gives the same bits on every
+CPU and any thread count.
 
 It takes MLPs with ReLU, tanh or sigmoid, Adam or SGD, full or minibatches, and every noise the
 stacked program takes: Gaussian, multiplicative and uniform noise at the input, pre- and
@@ -36,11 +39,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from sweeper import _native
+from sweeper import _native, metrics
 from sweeper.engine._shared import (
     PackData,
     batch_order,
-    logged_metrics,
+    data_parts,
     member_params,
     pack_data,
     results,
@@ -293,6 +296,14 @@ class _Program:
         self.x_train = data.x_train.reshape(len(members), data.x_train.shape[1], -1).contiguous()
         self.y_train = data.y_train.to(torch.float32).contiguous()
         self.bad_step = np.full(len(members), -1, dtype=np.int64)
+        problem = task.problem
+        # Each part of the data as mlp.c reads it, with the metrics sweeper.metrics logs there.
+        self.parts = [
+            (part, x.reshape(len(members), x.shape[1], -1).contiguous(), y.to(torch.float32).contiguous(), names)
+            for part, x, y in data_parts(data)
+            if (names := metrics.logged(problem, part))
+        ]
+        self.y_std = data.y_std.to(torch.float64).contiguous()
 
     def params(self) -> dict[str, torch.Tensor]:
         """The members' current parameters in ``nn.Module`` layout: name -> ``(members, *shape)``."""
@@ -337,6 +348,27 @@ class _Program:
         if code != 0:
             raise MemoryError("the fused MLP engine could not allocate its working memory")
 
+    def metrics(self) -> dict[str, torch.Tensor]:
+        """The noise-free logged metrics of every member on every part of its data, computed in C:
+        ``<part>_<name>`` -> ``(members,)`` float64, as ``sweeper.engine._shared.logged_metrics`` names them."""
+        lib, column = _native.library(), {name: _number("metric", name) for name in _enums()["metric"]}
+        logged = {}
+        for part, x, y, names in self.parts:
+            out = torch.empty(x.shape[0], len(column), dtype=torch.float64)
+            code = lib.sweeper_mlp_metrics(
+                ctypes.byref(self.net),
+                _ptr(self.theta),
+                _ptr(x),
+                _ptr(y),
+                ctypes.c_int64(x.shape[1]),
+                _ptr(self.y_std, ctypes.c_double),
+                _ptr(out, ctypes.c_double),
+            )
+            if code != 0:
+                raise MemoryError("the fused MLP engine could not allocate its working memory")
+            logged |= {f"{part}_{name}": out[:, column[name]] for name in names}
+        return logged
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Noise-free outputs ``(members, rows, n_out)`` for inputs ``(members, rows, ...)``."""
         x = x.reshape(x.shape[0], x.shape[1], -1).contiguous()
@@ -373,7 +405,7 @@ def train_fused(
     per_epoch = -(-n // batch)
     shufflers = [shuffler(m.init_seed) for m in members]
     log_epochs, logs = [], []
-    untrained = logged_metrics(program.forward, data)  # what training is judged against (failed to learn)
+    untrained = program.metrics()  # what training is judged against (failed to learn)
     epoch = 0
     # With scheduled noise, a call covers at most _SCHEDULED_STEPS steps (whole epochs): its size table
     # stays small however long the logging interval.
@@ -408,4 +440,4 @@ def train_fused(
 
 
 def _evaluate(program: _Program, data: PackData) -> dict[str, torch.Tensor]:
-    return logged_metrics(program.forward, data)
+    return program.metrics()

@@ -28,9 +28,12 @@ def metrics(
     and ``accuracy`` (and ``ece`` on the test part), or ``loss``, ``mse`` and ``r2``.
 
     ``out: (members, batch, n_out)``; ``y: (members, batch)``; ``y_std: (members,)``, the scale of
-    standardized regression targets.
+    standardized regression targets. Computed in float64 from the float32 outputs, as the fused engine's
+    C code computes them (``sweeper_mlp_metrics``): every engine's metrics then agree to 1e-12 on equal
+    outputs, and a float32 sum's overflow never marks a member diverged whose outputs are finite.
     """
     problem = "regression" if n_classes == 0 else "binary" if n_classes == 2 else "multiclass"
+    out, y = out.double(), (y if n_classes > 2 else y.double())
     mean_loss = loss(out, y, n_classes)
     return {name: _COMPUTE[name](out, y, n_classes, y_std, mean_loss) for name in table.logged(problem, part)}
 
@@ -43,7 +46,7 @@ def _accuracy(out, y, n_classes, y_std, mean_loss) -> torch.Tensor:
 
 def _mse(out, y, n_classes, y_std, mean_loss) -> torch.Tensor:
     # Regression targets are standardized for training: the loss times y_std² is in their own units.
-    return mean_loss * y_std.square()
+    return mean_loss * y_std.double().square()
 
 
 def _r2(out, y, n_classes, y_std, mean_loss) -> torch.Tensor:

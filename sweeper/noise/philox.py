@@ -77,6 +77,36 @@ def dropout_factors(u: torch.Tensor, rate: float | Sequence[float]) -> torch.Ten
     return torch.where(u.to(torch.float32) >= p, scale, torch.zeros_like(scale))
 
 
+def units(seed: int, n: int) -> torch.Tensor:
+    """The first ``n`` values of the Philox stream keyed by ``seed`` (counter 0 on) as uniforms in (0, 1),
+    float32 ``(n,)``: a member's initial weights (``sweeper.tasks.families._layers.init_params``).
+
+    Each is (24 random bits + 1/2) / 2^24, exact in float32, so the C kernel and the torch code give the
+    same bits on every CPU.
+    """
+    lib = kernel()
+    if lib is None or n == 0:
+        words = philox_words(torch.tensor([_as_i64(_as_u64(seed))]), torch.zeros(1, dtype=torch.int64), (n + 3) // 4)
+        return _unit(words).reshape(-1)[:n].contiguous()
+    out = torch.empty(1, n)
+    fn = lib.sweeper_units_many
+    if fn.argtypes is None:  # not among sweeper._native's declarations
+        _declare_units(fn)
+    fn(_rows(out, [0]), 1, n, (ctypes.c_uint64 * 1)(_as_u64(seed)), (ctypes.c_uint64 * 1)(0), 1)
+    return out[0]
+
+
+def _declare_units(fn) -> None:
+    fn.argtypes = [
+        ctypes.POINTER(ctypes.POINTER(ctypes.c_float)),
+        ctypes.c_int64,
+        ctypes.c_int64,
+        ctypes.POINTER(ctypes.c_uint64),
+        ctypes.POINTER(ctypes.c_uint64),
+        ctypes.c_int,
+    ]
+
+
 def _as_u64(seed: int) -> int:
     return int(seed) & 0xFFFFFFFFFFFFFFFF
 
@@ -203,14 +233,7 @@ class PhiloxStreams:
             u = torch.empty((len(members), n), dtype=torch.float32)
             fn = self.lib.sweeper_units_many
             if fn.argtypes is None:  # not among sweeper._native's declarations
-                fn.argtypes = [
-                    ctypes.POINTER(ctypes.POINTER(ctypes.c_float)),
-                    ctypes.c_int64,
-                    ctypes.c_int64,
-                    ctypes.POINTER(ctypes.c_uint64),
-                    ctypes.POINTER(ctypes.c_uint64),
-                    ctypes.c_int,
-                ]
+                _declare_units(fn)
             m, threads = len(members), self.threads or torch.get_num_threads()
             fn(
                 _rows(u, list(range(m))),

@@ -158,8 +158,9 @@ def test_fused_engine_equals_the_stacked_program_with_noise_on(trained, task_nam
 def test_fused_engine_equals_the_reference_loop_at_zero_noise(trained, task_name):
     result = trained(task_name, "auto")[0]
     reference = train_reference(TASKS[task_name], pack()[0])
+    # Sums in another order drift apart as training goes on: W1's test loss by 2.7e-5 (relative) at epoch 60.
     for name in reference.curves:
-        np.testing.assert_allclose(result.curves[name], reference.curves[name], rtol=1e-5, atol=1e-5, err_msg=name)
+        np.testing.assert_allclose(result.curves[name], reference.curves[name], rtol=1e-4, atol=1e-5, err_msg=name)
 
 
 def test_auto_uses_the_fused_engine_for_dense_mlps_on_the_cpu_only(monkeypatch):
@@ -216,7 +217,7 @@ def test_fused_evaluation_is_noise_free(monkeypatch):
             with torch.no_grad():
                 torch.testing.assert_close(model.eval()(data.x_test[k]), out[k], rtol=1e-5, atol=1e-5)
         test_loss = population.losses.metrics(out, data.y_test, data.n_classes, data.y_std)["loss"]
-        torch.testing.assert_close(logged["test_loss"], test_loss, rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(logged["test_loss"], test_loss.double(), rtol=1e-5, atol=1e-6)
         assert [r.curves["test_loss"][i] for r in results] == logged["test_loss"].double().tolist()
 
 

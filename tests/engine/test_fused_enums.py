@@ -5,6 +5,7 @@ has is there, and a name mlp.c lacks is refused."""
 import pytest
 import torch
 
+from sweeper import metrics
 from sweeper.engine import fused
 from sweeper.noise.kinds import NOISE_KINDS
 from sweeper.noise.spec import PLACEMENTS
@@ -26,6 +27,7 @@ def test_mlp_c_names_every_placement_kind_loss_and_optimizer_the_python_side_has
     assert sorted(enums["loss"]) == ["binary", "multiclass", "regression"]
     assert sorted(enums["optimizer"]) == ["adam", "sgd"]
     assert sorted(enums["activation"]) == ["relu", "sigmoid", "tanh"]
+    assert enums["metric"] == tuple(m.name for m in metrics.TABLE)  # sweeper_mlp_metrics computes every one
 
 
 def test_a_name_mlp_c_lacks_is_refused_not_given_another_number():

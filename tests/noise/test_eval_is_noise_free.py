@@ -91,7 +91,7 @@ def test_weight_noise_gradient_reaches_the_clean_weights_which_only_the_optimize
 def reference_models(task, config, seed=0):
     """The task's reference model with ``config``'s noise and the same model without noise, same weights."""
     shape, n_out = input_shape(task), n_outputs(task)
-    params = family(task).code.init_params(task, shape, n_out, gen(seed))
+    params = family(task).code.init_params(task, shape, n_out, seed)
     noisy = family(task).code.Reference(task, shape, n_out, config, gen(seed + 1), total_steps=100)
     noisy.load_params(params)
     clean = family(task).code.Reference(task, shape, n_out)

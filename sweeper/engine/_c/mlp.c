@@ -21,6 +21,7 @@
 #define MAX_LAYERS 16
 #define SQRT3 1.7320508075688772f
 #define EVAL_ROWS 64 /* rows per forward chunk in evaluation */
+#define ECE_BINS 15  /* equal-width confidence bins of the expected calibration error (engine/losses.py) */
 
 /* Every enumeration the Python side sets, each value named once here: X(C name, the name Python uses:
  * TaskSpec's activation and problem, OptimizerSpec's name, NoiseSpec's placement and kind). */
@@ -35,6 +36,8 @@
 #define KIND_LIST(X)                                                                                          \
     X(KIND_NONE, "none") X(KIND_GAUSSIAN, "gaussian") X(KIND_MULTIPLICATIVE, "multiplicative")              \
     X(KIND_UNIFORM, "uniform") X(KIND_FLIP, "flip") X(KIND_DROPOUT, "dropout")
+/* The metrics sweeper_mlp_metrics gives, by their names in sweeper/metrics.py. */
+#define METRIC_LIST(X) X(METRIC_LOSS, "loss") X(METRIC_ACCURACY, "accuracy") X(METRIC_ECE, "ece") X(METRIC_MSE, "mse") X(METRIC_R2, "r2")
 
 #define ENUM_VALUE(id, name) id,
 #define ENUM_NAME(id, name) name ","
@@ -43,12 +46,13 @@ enum { LOSS_LIST(ENUM_VALUE) };
 enum { OPT_LIST(ENUM_VALUE) };
 enum { SITE_LIST(ENUM_VALUE) SITES };
 enum { KIND_LIST(ENUM_VALUE) };
+enum { METRIC_LIST(ENUM_VALUE) METRICS };
 
 /* The enumerations by name, in their order: "activation:relu,tanh,sigmoid,;loss:...". sweeper/engine/fused.py
  * reads it when it loads the library and looks every value up by name, so no list is mirrored by position. */
 const char *const sweeper_mlp_enums = "activation:" ACTIVATION_LIST(ENUM_NAME) ";loss:" LOSS_LIST(ENUM_NAME)
                                       ";optimizer:" OPT_LIST(ENUM_NAME) ";site:" SITE_LIST(ENUM_NAME)
-                                      ";kind:" KIND_LIST(ENUM_NAME);
+                                      ";kind:" KIND_LIST(ENUM_NAME) ";metric:" METRIC_LIST(ENUM_NAME);
 
 /* The network and its training rule (mirrored by a ctypes.Structure in sweeper/engine/fused.py).
  * Layer l maps dims[l] -> dims[l + 1]; layers - 1 hidden layers, then the output layer. A member's
@@ -560,33 +564,141 @@ int sweeper_mlp_train(const Net *net, const Noise *nz, float *theta, float *m, f
     return failed ? -1 : 0;
 }
 
+/* Noise-free outputs of `rows` (<= EVAL_ROWS) examples a (rows x dims[0]) of the member with parameters pk
+ * into dst (rows x dims[layers]); buf holds 2 * EVAL_ROWS * max_width floats. */
+static void forward_rows(const Net *net, const float *pk, const float *a, int64_t rows, float *buf, float *dst) {
+    const int64_t L = net->layers;
+    float *z = buf, *next = buf + EVAL_ROWS * max_width(net);
+    for (int64_t l = 0; l < L; l++) {
+        const int64_t k_in = net->dims[l], units = net->dims[l + 1];
+        const float *wl = pk + weight_offset(net, l);
+        linear(a, wl, wl + k_in * units, l == L - 1 ? dst : z, rows, k_in, units);
+        if (l == L - 1) break;
+        activate(z, rows * units, net->act);
+        a = z;
+        float *tmp = z; z = next; next = tmp;
+    }
+}
+
 /* Noise-free outputs of every member: x (members, n, dims[0]) -> out (members, n, dims[layers]). */
 int sweeper_mlp_forward(const Net *net, const float *theta, const float *x, int64_t n, float *out) {
-    const int64_t d0 = net->dims[0], L = net->layers, c = net->dims[L], w = max_width(net);
+    const int64_t d0 = net->dims[0], c = net->dims[net->layers];
     int failed = 0;
 #pragma omp parallel num_threads(net->threads) reduction(| : failed)
     {
-        float *buf = malloc(sizeof(float) * (size_t)(2 * EVAL_ROWS * w));
+        float *buf = malloc(sizeof(float) * (size_t)(2 * EVAL_ROWS * max_width(net)));
         if (buf == NULL) {
             failed = 1;
         } else {
 #pragma omp for schedule(dynamic, 1)
+            for (int64_t k = 0; k < net->members; k++)
+                for (int64_t r = 0; r < n; r += EVAL_ROWS)
+                    forward_rows(net, theta + k * net->n_params, x + (k * n + r) * d0, n - r < EVAL_ROWS ? n - r : EVAL_ROWS,
+                                 buf, out + (k * n + r) * c);
+            free(buf);
+        }
+    }
+    return failed ? -1 : 0;
+}
+
+/* log(1 + x) in double for x >= 0 (Goldberg's correction, as pm_log1pf). */
+static double log1p_double(double x) {
+    const double u = 1.0 + x;
+    return u == 1.0 ? x : pm_log(u) * (x / (u - 1.0));
+}
+
+/* The running sums of one member's metrics over one part, every one in double and in row order: the
+ * same bits on every CPU and thread count (no vectorized reduction reorders them). */
+typedef struct {
+    double loss, correct, sse, bins[ECE_BINS];
+} Sums;
+
+/* Adds row o (c outputs) with target y to the sums: the loss (binary cross-entropy on the logit,
+ * cross-entropy over c classes, squared error), whether the predicted class is right (logit > 0, else
+ * the first largest output, NaN counting as largest as torch.argmax does), and per confidence bin the sum
+ * of (right - confidence) for the expected calibration error. */
+static void add_row(Sums *s, const float *o, double y, int64_t c, int loss) {
+    double confidence = 0.0;
+    int right = 0;
+    if (loss == LOSS_MSE) {
+        const double d = (double)o[0] - y;
+        s->sse += d * d;
+        return;
+    }
+    if (loss == LOSS_BCE) {
+        const double x = (double)o[0], ax = x < 0.0 ? -x : x;
+        s->loss += (x > 0.0 ? x : 0.0) - x * y + log1p_double(pm_exp(-ax));
+        const double p = 1.0 / (1.0 + pm_exp(-x));
+        confidence = p > 1.0 - p ? p : 1.0 - p;
+        right = (x > 0.0 ? 1.0 : 0.0) == y;
+    } else {
+        int64_t best = 0;
+        double m = (double)o[0];
+        for (int64_t j = 1; j < c; j++) {
+            const double v = (double)o[j];
+            if (m == m && (v > m || v != v)) { m = v; best = j; }
+        }
+        double sum = 0.0;
+        for (int64_t j = 0; j < c; j++) sum += pm_exp((double)o[j] - m);
+        const int64_t label = (int64_t)y;
+        s->loss += (m + pm_log(sum)) - (double)o[label];
+        confidence = 1.0 / sum; /* the largest softmax probability: e^0 / sum */
+        right = best == label;
+    }
+    s->correct += right;
+    /* Bin b holds confidences in (b/15, (b+1)/15]: ceil(15 conf) - 1, without libm's ceil. */
+    const double scaled = confidence * ECE_BINS;
+    int64_t b = scaled == scaled ? (int64_t)scaled : 0;
+    if ((double)b == scaled) b -= 1;
+    b = b < 0 ? 0 : b >= ECE_BINS ? ECE_BINS - 1 : b;
+    s->bins[b] += (double)right - confidence;
+}
+
+/* The logged metrics of every member on one part of its data, from its noise-free outputs: x (members,
+ * n, dims[0]), y (members, n) (class indices as floats for cross-entropy), y_std (members) the scale of
+ * standardized regression targets. result (members, METRICS), in METRIC_LIST's order: the mean loss,
+ * accuracy, expected calibration error (Naeini et al. 2015; Guo et al. 2017: sum over 15 equal-width
+ * confidence bins of |sum over the bin of (right - confidence)| / n), mse (the mean squared error times
+ * y_std^2: the targets' own units) and R^2 (1 - SSE / SST); NaN where the problem has no such metric.
+ * Everything is summed in double, row by row in order. Returns 0, or -1 without memory. */
+int sweeper_mlp_metrics(const Net *net, const float *theta, const float *x, const float *y, int64_t n,
+                        const double *y_std, double *result) {
+    const int64_t d0 = net->dims[0], c = net->dims[net->layers], w = max_width(net);
+    const double nan = (double)NAN; /* a compiler builtin, not libm */
+    int failed = 0;
+#pragma omp parallel num_threads(net->threads) reduction(| : failed)
+    {
+        float *buf = malloc(sizeof(float) * (size_t)(2 * EVAL_ROWS * w + EVAL_ROWS * c));
+        if (buf == NULL) {
+            failed = 1;
+        } else {
+            float *out = buf + 2 * EVAL_ROWS * w;
+#pragma omp for schedule(dynamic, 1)
             for (int64_t k = 0; k < net->members; k++) {
-                const float *pk = theta + k * net->n_params;
+                const float *yk = y + k * n;
+                Sums s;
+                memset(&s, 0, sizeof s);
                 for (int64_t r = 0; r < n; r += EVAL_ROWS) {
                     const int64_t rows = n - r < EVAL_ROWS ? n - r : EVAL_ROWS;
-                    const float *a = x + (k * n + r) * d0;
-                    float *z = buf, *next = buf + EVAL_ROWS * w;
-                    for (int64_t l = 0; l < L; l++) {
-                        const int64_t k_in = net->dims[l], units = net->dims[l + 1];
-                        const float *wl = pk + weight_offset(net, l);
-                        float *dst = l == L - 1 ? out + (k * n + r) * c : z;
-                        linear(a, wl, wl + k_in * units, dst, rows, k_in, units);
-                        if (l == L - 1) break;
-                        activate(z, rows * units, net->act);
-                        a = z;
-                        float *tmp = z; z = next; next = tmp;
-                    }
+                    forward_rows(net, theta + k * net->n_params, x + (k * n + r) * d0, rows, buf, out);
+                    for (int64_t i = 0; i < rows; i++) add_row(&s, out + i * c, (double)yk[r + i], c, net->loss);
+                }
+                double *res = result + k * METRICS;
+                for (int i = 0; i < METRICS; i++) res[i] = nan;
+                if (net->loss == LOSS_MSE) {
+                    double mean = 0.0, sst = 0.0;
+                    for (int64_t i = 0; i < n; i++) mean += (double)yk[i];
+                    mean /= (double)n;
+                    for (int64_t i = 0; i < n; i++) sst += ((double)yk[i] - mean) * ((double)yk[i] - mean);
+                    res[METRIC_LOSS] = s.sse / (double)n;
+                    res[METRIC_MSE] = res[METRIC_LOSS] * (y_std[k] * y_std[k]);
+                    res[METRIC_R2] = 1.0 - s.sse / sst;
+                } else {
+                    double ece = 0.0;
+                    for (int b = 0; b < ECE_BINS; b++) ece += s.bins[b] < 0.0 ? -s.bins[b] : s.bins[b];
+                    res[METRIC_LOSS] = s.loss / (double)n;
+                    res[METRIC_ACCURACY] = s.correct / (double)n;
+                    res[METRIC_ECE] = ece / (double)n;
                 }
             }
             free(buf);

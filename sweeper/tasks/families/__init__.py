@@ -68,9 +68,10 @@ class FamilyCode(Protocol):
         """Every parameter, in canonical order, with its ``nn.Module`` shape."""
 
     def init_params(
-        self, task: TaskSpec, input_shape: tuple[int, ...], n_out: int, generator: torch.Generator
+        self, task: TaskSpec, input_shape: tuple[int, ...], n_out: int, seed: int
     ) -> dict[str, torch.Tensor]:
-        """One member's initial parameters, drawn from ``generator`` in canonical order."""
+        """One member's initial parameters, drawn in canonical order from the Philox stream keyed by its
+        init ``seed`` (``_layers.init_params``)."""
 
     def activation_width(self, task: TaskSpec, input_shape: tuple[int, ...], n_out: int) -> int:
         """Floats per sample one forward pass keeps (the memory estimate, sweeper.engine.sizing)."""

@@ -11,9 +11,9 @@ from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from sweeper.noise.pack import PackNoise
+from sweeper.noise.philox import units
 from sweeper.tasks.spec import TaskSpec
 
 ACTIVATIONS = {
@@ -31,31 +31,42 @@ Params = dict[str, torch.Tensor]  # name -> (members, *shape of the nn.Module pa
 def init_params(
     task: TaskSpec,
     shapes: dict[str, tuple[int, ...]],
-    generator: torch.Generator,
-    own: Callable[[str, torch.Tensor], bool] = lambda name, t: False,
+    seed: int,
+    own: Callable[[str, torch.Tensor, torch.Tensor], bool] = lambda name, t, u: False,
 ) -> dict[str, torch.Tensor]:
-    """One member's initial parameters of ``shapes``, drawn from ``generator`` in their (canonical) order.
+    """One member's initial parameters of ``shapes``, drawn from the Philox stream keyed by its init seed.
 
-    ``keras``: Glorot-uniform weights, zero biases. ``torch``: PyTorch's defaults, U(-1/√fan_in, 1/√fan_in),
-    a bias with its layer's weight's fan_in. ``own(name, t)`` lets a family fill a parameter its own
-    way (and say so by returning True).
+    Element j of the parameters, in canonical order and row-major, takes value j of the stream
+    (``sweeper.noise.philox.units``), a uniform u in (0, 1) made symmetric as (2u - 1)·bound in float32:
+    both steps exact or one IEEE rounding, so the same bits on every CPU. ``keras``: Glorot-uniform
+    weights, bound √(6 / (fan_in + fan_out)), zero biases. ``torch``: PyTorch's default Linear and Conv2d
+    initialisation, U(-1/√fan_in, 1/√fan_in), a bias with its layer's weight's fan_in. ``own(name, t, u)``
+    lets a family fill a parameter its own way from its uniforms ``u`` (and say so by returning True).
     """
-    params = {}
+    u = units(seed, sum(math.prod(shape) for shape in shapes.values()))
+    params, at = {}, 0
     for name, shape in shapes.items():
-        t = torch.empty(shape)
-        if own(name, t):
+        t, drawn = torch.empty(shape), u[at : at + math.prod(shape)].view(shape)
+        at += math.prod(shape)
+        if own(name, t, drawn):
             pass
         elif task.init == "keras":
             if name.endswith("weight"):
-                nn.init.xavier_uniform_(t, generator=generator)
+                receptive = math.prod(shape[2:])
+                t.copy_(symmetric(drawn, math.sqrt(6.0 / ((shape[0] + shape[1]) * receptive))))
             else:
                 t.zero_()
         else:
             weight_shape = shape if len(shape) > 1 else shapes[name.replace("bias", "weight")]
-            bound = 1.0 / math.sqrt(math.prod(weight_shape[1:]))
-            t.uniform_(-bound, bound, generator=generator)
+            t.copy_(symmetric(drawn, 1.0 / math.sqrt(math.prod(weight_shape[1:]))))
         params[name] = t
     return params
+
+
+def symmetric(u: torch.Tensor, bound: float) -> torch.Tensor:
+    """Uniforms in (0, 1) to U(-bound, bound): 2u - 1 is exact for 24-bit units, the product one float32
+    rounding, so the result is the same on every CPU."""
+    return (u * 2.0 - 1.0) * torch.tensor(bound, dtype=torch.float32)
 
 
 def site(noise: PackNoise | None, placement: str, x: torch.Tensor) -> torch.Tensor:

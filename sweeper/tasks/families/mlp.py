@@ -43,11 +43,9 @@ def param_shapes(task: TaskSpec, input_shape: tuple[int, ...], n_out: int) -> di
     return dense_shapes(task.hidden, math.prod(input_shape), n_out)
 
 
-def init_params(
-    task: TaskSpec, input_shape: tuple[int, ...], n_out: int, generator: torch.Generator
-) -> dict[str, torch.Tensor]:
-    """One member's initial parameters, drawn from ``generator`` in canonical order."""
-    return _layers.init_params(task, param_shapes(task, input_shape, n_out), generator)
+def init_params(task: TaskSpec, input_shape: tuple[int, ...], n_out: int, seed: int) -> dict[str, torch.Tensor]:
+    """One member's initial parameters, drawn from its init seed's Philox stream in canonical order."""
+    return _layers.init_params(task, param_shapes(task, input_shape, n_out), seed)
 
 
 def activation_width(task: TaskSpec, input_shape: tuple[int, ...], n_out: int) -> int:

@@ -40,26 +40,24 @@ def param_shapes(task: TaskSpec, input_shape: tuple[int, ...], n_out: int) -> di
     return shapes | mlp.dense_shapes((), hidden, n_out)
 
 
-def init_params(
-    task: TaskSpec, input_shape: tuple[int, ...], n_out: int, generator: torch.Generator
-) -> dict[str, torch.Tensor]:
-    """One member's initial parameters, drawn from ``generator`` in canonical order.
+def init_params(task: TaskSpec, input_shape: tuple[int, ...], n_out: int, seed: int) -> dict[str, torch.Tensor]:
+    """One member's initial parameters, drawn from its init seed's Philox stream in canonical order.
 
     ``keras``: as every family, and Keras's recurrent ones: an orthogonal recurrent kernel and a
     forget-gate bias of 1 (``unit_forget_bias``). ``torch``: as ``nn.LSTM``/``nn.GRU``, every recurrent
-    parameter U(-1/√h, 1/√h).
+    parameter U(-1/√h, 1/√h). (The orthogonal kernel is torch's QR of normals from a ``torch.Generator``
+    seeded with ``seed``: LAPACK's bits, not the same on every CPU.)
     """
     h = task.hidden[0]
 
-    def recurrent(name: str, t: torch.Tensor) -> bool:
+    def recurrent(name: str, t: torch.Tensor, u: torch.Tensor) -> bool:
         if not name.startswith(("ih.", "hh.")):
             return False
         if task.init == "torch":
-            bound = 1.0 / math.sqrt(h)
-            t.uniform_(-bound, bound, generator=generator)
+            t.copy_(_layers.symmetric(u, 1.0 / math.sqrt(h)))
         elif name == "hh.weight":
             # Keras makes the (hidden, gates·hidden) recurrent kernel orthogonal; ours is its transpose.
-            nn.init.orthogonal_(t.T, generator=generator)
+            nn.init.orthogonal_(t.T, generator=torch.Generator().manual_seed(seed))
         elif name == "ih.bias" and task.cell == "lstm":
             t.zero_()
             t[h : 2 * h] = 1.0  # gate order i, f, g, o: the forget gate starts open
@@ -67,7 +65,7 @@ def init_params(
             return False
         return True
 
-    return _layers.init_params(task, param_shapes(task, input_shape, n_out), generator, own=recurrent)
+    return _layers.init_params(task, param_shapes(task, input_shape, n_out), seed, own=recurrent)
 
 
 def activation_width(task: TaskSpec, input_shape: tuple[int, ...], n_out: int) -> int:
