@@ -28,6 +28,12 @@ from sweeper.tasks.families import family
 from sweeper.tasks.spec import TaskSpec
 
 ENGINES = ("auto", "stacked")
+#: torch's intra-op threads while a pack trains on the stacked program on the CPU. torch's CPU kernels
+#: split some sums by the thread count (a grouped convolution's weight gradient, a recurrent layer's
+#: products): a CNN or RNN pack gave other losses at 1 and at 2 threads (1e-11 after 4 epochs, up to
+#: 1e-4 over a sweep). A fixed count gives a member the same numbers in every process: a Ray worker, a
+#: local run on another machine's core count, ``sweeper rerun``. One, the count every machine has.
+STACKED_CPU_THREADS = 1
 
 
 #: Told, as a pack trains, the member-epochs it has trained so far (members x epochs done): once per
@@ -79,10 +85,24 @@ def train_stacked(
 
     ``streams``: ``philox`` (default; a member's numbers do not depend on its pack) or ``generator``
     (per-member ``torch.Generator``: the reference loop's numbers, for comparing the two).
+
+    On the CPU it runs on ``STACKED_CPU_THREADS`` of torch's threads, whatever the process's count.
     """
     device = torch.device(device)
-    if device.type == "cpu":
-        keep_freed_memory()
+    if device.type != "cpu":
+        return _train_stacked(task, members, device, streams, on_epochs)
+    keep_freed_memory()
+    threads = torch.get_num_threads()
+    torch.set_num_threads(STACKED_CPU_THREADS)
+    try:
+        return _train_stacked(task, members, device, streams, on_epochs)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _train_stacked(
+    task: TaskSpec, members: Sequence[Member], device: torch.device, streams: str, on_epochs: OnEpochs | None
+) -> list[RunResult]:
     start = time.perf_counter()
     forward = family(task).code.forward  # the stacked program of the task's model
     data = pack_data(task, members, device)

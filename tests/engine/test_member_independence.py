@@ -5,6 +5,7 @@ This is what lets one trial of a sweep be rerun alone and reproduce its stored n
 
 import numpy as np
 import pytest
+import torch
 from helpers import member
 
 from sweeper.engine.population import train_population
@@ -130,3 +131,23 @@ def test_configurations_of_one_repeat_share_data_and_initial_weights():
     for other in others:
         for name, curve in first.curves.items():
             assert (other.curves[name] == curve).all(), name
+
+
+@pytest.mark.parametrize("task_name", ["cnn", "lstm"])
+def test_a_stacked_pack_gives_the_same_bits_at_one_and_at_two_torch_threads(task_name):
+    # torch's CPU kernels split some sums by the thread count; the stacked program pins its own count.
+    task = TASKS[task_name].model_copy(update={"epochs": 4, "log_every": 2})
+    members = [member(PACK[k], k % 2) for k in (0, 2, 8)]
+    threads = torch.get_num_threads()
+    try:
+        runs = []
+        for n in (1, 2):
+            torch.set_num_threads(n)
+            runs.append(train_population(task, members))
+            assert torch.get_num_threads() == n  # and the process's count is given back
+    finally:
+        torch.set_num_threads(threads)
+    assert runs[0][0].engine == "stacked"
+    for one, two in zip(*runs):
+        for name, curve in one.curves.items():
+            assert np.array_equal(curve.view(np.int64), two.curves[name].view(np.int64)), name
