@@ -3,7 +3,8 @@
 A metric is logged per part of the data (``train_``, ``val_``, ``test_``): ``test_accuracy`` is the
 accuracy on the test part. Its ``val_`` and ``test_`` columns are also kept as the run had them at its
 best validation epoch (``early_test_accuracy``: what early stopping would have kept). A new metric is a
-row here, its computation in ``sweeper.engine.losses``, and its columns in ``sweeper.store.models``
+row here, its computation in ``sweeper.engine.losses`` and in the fused engine's C code
+(``engine/_c/mlp.c``: ``METRIC_LIST``), and its columns in ``sweeper.store.models``
 with a schema revision (the tables are written out there, reviewed with their migrations).
 """
 
