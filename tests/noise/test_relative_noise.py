@@ -109,9 +109,10 @@ def test_under_standard_scaling_relative_noise_trains_exactly_what_plain_noise_t
     relative, plain = (NoiseSpec("input", "gaussian", 0.3, relative=True),), (NoiseSpec("input", "gaussian", 0.3),)
     a, b = train_population(TASK, [member(relative), member(plain)], engine=engine)  # same noise seed
     for name in a.curves:
-        if name == "test_ece":
-            # A float64 function of the logits, which the stacked program computes to float32 rounding that
-            # depends on a member's place in the pack; the losses and accuracies round that away.
+        if engine == "stacked" and not name.endswith("accuracy"):
+            # Float64 functions of the logits, which the stacked program computes to float32 rounding that
+            # depends on a member's place in the pack (its batched products); accuracies round that away.
+            # The fused engine computes each member alone: the same bits.
             np.testing.assert_allclose(a.curves[name], b.curves[name], rtol=1e-7)
         else:
             np.testing.assert_array_equal(a.curves[name], b.curves[name])
