@@ -40,6 +40,9 @@ if TYPE_CHECKING:
 
     from sweeper.tasks.spec import FileDataset
 
+#: How many columns with missing values one message names (a wide table may have hundreds).
+_NAMED = 10
+
 
 @dataclass(frozen=True, eq=False)
 class Rows:
@@ -382,13 +385,18 @@ def _check_values(
             f"{label}: column {target!r} (the target) is missing in {missing} rows; "
             "remove those rows (a target is never imputed)"
         )
-    for c in columns:
-        missing = int(table[c].isna().sum())
-        if missing and impute is None:
+    if impute is None:
+        gaps = {c: int(n) for c, n in table[columns].isna().sum().items() if n}
+        if gaps:
+            named = list(gaps.items())[:_NAMED]
+            counts = ", ".join(f"{printable(c)} ({n} row{'s' if n != 1 else ''})" for c, n in named)
+            counts += f" and {len(gaps) - _NAMED} more" if len(gaps) > _NAMED else ""
             raise TaskError(
-                f"{label}: column {column_name(c)} has missing values in {missing} rows; give impute: median, "
-                f"mean or most_frequent, or leave the column out with drop: [{c}]"
+                f"{label}: missing values in {len(gaps)} column{'s' if len(gaps) != 1 else ''}: {counts}; allowed: "
+                f"impute: median, mean or most_frequent (text columns take their most frequent value), or leave "
+                f"{'them' if len(gaps) != 1 else 'it'} out with drop: [{', '.join(printable(c) for c, _ in named)}]"
             )
+    for c in columns:
         if c in numeric:
             values = table[c].to_numpy(dtype=np.float64, na_value=np.nan)
             infinite = int(np.isinf(values).sum())
