@@ -11,6 +11,7 @@ from sweeper import listing
 from sweeper.cli.app import emit, err, open_store, say, show
 from sweeper.cli.options import DbOption, Device, Executor, FormatOption, LogFormat, SweepArgument
 from sweeper.cli.progress import Bar, Lines
+from sweeper.tasks import features
 
 FileArgument = typer.Argument(..., metavar="FILE", help="Search-space YAML file.")
 
@@ -69,6 +70,8 @@ def run(
     prepared = prepare(file, make_executor, repeats=repeats, epochs=epochs, name=name, stored_in=db or default_url())
     for note in prepared.notes:
         say(f"note: {note}")
+    for task_name, task in prepared.spec.tasks.items():
+        say(f"features: task {task_name!r}: {features.line(features.described(task))}")
     from sweeper.driver._interrupts import Terminated, sigterm_interrupts
     from sweeper.driver.sweep import run_sweep
 
@@ -146,6 +149,11 @@ def validate(file: Path = FileArgument) -> None:
         size = f"{len(spec.search.configs)} configurations"
     else:
         size = f"{spec.search.n_trials} {spec.search.sampler} trials + the baseline"
+    for task_name, task in spec.tasks.items():
+        first, *rest = features.lines(features.described(task))
+        show(f"task {task_name!r}: {first}")
+        for line in rest:
+            show(f"  {line}")
     show(
         f"{file}: ok: sweep {spec.name!r}, {size} x {spec.repeats} repeats x {len(spec.tasks)} task(s), "
         f"metric {spec.metric}"

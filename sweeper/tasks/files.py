@@ -73,6 +73,13 @@ class FileData:
     numeric: tuple[str, ...] = ()
     categorical: tuple[tuple[str, tuple[str, ...]], ...] = ()
     impute: str | None = None
+    #: Tables: the target column; the file's other columns left out, each with why (``drop:``, ``features:``);
+    #: the feature columns with missing values in the main file, with how many; columns that look like no
+    #: feature (constant, an id), with why.
+    target: str | None = None
+    dropped: tuple[tuple[str, str], ...] = ()
+    missing: tuple[tuple[str, int], ...] = ()
+    suspect: tuple[tuple[str, str], ...] = ()
     generated = False
 
     # Two reads of the same bytes with the same options are the same data (pydantic compares a task's
@@ -201,6 +208,14 @@ def load(spec: FileDataset, base_dir: Path) -> FileData:
         tuple(numeric),
         categories,
         spec.impute,
+        target=spec.target,
+        dropped=tuple(
+            (str(c), "drop:" if c in spec.drop else "not in features:")
+            for c in table.columns
+            if c != spec.target and c not in columns
+        ),
+        missing=tuple((str(c), int(n)) for c, n in table[columns].isna().sum().items() if n),
+        suspect=_suspect(table, columns, numeric),
     )
 
 
@@ -410,6 +425,22 @@ def _check_values(
                     f"{label}: column {column_name(c)} has values beyond float32's range in {big} rows; allowed: "
                     f"numbers of magnitude at most {FLOAT32_MAX:.3g} (sweeper trains in float32)"
                 )
+
+
+def _suspect(table: pd.DataFrame, columns: list[str], numeric: list[str]) -> tuple[tuple[str, str], ...]:
+    """Feature columns that carry nothing (one value) or look like a row id (a distinct value in every row:
+    text, or whole numbers), with why; sweeper keeps them, and says so, since only the user knows."""
+    out = []
+    for c in columns:
+        values = table[c].dropna()
+        distinct = values.nunique()
+        if distinct <= 1:
+            out.append((str(c), "holds one value in every row"))
+        elif distinct == len(table) >= 20 and (
+            c not in numeric or bool(np.all(values.to_numpy(dtype=np.float64) % 1 == 0))
+        ):
+            out.append((str(c), "holds a distinct value in every row, as an id does"))
+    return tuple(out)
 
 
 def _as_features(table: pd.DataFrame, numeric: list[str], categorical: list[str]) -> pd.DataFrame:
