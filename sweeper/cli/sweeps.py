@@ -70,12 +70,11 @@ def run(
     prepared = prepare(file, make_executor, repeats=repeats, epochs=epochs, name=name, stored_in=db or default_url())
     for note in prepared.notes:
         say(f"note: {note}")
-    for task_name, task in prepared.spec.tasks.items():
-        say(f"features: task {task_name!r}: {features.line(features.described(task))}")
     from sweeper.driver._interrupts import Terminated, sigterm_interrupts
     from sweeper.driver.sweep import run_sweep
 
     spec = prepared.spec
+    inputs = [f"features: task {n!r}: {features.line(features.described(t))}" for n, t in spec.tasks.items()]
     with contextlib.closing(prepared.executor), open_store(db) as store:
         banner = f"sweep {spec.name!r} -> {store.display_url} on {prepared.executor.device} ({executor.value})"
         if log_format == LogFormat.auto and err.is_terminal:
@@ -84,7 +83,7 @@ def run(
             bar = Lines(spec.name, banner, every=progress_every, as_json=log_format == LogFormat.json)
         try:
             with sigterm_interrupts():
-                outcome = run_sweep(prepared, store, progress=_Warned(bar, prepared.warnings))
+                outcome = run_sweep(prepared, store, progress=_Warned(bar, inputs, prepared.warnings))
         except KeyboardInterrupt as exc:
             how = f"terminated ({exc.name})" if isinstance(exc, Terminated) else "interrupted"
             with contextlib.suppress(OSError):  # after SIGHUP the terminal may be gone: the status still says it
@@ -112,13 +111,16 @@ def run(
 
 
 class _Warned:
-    """A progress display that says the sweep's warnings (too few repeats) first, once the store has taken
-    the sweep: a sweep refused (changed, held by another run) is refused in its one line alone."""
+    """A progress display that says what each task's model sees and the sweep's warnings (too few repeats)
+    first, once the store has taken the sweep: a sweep refused (changed, held by another run) is refused in
+    its one line alone."""
 
-    def __init__(self, bar: Bar | Lines, warnings: tuple[str, ...]):
-        self.bar, self.warnings = bar, warnings
+    def __init__(self, bar: Bar | Lines, inputs: list[str], warnings: tuple[str, ...]):
+        self.bar, self.inputs, self.warnings = bar, inputs, warnings
 
     def start(self, total: int, done: int) -> None:
+        for line in self.inputs:
+            say(line)
         for warning in self.warnings:
             say(f"warning: {warning}")
         self.bar.start(total, done)

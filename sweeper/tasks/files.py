@@ -252,12 +252,13 @@ def encode(data: FileData, x_train, *others) -> tuple[np.ndarray, ...]:
     )
 
 
-def described(tasks: dict, data_dir: str) -> dict | None:
+def described(tasks: dict, data_dir: str, found: dict[str, str | None] | None = None) -> dict | None:
     """What a sweep stores of what defines its tasks' data and own models (task name -> TaskSpec; None if
     no task reads a data file or builds its own model): the folder files were read from and, per task,
     each data file's path as written and the sha256 of its contents, the problem and the class labels
-    (index i is class i), and the factory of an own model with the sha256 of its Python files
-    (``user_models.source_sha256``)."""
+    (index i is class i), and the factory of an own model with the folder its module was found in and the
+    sha256 of its Python files (``user_models.source_sha256``). ``found``: task name -> the folder a stored
+    sweep found its model's module in (:func:`model_folders`), searched first."""
     per_task = {}
     for name, task in tasks.items():
         spec = task.dataset
@@ -274,13 +275,20 @@ def described(tasks: dict, data_dir: str) -> dict | None:
                 "classes": list(data.classes),
             }
         if task.user_model is not None:
-            from sweeper.tasks.user_models import source_sha256
+            from sweeper.tasks.user_models import found_in, source_sha256
 
             entry["model"] = task.user_model.factory
-            entry["model_sha256"] = source_sha256(task.user_model, Path(data_dir))
+            entry["model_sha256"] = source_sha256(task.user_model, Path(data_dir), (found or {}).get(name))
+            entry["model_dir"] = found_in(task.user_model)
         if entry:
             per_task[name] = entry
     return {"data_dir": data_dir, "tasks": per_task} if per_task else None
+
+
+def model_folders(stored: dict | None) -> dict[str, str | None]:
+    """Task name -> the folder a stored sweep found its own model's module in (``stored``: what
+    :func:`described` gave when the sweep was stored; a sweep stored before sweeper kept it has none)."""
+    return {name: entry.get("model_dir") for name, entry in (stored or {}).get("tasks", {}).items()}
 
 
 def changed(stored: dict | None, now: dict | None) -> str | None:
