@@ -234,8 +234,8 @@ def _file_split(task: TaskSpec, random_state) -> tuple[tuple[np.ndarray, np.ndar
                 )
             except ValueError as exc:
                 raise TaskError(
-                    f"task.n_train: {n_train} training and {n_val} validation rows of {path} cannot "
-                    f"be stratified ({exc})"
+                    f"task.n_train: {_said(task, 'n_train', n_train)} training and {n_val} validation rows of {path} "
+                    f"cannot be stratified ({exc})"
                 ) from exc
         if not n_val:
             x_val, y_val = x_train[:0], y_train[:0]
@@ -268,18 +268,19 @@ def _stratified(task: TaskSpec, x, y: np.ndarray, k: int, name: str, random_stat
         parts = 2 if n_val else 1
         if task.n_val is None and task.n_test is None and min(n_val, n_test) < k and n_train >= k:
             raise TaskError(
-                f"task.n_train: {n_train} leaves {n_val + n_test} samples for validation and test, which "
-                f"cannot hold the {k} classes of {name} in each; n_train must be at most {len(y) - parts * k}"
+                f"task.n_train: {_said(task, 'n_train', n_train)} leaves {n_val + n_test} samples for validation and "
+                f"test, which cannot hold the {k} classes of {name} in each; n_train must be at most "
+                f"{len(y) - parts * k}"
             )
         if task.n_test is None and n_test < k <= n_train:
             raise TaskError(
-                f"task.n_train: {n_train} leaves {n_test} test samples for the {k} classes of {name}; "
-                f"n_train must be at most {len(y) - n_val - k}"
+                f"task.n_train: {_said(task, 'n_train', n_train)} leaves {n_test} test samples for the {k} classes of "
+                f"{name}; n_train must be at most {len(y) - n_val - k}"
             )
         for key, size in (("n_train", n_train), ("n_test", n_test), ("n_val", n_val)):
             if 0 < size < k or (key != "n_val" and size < k):
                 raise TaskError(
-                    f"task.{key}: {size} cannot hold the {k} classes of {name}; "
+                    f"task.{key}: {_said(task, key, size)} cannot hold the {k} classes of {name}; "
                     f"a stratified split needs at least {k} samples in each part"
                 )
     if not n_val:

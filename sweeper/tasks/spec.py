@@ -188,6 +188,8 @@ class TaskSpec(_Frozen):
             message = first["msg"].removeprefix("Value error, ")
             if first["type"] == "extra_forbidden":
                 message = f"unknown key; allowed: {', '.join(FileDataset.model_fields)}"
+            elif first["type"] == "literal_error":
+                message = f"{first['input']!r} is not allowed; allowed: {first['ctx']['expected']}"
             elif first["type"] == "missing":
                 message = "required key missing; give the data file: {path: data.csv, target: column}"
             raise ValueError(f"{where}: {message}" if where else message) from None

@@ -199,6 +199,10 @@ def test_fractions_of_the_data_set_give_the_parts_sizes(task, sizes):
         (TaskSpec(dataset="iris", n_train=30, n_val=2), "task.n_val: 2 cannot hold the 3 classes of iris"),
         (TaskSpec(dataset="iris", n_train=30, n_val=0.001), "task.n_val: 0.001 of 150 samples is 0 samples"),
         (
+            TaskSpec(dataset="iris", n_train=0.99),
+            "task.n_train: 148 (0.99 of the data) leaves 2 samples for validation",
+        ),
+        (
             TaskSpec(dataset="iris", n_train=0.005),
             "task.n_train: 0.005 of 150 samples is 1 sample; allowed: a fraction of at least 0.0133, or a count",
         ),

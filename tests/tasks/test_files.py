@@ -362,3 +362,9 @@ def test_a_part_is_a_count_or_a_fraction_said_in_one_line(key, value, allowed):
     assert error["msg"].removeprefix("Value error, ") == (
         f"{value!r} is not allowed; allowed: a count, {allowed}, or a fraction of the data set, 0 < f < 1"
     )
+
+
+def test_an_unknown_imputation_is_refused_with_what_is_allowed(tmp_path, iris_csv):
+    assert refusal(tmp_path, {"path": "iris.csv", "target": "species", "impute": "mode"}) == (
+        "impute: 'mode' is not allowed; allowed: 'median', 'mean' or 'most_frequent'"
+    )
