@@ -111,7 +111,7 @@ def run(
 
 
 class _Warned:
-    """A progress display that says what each task's model sees and the sweep's warnings (too few repeats)
+    """A progress display that says the sweep's warnings (too few repeats) and what each task's model sees
     first, once the store has taken the sweep: a sweep refused (changed, held by another run) is refused in
     its one line alone."""
 
@@ -119,10 +119,10 @@ class _Warned:
         self.bar, self.inputs, self.warnings = bar, inputs, warnings
 
     def start(self, total: int, done: int) -> None:
-        for line in self.inputs:
-            say(line)
         for warning in self.warnings:
             say(f"warning: {warning}")
+        for line in self.inputs:
+            say(line)
         self.bar.start(total, done)
 
     def advance(self, runs: int) -> None:
@@ -151,15 +151,15 @@ def validate(file: Path = FileArgument) -> None:
         size = f"{len(spec.search.configs)} configurations"
     else:
         size = f"{spec.search.n_trials} {spec.search.sampler} trials + the baseline"
+    show(
+        f"{file}: ok: sweep {spec.name!r}, {size} x {spec.repeats} repeats x {len(spec.tasks)} task(s), "
+        f"metric {spec.metric}"
+    )
     for task_name, task in spec.tasks.items():
         first, *rest = features.lines(features.described(task))
         show(f"task {task_name!r}: {first}")
         for line in rest:
             show(f"  {line}")
-    show(
-        f"{file}: ok: sweep {spec.name!r}, {size} x {spec.repeats} repeats x {len(spec.tasks)} task(s), "
-        f"metric {spec.metric}"
-    )
 
 
 def rerun(

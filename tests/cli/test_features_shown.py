@@ -30,7 +30,8 @@ def test_validate_run_and_the_report_show_the_columns_encodings_and_labels(sweep
     checked = sweeper_cli("validate", tmp_path / "space.yaml")
     assert checked.exit_code == 0, checked.stderr
     lines = checked.stdout.splitlines()
-    assert lines[0] == (
+    assert lines[0].endswith(": ok: sweep 'penguins', 2 configurations x 2 repeats x 1 task(s), metric val_accuracy")
+    assert lines[1] == (
         "task 'penguins': features of penguins.csv: 8 inputs from 5 columns, scaling standard fitted on the "
         "training part"
     )
