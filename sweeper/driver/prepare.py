@@ -189,11 +189,11 @@ def as_stored(spec: SweepSpec, metric: str) -> SweepSpec:
 
 
 def check_data(
-    spec: SweepSpec, samples: dict[str, np.ndarray] | None = None, found: dict[str, str | None] | None = None
+    spec: SweepSpec, samples: dict[str, np.ndarray] | None = None, stored_dirs: dict[str, str | None] | None = None
 ) -> dict[str, tuple[int, int, int]]:
     """Loads repeat 0's split of every task, so impossible data sizes fail before anything is written;
-    a task's own model is imported and checked on it (``check_user_model``; ``found``: task name -> the
-    folder a stored sweep found its module in), and two of its training rows kept in ``samples`` (task
+    a task's own model is imported and checked on it (``check_user_model``; ``stored_dirs``: task name
+    -> the folder a stored sweep found its module in), and two of its training rows kept in ``samples`` (task
     name -> rows) when given.
 
     Returns task name -> (n_train, n_val, n_test): the samples of each part.
@@ -206,16 +206,16 @@ def check_data(
             where = "" if len(spec.tasks) == 1 else f"tasks[{name}]: "
             raise SpaceError(f"{spec.source}: {where}{exc}") from exc
         if task.user_model is not None:
-            check_user_model(spec, name, task, split.x_train[:2], (found or {}).get(name))
+            check_user_model(spec, name, task, split.x_train[:2], (stored_dirs or {}).get(name))
             if samples is not None:
                 samples[name] = split.x_train[:2]
         sizes[name] = (len(split.y_train), len(split.y_val), len(split.y_test))
     return sizes
 
 
-def check_user_model(spec: SweepSpec, name: str, task, sample: np.ndarray, found: str | None = None) -> None:
+def check_user_model(spec: SweepSpec, name: str, task, sample: np.ndarray, stored_dir: str | None = None) -> None:
     """Imports a task's own model from the search-space file's folder (or the Python path; first from
-    ``found``, the folder a stored sweep found it in), builds it, runs it on ``sample`` and finds the sites
+    ``stored_dir``, the folder a stored sweep found it in), builds it, runs it on ``sample`` and finds the sites
     of the sweep's placements; SpaceError, one line, if not."""
     import torch
 
@@ -230,7 +230,7 @@ def check_user_model(spec: SweepSpec, name: str, task, sample: np.ndarray, found
     try:
         folder = source.parent if source.is_file() else None
         free = sizing.free_memory(torch.device("cpu"))  # the model is built on the CPU
-        check_model(task, folder, torch.as_tensor(sample), placements, free, found)
+        check_model(task, folder, torch.as_tensor(sample), placements, free, stored_dir)
     except TaskError as exc:
         where = "task.model" if len(spec.tasks) == 1 else f"tasks[{name}].model"
         raise SpaceError(f"{spec.source}: {where}: {exc}") from exc

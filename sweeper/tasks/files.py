@@ -252,13 +252,13 @@ def encode(data: FileData, x_train, *others) -> tuple[np.ndarray, ...]:
     )
 
 
-def described(tasks: dict, data_dir: str, found: dict[str, str | None] | None = None) -> dict | None:
+def described(tasks: dict, data_dir: str, stored_dirs: dict[str, str | None] | None = None) -> dict | None:
     """What a sweep stores of what defines its tasks' data and own models (task name -> TaskSpec; None if
     no task reads a data file or builds its own model): the folder files were read from and, per task,
     each data file's path as written and the sha256 of its contents, the problem and the class labels
     (index i is class i), and the factory of an own model with the folder its module was found in and the
-    sha256 of its Python files (``user_models.source_sha256``). ``found``: task name -> the folder a stored
-    sweep found its model's module in (:func:`model_folders`), searched first."""
+    sha256 of its Python files (``user_models.source_sha256``). ``stored_dirs``: task name -> the folder a
+    stored sweep found its model's module in (:func:`model_folders`), searched first."""
     per_task = {}
     for name, task in tasks.items():
         spec = task.dataset
@@ -278,7 +278,7 @@ def described(tasks: dict, data_dir: str, found: dict[str, str | None] | None = 
             from sweeper.tasks.user_models import found_in, source_sha256
 
             entry["model"] = task.user_model.factory
-            entry["model_sha256"] = source_sha256(task.user_model, Path(data_dir), (found or {}).get(name))
+            entry["model_sha256"] = source_sha256(task.user_model, Path(data_dir), (stored_dirs or {}).get(name))
             entry["model_dir"] = found_in(task.user_model)
         if entry:
             per_task[name] = entry
