@@ -3,6 +3,8 @@ puts tests/ on the path: with ``--import-mode=importlib`` a test module cannot i
 
 from __future__ import annotations
 
+import numpy as np
+import pandas as pd
 import sqlalchemy as sa
 
 from sweeper import seeding
@@ -99,3 +101,24 @@ def interrupt_on_call(monkeypatch, owner, name: str, call: int) -> None:
         return method(self, *args, **kwargs)
 
     monkeypatch.setattr(owner, name, interrupted)
+
+
+def penguins(n: int = 60) -> pd.DataFrame:
+    """A small penguins-like table: 3 classes, text columns island and sex, a whole-number year, missing values
+    in bill_length_mm (2 rows) and sex (5 rows), an id column and a constant one."""
+    rng = np.random.RandomState(0)
+    species = np.array(["Adelie", "Chinstrap", "Gentoo"])[np.arange(n) % 3]
+    table = pd.DataFrame(
+        {
+            "rowid": np.arange(n),
+            "species": species,
+            "island": np.where(species == "Gentoo", "Biscoe", rng.choice(["Dream", "Torgersen"], n)),
+            "bill_length_mm": rng.normal(45, 3, n).round(1),
+            "sex": rng.choice(["female", "male"], n).astype(object),
+            "year": rng.choice([2007, 2008, 2009], n),
+            "colony": "south",
+        }
+    )
+    table.loc[[3, 40], "bill_length_mm"] = np.nan
+    table.loc[[1, 7, 11, 20, 33], "sex"] = None
+    return table

@@ -8,15 +8,15 @@ are registered here, in the order ``sweeper -h`` lists them.
 """
 
 from sweeper.cli import bench, database, stored, sweeps
-from sweeper.cli.app import app, one_line_errors
+from sweeper.cli.app import Command, app, one_line_errors
 from sweeper.cli.options import BenchFormat, Device, Executor, ReportFormat
 
 for _command in (sweeps.run, sweeps.validate, stored.sweeps, stored.trials, stored.runs):
-    app.command()(one_line_errors(_command))
+    app.command(cls=Command)(one_line_errors(_command))
 # SQL may open with a comment ("-- the best runs"), which is not an option of the command.
-app.command(context_settings={"ignore_unknown_options": True})(one_line_errors(stored.query))
+app.command(cls=Command, context_settings={"ignore_unknown_options": True})(one_line_errors(stored.query))
 app.add_typer(database.db_app, name="db")
 for _command in (sweeps.rerun, stored.delete, stored.report, bench.bench):
-    app.command()(one_line_errors(_command))
+    app.command(cls=Command)(one_line_errors(_command))
 
 __all__ = ["BenchFormat", "Device", "Executor", "ReportFormat", "app"]

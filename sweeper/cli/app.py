@@ -15,13 +15,32 @@ from importlib import metadata
 
 import typer
 from rich.console import Console
-from typer.core import TyperGroup
+from typer.core import TyperCommand, TyperGroup
 
 from sweeper import listing
 from sweeper.errors import SweeperError
 
 
-class _Group(TyperGroup):
+class _Flags:
+    """A flag takes no value, so ``-h`` shows none beside it (Typer's help writes ``<bool>`` there)."""
+
+    def get_params(self, ctx):
+        params = super().get_params(ctx)
+        for param in params:
+            if getattr(param, "is_flag", False) and param.metavar is None:
+                param.metavar = ""  # the type column shows the metavar when there is one
+        return params
+
+
+class Command(_Flags, TyperCommand):
+    """A command whose flags read as flags in its help."""
+
+
+class Group(_Flags, TyperGroup):
+    """A command group whose flags read as flags in its help; ``sweeper db`` is one."""
+
+
+class _Group(Group):
     """The command group whose usage errors are one line on stderr, like every other error."""
 
     def make_context(self, *args, **kwargs):

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import typer
 
-from sweeper.cli.app import one_line_errors, open_store, say, show
+from sweeper.cli.app import Command, Group, one_line_errors, open_store, say, show
 from sweeper.cli.options import DbOption
 
 db_app = typer.Typer(
-    no_args_is_help=True, help="The database itself: the version of sweeper's tables, the role queries run as."
+    cls=Group,
+    no_args_is_help=True,
+    help="The database itself: the version of sweeper's tables, the role queries run as.",
 )
 
 
-@db_app.command("upgrade")
+@db_app.command(cls=Command, name="upgrade")
 @one_line_errors
 def db_upgrade(db: str | None = DbOption) -> None:
     """Upgrade sweeper's tables to this version's schema (any `sweeper run` also does it)."""
@@ -22,7 +24,7 @@ def db_upgrade(db: str | None = DbOption) -> None:
         show(f"{store.display_url}: {said}")
 
 
-@db_app.command("reader")
+@db_app.command(cls=Command, name="reader")
 @one_line_errors
 def db_reader(
     db: str | None = DbOption,

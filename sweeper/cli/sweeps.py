@@ -11,6 +11,7 @@ from sweeper import listing
 from sweeper.cli.app import emit, err, open_store, say, show
 from sweeper.cli.options import DbOption, Device, Executor, FormatOption, LogFormat, SweepArgument
 from sweeper.cli.progress import Bar, Lines
+from sweeper.tasks import features
 
 FileArgument = typer.Argument(..., metavar="FILE", help="Search-space YAML file.")
 
@@ -73,6 +74,7 @@ def run(
     from sweeper.driver.sweep import run_sweep
 
     spec = prepared.spec
+    inputs = [f"features: task {n!r}: {features.line(features.described(t))}" for n, t in spec.tasks.items()]
     with contextlib.closing(prepared.executor), open_store(db) as store:
         banner = f"sweep {spec.name!r} -> {store.display_url} on {prepared.executor.device} ({executor.value})"
         if log_format == LogFormat.auto and err.is_terminal:
@@ -81,7 +83,7 @@ def run(
             bar = Lines(spec.name, banner, every=progress_every, as_json=log_format == LogFormat.json)
         try:
             with sigterm_interrupts():
-                outcome = run_sweep(prepared, store, progress=_Warned(bar, prepared.warnings))
+                outcome = run_sweep(prepared, store, progress=_Warned(bar, inputs, prepared.warnings))
         except KeyboardInterrupt as exc:
             how = f"terminated ({exc.name})" if isinstance(exc, Terminated) else "interrupted"
             with contextlib.suppress(OSError):  # after SIGHUP the terminal may be gone: the status still says it
@@ -109,15 +111,18 @@ def run(
 
 
 class _Warned:
-    """A progress display that says the sweep's warnings (too few repeats) first, once the store has taken
-    the sweep: a sweep refused (changed, held by another run) is refused in its one line alone."""
+    """A progress display that says the sweep's warnings (too few repeats) and what each task's model sees
+    first, once the store has taken the sweep: a sweep refused (changed, held by another run) is refused in
+    its one line alone."""
 
-    def __init__(self, bar: Bar | Lines, warnings: tuple[str, ...]):
-        self.bar, self.warnings = bar, warnings
+    def __init__(self, bar: Bar | Lines, inputs: list[str], warnings: tuple[str, ...]):
+        self.bar, self.inputs, self.warnings = bar, inputs, warnings
 
     def start(self, total: int, done: int) -> None:
         for warning in self.warnings:
             say(f"warning: {warning}")
+        for line in self.inputs:
+            say(line)
         self.bar.start(total, done)
 
     def advance(self, runs: int) -> None:
@@ -150,6 +155,11 @@ def validate(file: Path = FileArgument) -> None:
         f"{file}: ok: sweep {spec.name!r}, {size} x {spec.repeats} repeats x {len(spec.tasks)} task(s), "
         f"metric {spec.metric}"
     )
+    for task_name, task in spec.tasks.items():
+        first, *rest = features.lines(features.described(task))
+        show(f"task {task_name!r}: {first}")
+        for line in rest:
+            show(f"  {line}")
 
 
 def rerun(

@@ -9,13 +9,15 @@ on the data sets before the sweep starts, which the report never loads) and kept
 from __future__ import annotations
 
 from sweeper.space import SweepSpec
+from sweeper.tasks import features
 
 
 def sweep_context(spec: SweepSpec, split_sizes: dict[str, tuple[int, int, int]]) -> dict:
     """A plain JSON-ready dict: ``planned`` (configurations, the baseline included), ``tasks`` (one dict
-    each: data set, its seed, split sizes, model, epochs, batch size, optimizer, the feature columns a
-    table's task read), ``space`` (the search in words), ``sweep_seed``, ``repeats``. ``split_sizes``: task name ->
-    (n_train, n_val, n_test), as :func:`~sweeper.driver.prepare.prepare` measured them."""
+    each: data set, its seed, split sizes, model, epochs, batch size, optimizer, and ``features``, what the
+    model sees: ``sweeper.tasks.features.described``), ``space`` (the search in words), ``sweep_seed``,
+    ``repeats``. ``split_sizes``: task name -> (n_train, n_val, n_test), as
+    :func:`~sweeper.driver.prepare.prepare` measured them."""
     tasks = []
     for name, task in spec.tasks.items():
         n_train, n_val, n_test = split_sizes[name]
@@ -38,7 +40,7 @@ def sweep_context(spec: SweepSpec, split_sizes: dict[str, tuple[int, int, int]])
                 "optimizer": f"{o.name} lr {o.lr:g}"
                 + (f" momentum {o.momentum:g}" if o.name == "sgd" else "")
                 + (f" weight decay {o.weight_decay:g}" if o.weight_decay else ""),
-                "features": _features(task),
+                "features": features.described(task),
             }
         )
     search = spec.search
@@ -59,11 +61,3 @@ def sweep_context(spec: SweepSpec, split_sizes: dict[str, tuple[int, int, int]])
 def planned_configs(spec: SweepSpec) -> int:
     """How many configurations a sweep plans, the baseline included."""
     return len(spec.search.configs) if spec.search.sampler == "grid" else spec.search.n_trials + 1
-
-
-def _features(task) -> list[str] | None:
-    """The columns a task's table was read with (numeric, then categorical); None for other data."""
-    data = task.data
-    if not getattr(data, "is_table", False):
-        return None
-    return [*data.numeric, *(name for name, _ in data.categorical)]

@@ -68,7 +68,7 @@ def prepare(
     spec = sweep if isinstance(sweep, SweepSpec) else _read(Path(sweep), stored_in, name)
     spec = spec.with_overrides(repeats=repeats, epochs=epochs, name=name)
     samples: dict[str, np.ndarray] = {}
-    split_sizes = check_data(spec, samples)
+    split_sizes = check_data(spec, samples, _stored_model_folders(spec, stored_in))
     made = callable(executor)
     executor = executor(spec) if made else executor
     try:
@@ -140,6 +140,20 @@ def _read(file: Path, stored_in: str | None, name: str | None) -> SweepSpec:
         return spec
 
 
+def _stored_model_folders(spec: SweepSpec, url: str | None) -> dict[str, str | None]:
+    """Task name -> the folder the stored sweep of ``spec``'s name found its own model's module in, so that
+    a resumed sweep finds it from any folder; empty without an own model or a stored sweep."""
+    if url is None or all(t.user_model is None for t in spec.tasks.values()):
+        return {}
+    from sweeper.store import open_store
+
+    try:
+        with open_store(url, read_only=True) as store:
+            return files.model_folders(store.sweep(spec.name)["data_files"])
+    except SweeperError:  # no database yet, or no such sweep: a new sweep
+        return {}
+
+
 def _stored_before_validation(file: Path, url: str, name: str | None) -> SweepSpec | None:
     from sweeper.regular_files import read_regular
     from sweeper.space.spec import MAX_FILE_BYTES
@@ -174,10 +188,13 @@ def as_stored(spec: SweepSpec, metric: str) -> SweepSpec:
     return spec
 
 
-def check_data(spec: SweepSpec, samples: dict[str, np.ndarray] | None = None) -> dict[str, tuple[int, int, int]]:
+def check_data(
+    spec: SweepSpec, samples: dict[str, np.ndarray] | None = None, stored_dirs: dict[str, str | None] | None = None
+) -> dict[str, tuple[int, int, int]]:
     """Loads repeat 0's split of every task, so impossible data sizes fail before anything is written;
-    a task's own model is imported and checked on it (``check_user_model``), and two of its training
-    rows kept in ``samples`` (task name -> rows) when given.
+    a task's own model is imported and checked on it (``check_user_model``; ``stored_dirs``: task name
+    -> the folder a stored sweep found its module in), and two of its training rows kept in ``samples`` (task
+    name -> rows) when given.
 
     Returns task name -> (n_train, n_val, n_test): the samples of each part.
     """
@@ -189,16 +206,17 @@ def check_data(spec: SweepSpec, samples: dict[str, np.ndarray] | None = None) ->
             where = "" if len(spec.tasks) == 1 else f"tasks[{name}]: "
             raise SpaceError(f"{spec.source}: {where}{exc}") from exc
         if task.user_model is not None:
-            check_user_model(spec, name, task, split.x_train[:2])
+            check_user_model(spec, name, task, split.x_train[:2], (stored_dirs or {}).get(name))
             if samples is not None:
                 samples[name] = split.x_train[:2]
         sizes[name] = (len(split.y_train), len(split.y_val), len(split.y_test))
     return sizes
 
 
-def check_user_model(spec: SweepSpec, name: str, task, sample: np.ndarray) -> None:
-    """Imports a task's own model from the search-space file's folder (or the Python path), builds it,
-    runs it on ``sample`` and finds the sites of the sweep's placements; SpaceError, one line, if not."""
+def check_user_model(spec: SweepSpec, name: str, task, sample: np.ndarray, stored_dir: str | None = None) -> None:
+    """Imports a task's own model from the search-space file's folder (or the Python path; first from
+    ``stored_dir``, the folder a stored sweep found it in), builds it, runs it on ``sample`` and finds the sites
+    of the sweep's placements; SpaceError, one line, if not."""
     import torch
 
     from sweeper.engine import sizing
@@ -212,7 +230,7 @@ def check_user_model(spec: SweepSpec, name: str, task, sample: np.ndarray) -> No
     try:
         folder = source.parent if source.is_file() else None
         free = sizing.free_memory(torch.device("cpu"))  # the model is built on the CPU
-        check_model(task, folder, torch.as_tensor(sample), placements, free)
+        check_model(task, folder, torch.as_tensor(sample), placements, free, stored_dir)
     except TaskError as exc:
         where = "task.model" if len(spec.tasks) == 1 else f"tasks[{name}].model"
         raise SpaceError(f"{spec.source}: {where}: {exc}") from exc
@@ -334,7 +352,7 @@ def refuse_changed_data(spec: SweepSpec, stored: dict | None) -> None:
     since it was stored (``stored``: the sweep row's ``data_files``): its runs were trained on the old
     contents, and the new ones would not be comparable with them."""
     try:
-        said = files.changed(stored, files.described(spec.tasks, spec.data_dir))
+        said = files.changed(stored, files.described(spec.tasks, spec.data_dir, files.model_folders(stored)))
     except TaskError as exc:
         raise StoreError(f"sweep {spec.name!r}: {exc}") from exc
     if said is not None:

@@ -19,6 +19,7 @@ from sweeper.engine.sizing import pack_size
 from sweeper.errors import SweeperError
 from sweeper.noise.spec import NoiseSpec, config_label
 from sweeper.records import Member
+from sweeper.tasks.data import part_sizes
 from sweeper.tasks.spec import ModelFactory, TaskSpec
 
 #: The seed case study: make_circles(100, noise=0.1) 30/70, MLP 2-500-1, Adam 1e-3, full batch,
@@ -178,7 +179,7 @@ def bench_own_space(
         return [Member(config, r, data, seeding.init_seed(0, r), seeding.noise_seed(0, r, config)) for r in range(n)]
 
     dev = torch.device(device)
-    members = members or pack_size(task, dev, task.n_train or 100, 100)
+    members = members or pack_size(task, dev, part_sizes(task)[0], 100)  # n_train may be a fraction
     result = {
         "workload": f"{file} ({task.user_model})",
         "noise": config_label(config),

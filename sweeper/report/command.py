@@ -26,6 +26,7 @@ TASK_SETTING = (
     "epochs",
     "batch_size",
     "optimizer",
+    "features",
 )
 
 

@@ -18,6 +18,7 @@ from rich.text import Text
 from sweeper.errors import SweeperError
 from sweeper.records import describe
 from sweeper.report import plots
+from sweeper.tasks import features
 
 FORMATS = ("markdown", "html", "json", "csv")
 VERDICT_STYLES = {
@@ -191,6 +192,7 @@ def setting_lines(report: dict) -> list[str]:
             f"task {t['task']}: {data}, {parts}; {t['model']}; {t['epochs']} epochs, batch {t['batch_size']}, "
             f"{t['optimizer']}"
         )
+        lines += feature_lines(t)
     done = f", finished {setting['finished_at']}" if setting.get("finished_at") else ""
     lines.append(
         f"search space: {setting['space']}; sweep seed {setting['sweep_seed']}, {setting['repeats']} repeats; "
@@ -199,6 +201,12 @@ def setting_lines(report: dict) -> list[str]:
     if any(h["event"] == "extended" for h in setting.get("history", ())):
         lines.append("history: " + "; ".join(map(_history_entry, setting["history"])))
     return lines
+
+
+def feature_lines(task: dict) -> list[str]:
+    """What a task's model saw, as its sweep stored it: each column and its encoding, what was left out, the
+    label mapping (``sweeper.tasks.features``); one line saying so for a sweep stored before it was kept."""
+    return features.lines(task.get("features"))
 
 
 def _history_entry(entry: dict) -> str:

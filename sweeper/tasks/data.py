@@ -91,11 +91,12 @@ def part_sizes(task: TaskSpec) -> tuple[int, int, int]:
     do not fit the data set."""
     if task.data.generated:
         n = task.n_samples or task.data.n_samples
-        n_test = _count(task.n_test, n, "n_test") if task.n_test is not None else n - task.n_train
-        n_val = n_test if task.n_val is None else _count(task.n_val, n, "n_val")
+        n_train = _count(task, "n_train", n)
+        n_test = _count(task, "n_test", n) if task.n_test is not None else n - n_train
+        n_val = n_test if task.n_val is None else _count(task, "n_val", n)
         what = f"{task.dataset} has {n} samples (n_samples)"
-        _check_sizes(task, n, n_test, 0, what)  # validation is drawn apart, on top of n_samples
-        return task.n_train, n_val, n_test
+        _check_sizes(task, n, n_train, n_test, 0, what)  # validation is drawn apart, on top of n_samples
+        return n_train, n_val, n_test
     if isinstance(task.dataset, FileDataset):
         return _file_sizes(task)
     return _split_sizes(task, len(task.data.arrays()[1]), f"{task.dataset} has")
@@ -103,17 +104,18 @@ def part_sizes(task: TaskSpec) -> tuple[int, int, int]:
 
 def _split_sizes(task: TaskSpec, n: int, what: str) -> tuple[int, int, int]:
     """The parts of ``n`` samples split three ways; ``what`` + " N samples" says where they are."""
-    rest = n - task.n_train
-    n_val = None if task.n_val is None else _count(task.n_val, n, "n_val")
-    n_test = None if task.n_test is None else _count(task.n_test, n, "n_test")
+    n_train = _count(task, "n_train", n)
+    rest = n - n_train
+    n_val = None if task.n_val is None else _count(task, "n_val", n)
+    n_test = None if task.n_test is None else _count(task, "n_test", n)
     if n_val is None and n_test is None:
         n_val = rest // 2  # the samples that are not training data, split evenly
     elif n_val is None:
         n_val = max(0, min(n_test, rest - n_test))
     if n_test is None:
         n_test = rest - n_val
-    _check_sizes(task, n, n_test, n_val, f"{what} {n} samples")
-    return task.n_train, n_val, n_test
+    _check_sizes(task, n, n_train, n_test, n_val, f"{what} {n} samples")
+    return n_train, n_val, n_test
 
 
 def _file_sizes(task: TaskSpec) -> tuple[int, int, int]:
@@ -127,24 +129,36 @@ def _file_sizes(task: TaskSpec) -> tuple[int, int, int]:
             f"task.n_test: the test part is the {len(data.test)} rows of test_path "
             f"{task.dataset.test_path}; leave n_test out"
         )
-    n_val = min(len(data.test), n - task.n_train) if task.n_val is None else _count(task.n_val, n, "n_val")
-    if task.n_train + n_val > n:
-        key, most = ("n_val", n - task.n_train) if task.n_val is not None and task.n_train <= n else ("n_train", n)
+    n_train = _count(task, "n_train", n)
+    n_val = min(len(data.test), n - n_train) if task.n_val is None else _count(task, "n_val", n)
+    if n_train + n_val > n:
+        key, most = ("n_val", n - n_train) if task.n_val is not None and n_train <= n else ("n_train", n)
         raise TaskError(
-            f"task.{key}: n_train {task.n_train} and n_val {n_val} need {task.n_train + n_val} rows; "
-            f"{path} has {n}, so {key} must be at most {most}"
+            f"task.{key}: n_train {_said(task, 'n_train', n_train)} and n_val {_said(task, 'n_val', n_val)} need "
+            f"{n_train + n_val} rows; {path} has {n}, so {key} must be at most {most}"
         )
-    return task.n_train, n_val, len(data.test)
+    return n_train, n_val, len(data.test)
 
 
-def _count(value: int | float, n: int, key: str) -> int:
-    """A part's size in samples: ``value`` itself, or a fraction of the ``n`` samples rounded."""
+def _count(task: TaskSpec, key: str, n: int) -> int:
+    """A part's size in samples: the count given, or the fraction given of the ``n`` samples, rounded."""
+    value = getattr(task, key)
     if isinstance(value, int):
         return value
     count = round(value * n)
-    if count < 1:
-        raise TaskError(f"task.{key}: {value:g} of {n} samples is no sample; allowed: a larger fraction or a count")
+    fewest = 2 if key == "n_train" else 1
+    if count < fewest:
+        raise TaskError(
+            f"task.{key}: {value:g} of {n} samples is {count} sample{'s' if count != 1 else ''}; allowed: a "
+            f"fraction of at least {fewest / n:.3g}, or a count"
+        )
     return count
+
+
+def _said(task: TaskSpec, key: str, count: int) -> str:
+    """A part's size as a message says it: ``45``, or ``45 (0.3 of the data)`` when it was a fraction."""
+    value = getattr(task, key)
+    return f"{count} ({value:g} of the data)" if isinstance(value, float) else str(count)
 
 
 def _random_state(seed: int) -> int | np.random.RandomState:
@@ -220,8 +234,8 @@ def _file_split(task: TaskSpec, random_state) -> tuple[tuple[np.ndarray, np.ndar
                 )
             except ValueError as exc:
                 raise TaskError(
-                    f"task.n_train: {n_train} training and {n_val} validation rows of {path} cannot "
-                    f"be stratified ({exc})"
+                    f"task.n_train: {_said(task, 'n_train', n_train)} training and {n_val} validation rows of {path} "
+                    f"cannot be stratified ({exc})"
                 ) from exc
         if not n_val:
             x_val, y_val = x_train[:0], y_train[:0]
@@ -254,18 +268,19 @@ def _stratified(task: TaskSpec, x, y: np.ndarray, k: int, name: str, random_stat
         parts = 2 if n_val else 1
         if task.n_val is None and task.n_test is None and min(n_val, n_test) < k and n_train >= k:
             raise TaskError(
-                f"task.n_train: {n_train} leaves {n_val + n_test} samples for validation and test, which "
-                f"cannot hold the {k} classes of {name} in each; n_train must be at most {len(y) - parts * k}"
+                f"task.n_train: {_said(task, 'n_train', n_train)} leaves {n_val + n_test} samples for validation and "
+                f"test, which cannot hold the {k} classes of {name} in each; n_train must be at most "
+                f"{len(y) - parts * k}"
             )
         if task.n_test is None and n_test < k <= n_train:
             raise TaskError(
-                f"task.n_train: {n_train} leaves {n_test} test samples for the {k} classes of {name}; "
-                f"n_train must be at most {len(y) - n_val - k}"
+                f"task.n_train: {_said(task, 'n_train', n_train)} leaves {n_test} test samples for the {k} classes of "
+                f"{name}; n_train must be at most {len(y) - n_val - k}"
             )
         for key, size in (("n_train", n_train), ("n_test", n_test), ("n_val", n_val)):
             if 0 < size < k or (key != "n_val" and size < k):
                 raise TaskError(
-                    f"task.{key}: {size} cannot hold the {k} classes of {name}; "
+                    f"task.{key}: {_said(task, key, size)} cannot hold the {k} classes of {name}; "
                     f"a stratified split needs at least {k} samples in each part"
                 )
     if not n_val:
@@ -304,20 +319,21 @@ def _stratified(task: TaskSpec, x, y: np.ndarray, k: int, name: str, random_stat
     return (x_train, y_train), (x_val, y_val), (x_test, y_test)
 
 
-def _check_sizes(task: TaskSpec, n: int, n_test: int, n_val: int, what: str) -> None:
+def _check_sizes(task: TaskSpec, n: int, n_train: int, n_test: int, n_val: int, what: str) -> None:
     """Refuse parts that the n available samples cannot hold."""
-    if task.n_train >= n:
-        raise TaskError(f"task.n_train: {task.n_train} leaves no test data; {what}, so n_train must be at most {n - 1}")
+    train = _said(task, "n_train", n_train)
+    if n_train >= n:
+        raise TaskError(f"task.n_train: {train} leaves no test data; {what}, so n_train must be at most {n - 1}")
     if n_test < 1:
         raise TaskError(
-            f"task.n_val: {n_val} with n_train {task.n_train} leaves no test data; {what}, so n_val must be at most "
-            f"{n - task.n_train - 1}"
+            f"task.n_val: {_said(task, 'n_val', n_val)} with n_train {train} leaves no test data; {what}, so n_val "
+            f"must be at most {n - n_train - 1}"
         )
-    if task.n_train + n_val + n_test > n:
-        parts = f"n_train {task.n_train}" + (f" and n_val {n_val}" if n_val else "")
+    if n_train + n_val + n_test > n:
+        parts = f"n_train {train}" + (f" and n_val {_said(task, 'n_val', n_val)}" if n_val else "")
         raise TaskError(
-            f"task.n_test: {n_test} with {parts} needs {task.n_train + n_val + n_test} samples; {what}, "
-            f"so n_test must be at most {n - task.n_train - n_val}"
+            f"task.n_test: {_said(task, 'n_test', n_test)} with {parts} needs {n_train + n_val + n_test} samples; "
+            f"{what}, so n_test must be at most {n - n_train - n_val}"
         )
 
 

@@ -40,6 +40,9 @@ if TYPE_CHECKING:
 
     from sweeper.tasks.spec import FileDataset
 
+#: How many columns with missing values one message names (a wide table may have hundreds).
+_NAMED = 10
+
 
 @dataclass(frozen=True, eq=False)
 class Rows:
@@ -70,6 +73,13 @@ class FileData:
     numeric: tuple[str, ...] = ()
     categorical: tuple[tuple[str, tuple[str, ...]], ...] = ()
     impute: str | None = None
+    #: Tables: the target column; the file's other columns left out, each with why (``drop:``, ``features:``);
+    #: the feature columns with missing values in the main file, with how many; columns that look like no
+    #: feature (constant, an id), with why.
+    target: str | None = None
+    dropped: tuple[tuple[str, str], ...] = ()
+    missing: tuple[tuple[str, int], ...] = ()
+    suspect: tuple[tuple[str, str], ...] = ()
     generated = False
 
     # Two reads of the same bytes with the same options are the same data (pydantic compares a task's
@@ -198,6 +208,14 @@ def load(spec: FileDataset, base_dir: Path) -> FileData:
         tuple(numeric),
         categories,
         spec.impute,
+        target=spec.target,
+        dropped=tuple(
+            (str(c), "drop:" if c in spec.drop else "not in features:")
+            for c in table.columns
+            if c != spec.target and c not in columns
+        ),
+        missing=tuple((str(c), int(n)) for c, n in table[columns].isna().sum().items() if n),
+        suspect=_suspect(table, columns, numeric),
     )
 
 
@@ -234,12 +252,13 @@ def encode(data: FileData, x_train, *others) -> tuple[np.ndarray, ...]:
     )
 
 
-def described(tasks: dict, data_dir: str) -> dict | None:
+def described(tasks: dict, data_dir: str, stored_dirs: dict[str, str | None] | None = None) -> dict | None:
     """What a sweep stores of what defines its tasks' data and own models (task name -> TaskSpec; None if
     no task reads a data file or builds its own model): the folder files were read from and, per task,
     each data file's path as written and the sha256 of its contents, the problem and the class labels
-    (index i is class i), and the factory of an own model with the sha256 of its Python files
-    (``user_models.source_sha256``)."""
+    (index i is class i), and the factory of an own model with the folder its module was found in and the
+    sha256 of its Python files (``user_models.source_sha256``). ``stored_dirs``: task name -> the folder a
+    stored sweep found its model's module in (:func:`model_folders`), searched first."""
     per_task = {}
     for name, task in tasks.items():
         spec = task.dataset
@@ -256,13 +275,20 @@ def described(tasks: dict, data_dir: str) -> dict | None:
                 "classes": list(data.classes),
             }
         if task.user_model is not None:
-            from sweeper.tasks.user_models import source_sha256
+            from sweeper.tasks.user_models import found_in, source_sha256
 
             entry["model"] = task.user_model.factory
-            entry["model_sha256"] = source_sha256(task.user_model, Path(data_dir))
+            entry["model_sha256"] = source_sha256(task.user_model, Path(data_dir), (stored_dirs or {}).get(name))
+            entry["model_dir"] = found_in(task.user_model)
         if entry:
             per_task[name] = entry
     return {"data_dir": data_dir, "tasks": per_task} if per_task else None
+
+
+def model_folders(stored: dict | None) -> dict[str, str | None]:
+    """Task name -> the folder a stored sweep found its own model's module in (``stored``: what
+    :func:`described` gave when the sweep was stored; a sweep stored before sweeper kept it has none)."""
+    return {name: entry.get("model_dir") for name, entry in (stored or {}).get("tasks", {}).items()}
 
 
 def changed(stored: dict | None, now: dict | None) -> str | None:
@@ -382,13 +408,18 @@ def _check_values(
             f"{label}: column {target!r} (the target) is missing in {missing} rows; "
             "remove those rows (a target is never imputed)"
         )
-    for c in columns:
-        missing = int(table[c].isna().sum())
-        if missing and impute is None:
+    if impute is None:
+        gaps = {c: int(n) for c, n in table[columns].isna().sum().items() if n}
+        if gaps:
+            named = list(gaps.items())[:_NAMED]
+            counts = ", ".join(f"{printable(c)} ({n} row{'s' if n != 1 else ''})" for c, n in named)
+            counts += f" and {len(gaps) - _NAMED} more" if len(gaps) > _NAMED else ""
             raise TaskError(
-                f"{label}: column {column_name(c)} has missing values in {missing} rows; give impute: median, "
-                f"mean or most_frequent, or leave the column out with drop: [{c}]"
+                f"{label}: missing values in {len(gaps)} column{'s' if len(gaps) != 1 else ''}: {counts}; allowed: "
+                f"impute: median, mean or most_frequent (text columns take their most frequent value), or leave "
+                f"{'them' if len(gaps) != 1 else 'it'} out with drop: [{', '.join(printable(c) for c, _ in named)}]"
             )
+    for c in columns:
         if c in numeric:
             values = table[c].to_numpy(dtype=np.float64, na_value=np.nan)
             infinite = int(np.isinf(values).sum())
@@ -402,6 +433,22 @@ def _check_values(
                     f"{label}: column {column_name(c)} has values beyond float32's range in {big} rows; allowed: "
                     f"numbers of magnitude at most {FLOAT32_MAX:.3g} (sweeper trains in float32)"
                 )
+
+
+def _suspect(table: pd.DataFrame, columns: list[str], numeric: list[str]) -> tuple[tuple[str, str], ...]:
+    """Feature columns that carry nothing (one value) or look like a row id (a distinct value in every row:
+    text, or whole numbers), with why; sweeper keeps them, and says so, since only the user knows."""
+    out = []
+    for c in columns:
+        values = table[c].dropna()
+        distinct = values.nunique()
+        if distinct <= 1:
+            out.append((str(c), "holds one value in every row"))
+        elif distinct == len(table) >= 20 and (
+            c not in numeric or bool(np.all(values.to_numpy(dtype=np.float64) % 1 == 0))
+        ):
+            out.append((str(c), "holds a distinct value in every row, as an id does"))
+    return tuple(out)
 
 
 def _as_features(table: pd.DataFrame, numeric: list[str], categorical: list[str]) -> pd.DataFrame:

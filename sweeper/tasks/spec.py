@@ -39,7 +39,11 @@ MAX_WIDTH = 2**31 - 1
 
 _Width = Annotated[int, Field(ge=1, le=MAX_WIDTH)]
 #: A part's size: a number of samples, or a fraction (0 < f < 1) of the data set (generators: of n_samples).
-_Part = Annotated[int, Field(ge=0, le=MAX_SAMPLES)] | Annotated[float, Field(gt=0, lt=1, allow_inf_nan=False)]
+_Fraction = Annotated[float, Field(gt=0, lt=1, allow_inf_nan=False)]
+_Part = Annotated[int, Field(ge=0, le=MAX_SAMPLES)] | _Fraction
+_Train = Annotated[int, Field(ge=2, le=MAX_SAMPLES)] | _Fraction
+#: The fewest samples a part may hold when given as a count.
+_FEWEST = {"n_train": 2, "n_val": 0, "n_test": 1}
 _Beta = Annotated[float, Field(ge=0, lt=1, allow_inf_nan=False)]
 
 
@@ -140,7 +144,8 @@ class TaskSpec(_Frozen):
     n_samples: int | None = Field(None, ge=2, le=MAX_SAMPLES)
     #: Generators only: the generator's own noise (circles 0.1, moons 0.1, friedman1 1.0).
     data_noise: float | None = Field(None, ge=0, allow_inf_nan=False)
-    n_train: int = Field(30, ge=2, le=MAX_SAMPLES)
+    #: Training part: a count, or a fraction of the data set (resolved by ``sweeper.tasks.data.part_sizes``).
+    n_train: _Train = 30
     #: Validation part, what a sweep selects on: None makes it as large as the test part (bundled data:
     #: the samples that are not training data, split evenly); 0 has none, as in the seed tutorial,
     #: where the test part is also what is selected on.
@@ -183,6 +188,8 @@ class TaskSpec(_Frozen):
             message = first["msg"].removeprefix("Value error, ")
             if first["type"] == "extra_forbidden":
                 message = f"unknown key; allowed: {', '.join(FileDataset.model_fields)}"
+            elif first["type"] == "literal_error":
+                message = f"{first['input']!r} is not allowed; allowed: {first['ctx']['expected']}"
             elif first["type"] == "missing":
                 message = "required key missing; give the data file: {path: data.csv, target: column}"
             raise ValueError(f"{where}: {message}" if where else message) from None
@@ -192,6 +199,23 @@ class TaskSpec(_Frozen):
         except TaskError as exc:
             raise ValueError(str(exc)) from None
         return spec
+
+    @field_validator("n_train", "n_val", "n_test", mode="before")
+    @classmethod
+    def _part(cls, value: Any, info: ValidationInfo) -> Any:
+        """A count or a fraction, said in one line (pydantic would list each member of the union)."""
+        fewest = _FEWEST[info.field_name]
+        if value is None and info.field_name != "n_train":
+            return value
+        if isinstance(value, int) and not isinstance(value, bool) and fewest <= value <= MAX_SAMPLES:
+            return value
+        if isinstance(value, float) and 0 < value < 1:
+            return value
+        shown = repr(value) if isinstance(value, (int, float, str)) else type(value).__name__
+        raise ValueError(
+            f"{shown} is not allowed; allowed: a count, an integer from {fewest} to "
+            f"{MAX_SAMPLES:,}, or a fraction of the data set, 0 < f < 1"
+        )
 
     @field_validator("model", mode="before")
     @classmethod
@@ -254,8 +278,6 @@ class TaskSpec(_Frozen):
                 f"that each halve them; allowed: at most {min(h, w).bit_length() - 1} channels entries, "
                 "or larger images"
             )
-        if self.n_test == 0:
-            raise ValueError("n_test: 0 leaves nothing to report on; allowed: at least 1 sample, or a fraction")
         return self
 
     @property

@@ -75,13 +75,16 @@ def _name(factory: ModelFactory) -> str:
     return f"model factory {factory.factory!r}"
 
 
-def import_factory(factory: ModelFactory, folder: Path | None = None) -> Callable[..., nn.Module]:
-    """The factory callable; ``folder`` (the search-space file's) and the current directory are searched
-    after the installed packages, so a user's file never replaces one of them. TaskError, one line, when
-    it cannot be imported, would shadow an installed module, takes longer than :data:`TIME_LIMIT_S` to
-    import, or is not callable."""
+def import_factory(
+    factory: ModelFactory, folder: Path | None = None, stored_dir: str | None = None
+) -> Callable[..., nn.Module]:
+    """The factory callable; ``stored_dir`` (the folder a stored sweep found the module in, :func:`found_in`),
+    ``folder`` (the search-space file's) and the current directory are searched, in this order, after the
+    installed packages, so a user's file never replaces one of them. TaskError, one line, when it cannot be
+    imported, would shadow an installed module, takes longer than :data:`TIME_LIMIT_S` to import, or is not
+    callable."""
     module_name, attr = factory.factory.split(":")
-    extra = [str(p) for p in (folder, Path.cwd()) if p is not None]
+    extra = list(dict.fromkeys(str(p) for p in (stored_dir, folder, Path.cwd()) if p is not None))
     _refuse_shadowing(factory, module_name, extra)
     if module_name not in sys.modules:
         # Only while importing: the module then stays in sys.modules, found by name from anywhere. At the
@@ -94,7 +97,11 @@ def import_factory(factory: ModelFactory, folder: Path | None = None) -> Callabl
             raise
         except (Exception, SystemExit) as exc:  # ImportError, or whatever the module raises while imported
             hint = (
-                "" if folder is not None else "; run from the folder of the search-space file, or add it to PYTHONPATH"
+                f"; the sweep found it in {stored_dir} when it was stored: restore it there"
+                if stored_dir is not None
+                else ""
+                if folder is not None
+                else "; run from the folder of the search-space file, or add it to PYTHONPATH"
             )
             raise TaskError(
                 f"{_name(factory)}: cannot import {module_name!r}: "
@@ -146,6 +153,18 @@ def module_of(factory: ModelFactory) -> object:
     return sys.modules[factory.factory.split(":")[0].split(".")[0]]
 
 
+def found_in(factory: ModelFactory) -> str | None:
+    """The folder the factory's imported module was found in (the one on the Python path that holds its
+    top-level module or package), absolute, so a later process finds it from any folder; None for an
+    installed package or a module with no file."""
+    top = module_of(factory)
+    origin = getattr(top, "__file__", None)
+    if origin is None or _installed_version(factory) is not None:
+        return None
+    where = Path(origin).resolve().parent
+    return str(where.parent if hasattr(top, "__path__") else where)
+
+
 def _installed_paths(stdlib: bool = False) -> list[str]:
     """The folders installed packages live in (site-packages; with ``stdlib``, the standard library's)."""
     import site
@@ -164,11 +183,12 @@ def _root(factory: ModelFactory) -> Path | None:
     return None if origin is None else Path(origin).parent
 
 
-def source_files(factory: ModelFactory, folder: Path | None = None) -> list[Path]:
-    """The Python files that define the factory's model (imported first if it is not): every ``.py``
-    file of its top-level package, or of the folder of its top-level module. What a sweep hashes: a
-    change in any of them (the module or a helper it imports from its folder) is a change of model."""
-    import_factory(factory, folder)
+def source_files(factory: ModelFactory, folder: Path | None = None, stored_dir: str | None = None) -> list[Path]:
+    """The Python files that define the factory's model (imported first if it is not, as
+    :func:`import_factory` with ``folder`` and ``stored_dir``): every ``.py`` file of its top-level package, or
+    of the folder of its top-level module. What a sweep hashes: a change in any of them (the module or a
+    helper it imports from its folder) is a change of model."""
+    import_factory(factory, folder, stored_dir)
     where = _root(factory)
     if where is None:
         return []
@@ -182,18 +202,18 @@ def source_files(factory: ModelFactory, folder: Path | None = None) -> list[Path
     return found
 
 
-def source_sha256(factory: ModelFactory, folder: Path | None = None) -> str:
+def source_sha256(factory: ModelFactory, folder: Path | None = None, stored_dir: str | None = None) -> str:
     """The sha256 of what defines the factory's model: for a package installed in site-packages, its
     distributions' names and versions; else :func:`source_files`, their names and contents."""
     from sweeper.regular_files import read_regular
 
     digest = hashlib.sha256(factory.factory.encode())
-    import_factory(factory, folder)
+    import_factory(factory, folder, stored_dir)
     installed = _installed_version(factory)
     if installed is not None:
         digest.update(f"\0installed\0{installed}".encode())
         return digest.hexdigest()
-    files, base = source_files(factory, folder), _root(factory)
+    files, base = source_files(factory, folder, stored_dir), _root(factory)
     total = 0
     for f in files:
         data = read_regular(f, MAX_SOURCE_BYTES - total, f"{_name(factory)}: {f}", TaskError, "Python file")
@@ -288,14 +308,16 @@ def check_model(
     sample: torch.Tensor,
     placements: Iterable[str],
     free_bytes: int | None = None,
+    stored_dir: str | None = None,
 ) -> None:
     """Imports the factory (from ``folder`` after the installed packages), counts the model's parameters
     on the meta device (refused if they need more than ``free_bytes``, the memory free where it is
     built), builds it, runs one forward pass on ``sample: (batch, *input_shape)`` and checks its output
     and the sites ``placements`` need: TaskError, one line naming the factory and what went wrong.
-    Building and the forward pass together get :data:`TIME_LIMIT_S`."""
+    Building and the forward pass together get :data:`TIME_LIMIT_S`. ``stored_dir``: the folder a stored
+    sweep found the module in, searched first (:func:`import_factory`)."""
     factory = task.user_model
-    import_factory(factory, folder)
+    import_factory(factory, folder, stored_dir)
     if free_bytes is not None:
         _refuse_too_large(task, free_bytes)
     model, out = _limited("building the model and its forward pass on one batch", factory, _built_and_run, task, sample)

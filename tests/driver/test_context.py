@@ -42,7 +42,7 @@ def test_a_bundled_task_s_context_has_its_split_sizes_model_training_and_plan():
         70,
     )
     assert task["optimizer"] == "sgd lr 0.1 momentum 0.9" and task["epochs"] == 5
-    assert task["features"] is None  # not a table
+    assert task["features"]["kind"] == "generated" and task["features"]["inputs"] == 2  # not a table
 
 
 def test_a_table_s_context_names_the_columns_it_was_read_with(tmp_path):
@@ -62,5 +62,9 @@ def test_a_table_s_context_names_the_columns_it_was_read_with(tmp_path):
 
     (task,) = context["tasks"]
     assert context["planned"] == 4 and context["space"] == "random, 3 trials and the baseline"
-    assert task["features"] == ["sepal_length", "petal_length", "petal_width", "colour"]
+    columns = [(c["name"], c["encoding"]) for c in task["features"]["columns"]]
+    assert columns == [("sepal_length", "numeric"), ("petal_length", "numeric"), ("petal_width", "numeric")] + [
+        ("colour", "one-hot")
+    ]
+    assert task["features"]["dropped"] == [{"name": "sepal_width", "why": "drop:"}]
     assert task["n_train"] + task["n_val"] + task["n_test"] == 150

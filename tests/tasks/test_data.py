@@ -160,6 +160,23 @@ def test_input_shape_and_n_outputs_match_the_loaded_data(dataset):
 
 
 @pytest.mark.parametrize(
+    "task, sizes",
+    [
+        (TaskSpec(dataset="iris", n_train=0.3), (45, 52, 53)),  # the rest split evenly
+        (TaskSpec(dataset="iris", n_train=0.3, n_val=0.2, n_test=0.1), (45, 30, 15)),
+        (TaskSpec(dataset="iris", n_train=0.3, n_val=0), (45, 0, 105)),
+        (TaskSpec(dataset="circles", n_train=0.3), (30, 70, 70)),  # validation drawn apart, as large as test
+        (TaskSpec(dataset="circles", n_samples=200, n_train=0.25, n_val=0.1), (50, 20, 150)),
+        (TaskSpec(dataset="circles", n_train=0.3, n_val=10, n_test=0.5), (30, 10, 50)),
+    ],
+)
+def test_fractions_of_the_data_set_give_the_parts_sizes(task, sizes):
+    assert part_sizes(task) == sizes
+    split = load_split(task, seed=3)
+    assert (len(split.y_train), len(split.y_val), len(split.y_test)) == sizes
+
+
+@pytest.mark.parametrize(
     "task, message",
     [
         (
@@ -180,7 +197,25 @@ def test_input_shape_and_n_outputs_match_the_loaded_data(dataset):
         (TaskSpec(dataset="diabetes", n_samples=50), "task.n_samples: only generated data sets"),
         (TaskSpec(dataset="iris", n_train=30, n_val=120), "task.n_val: 120 with n_train 30 leaves no test data"),
         (TaskSpec(dataset="iris", n_train=30, n_val=2), "task.n_val: 2 cannot hold the 3 classes of iris"),
-        (TaskSpec(dataset="iris", n_train=30, n_val=0.001), "task.n_val: 0.001 of 150 samples is no sample"),
+        (TaskSpec(dataset="iris", n_train=30, n_val=0.001), "task.n_val: 0.001 of 150 samples is 0 samples"),
+        (
+            TaskSpec(dataset="iris", n_train=0.99),
+            "task.n_train: 148 (0.99 of the data) leaves 2 samples for validation",
+        ),
+        (
+            TaskSpec(dataset="iris", n_train=0.005),
+            "task.n_train: 0.005 of 150 samples is 1 sample; allowed: a fraction of at least 0.0133, or a count",
+        ),
+        (
+            TaskSpec(dataset="iris", n_train=0.5, n_val=0.3, n_test=0.3),
+            "task.n_test: 45 (0.3 of the data) with n_train 75 (0.5 of the data) and n_val 45 (0.3 of the data) "
+            "needs 165 samples; iris has 150 samples, so n_test must be at most 30",
+        ),
+        (
+            TaskSpec(dataset="circles", n_train=0.5, n_test=0.6),
+            "task.n_test: 60 (0.6 of the data) with n_train 50 (0.5 of the data) needs 110 samples; circles has "
+            "100 samples (n_samples), so n_test must be at most 50",
+        ),
     ],
 )
 def test_impossible_sizes_raise_task_error_naming_the_key(task, message):

@@ -62,13 +62,21 @@ def test_a_text_column_is_one_hot_encoded_after_the_numbers_with_the_files_categ
         np.testing.assert_array_equal(y, pd.Categorical(rows["species"]).codes)
 
 
-def test_missing_values_are_refused_with_the_column_and_how_many_rows(tmp_path):
-    iris_table(n_missing=4).to_csv(tmp_path / "iris.csv", index=False)
+def test_missing_values_are_refused_naming_every_column_and_how_many_rows(tmp_path):
+    table = iris_table(n_missing=4)
+    table.loc[[0, 5, 9], "colour"] = None
+    table.loc[[1], "sepal_width"] = np.nan
+    table.to_csv(tmp_path / "iris.csv", index=False)
     message = refusal(tmp_path, {"path": "iris.csv", "target": "species"})
     assert message == (
-        "iris.csv: column 'petal_width' has missing values in 4 rows; give impute: median, mean or "
-        "most_frequent, or leave the column out with drop: [petal_width]"
+        "iris.csv: missing values in 3 columns: sepal_width (1 row), petal_width (4 rows), colour (3 rows); "
+        "allowed: impute: median, mean or most_frequent (text columns take their most frequent value), or leave "
+        "them out with drop: [sepal_width, petal_width, colour]"
     )
+    iris_table(n_missing=2).to_csv(tmp_path / "iris.csv", index=False)
+    message = refusal(tmp_path, {"path": "iris.csv", "target": "species"})
+    assert message.startswith("iris.csv: missing values in 1 column: petal_width (2 rows); allowed: impute:")
+    assert message.endswith("or leave it out with drop: [petal_width]")
 
 
 def test_imputed_values_are_the_training_parts_median(tmp_path):
@@ -322,4 +330,41 @@ def test_the_task_carries_the_files_contents_and_their_hash(tmp_path, iris_csv):
     assert files.changed(described, changed).startswith(
         f"data file iris.csv of task 'iris' (sha256 {described['tasks']['iris']['sha256'][:12]}... when stored, "
         f"{changed['tasks']['iris']['sha256'][:12]}... now)"
+    )
+
+
+def test_a_fraction_of_a_files_rows_sizes_its_parts_beside_a_fixed_test_file(tmp_path, iris_csv):
+    table = iris_table().sample(frac=1.0, random_state=0)  # every class in both files
+    table.iloc[:100].to_csv(tmp_path / "main.csv", index=False)
+    table.iloc[100:].to_csv(tmp_path / "held.csv", index=False)
+    t = task(tmp_path, {"path": "main.csv", "target": "species", "test_path": "held.csv"}, n_train=0.6, n_val=0.2)
+    assert part_sizes(t) == (60, 20, 50)
+    t = task(tmp_path, {"path": "iris.csv", "target": "species"}, n_train=0.4)
+    split = load_split(t, seed=1)
+    assert (len(split.y_train), len(split.y_val), len(split.y_test)) == (60, 45, 45)
+
+
+@pytest.mark.parametrize(
+    "key, value, allowed",
+    [
+        ("n_train", 1.5, "an integer from 2 to 1,000,000"),
+        ("n_train", 1, "an integer from 2 to 1,000,000"),
+        ("n_train", True, "an integer from 2 to 1,000,000"),
+        ("n_val", -1, "an integer from 0 to 1,000,000"),
+        ("n_test", 0, "an integer from 1 to 1,000,000"),
+        ("n_test", 1.0, "an integer from 1 to 1,000,000"),
+    ],
+)
+def test_a_part_is_a_count_or_a_fraction_said_in_one_line(key, value, allowed):
+    with pytest.raises(ValidationError) as caught:
+        TaskSpec(dataset="iris", **{key: value})
+    (error,) = caught.value.errors()
+    assert error["msg"].removeprefix("Value error, ") == (
+        f"{value!r} is not allowed; allowed: a count, {allowed}, or a fraction of the data set, 0 < f < 1"
+    )
+
+
+def test_an_unknown_imputation_is_refused_with_what_is_allowed(tmp_path, iris_csv):
+    assert refusal(tmp_path, {"path": "iris.csv", "target": "species", "impute": "mode"}) == (
+        "impute: 'mode' is not allowed; allowed: 'median', 'mean' or 'most_frequent'"
     )
