@@ -46,7 +46,7 @@ def test_the_terminal_report_opens_with_the_answer_and_fits_its_width(helped, wi
     points = 100 * np.mean([r["test_accuracy"] - base[r["repeat"]] for r in runs if r["trial"] == 2])
     low, high = (100 * x for x in next(c for c in report["configs"] if c["trial"] == 2)["delta_ci"])
     assert report["answer"].startswith(
-        f"Use pre_activation gaussian σ=0.2: +{points:.1f} points [{low:.1f}, {high:.1f}] over no noise, "
+        f"Use pre_activation gaussian σ=0.2: +{points:.1f} points [{low:+.1f}, {high:+.1f}] over no noise, "
         f"better in {wins} of 20 paired repeats; "
     )
     assert report["answer"].endswith("; 3 cannot be told apart; 1 reliably hurts.")
