@@ -54,10 +54,10 @@ def _delta(report: dict, c: dict) -> str:
 def _delta_legend(report: dict) -> str:
     factor, unit = _unit(report)
     what = f"test {_name(report)}"
-    scaled = f", in points (hundredths: +1 point is {what} +0.01)" if unit == "points" else ""
+    scaled = f"; 1 point is {what} 0.01" if unit == "points" else ""
     return (
-        f"{what} minus no noise's on the same repeat (same data split, same initial weights), averaged over "
-        f"repeats{scaled}; [95% CI] a bootstrap interval over repeats"
+        f"{what} minus no noise's on the same repeat (same split, same initial weights), averaged{scaled}; "
+        "[95% CI] a bootstrap interval over repeats"
     )
 
 
@@ -167,7 +167,7 @@ COLUMNS: tuple[Column, ...] = (
     Column(
         "p_improve",
         lambda r: "P(improve) [95% CI]",
-        lambda r, c: numbers.interval(c.get("p_improve"), c.get("p_improve_ci"), digits=2),
+        lambda r, c: numbers.interval(c.get("p_improve"), c.get("p_improve_ci"), digits=2, decimals=2),
         lambda r: "share of repeats on which it beat no noise, ties counting half; Wilson interval",
     ),
     Column(

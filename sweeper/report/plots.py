@@ -218,20 +218,18 @@ def delta_heatmap(report: dict) -> Figure | None:
         ax.set_yticks(range(len(placements)), placements)
         ax.set_xlabel("std")
         ax.set_title(name, fontsize=9)
-    what = f"Δ {report['metric']}" + (f" ({unit})" if unit else "")
-    scale = ScalarMappable(
-        norm=Normalize(-reach * (100 if relative else factor), reach * (100 if relative else factor)), cmap=cmap
-    )
+    what = f"Δ {report['metric']}" + (f", {unit}" if unit else "")
+    shown = reach * (100 if relative else factor)
     fig.colorbar(
-        scale,
+        ScalarMappable(norm=Normalize(-shown, shown), cmap=cmap),
         ax=list(axes),
         shrink=0.8,
-        label=(f"{what} as % of no noise's" if relative else what)
-        + " (green = better)\nfull colour, framed, ▲/▼: reliably better/worse after Holm; pale: no verdict",
+        label=(f"{what}, % of no noise's" if relative else what) + "\n(green = better; fixed scale)",
     )
-    left_out = _left_out(report)
-    if left_out:
-        fig.suptitle(left_out, fontsize=8)
+    notes = ["framed ▲/▼: reliably better/worse after Holm; pale: no verdict"]
+    if _left_out(report):
+        notes.append(_left_out(report))
+    fig.suptitle("\n".join(notes), fontsize=8)
     return fig
 
 

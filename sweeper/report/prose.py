@@ -125,8 +125,13 @@ def answer(report: dict) -> str:
         )
         text += ". " + _what_to_do(report, compared)
     progress = report.get("progress") or {}
-    if progress.get("partial") and progress.get("runs_planned"):
-        text += f" (so far: {progress['runs']} of {progress['runs_planned']} planned runs)"
+    if progress.get("partial"):
+        planned = progress.get("runs_planned")
+        text += (
+            f" (so far: {progress['runs']} of {planned} planned runs)"
+            if planned and progress["runs"] < planned
+            else f" (the sweep's status is {report.get('status')!r}: it may not be finished)"
+        )
     return text + "."
 
 

@@ -375,7 +375,7 @@ _CSS = """
 body { font-family: system-ui, sans-serif; margin: 2em; max-width: 80em; }
 table { border-collapse: collapse; font-size: 0.9em; margin: 1em 0; }
 th, td { border-bottom: 1px solid #ddd; padding: 0.3em 0.6em; text-align: right; }
-td:nth-child(2), th:nth-child(2) { text-align: left; }
+.words { text-align: left; }
 .better { color: #1a9850; font-weight: bold; } .worse { color: #d73027; font-weight: bold; }
 .no_difference { color: #777; } .baseline { font-weight: bold; } .incomparable { color: #b8860b; }
 img { max-width: 100%; display: block; margin: 1em 0; }
@@ -385,16 +385,22 @@ th[title] { text-decoration: underline dotted; cursor: help; }
 """
 
 
-def _html_table(header, rows, verdicts: list[str] | None = None, titles: list[str] | None = None) -> str:
+def _html_table(
+    header, rows, verdicts: list[str] | None = None, titles: list[str] | None = None, words: list[bool] | None = None
+) -> str:
+    """A table; ``titles`` become each header's hover text, ``words`` marks the left-aligned text columns."""
     titles = titles or [None] * len(header)
+    left = [" class='words'" if w else "" for w in (words or [i == 1 for i in range(len(header))])]
     head = "".join(
-        f"<th title='{html.escape(t, quote=True)}'>{html.escape(h)}</th>" if t else f"<th>{html.escape(h)}</th>"
-        for h, t in zip(header, titles)
+        f"<th{css} title='{html.escape(t, quote=True)}'>{html.escape(h)}</th>"
+        if t
+        else f"<th{css}>{html.escape(h)}</th>"
+        for h, t, css in zip(header, titles, left)
     )
     body = []
     for i, row in enumerate(rows):
         css = f' class="{verdicts[i]}"' if verdicts else ""
-        body.append(f"<tr{css}>" + "".join(f"<td>{html.escape(cell)}</td>" for cell in row) + "</tr>")
+        body.append(f"<tr{css}>" + "".join(f"<td{w}>{html.escape(cell)}</td>" for cell, w in zip(row, left)) + "</tr>")
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
 
 
@@ -405,6 +411,7 @@ def _config_table_html(report: dict, configs: list[dict], *, wide: bool = False)
         rows,
         [c["verdict"] for c in configs],
         [c.legend(report) for c in shown],
+        [c.words for c in shown],
     )
 
 
