@@ -48,7 +48,7 @@ def _delta(report: dict, c: dict) -> str:
     ci = None if c["delta_ci"] is None or None in c["delta_ci"] else [x * factor for x in c["delta_ci"]]
     if factor != 1.0:  # points: 2 digits, tenths of a point at least
         return numbers.interval(value, ci, digits=2, decimals=1, signed=True, floor=floor(report) * factor)
-    return numbers.interval(value, ci, signed=True, floor=floor(report))
+    return numbers.interval(value, ci, digits=2, signed=True, floor=floor(report))
 
 
 def _delta_legend(report: dict) -> str:
@@ -73,7 +73,9 @@ def _other(name: str, *, delta: bool) -> Column:
         if delta:
             if c["verdict"] == "baseline":
                 return "baseline"
-            return numbers.interval(c.get(f"{name}_delta"), c.get(f"{name}_delta_ci"), signed=True, floor=floor(report))
+            return numbers.interval(
+                c.get(f"{name}_delta"), c.get(f"{name}_delta_ci"), digits=2, signed=True, floor=floor(report)
+            )
         return numbers.number(c.get(name), floor=floor(report))
 
     def legend(report):
@@ -187,9 +189,9 @@ COLUMNS: tuple[Column, ...] = (
         lambda r: "verdict",
         lambda r, c: c["verdict"],
         lambda r: (
-            f"better or worse where p adj. < {r['alpha']:g}, else no_difference; a CI that excludes 0 beside "
-            f"no_difference is no contradiction: Holm corrects for {r.get('family', 'all')} comparisons, the CI "
-            "for none"
+            f"better or worse where the Holm-adjusted p < {r['alpha']:g}, else no_difference; a CI that "
+            f"excludes 0 beside no_difference is no contradiction: Holm corrects for {r.get('family', 'all')} "
+            "comparisons, the CI for none"
         ),
         words=True,
     ),

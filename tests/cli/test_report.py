@@ -111,4 +111,4 @@ def test_on_a_terminal_the_report_opens_with_its_answer_and_fits_80_and_120_colu
 
             assert answer.startswith(lines[0].rstrip()) and len(lines[0].rstrip()) > columns // 2
             assert max(map(len, lines)) <= columns
-            assert any(line.startswith("verdict: better or worse where p adj. < 0.05") for line in lines)
+            assert any(line.startswith("verdict: better or worse where the Holm-adjusted p < 0.05") for line in lines)
