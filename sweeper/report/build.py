@@ -74,18 +74,16 @@ def build_report(
     tasks, configs, family, top = compared.tasks, compared.configs, compared.family, compared.top
     higher_is_better, shared = compared.higher_is_better, compared.shared
 
-    for table, its_tasks in [(top, tasks)] + (
-        [] if len(tasks) == 1 else list(zip(compared.per_task, [[t] for t in tasks]))
-    ):
+    tables = [(top, tasks)] + ([] if len(tasks) == 1 else [(t, [m]) for t, m in zip(compared.per_task, tasks)])
+    for table, its_tasks in tables:
         _undefined_mde(table.configs)
         _wins(table.configs, compared.configs, its_tasks, higher_is_better)
+        _like_with_like(table, higher_is_better)
+    also = []
     if sweep.get("problem") == "regression" or compared.metric.endswith(("_mse", "_r2")):
         also = _in_other_units(
             sweep, trials, runs, compared, n_boot=n_boot, seed=seed, alpha=alpha, at=at, planned=planned
         )
-    else:
-        also = []
-    _like_with_like(top, higher_is_better)
 
     n_tasks = len(setting["tasks"]) if setting else len(tasks)  # a task without runs yet is planned too
     runs_planned = None if planned is None else planned * int(sweep.get("repeats") or 0) * n_tasks
@@ -214,7 +212,6 @@ def _in_other_units(sweep, trials, runs, compared: Comparison, **options) -> lis
     prefix = selected_on[: len(selected_on) - len(metrics.base(selected_on))]
     own = metrics.base(compared.metric)
     added = []
-    rows = {c["trial"]: c for c in compared.top.configs}
     for name in REGRESSION_UNITS:
         if name == own:
             continue
@@ -230,17 +227,21 @@ def _in_other_units(sweep, trials, runs, compared: Comparison, **options) -> lis
             "metric": prefix + source,
             "higher_is_better": metrics.higher_is_better(source),
         }
-        table = compare(other, trials, derived_runs, **options).top
-        for c in table.configs:
-            row = rows[c["trial"]]
-            row.update(
-                {
-                    name: c["mean"],
-                    f"{name}_ci": c["ci"],
-                    f"{name}_delta": c["delta"],
-                    f"{name}_delta_ci": c["delta_ci"],
-                }
-            )
+        derived = compare(other, trials, derived_runs, **options)
+        pairs = [(compared.top, derived.top)]
+        if len(compared.per_task) > 1:
+            pairs += list(zip(compared.per_task, derived.per_task))
+        for table, derived_table in pairs:
+            rows = {c["trial"]: c for c in table.configs}
+            for c in derived_table.configs:
+                rows[c["trial"]].update(
+                    {
+                        name: c["mean"],
+                        f"{name}_ci": c["ci"],
+                        f"{name}_delta": c["delta"],
+                        f"{name}_delta_ci": c["delta_ci"],
+                    }
+                )
         added.append(name)
     return added
 
