@@ -147,12 +147,13 @@ def report(
     verdict: str | None = typer.Option(
         None, "--verdict", help="Tables and plots: only these verdicts, e.g. better,worse."
     ),
+    wide: bool = typer.Option(False, "--wide", help="Table: every column (csv and json always have them)."),
 ) -> None:
     """Which noise settings reliably generalize better than no noise, with intervals and tests."""
     from sweeper.report.command import report_command
 
     with open_store(db, read_only=True) as store:
-        report_command(store, sweep, format.value, out_path, seed, out, at=at, top=top, verdicts=verdict)
+        report_command(store, sweep, format.value, out_path, seed, out, at=at, top=top, verdicts=verdict, wide=wide)
 
 
 def _statement(sql: str) -> str:

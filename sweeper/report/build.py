@@ -6,8 +6,10 @@ from collections import Counter
 
 import numpy as np
 
+from sweeper import metrics
 from sweeper.report import prose
-from sweeper.stats.comparisons import ALPHA, AT, CONFIDENCE, compare
+from sweeper.stats import statistics as st
+from sweeper.stats.comparisons import ALPHA, AT, CONFIDENCE, Comparison, compare
 
 __all__ = ["AT", "build_report"]
 
@@ -72,6 +74,17 @@ def build_report(
     tasks, configs, family, top = compared.tasks, compared.configs, compared.family, compared.top
     higher_is_better, shared = compared.higher_is_better, compared.shared
 
+    tables = [(top, tasks)] + ([] if len(tasks) == 1 else [(t, [m]) for t, m in zip(compared.per_task, tasks)])
+    for table, its_tasks in tables:
+        _undefined_mde(table.configs)
+        _wins(table.configs, compared.configs, its_tasks, higher_is_better)
+        _like_with_like(table, higher_is_better)
+    also = []
+    if sweep.get("problem") == "regression" or compared.metric.endswith(("_mse", "_r2")):
+        also = _in_other_units(
+            sweep, trials, runs, compared, n_boot=n_boot, seed=seed, alpha=alpha, at=at, planned=planned
+        )
+
     n_tasks = len(setting["tasks"]) if setting else len(tasks)  # a task without runs yet is planned too
     runs_planned = None if planned is None else planned * int(sweep.get("repeats") or 0) * n_tasks
     progress = {
@@ -101,6 +114,10 @@ def build_report(
         "n_boot": n_boot,
         "seed": seed,
         "task_names": [t.name for t in tasks],
+        "family": family,
+        "also": also,
+        # the signed-rank test cannot reach Holm's threshold at this number of repeats: no verdict is possible
+        "too_few_repeats": bool(top.smallest_p is not None and top.smallest_p * family >= alpha),
         "progress": progress,
         "setting": setting,
         "chosen": top.chosen,
@@ -130,7 +147,111 @@ def build_report(
         report["across_tasks"] = {**across, "summary": prose.across_tasks_line(across, configs, alpha)}
         summary += " " + report["across_tasks"]["summary"]
     report["summary"] = summary
+    report["answer"] = prose.answer(report)
     return _json_ready(report)
+
+
+def _undefined_mde(configs: list[dict]) -> None:
+    """No MDE or repeats needed where the paired differences have no spread (a tied sweep): "MDE 0" would
+    claim any difference is detectable, when the data say nothing about how differences vary."""
+    for c in configs:
+        if c.get("delta_sd") is not None and not c["delta_sd"] > 0:
+            c["mde"] = None
+            c["n_needed"] = None
+
+
+def _wins(rows: list[dict], configs: list[dict], tasks: list, higher_is_better: bool) -> None:
+    """Each row's ``wins``: the paired repeats of ``tasks`` on which it did strictly better than the
+    baseline (a diverged run loses to a finished one), of ``n_pairs``. ``configs`` in the matrices' order."""
+    index = {c["trial"]: i for i, c in enumerate(configs)}
+    base = index[next(r["trial"] for r in rows if r["verdict"] == "baseline")]
+    for row in rows:
+        if row["verdict"] in ("baseline", "incomparable"):
+            row["wins"] = None
+            continue
+        i, wins, pairs = index[row["trial"]], 0, 0
+        for t in tasks:
+            if not np.isfinite(t.values[:, base]).any():
+                continue  # nothing to pair with on this task
+            both = t.present[:, i] & t.present[:, base]
+            d = st.paired_differences(t.values[both, i], t.values[both, base], higher_is_better=higher_is_better)
+            wins, pairs = wins + int((d > 0).sum()), pairs + int(d.size)
+        row["wins"], row["n_pairs"] = wins, pairs
+
+
+def _like_with_like(top, higher_is_better: bool) -> None:
+    """The chosen configuration's optimism beside the baseline's, measured the same way: the baseline was
+    not picked, so its own gap between the selection and the test part is what picking did not cause.
+    Adds ``baseline_optimism`` and ``excess_optimism`` (the chosen one's minus the baseline's)."""
+    chosen, baseline = top.chosen, top.baseline
+    if not chosen:
+        return
+    sign = 1.0 if higher_is_better else -1.0
+    own = None
+    if baseline["selection_mean"] is not None and baseline["mean"] is not None:
+        own = (baseline["selection_mean"] - baseline["mean"]) * sign
+    chosen["baseline_optimism"] = own
+    chosen["excess_optimism"] = None if own is None or chosen["optimism"] is None else chosen["optimism"] - own
+
+
+#: The regression metrics every regression report shows, beside the one the sweep compared on: RMSE
+#: (in the target's units, each run's square root of its MSE), MSE and R².
+REGRESSION_UNITS = ("rmse", "mse", "r2")
+
+
+def _in_other_units(sweep, trials, runs, compared: Comparison, **options) -> list[str]:
+    """Regression in its own units: each configuration's ``<m>`` (mean), ``<m>_ci``, ``<m>_delta`` (paired,
+    mean over repeats of the run-by-run differences) and ``<m>_delta_ci`` for RMSE, MSE and R² (except the
+    metric the report already compares on); returns the names added.
+
+    RMSE is derived per run as sqrt(MSE), so its difference is the mean over repeats of the differences of
+    square roots (not the square root of a difference of means). The same comparison runs on each, with the
+    same bootstrap seed; only the means and intervals are kept (the verdicts stay those of the sweep's metric).
+    """
+    selected_on = sweep["metric"]
+    prefix = selected_on[: len(selected_on) - len(metrics.base(selected_on))]
+    own = metrics.base(compared.metric)
+    added = []
+    for name in REGRESSION_UNITS:
+        if name == own:
+            continue
+        source = "mse" if name == "rmse" else name
+        if not any(r.get(f"test_{source}") is not None for r in runs):
+            continue
+        if name == "rmse":
+            derived_runs = [_square_rooted(dict(r)) for r in runs]
+        else:
+            derived_runs = runs
+        other = {
+            **sweep,
+            "metric": prefix + source,
+            "higher_is_better": metrics.higher_is_better(source),
+        }
+        derived = compare(other, trials, derived_runs, **options)
+        pairs = [(compared.top, derived.top)]
+        if len(compared.per_task) > 1:
+            pairs += list(zip(compared.per_task, derived.per_task))
+        for table, derived_table in pairs:
+            rows = {c["trial"]: c for c in table.configs}
+            for c in derived_table.configs:
+                rows[c["trial"]].update(
+                    {
+                        name: c["mean"],
+                        f"{name}_ci": c["ci"],
+                        f"{name}_delta": c["delta"],
+                        f"{name}_delta_ci": c["delta_ci"],
+                    }
+                )
+        added.append(name)
+    return added
+
+
+def _square_rooted(row: dict) -> dict:
+    """A run's row with every MSE column (any part, last epoch or early) replaced by its square root."""
+    for key, value in row.items():
+        if metrics.base(key) == "mse" and value is not None and np.isfinite(value) and value >= 0:
+            row[key] = float(np.sqrt(value))
+    return row
 
 
 def _what_ran(runs: list[dict]) -> list[dict]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -9,7 +10,15 @@ from rich.console import Console
 
 from sweeper.errors import SweeperError
 from sweeper.report.build import build_report
-from sweeper.report.render import VERDICTS, filtered, ran_lines, render_csv, render_json, render_table, write_report
+from sweeper.report.render import (
+    PIPED_WIDTH,
+    VERDICTS,
+    filtered,
+    render_csv,
+    render_json,
+    render_terminal,
+    write_report,
+)
 from sweeper.store import Store, StoredSweep
 
 #: What ``fmt`` may be; the command line refuses anything else (sweeper.cli.ReportFormat).
@@ -41,10 +50,12 @@ def report_command(
     at: str = "last",
     top: int | None = None,
     verdicts: str | None = None,
+    wide: bool = False,
 ) -> list[Path]:
     """Renders ``fmt`` to the terminal (table, json, csv without ``--out``) or writes files; returns them.
 
-    ``top`` and ``verdicts`` (comma-separated) cut the tables and plots, not the statistics.
+    ``top`` and ``verdicts`` (comma-separated) cut the tables and plots, not the statistics. The table shows
+    its narrow columns unless ``wide``; piped or redirected it is $COLUMNS wide, else 80.
     """
     kept = None
     if verdicts is not None:
@@ -70,10 +81,16 @@ def report_command(
     elif fmt == "csv":
         sys.stdout.write(render_csv(report))
     else:
-        console.print(render_table(report, width=console.width))
-        console.print(report["summary"], markup=False, highlight=False)
-        console.print("What ran: " + "; ".join(ran_lines(report)) + ".", markup=False, highlight=False)
+        if not console.is_terminal:  # a pipe or a file: a width an editor and a pager show whole
+            console = Console(file=console.file, width=terminal_width(), no_color=console.no_color)
+        render_terminal(report, console, wide=wide)
     return []
+
+
+def terminal_width() -> int:
+    """The width of a report that does not go to a terminal: $COLUMNS where it is a number, else 80."""
+    columns = os.environ.get("COLUMNS", "")
+    return int(columns) if columns.isdigit() and int(columns) > 0 else PIPED_WIDTH
 
 
 def stored_setting(sweep: StoredSweep) -> tuple[int | None, dict | None]:

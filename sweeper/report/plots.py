@@ -12,11 +12,16 @@ from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
-from matplotlib.colors import TwoSlopeNorm
+from matplotlib import colormaps
+from matplotlib.cm import ScalarMappable
+from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
+from matplotlib.patches import Rectangle
 
+from sweeper import metrics
 from sweeper.noise.spec import PLACEMENTS
+from sweeper.report import numbers
 
 VERDICT_COLOURS = {
     "better": "#1a9850",
@@ -121,12 +126,30 @@ def learning_curves(curves: list[dict], report: dict, *, task: str | None = None
     return fig
 
 
+#: The heatmap's colour range, fixed by the metric so that a difference nobody can tell from zero is never
+#: drawn saturated: an absolute difference for bounded metrics, a share of no noise's value for errors.
+HEATMAP_REACH = {"accuracy": 0.10, "r2": 0.10, "ece": 0.05}
+#: Errors and losses (MSE, loss): colour by the difference as a share of no noise's mean.
+RELATIVE_REACH = 0.20
+#: How pale a cell without a verdict is drawn (the share of its colour kept).
+PALE = 0.35
+
+
+def heatmap_scale(report: dict) -> tuple[float, bool]:
+    """The heatmap's symmetric colour range for the report's metric, and whether it is relative to no noise."""
+    name = metrics.base(report["metric"])
+    if name in HEATMAP_REACH:
+        return HEATMAP_REACH[name], False
+    return RELATIVE_REACH, True
+
+
 def delta_heatmap(report: dict) -> Figure | None:
     """Mean difference from baseline over placement × std, one panel per noise kind (and schedule).
 
-    Only single-placement configurations fit the grid; None when there are none. Colour is
-    green where the configuration is better whichever way the metric points; cells are labelled
-    with the signed difference and ▲/▼ for a reliable better/worse verdict.
+    Only single-placement configurations fit the grid; None when there are none. Colour is green where
+    the configuration is better whichever way the metric points, on a scale fixed by the metric
+    (:func:`heatmap_scale`: accuracy ±10 points), not zoomed to the data. A cell with a verdict (Holm's
+    correction) is drawn in full colour, framed and marked ▲/▼; the others are pale.
     """
     panels: dict[str, dict[tuple[str, float], dict]] = defaultdict(dict)
     for config in report["configs"]:
@@ -145,8 +168,12 @@ def delta_heatmap(report: dict) -> Figure | None:
         return None
 
     sign = 1.0 if report["higher_is_better"] else -1.0
-    reach = max(abs(c["delta"]) for cells in panels.values() for c in cells.values()) or 1.0
-    norm = TwoSlopeNorm(vcenter=0.0, vmin=-reach, vmax=reach)
+    reach, relative = heatmap_scale(report)
+    base = (report.get("baseline") or {}).get("mean")
+    per = abs(base) if relative and base else 1.0
+    factor, unit = numbers.unit_scale(report["metric"])
+    norm = Normalize(vmin=-reach, vmax=reach)
+    cmap = colormaps["RdYlGn"]
     names = sorted(panels)
     # Panels in rows of at most HEATMAP_COLUMNS, each wide enough for a signed 2-digit label per cell
     # and tall enough for its placements, so that 8 panels stay a page wide and legible.
@@ -167,22 +194,42 @@ def delta_heatmap(report: dict) -> Figure | None:
             {p for p, _ in cells}, key=lambda p: PLACEMENTS.index(p) if p in PLACEMENTS else len(PLACEMENTS)
         )
         stds = sorted({s for _, s in cells})
-        grid = np.full((len(placements), len(stds)), np.nan)
+        colours = np.ones((len(placements), len(stds), 4))  # white where no configuration ran
         for (p, s), c in cells.items():
             i, j = placements.index(p), stds.index(s)
-            grid[i, j] = sign * c["delta"]
+            rgba = np.array(cmap(norm(sign * c["delta"] / per)))
+            decided = c["verdict"] in VERDICT_MARKS
+            colours[i, j] = rgba if decided else 1.0 - PALE * (1.0 - rgba)
+            label = numbers.number(c["delta"] * factor, digits=2, signed=True)
             ax.text(
-                j, i, f"{c['delta']:+.2g}\n{VERDICT_MARKS.get(c['verdict'], '')}", ha="center", va="center", fontsize=7
+                j,
+                i,
+                f"{label}\n{VERDICT_MARKS.get(c['verdict'], '')}",
+                ha="center",
+                va="center",
+                fontsize=7,
+                fontweight="bold" if decided else "normal",
+                color="black" if decided else "#555555",
             )
-        image = ax.imshow(grid, cmap="RdYlGn", norm=norm, aspect="auto")
+            if decided:
+                ax.add_patch(Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, lw=1.5, ec="black"))
+        ax.imshow(colours, aspect="auto")
         ax.set_xticks(range(len(stds)), [f"{s:g}" for s in stds])
         ax.set_yticks(range(len(placements)), placements)
         ax.set_xlabel("std")
         ax.set_title(name, fontsize=9)
-    fig.colorbar(image, ax=list(axes), label=f"Δ {report['metric']} vs no noise (green = better)", shrink=0.8)
-    left_out = _left_out(report)
-    if left_out:
-        fig.suptitle(left_out, fontsize=8)
+    what = f"Δ {report['metric']}" + (f", {unit}" if unit else "")
+    shown = reach * (100 if relative else factor)
+    fig.colorbar(
+        ScalarMappable(norm=Normalize(-shown, shown), cmap=cmap),
+        ax=list(axes),
+        shrink=0.8,
+        label=(f"{what}, % of no noise's" if relative else what) + "\n(green = better; fixed scale)",
+    )
+    notes = ["framed ▲/▼: reliably better/worse after Holm; pale: no verdict"]
+    if _left_out(report):
+        notes.append(_left_out(report))
+    fig.suptitle("\n".join(notes), fontsize=8)
     return fig
 
 
@@ -198,23 +245,25 @@ def forest_plot(report: dict, runs: list[dict] | None = None, *, max_rows: int =
     fig = Figure(figsize=(8.0, 1.2 + 0.32 * max(len(configs), 1)), layout="constrained")
     ax = fig.subplots()
     per_repeat = _paired_differences(report, runs) if runs else {}
+    factor, unit = numbers.unit_scale(report["metric"])  # accuracy in points, as the table and the answer
     rng = np.random.default_rng(0)  # jitter only
     y = np.arange(len(configs))[::-1]
     for yi, c in zip(y, configs):
         colour = VERDICT_COLOURS[c["verdict"]]
         dots = per_repeat.get(c["trial"])
         if dots is not None and dots.size:
-            ax.scatter(dots, yi + rng.uniform(-0.15, 0.15, dots.size), s=6, color=colour, alpha=0.25, lw=0)
+            ax.scatter(dots * factor, yi + rng.uniform(-0.15, 0.15, dots.size), s=6, color=colour, alpha=0.25, lw=0)
         if c["delta"] is None:
             continue
         lo, hi = c["delta_ci"]
-        xerr = None if lo is None or hi is None else [[c["delta"] - lo], [hi - c["delta"]]]
-        ax.errorbar(c["delta"], yi, xerr=xerr, fmt="o", color=colour, capsize=3, ms=5)
+        xerr = None if lo is None or hi is None else [[(c["delta"] - lo) * factor], [(hi - c["delta"]) * factor]]
+        ax.errorbar(c["delta"] * factor, yi, xerr=xerr, fmt="o", color=colour, capsize=3, ms=5)
     ax.axvline(0.0, color="black", lw=0.8)
     labels = [c["label"] + (f"  ({c['diverged']} diverged)" if c["diverged"] else "") for c in configs]
     ax.set_yticks(y, labels, fontsize=8)
     direction = "higher" if report["higher_is_better"] else "lower"
-    ax.set_xlabel(f"Δ {report['metric']} vs no noise ({direction} is better)")
+    shown_in = f", {unit}" if unit else ""
+    ax.set_xlabel(f"Δ {report['metric']} vs no noise{shown_in} ({direction} is better)")
     notes = []
     if len(configs) < len(every):
         notes.append(f"{len(every) - len(configs)} of {len(every)} not shown: best, worst and every verdict kept")

@@ -4,8 +4,135 @@ from __future__ import annotations
 
 import numpy as np
 
+from sweeper import metrics
 from sweeper.noise.spec import BASELINE
+from sweeper.report import numbers
 from sweeper.stats.comparisons import CONFIDENCE, POWER, Table
+
+#: How a metric is named in a sentence and a table header.
+NAMES = {"accuracy": "accuracy", "mse": "MSE", "rmse": "RMSE", "r2": "R²", "loss": "loss", "ece": "ECE"}
+
+
+def metric_name(metric: str) -> str:
+    """A metric's name as a reader knows it: ``RMSE`` for ``rmse``, ``R²`` for ``test_r2``."""
+    base = metrics.base(metric)
+    return NAMES.get(base, base)
+
+
+def floor(report: dict) -> float:
+    """What the stored metrics cannot resolve: a difference at most this small prints as 0."""
+    base = (report.get("baseline") or {}).get("mean")
+    return 1e-9 * max(1.0, abs(base) if base is not None else 1.0)
+
+
+def effect(report: dict, row: dict, *, digits: int = 2) -> str:
+    """A configuration's difference from no noise with its interval, in the units a reader acts on:
+    points of accuracy, RMSE in the target's units for regression, else the metric's own."""
+    name = metrics.base(report["metric"])
+    if "rmse" in (report.get("also") or ()) and row.get("rmse_delta") is not None:
+        value, ci, shown = row["rmse_delta"], row["rmse_delta_ci"], "RMSE"
+    else:
+        value, ci, shown = row.get("delta"), row.get("delta_ci"), metric_name(name)
+    factor, unit = numbers.unit_scale(name if shown != "RMSE" else "rmse")
+    scaled = None if value is None else value * factor
+    scaled_ci = None if ci is None or None in ci else [x * factor for x in ci]
+    text = numbers.interval(
+        scaled, scaled_ci, digits=digits, decimals=1 if unit else 0, signed=True, floor=floor(report) * factor
+    )
+    if unit:  # "+4.3 points [3.7, 5.0]"
+        value, _, rest = text.partition(" ")
+        return f"{value} {unit} {rest}".strip()
+    return f"{shown} {text}"
+
+
+def _what_to_do(report: dict, compared: list[dict]) -> str:
+    """What to do when nothing reliably helps: keep no noise, or run more repeats, and why."""
+    if report.get("too_few_repeats"):
+        return (
+            f"With {report['repeats']} repeats no setting can be called better or worse after Holm's correction for "
+            f"{report['family']} comparisons: run more repeats"
+        )
+    mdes = [r["mde"] for r in compared if r.get("mde") is not None]
+    if not mdes:
+        return "Keep no noise"
+    factor, unit = numbers.unit_scale(report["metric"])
+    size = numbers.number(float(np.median(mdes)) * factor, digits=2)
+    size = f"{size} {unit}" if unit else f"{size} ({metric_name(report['metric'])})"
+    return f"Keep no noise, or run more repeats: differences below about {size} cannot be detected with these"
+
+
+def _counts(rows: list[dict], *, leaving: dict | None, others: str) -> str:
+    """How many of ``rows`` (all but ``leaving``) reliably help, cannot be told apart and reliably hurt:
+    ``"2 others also reliably help; 1 cannot be told apart; 1 reliably hurts"`` (``others``: "others also")."""
+    rest = [r for r in rows if r is not leaving]
+    n = {v: sum(r["verdict"] == v for r in rest) for v in ("better", "no_difference", "worse")}
+    parts = []
+    if n["better"]:
+        who = f"{n['better']} {others.replace('others', 'other' if n['better'] == 1 else 'others')}".strip()
+        parts.append(f"{who} reliably help{'s' if n['better'] == 1 else ''}".replace("  ", " "))
+    if n["no_difference"]:
+        parts.append(f"{n['no_difference']} cannot be told apart")
+    if n["worse"]:
+        parts.append(f"{n['worse']} reliably hurt{'s' if n['worse'] == 1 else ''}")
+    return "; ".join(parts)
+
+
+def answer(report: dict) -> str:
+    """The report's answer in one sentence a person can act on: what to use, by how much, how reliably,
+    and how many other settings help, hurt or cannot be told apart from no noise."""
+    rows = report["configs"]
+    compared = [r for r in rows if r["verdict"] != "baseline"]
+    if not compared:
+        return "Nothing to compare yet: only the no-noise baseline has runs."
+    if all(r["verdict"] == "incomparable" for r in compared):
+        return "No comparison is possible: the no-noise baseline diverged on every repeat, so nothing pairs with it."
+    if not report.get("chosen"):
+        return "Every run diverged: no configuration finished a run to compare."
+    pick = next(r for r in rows if r["trial"] == report["chosen"]["trials"][0])
+    where = "on the test part (no validation part)" if report.get("shared") else "on validation"
+    better = [r for r in compared if r["verdict"] == "better"]
+    over = "over" if metrics.base(report["metric"]) in numbers.POINTS else "vs"
+
+    def record(r):
+        shown = effect(report, r)
+        if r.get("wins") is None:
+            return shown
+        return f"{shown} {over} no noise, better in {r['wins']} of {r['n_pairs']} paired repeats"
+
+    def adjusted(r):
+        return f"Holm-adjusted p {numbers.p_value(r['p_adjusted'])}"
+
+    if pick["verdict"] == "baseline":
+        text = f"Keep no noise: it scores best {where}"
+        rest = _counts(compared, leaving=None, others="")
+        text += f"; of the {_plural(len(compared), 'noise setting')}, {rest}" if rest else ""
+    elif pick["verdict"] == "better":
+        rest = _counts(compared, leaving=pick, others="others also")
+        text = f"Use {pick['label']}: {record(pick)}" + (f"; {rest}" if rest else "")
+    elif better:
+        status = "is reliably worse" if pick["verdict"] == "worse" else "is not reliably better"
+        rest = _counts(compared, leaving=better[0], others="others")
+        text = (
+            f"{better[0]['label']} reliably helps ({record(better[0])}), but the best {where}, {pick['label']}, "
+            f"{status} than no noise ({effect(report, pick)}, {adjusted(pick)})" + (f"; {rest}" if rest else "")
+        )
+    else:
+        status = "is reliably worse" if pick["verdict"] == "worse" else "cannot be told apart from it"
+        rest = _counts(compared, leaving=pick, others="")
+        text = (
+            f"No noise setting reliably beats no noise: the best {where}, {pick['label']}, {record(pick)}, "
+            f"{status} ({adjusted(pick)})" + (f"; of the others, {rest}" if rest else "")
+        )
+        text += ". " + _what_to_do(report, compared)
+    progress = report.get("progress") or {}
+    if progress.get("partial"):
+        planned = progress.get("runs_planned")
+        text += (
+            f" (so far: {progress['runs']} of {planned} planned runs)"
+            if planned and progress["runs"] < planned
+            else f" (the sweep's status is {report.get('status')!r}: it may not be finished)"
+        )
+    return text + "."
 
 
 def partial_line(progress: dict, status: str | None) -> str:
@@ -66,8 +193,11 @@ def across_tasks_line(across: dict, configs: list[dict], alpha: float) -> str:
 
 
 def _fmt(x: float | None, signed: bool = False) -> str:
+    """A number in a sentence: 4 significant digits, 0 for float dust, — where undefined."""
     if x is None or not np.isfinite(x):
-        return "n/a"
+        return numbers.UNDEFINED
+    if abs(x) <= 1e-12:
+        return "0"
     return f"{x:+.4g}" if signed else f"{x:.4g}"
 
 
@@ -128,8 +258,8 @@ def summary(
         )
 
     def described(r):
-        low, high = r["delta_ci"]
-        return f"{_prose(r)} (Δ {_fmt(r['delta'], True)}, 95% CI [{_fmt(low, True)}, {_fmt(high, True)}])"
+        value, low, high = numbers.group([r["delta"], *r["delta_ci"]], digits=4, signed=True, floor=1e-12)
+        return f"{_prose(r)} (Δ {value}, 95% CI [{low}, {high}])"
 
     better = [r for r in compared if r["verdict"] == "better"]
     worse = [r for r in compared if r["verdict"] == "worse"]
@@ -167,7 +297,7 @@ def summary(
             f"correcting for {family} comparisons no configuration can be called better or worse; run more repeats."
         )
         return " ".join(text)
-    mdes = [r["mde"] for r in compared if np.isfinite(r["mde"])]
+    mdes = [r["mde"] for r in compared if r["mde"] is not None and np.isfinite(r["mde"])]
     if mdes:
         text.append(
             f"At this number of repeats, differences smaller than about {_fmt(float(np.median(mdes)))} "
@@ -201,7 +331,7 @@ def _chosen_line(chosen: dict, metric: str) -> str:
     else:
         where = (
             f"On the test part, which took no part in choosing: {test}, against {_fmt(chosen['selection_mean'])} "
-            f"on the data it was chosen on (optimism {_fmt(chosen['optimism'], True)})."
+            f"on the data it was chosen on ({_optimism(chosen)})."
         )
     if chosen["tied"]:
         return (
@@ -210,6 +340,21 @@ def _chosen_line(chosen: dict, metric: str) -> str:
             f"For the first of them: {where[0].lower()}{where[1:]}"
         )
     return f"Chosen: {names[0]}. {where}"
+
+
+def _optimism(chosen: dict) -> str:
+    """The chosen configuration's optimism beside the baseline's, measured alike: only the excess is the
+    winner's curse; the rest is how the validation and test parts differ for every configuration."""
+    own = chosen.get("baseline_optimism")
+    text = f"optimism {_fmt(chosen['optimism'], True)}"
+    if own is None:
+        return text
+    mine, base, excess = numbers.group(
+        [chosen["optimism"], own, chosen.get("excess_optimism")], digits=4, signed=True, floor=1e-12
+    )
+    return (
+        f"optimism {mine}, where no noise, which was not picked, shows {base} the same way: picking it added {excess}"
+    )
 
 
 def methods(n_boot: int, alpha: float, n_compared: int, *, multi_task: bool, shared: bool, at: str) -> dict:

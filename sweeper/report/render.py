@@ -9,15 +9,19 @@ import csv
 import html
 import io
 import json
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from matplotlib.figure import Figure
+from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
 from sweeper.errors import SweeperError
 from sweeper.records import describe
-from sweeper.report import plots
+from sweeper.report import numbers, plots
+from sweeper.report.columns import Column, columns, glossary
 from sweeper.tasks import features
 
 FORMATS = ("markdown", "html", "json", "csv")
@@ -28,79 +32,21 @@ VERDICT_STYLES = {
     "baseline": "bold",
     "incomparable": "yellow",
 }
-HEADER = (
-    "rank",
-    "configuration",
-    "n",
-    "div.",
-    "no learn.",
-    "selected on",
-    "test mean [95% CI]",
-    "ECE",
-    "Δ vs none [95% CI]",
-    "P(improve) [95% CI]",
-    "p",
-    "p adj.",
-    "verdict",
-    "P(best)",
-    "gap",
-    "MDE",
-)
 #: The verdicts ``--verdict`` may keep.
 VERDICTS = ("better", "worse", "no_difference", "incomparable")
+#: The width of a report that goes to a pipe or a file and no $COLUMNS says otherwise.
+PIPED_WIDTH = 80
 
 
 # --- cells shared by every tabular format ----------------------------------------------------------
 
 
 def _num(x, signed: bool = False) -> str:
-    if x is None:
-        return "—"
-    return f"{x:+.3g}" if signed else f"{x:.3g}"
+    return numbers.number(x, signed=signed)
 
 
 def _p(x) -> str:
-    if x is None:
-        return "—"
-    return f"{x:.1e}" if x < 1e-3 else f"{x:.3f}"
-
-
-def _prob(x) -> str:
-    return "—" if x is None else f"{x:.2f}"
-
-
-def _interval(value, ci, fmt=_num) -> str:
-    if value is None:
-        return "—"
-    if ci is None or None in ci:
-        return fmt(value)
-    return f"{fmt(value)} [{fmt(ci[0])}, {fmt(ci[1])}]"
-
-
-def _signed(x) -> str:
-    return _num(x, signed=True)
-
-
-def _cells(c: dict) -> list[str]:
-    """One configuration's row, formatted, in the order of HEADER."""
-    return [
-        f"{c['rank']:.3g}",
-        c["label"],
-        str(c["n"]),
-        str(c["diverged"]),
-        str(c["failed_to_learn"]),
-        _num(c.get("selection_mean")),
-        _interval(c["mean"], c["ci"]),
-        _num(c.get("ece")),
-        "baseline" if c["verdict"] == "baseline" else _interval(c["delta"], c["delta_ci"], _signed),
-        _interval(c["p_improve"], c["p_improve_ci"], _prob),
-        _p(c["p_value"]),
-        _p(c["p_adjusted"]),
-        c["verdict"],
-        _prob(c["p_best"]),
-        _signed(c["gap"]),
-        _num(c["mde"]),
-    ]
+    return numbers.p_value(x)
 
 
 def _direction(report: dict) -> str:
@@ -110,20 +56,15 @@ def _direction(report: dict) -> str:
     )
 
 
-def _header(report: dict) -> tuple[list[int], tuple[str, ...]]:
-    """The columns this report fills: no "selected on" where that is the test part itself, no ECE for regression."""
-    drop = set()
-    if report.get("shared"):
-        drop.add("selected on")
-    if all(c.get("ece") is None for c in report["configs"]):
-        drop.add("ECE")
-    keep = [i for i, name in enumerate(HEADER) if name not in drop]
-    return keep, tuple(HEADER[i] for i in keep)
+def _table_of(report: dict, configs: list[dict], wide: bool) -> tuple[list[Column], list[list[str]]]:  # noqa: D103
+    """The columns of a narrow or wide table and its formatted rows."""
+    shown = columns(report, wide=wide)
+    return shown, [[column.cell(report, c) for column in shown] for c in configs]
 
 
-def _rows(report: dict, configs: list[dict]) -> list[list[str]]:
-    keep, _ = _header(report)
-    return [[cells[i] for i in keep] for cells in map(_cells, configs)]
+def legend_lines(report: dict, *, wide: bool) -> list[str]:
+    """What each column of the table means, one line each, in the table's order."""
+    return [f"{c.header(report)}: {c.legend(report)}" for c in columns(report, wide=wide)]
 
 
 def select_configs(
@@ -234,41 +175,96 @@ def _plural(n: int, word: str) -> str:
 # --- terminal --------------------------------------------------------------------------------------
 
 
-#: Columns a terminal narrower than the key leaves out (markdown, html, csv and json keep them all).
-NARROW = {
-    180: ("div.", "no learn.", "p", "gap", "MDE", "ECE"),
-    120: ("n", "P(improve) [95% CI]", "P(best)"),
-    100: ("rank",),
-}
-
-
 def render_table(
-    report: dict, configs: list[dict] | None = None, *, title: str | None = None, width: int | None = None
+    report: dict,
+    configs: list[dict] | None = None,
+    *,
+    title: str | None = None,
+    width: int | None = None,
+    wide: bool = False,
+    shown: list[Column] | None = None,
 ) -> Table:
-    """A rich table, best configuration first, verdicts coloured. ``configs`` defaults to the report's;
-    for a terminal ``width`` the less essential columns are left out."""
+    """A rich table, best configuration first, verdicts coloured: the narrow columns, or every one
+    (``wide``), or those ``shown``. ``configs`` defaults to the report's. Printed on a console, it folds its
+    cells to fit; :func:`render_tables` splits a wide one that cannot fit."""
     configs = report["configs"] if configs is None else configs
-    drop = {name for limit, names in NARROW.items() if width is not None and width < limit for name in names}
-    keep = [i for i in _header(report)[0] if HEADER[i] not in drop]
-    table = Table(
-        title=title or f"{report['sweep']}: {_direction(report)}",
-        caption="Δ and P(improve) paired by repeat against no noise on the test part; "
-        f"verdict at α = {report['alpha']:g} after Holm" + (f". {shown_line(report)}" if shown_line(report) else ""),
-    )
-    for name in (HEADER[i] for i in keep):
-        words = name in ("configuration", "verdict")
+    shown = shown or columns(report, wide=wide)
+    table = Table(title=title or f"{report['sweep']}: {_direction(report)}", caption=shown_line(report))
+    for column in shown:
         table.add_column(
-            name,
-            justify="left" if words else "right",
+            column.header(report),
+            justify="left" if column.words else "right",
             overflow="fold",
-            min_width=len("no_difference") if name == "verdict" else None,
+            min_width=len("no_difference") if column.key == "verdict" else None,
         )
-    verdict = HEADER.index("verdict")
+    verdict = next((i for i, column in enumerate(shown) if column.key == "verdict"), None)
     for c in configs:
-        cells = [Text(cell) for cell in _cells(c)]  # Text: no markup parsing of labels
-        cells[verdict].stylize(VERDICT_STYLES[c["verdict"]])
-        table.add_row(*(cells[i] for i in keep))
+        cells = [Text(column.cell(report, c)) for column in shown]  # Text: no markup parsing of labels
+        if verdict is not None:
+            cells[verdict].stylize(VERDICT_STYLES[c["verdict"]])
+        table.add_row(*cells)
     return table
+
+
+def render_tables(
+    report: dict, configs: list[dict] | None = None, *, width: int, wide: bool = False, title: str | None = None
+) -> list[Table]:
+    """The table as it fits ``width``: one narrow table (its cells folded), or every column (``wide``) in as
+    many tables side by side would need, each repeating the configuration, so that no row is cut."""
+    configs = report["configs"] if configs is None else configs
+    shown = columns(report, wide=wide)
+    if not wide:
+        return [render_table(report, configs, title=title, shown=shown)]
+    label = next(c for c in shown if c.key == "configuration")
+    rest = [c for c in shown if c is not label]
+
+    def needs(column: Column) -> int:  # its widest cell or header word, with padding and a border
+        cells = [column.cell(report, c) for c in configs]
+        return max(map(len, [*column.header(report).split(), *cells]), default=1) + 3
+
+    first = min(needs(label), 34) + 1
+    groups: list[list[Column]] = [[]]
+    used = first
+    for column in rest:
+        if groups[-1] and used + needs(column) > width:
+            groups.append([])
+            used = first
+        groups[-1].append(column)
+        used += needs(column)
+    return [
+        render_table(report, configs, title=(title if i == 0 else None), shown=[label, *group])
+        if i == 0
+        else _continued(report, configs, [label, *group])
+        for i, group in enumerate(groups)
+    ]
+
+
+def _continued(report: dict, configs: list[dict], shown: list[Column]) -> Table:
+    table = render_table(report, configs, shown=shown)
+    table.title = "(continued)"
+    table.caption = None
+    return table
+
+
+def render_terminal(report: dict, console: Console, *, wide: bool = False) -> None:
+    """The report on a terminal: the answer first, the table, what its columns mean, the details, what ran."""
+    plain = {"markup": False, "highlight": False}
+    console.print(Text(report["answer"], style="bold"), **plain)
+    console.print()
+    for table in render_tables(report, width=console.width, wide=wide):
+        console.print(table)
+    for line in legend_lines(report, wide=wide):
+        name, _, meaning = line.partition(": ")
+        console.print(Text.assemble((name, "bold"), ": ", meaning), **plain)
+    console.print()
+    console.print(report["summary"], **plain)
+    for section in report.get("tasks") or []:
+        console.print()
+        for table in render_tables(report, section["configs"], title=f"task {section['task']}", width=console.width):
+            console.print(table)
+        console.print(section["summary"], **plain)
+    console.print()
+    console.print("What ran: " + "; ".join(ran_lines(report)) + ".", **plain)
 
 
 # --- Markdown --------------------------------------------------------------------------------------
@@ -296,33 +292,89 @@ def _friedman_line(across: dict) -> str:
     )
 
 
-def render_markdown(report: dict, images: dict[str, str]) -> str:
-    """A Markdown document; ``images`` maps a figure's name to the path or URL the document links to."""
-    out = [f"# Noise sweep `{report['sweep']}`", "", f"*{_direction(report)}*", "", report["summary"], ""]
+def lead_figure(report: dict, names) -> str | None:
+    """The one figure that answers, shown right after the answer: the forest plot (each setting's difference
+    with its interval), or the heatmap where a grid has too many settings for a forest to be read at a glance."""
+    names = list(names)
+    compared = sum(c["verdict"] != "baseline" for c in report["configs"])
+    if "heatmap" in names and compared > HEATMAP_FROM:
+        return "heatmap"
+    return "forest" if "forest" in names else None
+
+
+#: Above this many compared configurations the heatmap, not the forest plot, leads.
+HEATMAP_FROM = 16
+
+
+@dataclass(frozen=True)
+class Section:
+    """One part of the Markdown and HTML pages, in the order of SECTIONS: each renders ``(report, images)``
+    to lines (Markdown) or HTML fragments, empty where the report has nothing for it."""
+
+    name: str
+    markdown: Callable[[dict, dict], list[str]]
+    html: Callable[[dict, dict], list[str]]
+
+
+def _md_answer(report, images):
+    out = [f"# Noise sweep `{report['sweep']}`", "", f"**{report['answer']}**", ""]
+    lead = lead_figure(report, images)
+    if lead:
+        out += [f"![{lead}]({images[lead]})", ""]
+    return out
+
+
+def _md_table_section(report, images):
+    out = [f"*{_direction(report)}*", ""]
     if shown_line(report):
         out += [f"*{shown_line(report)}*", ""]
-    out += [_md_table(_header(report)[1], _rows(report, report["configs"])), ""]
-    if report.get("across_tasks"):
-        across = report["across_tasks"]
-        out += [
-            "## Across tasks",
-            "",
-            across["summary"],
-            "",
-            _md_table(("#", "configuration", "average rank"), _ranking_rows(across)),
-            "",
-        ]
-        out += [_friedman_line(across), ""]
-        for task in report["tasks"]:
-            out += [f"## Task `{task['task']}`", "", task["summary"], ""]
-            out += [_md_table(_header(report)[1], _rows(report, task["configs"])), ""]
-    out += ["## What ran", ""] + [f"- {line}" for line in ran_lines(report)] + [""]
-    if images:
-        out += ["## Figures", ""]
-        for name, path in images.items():
-            out += [f"![{name}]({path})", ""]
-    out += ["## Methods", ""] + [f"- **{key}**: {text}" for key, text in report["methods"].items()] + [""]
-    return "\n".join(out)
+    shown, rows = _table_of(report, report["configs"], wide=False)
+    out += [_md_table([c.header(report) for c in shown], rows), ""]
+    out += [f"- **{c.header(report)}**: {c.legend(report)}" for c in shown] + [""]
+    return out + ["## In detail", "", report["summary"], ""]
+
+
+def _md_wide(report, images):
+    shown, rows = _table_of(report, report["configs"], wide=True)
+    return ["## Every column", "", _md_table([c.header(report) for c in shown], rows), ""]
+
+
+def _md_tasks(report, images):
+    if not report.get("across_tasks"):
+        return []
+    across = report["across_tasks"]
+    out = ["## Across tasks", "", across["summary"], ""]
+    out += [_md_table(("#", "configuration", "average rank"), _ranking_rows(across)), "", _friedman_line(across), ""]
+    for task in report["tasks"]:
+        shown, rows = _table_of(report, task["configs"], wide=False)
+        out += [f"## Task `{task['task']}`", "", task["summary"], ""]
+        out += [_md_table([c.header(report) for c in shown], rows), ""]
+    return out
+
+
+def _md_ran(report, images):
+    return ["## What ran", ""] + [f"- {line}" for line in ran_lines(report)] + [""]
+
+
+def _md_figures(report, images):
+    lead = lead_figure(report, images)
+    rest = {name: path for name, path in images.items() if name != lead}
+    if not rest:
+        return []
+    return ["## Figures", ""] + [line for name, path in rest.items() for line in (f"![{name}]({path})", "")]
+
+
+def _md_glossary(report, images):
+    return ["## Glossary", ""] + [f"- **{term}**: {text}" for term, text in glossary(report).items()] + [""]
+
+
+def _md_methods(report, images):
+    return ["## Methods", ""] + [f"- **{key}**: {text}" for key, text in report["methods"].items()] + [""]
+
+
+def render_markdown(report: dict, images: dict[str, str]) -> str:
+    """A Markdown document; ``images`` maps a figure's name to the path or URL the document links to."""
+    return "\n".join(line for section in SECTIONS for line in section.markdown(report, images))
 
 
 # --- HTML ------------------------------------------------------------------------------------------
@@ -331,24 +383,44 @@ _CSS = """
 body { font-family: system-ui, sans-serif; margin: 2em; max-width: 80em; }
 table { border-collapse: collapse; font-size: 0.9em; margin: 1em 0; }
 th, td { border-bottom: 1px solid #ddd; padding: 0.3em 0.6em; text-align: right; }
-td:nth-child(2), th:nth-child(2) { text-align: left; }
+.words { text-align: left; }
 .better { color: #1a9850; font-weight: bold; } .worse { color: #d73027; font-weight: bold; }
 .no_difference { color: #777; } .baseline { font-weight: bold; } .incomparable { color: #b8860b; }
 img { max-width: 100%; display: block; margin: 1em 0; }
+.answer { font-size: 1.2em; font-weight: bold; }
+th[title] { text-decoration: underline dotted; cursor: help; }
+.glossary dt { font-weight: bold; } .glossary dd { margin: 0 0 0.5em 1.5em; }
 """
 
 
-def _html_table(header, rows, verdicts: list[str] | None = None) -> str:
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+def _html_table(
+    header, rows, verdicts: list[str] | None = None, titles: list[str] | None = None, words: list[bool] | None = None
+) -> str:
+    """A table; ``titles`` become each header's hover text, ``words`` marks the left-aligned text columns."""
+    titles = titles or [None] * len(header)
+    left = [" class='words'" if w else "" for w in (words or [i == 1 for i in range(len(header))])]
+    head = "".join(
+        f"<th{css} title='{html.escape(t, quote=True)}'>{html.escape(h)}</th>"
+        if t
+        else f"<th{css}>{html.escape(h)}</th>"
+        for h, t, css in zip(header, titles, left)
+    )
     body = []
     for i, row in enumerate(rows):
         css = f' class="{verdicts[i]}"' if verdicts else ""
-        body.append(f"<tr{css}>" + "".join(f"<td>{html.escape(cell)}</td>" for cell in row) + "</tr>")
+        body.append(f"<tr{css}>" + "".join(f"<td{w}>{html.escape(cell)}</td>" for cell, w in zip(row, left)) + "</tr>")
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
 
 
-def _config_table_html(report: dict, configs: list[dict]) -> str:
-    return _html_table(_header(report)[1], _rows(report, configs), [c["verdict"] for c in configs])
+def _config_table_html(report: dict, configs: list[dict], *, wide: bool = False) -> str:
+    shown, rows = _table_of(report, configs, wide)
+    return _html_table(
+        [c.header(report) for c in shown],
+        rows,
+        [c["verdict"] for c in configs],
+        [c.legend(report) for c in shown],
+        [c.words for c in shown],
+    )
 
 
 def _data_uri(image: str | bytes | Path) -> str:
@@ -358,42 +430,103 @@ def _data_uri(image: str | bytes | Path) -> str:
     return "data:image/png;base64," + base64.b64encode(data).decode("ascii")
 
 
+_e = html.escape
+
+
+def _html_answer(report, images):
+    out = [
+        f"<h1>Noise sweep <code>{_e(str(report['sweep']))}</code></h1>",
+        f"<p class='answer'>{_e(report['answer'])}</p>",
+    ]
+    lead = lead_figure(report, images)
+    if lead:
+        out.append(f"<img alt='{_e(lead)}' src='{_data_uri(images[lead])}'>")
+    return out
+
+
+def _html_table_section(report, images):
+    return [
+        f"<p><em>{_e(_direction(report))}</em> (hover a column's name for what it means)</p>",
+        f"<p><em>{_e(shown_line(report))}</em></p>" if shown_line(report) else "",
+        _config_table_html(report, report["configs"]),
+        "<h2>In detail</h2>",
+        f"<p>{_e(report['summary'])}</p>",
+    ]
+
+
+def _html_wide(report, images):
+    return [
+        "<details><summary>Every column</summary>",
+        _config_table_html(report, report["configs"], wide=True),
+        "</details>",
+    ]
+
+
+def _html_tasks(report, images):
+    if not report.get("across_tasks"):
+        return []
+    across = report["across_tasks"]
+    out = ["<h2>Across tasks</h2>", f"<p>{_e(across['summary'])}</p>"]
+    out += [
+        _html_table(("#", "configuration", "average rank"), _ranking_rows(across)),
+        f"<p>{_e(_friedman_line(across))}</p>",
+    ]
+    for task in report["tasks"]:
+        out += [
+            f"<h2>Task <code>{_e(task['task'])}</code></h2>",
+            f"<p>{_e(task['summary'])}</p>",
+            _config_table_html(report, task["configs"]),
+        ]
+    return out
+
+
+def _html_ran(report, images):
+    return ["<h2>What ran</h2><ul>", *(f"<li>{_e(line)}</li>" for line in ran_lines(report)), "</ul>"]
+
+
+def _html_figures(report, images):
+    lead = lead_figure(report, images)
+    rest = {name: image for name, image in images.items() if name != lead}
+    if not rest:
+        return []
+    return ["<h2>Figures</h2>", *(f"<img alt='{_e(name)}' src='{_data_uri(image)}'>" for name, image in rest.items())]
+
+
+def _html_glossary(report, images):
+    entries = glossary(report).items()
+    return [
+        "<h2>Glossary</h2><dl class='glossary'>",
+        *(f"<dt>{_e(t)}</dt><dd>{_e(x)}</dd>" for t, x in entries),
+        "</dl>",
+    ]
+
+
+def _html_methods(report, images):
+    items = (f"<li><b>{_e(key)}</b>: {_e(text)}</li>" for key, text in report["methods"].items())
+    return ["<h2>Methods</h2><ul>", *items, "</ul>"]
+
+
+#: The pages' sections in order; a new section is one entry here (and its two functions).
+SECTIONS: list[Section] = [
+    Section("answer", _md_answer, _html_answer),
+    Section("table", _md_table_section, _html_table_section),
+    Section("every column", _md_wide, _html_wide),
+    Section("tasks", _md_tasks, _html_tasks),
+    Section("what ran", _md_ran, _html_ran),
+    Section("figures", _md_figures, _html_figures),
+    Section("glossary", _md_glossary, _html_glossary),
+    Section("methods", _md_methods, _html_methods),
+]
+
+
 def render_html(report: dict, images: dict[str, str | bytes]) -> str:
     """A self-contained HTML page; ``images`` maps a figure's name to a PNG path or PNG bytes, embedded as data URIs."""
-    e = html.escape
-    out = [
-        "<!DOCTYPE html>",
-        f"<html><head><meta charset='utf-8'><title>sweep {e(str(report['sweep']))}</title>"
-        f"<style>{_CSS}</style></head><body>",
-        f"<h1>Noise sweep <code>{e(str(report['sweep']))}</code></h1>",
-        f"<p><em>{e(_direction(report))}</em></p>",
-        f"<p>{e(report['summary'])}</p>",
-        f"<p><em>{e(shown_line(report))}</em></p>" if shown_line(report) else "",
-        _config_table_html(report, report["configs"]),
-    ]
-    if report.get("across_tasks"):
-        across = report["across_tasks"]
-        out += ["<h2>Across tasks</h2>", f"<p>{e(across['summary'])}</p>"]
-        out += [
-            _html_table(("#", "configuration", "average rank"), _ranking_rows(across)),
-            f"<p>{e(_friedman_line(across))}</p>",
-        ]
-        for task in report["tasks"]:
-            out += [
-                f"<h2>Task <code>{e(task['task'])}</code></h2>",
-                f"<p>{e(task['summary'])}</p>",
-                _config_table_html(report, task["configs"]),
-            ]
-    out.append("<h2>What ran</h2><ul>")
-    out += [f"<li>{e(line)}</li>" for line in ran_lines(report)]
-    out.append("</ul>")
-    if images:
-        out.append("<h2>Figures</h2>")
-        out += [f"<img alt='{e(name)}' src='{_data_uri(image)}'>" for name, image in images.items()]
-    out.append("<h2>Methods</h2><ul>")
-    out += [f"<li><b>{e(key)}</b>: {e(text)}</li>" for key, text in report["methods"].items()]
-    out.append("</ul></body></html>")
-    return "\n".join(out)
+    head = (
+        f"<!DOCTYPE html>\n<html><head><meta charset='utf-8'><title>sweep {_e(str(report['sweep']))}</title>"
+        f"<style>{_CSS}</style></head><body>"
+    )
+    body = [fragment for section in SECTIONS for fragment in section.html(report, images) if fragment]
+    return "\n".join([head, *body, "</body></html>"])
 
 
 # --- CSV and JSON ----------------------------------------------------------------------------------
@@ -424,6 +557,8 @@ CSV_COLUMNS = (
     "p_improve",
     "p_improve_ci_low",
     "p_improve_ci_high",
+    "wins",
+    "n_pairs",
     "p_value",
     "p_adjusted",
     "verdict",
@@ -436,15 +571,31 @@ CSV_COLUMNS = (
 )
 
 
-def _csv_row(task: str, position: int, c: dict) -> dict:
+#: What other engineers' racing adds to a row, where it does: why it stopped, which test gave the verdict.
+OPTIONAL_COLUMNS = ("stopped", "test")
+
+
+def csv_columns(report: dict) -> list[str]:
+    """CSV_COLUMNS, then each regression metric of ``report["also"]`` (mean, interval, paired difference and its
+    interval), then the optional columns some row has."""
+    also = [
+        f"{name}{part}"
+        for name in report.get("also") or ()
+        for part in ("", "_ci_low", "_ci_high", "_delta", "_delta_ci_low", "_delta_ci_high")
+    ]
+    rows = report["configs"] + [c for t in report.get("tasks") or [] for c in t["configs"]]
+    optional = [key for key in OPTIONAL_COLUMNS if any(key in c for c in rows)]
+    return [*CSV_COLUMNS[: -len(RAN_COLUMNS)], *also, *optional, *RAN_COLUMNS]
+
+
+def _csv_row(task: str, position: int, c: dict, fields: list[str]) -> dict:
     def pair(key):
         return c.get(key) or [None, None]
 
-    row = {k: c.get(k) for k in CSV_COLUMNS if k in c}
+    row = {k: c.get(k) for k in fields if k in c}
     row.update(task=task, position=position, params=json.dumps(c["params"], ensure_ascii=False))
-    row.update(zip(("ci_low", "ci_high"), pair("ci")))
-    row.update(zip(("delta_ci_low", "delta_ci_high"), pair("delta_ci")))
-    row.update(zip(("p_improve_ci_low", "p_improve_ci_high"), pair("p_improve_ci")))
+    for key in ("ci", "delta_ci", "p_improve_ci", *(k for k in c if k.endswith("_ci") and k + "_low" in fields)):
+        row.update(zip((f"{key}_low", f"{key}_high"), pair(key)))
     row.update((key, (c.get("ran") or {}).get(key)) for key in RAN_COLUMNS)
     return row
 
@@ -452,12 +603,13 @@ def _csv_row(task: str, position: int, c: dict) -> dict:
 def render_csv(report: dict) -> str:
     """One row per configuration, best first; multi-task sweeps add one block per task (``task`` column)."""
     overall = report["task_names"][0] if len(report["task_names"]) == 1 else "all"
+    fields = csv_columns(report)
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS, lineterminator="\n")
+    writer = csv.DictWriter(buffer, fieldnames=fields, lineterminator="\n")
     writer.writeheader()
-    writer.writerows(_csv_row(overall, i, c) for i, c in enumerate(report["configs"], 1))
+    writer.writerows(_csv_row(overall, i, c, fields) for i, c in enumerate(report["configs"], 1))
     for task in report.get("tasks") or []:
-        writer.writerows(_csv_row(task["task"], i, c) for i, c in enumerate(task["configs"], 1))
+        writer.writerows(_csv_row(task["task"], i, c, fields) for i, c in enumerate(task["configs"], 1))
     return buffer.getvalue()
 
 

@@ -170,18 +170,26 @@ def test_the_runs_table_in_a_pipe_has_one_line_per_run_with_its_full_seeds(sweep
     assert [[int(row[s]) for s in SEEDS] for row in body] == [[run[s] for s in SEEDS] for run in runs]
 
 
-def test_the_report_table_in_a_pipe_keeps_every_column(sweeper_cli, tiny_sqlite):
-    from sweeper.report.render import HEADER
+def test_the_report_in_a_pipe_is_80_columns_wide_and_every_column_is_in_wide_tables(
+    sweeper_cli, tiny_sqlite, monkeypatch
+):
+    monkeypatch.delenv("COLUMNS", raising=False)
+    url = f"sqlite:///{tiny_sqlite}"
+    report = json.loads(sweeper_cli("report", "tiny", "--db", url, "--format", "json").stdout)
 
-    out = sweeper_cli("report", "tiny", "--db", f"sqlite:///{tiny_sqlite}").stdout
+    narrow = sweeper_cli("report", "tiny", "--db", url).stdout.splitlines()
+    wide = sweeper_cli("report", "tiny", "--db", url, "--wide").stdout.splitlines()
 
-    lines = out.splitlines()
-    (header,) = [cells(line) for line in lines if line.startswith("┃")]
-    assert header == list(HEADER)
-    assert len([line for line in lines if line.startswith("│")]) == TINY_CONFIGS
-    assert lines[-2].startswith(f"{TINY_CONFIGS - 1} noise configurations were compared")
-    assert lines[-1].startswith("What ran: task circles: circles, ")
-    assert f"; {TINY_CONFIGS * TINY_REPEATS} runs: " in lines[-1]
+    # piped, a report is as wide as a terminal would be (not one line a row): every row closes its border
+    assert narrow[0] == report["answer"][: len(narrow[0])] and max(map(len, narrow + wide)) <= 80
+    assert all(line.endswith(("│", "┃", "┓", "┩", "┘")) for line in narrow + wide if line.startswith(("│", "┃", "┏")))
+    (header,) = [cells(line) for line in narrow if line.startswith("┃")]
+    assert header == ["configuration", "Δ points [95% CI]", "wins", "p adj.", "verdict"]
+    headers = " ".join(" ".join(cells(line)) for line in wide if line.startswith("┃"))
+    for name in ("rank", "n", "div.", "selected on", "ECE", "P(improve)", "P(best)", "gap", "MDE"):
+        assert name in headers.split() or name in headers
+    words = " ".join(" ".join(narrow).split())
+    assert words.count("What ran: task circles: circles, ") == 1 and f"; {TINY_CONFIGS * TINY_REPEATS} runs: " in words
 
 
 def test_a_table_on_a_terminal_still_fits_its_width(terminal, tiny_sqlite):

@@ -99,3 +99,16 @@ def test_a_sweep_stored_before_its_context_is_reported_from_its_runs(sweeper_cli
     # Running the completed sweep's file again trains nothing and stores what the report lacked.
     assert sweeper_cli("run", tiny_space, "--db", url).exit_code == 0
     assert json.loads(sweeper_cli("report", "tiny", "--db", url, "--format", "json").stdout) == full
+
+
+def test_on_a_terminal_the_report_opens_with_its_answer_and_fits_80_and_120_columns(terminal, sweeper_cli, tiny_sqlite):
+    url = f"sqlite:///{tiny_sqlite}"
+    answer = json.loads(sweeper_cli("report", "tiny", "--db", url, "--format", "json").stdout)["answer"]
+
+    for columns in (80, 120):
+        for wide in ([], ["--wide"]):
+            lines = terminal.output(["report", "tiny", "--db", url, *wide], columns=columns).splitlines()
+
+            assert answer.startswith(lines[0].rstrip()) and len(lines[0].rstrip()) > columns // 2
+            assert max(map(len, lines)) <= columns
+            assert any(line.startswith("verdict: better or worse where the Holm-adjusted p < 0.05") for line in lines)

@@ -42,15 +42,22 @@ def test_table_has_a_row_per_configuration_best_first(report):
     console = Console(width=250, record=True)
     console.print(table)
     text = console.export_text()
-    assert "│    1 │ pre_activation gaussian σ=0.2" in text and "│    6 │ weights gaussian σ=0.3" in text
+    rows = [line for line in text.splitlines() if line.startswith("│")]
+    assert rows[0].startswith("│ pre_activation gaussian σ=0.2") and rows[-1].startswith("│ weights gaussian σ=0.3")
     assert "better" in text and "worse" in text
+    console = Console(width=250, record=True)
+    console.print(render_table(report, wide=True))
+    wide = console.export_text()
+    assert "│    1 │ pre_activation gaussian σ=0.2" in wide and "│    6 │ weights gaussian σ=0.3" in wide
 
 
 def test_markdown_has_the_summary_a_row_per_config_and_the_images(report):
     md = render_markdown(report, {"forest": "r-forest.png"})
     assert report["summary"] in md
     assert "![forest](r-forest.png)" in md
-    assert sum(line.startswith("| ") for line in md.splitlines()) == 2 + len(report["configs"])
+    # the narrow table first, then every column; a header and a rule each
+    assert sum(line.startswith("| ") for line in md.splitlines()) == 2 * (2 + len(report["configs"]))
+    assert md.index(report["answer"]) < md.index("![forest](r-forest.png)") < md.index("| configuration |")
 
 
 def test_html_embeds_images_as_base64_data_uris(report):
@@ -60,7 +67,7 @@ def test_html_embeds_images_as_base64_data_uris(report):
     assert prefix in page
     encoded = page.split(prefix, 1)[1].split("'", 1)[0]
     assert base64.b64decode(encoded) == png
-    assert page.count("<tr class=") == len(report["configs"])
+    assert page.count("<tr class=") == 2 * len(report["configs"])  # the narrow table, and every column
 
 
 def test_csv_has_a_row_per_config_with_flat_intervals(report):
