@@ -126,6 +126,9 @@ class _Warned:
     def training(self, runs: float, packs: int) -> None:
         self.bar.training(runs, packs)
 
+    def race_round(self, k: int, open_: int, spent: int, fixed: int, over: bool) -> None:
+        self.bar.race_round(k, open_, spent, fixed, over)
+
 
 def validate(file: Path = FileArgument) -> None:
     """Check a search-space file without running it (data sizes, and memory against this machine's device)."""

@@ -15,6 +15,9 @@ import numpy as np
 from sweeper.stats import sequential as sq
 from sweeper.stats.statistics import holm
 
+#: The level of the race's decisions and of the verdicts it stores: the report's default
+#: (``sweeper.stats.comparisons.ALPHA``).
+ALPHA = 0.05
 #: Why a configuration stopped, in the words the report and Optuna's user attributes show.
 STOPS = {
     "better": "better than the baseline, behind no other",
