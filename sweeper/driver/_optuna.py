@@ -47,6 +47,7 @@ from sweeper.noise.spec import (
     make_config,
     relative_fits,
 )
+from sweeper.stats import racing
 from sweeper.stats import statistics as st
 from sweeper.stats.comparisons import verdicts
 
@@ -371,7 +372,8 @@ def record_verdicts(store, sweep_name: str) -> None:
     as the user attribute ``verdict`` of its trial in the sweep's study: what optuna-dashboard shows.
     ``store`` is the sweep's ``sweeper.store.Store``; the driver calls it when the sweep's trials are done."""
     sweep, trials, runs = store.sweep(sweep_name), store.trials(sweep_name), store.runs(sweep_name)
-    found = verdicts(sweep, trials, runs, planned=(sweep.context or {}).get("planned"))
+    context = sweep.context or {}
+    found = verdicts(sweep, trials, runs, planned=context.get("planned"), plan=racing.plan_of(context))
     optuna_numbers = {t.trial: t.optuna_trial_id for t in trials if t.optuna_trial_id is not None}
     attrs = {optuna_numbers[n]: {"verdict": v} for n, v in found.items() if n in optuna_numbers}
     if attrs:

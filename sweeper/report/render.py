@@ -24,6 +24,7 @@ VERDICT_STYLES = {
     "better": "bold green",
     "worse": "bold red",
     "no_difference": "dim",
+    "equivalent": "cyan",
     "baseline": "bold",
     "incomparable": "yellow",
 }
@@ -46,7 +47,7 @@ HEADER = (
     "MDE",
 )
 #: The verdicts ``--verdict`` may keep.
-VERDICTS = ("better", "worse", "no_difference", "incomparable")
+VERDICTS = ("better", "worse", "no_difference", "equivalent", "incomparable")
 
 
 # --- cells shared by every tabular format ----------------------------------------------------------
