@@ -136,7 +136,8 @@ def race(d: np.ndarray, base: int, plan: Plan, family: int, alpha: float) -> Rac
     round adds ``plan.step`` (up to ``plan.maximum``) to the configurations still open. After a round a
     configuration stops when its answer against the baseline is settled (better or worse after Holm over
     the ``family``; equivalent; futile: conditional power under 10% at the Holm level it would at best
-    need, alpha over the open comparisons) and it is no contender for best: one not better than the
+    need, alpha over the open comparisons; never the open configuration of the highest mean) and it is no
+    contender for best: one not better than the
     baseline, or one behind the leader (the better configuration of the highest mean difference) by the
     same sequential test on their own paired differences. Better ones not behind keep going while two or
     more remain. The race ends when every configuration stopped or at the maximum. A round whose runs
@@ -162,8 +163,11 @@ def race(d: np.ndarray, base: int, plan: Plan, family: int, alpha: float) -> Rac
             level = alpha / max(len(open_now), 1)
             rows = seen[[index[c] for c in open_now]]
             power = sq.conditional_power(rows, plan.first, plan.maximum, plan.tuned_max, alpha, level)
+            # The open configuration of the highest mean is never futile: it may be the best, and a best
+            # named on five repeats would be the winner's curse (its mean, not its effect, put it first).
+            leader = _leader(d, live.tolist(), n)
             for c, chance in zip(open_now, power):
-                if chance < sq.FUTILITY_POWER:
+                if chance < sq.FUTILITY_POWER and c != leader:
                     said[c] = "futile"
         better = [c for c in live.tolist() if said[c] == "better"]
         for c in live.tolist():
@@ -190,15 +194,23 @@ def race(d: np.ndarray, base: int, plan: Plan, family: int, alpha: float) -> Rac
     return Race(reps, tuple(stopped), rounds, finished)
 
 
+def _leader(d: np.ndarray, candidates: list[int], n: int) -> int | None:
+    """The candidate of the highest mean finite difference over its first ``n`` repeats (None if none)."""
+    if not candidates:
+        return None
+    rows = d[candidates, :n]
+    finite = np.isfinite(rows)
+    means = np.where(finite, rows, 0.0).sum(axis=1) / np.maximum(finite.sum(axis=1), 1)
+    means = np.where(finite.any(axis=1), means, -np.inf)
+    return candidates[int(np.argmax(means))]
+
+
 def _contenders(d: np.ndarray, better: list[int], n: int, plan: Plan, alpha: float) -> list[int]:
     """The better configurations not behind the leader (the one of the highest mean difference over its
     first ``n`` repeats) by the sequential test on their paired differences with it."""
     if len(better) < 2:
         return better
-    with np.errstate(invalid="ignore"):
-        finite = np.where(np.isfinite(d[better, :n]), d[better, :n], np.nan)
-        means = np.nanmean(finite, axis=1)
-    leader = better[int(np.nanargmax(np.nan_to_num(means, nan=-np.inf)))]
+    leader = _leader(d, better, n)
     others = [c for c in better if c != leader]
     with np.errstate(invalid="ignore"):
         gap = d[others, :n] - d[[leader], :n]  # positive where the other beat the leader
