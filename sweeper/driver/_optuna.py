@@ -401,7 +401,7 @@ def reopen(connection: Connection, study_name: str, numbers: Sequence[int]) -> N
     for table in (_VALUES, _INTERMEDIATE):
         connection.execute(table.delete().where(table.c.trial_id.in_(ids)))
     # What telling it wrote and the verdict; not what it was created with (the baseline's mark, say).
-    told = _USER_ATTRS.c.key.in_(["label", "n_runs", "mean", "ci", "verdict"])
+    told = _USER_ATTRS.c.key.in_(["label", "n_runs", "mean", "ci", "verdict", "repeats", "stopped"])
     connection.execute(_USER_ATTRS.delete().where(_USER_ATTRS.c.trial_id.in_(ids), told))
     reopened = update(_TRIALS).where(_TRIALS.c.trial_id.in_(ids))
     connection.execute(reopened.values(state=TrialState.RUNNING, datetime_complete=None))
