@@ -132,7 +132,7 @@ class _Warned:
 
 def validate(file: Path = FileArgument) -> None:
     """Check a search-space file without running it (data sizes, and memory against this machine's device)."""
-    from sweeper.driver.prepare import prepare
+    from sweeper.driver.prepare import prepare, race_plan
 
     def this_machine(spec):
         from sweeper.driver.executors import LocalExecutor
@@ -153,6 +153,9 @@ def validate(file: Path = FileArgument) -> None:
         f"{file}: ok: sweep {spec.name!r}, {size} x {spec.repeats} repeats x {len(spec.tasks)} task(s), "
         f"metric {spec.metric}"
     )
+    plan = race_plan(spec)
+    if plan is not None:
+        show(plan)
 
 
 def rerun(
