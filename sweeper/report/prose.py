@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from sweeper.noise.spec import BASELINE
+from sweeper.stats import racing
 from sweeper.stats.comparisons import CONFIDENCE, POWER, Table
 
 
@@ -50,11 +51,9 @@ def _race_line(table: Table) -> str:
     same = [r for r in rows if r["verdict"] == "equivalent"]
     if same:
         text += f" Equivalent to the baseline within ±{race['min_effect']:g}: {_names([_prose(r) for r in same])}."
-    if race["fixed"] and not any(r["verdict"] == "better" for r in rows):
-        text += (
-            f" Nothing in this grid beats no noise: no configuration is reliably better than the baseline after "
-            f"{race['runs']} of the {race['fixed']} runs a fixed sweep would spend ({race['test']} test)."
-        )
+    nothing = racing.nothing_beats([r["verdict"] for r in rows], race["runs"], race["fixed"], race["test"])
+    if race["fixed"] and nothing:
+        text += " " + nothing
     return text
 
 

@@ -66,6 +66,17 @@ def plan_of(context: dict | None) -> Plan | None:
     return None
 
 
+def nothing_beats(verdicts: list[str], runs: int, fixed: int, test: str = TESTS["sequential"]) -> str | None:
+    """The sentence a raced sweep with no configuration better than the baseline ends on (None if one is):
+    ``verdicts`` of its comparisons, ``runs`` it spent, ``fixed`` a fixed sweep of its maximum would."""
+    if "better" in verdicts:
+        return None
+    return (
+        f"Nothing in this grid beats no noise: no configuration is reliably better than the baseline after "
+        f"{runs} of the {fixed} runs a fixed sweep would spend ({test} test)."
+    )
+
+
 @dataclass(frozen=True)
 class Race:
     """Where a race stands: the repeats each configuration should have now (``targets: (n_configs,)``,
