@@ -192,6 +192,8 @@ def _table(
         else np.full((counts[0].shape[0], len(configs)), np.nan)
     )
     imputed = [st.impute_diverged(t.values, higher_is_better=higher_is_better) for t in chosen_on]
+    if plan is not None and plan.raced:
+        imputed = [_paired_scores(v, t.present, base) for v, t in zip(imputed, chosen_on)]
     boot_scores = np.stack(
         [st.bootstrap_means(v, k) for v, k in zip(imputed, counts)], axis=1
     )  # (n_boot, n_tasks, n_configs)
@@ -278,7 +280,10 @@ def _table(
     order = sorted(
         range(len(rows)), key=lambda i: (rows[i]["rank"], -np.nan_to_num(rows[i]["p_best"]), rows[i]["trial"])
     )
-    chosen = _chosen(rows, order, tasks, chosen_on, counts, higher_is_better, shared)
+    # A raced sweep's configurations ran different repeats: the bootstrap bias correction, which resamples
+    # repeats shared by all, is not defined for it.
+    bbc = shared and not (plan is not None and plan.raced)
+    chosen = _chosen(rows, order, tasks, chosen_on, counts, higher_is_better, bbc)
     rows = [rows[i] for i in order]
     sequential = None
     if plan is not None and paired:
@@ -295,6 +300,19 @@ def _table(
         n_tasks=len(tasks),
         sequential=sequential,
     )
+
+
+def _paired_scores(values: np.ndarray, present: np.ndarray, base: int) -> np.ndarray:
+    """A raced sweep's scores to rank on: each run's difference from the baseline's run of its repeat, plus
+    the baseline's mean over all its repeats. ``values, present: (n_repeats, n_configs)`` (diverged runs
+    imputed already). Configurations stopped after a few repeats are then ranked on the same footing as
+    those run to the maximum (common random numbers), not on their repeats' luck, nor with the repeats
+    they never ran counted as diverged; NaN where a run or its baseline pair is missing."""
+    v = np.where(present, values, np.nan)
+    b = v[:, [base]]
+    scores = v - b + np.nanmean(b) if np.isfinite(b).any() else v
+    scores[:, base] = v[:, base]
+    return scores
 
 
 def _stacked(tasks: list[TaskMatrix], base: int, higher_is_better: bool) -> np.ndarray:

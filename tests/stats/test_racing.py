@@ -111,3 +111,47 @@ def test_with_known_effects_the_race_names_the_truly_best_for_fewer_runs():
     # Printed for docs/search-space.md; asserted loosely: the race may lose some close calls for its savings.
     assert share < 0.6
     assert found_raced / n_sweeps >= 0.75 and found_fixed / n_sweeps >= 0.85
+
+
+def _rows(values: dict[int, list[float]]) -> tuple[dict, list[dict], list[dict]]:
+    """A sweep's store rows with these validation (and equal test) accuracies by trial, repeat by repeat."""
+    site = {"placement": "input", "kind": "gaussian", "std": 0.1, "schedule": "constant"}
+    trials = [{"trial": 0, "label": "none", "placement": "none", "params": []}] + [
+        {"trial": t, "label": f"input σ={t}", "placement": "input", "params": [{**site, "std": 0.1 * t}]}
+        for t in values
+        if t
+    ]
+    runs = [
+        {
+            "trial": t,
+            "task": "circles",
+            "repeat": r,
+            "val_accuracy": v,
+            "test_accuracy": v,
+            "train_accuracy": 1.0,
+            "diverged": False,
+            "failed_to_learn": False,
+        }
+        for t, column in values.items()
+        for r, v in enumerate(column)
+    ]
+    sweep = {"name": "s", "metric": "val_accuracy", "higher_is_better": True, "repeats": 9}
+    return sweep, trials, runs
+
+
+def test_a_raced_sweep_ranks_on_paired_differences_not_on_the_luck_of_the_repeats_a_configuration_ran():
+    from sweeper.stats.comparisons import compare
+
+    luck = [0.9, 0.9, 0.9, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5]  # the first repeats drew easy data
+    values = {0: luck, 1: [x + 0.01 for x in luck], 2: [x - 0.005 for x in luck[:3]]}  # 2 stopped after 3
+    sweep, trials, runs = _rows(values)
+
+    raced_plan = racing.Plan(first=3, tuned_max=9, maximum=9, step=3)
+    raced = compare(sweep, trials, runs, n_boot=100, planned=3, plan=raced_plan)
+
+    rows = {r["trial"]: r for r in raced.top.configs}
+    assert rows[2]["selection_mean"] > rows[1]["selection_mean"]  # its own mean (0.895 > 0.71): luck
+    assert raced.top.chosen["trials"] == [1]  # +0.01 on every repeat it shares with the baseline
+    assert rows[2]["repeats"] == 3 and rows[1]["repeats"] == 9
+    assert rows[1]["test"] == racing.TESTS["sequential"]
+    assert "test" not in compare(sweep, trials, runs, n_boot=100, planned=3).top.configs[1]  # fixed: as before
