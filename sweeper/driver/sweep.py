@@ -4,7 +4,9 @@ Data flows one way: the search space gives configurations (Optuna's GridSampler,
 TPESampler asks for them in rounds that fill a pack), the planner groups their runs into packs, an
 executor trains the packs, the store keeps every run, and Optuna is told each trial's objective (the
 mean metric over its repeats and tasks). Resuming is the same call: runs already stored are skipped,
-trials left running by an interrupted sweep are finished first.
+trials left running by an interrupted sweep are finished first. A raced grid (``repeats: {min, max}``)
+creates all its trials at once and trains them in rounds, each giving more repeats only to the
+configurations still open (``sweeper.stats.racing``: the race replayed from the stored runs).
 """
 
 from __future__ import annotations
@@ -41,7 +43,10 @@ from sweeper.tasks import files
 class Progress(Protocol):
     """What a sweep tells its progress display, in runs: the total and those stored before (``start``),
     the runs stored since (``advance``), and, while packs train, how many runs' worth of training the
-    ``packs`` not yet stored hold (``training``: a fraction of their runs, from their member-epochs)."""
+    ``packs`` not yet stored hold (``training``: a fraction of their runs, from their member-epochs).
+    A display may also have ``race_round(k, open, runs, fixed, over)``: a raced sweep calls it as each round
+    starts (round ``k``, configurations ``open``, ``runs`` stored of the ``fixed`` a fixed sweep would
+    spend) and once the race is ``over``."""
 
     def start(self, total: int, done: int) -> None: ...
     def advance(self, runs: int) -> None: ...
