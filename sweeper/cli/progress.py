@@ -110,7 +110,9 @@ class Lines:
         with self._lock:
             line = race_line(k, open_, spent, fixed, over)
             if self.as_json:
-                line = json.dumps({"sweep": self.name, "round": k, "open": open_, "runs": spent, "fixed": fixed})
+                line = json.dumps(
+                    {"sweep": self.name, "round": k, "open": open_, "runs": spent, "fixed": fixed, "race_over": over}
+                )
             with contextlib.suppress(OSError, ValueError):  # the terminal or pipe went away: the sweep goes on
                 (self.stream or sys.stderr).write(line + "\n")
                 (self.stream or sys.stderr).flush()
