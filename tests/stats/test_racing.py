@@ -98,8 +98,9 @@ def test_with_known_effects_the_race_names_the_truly_best_for_fewer_runs():
         val, test = draw(rng, effects, 30)
         race, _ = raced(val, test)
         ran = np.arange(30)[:, None] < race.targets[None, :]
-        means = np.where(ran, val[0], 0.0).sum(axis=0) / race.targets
-        found_raced += int(np.argmax(means) == 7)
+        # chosen as the report chooses in a raced sweep: on paired differences from the baseline
+        d = racing.differences(val, ran[None], 0, higher_is_better=True)
+        found_raced += int(np.argmax(np.nanmean(d, axis=1)) == 7)
         found_fixed += int(np.argmax(val[0].mean(axis=0)) == 7)
         spent += int(race.targets.sum())
 
@@ -155,3 +156,23 @@ def test_a_raced_sweep_ranks_on_paired_differences_not_on_the_luck_of_the_repeat
     assert rows[2]["repeats"] == 3 and rows[1]["repeats"] == 9
     assert rows[1]["test"] == racing.TESTS["sequential"]
     assert "test" not in compare(sweep, trials, runs, n_boot=100, planned=3).top.configs[1]  # fixed: as before
+
+
+def test_an_extended_fixed_sweep_takes_the_always_valid_test_and_a_clear_effect_stays_better():
+    from sweeper.stats.comparisons import compare
+
+    rng = np.random.default_rng(0)
+    base = list(0.7 + 0.05 * rng.normal(size=30))
+    sweep, trials, runs = _rows({0: base, 1: [x + 0.05 for x in base], 2: [x + 0.001 * rng.normal() for x in base]})
+
+    extended = compare(sweep, trials, runs, n_boot=100, planned=3, plan=racing.Plan(first=10, tuned_max=10))
+
+    rows = {r["trial"]: r for r in extended.top.configs}
+    assert rows[1]["verdict"] == "better" and rows[2]["verdict"] == "no_difference"
+    assert rows[1]["test"] == racing.TESTS["sequential"] and "stopped" not in rows[1]  # not raced
+    assert extended.top.sequential == {
+        "runs": 90,
+        "fixed": None,
+        "test": racing.TESTS["sequential"],
+        "min_effect": None,
+    }
