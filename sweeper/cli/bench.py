@@ -55,6 +55,13 @@ def bench(
     grids: list[str] | None = typer.Option(
         None, "--grid", help="--driver: CONFIGSxREPEATS, repeatable (default: 391x10 and 3901x2)."
     ),
+    racing: bool = typer.Option(
+        False,
+        "--racing",
+        help="Race instead: three grids (search_spaces/racing/) swept fixed and raced, runs spent, choices and "
+        "verdicts kept side by side.",
+    ),
+    quick: bool = typer.Option(False, "--quick", help="--racing: 5 epochs and 10 repeats, to check it runs."),
     db: str | None = typer.Option(
         None,
         "--db",
@@ -65,8 +72,17 @@ def bench(
 ) -> None:
     """Workload W1: runs/s of the reference loop and of the population trainer, side by side (and W1's network
     as a user's nn.Sequential: --own-model); with --own-space, a search-space file's own model; with
-    --driver, where a sweep's time goes (training, the driver, the store) when training is cheap."""
-    if driver:
+    --driver, where a sweep's time goes (training, the driver, the store) when training is cheap; with --racing,
+    raced sweeps against fixed ones on three grids (runs spent, choices, verdicts kept)."""
+    if racing:
+        from sweeper.driver.race_bench import bench_racing
+
+        result = bench_racing(quick, db, log=say)
+        rows, title = [{k: v for k, v in row.items() if k != "said"} for row in result], "racing benchmark"
+        for row in result:
+            if "said" in row:
+                say(f"{row['grid']}: {row['said']}")
+    elif driver:
         from sweeper.driver.bench import DEFAULT_GRIDS, bench_grids
 
         result = bench_grids(grids or DEFAULT_GRIDS, db, epochs or 20, log=say)

@@ -3,6 +3,7 @@ plain lines at a steady pace in a log file (``nohup ... > sweep.log``, a Slurm j
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 import threading
@@ -59,6 +60,9 @@ class Bar:
         rate = now / max(time.perf_counter() - self.t0, 1e-9)
         self.bar.update(self.task, completed=self.done + now, rate=f"{rate:.2f}")
 
+    def race_round(self, k: int, open_: int, spent: int, fixed: int, over: bool) -> None:
+        self.bar.console.print(race_line(k, open_, spent, fixed, over), markup=False, highlight=False)
+
     def stop(self) -> None:
         if self.task is not None:
             self.bar.stop()
@@ -101,6 +105,17 @@ class Lines:
     def training(self, runs: float, packs: int = 0) -> None:
         self.in_training, self.packs = runs, packs
         self._each_tenth()
+
+    def race_round(self, k: int, open_: int, spent: int, fixed: int, over: bool) -> None:
+        with self._lock:
+            line = race_line(k, open_, spent, fixed, over)
+            if self.as_json:
+                line = json.dumps(
+                    {"sweep": self.name, "round": k, "open": open_, "runs": spent, "fixed": fixed, "race_over": over}
+                )
+            with contextlib.suppress(OSError, ValueError):  # the terminal or pipe went away: the sweep goes on
+                (self.stream or sys.stderr).write(line + "\n")
+                (self.stream or sys.stderr).flush()
 
     def stop(self) -> None:
         if self._stopped.is_set():
@@ -170,6 +185,15 @@ def _text(state: dict) -> str:
         f"({100 * state['fraction_done']:.0f}% done), {state['runs_per_second']:.2f} runs/s, ETA {eta}, "
         f"{packs} pack{'' if packs == 1 else 's'} in flight"
     )
+
+
+def race_line(k: int, open_: int, spent: int, fixed: int, over: bool) -> str:
+    """A raced sweep's round: ``round 3: 12 configurations open, 450 of 1500 runs (30% of a fixed sweep's)``;
+    ``over`` the line when the race ended."""
+    share = f"{spent} of {fixed} runs ({100 * spent / fixed:.0f}% of a fixed sweep's)" if fixed else f"{spent} runs"
+    if over:
+        return f"race over after {k} round{'' if k == 1 else 's'}: {share}"
+    return f"round {k}: {open_} configuration{'' if open_ == 1 else 's'} open, {share} so far"
 
 
 def duration(seconds: float) -> str:

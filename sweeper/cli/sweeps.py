@@ -131,10 +131,13 @@ class _Warned:
     def training(self, runs: float, packs: int) -> None:
         self.bar.training(runs, packs)
 
+    def race_round(self, k: int, open_: int, spent: int, fixed: int, over: bool) -> None:
+        self.bar.race_round(k, open_, spent, fixed, over)
+
 
 def validate(file: Path = FileArgument) -> None:
     """Check a search-space file without running it (data sizes, and memory against this machine's device)."""
-    from sweeper.driver.prepare import prepare
+    from sweeper.driver.prepare import prepare, race_plan
 
     def this_machine(spec):
         from sweeper.driver.executors import LocalExecutor
@@ -160,6 +163,9 @@ def validate(file: Path = FileArgument) -> None:
         show(f"task {task_name!r}: {first}")
         for line in rest:
             show(f"  {line}")
+    plan = race_plan(spec)
+    if plan is not None:
+        show(plan)
 
 
 def rerun(

@@ -47,6 +47,7 @@ from sweeper.noise.spec import (
     make_config,
     relative_fits,
 )
+from sweeper.stats import racing
 from sweeper.stats import statistics as st
 from sweeper.stats.comparisons import verdicts
 
@@ -371,7 +372,8 @@ def record_verdicts(store, sweep_name: str) -> None:
     as the user attribute ``verdict`` of its trial in the sweep's study: what optuna-dashboard shows.
     ``store`` is the sweep's ``sweeper.store.Store``; the driver calls it when the sweep's trials are done."""
     sweep, trials, runs = store.sweep(sweep_name), store.trials(sweep_name), store.runs(sweep_name)
-    found = verdicts(sweep, trials, runs, planned=(sweep.context or {}).get("planned"))
+    context = sweep.context or {}
+    found = verdicts(sweep, trials, runs, planned=context.get("planned"), plan=racing.plan_of(context))
     optuna_numbers = {t.trial: t.optuna_trial_id for t in trials if t.optuna_trial_id is not None}
     attrs = {optuna_numbers[n]: {"verdict": v} for n, v in found.items() if n in optuna_numbers}
     if attrs:
@@ -399,7 +401,7 @@ def reopen(connection: Connection, study_name: str, numbers: Sequence[int]) -> N
     for table in (_VALUES, _INTERMEDIATE):
         connection.execute(table.delete().where(table.c.trial_id.in_(ids)))
     # What telling it wrote and the verdict; not what it was created with (the baseline's mark, say).
-    told = _USER_ATTRS.c.key.in_(["label", "n_runs", "mean", "ci", "verdict"])
+    told = _USER_ATTRS.c.key.in_(["label", "n_runs", "mean", "ci", "verdict", "repeats", "stopped"])
     connection.execute(_USER_ATTRS.delete().where(_USER_ATTRS.c.trial_id.in_(ids), told))
     reopened = update(_TRIALS).where(_TRIALS.c.trial_id.in_(ids))
     connection.execute(reopened.values(state=TrialState.RUNNING, datetime_complete=None))

@@ -16,7 +16,7 @@ def sweep_context(spec: SweepSpec, split_sizes: dict[str, tuple[int, int, int]])
     """A plain JSON-ready dict: ``planned`` (configurations, the baseline included), ``tasks`` (one dict
     each: data set, its seed, split sizes, model, epochs, batch size, optimizer, and ``features``, what the
     model sees: ``sweeper.tasks.features.described``), ``space`` (the search in words), ``sweep_seed``,
-    ``repeats``. ``split_sizes``: task name -> (n_train, n_val, n_test), as
+    ``repeats``, ``racing`` (a raced sweep's plan). ``split_sizes``: task name -> (n_train, n_val, n_test), as
     :func:`~sweeper.driver.prepare.prepare` measured them."""
     tasks = []
     for name, task in spec.tasks.items():
@@ -55,6 +55,8 @@ def sweep_context(spec: SweepSpec, split_sizes: dict[str, tuple[int, int, int]])
         "space": space,
         "sweep_seed": spec.seed,
         "repeats": spec.repeats,
+        # a raced sweep's plan (sweeper.stats.racing.plan_of reads it back), None for fixed repeats
+        "racing": None if spec.racing is None else {"max": spec.repeats, **spec.racing.model_dump()},
     }
 
 

@@ -115,7 +115,7 @@ def too_few_repeats(spec: SweepSpec, alpha: float = 0.05) -> str | None:
     from sweeper.stats import statistics as st  # scipy loads only once the file is read
 
     comparisons = context.planned_configs(spec) - 1
-    if len(spec.tasks) != 1 or comparisons < 1:
+    if len(spec.tasks) != 1 or comparisons < 1 or spec.racing is not None:  # a race's test is another
         return None
     if comparisons * st.smallest_signed_rank_p(spec.repeats) <= alpha:
         return None
@@ -125,6 +125,20 @@ def too_few_repeats(spec: SweepSpec, alpha: float = 0.05) -> str | None:
         f"{st.smallest_signed_rank_p(spec.repeats):.3g}, so after Holm over {family} no "
         f"configuration can be called better or worse than the baseline at alpha {alpha:g}; "
         f"use repeats: {st.repeats_for_a_verdict(comparisons, alpha)} or more"
+    )
+
+
+def race_plan(spec: SweepSpec) -> str | None:
+    """A raced sweep's plan in one line (``sweeper validate`` says it); None for fixed repeats."""
+    if spec.racing is None:
+        return None
+    r, configs = spec.racing, context.planned_configs(spec)
+    most = configs * spec.repeats * len(spec.tasks)
+    effect = f"; equivalent within ±{r.min_effect:g}" if r.min_effect else ""
+    return (
+        f"racing: every configuration runs {r.min} repeats, then rounds of {r.step} more go to those still open, "
+        f"up to {spec.repeats} (at most {most} runs, a fixed sweep's; at least {configs * r.min * len(spec.tasks)}); "
+        f"verdicts from the always-valid normal-mixture test with Holm over {configs - 1} comparisons{effect}"
     )
 
 

@@ -4,7 +4,9 @@ Data flows one way: the search space gives configurations (Optuna's GridSampler,
 TPESampler asks for them in rounds that fill a pack), the planner groups their runs into packs, an
 executor trains the packs, the store keeps every run, and Optuna is told each trial's objective (the
 mean metric over its repeats and tasks). Resuming is the same call: runs already stored are skipped,
-trials left running by an interrupted sweep are finished first.
+trials left running by an interrupted sweep are finished first. A raced grid (``repeats: {min, max}``)
+creates all its trials at once and trains them in rounds, each giving more repeats only to the
+configurations still open (``sweeper.stats.racing``: the race replayed from the stored runs).
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from sweeper.errors import LeaseError, StoreError
 from sweeper.noise.spec import NoiseConfig, config_label
 from sweeper.records import TrialRef
 from sweeper.space import SweepSpec
+from sweeper.stats import racing
 from sweeper.store import Owner, Store
 from sweeper.tasks import files
 
@@ -40,7 +43,10 @@ from sweeper.tasks import files
 class Progress(Protocol):
     """What a sweep tells its progress display, in runs: the total and those stored before (``start``),
     the runs stored since (``advance``), and, while packs train, how many runs' worth of training the
-    ``packs`` not yet stored hold (``training``: a fraction of their runs, from their member-epochs)."""
+    ``packs`` not yet stored hold (``training``: a fraction of their runs, from their member-epochs).
+    A display may also have ``race_round(k, open, runs, fixed, over)``: a raced sweep calls it as each round
+    starts (round ``k``, configurations ``open``, ``runs`` stored of the ``fixed`` a fixed sweep would
+    spend) and once the race is ``over``."""
 
     def start(self, total: int, done: int) -> None: ...
     def advance(self, runs: int) -> None: ...
@@ -126,6 +132,14 @@ class _Sweep:
         self.params = _optuna.GridParams(self.grid) if self.grid is not None else None
         if self.grid is not None:
             self.grid = grid_order(self.grid, {ref.number: ref.config for ref in refs})
+        # trial number -> task -> repeat -> metric of each finished run (NaN: diverged): the objectives' inputs.
+        self.values: dict[int, dict[str, dict[int, float]]] = {}
+        for row in store.runs(spec.name) if self.done else ():
+            self._record(row["trial"], row["task"], row["repeat"], row.get(spec.metric), row["diverged"])
+        # A raced sweep: its plan (rho tuned to the first planned maximum, kept by the sweep's history)
+        # and where the race stands, replayed from the stored runs (sweeper.stats.racing.race).
+        self.plan = racing.plan_of(store.sweep(spec.name).context) if spec.racing is not None else None
+        self.race = self.race_now()
         with store.transaction() as connection:
             if self.grid is None:  # a grid's trials are created whole, in one transaction
                 suggested = {ref.optuna_trial_id for ref in refs}
@@ -152,10 +166,6 @@ class _Sweep:
         self.writer: _optuna.StudyWriter | None = None  # a grid's, made in the first round's transaction
         self.summaries = _optuna.Summaries(list(spec.tasks), spec.repeats)
         self.n_trials = len(self.grid) if self.grid is not None else spec.search.n_trials + 1
-        # trial number -> task -> repeat -> metric of each finished run (NaN: diverged): the objectives' inputs.
-        self.values: dict[int, dict[str, dict[int, float]]] = {}
-        for row in store.runs(spec.name) if self.done else ():
-            self._record(row["trial"], row["task"], row["repeat"], row.get(spec.metric), row["diverged"])
         # trial number -> logged epoch -> [sum, count] of the metric's finite values: the mean curve.
         self.curves: dict[int, dict[int, list]] = {}
         self.trained = 0
@@ -170,12 +180,31 @@ class _Sweep:
         return ref
 
     def pending_runs(self, ref: TrialRef) -> list[PlannedRun]:
+        """The runs of a trial still to train: every repeat, or in a race the repeats its round gives it."""
+        repeats = self.spec.repeats if self.race is None else int(self.race.targets[ref.number])
         return [
             PlannedRun(ref.id, ref.config, name, r)
             for name in self.spec.tasks
-            for r in range(self.spec.repeats)
+            for r in range(repeats)
             if (ref.number, name, r) not in self.done
         ]
+
+    def race_now(self) -> racing.Race | None:
+        """Where a raced sweep's race stands on the runs stored so far (None for fixed repeats): a pure
+        function of the stored validation metric, so a resumed race goes on exactly where it was."""
+        if self.plan is None:
+            return None
+        names = list(self.spec.tasks)
+        n_repeats = max([self.spec.repeats, *(r + 1 for _, _, r in self.done)])
+        values = np.full((len(names), n_repeats, len(self.grid)), np.nan)
+        present = np.zeros(values.shape, dtype=bool)
+        for number, per_task in self.values.items():
+            for t, name in enumerate(names):
+                for repeat, value in per_task.get(name, {}).items():
+                    values[t, repeat, number], present[t, repeat, number] = value, True
+        base = next(i for i, config in enumerate(self.grid) if config == ())
+        d = racing.differences(values, present, base, higher_is_better=self.spec.higher_is_better)
+        return racing.race(d, base, self.plan, len(self.grid) - 1, racing.ALPHA)
 
     def resume_stale(self) -> list[Asked]:
         """Trials an interrupted sweep left running, each with its configuration, to go on with.
@@ -220,6 +249,8 @@ class _Sweep:
     def _want(self, already: int) -> int:
         """Configurations enough to keep every pack slot of the executor busy (one, locally), less those
         ``already`` asked."""
+        if self.race is not None:
+            return len(self.grid) - already  # a race's rounds take every configuration at once
         per_config = self.spec.repeats * len(self.spec.tasks)
         return max(1, min(self.sizes.values()) * getattr(self.executor, "parallel_packs", 1) // per_config) - already
 
@@ -336,6 +367,9 @@ class _Sweep:
                 "mean": objective if finite else None,
                 "ci": ci,
             }
+            if self.race is not None:  # how far the race took it, and why it stopped
+                attrs["repeats"] = int(self.race.targets[ref.number])
+                attrs["stopped"] = self.race.stopped[ref.number]
             finished.append(_optuna.Finished(trial_id, objective if finite else worst, attrs, curve))
         self.store.complete_trials(connection, objectives)
         _optuna.StudyWriter.complete(connection, finished)
@@ -357,9 +391,28 @@ class _Sweep:
             asked = self.resume()
         while asked:
             self.numbers.update({ref.id: ref.number for _, ref in asked})
-            self.train([run for _, ref in asked for run in self.pending_runs(ref)])
+            if self.race is None:
+                self.train([run for _, ref in asked for run in self.pending_runs(ref)])
+            else:
+                self.run_race(asked)
             with writes_finish():
                 asked = self.tell_and_ask(asked)
+
+    def run_race(self, asked: list[Asked]) -> None:
+        """A raced sweep's rounds: each trains the runs the race gives the configurations still open,
+        then the race is decided again on the stored runs; one progress line a round."""
+        fixed = len(self.grid) * self.spec.repeats * len(self.spec.tasks)
+        while True:
+            runs = [run for _, ref in asked for run in self.pending_runs(ref)]
+            said = getattr(self.progress, "race_round", None)
+            if said is not None:
+                said(
+                    self.race.rounds + 1 if runs else self.race.rounds, self.race.open, len(self.done), fixed, not runs
+                )
+            if not runs:
+                return
+            self.train(runs)
+            self.race = self.race_now()
 
 
 def run_sweep(

@@ -8,6 +8,7 @@ import numpy as np
 
 from sweeper import metrics
 from sweeper.report import prose
+from sweeper.stats import racing
 from sweeper.stats import statistics as st
 from sweeper.stats.comparisons import ALPHA, AT, CONFIDENCE, Comparison, compare
 
@@ -70,6 +71,7 @@ def build_report(
         at=at,
         planned=planned,
         config_fields={trial: {"ran": _ran_by(rows)} for trial, rows in by_trial.items()},
+        plan=racing.plan_of(setting),
     )
     tasks, configs, family, top = compared.tasks, compared.configs, compared.family, compared.top
     higher_is_better, shared = compared.higher_is_better, compared.shared
@@ -92,7 +94,8 @@ def build_report(
         "configs_with_runs": len(configs),
         "runs": len(runs),
         "runs_planned": runs_planned,
-        "partial": bool(planned is not None and len(runs) < runs_planned)
+        # a finished race leaves most of its planned runs untrained: it is partial only while it runs
+        "partial": bool(planned is not None and len(runs) < runs_planned and not _raced(top))
         or sweep.get("status") not in (None, "completed", "done"),
     }
 
@@ -126,7 +129,9 @@ def build_report(
         "pending": compared.pending,
         "tasks": None,
         "across_tasks": None,
-        "methods": prose.methods(n_boot, alpha, family, multi_task=len(tasks) > 1, shared=shared, at=at),
+        "methods": prose.methods(
+            n_boot, alpha, family, multi_task=len(tasks) > 1, shared=shared, at=at, sequential=top.sequential
+        ),
         "ran": {"runs": _what_ran(runs), "sweep": {key: sweep.get(key) for key in DRIVEN}},
     }
     summary = words(top)
@@ -279,3 +284,8 @@ def _json_ready(x):
     if isinstance(x, (float, np.floating)):
         return float(x) if np.isfinite(x) else None
     return x
+
+
+def _raced(table) -> bool:
+    """Whether the table's sweep was raced (its runs stop short of the planned repeats by design)."""
+    return bool(table.sequential and table.sequential["fixed"])

@@ -110,6 +110,7 @@ def stored_setting(sweep: StoredSweep) -> tuple[int | None, dict | None]:
         "space": context["space"],
         "sweep_seed": context["sweep_seed"],
         "repeats": context["repeats"],
+        "racing": context.get("racing"),  # a raced sweep's plan (sweeper.stats.racing.plan_of)
         # planned (when the sweep was created), then each extension (when, what changed, the size after it)
         "history": [{"at": dates["created_at"], **step} for step in context.get("history", ())],
     }

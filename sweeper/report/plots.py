@@ -27,6 +27,7 @@ VERDICT_COLOURS = {
     "better": "#1a9850",
     "worse": "#d73027",
     "no_difference": "#7f7f7f",
+    "equivalent": "#4575b4",
     "baseline": "#000000",
     "incomparable": "#b8860b",
 }

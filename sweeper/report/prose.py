@@ -7,6 +7,7 @@ import numpy as np
 from sweeper import metrics
 from sweeper.noise.spec import BASELINE
 from sweeper.report import numbers
+from sweeper.stats import racing
 from sweeper.stats.comparisons import CONFIDENCE, POWER, Table
 
 #: How a metric is named in a sentence and a table header.
@@ -150,7 +151,7 @@ def partial_line(progress: dict, status: str | None) -> str:
 
 def table_summary(table: Table, metric: str, higher_is_better: bool, alpha: float, family: int) -> str:
     """The summary paragraph of one table (:func:`summary`) from what the comparisons found."""
-    return summary(
+    said = summary(
         table.configs,
         table.baseline,
         table.chosen,
@@ -163,6 +164,24 @@ def table_summary(table: Table, metric: str, higher_is_better: bool, alpha: floa
         unpaired=table.unpaired,
         family=family,
     )
+    return said + _race_line(table)
+
+
+def _race_line(table: Table) -> str:
+    """A raced sweep's outcome in one sentence: configurations equivalent to the baseline, and whether
+    nothing in the grid beats no noise, after how many of a fixed sweep's runs."""
+    race = table.sequential
+    if race is None:
+        return ""
+    rows = [r for r in table.configs if r.get("verdict") not in ("baseline", "incomparable")]
+    text = ""
+    same = [r for r in rows if r["verdict"] == "equivalent"]
+    if same:
+        text += f" Equivalent to the baseline within ±{race['min_effect']:g}: {_names([_prose(r) for r in same])}."
+    nothing = racing.nothing_beats([r["verdict"] for r in rows], race["runs"], race["fixed"], race["test"])
+    if race["fixed"] and nothing:
+        text += " " + nothing
+    return text
 
 
 def across_tasks_line(across: dict, configs: list[dict], alpha: float) -> str:
@@ -357,12 +376,34 @@ def _optimism(chosen: dict) -> str:
     )
 
 
-def methods(n_boot: int, alpha: float, n_compared: int, *, multi_task: bool, shared: bool, at: str) -> dict:
+def methods(
+    n_boot: int,
+    alpha: float,
+    n_compared: int,
+    *,
+    multi_task: bool,
+    shared: bool,
+    at: str,
+    sequential: dict | None = None,
+) -> dict:
     test = (
         "Wilcoxon signed-rank test on the per-repeat differences (scipy, zero_method='zsplit': exact for n <= 50 "
         "without ties, exact permutation for n <= 13 with ties, normal approximation otherwise), two-sided"
     )
-    if multi_task:
+    if sequential is not None:
+        test = (
+            "the sweep was raced or extended after looking, so every verdict comes from an always-valid test: "
+            "the two-sided normal-mixture supermartingale on the capped signed per-repeat differences "
+            "(Howard et al. 2020, conditionally symmetric case; confseq's formulas), whose p-value "
+            "min(1, 1/max M) holds at any stopping time (Ville's inequality; Johari et al. 2022)"
+            + (" on the per-repeat differences averaged over tasks" if multi_task else "")
+            + (
+                f"; equivalent when its confidence sequence lies within ±{sequential['min_effect']:g}"
+                if sequential.get("min_effect")
+                else ""
+            )
+        )
+    elif multi_task:
         test += "; pooled over tasks by ranking within each task and adding the signed-rank sums (normal approximation)"
     return {
         "selection": (

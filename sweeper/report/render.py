@@ -29,11 +29,12 @@ VERDICT_STYLES = {
     "better": "bold green",
     "worse": "bold red",
     "no_difference": "dim",
+    "equivalent": "cyan",
     "baseline": "bold",
     "incomparable": "yellow",
 }
 #: The verdicts ``--verdict`` may keep.
-VERDICTS = ("better", "worse", "no_difference", "incomparable")
+VERDICTS = ("better", "worse", "no_difference", "equivalent", "incomparable")
 #: The width of a report that goes to a pipe or a file and no $COLUMNS says otherwise.
 PIPED_WIDTH = 80
 

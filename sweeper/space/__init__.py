@@ -5,7 +5,8 @@ A search space is a YAML file (see ``search_spaces/`` for annotated examples)::
     name: seed-case-study        # letters, digits, '-', '_', '.'
     description: free text       # optional
     seed: 1                      # sweep seed (default 0): data, inits and noise streams derive from it
-    repeats: 30                  # runs per configuration, paired across configurations (default 10)
+    repeats: 30                  # runs per configuration, paired across configurations (default 10), or
+                                 # raced: {min: 5, max: 60, step: 5, min_effect: 0.01} (sweeper.stats.racing)
     metric: accuracy             # what the sweep selects on: accuracy (default) or loss; regression: mse
                                  # (default), r2 or loss; on the validation part (val_accuracy, ...), or on
                                  # the test part where the tasks have none (n_val: 0). test_* is refused.
@@ -49,6 +50,7 @@ from sweeper.space.spec import (
     REGRESSION_METRICS,
     SAMPLERS,
     FloatRange,
+    RacingSpec,
     SearchSpec,
     SpaceSpec,
     SweepSpec,
@@ -64,6 +66,7 @@ __all__ = [
     "REGRESSION_METRICS",
     "SAMPLERS",
     "FloatRange",
+    "RacingSpec",
     "SearchSpec",
     "SpaceSpec",
     "SweepSpec",

@@ -6,6 +6,7 @@ is allowed; nothing is built from a file that fails.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -26,7 +27,7 @@ from sweeper.noise.spec import (
     unfit_site,
 )
 from sweeper.space.grid import _NOISE_KEYS, _STD_MIN_RULE, _GridReader
-from sweeper.space.reading import _at, _show
+from sweeper.space.reading import _at, _is_number, _show
 from sweeper.space.spec import (
     _NAME_PATTERN,
     _NAME_RULE,
@@ -34,9 +35,11 @@ from sweeper.space.spec import (
     MAX_CONFIGURATIONS,
     MAX_CONFIGURATIONS_LIMIT,
     MAX_FILE_BYTES,
+    MAX_REPEATS,
     REGRESSION_METRICS,
     SAMPLERS,
     FloatRange,
+    RacingSpec,
     SearchSpec,
     SpaceSpec,
     SweepSpec,
@@ -103,6 +106,8 @@ class _Reader(_GridReader):
         metric = self.metric(raw.get("metric"), tasks, stored)
         search = self.search(raw.get("search"), tasks)
         fields = {k: raw[k] for k in ("name", "description", "seed", "repeats", "pack_size") if k in raw}
+        if isinstance(raw.get("repeats"), dict):
+            fields["repeats"], fields["racing"] = self.racing(raw["repeats"], search)
         try:
             return SweepSpec(
                 source=self.source,
@@ -117,6 +122,37 @@ class _Reader(_GridReader):
             if e.errors()[0]["type"] == "string_pattern_mismatch":
                 self.fail("name", f"{_show(raw['name'])} is not allowed; allowed: {_NAME_RULE}")
             self.pydantic(e, "", SweepSpec)
+
+    def racing(self, value: dict, search: SearchSpec) -> tuple[int, RacingSpec]:
+        """A raced sweep's ``repeats: {min, max, step, min_effect}``: its maximum and its plan."""
+        keys = ("min", "max", "step", "min_effect")
+        value = self.mapping(value, "repeats", keys, required=("min", "max"))
+        low, high = 2, MAX_REPEATS
+        for key in ("min", "max", "step"):
+            n = value.get(key, 5)
+            if isinstance(n, bool) or not isinstance(n, int) or not (1 if key == "step" else low) <= n <= high:
+                self.fail(
+                    f"repeats.{key}",
+                    f"{_show(n)} is not allowed; allowed: a whole number from {1 if key == 'step' else low} to {high}",
+                )
+        if value["max"] < value["min"]:
+            self.fail("repeats.max", f"{value['max']} is below repeats.min {value['min']}; allowed: max >= min")
+        effect = value.get("min_effect")
+        if effect is not None and (not _is_number(effect) or not math.isfinite(effect) or effect <= 0):
+            self.fail(
+                "repeats.min_effect",
+                f"{_show(effect)} is not allowed; allowed: a finite number > 0, in the metric's units",
+            )
+        if search.sampler != "grid":
+            self.fail(
+                "repeats",
+                f"racing (repeats: {{min, max}}) needs sampler 'grid', not {search.sampler!r}: its rounds compare "
+                "every configuration at once; give repeats: a number",
+            )
+        racing = RacingSpec(
+            min=value["min"], step=value.get("step", 5), min_effect=None if effect is None else float(effect)
+        )
+        return value["max"], racing
 
     def tasks(self, raw: dict) -> dict[str, TaskSpec]:
         if "task" in raw and "tasks" in raw:

@@ -77,6 +77,17 @@ class SearchSpec(_Frozen):
     space: SpaceSpec | None = None
 
 
+class RacingSpec(_Frozen):
+    """A raced sweep's plan (``repeats: {min: 5, max: 60, step: 5}``): every configuration runs ``min``
+    repeats, then rounds of ``step`` more go to the configurations whose answer is still open, up to the
+    sweep's ``repeats`` (the maximum); ``min_effect``, in the metric's units, lets a configuration be
+    called equivalent to the baseline (``sweeper.stats.racing``)."""
+
+    min: int = Field(ge=2, le=MAX_REPEATS, strict=True)
+    step: int = Field(5, ge=1, le=MAX_REPEATS, strict=True)
+    min_effect: float | None = Field(None, gt=0)
+
+
 class SweepSpec(_Frozen):
     """A validated search space: tasks, repeats, metric and the noise configurations to try."""
 
@@ -89,7 +100,10 @@ class SweepSpec(_Frozen):
     name: str = Field(pattern=_NAME_PATTERN, max_length=100)
     description: str | None = None
     seed: int = Field(0, ge=0, le=MAX_SEED, strict=True)
+    #: Runs per configuration; a raced sweep's maximum.
     repeats: int = Field(10, ge=1, le=MAX_REPEATS, strict=True)
+    #: A raced sweep's plan (``repeats:`` given as a mapping); None: every configuration runs ``repeats``.
+    racing: RacingSpec | None = None
     metric: str
     #: Optional cap on the members of one pack.
     pack_size: int | None = Field(None, ge=1, le=MAX_PACK_SIZE, strict=True)
@@ -136,6 +150,11 @@ class SweepSpec(_Frozen):
             if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
                 raise SpaceError(f"{self.source}: --{flag}: {value!r} is not allowed; allowed: {_allowed(model, flag)}")
             overrides[flag] = value
+        if repeats is not None and self.racing is not None and repeats < self.racing.min:
+            raise SpaceError(
+                f"{self.source}: --repeats: {repeats} is below repeats.min {self.racing.min} of this raced sweep; "
+                f"allowed: {self.racing.min} or more (the race's maximum)"
+            )
         if repeats is not None:
             update["repeats"] = repeats
         if epochs is not None:

@@ -16,6 +16,7 @@ import numpy as np
 from sweeper import metrics
 from sweeper.errors import SweeperError
 from sweeper.noise.spec import BASELINE
+from sweeper.stats import racing
 from sweeper.stats import statistics as st
 from sweeper.stats.matrices import TaskMatrix, configs_of, direction, nanmean, task_matrices
 
@@ -39,6 +40,9 @@ class Table:
     smallest_p: float | None
     repeats: int
     n_tasks: int
+    #: A raced or extended sweep's verdicts came from the always-valid test: the runs it has, and the
+    #: runs a fixed sweep of its maximum repeats would have (None for the exact signed-rank test).
+    sequential: dict | None = None
 
 
 @dataclass(frozen=True)
@@ -70,10 +74,14 @@ def compare(
     at: str = "last",
     planned: int | None = None,
     config_fields: dict[int, dict] | None = None,
+    plan: racing.Plan | None = None,
 ) -> Comparison:
     """Every configuration with runs against the baseline; see :func:`sweeper.report.build_report`.
 
-    ``config_fields`` (by trial number) go into each configuration's row after its ``params``.
+    ``config_fields`` (by trial number) go into each configuration's row after its ``params``. ``plan``:
+    a raced or extended sweep's (``sweeper.stats.racing.plan_of``): its verdicts then come from the
+    always-valid test, and a raced sweep's rows say how many repeats each configuration ran and why it
+    stopped; None keeps the exact signed-rank test.
     """
     selected_on = sweep.get("metric")
     if not selected_on:
@@ -106,7 +114,13 @@ def compare(
     rng = np.random.default_rng(seed)
     counts = [st.bootstrap_counts(t.values.shape[0], n_boot, rng) for t in tasks]
     settings = dict(
-        configs=configs, base=base, higher_is_better=higher_is_better, alpha=alpha, family=family, shared=shared
+        configs=configs,
+        base=base,
+        higher_is_better=higher_is_better,
+        alpha=alpha,
+        family=family,
+        shared=shared,
+        plan=plan,
     )
     per_task = [
         _table([t], [s], [k], None if ece is None else [e], **settings)
@@ -129,13 +143,16 @@ def compare(
     )
 
 
-def verdicts(sweep: dict, trials: list[dict], runs: list[dict], *, planned: int | None = None) -> dict[int, str]:
-    """Each trial's verdict against the baseline (``better``, ``worse``, ``no_difference``, ``incomparable``,
-    ``baseline``) by trial number, as the report gives it at its defaults; empty where nothing compares."""
+def verdicts(
+    sweep: dict, trials: list[dict], runs: list[dict], *, planned: int | None = None, plan: racing.Plan | None = None
+) -> dict[int, str]:
+    """Each trial's verdict against the baseline (``better``, ``worse``, ``no_difference``, ``equivalent``,
+    ``incomparable``, ``baseline``) by trial number, as the report gives it at its defaults; empty where
+    nothing compares. ``plan``: as :func:`compare`'s."""
     if not runs:
         return {}
     try:
-        compared = compare(sweep, trials, runs, n_boot=100, planned=planned)  # verdicts take no bootstrap
+        compared = compare(sweep, trials, runs, n_boot=100, planned=planned, plan=plan)  # verdicts take no bootstrap
     except SweeperError:
         return {}  # no baseline runs, say: the report says why
     return {row["trial"]: row["verdict"] for row in compared.top.configs}
@@ -153,6 +170,7 @@ def _table(
     alpha,
     family,
     shared,
+    plan=None,
 ) -> Table:
     """Every configuration's statistics over the given tasks (one task, or all of them stratified).
 
@@ -174,6 +192,8 @@ def _table(
         else np.full((counts[0].shape[0], len(configs)), np.nan)
     )
     imputed = [st.impute_diverged(t.values, higher_is_better=higher_is_better) for t in chosen_on]
+    if plan is not None and plan.raced:
+        imputed = [_paired_scores(v, t.present, base) for v, t in zip(imputed, chosen_on)]
     boot_scores = np.stack(
         [st.bootstrap_means(v, k) for v, k in zip(imputed, counts)], axis=1
     )  # (n_boot, n_tasks, n_configs)
@@ -260,10 +280,16 @@ def _table(
     order = sorted(
         range(len(rows)), key=lambda i: (rows[i]["rank"], -np.nan_to_num(rows[i]["p_best"]), rows[i]["trial"])
     )
-    chosen = _chosen(rows, order, tasks, chosen_on, counts, higher_is_better, shared)
+    # A raced sweep's configurations ran different repeats: the bootstrap bias correction, which resamples
+    # repeats shared by all, is not defined for it.
+    bbc = shared and not (plan is not None and plan.raced)
+    chosen = _chosen(rows, order, tasks, chosen_on, counts, higher_is_better, bbc)
     rows = [rows[i] for i in order]
+    sequential = None
+    if plan is not None and paired:
+        sequential = _sequential(configs, rows, compared, tasks, chosen_on, base, plan, higher_is_better, alpha, family)
     n_pairs = min((r["n_pairs"] for r in compared), default=0)
-    smallest_p = st.smallest_signed_rank_p(n_pairs) if len(tasks) == 1 else None
+    smallest_p = st.smallest_signed_rank_p(n_pairs) if len(tasks) == 1 and sequential is None else None
     return Table(
         baseline=baseline,
         chosen=chosen,
@@ -272,7 +298,57 @@ def _table(
         smallest_p=smallest_p,
         repeats=max(t.values.shape[0] for t in tasks),
         n_tasks=len(tasks),
+        sequential=sequential,
     )
+
+
+def _paired_scores(values: np.ndarray, present: np.ndarray, base: int) -> np.ndarray:
+    """A raced sweep's scores to rank on: each run's difference from the baseline's run of its repeat, plus
+    the baseline's mean over all its repeats. ``values, present: (n_repeats, n_configs)`` (diverged runs
+    imputed already). Configurations stopped after a few repeats are then ranked on the same footing as
+    those run to the maximum (common random numbers), not on their repeats' luck, nor with the repeats
+    they never ran counted as diverged; NaN where a run or its baseline pair is missing."""
+    v = np.where(present, values, np.nan)
+    b = v[:, [base]]
+    scores = v - b + np.nanmean(b) if np.isfinite(b).any() else v
+    scores[:, base] = v[:, base]
+    return scores
+
+
+def _stacked(tasks: list[TaskMatrix], base: int, higher_is_better: bool) -> np.ndarray:
+    """Per-repeat differences from the baseline averaged over tasks, ``(n_configs, n_repeats)``
+    (``sweeper.stats.racing.differences``)."""
+    n = max(t.values.shape[0] for t in tasks)
+    values = np.full((len(tasks), n, tasks[0].values.shape[1]), np.nan)
+    present = np.zeros(values.shape, dtype=bool)
+    for i, t in enumerate(tasks):
+        values[i, : t.values.shape[0]], present[i, : t.values.shape[0]] = t.values, t.present
+    return racing.differences(values, present, base, higher_is_better=higher_is_better)
+
+
+def _sequential(configs, rows, compared, tasks, chosen_on, base, plan, higher_is_better, alpha, family) -> dict:
+    """A raced or extended sweep's verdicts from the always-valid test on the test part (Holm over the
+    ``family``), put in ``compared``'s rows: p-values, verdicts, ``test``; a raced sweep's ``rows`` also
+    get ``repeats`` and ``stopped``, its race replayed on the selection metric. Matrix columns follow
+    ``configs``; rows are found by trial."""
+    column = {config["trial"]: c for c, config in enumerate(configs)}
+    columns = [column[r["trial"]] for r in compared]
+    d = _stacked(tasks, base, higher_is_better)
+    p, adjusted, sign, said = racing.verdicts(d[columns], plan, family, alpha)
+    for r, p_c, a_c, s_c, v in zip(compared, p, adjusted, sign, said):
+        r.update(p_value=float(p_c), p_adjusted=float(a_c), signed_rank_sum=None, verdict=v, n_needed=None)
+        r["test"] = racing.TESTS["sequential"]
+        r["direction"] = int(s_c)
+    runs = int(sum(t.present.sum() for t in tasks))
+    fixed = None
+    if plan.raced:
+        race = racing.race(_stacked(chosen_on, base, higher_is_better), base, plan, family, racing.ALPHA)
+        for r in rows:
+            c = column[r["trial"]]
+            r["repeats"] = int(max(t.present[:, c].sum() for t in tasks))
+            r["stopped"] = None if c == base else racing.STOPS.get(race.stopped[c] or "", "still open")
+        fixed = (family + 1) * plan.maximum * len(tasks)
+    return {"runs": runs, "fixed": fixed, "test": racing.TESTS["sequential"], "min_effect": plan.min_effect}
 
 
 def _zero_if_rounding(delta: float, pairs: list[np.ndarray]) -> float:

@@ -64,6 +64,22 @@ def bootstrap_counts(n: int, n_boot: int, rng: np.random.Generator) -> np.ndarra
     return rng.multinomial(n, np.full(n, 1.0 / n), size=n_boot)
 
 
+def repeat_sums(counts: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """``counts @ values`` added up repeat by repeat, in repeat order: ``(n_boot,)`` or ``(n_boot, n_configs)``.
+
+    ``counts: (n_boot, n_repeats)``, ``values: (n_repeats,)`` or ``(n_repeats, n_configs)``. A BLAS product
+    blocks its sums by the matrices' shapes, so a configuration's sums would change in the last bit with
+    the number of configurations beside it (a sweep extended with new ones, a round of another size);
+    here each column's sums are the same whatever the other columns hold.
+    """
+    counts = np.asarray(counts, dtype=float)
+    values = np.asarray(values, dtype=float)
+    total = np.zeros((counts.shape[0], *values.shape[1:]))
+    for j in range(counts.shape[1]):
+        total += np.multiply.outer(counts[:, j], values[j])
+    return total
+
+
 def bootstrap_means(values: np.ndarray, counts: np.ndarray) -> np.ndarray:
     """The mean of the finite values in each resample.
 
@@ -73,8 +89,8 @@ def bootstrap_means(values: np.ndarray, counts: np.ndarray) -> np.ndarray:
     """
     values = np.asarray(values, dtype=float)
     mask = np.isfinite(values)
-    total = counts @ np.where(mask, values, 0.0)
-    drawn = counts @ mask.astype(float)
+    total = repeat_sums(counts, np.where(mask, values, 0.0))
+    drawn = repeat_sums(counts, mask.astype(float))
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(drawn > 0, total / drawn, np.nan)
 

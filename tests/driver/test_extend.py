@@ -72,7 +72,12 @@ def held(db: Path | str) -> dict:
             url,
             f"SELECT param_name, param_value, distribution_json FROM trial_params WHERE trial_id = {trial_id}",
         )
-        attrs = execute(url, f"SELECT key, value_json FROM trial_user_attributes WHERE trial_id = {trial_id}")
+        # The verdicts are left out: an extended sweep's come from the always-valid test, a from-scratch
+        # sweep's from the exact one (test_an_extended_sweeps_verdicts_come_from_the_always_valid_test).
+        attrs = execute(
+            url,
+            f"SELECT key, value_json FROM trial_user_attributes WHERE trial_id = {trial_id} AND key != 'verdict'",
+        )
         steps = execute(
             url, f"SELECT step, intermediate_value FROM trial_intermediate_values WHERE trial_id = {trial_id}"
         )
@@ -281,3 +286,26 @@ def test_a_sweep_stored_before_histories_were_kept_starts_its_history_from_its_r
     assert re.search(
         r"history: planned 3 repeats at \S+; extended at \S+ \(repeats 3 -> 5\) to 5 configurations", table
     )
+
+
+def test_an_extended_sweeps_verdicts_come_from_the_always_valid_test(tmp_path, sweeper_cli):
+    db = tmp_path / "grown.db"
+    assert sweep(sweeper_cli, tmp_path, db, space(3, "[0.1, 0.3]")).exit_code == 0
+    fixed = json.loads(sweeper_cli("report", NAME, "--db", f"sqlite:///{db}", "--format", "json").stdout)
+    assert sweep(sweeper_cli, tmp_path, db, space(5, "[0.1, 0.3]")).exit_code == 0
+    grown = json.loads(sweeper_cli("report", NAME, "--db", f"sqlite:///{db}", "--format", "json").stdout)
+
+    def tests(report):
+        return {row.get("test") for row in report["configs"] if row["verdict"] != "baseline"}
+
+    # Read after the fact, a sweep extended after its report must not be judged by a one-look test.
+    assert tests(fixed) <= {None, "signed-rank, exact"}
+    assert tests(grown) == {"always-valid normal mixture"}
+    stored = dict(
+        execute(
+            f"sqlite:///{db}",
+            "SELECT t.number, a.value_json FROM trials t JOIN trial_user_attributes a "
+            "USING (trial_id) WHERE a.key = 'verdict'",
+        )
+    )
+    assert {n: json.loads(v) for n, v in stored.items()} == {row["trial"]: row["verdict"] for row in grown["configs"]}

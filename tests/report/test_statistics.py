@@ -193,3 +193,14 @@ def test_means_equal_in_exact_arithmetic_tie_whatever_the_order_of_their_terms()
     np.testing.assert_array_equal(st.ranks(scores, higher_is_better=True), [[1.5, 1.5, 3.0]])
     boot = np.stack([scores] * 4)  # (n_boot, n_tasks, n_configs)
     np.testing.assert_array_equal(st.probability_of_best(boot, higher_is_better=True), [0.5, 0.5, 0.0])
+
+
+def test_a_configurations_bootstrap_means_do_not_depend_on_the_configurations_beside_it():
+    rng = np.random.default_rng(3)
+    values = rng.random((7, 40))  # float64 metrics: a BLAS product's blocking would show in the last bit
+    counts = st.bootstrap_counts(7, 2_000, rng)
+    alone = np.stack([st.bootstrap_means(values[:, c], counts) for c in range(40)], axis=1)
+    for width in (3, 17, 40):
+        assert np.array_equal(st.bootstrap_means(values[:, :width], counts), alone[:, :width])
+    # and they are the resamples' means, to rounding
+    np.testing.assert_allclose(alone, (counts @ values) / 7, rtol=1e-14)
