@@ -6,7 +6,7 @@ from collections import Counter
 
 import numpy as np
 
-from sweeper.report import prose
+from sweeper.report import across, prose
 from sweeper.stats.comparisons import ALPHA, AT, CONFIDENCE, compare
 
 __all__ = ["AT", "build_report"]
@@ -109,6 +109,7 @@ def build_report(
         "pending": compared.pending,
         "tasks": None,
         "across_tasks": None,
+        "across_data_sets": None,
         "methods": prose.methods(n_boot, alpha, family, multi_task=len(tasks) > 1, shared=shared, at=at),
         "ran": {"runs": _what_ran(runs), "sweep": {key: sweep.get(key) for key in DRIVEN}},
     }
@@ -126,9 +127,15 @@ def build_report(
             }
             for t, table in zip(tasks, compared.per_task)
         ]
-        across = compared.across_tasks
-        report["across_tasks"] = {**across, "summary": prose.across_tasks_line(across, configs, alpha)}
-        summary += " " + report["across_tasks"]["summary"]
+        ranks = compared.across_tasks
+        report["across_tasks"] = {
+            **ranks,
+            "summary": prose.across_tasks_line(ranks, configs, alpha),
+            "caveat": across.NEMENYI_CAVEAT,
+        }
+        # the verdicts across tasks are the signed-rank tests of the section, not Nemenyi's mean ranks
+        report["across_data_sets"] = across.section(compared, alpha=alpha, seed=seed)
+        summary += " " + report["across_data_sets"]["summary"]
     report["summary"] = summary
     return _json_ready(report)
 

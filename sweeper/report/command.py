@@ -8,6 +8,7 @@ from pathlib import Path
 from rich.console import Console
 
 from sweeper.errors import SweeperError
+from sweeper.report import across
 from sweeper.report.build import build_report
 from sweeper.report.render import VERDICTS, filtered, ran_lines, render_csv, render_json, render_table, write_report
 from sweeper.store import Store, StoredSweep
@@ -71,6 +72,8 @@ def report_command(
     else:
         console.print(render_table(report, width=console.width))
         console.print(report["summary"], markup=False, highlight=False)
+        if report.get("across_data_sets"):
+            console.print(across.terminal(report["across_data_sets"]))
         console.print("What ran: " + "; ".join(ran_lines(report)) + ".", markup=False, highlight=False)
     return []
 

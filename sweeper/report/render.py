@@ -17,6 +17,7 @@ from rich.text import Text
 
 from sweeper.errors import SweeperError
 from sweeper.records import describe
+from sweeper.report import across as across_section
 from sweeper.report import plots
 
 FORMATS = ("markdown", "html", "json", "csv")
@@ -284,7 +285,8 @@ def _friedman_line(across: dict) -> str:
     return (
         f"Friedman χ² = {_num(f['statistic'])} (p = {_p(f['p_value'])}); "
         f"Iman–Davenport F = {_num(f['iman_davenport_f'])} "
-        f"(p = {_p(f['iman_davenport_p'])}); Nemenyi critical difference = {_num(across['nemenyi_cd'])}."
+        f"(p = {_p(f['iman_davenport_p'])}); Nemenyi critical difference = {_num(across['nemenyi_cd'])}. "
+        + across.get("caveat", "")
     )
 
 
@@ -305,6 +307,8 @@ def render_markdown(report: dict, images: dict[str, str]) -> str:
             "",
         ]
         out += [_friedman_line(across), ""]
+        if report.get("across_data_sets"):
+            out += across_section.markdown(report["across_data_sets"])
         for task in report["tasks"]:
             out += [f"## Task `{task['task']}`", "", task["summary"], ""]
             out += [_md_table(_header(report)[1], _rows(report, task["configs"])), ""]
@@ -370,6 +374,8 @@ def render_html(report: dict, images: dict[str, str | bytes]) -> str:
             _html_table(("#", "configuration", "average rank"), _ranking_rows(across)),
             f"<p>{e(_friedman_line(across))}</p>",
         ]
+        if report.get("across_data_sets"):
+            out += across_section.html(report["across_data_sets"])
         for task in report["tasks"]:
             out += [
                 f"<h2>Task <code>{e(task['task'])}</code></h2>",
@@ -468,6 +474,8 @@ def report_figures(report: dict, runs: list[dict], curves: list[dict] | None) ->
     heatmap = plots.delta_heatmap(report)
     if heatmap is not None:
         figures["heatmap"] = heatmap
+    if report.get("across_data_sets"):
+        figures["across"] = across_section.figure(report["across_data_sets"])
     if curves:
         names = report["task_names"]
         for task in names:

@@ -32,11 +32,12 @@ from itertools import combinations
 import numpy as np
 
 from sweeper.stats import statistics as st
+from sweeper.stats.matrices import TaskMatrix
 
 #: What a task's scores are divided by or kept as, by direction (see the module's docstring).
 NORMALIZATION = {
-    True: "the metric as it is (accuracy and R² are on one scale for every data set)",
-    False: "the task's no-noise mean divided by the run's value (1 = as good as no noise)",
+    True: "as they are (accuracy and R² share one scale over data sets)",
+    False: "the data set's no-noise mean over the run's value (1 = as good as no noise)",
 }
 
 
@@ -141,14 +142,19 @@ def probability_of_improvement(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     ``x, y: (..., n_runs, n_tasks)`` -> ``(...)``. Per task this is the Mann–Whitney U statistic of X
     against Y over ``n_x * n_y`` (rliable's ``probability_of_improvement``); NaN runs are left out.
     """
-    x = np.asarray(x, dtype=float)[..., :, None, :]  # (..., n_runs, 1, n_tasks)
-    y = np.asarray(y, dtype=float)[..., None, :, :]  # (..., 1, n_runs, n_tasks)
-    both = np.isfinite(x) & np.isfinite(y)
-    wins = ((x > y) + 0.5 * (x == y)) * both
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    y_finite = np.isfinite(y)
+    wins = np.zeros(np.broadcast_shapes(x.shape[:-2], y.shape[:-2]) + x.shape[-1:])  # (..., n_tasks)
+    pairs = np.zeros_like(wins)
+    for i in range(x.shape[-2]):  # one run of x against every run of y: memory stays that of the inputs
+        xi = x[..., i : i + 1, :]  # (..., 1, n_tasks)
+        both = np.isfinite(xi) & y_finite
+        wins += (((xi > y) + 0.5 * (xi == y)) * both).sum(axis=-2)
+        pairs += both.sum(axis=-2)
     with np.errstate(invalid="ignore", divide="ignore"):
-        per_task = wins.sum(axis=(-3, -2)) / both.sum(axis=(-3, -2))  # (..., n_tasks)
+        per_task = wins / pairs
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
+        warnings.simplefilter("ignore", RuntimeWarning)  # a task where no pair has both runs: left out
         return np.nanmean(per_task, axis=-1)
 
 
@@ -163,7 +169,6 @@ def improvement_intervals(
     scores = np.asarray(scores, dtype=float)
     point = probability_of_improvement(scores, scores[reference])
     against = resampled(scores[reference], indices)  # (n_boot, n_runs, n_tasks)
-    # one setting at a time: every pair of runs of every resample, (n_boot, n_runs, n_runs, n_tasks)
     samples = np.stack([probability_of_improvement(resampled(s, indices), against) for s in scores], axis=1)
     return point, st.percentile_interval(samples, confidence)  # samples: (n_boot, n_settings)
 
@@ -176,23 +181,27 @@ def task_means(scores: np.ndarray) -> np.ndarray:
         return np.nanmean(np.asarray(scores, dtype=float), axis=1).T
 
 
-def pairwise_signed_rank(means: np.ndarray, alpha: float = 0.05) -> list[dict]:
-    """Every pair of settings compared over tasks by the Wilcoxon signed-rank test, Holm over all pairs.
+def pairwise_signed_rank(
+    means: np.ndarray, alpha: float = 0.05, *, pairs: list[tuple[int, int]] | None = None
+) -> list[dict]:
+    """Pairs of settings compared over tasks by the Wilcoxon signed-rank test, Holm over the pairs compared.
 
     ``means: (n_tasks, n_settings)`` per-task mean normalized scores (higher is better). For each pair
     (a, b), a < b: the per-task differences ``a - b``, their median, the test's sum of signed ranks
     (positive when a tends to be better), its two-sided p-value (``scipy.stats.wilcoxon``, zero
     differences split: :func:`sweeper.stats.statistics.signed_rank_test`), the Holm-adjusted p-value
-    over all ``k(k-1)/2`` pairs, and the verdict for a (``better``, ``worse``, ``no_difference``).
-    A task where either setting has no mean is left out of that pair.
+    over the pairs compared, and the verdict for a (``better``, ``worse``, ``no_difference``).
+    ``pairs`` defaults to all ``k(k-1)/2`` (Benavoli et al.'s all-pairs comparison); every setting against
+    one reference is ``[(s, reference) for s != reference]``. A task where either setting has no mean is
+    left out of that pair.
     """
     means = np.asarray(means, dtype=float)
-    pairs = []
-    for a, b in combinations(range(means.shape[1]), 2):
+    compared = []
+    for a, b in combinations(range(means.shape[1]), 2) if pairs is None else pairs:
         both = np.isfinite(means[:, a]) & np.isfinite(means[:, b])
         diff = means[both, a] - means[both, b]
         test = st.signed_rank_test(diff)
-        pairs.append(
+        compared.append(
             {
                 "a": a,
                 "b": b,
@@ -204,8 +213,30 @@ def pairwise_signed_rank(means: np.ndarray, alpha: float = 0.05) -> list[dict]:
                 "p_value": test.pvalue,
             }
         )
-    adjusted = st.holm(np.array([p["p_value"] for p in pairs], dtype=float))
-    for pair, p in zip(pairs, adjusted):
+    adjusted = st.holm(np.array([p["p_value"] for p in compared], dtype=float))
+    for pair, p in zip(compared, adjusted):
         pair["p_adjusted"] = float(p)
         pair["verdict"] = st.verdict(p, pair["statistic"], alpha) if np.isfinite(p) else "no_difference"
-    return pairs
+    return compared
+
+
+def task_scores(tasks: list[TaskMatrix], base: int, *, higher_is_better: bool) -> tuple[np.ndarray, np.ndarray]:
+    """A sweep's test metric as normalized scores in rliable's layout, and each task's baseline mean.
+
+    ``tasks``: one :class:`TaskMatrix` per task (``values: (n_repeats, n_configs)``), ``base`` the no-noise
+    column. Returns ``scores: (n_configs, n_runs, n_tasks)``, ``n_runs`` the most repeats of any task (a task
+    with fewer has NaN rows), and ``baseline_means: (n_tasks,)`` in the metric's own units. A diverged run
+    scores as the worst finished run of its task, as it does in the ranks across tasks
+    (:func:`sweeper.stats.statistics.impute_diverged`); a missing run is NaN.
+    """
+    n_runs = max(t.values.shape[0] for t in tasks)
+    n_configs = tasks[0].values.shape[1]
+    scores = np.full((n_configs, n_runs, len(tasks)), np.nan)
+    baseline_means = np.full(len(tasks), np.nan)
+    for j, t in enumerate(tasks):
+        values = np.where(t.present, st.impute_diverged(t.values, higher_is_better=higher_is_better), np.nan)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # no baseline run finished: NaN
+            baseline_means[j] = np.nanmean(values[:, base])
+        scores[:, : values.shape[0], j] = normalized(values, baseline_means[j], higher_is_better=higher_is_better).T
+    return scores, baseline_means
