@@ -124,3 +124,13 @@ def test_the_section_is_rendered_in_every_format_with_the_caveat_on_mean_ranks(s
     fig = across.figure(report["across_data_sets"])
     assert [ax.get_title() for ax in fig.axes][0] == "Across 12 data sets"
     assert len(fig.axes[1].get_lines()) == 5  # the 4 settings with noise and no noise
+
+
+def test_a_task_with_fewer_repeats_pads_with_missing_runs_left_out(sim):
+    sweep, trials, runs = sim.sweep(np.random.default_rng(3), tasks=TASKS[:8], repeats=6)
+    runs = [r for r in runs if not (r["task"] == TASKS[0] and r["repeat"] >= 4)]  # a partial task: 4 of 6
+    report = build_report(sweep, trials, runs, n_boot=100)
+    x = [r["test_accuracy"] for r in runs if r["trial"] == 1]
+    assert len(x) == 6 * 7 + 4
+    assert _row(report, 1)["iqm"] == pytest.approx(stats.trim_mean(x, 0.25))
+    json.dumps(report, allow_nan=False)

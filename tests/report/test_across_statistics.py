@@ -162,3 +162,7 @@ def test_probability_of_improvement_agrees_with_rliable():
     x, y = _scores(7, 0.02), _scores(8)
     assert across.probability_of_improvement(x, y) == pytest.approx(rlm.probability_of_improvement(x, y), abs=1e-12)
     assert across.probability_of_improvement(y, x) == pytest.approx(rlm.probability_of_improvement(y, x), abs=1e-12)
+    fewer = y[:7]  # rliable allows different numbers of runs; so do we
+    assert across.probability_of_improvement(x, fewer) == pytest.approx(
+        rlm.probability_of_improvement(x, fewer), abs=1e-12
+    )
