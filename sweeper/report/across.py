@@ -58,13 +58,13 @@ def section(
     configs, tasks, higher = compared.configs, compared.tasks, compared.higher_is_better
     base = next(i for i, c in enumerate(configs) if c["params"] == {"placement": BASELINE})
     scores, _ = across.task_scores(tasks, base, higher_is_better=higher)
-    k, n_runs, n_tasks = scores.shape
-    indices = across.stratified_indices(n_runs, n_tasks, n_boot, np.random.default_rng(seed))
-    iqm, iqm_ci = across.iqm_intervals(scores, indices, confidence)
-    improve, improve_ci = across.improvement_intervals(scores, base, indices, confidence)
+    k, _, n_tasks = scores.shape
+    counts = across.stratified_counts([t.values.shape[0] for t in tasks], n_boot, np.random.default_rng(seed))
+    iqm, iqm_ci = across.iqm_intervals(scores, counts, confidence)
+    improve, improve_ci = across.improvement_intervals(scores, base, counts, confidence)
     finite = scores[np.isfinite(scores)]
     taus = np.linspace(finite.min(), finite.max(), N_TAUS) if finite.size else np.zeros(0)
-    profile, band = across.profile_bands(scores, taus, indices, confidence)
+    profile, band = across.profile_bands(scores, taus, counts, confidence)
     means = across.task_means(scores)  # (n_tasks, k)
     others = [c for c in range(k) if c != base]
     vs_none = {p["a"]: p for p in across.pairwise_signed_rank(means, alpha, pairs=[(c, base) for c in others])}

@@ -27,25 +27,39 @@ def test_iqm_trims_a_quarter_of_all_runs_from_each_end():
     assert across.interquartile_mean(scores) == pytest.approx(np.mean(np.arange(4.0, 11.0)))
 
 
-def test_stratified_resamples_keep_every_task_in_its_column():
-    scores = np.arange(RUNS * TASKS, dtype=float).reshape(RUNS, TASKS)
-    indices = across.stratified_indices(RUNS, TASKS, 50, np.random.default_rng(1))
-    boot = across.resampled(scores, indices)
-    assert boot.shape == (50, RUNS, TASKS)
-    # every value of column t comes from column t: runs are drawn within each task
-    assert np.all(boot % TASKS == np.arange(TASKS))
-    assert np.array_equal(boot[3, :, 2], scores[indices[3, :, 2], 2])
+def test_stratified_counts_draw_each_tasks_runs_within_that_task():
+    counts = across.stratified_counts(np.array([10, 10, 7]), 50, np.random.default_rng(1))
+    assert counts.shape == (50, 10, 3)
+    assert np.array_equal(counts.sum(axis=1), np.tile([10, 10, 7], (50, 1)))  # every task keeps its runs
+    assert not counts[:, 7:, 2].any()  # a task with 7 runs never draws an 8th
+    assert counts[:, :7, 2].any(axis=0).all() and (counts == 0).any()  # with replacement
 
 
-def test_iqm_of_every_resample_matches_a_loop_over_resamples():
-    scores = np.stack([_scores(0), _scores(1, 0.02)])
-    scores[1, 0, 0] = np.nan
-    indices = across.stratified_indices(RUNS, TASKS, 20, np.random.default_rng(2))
-    point, ci = across.iqm_intervals(scores, indices)
-    boot = across.resampled(scores, indices)
-    looped = np.array([[across.interquartile_mean(boot[b, s]) for s in range(2)] for b in range(20)])
-    assert point == pytest.approx([across.interquartile_mean(s) for s in scores])
-    assert ci == pytest.approx(np.percentile(looped, [2.5, 97.5], axis=0))
+def _expanded(scores: np.ndarray, counts: np.ndarray) -> list[np.ndarray]:
+    """One resample (``counts: (n_runs, n_tasks)``) written out: each task's runs repeated as often as drawn."""
+    return [np.repeat(scores[:, t], counts[:, t]) for t in range(scores.shape[1])]
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_each_resample_is_scored_as_the_resample_written_out(seed):
+    rng = np.random.default_rng(seed)
+    scores = np.stack([_scores(seed), _scores(seed + 10, 0.02)])
+    scores[1, 0, 0] = np.nan  # a missing run
+    counts = across.stratified_counts(np.full(TASKS, RUNS), 1, rng)  # one resample: its interval is its value
+    drawn = [_expanded(s, counts[0]) for s in scores]
+    _, ci = across.iqm_intervals(scores, counts)
+    assert ci[0] == pytest.approx([across.interquartile_mean(np.concatenate(d)) for d in drawn])
+    taus = np.array([0.6, 0.8, 0.9])
+    _, band = across.profile_bands(scores, taus, counts)
+    expected = [[np.mean([np.mean(x[np.isfinite(x)] > tau) for x in d]) for tau in taus] for d in drawn]
+    assert band[0] == pytest.approx(np.array(expected))
+    _, ci = across.improvement_intervals(scores, 0, counts)
+    # paired: the reference is resampled with the same counts
+    contests = [
+        np.mean([(a > b) + 0.5 * (a == b) for a in x[np.isfinite(x)] for b in y[np.isfinite(y)]])
+        for x, y in zip(drawn[1], drawn[0])
+    ]
+    assert ci[0] == pytest.approx([0.5, np.mean(contests)])
 
 
 def test_performance_profile_is_the_share_of_runs_above_tau_per_task():
@@ -64,8 +78,8 @@ def test_probability_of_improvement_counts_ties_half_and_averages_over_tasks():
 
 def test_the_reference_improves_on_itself_with_probability_one_half_in_every_resample():
     scores = np.stack([_scores(0), _scores(1, 0.05)])
-    indices = across.stratified_indices(RUNS, TASKS, 30, np.random.default_rng(3))
-    point, ci = across.improvement_intervals(scores, 0, indices)
+    counts = across.stratified_counts(np.full(TASKS, RUNS), 30, np.random.default_rng(3))
+    point, ci = across.improvement_intervals(scores, 0, counts)
     assert point[0] == 0.5 and ci[:, 0] == pytest.approx([0.5, 0.5])
     assert point[1] > 0.7 and ci[0, 1] > 0.5  # 0.05 above on every task: clearly better
 
@@ -92,6 +106,20 @@ def test_pairwise_signed_rank_p_values_are_scipys_and_holm_corrects_over_every_p
     first = pairs[0]
     assert first["statistic"] < 0  # a = 0 is worse than b = 1
     assert first["verdict"] == ("worse" if first["p_adjusted"] < 0.05 else "no_difference")
+
+
+def test_pairs_with_ties_or_zeros_get_the_p_value_they_would_get_alone():
+    rng = np.random.default_rng(9)
+    means = rng.normal(0.8, 0.02, (9, 6)).round(2)  # accuracies of few test points: tied differences
+    means[3, 4] = np.nan  # a task without runs of setting 4
+    for pair in across.pairwise_signed_rank(means):
+        d = means[:, pair["a"]] - means[:, pair["b"]]
+        d = d[np.isfinite(d)]
+        expected = 1.0 if np.all(d == 0) else stats.wilcoxon(d, zero_method="zsplit").pvalue
+        assert pair["p_value"] == pytest.approx(expected), pair
+        ranks = stats.rankdata(np.abs(d))
+        assert pair["statistic"] == pytest.approx(np.sum(np.sign(d) * ranks))
+        assert pair["n_tasks"] == d.size
 
 
 def test_a_pair_that_always_ties_has_p_one_and_no_verdict():
@@ -137,8 +165,8 @@ def test_iqm_and_its_stratified_interval_agree_with_rliable():
     np.random.seed(0)  # rliable's StratifiedBootstrap draws from numpy's global state
     reps = 4000
     points, intervals = rly.get_interval_estimates({"x": scores}, lambda s: np.array([rlm.aggregate_iqm(s)]), reps=reps)
-    indices = across.stratified_indices(RUNS, TASKS, reps, np.random.default_rng(0))
-    ours, ci = across.iqm_intervals(scores[None], indices)
+    counts = across.stratified_counts(np.full(TASKS, RUNS), reps, np.random.default_rng(0))
+    ours, ci = across.iqm_intervals(scores[None], counts)
     assert ours[0] == pytest.approx(points["x"][0], abs=1e-12)
     # two bootstraps of 4000 resamples: the 2.5% and 97.5% points agree to within Monte Carlo error
     width = intervals["x"][1, 0] - intervals["x"][0, 0]
@@ -151,8 +179,8 @@ def test_performance_profile_agrees_with_rliable():
     taus = np.linspace(0.5, 1.0, 21)
     np.random.seed(1)
     profiles, bands = rly.create_performance_profile({"x": scores}, taus, reps=2000)
-    indices = across.stratified_indices(RUNS, TASKS, 2000, np.random.default_rng(1))
-    ours, band = across.profile_bands(scores[None], taus, indices)
+    counts = across.stratified_counts(np.full(TASKS, RUNS), 2000, np.random.default_rng(1))
+    ours, band = across.profile_bands(scores[None], taus, counts)
     assert ours[0] == pytest.approx(profiles["x"], abs=1e-12)
     assert band[:, 0] == pytest.approx(bands["x"], abs=0.05)  # shares of 60 runs: 3 runs either way
 
