@@ -14,6 +14,7 @@ import html as _html
 import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
+from rich import box
 from rich.console import Group
 from rich.table import Table
 from rich.text import Text
@@ -223,8 +224,8 @@ def _cells(row: dict) -> list[str]:
 def _legend(sec: dict) -> str:
     return (
         f"IQM: interquartile mean of the scores, normalized per data set: {sec['normalization']}; P(> none): "
-        "probability that a run beats a run without noise; won/tied/lost: data sets whose mean beat, tied or lost "
-        f"to no noise; p adj.: signed-rank test over the {sec['n_tasks']} per-data-set means, Holm-adjusted."
+        "probability that a run beats a run without noise; won/tied/lost (W/T/L): data sets whose mean beat, tied "
+        f"or lost to no noise; p adj.: signed-rank test over the {sec['n_tasks']} per-data-set means, Holm-adjusted."
     )
 
 
@@ -248,14 +249,41 @@ def _pairs_line(sec: dict, limit: int = 6) -> str:
     return f"Every pair of settings (Holm over {total}), those that differ: " + "; ".join(differ[:limit]) + more + "."
 
 
-def terminal(sec: dict) -> Group:
-    """The section for a terminal: a table, its legend and the pairs that differ (the summary is the report's)."""
+#: Below this terminal width P(> none) is shown without its interval, so that the numbers stay on one line.
+NARROW = 120
+
+
+def terminal(sec: dict, width: int | None = None) -> Group:
+    """The section for a terminal: a table, its legend and the pairs that differ (the summary is the report's).
+
+    In a terminal narrower than :data:`NARROW` the probability of improvement goes without its interval
+    (the JSON, Markdown and HTML keep it); numbers never wrap, the settings' names do.
+    """
+    narrow = width is not None and width < NARROW
     styles = {v: f"bold {c}" for v, c in VERDICT_COLOURS.items()} | {"no_difference": "dim"}
-    table = Table(title=f"Across {sec['n_tasks']} data sets", caption=_legend(sec))
-    for name in HEADER:
-        table.add_column(name, justify="left" if name in ("setting", "verdict") else "right", overflow="fold")
+    table = Table(
+        title=f"Across {sec['n_tasks']} data sets",
+        caption=_legend(sec),
+        # narrow: columns apart by one space, no rules at the sides, the room left to the settings' names
+        box=box.SIMPLE_HEAD if narrow else box.HEAVY_HEAD,
+        padding=(0, 0) if narrow else (0, 1),
+        show_edge=not narrow,
+    )
+    short = {"P(> none) [95% CI]": "P(> none)", "won/tied/lost": "W/T/L"}
+    header = [short.get(h, h) if narrow else h for h in HEADER]
+    for name in header:
+        words = name in ("setting", "verdict")
+        table.add_column(
+            name,
+            justify="left" if words else "right",
+            overflow="fold",
+            no_wrap=not words,
+            min_width=len("no_difference") if name == "verdict" else None,
+        )
     for row in sec["settings"]:
         cells = [Text(cell) for cell in _cells(row)]
+        if narrow and row["verdict"] != "baseline":
+            cells[2] = Text(_num(row["p_improve"]))
         cells[-1].stylize(styles[row["verdict"]])
         table.add_row(*cells)
     return Group(table, Text(_pairs_line(sec)))
@@ -290,9 +318,13 @@ def markdown(sec: dict) -> list[str]:
 def html(sec: dict) -> list[str]:
     """The section as HTML elements, the report's verdict classes on its rows."""
     e = _html.escape
-    head = "".join(f"<th>{e(h)}</th>" for h in HEADER)
+    # words left, numbers right (the report's style sheet aligns only its own tables' second column left)
+    align = ["left" if name in ("setting", "verdict") else "right" for name in HEADER]
+    head = "".join(f"<th style='text-align:{a}'>{e(h)}</th>" for h, a in zip(HEADER, align))
     body = "".join(
-        f"<tr class='{row['verdict']}'>" + "".join(f"<td>{e(c)}</td>" for c in _cells(row)) + "</tr>"
+        f"<tr class='{row['verdict']}'>"
+        + "".join(f"<td style='text-align:{a}'>{e(c)}</td>" for c, a in zip(_cells(row), align))
+        + "</tr>"
         for row in sec["settings"]
     )
     return [
@@ -342,7 +374,10 @@ def figure(sec: dict, *, max_rows: int = 40) -> Figure:
             for v in ("better", "no_difference", "worse")
         ],
         fontsize=8,
-        loc="best",
+        loc="upper center",
+        bbox_to_anchor=(0.5, -0.12),  # below the axis: the best setting's interval is at the top left
+        ncol=3,
+        frameon=False,
     )
 
     taus = np.array(sec["taus"], dtype=float)

@@ -73,7 +73,7 @@ def report_command(
         console.print(render_table(report, width=console.width))
         console.print(report["summary"], markup=False, highlight=False)
         if report.get("across_data_sets"):
-            console.print(across.terminal(report["across_data_sets"]))
+            console.print(across.terminal(report["across_data_sets"], width=console.width))
         console.print("What ran: " + "; ".join(ran_lines(report)) + ".", markup=False, highlight=False)
     return []
 

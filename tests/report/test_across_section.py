@@ -116,11 +116,17 @@ def test_the_section_is_rendered_in_every_format_with_the_caveat_on_mean_ranks(s
     assert "## Across data sets (12)" in md and "| weights gaussian σ=0.3 |" in md
     assert "Benavoli, Corani & Mangili 2016" in md  # beside Friedman and Nemenyi, and in the section
     page = render_html(report, {})
-    assert "<h2>Across data sets (12)</h2>" in page and "<tr class='better'>" in page
-    console = Console(width=100, record=True)
-    console.print(across.terminal(report["across_data_sets"]))
+    assert "<h2>Across data sets (12)</h2>" in page and "<tr class='better'><td style='text-align:left'>weights" in page
+    console = Console(width=130, record=True)
+    console.print(across.terminal(report["across_data_sets"], width=130))
     text = console.export_text()
-    assert "Across 12 data sets" in text and "12/0/0" in text
+    assert "Across 12 data sets" in text and "12/0/0" in text and "P(> none) [95% CI]" in text
+    narrow = Console(width=80, record=True)
+    narrow.print(across.terminal(report["across_data_sets"], width=80))
+    lines = narrow.export_text().splitlines()
+    assert max(len(line) for line in lines) <= 80
+    # every verdict whole at the end of its row: only the settings' names wrap
+    assert sum(line.rstrip().endswith(("better", "worse", "no_difference", "baseline")) for line in lines) == 5
     fig = across.figure(report["across_data_sets"])
     assert [ax.get_title() for ax in fig.axes][0] == "Across 12 data sets"
     assert len(fig.axes[1].get_lines()) == 5  # the 4 settings with noise and no noise
