@@ -368,14 +368,13 @@ def figure(sec: dict, *, max_rows: int = 40) -> Figure:
     left.set_xlabel(f"IQM of normalized {sec['metric']}, {sec['confidence']:.0%} stratified bootstrap CI")
     cut = len(sec["settings"]) - len(rows)
     left.set_title(f"Across {sec['n_tasks']} data sets" + (f" ({cut} more not shown)" if cut else ""), fontsize=10)
-    left.legend(
+    fig.legend(  # under the figure: the best setting's interval is at the top left, where a legend would sit
         handles=[
             Line2D([], [], marker="o", ls="", color=VERDICT_COLOURS[v], label=f"{v} vs no noise")
             for v in ("better", "no_difference", "worse")
         ],
         fontsize=8,
-        loc="upper center",
-        bbox_to_anchor=(0.5, -0.12),  # below the axis: the best setting's interval is at the top left
+        loc="outside lower center",
         ncol=3,
         frameon=False,
     )
