@@ -7,7 +7,7 @@ from collections import Counter
 import numpy as np
 
 from sweeper import metrics
-from sweeper.report import prose
+from sweeper.report import across, prose
 from sweeper.stats import racing
 from sweeper.stats import statistics as st
 from sweeper.stats.comparisons import ALPHA, AT, CONFIDENCE, Comparison, compare
@@ -129,6 +129,7 @@ def build_report(
         "pending": compared.pending,
         "tasks": None,
         "across_tasks": None,
+        "across_data_sets": None,
         "methods": prose.methods(
             n_boot, alpha, family, multi_task=len(tasks) > 1, shared=shared, at=at, sequential=top.sequential
         ),
@@ -148,9 +149,15 @@ def build_report(
             }
             for t, table in zip(tasks, compared.per_task)
         ]
-        across = compared.across_tasks
-        report["across_tasks"] = {**across, "summary": prose.across_tasks_line(across, configs, alpha)}
-        summary += " " + report["across_tasks"]["summary"]
+        ranks = compared.across_tasks
+        report["across_tasks"] = {
+            **ranks,
+            "summary": prose.across_tasks_line(ranks, configs, alpha),
+            "caveat": across.NEMENYI_CAVEAT,
+        }
+        # the verdicts across tasks are the signed-rank tests of the section, not Nemenyi's mean ranks
+        report["across_data_sets"] = across.section(compared, alpha=alpha, seed=seed)
+        summary += " " + report["across_data_sets"]["summary"]
     report["summary"] = summary
     report["answer"] = prose.answer(report)
     return _json_ready(report)

@@ -20,6 +20,7 @@ from rich.text import Text
 
 from sweeper.errors import SweeperError
 from sweeper.records import describe
+from sweeper.report import across as across_section
 from sweeper.report import numbers, plots
 from sweeper.report.columns import Column, columns, glossary
 from sweeper.tasks import features
@@ -259,6 +260,9 @@ def render_terminal(report: dict, console: Console, *, wide: bool = False) -> No
         console.print(Text.assemble((name, "bold"), ": ", meaning), **plain)
     console.print()
     console.print(report["summary"], **plain)
+    if report.get("across_data_sets"):
+        console.print()
+        console.print(across_section.terminal(report["across_data_sets"], width=console.width))
     for section in report.get("tasks") or []:
         console.print()
         for table in render_tables(report, section["configs"], title=f"task {section['task']}", width=console.width):
@@ -289,7 +293,8 @@ def _friedman_line(across: dict) -> str:
     return (
         f"Friedman χ² = {_num(f['statistic'])} (p = {_p(f['p_value'])}); "
         f"Iman–Davenport F = {_num(f['iman_davenport_f'])} "
-        f"(p = {_p(f['iman_davenport_p'])}); Nemenyi critical difference = {_num(across['nemenyi_cd'])}."
+        f"(p = {_p(f['iman_davenport_p'])}); Nemenyi critical difference = {_num(across['nemenyi_cd'])}. "
+        + across.get("caveat", "")
     )
 
 
@@ -346,6 +351,8 @@ def _md_tasks(report, images):
     across = report["across_tasks"]
     out = ["## Across tasks", "", across["summary"], ""]
     out += [_md_table(("#", "configuration", "average rank"), _ranking_rows(across)), "", _friedman_line(across), ""]
+    if report.get("across_data_sets"):
+        out += across_section.markdown(report["across_data_sets"])
     for task in report["tasks"]:
         shown, rows = _table_of(report, task["configs"], wide=False)
         out += [f"## Task `{task['task']}`", "", task["summary"], ""]
@@ -472,6 +479,8 @@ def _html_tasks(report, images):
         _html_table(("#", "configuration", "average rank"), _ranking_rows(across)),
         f"<p>{_e(_friedman_line(across))}</p>",
     ]
+    if report.get("across_data_sets"):
+        out += across_section.html(report["across_data_sets"])
     for task in report["tasks"]:
         out += [
             f"<h2>Task <code>{_e(task['task'])}</code></h2>",
@@ -629,6 +638,8 @@ def report_figures(report: dict, runs: list[dict], curves: list[dict] | None) ->
     heatmap = plots.delta_heatmap(report)
     if heatmap is not None:
         figures["heatmap"] = heatmap
+    if report.get("across_data_sets"):
+        figures["across"] = across_section.figure(report["across_data_sets"])
     if curves:
         names = report["task_names"]
         for task in names:

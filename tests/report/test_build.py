@@ -167,7 +167,7 @@ def test_several_tasks_get_per_task_tables_and_a_friedman_ranking(sim):
     assert across["friedman"]["statistic"] == pytest.approx(stats.friedmanchisquare(*per_task_means.T).statistic)
     assert across["nemenyi_cd"] == pytest.approx(2.569 * np.sqrt(5 * 6 / (6 * 6)) * 2.728 / 2.569, rel=1e-3)
     assert {c["trial"] for c in across["indistinguishable_from_best"]} >= {3}
-    assert "Across 6 tasks" in report["summary"]
+    assert "Across 6 data sets" in report["summary"]
     json.dumps(report, allow_nan=False)
 
 
