@@ -183,16 +183,17 @@ def _generated(task: TaskSpec, seed: int) -> tuple[tuple[np.ndarray, np.ndarray]
     end = n_train + n_test
     if n_val:
         validation_seed = int(np.random.SeedSequence([seed, _VALIDATION]).generate_state(1)[0])
-        x_val, y_val = _draw(task, n_val, validation_seed)
+        x_val, y_val = _draw(task, n_val, _random_state(validation_seed), like=_random_state(seed))
     else:
         x_val, y_val = x[:0], y[:0]
     return (x[:n_train], y[:n_train]), (x_val, y_val), (x[n_train:end], y[n_train:end])
 
 
-def _draw(task: TaskSpec, n: int, random_state) -> tuple[np.ndarray, np.ndarray]:
-    """``n`` samples of the task's generator."""
+def _draw(task: TaskSpec, n: int, random_state, like=None) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` samples of the task's generator; ``like``: the random state of the draw whose distribution they
+    share (a generator with random structure, blobs' centres, takes it from there)."""
     noise = task.data.noise if task.data_noise is None else task.data_noise
-    return task.data.draw(n, noise, random_state)
+    return task.data.draw(n, noise, random_state, like=like)
 
 
 def _file_split(task: TaskSpec, random_state) -> tuple[tuple[np.ndarray, np.ndarray], ...]:

@@ -83,7 +83,7 @@ class Table(_Record):
 class Generated(_Record):
     """A scikit-learn generator: ``draw(n, noise, random_state)`` gives ``n`` fresh samples."""
 
-    draw: Callable[[int, float, object], tuple[np.ndarray, np.ndarray]]
+    draw: Callable[..., tuple[np.ndarray, np.ndarray]]  # (n, noise, random_state, like=None)
     #: What a task without ``n_samples`` / ``data_noise`` draws.
     n_samples: int
     noise: float
@@ -115,7 +115,7 @@ def _generator(
 ) -> Callable[[int, float, object], tuple[np.ndarray, np.ndarray]]:
     """scikit-learn's ``make_<name>`` with ``fixed`` keywords; the draw's noise is its ``noise_arg``."""
 
-    def draw(n: int, noise: float, random_state):
+    def draw(n: int, noise: float, random_state, like=None):  # like: these generators have no random structure
         from sklearn import datasets
 
         return getattr(datasets, f"make_{name}")(n_samples=n, random_state=random_state, **{noise_arg: noise}, **fixed)
@@ -123,19 +123,26 @@ def _generator(
     return draw
 
 
+def _blobs(n: int, noise: float, random_state, like=None) -> tuple[np.ndarray, np.ndarray]:
+    """Three Gaussian blobs in 2-D (``make_blobs``), of standard deviation ``noise``.
+
+    ``like``: the random state of another draw whose blobs these samples must come from (a validation
+    part drawn apart from the training and test parts). make_blobs places its centres with the first
+    numbers of its random state, so every state would otherwise have blobs of its own.
+    """
+    from sklearn import datasets
+    from sklearn.utils import check_random_state
+
+    # As make_blobs draws them itself for centers=3 (uniform in its default centre_box, (-10, 10)).
+    centers = 3 if like is None else check_random_state(like).uniform(-10.0, 10.0, size=(3, 2))
+    return datasets.make_blobs(n_samples=n, n_features=2, centers=centers, cluster_std=noise, random_state=random_state)
+
+
 _RECORDS: tuple[DataSource, ...] = (
     # name, problem, one sample's shape, classes, loader (generators: and their default n_samples, noise)
     Generated("circles", "binary", (2,), 2, _generator("circles"), n_samples=100, noise=0.1),
     Generated("moons", "binary", (2,), 2, _generator("moons"), n_samples=100, noise=0.1),
-    Generated(
-        "blobs",
-        "multiclass",
-        (2,),
-        3,
-        _generator("blobs", "cluster_std", centers=3, n_features=2),
-        n_samples=150,
-        noise=2.0,
-    ),
+    Generated("blobs", "multiclass", (2,), 3, _blobs, n_samples=150, noise=2.0),
     Generated("friedman1", "regression", (10,), 0, _generator("friedman1", n_features=10), n_samples=200, noise=1.0),
     Table("breast_cancer", "binary", (30,), 2, _bundled("breast_cancer")),
     Table("wine", "multiclass", (13,), 3, _bundled("wine")),

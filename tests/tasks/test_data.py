@@ -232,3 +232,20 @@ def test_regression_targets_are_standardized_with_training_statistics_and_round_
     np.testing.assert_allclose(split.y_test * split.y_std + split.y_mean, raw.y_test, rtol=1e-5)
     assert split.y_mean == pytest.approx(raw.y_train.mean(), rel=1e-6)
     assert set(raw.y_train.tolist()) <= set(load_diabetes().target.tolist())
+
+
+@pytest.mark.parametrize("seed", [0, 7, 2**40 + 3])
+def test_blobs_validation_part_comes_from_the_training_parts_blobs(seed):
+    task = TaskSpec(dataset="blobs", n_samples=151, n_train=150, n_val=600, n_test=1, scaling="none", data_noise=0.5)
+    split = load_split(task, seed)
+    train = split.x_train.reshape(len(split.x_train), -1)
+    val = split.x_val.reshape(len(split.x_val), -1)
+    for label in range(3):
+        # blobs of sd 0.5 with centres anywhere in (-10, 10): the same blob's means lie within a few tenths
+        gap = np.abs(train[split.y_train == label].mean(axis=0) - val[split.y_val == label].mean(axis=0))
+        assert gap.max() < 0.5, (label, gap)
+    # training and test parts are the draw they always were
+    if seed < 2**32:
+        x, y = datasets.make_blobs(n_samples=151, centers=3, n_features=2, cluster_std=0.5, random_state=seed)
+        np.testing.assert_array_equal(split.x_train.reshape(150, 2), x[:150].astype(np.float32))
+        np.testing.assert_array_equal(split.y_train, y[:150])
