@@ -100,36 +100,42 @@ def distinct_resamples(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     ``counts: (n_boot, n)`` from :func:`bootstrap_counts` (or several tasks' side by side) ->
     ``(rows: (n_distinct, n), weights: (n_distinct,))``. Resamples with the same counts have the same
     mean, so with few repeats (3 distinct resamples of 2 repeats, 126 of 5) the means of 10,000
-    resamples are a few means with weights: :func:`percentile_interval_weighted`.
+    resamples are a few means with weights: :func:`percentile_interval_by_sorting`.
     """
     rows, weights = np.unique(np.asarray(counts), axis=0, return_counts=True)
     return rows, weights
 
 
-def percentile_interval_weighted(samples: np.ndarray, weights: np.ndarray, confidence: float = 0.95) -> np.ndarray:
-    """:func:`percentile_interval` of samples given as distinct values with weights (how often each occurs).
+def percentile_interval_by_sorting(
+    samples: np.ndarray, confidence: float = 0.95, weights: np.ndarray | None = None
+) -> np.ndarray:
+    """:func:`percentile_interval` from one sort per column, optionally of distinct samples with weights.
 
-    ``samples: (n_distinct, n_cols)``, ``weights: (n_distinct,)`` positive integers -> ``(2, n_cols)``:
-    the same numbers as ``percentile_interval(np.repeat(samples, weights, axis=0))`` (numpy's linear
-    interpolation between the order statistics around ``(n - 1) q``, NaN samples left out), from one
-    sort of the distinct values instead of the 10,000 resamples.
+    ``samples: (n_samples, n_cols)`` -> ``(2, n_cols)``; ``weights: (n_samples,)`` positive integers, how
+    often each sample occurs (None: once each). The same numbers as ``percentile_interval(np.repeat(samples,
+    weights, axis=0))``: numpy's linear interpolation between the order statistics around ``(n - 1) q``,
+    NaN samples left out. Bootstrap means tie often, which slows numpy's partition more than a sort.
     """
-    columns = np.ascontiguousarray(np.asarray(samples, dtype=float).T)  # (n_cols, n_distinct): rows sort fastest
+    columns = np.ascontiguousarray(np.asarray(samples, dtype=float).T)  # (n_cols, n_samples): rows sort fastest
     tail = 100.0 * (1.0 - confidence) / 2.0
     q = np.true_divide(np.array([tail, 100.0 - tail]), 100)  # as np.percentile turns percents into quantiles
-    order = np.argsort(columns, axis=1)  # NaN last; equal values may come in any order, they are equal
-    ordered = np.take_along_axis(columns, order, axis=1)
-    reach = np.cumsum(np.where(np.isnan(ordered), 0, np.asarray(weights)[order]), axis=1)  # resamples <= each value
-    n = reach[:, -1]  # finite resamples per column
+    if weights is None:
+        ordered = np.sort(columns, axis=1)  # NaN last
+        n = np.count_nonzero(~np.isnan(ordered), axis=1)
+    else:
+        order = np.argsort(columns, axis=1)  # NaN last; equal values may come in any order, they are equal
+        ordered = np.take_along_axis(columns, order, axis=1)
+        reach = np.cumsum(np.where(np.isnan(ordered), 0, np.asarray(weights)[order]), axis=1)  # samples <= each
+        n = reach[:, -1]
     virtual = (n - 1)[:, None] * q[None, :]  # (n_cols, 2), numpy's "linear" method
     top = virtual >= (n - 1)[:, None]
     lower = np.where(top, n[:, None] - 1, np.floor(virtual)).astype(np.intp)
     upper = np.where(top, n[:, None] - 1, lower + 1)
     gamma = virtual - lower  # numpy: the virtual index less the lower index, as an integer
-    # The k-th smallest finite sample (0-based) is the first value whose reach exceeds k.
-    ranks = np.concatenate([lower, upper], axis=1)  # (n_cols, 4)
-    at = np.array([np.searchsorted(r, k, side="right") for r, k in zip(reach, ranks)]).reshape(ranks.shape)
-    found = np.take_along_axis(ordered, np.minimum(at, columns.shape[1] - 1), axis=1)
+    ranks = np.maximum(np.concatenate([lower, upper], axis=1), 0)  # (n_cols, 4), 0-based
+    if weights is not None:  # the k-th smallest sample is the first whose reach exceeds k
+        ranks = np.array([np.searchsorted(r, k, side="right") for r, k in zip(reach, ranks)]).reshape(ranks.shape)
+    found = np.take_along_axis(ordered, np.minimum(ranks, columns.shape[1] - 1), axis=1)
     a, b = found[:, :2], found[:, 2:]
     # numpy's _lerp, operation for operation, so the numbers agree to the bit
     diff = b - a

@@ -66,7 +66,7 @@ def test_few_repeats_leave_few_distinct_resamples():
     assert summaries.weights.sum() == _optuna.CI_RESAMPLES
 
 
-def test_weighted_percentiles_are_numpys_of_the_repeated_samples():
+def test_percentiles_by_sorting_are_numpys_of_the_repeated_samples():
     rng = np.random.default_rng(7)
     for _ in range(50):
         distinct, columns = int(rng.integers(1, 40)), int(rng.integers(1, 4))
@@ -74,7 +74,9 @@ def test_weighted_percentiles_are_numpys_of_the_repeated_samples():
         samples[rng.random(samples.shape) < 0.2] = np.nan
         weights = rng.integers(1, 30, distinct)
 
-        got = st.percentile_interval_weighted(samples, weights, 0.95)
+        got = st.percentile_interval_by_sorting(samples, 0.95, weights)
+        once_each = st.percentile_interval_by_sorting(samples, 0.9)
 
         expected = st.percentile_interval(np.repeat(samples, weights, axis=0), 0.95)
         np.testing.assert_array_equal(got, expected)  # to the bit, NaN where a column has no finite sample
+        np.testing.assert_array_equal(once_each, st.percentile_interval(samples, 0.9))
