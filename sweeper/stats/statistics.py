@@ -231,9 +231,10 @@ def signed_rank_sum(differences: np.ndarray) -> tuple[float, float]:
 def signed_rank_test(differences: np.ndarray) -> SignedRankResult:
     """Wilcoxon signed-rank test that the paired differences are centred on zero (two-sided).
 
-    ``differences: (n_pairs,)`` oriented, from :func:`paired_differences`. Uses
+    ``differences: (n_pairs,)`` oriented, from :func:`paired_differences`. The p-value of
     ``scipy.stats.wilcoxon(zero_method='zsplit')``: exact for n <= 50 without ties or zeros, an
-    exact permutation test for n <= 13 with them, the normal approximation otherwise. All
+    exact permutation test for n <= 13 with them, the normal approximation otherwise; up to 13 pairs
+    computed here over all sign flips (:func:`sign_flip_p_value`, scipy's numbers to the bit). All
     differences zero gives p = 1; no pairs give NaN.
     """
     d = _finite_extremes(differences)
@@ -242,8 +243,7 @@ def signed_rank_test(differences: np.ndarray) -> SignedRankResult:
     statistic, _ = signed_rank_sum(d)
     if np.all(d == 0):
         return SignedRankResult(0.0, 1.0)
-    tied = np.unique(np.abs(d)).size < d.size or (d == 0).any()
-    if d.size <= _SIGN_FLIPS_UP_TO and tied and not np.isnan(d).any():
+    if d.size <= _SIGN_FLIPS_UP_TO and not np.isnan(d).any():
         return SignedRankResult(statistic, sign_flip_p_value(d))
     pvalue = stats.wilcoxon(d, zero_method="zsplit").pvalue
     return SignedRankResult(statistic, float(pvalue))
@@ -260,13 +260,14 @@ def _sign_flips(n: int) -> np.ndarray:
 
 
 def sign_flip_p_value(differences: np.ndarray) -> float:
-    """The exact two-sided p-value of the signed-rank statistic with ties or zeros, over all sign flips.
+    """The exact two-sided p-value of the signed-rank statistic, over all sign flips.
 
     ``differences: (n_pairs,)`` finite, n <= 13. Under the null every one of the ``2**n`` sign
     assignments is equally likely; the statistic is the sum of the midranks of ``|d|`` where ``d > 0``,
-    zeros adding half their rank (``zsplit``). This is the permutation test ``scipy.stats.wilcoxon(d,
-    zero_method='zsplit')`` runs for such data (its ``PermutationMethod``), the same p-value to the
-    bit (tests/report/test_statistics.py), as one matrix product instead of ``2**n`` calls.
+    zeros adding half their rank (``zsplit``). With ties or zeros this is the permutation test
+    ``scipy.stats.wilcoxon(d, zero_method='zsplit')`` runs (its ``PermutationMethod``, one Python call
+    per flip), without them its exact distribution; the same p-value to the bit either way
+    (tests/report/test_statistics.py), as one matrix product.
     """
     d = np.asarray(differences, dtype=float)
     ranks = stats.rankdata(np.abs(d))
