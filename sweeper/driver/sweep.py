@@ -318,9 +318,9 @@ class _Sweep:
                     stored(*done)
         finally:
             with writes_finish():  # also on an interruption: the packs trained are stored first
-                finished = writer.close()
-        for done in finished:
-            stored(*done)
+                for done in writer.close():
+                    stored(*done)
+            writer.check()
 
     def tell(self, connection, asked: list[Asked]) -> None:
         """Stores each trial's objective and tells Optuna, in the ``connection``'s transaction: the mean
@@ -413,13 +413,11 @@ class _PackWriter:
 
     def close(self) -> list:
         """Waits until every pack handed over is stored (or the writer stopped); the packs stored since the
-        last ``put``. Raises what stopped the writer."""
+        last ``put``. What stopped the writer, if anything, ``check`` raises."""
         if self.thread is not None:
             self.todo.put(None)
             self.thread.join()
-        stored = self._drain()
-        self.check()
-        return stored
+        return self._drain()
 
     def _drain(self) -> list:
         out = []
