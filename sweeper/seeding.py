@@ -51,7 +51,12 @@ def init_seed(sweep_seed: int, repeat: int) -> int:
 
 def noise_seed(sweep_seed: int, repeat: int, config: NoiseConfig) -> int:
     """The seed of the noise stream of one configuration at one repeat."""
-    return _derive(sweep_seed, repeat, _NOISE, config_key(config))
+    return noise_seed_of_key(sweep_seed, repeat, config_key(config))
+
+
+def noise_seed_of_key(sweep_seed: int, repeat: int, key: int) -> int:
+    """:func:`noise_seed` of the configuration whose :func:`config_key` is ``key``."""
+    return _derive(sweep_seed, repeat, _NOISE, key)
 
 
 def shuffle_seed(init_seed: int) -> int:

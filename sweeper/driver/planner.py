@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -48,11 +49,26 @@ def member(sweep_seed: int, task: TaskSpec, run: PlannedRun) -> Member:
 def plan(sweep_seed: int, tasks: dict[str, TaskSpec], runs: Sequence[PlannedRun], size: dict[str, int]) -> list[Pack]:
     """Packs of at most ``size[task]`` members, per task, in the order the runs were given."""
     packs = []
+    # Each seed is a hash (SeedSequence, SHA-256): derived once per repeat and per configuration, not per run.
+    data, init, key = _memo(seeding.data_seed), _memo(seeding.init_seed), _memo(seeding.config_key)
     for name, task in tasks.items():
         todo = [r for r in runs if r.task_name == name]
-        for i in range(0, len(todo), size[name]):
-            chunk = todo[i : i + size[name]]
-            packs.append(
-                Pack(name, task, tuple(member(sweep_seed, task, r) for r in chunk), tuple(r.trial_id for r in chunk))
+        members = [
+            Member(
+                config=r.config,
+                repeat=r.repeat,
+                data_seed=data(sweep_seed, r.repeat, task.dataset_seed),
+                init_seed=init(sweep_seed, r.repeat),
+                noise_seed=seeding.noise_seed_of_key(sweep_seed, r.repeat, key(r.config)),
             )
+            for r in todo
+        ]
+        for i in range(0, len(todo), size[name]):
+            chunk = slice(i, i + size[name])
+            packs.append(Pack(name, task, tuple(members[chunk]), tuple(r.trial_id for r in todo[chunk])))
     return packs
+
+
+def _memo(function):
+    """``function`` remembering its answers for this call of :func:`plan` (its arguments hashable)."""
+    return functools.lru_cache(maxsize=None)(function)

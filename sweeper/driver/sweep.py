@@ -14,6 +14,8 @@ from __future__ import annotations
 import contextlib
 import itertools
 import math
+import queue
+import threading
 import time
 import warnings
 from dataclasses import dataclass
@@ -312,23 +314,23 @@ class _Sweep:
             self._add_curve(number, (epoch,), (math.nan if value is None else value,))
 
     def train(self, runs: list[PlannedRun]) -> None:
+        """Trains the runs' packs; each finished pack is stored while the next one trains (``_PackWriter``).
+        Returns when every pack is stored; an interruption first lets the packs already trained be stored."""
         packs = plan(self.spec.seed, self.spec.tasks, runs, self.sizes)
         training: dict[int, float] = {}  # id of a pack in training -> the runs' worth it has trained
+        writer = _PackWriter(self.store, self.sweep_id, self.owner, self.lease)
 
         def on_epochs(pack, member_epochs: int) -> None:
-            # Called between the engine's chunks (each logging interval): a lost lease stops training
-            # here, whatever SIGINT's disposition (nohup, a background job), and on Ray the executor then
-            # cancels the trials still running.
+            # Called between the engine's chunks (each logging interval): a lost lease (or a failed write
+            # of the pack before) stops training here, whatever SIGINT's disposition (nohup, a background
+            # job), and on Ray the executor then cancels the trials still running.
             self.lease.check()
+            writer.check()
             if self.progress is not None:
                 training[id(pack)] = member_epochs / pack.task.epochs
                 self.progress.training(sum(training.values()), len(training))
 
-        for pack, results in self.executor.run(packs, on_epochs=on_epochs):
-            items = [(t, pack.task_name, m, r) for t, m, r in zip(pack.trial_ids, pack.members, results)]
-            self.lease.check()
-            with writes_finish():
-                self.store.save_runs(self.sweep_id, items, self.owner)
+        def stored(pack, results) -> None:
             for t, m, r in zip(pack.trial_ids, pack.members, results):
                 number = self.numbers[t]
                 self.done.add((number, pack.task_name, m.repeat))
@@ -340,6 +342,16 @@ class _Sweep:
                 training.pop(id(pack), None)
                 self.progress.training(sum(training.values()), len(training))
                 self.progress.advance(len(pack))
+
+        try:
+            for pack, results in self.executor.run(packs, on_epochs=on_epochs):
+                for done in writer.put(pack, results):
+                    stored(*done)
+        finally:
+            with writes_finish():  # also on an interruption: the packs trained are stored first
+                for done in writer.close():
+                    stored(*done)
+            writer.check()
 
     def tell(self, connection, asked: list[Asked]) -> None:
         """Stores each trial's objective and tells Optuna, in the ``connection``'s transaction: the mean
@@ -413,6 +425,73 @@ class _Sweep:
                 return
             self.train(runs)
             self.race = self.race_now()
+
+
+class _PackWriter:
+    """Stores finished packs from a thread of its own (its own connection), so that a pack is written while the
+    next one trains; one pack at most waits its turn.
+
+    Every write is checked as before: the lease first (a run that lost it writes nothing more), and
+    ``save_runs`` stores a pack only while its owner holds the lease, in one transaction, skipping runs already
+    stored. A write in this thread is never cut by a signal (Python delivers them to the main thread), so a
+    killed or interrupted run leaves each pack stored whole or not at all. The driver learns what was stored
+    from ``put`` and ``close`` and records it in its own thread.
+    """
+
+    def __init__(self, store: Store, sweep_id: int, owner: Owner, lease):
+        self.store, self.sweep_id, self.owner, self.lease = store, sweep_id, owner, lease
+        self.todo: queue.Queue = queue.Queue(maxsize=1)
+        self.stored: queue.SimpleQueue = queue.SimpleQueue()  # (pack, results) once written
+        self.error: BaseException | None = None
+        self.thread: threading.Thread | None = None
+
+    def put(self, pack, results) -> list:
+        """Hands a trained pack over (waiting while another waits its turn); the packs stored meanwhile."""
+        self.check()
+        if self.thread is None:
+            self.thread = threading.Thread(target=self._write, name="sweeper-pack-writer", daemon=True)
+            self.thread.start()
+        while True:
+            try:
+                self.todo.put((pack, results), timeout=0.05)
+                break
+            except queue.Full:
+                self.check()
+        return self._drain()
+
+    def check(self) -> None:
+        """Raises what stopped the writer (a lost lease, a database error), in the driver's thread."""
+        if self.error is not None:
+            raise self.error
+
+    def close(self) -> list:
+        """Waits until every pack handed over is stored (or the writer stopped); the packs stored since the
+        last ``put``. What stopped the writer, if anything, ``check`` raises."""
+        if self.thread is not None:
+            self.todo.put(None)
+            self.thread.join()
+        return self._drain()
+
+    def _drain(self) -> list:
+        out = []
+        with contextlib.suppress(queue.Empty):
+            while True:
+                out.append(self.stored.get_nowait())
+        return out
+
+    def _write(self) -> None:
+        while (item := self.todo.get()) is not None:
+            if self.error is not None:
+                continue  # stopped: what is left is not written, and the driver is told at its next check
+            pack, results = item
+            try:
+                self.lease.check()
+                items = [(t, pack.task_name, m, r) for t, m, r in zip(pack.trial_ids, pack.members, results)]
+                self.store.save_runs(self.sweep_id, items, self.owner)
+            except BaseException as exc:  # noqa: BLE001 - raised again in the driver's thread
+                self.error = exc
+            else:
+                self.stored.put(item)
 
 
 def run_sweep(

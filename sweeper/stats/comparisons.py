@@ -148,14 +148,40 @@ def verdicts(
 ) -> dict[int, str]:
     """Each trial's verdict against the baseline (``better``, ``worse``, ``no_difference``, ``equivalent``,
     ``incomparable``, ``baseline``) by trial number, as the report gives it at its defaults; empty where
-    nothing compares. ``plan``: as :func:`compare`'s."""
+    nothing compares. ``plan``: as :func:`compare`'s (a raced or extended sweep: the sequential test).
+
+    For a fixed sweep only what a verdict needs: per configuration the paired test of :func:`compare` (the
+    same function on the same pairs), then Holm over the family; not the means, intervals and power the
+    report shows, which took most of the time of a sweep's end (tests/report/test_verdicts.py holds the two
+    together).
+    """
     if not runs:
         return {}
     try:
-        compared = compare(sweep, trials, runs, n_boot=100, planned=planned, plan=plan)  # verdicts take no bootstrap
+        if plan is not None:
+            compared = compare(sweep, trials, runs, n_boot=100, planned=planned, plan=plan)
+            return {row["trial"]: row["verdict"] for row in compared.top.configs}
+        if not sweep.get("metric"):
+            raise SweeperError(f"sweep {sweep.get('name')!r} names no metric")
+        higher_is_better = direction(sweep)
     except SweeperError:
-        return {}  # no baseline runs, say: the report says why
-    return {row["trial"]: row["verdict"] for row in compared.top.configs}
+        return {}  # the report says why
+    configs, _ = configs_of(trials, {row["trial"] for row in runs})
+    base = next(i for i, c in enumerate(configs) if c["params"] == {"placement": BASELINE})
+    numbers = [c["trial"] for c in configs]
+    tasks = task_matrices(runs, f"test_{metrics.base(sweep['metric'])}", numbers, higher_is_better=higher_is_better)
+    paired = [t for t in tasks if np.isfinite(t.values[:, base]).any()]
+    found = {numbers[base]: "baseline"}
+    if not paired:
+        return found | {n: "incomparable" for c, n in enumerate(numbers) if c != base}
+    compared = [c for c in range(len(configs)) if c != base]
+    tests = [_paired_test(paired, c, base, higher_is_better)[1] for c in compared]
+    family = max(planned or 0, len(configs)) - 1
+    unrun = max(0, family - len(configs) + 1)  # planned comparisons without runs: p = 1, as in _table
+    p_values = np.concatenate([np.array([t.pvalue for t in tests], dtype=float), np.ones(unrun)])
+    for c, test, p in zip(compared, tests, st.holm(p_values)):
+        found[numbers[c]] = st.verdict(float(p), test.statistic, ALPHA)
+    return found
 
 
 def _table(
@@ -397,12 +423,8 @@ def _chosen(rows, order, tasks, chosen_on, counts, higher_is_better, shared) -> 
 
 def _comparison(tasks: list[TaskMatrix], c: int, base: int, higher_is_better: bool, level: float) -> dict:
     """Configuration ``c`` against the baseline, repeat by repeat (pairs where both runs exist)."""
-    diffs = []
-    for t in tasks:
-        pair = t.present[:, c] & t.present[:, base]
-        diffs.append(st.paired_differences(t.values[pair, c], t.values[pair, base], higher_is_better=higher_is_better))
+    diffs, test = _paired_test(tasks, c, base, higher_is_better)
     pooled = np.concatenate(diffs)
-    test = st.signed_rank_test(diffs[0]) if len(tasks) == 1 else st.stratified_signed_rank_test(diffs)
     p_improve = st.probability_of_improvement(pooled)
     # the spread of paired differences within tasks, over pairs where both runs finished
     finished = [d[np.isfinite(d)] for d in diffs]
@@ -419,6 +441,19 @@ def _comparison(tasks: list[TaskMatrix], c: int, base: int, higher_is_better: bo
         "delta_sd": sd,
         "n_pairs": int(pooled.size),
     }
+
+
+def _paired_test(
+    tasks: list[TaskMatrix], c: int, base: int, higher_is_better: bool
+) -> tuple[list[np.ndarray], st.SignedRankResult]:
+    """Configuration ``c``'s paired differences from the baseline per task (pairs where both runs exist) and
+    the signed-rank test of them (stratified by task where there are several)."""
+    diffs = []
+    for t in tasks:
+        pair = t.present[:, c] & t.present[:, base]
+        diffs.append(st.paired_differences(t.values[pair, c], t.values[pair, base], higher_is_better=higher_is_better))
+    test = st.signed_rank_test(diffs[0]) if len(tasks) == 1 else st.stratified_signed_rank_test(diffs)
+    return diffs, test
 
 
 def _mean_of_task_means(columns: list[np.ndarray]) -> float:

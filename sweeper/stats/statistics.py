@@ -110,6 +110,55 @@ def percentile_interval(samples: np.ndarray, confidence: float = 0.95) -> np.nda
         return np.nanpercentile(samples, q, axis=0)
 
 
+def distinct_resamples(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct rows of a bootstrap counts matrix and how often each occurs.
+
+    ``counts: (n_boot, n)`` from :func:`bootstrap_counts` (or several tasks' side by side) ->
+    ``(rows: (n_distinct, n), weights: (n_distinct,))``. Resamples with the same counts have the same
+    mean, so with few repeats (3 distinct resamples of 2 repeats, 126 of 5) the means of 10,000
+    resamples are a few means with weights: :func:`percentile_interval_by_sorting`.
+    """
+    rows, weights = np.unique(np.asarray(counts), axis=0, return_counts=True)
+    return rows, weights
+
+
+def percentile_interval_by_sorting(
+    samples: np.ndarray, confidence: float = 0.95, weights: np.ndarray | None = None
+) -> np.ndarray:
+    """:func:`percentile_interval` from one sort per column, optionally of distinct samples with weights.
+
+    ``samples: (n_samples, n_cols)`` -> ``(2, n_cols)``; ``weights: (n_samples,)`` positive integers, how
+    often each sample occurs (None: once each). The same numbers as ``percentile_interval(np.repeat(samples,
+    weights, axis=0))``: numpy's linear interpolation between the order statistics around ``(n - 1) q``,
+    NaN samples left out. Bootstrap means tie often, which slows numpy's partition more than a sort.
+    """
+    columns = np.ascontiguousarray(np.asarray(samples, dtype=float).T)  # (n_cols, n_samples): rows sort fastest
+    tail = 100.0 * (1.0 - confidence) / 2.0
+    q = np.true_divide(np.array([tail, 100.0 - tail]), 100)  # as np.percentile turns percents into quantiles
+    if weights is None:
+        ordered = np.sort(columns, axis=1)  # NaN last
+        n = np.count_nonzero(~np.isnan(ordered), axis=1)
+    else:
+        order = np.argsort(columns, axis=1)  # NaN last; equal values may come in any order, they are equal
+        ordered = np.take_along_axis(columns, order, axis=1)
+        reach = np.cumsum(np.where(np.isnan(ordered), 0, np.asarray(weights)[order]), axis=1)  # samples <= each
+        n = reach[:, -1]
+    virtual = (n - 1)[:, None] * q[None, :]  # (n_cols, 2), numpy's "linear" method
+    top = virtual >= (n - 1)[:, None]
+    lower = np.where(top, n[:, None] - 1, np.floor(virtual)).astype(np.intp)
+    upper = np.where(top, n[:, None] - 1, lower + 1)
+    gamma = virtual - lower  # numpy: the virtual index less the lower index, as an integer
+    ranks = np.maximum(np.concatenate([lower, upper], axis=1), 0)  # (n_cols, 4), 0-based
+    if weights is not None:  # the k-th smallest sample is the first whose reach exceeds k
+        ranks = np.array([np.searchsorted(r, k, side="right") for r, k in zip(reach, ranks)]).reshape(ranks.shape)
+    found = np.take_along_axis(ordered, np.minimum(ranks, columns.shape[1] - 1), axis=1)
+    a, b = found[:, :2], found[:, 2:]
+    # numpy's _lerp, operation for operation, so the numbers agree to the bit
+    diff = b - a
+    interval = np.where(gamma >= 0.5, b - diff * (1 - gamma), a + diff * gamma)
+    return np.where(n[:, None] > 0, interval, np.nan).T.reshape(2, -1)
+
+
 # --- paired comparison against the baseline --------------------------------------------------------
 
 
@@ -198,9 +247,10 @@ def signed_rank_sum(differences: np.ndarray) -> tuple[float, float]:
 def signed_rank_test(differences: np.ndarray) -> SignedRankResult:
     """Wilcoxon signed-rank test that the paired differences are centred on zero (two-sided).
 
-    ``differences: (n_pairs,)`` oriented, from :func:`paired_differences`. Uses
+    ``differences: (n_pairs,)`` oriented, from :func:`paired_differences`. The p-value of
     ``scipy.stats.wilcoxon(zero_method='zsplit')``: exact for n <= 50 without ties or zeros, an
-    exact permutation test for n <= 13 with them, the normal approximation otherwise. All
+    exact permutation test for n <= 13 with them, the normal approximation otherwise; up to 13 pairs
+    computed here over all sign flips (:func:`sign_flip_p_value`, scipy's numbers to the bit). All
     differences zero gives p = 1; no pairs give NaN.
     """
     d = _finite_extremes(differences)
@@ -209,8 +259,43 @@ def signed_rank_test(differences: np.ndarray) -> SignedRankResult:
     statistic, _ = signed_rank_sum(d)
     if np.all(d == 0):
         return SignedRankResult(0.0, 1.0)
+    if d.size <= _SIGN_FLIPS_UP_TO and not np.isnan(d).any():
+        return SignedRankResult(statistic, sign_flip_p_value(d))
     pvalue = stats.wilcoxon(d, zero_method="zsplit").pvalue
     return SignedRankResult(statistic, float(pvalue))
+
+
+#: Up to this many pairs scipy's wilcoxon tests ties or zeros by all 2**n sign flips (beyond, the normal approximation).
+_SIGN_FLIPS_UP_TO = 13
+
+
+@functools.lru_cache(maxsize=_SIGN_FLIPS_UP_TO + 1)
+def _sign_flips(n: int) -> np.ndarray:
+    """Every assignment of signs to ``n`` pairs, as 0/1 floats: ``(2**n, n)``, row k the bits of k."""
+    return ((np.arange(2**n)[:, None] >> np.arange(n)) & 1).astype(float)
+
+
+def sign_flip_p_value(differences: np.ndarray) -> float:
+    """The exact two-sided p-value of the signed-rank statistic, over all sign flips.
+
+    ``differences: (n_pairs,)`` finite, n <= 13. Under the null every one of the ``2**n`` sign
+    assignments is equally likely; the statistic is the sum of the midranks of ``|d|`` where ``d > 0``,
+    zeros adding half their rank (``zsplit``). With ties or zeros this is the permutation test
+    ``scipy.stats.wilcoxon(d, zero_method='zsplit')`` runs (its ``PermutationMethod``, one Python call
+    per flip), without them its exact distribution; the same p-value to the bit either way
+    (tests/report/test_statistics.py), as one matrix product.
+    """
+    d = np.asarray(differences, dtype=float)
+    ranks = stats.rankdata(np.abs(d))
+    zero = ranks * (d == 0)
+    half_zeros = np.sum(zero) / 2
+    observed = np.sum(ranks * (d > 0)) + half_zeros
+    # Midranks are multiples of 1/2 and their halves of 1/4, so every sum here is exact in any order.
+    null = _sign_flips(d.size) @ (ranks - zero) + half_zeros  # (2**n,): each flip's statistic
+    gamma = abs(np.finfo(float).eps * 100 * observed)  # scipy's tolerance for equal statistics
+    below = np.count_nonzero(null <= observed + gamma) / 2**d.size
+    above = np.count_nonzero(null >= observed - gamma) / 2**d.size
+    return float(min(min(below, above) * 2, 1.0))
 
 
 def stratified_signed_rank_test(differences_by_stratum: list[np.ndarray]) -> SignedRankResult:

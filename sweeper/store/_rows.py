@@ -109,24 +109,28 @@ def override_flags(overrides_json: str | None) -> str | None:
     return " ".join(f"--{key} {value}" for key, value in sorted(json.loads(overrides_json).items()))
 
 
-def _column(values: np.ndarray) -> list[float | None]:
-    values = np.asarray(values, dtype=np.float64)
-    column = values.tolist()
-    for i in np.flatnonzero(~np.isfinite(values)):
-        column[i] = None
-    return column
+#: The columns of a ``sweeper_curves`` row as :func:`curve_values` gives them.
+CURVE_COLUMNS = ("run_id", "epoch", *metrics.COLUMNS)
 
 
 def curve_rows(run_id: int, result: RunResult) -> list[dict]:
     """The ``sweeper_curves`` rows of one run: one per logged epoch, every metric column filled or NULL."""
-    epochs = np.asarray(result.curve_epochs).astype(int).tolist()
-    columns = {name: _column(result.curves[name]) for name in metrics.COLUMNS if name in result.curves}
-    missing = {name: None for name in metrics.COLUMNS if name not in columns}
-    names = list(columns)
-    return [
-        {"run_id": run_id, "epoch": epoch, **dict(zip(names, values)), **missing}
-        for epoch, *values in zip(epochs, *columns.values())
-    ]
+    return [dict(zip(CURVE_COLUMNS, values)) for values in curve_values(run_id, result)]
+
+
+def curve_values(run_id: int, result: RunResult) -> list[tuple]:
+    """:func:`curve_rows` as tuples in the order of ``CURVE_COLUMNS``: what a bulk insert takes."""
+    epochs = np.asarray(result.curve_epochs).astype(int)
+    if epochs.size == 0:
+        return []
+    table = np.full((epochs.size, len(metrics.COLUMNS)), np.nan)  # (logged epochs, metric columns)
+    for j, name in enumerate(metrics.COLUMNS):
+        if name in result.curves:
+            table[:, j] = result.curves[name]
+    rows = table.tolist()
+    for i, j in zip(*np.nonzero(~np.isfinite(table))):  # NULL: not logged, or NaN/inf (SQLite keeps no NaN)
+        rows[i][j] = None
+    return [(run_id, epoch, *values) for epoch, values in zip(epochs.tolist(), rows)]
 
 
 _JSON_TYPES = frozenset({int, float, str, bool, type(None)})

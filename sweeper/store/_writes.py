@@ -358,14 +358,23 @@ class Writes:
             )
             run_ids = {tuple(key): run_id for run_id, *key in inserted}
         curves = [
-            row for key, (_, result) in new.items() if key in run_ids for row in _rows.curve_rows(run_ids[key], result)
+            row
+            for key, (_, result) in new.items()
+            if key in run_ids
+            for row in _rows.curve_values(run_ids[key], result)
         ]
         if not curves:
             return
         if self._db.dialect.name == "postgresql":
-            _copy_rows(connection, Curve.__table__, curves)
+            _copy_values(connection, Curve.__table__, _rows.CURVE_COLUMNS, curves)
+        elif self._db.dialect.name == "sqlite":
+            # The DB-API's executemany of plain tuples: a pack's curve points are most of what it writes, and
+            # SQLAlchemy's per-row parameter handling cost more than SQLite's insert (numbers and NULLs only).
+            names = ", ".join(_rows.CURVE_COLUMNS)
+            marks = ", ".join("?" for _ in _rows.CURVE_COLUMNS)
+            connection.exec_driver_sql(f"INSERT INTO {Curve.__tablename__} ({names}) VALUES ({marks})", curves)
         else:
-            connection.execute(insert(Curve), curves)
+            connection.execute(insert(Curve), [dict(zip(_rows.CURVE_COLUMNS, values)) for values in curves])
 
     def _check_members(self, session: Session, sweep_id: int, items: list) -> None:
         """Refuse runs filed under a trial of another sweep or of another configuration."""
@@ -462,16 +471,21 @@ def _next_trial_number(sweep_id: int):
 
 def _copy_rows(connection: Connection, table, rows: list[dict]) -> None:
     """PostgreSQL's COPY of ``rows`` (dicts of one set of keys) into ``table``: one round trip for them all."""
+    columns = list(rows[0])
+    _copy_values(connection, table, columns, [[row[c] for c in columns] for row in rows])
+
+
+def _copy_values(connection: Connection, table, columns: Sequence[str], rows: list[Sequence]) -> None:
+    """PostgreSQL's COPY of ``rows`` (values in the order of ``columns``) into ``table``."""
     from psycopg import sql
 
-    columns = list(rows[0])
     statement = sql.SQL("COPY {} ({}) FROM STDIN").format(
         sql.Identifier(table.name), sql.SQL(", ").join(map(sql.Identifier, columns))
     )
     cursor = connection.connection.driver_connection.cursor()
     with cursor.copy(statement) as copy:
         for row in rows:
-            copy.write_row([row[c] for c in columns])
+            copy.write_row(row)
 
 
 def _run_keys(trial_ids):
