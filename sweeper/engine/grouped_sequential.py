@@ -56,8 +56,8 @@ def takes(model: nn.Module) -> bool:
             ok = m.start_dim == 1 and m.end_dim == -1
         elif type(m) is nn.Unflatten:
             ok = m.dim == 1
-        else:
-            ok = type(m) is nn.Linear or isinstance(m, ELEMENTWISE)
+        else:  # an in-place activation would write into the pack's inputs where it comes first
+            ok = type(m) is nn.Linear or (type(m) in ELEMENTWISE and not getattr(m, "inplace", False))
         if not ok:
             return False
     return not _has_hooks(model)

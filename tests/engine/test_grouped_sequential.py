@@ -44,6 +44,7 @@ def test_takes_a_flat_cnn_and_leaves_every_other_model_to_vmap():
     assert not grouped_sequential.takes(nn.Sequential(*cnn, nn.BatchNorm2d(4)))  # buffers
     assert not grouped_sequential.takes(nn.Sequential(nn.Conv2d(2, 4, 3, groups=2)))  # its own groups
     assert not grouped_sequential.takes(nn.Sequential(nn.Sequential(*cnn)))  # nested
+    assert not grouped_sequential.takes(nn.Sequential(nn.ReLU(inplace=True), *cnn))  # writes into its input
     hooked = nn.Sequential(nn.Conv2d(1, 4, 3))
     hooked[0].register_forward_hook(lambda m, a, out: out)
     assert not grouped_sequential.takes(hooked)
