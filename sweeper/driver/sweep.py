@@ -326,6 +326,8 @@ class _Sweep:
             # job), and on Ray the executor then cancels the trials still running.
             self.lease.check()
             writer.check()
+            for done in writer.drain():  # the packs stored while this one trains: progress says so now
+                stored(*done)
             if self.progress is not None:
                 training[id(pack)] = member_epochs / pack.task.epochs
                 self.progress.training(sum(training.values()), len(training))
@@ -457,7 +459,7 @@ class _PackWriter:
                 break
             except queue.Full:
                 self.check()
-        return self._drain()
+        return self.drain()
 
     def check(self) -> None:
         """Raises what stopped the writer (a lost lease, a database error), in the driver's thread."""
@@ -470,9 +472,10 @@ class _PackWriter:
         if self.thread is not None:
             self.todo.put(None)
             self.thread.join()
-        return self._drain()
+        return self.drain()
 
-    def _drain(self) -> list:
+    def drain(self) -> list:
+        """The packs stored since the last ``put``, ``drain`` or ``close`` (in the driver's thread)."""
         out = []
         with contextlib.suppress(queue.Empty):
             while True:
