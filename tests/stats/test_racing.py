@@ -60,6 +60,39 @@ def test_the_race_replayed_on_the_runs_it_asked_for_ends_where_the_race_on_every
     assert now.stopped[5] == "worse" and now.targets[5] < 30
 
 
+def close_pair(rng, gap: float) -> np.ndarray:
+    """Differences from the baseline ``(4, 30)``: the baseline, two clearly better configurations
+    ``gap`` apart that share most of their repeat-to-repeat noise, and one clearly worse."""
+    common = 1.0 + 0.3 * rng.normal(size=30)
+    rows = [np.zeros(30), common + 0.2 * rng.normal(size=30), common + gap + 0.2 * rng.normal(size=30)]
+    return np.stack([*rows, -1.0 + 0.3 * rng.normal(size=30)])
+
+
+def test_two_better_configurations_the_maximum_cannot_separate_stop_early_and_the_leader_is_the_choice():
+    from scipy.stats import wilcoxon
+
+    d = close_pair(np.random.default_rng(0), gap=0.0)
+    race = racing.race(d, 0, PLAN, 3, ALPHA)
+
+    assert race.finished and race.targets[1:].max() < PLAN.maximum  # before this rule both ran to 30
+    assert sorted(race.stopped[1:3]) == ["better", "inseparable"] and race.stopped[3] == "worse"
+    assert race.targets[0] == race.targets[1:].max()  # the baseline stops with the last configuration
+    leader = race.stopped.index("better")
+    other = race.stopped.index("inseparable")
+    n = race.targets[leader]
+    assert race.targets[other] == n and d[leader, :n].mean() > d[other, :n].mean()  # the choice: the leader
+    # ... and a fixed sweep of the maximum cannot tell the two apart either.
+    assert wilcoxon(d[leader] - d[other]).pvalue >= ALPHA
+
+
+def test_a_better_configuration_the_leader_is_decided_better_than_stops_behind():
+    d = close_pair(np.random.default_rng(0), gap=1.0)
+    race = racing.race(d, 0, PLAN, 3, ALPHA)
+
+    assert race.finished and race.stopped[1:] == ("behind", "better", "worse")
+    assert race.targets[1:].max() < PLAN.maximum and race.targets[0] == race.targets[1:].max()
+
+
 def test_plan_of_reads_a_raced_an_extended_and_a_fixed_sweep():
     raced_context = {"racing": {"min": 5, "max": 40, "step": 5, "min_effect": 0.01}, "history": [{"repeats": 30}]}
     assert racing.plan_of(raced_context) == racing.Plan(5, 30, 40, 5, 0.01)  # rho stays tuned to the first max
@@ -78,7 +111,7 @@ def test_over_a_thousand_null_sweeps_raced_to_their_end_false_verdicts_stay_with
         val, test = draw(rng, effects, 30, shift=rng.normal())
         race, said = raced(val, test)
         false_test += any(v in ("better", "worse") for v in said)
-        false_val += any(reason in ("better", "behind", "worse") for reason in race.stopped)
+        false_val += any(reason in ("better", "behind", "inseparable", "worse") for reason in race.stopped)
         spent += int(race.targets.sum())
 
     bound = ALPHA + 3 * math.sqrt(ALPHA * (1 - ALPHA) / n_sweeps)
