@@ -22,6 +22,7 @@ ALPHA = 0.05
 STOPS = {
     "better": "better than the baseline, behind no other",
     "behind": "better than the baseline, behind the leader",
+    "inseparable": "better than the baseline; best: cannot be separated from the leader by the maximum",
     "worse": "worse than the baseline",
     "equivalent": "equivalent to the baseline within min_effect",
     "futile": "futile: conditional power under 10% (stochastic curtailment)",
@@ -148,11 +149,13 @@ def race(d: np.ndarray, base: int, plan: Plan, family: int, alpha: float) -> Rac
     configuration stops when its answer against the baseline is settled (better or worse after Holm over
     the ``family``; equivalent; futile: conditional power under 10% at the Holm level it would at best
     need, alpha over the open comparisons; never the open configuration of the highest mean) and it is no
-    contender for best: one not better than the
-    baseline, or one behind the leader (the better configuration of the highest mean difference) by the
-    same sequential test on their own paired differences. Better ones not behind keep going while two or
-    more remain. The race ends when every configuration stopped or at the maximum. A round whose runs
-    are not all stored yet is where the race stands: its targets are what to train.
+    contender for best: one not better than the baseline, one behind the leader (the better
+    configuration of the highest mean difference) by the same sequential test on their own paired
+    differences, or one inseparable from it (that comparison futile by the same rule, :func:`_best_race`).
+    Better ones neither behind nor inseparable keep going while two or more remain. The race ends when every
+    configuration stopped or at the maximum; the baseline runs as far as the furthest configuration, so
+    it stops with the last one. A round whose runs are not all stored yet is where the race stands: its
+    targets are what to train.
     """
     d = np.asarray(d, dtype=float)
     k = d.shape[0]
@@ -184,10 +187,11 @@ def race(d: np.ndarray, base: int, plan: Plan, family: int, alpha: float) -> Rac
         for c in live.tolist():
             if said[c] in ("worse", "equivalent", "futile"):
                 stopped[c] = said[c]
-        contenders = _contenders(d, better, n, plan, alpha)
-        for c in better:
-            if c not in contenders:
-                stopped[c] = "behind"
+        contenders, behind, inseparable = _best_race(d, better, n, plan, alpha)
+        for c in behind:
+            stopped[c] = "behind"
+        for c in inseparable:
+            stopped[c] = "inseparable"
         if len(contenders) == 1 and all(said[c] != "no_difference" for c in live.tolist()):
             stopped[contenders[0]] = "better"
         if n >= plan.maximum:
@@ -216,11 +220,23 @@ def _leader(d: np.ndarray, candidates: list[int], n: int) -> int | None:
     return candidates[int(np.argmax(means))]
 
 
-def _contenders(d: np.ndarray, better: list[int], n: int, plan: Plan, alpha: float) -> list[int]:
-    """The better configurations not behind the leader (the one of the highest mean difference over its
-    first ``n`` repeats) by the sequential test on their paired differences with it."""
+def _best_race(
+    d: np.ndarray, better: list[int], n: int, plan: Plan, alpha: float
+) -> tuple[list[int], list[int], list[int]]:
+    """The race for best among the ``better`` configurations: who contends, who is behind, who is inseparable.
+
+    The leader is the better configuration of the highest mean difference over its first ``n`` repeats.
+    Another is *behind* once the sequential test on its paired differences with the leader says the
+    leader is better (p < ``alpha``), and *inseparable* once that comparison is futile (before the
+    maximum): its conditional power to be decided by ``plan.maximum`` at ``alpha`` is under 10%, the
+    rule that stops an open comparison with the baseline, applied to the leader-minus-contender
+    differences. By that projection a fixed sweep of the maximum would not tell the pair apart either,
+    so the leader is the choice. Stopping never changes a verdict against the baseline (those are
+    already decided), so validity is untouched.
+    Returns ``contenders`` (the leader first), ``behind`` and ``inseparable``.
+    """
     if len(better) < 2:
-        return better
+        return better, [], []
     leader = _leader(d, better, n)
     others = [c for c in better if c != leader]
     with np.errstate(invalid="ignore"):
@@ -228,4 +244,9 @@ def _contenders(d: np.ndarray, better: list[int], n: int, plan: Plan, alpha: flo
     gap = np.where(np.isnan(gap) & ~np.isnan(d[others, :n]), 0.0, gap)  # both diverged: a tie
     p, sign = sq.sequential_test(gap, plan.first, plan.tuned_max, alpha)
     behind = (p < alpha) & (sign < 0)
-    return [leader, *(c for c, b in zip(others, behind) if not b)]
+    apart = np.zeros(len(others), dtype=bool)  # inseparable: futile before the maximum
+    if n < plan.maximum:
+        power = sq.conditional_power(gap, plan.first, plan.maximum, plan.tuned_max, alpha, alpha)
+        apart = ~behind & (power < sq.FUTILITY_POWER)
+    contenders = [leader, *(c for c, b, a in zip(others, behind, apart) if not (b or a))]
+    return contenders, [c for c, b in zip(others, behind) if b], [c for c, a in zip(others, apart) if a]
