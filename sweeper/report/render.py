@@ -161,6 +161,21 @@ def _history_entry(entry: dict) -> str:
     return f"extended at {entry['at']} ({entry['changes']}) to {size}"
 
 
+def race_lines(report: dict) -> list[str]:
+    """A raced sweep's configurations, each with the repeats it ran and why it stopped, and the test its
+    verdict came from; empty for a sweep whose configurations all ran the same fixed repeats."""
+    rows = [c for c in report["configs"] if c.get("stopped") or c.get("test")]
+    tests = sorted({c["test"] for c in rows if c.get("test")})
+    if not any(c.get("stopped") for c in rows):
+        sequential = [t for t in tests if "always-valid" in t]
+        if not sequential:
+            return []
+        return [f"Extended after looking: verdicts from the {sequential[0]} test, valid at any stopping."]
+    out = [f"Raced: verdicts from the {' / '.join(tests)} test, valid however the race stopped."]
+    out += [f"{c['label']}: {c['repeats']} repeats, stopped: {c.get('stopped') or '—'}" for c in rows]
+    return out
+
+
 def ran_lines(report: dict) -> list[str]:
     """What ran: the setting, then what trained the runs, one line per distinct engine/device/software/host,
     and what drove the sweep."""
@@ -258,6 +273,12 @@ def render_terminal(report: dict, console: Console, *, wide: bool = False) -> No
     for line in legend_lines(report, wide=wide):
         name, _, meaning = line.partition(": ")
         console.print(Text.assemble((name, "bold"), ": ", meaning), **plain)
+    raced = race_lines(report)
+    if raced:
+        console.print()
+        console.print(Text(raced[0], style="bold"), **plain)
+        for line in raced[1:]:
+            console.print(line, **plain)
     console.print()
     console.print(report["summary"], **plain)
     if report.get("across_data_sets"):
@@ -337,6 +358,9 @@ def _md_table_section(report, images):
     shown, rows = _table_of(report, report["configs"], wide=False)
     out += [_md_table([c.header(report) for c in shown], rows), ""]
     out += [f"- **{c.header(report)}**: {c.legend(report)}" for c in shown] + [""]
+    raced = race_lines(report)
+    if raced:
+        out += [f"**{raced[0]}**", ""] + [f"- {line}" for line in raced[1:]] + [""]
     return out + ["## In detail", "", report["summary"], ""]
 
 
@@ -457,9 +481,17 @@ def _html_table_section(report, images):
         f"<p><em>{_e(_direction(report))}</em> (hover a column's name for what it means)</p>",
         f"<p><em>{_e(shown_line(report))}</em></p>" if shown_line(report) else "",
         _config_table_html(report, report["configs"]),
+        *_html_race(report),
         "<h2>In detail</h2>",
         f"<p>{_e(report['summary'])}</p>",
     ]
+
+
+def _html_race(report) -> list[str]:
+    raced = race_lines(report)
+    if not raced:
+        return []
+    return [f"<p><b>{_e(raced[0])}</b></p><ul>", *(f"<li>{_e(line)}</li>" for line in raced[1:]), "</ul>"]
 
 
 def _html_wide(report, images):

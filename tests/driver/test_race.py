@@ -167,3 +167,22 @@ def test_a_raced_sweeps_report_names_the_test_each_row_used_and_why_it_stopped(r
     assert "always-valid" in report["methods"]["test"] and not report["progress"]["partial"]
     if not any(c["verdict"] == "better" for c in report["configs"]):
         assert "Nothing in this grid beats no noise" in report["summary"]
+
+
+def test_a_raced_sweeps_first_screen_says_each_configurations_repeats_and_why_it_stopped(raced, sweeper_cli, tmp_path):
+    db, _ = raced
+    race, _ = race_on_stored(db)
+    shown = sweeper_cli("report", NAME, "--db", f"sqlite:///{db}")
+    assert shown.exit_code == 0, shown.stderr
+    text = " ".join(shown.stdout.split())  # the terminal wraps at its width
+    assert "Raced: verdicts from the always-valid normal mixture test, valid however the race stopped." in text
+    report = json.loads(sweeper_cli("report", NAME, "--db", f"sqlite:///{db}", "--format", "json").stdout)
+    for row in report["configs"]:
+        if row["verdict"] != "baseline":
+            why = racing.STOPS[race.stopped[row["trial"]]]
+            assert f"{row['label']}: {race.targets[row['trial']]} repeats, stopped: {why}" in text
+    written = sweeper_cli("report", NAME, "--db", f"sqlite:///{db}", "-f", "markdown", "--out", tmp_path / "r.md")
+    assert written.exit_code == 0, written.stderr
+    page = (tmp_path / "r.md").read_text()
+    assert "**Raced: verdicts from the always-valid normal mixture test" in page
+    assert page.index("**Raced:") < page.index("## In detail")  # on the first screen
