@@ -137,8 +137,15 @@ def setting_lines(report: dict) -> list[str]:
         )
         lines += feature_lines(t)
     done = f", finished {setting['finished_at']}" if setting.get("finished_at") else ""
+    race = setting.get("racing")
+    repeats = (
+        f"raced: {race['min']} repeats, then {race['step']} more a round to the open ones, at most {race['max']}"
+        + (f", equivalence margin {race['min_effect']:g}" if race.get("min_effect") else "")
+        if race
+        else f"{setting['repeats']} repeats"
+    )
     lines.append(
-        f"search space: {setting['space']}; sweep seed {setting['sweep_seed']}, {setting['repeats']} repeats; "
+        f"search space: {setting['space']}; sweep seed {setting['sweep_seed']}, {repeats}; "
         f"started {setting.get('created_at')}{done}"
     )
     if any(h["event"] == "extended" for h in setting.get("history", ())):

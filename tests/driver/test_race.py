@@ -176,6 +176,7 @@ def test_a_raced_sweeps_first_screen_says_each_configurations_repeats_and_why_it
     assert shown.exit_code == 0, shown.stderr
     text = " ".join(shown.stdout.split())  # the terminal wraps at its width
     assert "Raced: verdicts from the always-valid normal mixture test, valid however the race stopped." in text
+    assert "raced: 3 repeats, then 3 more a round to the open ones, at most 9;" in text  # What ran: the plan
     report = json.loads(sweeper_cli("report", NAME, "--db", f"sqlite:///{db}", "--format", "json").stdout)
     for row in report["configs"]:
         if row["verdict"] != "baseline":
