@@ -149,3 +149,12 @@ def test_a_usage_error_is_one_line_and_status_2(sweeper_cli, args, line):
     result = sweeper_cli(*args)
 
     assert (result.exit_code, result.stdout, result.stderr) == (2, "", line + "\n")
+
+
+def test_python_dash_m_sweeper_is_the_sweeper_command():
+    import subprocess
+    import sys
+
+    shown = subprocess.run([sys.executable, "-m", "sweeper", "--help"], capture_output=True, text=True, timeout=120)
+    assert shown.returncode == 0, shown.stderr
+    assert "Usage: sweeper" in shown.stdout and "report" in shown.stdout
