@@ -9,8 +9,8 @@ import time
 import pytest
 from helpers import circles_space, execute
 
-from sweeper.driver.bench import overlap
-from sweeper.driver.executors import Executor, LocalExecutor
+from sweeper.driver.bench import _TimedExecutor, overlap
+from sweeper.driver.executors import Executor
 from sweeper.driver.sweep import run_sweep
 from sweeper.errors import StoreError
 from sweeper.space import parse_space
@@ -27,26 +27,11 @@ SPACE_YAML = circles_space(
 N_CONFIGS, REPEATS = 6, 2
 
 
-class TwoPacksARound(LocalExecutor):
-    """The local executor asking for rounds of two packs, keeping the (start, end) of each pack's training."""
+class TwoPacksARound(_TimedExecutor):
+    """The bench's timed local executor (the (start, end) of each pack's training in ``spans``), asking for
+    rounds of two packs."""
 
     parallel_packs = 2
-
-    def __init__(self):
-        super().__init__("cpu")
-        self.spans = []
-
-    def run(self, packs, on_epochs=None):
-        iterator = iter(super().run(packs, on_epochs))
-        while True:
-            start = time.perf_counter()
-            try:
-                item = next(iterator)
-            except StopIteration:
-                return
-            finally:
-                self.spans.append((start, time.perf_counter()))
-            yield item
 
 
 def test_a_pack_is_stored_while_the_next_one_trains_and_every_run_is_stored_once(tmp_path, monkeypatch):
