@@ -27,6 +27,18 @@ class Column:
     words: bool = False  # left-aligned text, not a number
 
 
+def _words_some_rows_have(key: str, meaning: str) -> Column:
+    """A column of words that only some sweeps' rows fill (a raced sweep's ``stopped``, say), shown where one does."""
+    return Column(
+        key,
+        lambda r: key,
+        lambda r, c: c.get(key) or "",
+        lambda r: meaning,
+        shown=lambda r: any(c.get(key) for c in r["configs"]),
+        words=True,
+    )
+
+
 def _name(report: dict) -> str:
     return metric_name(report["metric"])
 
@@ -216,22 +228,8 @@ COLUMNS: tuple[Column, ...] = (
             "at Holm's level; — where the paired differences do not vary"
         ),
     ),
-    Column(
-        "stopped",
-        lambda r: "stopped",
-        lambda r, c: c.get("stopped") or "",
-        lambda r: "why racing stopped this configuration before its last repeat",
-        shown=lambda r: any(c.get("stopped") for c in r["configs"]),
-        words=True,
-    ),
-    Column(
-        "test",
-        lambda r: "test",
-        lambda r, c: c.get("test") or "",
-        lambda r: "the test that gave the verdict",
-        shown=lambda r: any(c.get("test") for c in r["configs"]),
-        words=True,
-    ),
+    _words_some_rows_have("stopped", "why racing stopped this configuration before its last repeat"),
+    _words_some_rows_have("test", "the test that gave the verdict"),
 )
 
 #: Terms the report's sentences use that no column header names.
