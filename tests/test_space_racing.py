@@ -68,6 +68,6 @@ def test_validate_says_a_raced_sweeps_plan_and_warns_of_nothing(sweeper_cli, tmp
     assert result.exit_code == 0 and result.stderr == ""
     assert (
         "racing: every configuration runs 5 repeats, then rounds of 5 more go to those still open, up to 60 "
-        "(at most 180 runs, a fixed sweep's; at least 15); verdicts from the always-valid normal-mixture test "
+        "(at most 180 runs, a fixed sweep's; at least 15); verdicts from the group-sequential signed-rank test "
         "with Holm over 2 comparisons; equivalent within ±0.02"
     ) in " ".join(result.stdout.split())

@@ -138,7 +138,7 @@ def race_plan(spec: SweepSpec) -> str | None:
     return (
         f"racing: every configuration runs {r.min} repeats, then rounds of {r.step} more go to those still open, "
         f"up to {spec.repeats} (at most {most} runs, a fixed sweep's; at least {configs * r.min * len(spec.tasks)}); "
-        f"verdicts from the always-valid normal-mixture test with Holm over {configs - 1} comparisons{effect}"
+        f"verdicts from the group-sequential signed-rank test with Holm over {configs - 1} comparisons{effect}"
     )
 
 

@@ -391,18 +391,24 @@ def methods(
         "without ties, exact permutation for n <= 13 with ties, normal approximation otherwise), two-sided"
     )
     if sequential is not None:
-        test = (
-            "the sweep was raced or extended after looking, so every verdict comes from an always-valid test: "
-            "the two-sided normal-mixture supermartingale on the capped signed per-repeat differences "
-            "(Howard et al. 2020, conditionally symmetric case; confseq's formulas), whose p-value "
-            "min(1, 1/max M) holds at any stopping time (Ville's inequality; Johari et al. 2022)"
-            + (" on the per-repeat differences averaged over tasks" if multi_task else "")
-            + (
-                f"; equivalent when its confidence sequence lies within ±{sequential['min_effect']:g}"
-                if sequential.get("min_effect")
-                else ""
+        if sequential.get("test") == racing.TESTS["group"]:
+            test = (
+                "the sweep was raced, so every verdict comes from a group-sequential test valid however the race "
+                "stopped: the exact signed-rank test (every sign flip, ties and zeros included) at each of its "
+                "planned looks, each look's level a share of alpha from the power spending function t^2 (Kim & "
+                "DeMets 1987), the shares joined by Bonferroni's inequality: p = min over the looks taken of "
+                "p_look / share"
             )
-        )
+        else:
+            test = (
+                "the sweep was extended after looking, so every verdict comes from an always-valid test: "
+                "the two-sided normal-mixture supermartingale on the capped signed per-repeat differences "
+                "(Howard et al. 2020, conditionally symmetric case; confseq's formulas), whose p-value "
+                "min(1, 1/max M) holds at any stopping time (Ville's inequality; Johari et al. 2022)"
+            )
+        test += " on the per-repeat differences averaged over tasks" if multi_task else ""
+        if sequential.get("min_effect"):
+            test += f"; equivalent when its always-valid confidence sequence lies within ±{sequential['min_effect']:g}"
     elif multi_task:
         test += "; pooled over tasks by ranking within each task and adding the signed-rank sums (normal approximation)"
     return {

@@ -40,7 +40,7 @@ class Table:
     smallest_p: float | None
     repeats: int
     n_tasks: int
-    #: A raced or extended sweep's verdicts came from the always-valid test: the runs it has, and the
+    #: A raced or extended sweep's verdicts came from a sequential test (``test``: which): the runs it has, and the
     #: runs a fixed sweep of its maximum repeats would have (None for the exact signed-rank test).
     sequential: dict | None = None
 
@@ -79,8 +79,8 @@ def compare(
     """Every configuration with runs against the baseline; see :func:`sweeper.report.build_report`.
 
     ``config_fields`` (by trial number) go into each configuration's row after its ``params``. ``plan``:
-    a raced or extended sweep's (``sweeper.stats.racing.plan_of``): its verdicts then come from the
-    always-valid test, and a raced sweep's rows say how many repeats each configuration ran and why it
+    a raced or extended sweep's (``sweeper.stats.racing.plan_of``): its verdicts then come from its
+    sequential test (``racing.test``), and a raced sweep's rows say how many repeats each configuration ran and why it
     stopped; None keeps the exact signed-rank test.
     """
     selected_on = sweep.get("metric")
@@ -353,7 +353,7 @@ def _stacked(tasks: list[TaskMatrix], base: int, higher_is_better: bool) -> np.n
 
 
 def _sequential(configs, rows, compared, tasks, chosen_on, base, plan, higher_is_better, alpha, family) -> dict:
-    """A raced or extended sweep's verdicts from the always-valid test on the test part (Holm over the
+    """A raced or extended sweep's verdicts from its sequential test on the test part (Holm over the
     ``family``), put in ``compared``'s rows: p-values, verdicts, ``test``; a raced sweep's ``rows`` also
     get ``repeats`` and ``stopped``, its race replayed on the selection metric. Matrix columns follow
     ``configs``; rows are found by trial."""
@@ -363,7 +363,7 @@ def _sequential(configs, rows, compared, tasks, chosen_on, base, plan, higher_is
     p, adjusted, sign, said = racing.verdicts(d[columns], plan, family, alpha)
     for r, p_c, a_c, s_c, v in zip(compared, p, adjusted, sign, said):
         r.update(p_value=float(p_c), p_adjusted=float(a_c), signed_rank_sum=None, verdict=v, n_needed=None)
-        r["test"] = racing.TESTS["sequential"]
+        r["test"] = plan.test
         r["direction"] = int(s_c)
     runs = int(sum(t.present.sum() for t in tasks))
     fixed = None
@@ -374,7 +374,7 @@ def _sequential(configs, rows, compared, tasks, chosen_on, base, plan, higher_is
             r["repeats"] = int(max(t.present[:, c].sum() for t in tasks))
             r["stopped"] = None if c == base else racing.STOPS.get(race.stopped[c] or "", "still open")
         fixed = (family + 1) * plan.maximum * len(tasks)
-    return {"runs": runs, "fixed": fixed, "test": racing.TESTS["sequential"], "min_effect": plan.min_effect}
+    return {"runs": runs, "fixed": fixed, "test": plan.test, "min_effect": plan.min_effect}
 
 
 def _zero_if_rounding(delta: float, pairs: list[np.ndarray]) -> float:

@@ -1,5 +1,7 @@
-"""A raced sweep's decisions: which configurations get more repeats, why each stopped, and the verdicts of
-the always-valid test (``sweeper.stats.sequential``) that a raced or extended sweep reports.
+"""A raced sweep's decisions: which configurations get more repeats, why each stopped, and the verdicts a
+raced or extended sweep reports: a raced sweep's from the group-sequential signed-rank test over its planned
+looks (``sweeper.stats.group_sequential``), a fixed sweep extended after its report was read from the
+always-valid test (``sweeper.stats.sequential``), which needs no planned looks.
 
 Every decision is a pure function of the stored runs: :func:`race` replays the race from its first round
 on the runs it is given, so a sweep resumed after a kill, or a raced sweep whose maximum was raised,
@@ -12,6 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from sweeper.stats import group_sequential as gs
 from sweeper.stats import sequential as sq
 from sweeper.stats.statistics import holm
 
@@ -25,18 +28,23 @@ STOPS = {
     "inseparable": "better than the baseline; best: cannot be separated from the leader by the maximum",
     "worse": "worse than the baseline",
     "equivalent": "equivalent to the baseline within min_effect",
-    "futile": "futile: conditional power under 10% (stochastic curtailment)",
+    "futile": f"futile: conditional power under {sq.FUTILITY_POWER:.0%} (stochastic curtailment)",
     "max": "at the maximum repeats",
 }
 #: The name of each test a verdict can come from, as the report's rows say it.
-TESTS = {"fixed": "signed-rank, exact", "sequential": "always-valid normal mixture"}
+TESTS = {
+    "fixed": "signed-rank, exact",
+    "sequential": "always-valid normal mixture",
+    "group": "group-sequential signed-rank",
+}
 
 
 @dataclass(frozen=True)
 class Plan:
     """What a sequential test and a race need: the first round's repeats (cap and rho come from them),
-    the repeats rho is tuned to (the first planned maximum: fixed for good, so an extension keeps one
-    supermartingale), the maximum and step of a race (None: not raced), and the equivalence margin."""
+    the first planned maximum (rho is tuned to it, and a race's looks are spent up to it: fixed for good,
+    so an extension keeps one test), the maximum and step of a race (None: not raced), and the
+    equivalence margin."""
 
     first: int
     tuned_max: int
@@ -47,6 +55,11 @@ class Plan:
     @property
     def raced(self) -> bool:
         return self.step is not None
+
+    @property
+    def test(self) -> str:
+        """The name of the test this plan's verdicts come from (:data:`TESTS`)."""
+        return TESTS["group"] if self.raced else TESTS["sequential"]
 
 
 def plan_of(context: dict | None) -> Plan | None:
@@ -67,7 +80,7 @@ def plan_of(context: dict | None) -> Plan | None:
     return None
 
 
-def nothing_beats(verdicts: list[str], runs: int, fixed: int, test: str = TESTS["sequential"]) -> str | None:
+def nothing_beats(verdicts: list[str], runs: int, fixed: int, test: str = TESTS["group"]) -> str | None:
     """The sentence a raced sweep with no configuration better than the baseline ends on (None if one is):
     ``verdicts`` of its comparisons, ``runs`` it spent, ``fixed`` a fixed sweep of its maximum would."""
     if "better" in verdicts:
@@ -116,6 +129,28 @@ def differences(values: np.ndarray, present: np.ndarray, base: int, *, higher_is
     return np.where(mixed, 0.0, mean).T
 
 
+def test(d: np.ndarray, plan: Plan, alpha: float) -> tuple[np.ndarray, np.ndarray]:
+    """Each comparison's sequential p-value and direction from its differences ``d: (k, n)`` in repeat order
+    (NaN after its last repeat): a raced sweep's group-sequential signed-rank test over its planned looks,
+    an extended one's always-valid test (tuned to ``alpha``). Returns ``p, sign: (k,)``."""
+    if plan.raced:
+        return gs.test(d, plan.first, plan.step, plan.tuned_max)
+    return sq.sequential_test(d, plan.first, plan.tuned_max, alpha)
+
+
+def futility(d: np.ndarray, plan: Plan, level: float) -> np.ndarray:
+    """The chance each open comparison ``d: (k, n)`` would still be decided at ``level`` at a later look of
+    the race if its trend went on (stochastic curtailment): the largest over the looks to come of the
+    chance that the signed-rank p there is below ``level`` times that look's weight. (The largest, not
+    the last look's: a maximum raised past the planned one adds looks of small weight, and a race's
+    decisions must not change for them.)"""
+    n = int((~np.isnan(d)).sum(axis=1).max()) if d.size else 0
+    points = gs.looks(plan.first, plan.step, plan.tuned_max, plan.maximum)
+    w = gs.weights(points, plan.tuned_max, plan.step)
+    later = [(m, weight) for m, weight in zip(points.tolist(), w) if m > n] or [(points[-1], w[-1])]
+    return np.max([gs.conditional_power(d, m, level * weight) for m, weight in later], axis=0)
+
+
 def verdicts(
     d: np.ndarray, plan: Plan, family: int, alpha: float
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
@@ -124,11 +159,12 @@ def verdicts(
     ``d: (k, n)`` oriented differences in repeat order (NaN after a comparison's last repeat);
     ``family``: the planned comparisons (those without runs count as p = 1). Returns ``p, p_adjusted,
     sign: (k,)`` and the verdicts: ``better``/``worse`` where the adjusted p is below ``alpha``
-    (direction: the sign of S when the smallest p was reached), ``equivalent`` where ``plan.min_effect``
-    is given and the confidence sequence lies inside (-min_effect, +min_effect), else ``no_difference``.
+    (direction: the test's own at the look that decided), ``equivalent`` where ``plan.min_effect``
+    is given and the always-valid confidence sequence lies inside (-min_effect, +min_effect), else
+    ``no_difference``.
     """
     d = np.asarray(d, dtype=float)
-    p, sign = sq.sequential_test(d, plan.first, plan.tuned_max, alpha)
+    p, sign = test(d, plan, alpha)
     unrun = np.ones(max(0, family - len(p)))
     adjusted = holm(np.concatenate([p, unrun]))[: len(p)]
     said = np.where((adjusted < alpha) & (sign > 0), "better", np.where((adjusted < alpha) & (sign < 0), "worse", ""))
@@ -175,8 +211,7 @@ def race(d: np.ndarray, base: int, plan: Plan, family: int, alpha: float) -> Rac
         open_now = [c for c in live.tolist() if said[c] not in ("better", "worse", "equivalent")]
         if open_now and n < plan.maximum:  # at the maximum an open one stops for that reason
             level = alpha / max(len(open_now), 1)
-            rows = seen[[index[c] for c in open_now]]
-            power = sq.conditional_power(rows, plan.first, plan.maximum, plan.tuned_max, alpha, level)
+            power = futility(seen[[index[c] for c in open_now]], plan, level)
             # The open configuration of the highest mean is never futile: it may be the best, and a best
             # named on five repeats would be the winner's curse (its mean, not its effect, put it first).
             leader = _leader(d, live.tolist(), n)
@@ -242,11 +277,11 @@ def _best_race(
     with np.errstate(invalid="ignore"):
         gap = d[others, :n] - d[[leader], :n]  # positive where the other beat the leader
     gap = np.where(np.isnan(gap) & ~np.isnan(d[others, :n]), 0.0, gap)  # both diverged: a tie
-    p, sign = sq.sequential_test(gap, plan.first, plan.tuned_max, alpha)
+    p, sign = test(gap, plan, alpha)
     behind = (p < alpha) & (sign < 0)
     apart = np.zeros(len(others), dtype=bool)  # inseparable: futile before the maximum
     if n < plan.maximum:
-        power = sq.conditional_power(gap, plan.first, plan.maximum, plan.tuned_max, alpha, alpha)
+        power = futility(gap, plan, alpha)
         apart = ~behind & (power < sq.FUTILITY_POWER)
     contenders = [leader, *(c for c, b, a in zip(others, behind, apart) if not (b or a))]
     return contenders, [c for c, b in zip(others, behind) if b], [c for c, a in zip(others, apart) if a]

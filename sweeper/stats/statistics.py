@@ -298,6 +298,41 @@ def sign_flip_p_value(differences: np.ndarray) -> float:
     return float(min(min(below, above) * 2, 1.0))
 
 
+def exact_signed_rank_p(differences: np.ndarray) -> float:
+    """The exact two-sided p-value of the signed-rank statistic over all sign flips, for any number of pairs.
+
+    ``differences: (n_pairs,)``, ``±inf`` ranked as the largest loss/win. The permutation test of
+    :func:`sign_flip_p_value` (midranks, zeros adding half their rank: scipy's ``zsplit``; the same p-value
+    to the bit where both apply), its null distribution counted rather than enumerated: midranks are
+    multiples of 1/2, so twice each is an integer and the distribution of twice the sum over the nonzero
+    differences flipped is a convolution of two-point distributions on the integers (one array pass a pair;
+    n(n + 1) + 1 values at most). Exact where scipy's ``wilcoxon`` falls back on the normal
+    approximation (ties or zeros beyond 13 pairs), whose p-value in the far tail is larger by up to an
+    order of magnitude (all of 15 differences of one sign: 6.5e-4 against the exact 6.1e-5). All
+    differences zero gives 1; none gives NaN.
+    """
+    d = _finite_extremes(differences)
+    if d.size == 0:
+        return float("nan")
+    ranks = stats.rankdata(np.abs(d))
+    nonzero = d != 0
+    doubled = np.rint(2.0 * ranks[nonzero]).astype(np.int64)
+    if doubled.size == 0:
+        return 1.0
+    # Counts, not probabilities: every count is an integer below 2**n, exact in float64 up to 53 pairs; past
+    # that the counts are rounded relative to their size only, and the p-value is a ratio of sums.
+    counts = np.zeros(int(doubled.sum()) + 1)
+    counts[0] = 1.0
+    reach = 0
+    for r in doubled:
+        counts[r : reach + r + 1] += counts[: reach + 1].copy()
+        reach += int(r)
+    observed = int(doubled[d[nonzero] > 0].sum())
+    total = counts.sum()
+    below, above = counts[: observed + 1].sum() / total, counts[observed:].sum() / total
+    return float(min(1.0, 2.0 * min(below, above)))
+
+
 def stratified_signed_rank_test(differences_by_stratum: list[np.ndarray]) -> SignedRankResult:
     """Signed-rank test pooled over strata (tasks) with ranks taken within each stratum.
 

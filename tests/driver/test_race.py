@@ -161,10 +161,10 @@ def test_a_raced_sweeps_report_names_the_test_each_row_used_and_why_it_stopped(r
     race, _ = race_on_stored(db)
     rows = {c["trial"]: c for c in report["configs"]}
     for number in range(1, 7):
-        assert rows[number]["test"] == "always-valid normal mixture"
+        assert rows[number]["test"] == "group-sequential signed-rank"
         assert rows[number]["repeats"] == race.targets[number]
         assert rows[number]["stopped"] == racing.STOPS[race.stopped[number]]
-    assert "always-valid" in report["methods"]["test"] and not report["progress"]["partial"]
+    assert "group-sequential" in report["methods"]["test"] and not report["progress"]["partial"]
     if not any(c["verdict"] == "better" for c in report["configs"]):
         assert "Nothing in this grid beats no noise" in report["summary"]
 
@@ -175,7 +175,7 @@ def test_a_raced_sweeps_first_screen_says_each_configurations_repeats_and_why_it
     shown = sweeper_cli("report", NAME, "--db", f"sqlite:///{db}")
     assert shown.exit_code == 0, shown.stderr
     text = " ".join(shown.stdout.split())  # the terminal wraps at its width
-    assert "Raced: verdicts from the always-valid normal mixture test, valid however the race stopped." in text
+    assert "Raced: verdicts from the group-sequential signed-rank test, valid however the race stopped." in text
     assert "raced: 3 repeats, then 3 more a round to the open ones, at most 9;" in text  # What ran: the plan
     report = json.loads(sweeper_cli("report", NAME, "--db", f"sqlite:///{db}", "--format", "json").stdout)
     for row in report["configs"]:
@@ -185,5 +185,5 @@ def test_a_raced_sweeps_first_screen_says_each_configurations_repeats_and_why_it
     written = sweeper_cli("report", NAME, "--db", f"sqlite:///{db}", "-f", "markdown", "--out", tmp_path / "r.md")
     assert written.exit_code == 0, written.stderr
     page = (tmp_path / "r.md").read_text()
-    assert "**Raced: verdicts from the always-valid normal mixture test" in page
+    assert "**Raced: verdicts from the group-sequential signed-rank test" in page
     assert page.index("**Raced:") < page.index("## In detail")  # on the first screen

@@ -196,7 +196,7 @@ def test_a_raced_sweep_ranks_on_paired_differences_not_on_the_luck_of_the_repeat
     assert rows[2]["selection_mean"] > rows[1]["selection_mean"]  # its own mean (0.895 > 0.71): luck
     assert raced.top.chosen["trials"] == [1]  # +0.01 on every repeat it shares with the baseline
     assert rows[2]["repeats"] == 3 and rows[1]["repeats"] == 9
-    assert rows[1]["test"] == racing.TESTS["sequential"]
+    assert rows[1]["test"] == racing.TESTS["group"]
     assert "test" not in compare(sweep, trials, runs, n_boot=100, planned=3).top.configs[1]  # fixed: as before
 
 
