@@ -110,6 +110,12 @@ def compare(
         else None
     )
     family = max(planned or 0, len(configs)) - 1  # Holm's family: every planned comparison with the baseline
+    # A race read the selection metric at each run's end (the driver's), whatever epoch the report compares at.
+    raced_on = (
+        task_matrices(runs, selected_on, numbers, higher_is_better=higher_is_better)
+        if plan is not None and plan.raced and selection != selected_on
+        else chosen_on
+    )
 
     rng = np.random.default_rng(seed)
     counts = [st.bootstrap_counts(t.values.shape[0], n_boot, rng) for t in tasks]
@@ -123,10 +129,10 @@ def compare(
         plan=plan,
     )
     per_task = [
-        _table([t], [s], [k], None if ece is None else [e], **settings)
-        for t, s, k, e in zip(tasks, chosen_on, counts, ece or tasks)
+        _table([t], [s], [k], None if ece is None else [e], raced_on=[r], **settings)
+        for t, s, k, e, r in zip(tasks, chosen_on, counts, ece or tasks, raced_on)
     ]
-    top = per_task[0] if len(tasks) == 1 else _table(tasks, chosen_on, counts, ece, **settings)
+    top = per_task[0] if len(tasks) == 1 else _table(tasks, chosen_on, counts, ece, raced_on=raced_on, **settings)
     return Comparison(
         metric=metric,
         selection=selection,
@@ -197,6 +203,7 @@ def _table(
     family,
     shared,
     plan=None,
+    raced_on=None,
 ) -> Table:
     """Every configuration's statistics over the given tasks (one task, or all of them stratified).
 
@@ -204,7 +211,8 @@ def _table(
     the sweep selected on (order, P(best), the chosen configuration), ``ece`` the test part's
     calibration error. With several tasks, means are averages of per-task means, bootstrap resamples
     repeats within each task, the paired test ranks within each task, and p(best) is p(best average rank).
-    ``family`` is the number of comparisons Holm corrects over (every planned one).
+    ``family`` is the number of comparisons Holm corrects over (every planned one). ``raced_on``: the
+    metric a raced sweep's race read (the selection metric at each run's end), replayed for its stop reasons.
     """
     boot_means = nanmean(np.stack([st.bootstrap_means(t.values, k) for t, k in zip(tasks, counts)]))
     # A task whose baseline diverged on every repeat has nothing to pair with: it is left out of every
@@ -313,7 +321,9 @@ def _table(
     rows = [rows[i] for i in order]
     sequential = None
     if plan is not None and paired:
-        sequential = _sequential(configs, rows, compared, tasks, chosen_on, base, plan, higher_is_better, alpha, family)
+        sequential = _sequential(
+            configs, rows, compared, tasks, raced_on or chosen_on, base, plan, higher_is_better, alpha, family
+        )
     n_pairs = min((r["n_pairs"] for r in compared), default=0)
     smallest_p = st.smallest_signed_rank_p(n_pairs) if len(tasks) == 1 and sequential is None else None
     return Table(

@@ -187,3 +187,14 @@ def test_a_raced_sweeps_first_screen_says_each_configurations_repeats_and_why_it
     page = (tmp_path / "r.md").read_text()
     assert "**Raced: verdicts from the group-sequential signed-rank test" in page
     assert page.index("**Raced:") < page.index("## In detail")  # on the first screen
+
+
+def test_a_raced_sweeps_report_at_the_best_validation_epoch_gives_the_stops_the_race_made(raced, sweeper_cli):
+    db, _ = raced
+    race, _ = race_on_stored(db)
+    shown = sweeper_cli("report", NAME, "--db", f"sqlite:///{db}", "--format", "json", "--at", "best_val")
+    assert shown.exit_code == 0, shown.stderr
+    rows = {c["trial"]: c for c in json.loads(shown.stdout)["configs"]}
+    # The race read each run's last epoch; the report compares at the best validation epoch, and its stop
+    # reasons are still the race's (replayed on what the race read, not on the early_ metrics).
+    assert [rows[n]["stopped"] for n in range(1, 7)] == [racing.STOPS[race.stopped[n]] for n in range(1, 7)]
