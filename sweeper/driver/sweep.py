@@ -318,11 +318,13 @@ class _Sweep:
         """A writer of this sweep's finished packs (its own thread and connection)."""
         return _PackWriter(self.store, self.sweep_id, self.owner, self.lease)
 
-    def train(self, runs: list[PlannedRun], writer: _PackWriter | None = None) -> None:
+    def train(self, runs: list[PlannedRun], writer: _PackWriter | None = None) -> tuple | None:
         """Trains the runs' packs, each finished pack stored while the next one trains (``_PackWriter``).
-        With no ``writer``, returns when every pack is stored; with the caller's, once every pack is handed
-        over to it (what it stores is recorded as it is drained). An interruption first lets the packs
-        already trained be stored."""
+        With no ``writer``, returns when every pack is stored. With the caller's, returns the last trained
+        ``(pack, results)`` (None without packs) for the caller to hand over (``put``) once it has done its
+        own writes, so that they do not wait on this pack's (SQLite writes one transaction at a time); the
+        others are handed over as they finish, their writes recorded as they are drained. An interruption
+        first lets the packs already trained be stored."""
         packs = plan(self.spec.seed, self.spec.tasks, runs, self.sizes)
         own = writer is None
         writer = writer or self.pack_writer()
@@ -339,13 +341,26 @@ class _Sweep:
                 self.training[id(pack)] = member_epochs / pack.task.epochs
                 self.progress.training(sum(self.training.values()), len(self.training))
 
+        held = None  # the last pack trained, not yet handed over
         try:
             for pack, results in self.executor.run(packs, on_epochs=on_epochs):
-                for done in writer.put(pack, results):
-                    self.stored(*done)
+                if held is not None:
+                    self.put(writer, *held)
+                held = (pack, results)
+            if not own:
+                last, held = held, None
+                return last
         finally:
+            if held is not None:
+                self.put(writer, *held)
             if own:
                 self.close_writer(writer)
+        return None
+
+    def put(self, writer: _PackWriter, pack: Pack, results) -> None:
+        """Hands a trained pack to ``writer``, recording the packs it stored meanwhile."""
+        for done in writer.put(pack, results):
+            self.stored(*done)
 
     def close_writer(self, writer: _PackWriter) -> None:
         """Waits until the writer stored every pack handed over (also on an interruption: the packs trained
@@ -430,28 +445,32 @@ class _Sweep:
                 asked = self.tell_and_ask(asked)
 
     def run_grid(self, asked: list[Asked]) -> None:
-        """A fixed grid's rounds, each trained while the round before is stored: a round is told once its
-        runs are stored, in the transaction that asks the round after the one in training. No sampler
-        learns from a grid's objectives, so asking a round before the last is told proposes the same
-        trials; an interruption leaves at most two rounds running, which ``resume`` finishes as one."""
+        """A fixed grid's rounds, each stored while the next one trains. Once a round has trained, one
+        transaction tells the round before (its runs stored by then) and asks the next; only then is the
+        round's last pack handed to the writer. No sampler learns from a grid's objectives, so asking a
+        round before the last is told proposes the same trials; an interruption leaves at most two rounds
+        running, which ``resume`` finishes as one."""
         writer = self.pack_writer()
         storing: tuple[list[Asked], int] | None = None  # the round trained last; the packs handed over with it
         try:
             while asked or storing is not None:
-                trained = None
-                if asked:
-                    self.numbers.update({ref.id: ref.number for _, ref in asked})
-                    self.train([run for _, ref in asked for run in self.pending_runs(ref)], writer)
-                    trained = (asked, writer.handed)
-                with writes_finish():
-                    if storing is not None:
-                        for done in writer.wait_for(storing[1]):
-                            self.stored(*done)
-                    with self.store.transaction() as connection:
+                trained, last = asked, None
+                if trained:
+                    self.numbers.update({ref.id: ref.number for _, ref in trained})
+                    last = self.train([run for _, ref in trained for run in self.pending_runs(ref)], writer)
+                try:
+                    with writes_finish():
                         if storing is not None:
-                            self.tell(connection, storing[0])
-                        asked = self.ask_grid(connection) if trained is not None else []
-                storing = trained
+                            for done in writer.wait_for(storing[1]):
+                                self.stored(*done)
+                        with self.store.transaction() as connection:
+                            if storing is not None:
+                                self.tell(connection, storing[0])
+                            asked = self.ask_grid(connection) if trained else []
+                finally:
+                    if last is not None:  # stored while the next round trains (interrupted: before it stops)
+                        self.put(writer, *last)
+                storing = (trained, writer.handed) if trained else None
         finally:
             self.close_writer(writer)
 
