@@ -341,12 +341,13 @@ class _Sweep:
                 self.training[id(pack)] = member_epochs / pack.task.epochs
                 self.progress.training(sum(self.training.values()), len(self.training))
 
-        held = None  # the last pack trained, not yet handed over
+        held = None  # the round's last pack, trained, not yet handed over
         try:
-            for pack, results in self.executor.run(packs, on_epochs=on_epochs):
-                if held is not None:
-                    self.put(writer, *held)
-                held = (pack, results)
+            for k, (pack, results) in enumerate(self.executor.run(packs, on_epochs=on_epochs), 1):
+                if own or k < len(packs):
+                    self.put(writer, pack, results)
+                else:
+                    held = (pack, results)
             if not own:
                 last, held = held, None
                 return last
