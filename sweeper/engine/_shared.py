@@ -52,14 +52,17 @@ def pack_data(task: TaskSpec, members: Sequence[Member], device: torch.device) -
     n_classes = next(iter(splits.values())).n_classes
     y_dtype = torch.long if n_classes > 2 else torch.float32
 
+    position = {seed: k for k, seed in enumerate(splits)}
+    order = np.array([position[m.data_seed] for m in members], dtype=np.int64)  # each member's split
+
     def stack(field: str, dtype=torch.float32) -> torch.Tensor:
-        arrays = [getattr(splits[m.data_seed], field) for m in members]
-        return torch.as_tensor(np.stack(arrays), dtype=dtype, device=device)
+        arrays = np.stack([getattr(split, field) for split in splits.values()])[order]
+        return torch.as_tensor(arrays, dtype=dtype, device=device)
 
     def spread(field: str) -> torch.Tensor:
         # float64 statistics of the float32 values the model sees, rounded to float32 once.
-        arrays = [getattr(splits[m.data_seed], field).astype(np.float64).std(axis=0) for m in members]
-        return torch.as_tensor(np.stack(arrays).astype(np.float32), device=device)
+        arrays = [getattr(split, field).astype(np.float64).std(axis=0) for split in splits.values()]
+        return torch.as_tensor(np.stack(arrays).astype(np.float32)[order], device=device)
 
     input_std = None if task.scaling == "standard" else spread("x_train")
     target_std = spread("y_train") if n_classes == 0 and task.scaling == "none" else None

@@ -247,7 +247,7 @@ class _Program:
         # initial parameters (the members of a repeat share them).
         flat = {
             id(p): torch.cat([t for n in names for t in (p[f"{n}.weight"].T.reshape(-1), p[f"{n}.bias"])])
-            for p in inits
+            for p in {id(p): p for p in inits}.values()
         }
         self.theta = torch.stack([flat[id(p)] for p in inits]).contiguous()
         self.m, self.v = torch.zeros_like(self.theta), torch.zeros_like(self.theta)
