@@ -6,6 +6,7 @@ Sharing these keeps the two trainers fed identically, so comparing them tests th
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
@@ -102,11 +103,24 @@ def _cached_split(task: TaskSpec, seed: int) -> Split:
     return loaded
 
 
+#: The most parameters of a member whose initial values ``member_inits`` keeps: 16 of them are 16 MB.
+_CACHED_PARAMS = 250_000
+
+
 def member_inits(task: TaskSpec, members: Sequence[Member]) -> list[dict[str, torch.Tensor]]:
-    """Each member's initial parameters (``member_params``), drawn once per distinct init seed: the members
-    of a repeat share one dict, so read them, never change them in place."""
-    drawn = {seed: member_params(task, seed) for seed in dict.fromkeys(m.init_seed for m in members)}
+    """Each member's initial parameters (``member_params``), drawn once per distinct init seed, and for a
+    bundled or generated data set and up to ``_CACHED_PARAMS`` parameters once per process: the members of
+    a repeat share one dict, so read them, never change them in place."""
+    shapes = family(task).code.param_shapes(task, input_shape(task), n_outputs(task))
+    small = sum(math.prod(shape) for shape in shapes.values()) <= _CACHED_PARAMS
+    draw = _cached_params if small and not isinstance(task.dataset, FileDataset) else member_params
+    drawn = {seed: draw(task, seed) for seed in dict.fromkeys(m.init_seed for m in members)}
     return [drawn[m.init_seed] for m in members]
+
+
+@functools.lru_cache(maxsize=16)
+def _cached_params(task: TaskSpec, init_seed: int) -> dict[str, torch.Tensor]:
+    return member_params(task, init_seed)
 
 
 def member_params(task: TaskSpec, init_seed: int) -> dict[str, torch.Tensor]:
