@@ -29,7 +29,7 @@ from sweeper import seeding
 from sweeper.driver import _optuna, context
 from sweeper.driver._interrupts import writes_finish
 from sweeper.driver.executors import Executor
-from sweeper.driver.planner import PlannedRun, plan
+from sweeper.driver.planner import Pack, PlannedRun, plan
 from sweeper.driver.prepare import Prepared, check_resumable, prepare
 from sweeper.driver.prepare import spec_from_store as spec_from_store  # re-exported: the report imports it here
 from sweeper.engine.machine import this_machine
@@ -171,6 +171,7 @@ class _Sweep:
         # trial number -> logged epoch -> [sum, count] of the metric's finite values: the mean curve.
         self.curves: dict[int, dict[int, list]] = {}
         self.trained = 0
+        self.training: dict[int, float] = {}  # id of a pack in training -> the runs' worth it has trained
         self.numbers: dict[int, int] = {}  # sweeper trial id -> trial number
         self.registered = {t["trial"] for t in store.trials(spec.name)}  # trial numbers with a stored config
         self.first_unregistered = 0  # grid: no configuration before this number is left to ask for
@@ -313,47 +314,76 @@ class _Sweep:
         for number, epoch, value in self.store.trial_curves(self.sweep_id, numbers, self.spec.metric):
             self._add_curve(number, (epoch,), (math.nan if value is None else value,))
 
-    def train(self, runs: list[PlannedRun]) -> None:
-        """Trains the runs' packs; each finished pack is stored while the next one trains (``_PackWriter``).
-        Returns when every pack is stored; an interruption first lets the packs already trained be stored."""
+    def pack_writer(self) -> _PackWriter:
+        """A writer of this sweep's finished packs (its own thread and connection)."""
+        return _PackWriter(self.store, self.sweep_id, self.owner, self.lease)
+
+    def train(self, runs: list[PlannedRun], writer: _PackWriter | None = None) -> tuple | None:
+        """Trains the runs' packs, each finished pack stored while the next one trains (``_PackWriter``).
+        With no ``writer``, returns when every pack is stored. With the caller's, returns the last trained
+        ``(pack, results)`` (None without packs) for the caller to hand over (``put``) once it has done its
+        own writes, so that they do not wait on this pack's (SQLite writes one transaction at a time); the
+        others are handed over as they finish, their writes recorded as they are drained. An interruption
+        first lets the packs already trained be stored."""
         packs = plan(self.spec.seed, self.spec.tasks, runs, self.sizes)
-        training: dict[int, float] = {}  # id of a pack in training -> the runs' worth it has trained
-        writer = _PackWriter(self.store, self.sweep_id, self.owner, self.lease)
+        own = writer is None
+        writer = writer or self.pack_writer()
 
         def on_epochs(pack, member_epochs: int) -> None:
             # Called between the engine's chunks (each logging interval): a lost lease (or a failed write
-            # of the pack before) stops training here, whatever SIGINT's disposition (nohup, a background
+            # of a pack before) stops training here, whatever SIGINT's disposition (nohup, a background
             # job), and on Ray the executor then cancels the trials still running.
             self.lease.check()
             writer.check()
             for done in writer.drain():  # the packs stored while this one trains: progress says so now
-                stored(*done)
+                self.stored(*done)
             if self.progress is not None:
-                training[id(pack)] = member_epochs / pack.task.epochs
-                self.progress.training(sum(training.values()), len(training))
+                self.training[id(pack)] = member_epochs / pack.task.epochs
+                self.progress.training(sum(self.training.values()), len(self.training))
 
-        def stored(pack, results) -> None:
-            for t, m, r in zip(pack.trial_ids, pack.members, results):
-                number = self.numbers[t]
-                self.done.add((number, pack.task_name, m.repeat))
-                self._record(number, pack.task_name, m.repeat, r.final.get(self.spec.metric), r.diverged)
-                if self.spec.metric in r.curves:
-                    self._add_curve(number, r.curve_epochs, np.asarray(r.curves[self.spec.metric], dtype=float))
-            self.trained += len(pack)
-            if self.progress is not None:
-                training.pop(id(pack), None)
-                self.progress.training(sum(training.values()), len(training))
-                self.progress.advance(len(pack))
-
+        held = None  # the round's last pack, trained, not yet handed over
         try:
-            for pack, results in self.executor.run(packs, on_epochs=on_epochs):
-                for done in writer.put(pack, results):
-                    stored(*done)
+            for k, (pack, results) in enumerate(self.executor.run(packs, on_epochs=on_epochs), 1):
+                if own or k < len(packs):
+                    self.put(writer, pack, results)
+                else:
+                    held = (pack, results)
+            if not own:
+                last, held = held, None
+                return last
         finally:
-            with writes_finish():  # also on an interruption: the packs trained are stored first
-                for done in writer.close():
-                    stored(*done)
-            writer.check()
+            if held is not None:
+                self.put(writer, *held)
+            if own:
+                self.close_writer(writer)
+        return None
+
+    def put(self, writer: _PackWriter, pack: Pack, results) -> None:
+        """Hands a trained pack to ``writer``, recording the packs it stored meanwhile."""
+        for done in writer.put(pack, results):
+            self.stored(*done)
+
+    def close_writer(self, writer: _PackWriter) -> None:
+        """Waits until the writer stored every pack handed over (also on an interruption: the packs trained
+        are stored first) and records them; raises what stopped it, if anything."""
+        with writes_finish():
+            for done in writer.close():
+                self.stored(*done)
+        writer.check()
+
+    def stored(self, pack: Pack, results) -> None:
+        """Records a pack the writer stored: its runs done, their metrics and curves, progress."""
+        for t, m, r in zip(pack.trial_ids, pack.members, results):
+            number = self.numbers[t]
+            self.done.add((number, pack.task_name, m.repeat))
+            self._record(number, pack.task_name, m.repeat, r.final.get(self.spec.metric), r.diverged)
+            if self.spec.metric in r.curves:
+                self._add_curve(number, r.curve_epochs, np.asarray(r.curves[self.spec.metric], dtype=float))
+        self.trained += len(pack)
+        if self.progress is not None:
+            self.training.pop(id(pack), None)
+            self.progress.training(sum(self.training.values()), len(self.training))
+            self.progress.advance(len(pack))
 
     def tell(self, connection, asked: list[Asked]) -> None:
         """Stores each trial's objective and tells Optuna, in the ``connection``'s transaction: the mean
@@ -403,6 +433,9 @@ class _Sweep:
         # Trials an interrupted sweep left running are finished first, with the configs they had.
         with writes_finish():
             asked = self.resume()
+        if self.grid is not None and self.race is None:
+            self.run_grid(asked)
+            return
         while asked:
             self.numbers.update({ref.id: ref.number for _, ref in asked})
             if self.race is None:
@@ -411,6 +444,36 @@ class _Sweep:
                 self.run_race(asked)
             with writes_finish():
                 asked = self.tell_and_ask(asked)
+
+    def run_grid(self, asked: list[Asked]) -> None:
+        """A fixed grid's rounds, each stored while the next one trains. Once a round has trained, one
+        transaction tells the round before (its runs stored by then) and asks the next; only then is the
+        round's last pack handed to the writer. No sampler learns from a grid's objectives, so asking a
+        round before the last is told proposes the same trials; an interruption leaves at most two rounds
+        running, which ``resume`` finishes as one."""
+        writer = self.pack_writer()
+        storing: tuple[list[Asked], int] | None = None  # the round trained last; the packs handed over with it
+        try:
+            while asked or storing is not None:
+                trained, last = asked, None
+                if trained:
+                    self.numbers.update({ref.id: ref.number for _, ref in trained})
+                    last = self.train([run for _, ref in trained for run in self.pending_runs(ref)], writer)
+                try:
+                    with writes_finish():
+                        if storing is not None:
+                            for done in writer.wait_for(storing[1]):
+                                self.stored(*done)
+                        with self.store.transaction() as connection:
+                            if storing is not None:
+                                self.tell(connection, storing[0])
+                            asked = self.ask_grid(connection) if trained else []
+                finally:
+                    if last is not None:  # stored while the next round trains (interrupted: before it stops)
+                        self.put(writer, *last)
+                storing = (trained, writer.handed) if trained else None
+        finally:
+            self.close_writer(writer)
 
     def run_race(self, asked: list[Asked]) -> None:
         """A raced sweep's rounds: each trains the runs the race gives the configurations still open,
@@ -444,6 +507,7 @@ class _PackWriter:
         self.store, self.sweep_id, self.owner, self.lease = store, sweep_id, owner, lease
         self.todo: queue.Queue = queue.Queue(maxsize=1)
         self.stored: queue.SimpleQueue = queue.SimpleQueue()  # (pack, results) once written
+        self.handed = self.returned = 0  # packs handed over; packs stored and handed back to the driver
         self.error: BaseException | None = None
         self.thread: threading.Thread | None = None
 
@@ -456,6 +520,7 @@ class _PackWriter:
         while True:
             try:
                 self.todo.put((pack, results), timeout=0.05)
+                self.handed += 1
                 break
             except queue.Full:
                 self.check()
@@ -474,12 +539,27 @@ class _PackWriter:
             self.thread.join()
         return self.drain()
 
+    def wait_for(self, handed: int) -> list:
+        """Waits until the first ``handed`` packs handed over are stored (they are stored in turn); the packs
+        stored since the last ``put``, ``drain`` or ``close``. If the writer stopped before storing them,
+        what stopped it is raised (``check``)."""
+        out = []
+        while self.returned < handed:
+            try:
+                out.append(self.stored.get(timeout=0.05))
+            except queue.Empty:
+                self.check()  # a pack stored before the writer stopped is always in the queue first
+                continue
+            self.returned += 1
+        return out
+
     def drain(self) -> list:
         """The packs stored since the last ``put``, ``drain`` or ``close`` (in the driver's thread)."""
         out = []
         with contextlib.suppress(queue.Empty):
             while True:
                 out.append(self.stored.get_nowait())
+        self.returned += len(out)
         return out
 
     def _write(self) -> None:

@@ -5,6 +5,7 @@ Sharing these keeps the two trainers fed identically, so comparing them tests th
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -14,12 +15,12 @@ import torch
 
 from sweeper import metrics, seeding
 from sweeper.engine import losses
-from sweeper.engine.chance import failed_to_learn
+from sweeper.engine.chance import failed_to_learn_members
 from sweeper.engine.machine import this_machine
 from sweeper.records import Member, RunResult
-from sweeper.tasks.data import input_shape, load_split, n_outputs
+from sweeper.tasks.data import Split, input_shape, load_split, n_outputs, part_sizes
 from sweeper.tasks.families import family
-from sweeper.tasks.spec import TaskSpec
+from sweeper.tasks.spec import FileDataset, TaskSpec
 
 
 @dataclass(frozen=True)
@@ -48,18 +49,21 @@ class PackData:
 
 def pack_data(task: TaskSpec, members: Sequence[Member], device: torch.device) -> PackData:
     """Loads each member's split (once per distinct data seed) and stacks them on ``device``."""
-    splits = {seed: load_split(task, seed) for seed in dict.fromkeys(m.data_seed for m in members)}
+    splits = {seed: split(task, seed) for seed in dict.fromkeys(m.data_seed for m in members)}
     n_classes = next(iter(splits.values())).n_classes
     y_dtype = torch.long if n_classes > 2 else torch.float32
 
+    position = {seed: k for k, seed in enumerate(splits)}
+    order = np.array([position[m.data_seed] for m in members], dtype=np.int64)  # each member's split
+
     def stack(field: str, dtype=torch.float32) -> torch.Tensor:
-        arrays = [getattr(splits[m.data_seed], field) for m in members]
-        return torch.as_tensor(np.stack(arrays), dtype=dtype, device=device)
+        arrays = np.stack([getattr(split, field) for split in splits.values()])[order]
+        return torch.as_tensor(arrays, dtype=dtype, device=device)
 
     def spread(field: str) -> torch.Tensor:
         # float64 statistics of the float32 values the model sees, rounded to float32 once.
-        arrays = [getattr(splits[m.data_seed], field).astype(np.float64).std(axis=0) for m in members]
-        return torch.as_tensor(np.stack(arrays).astype(np.float32), device=device)
+        arrays = [getattr(split, field).astype(np.float64).std(axis=0) for split in splits.values()]
+        return torch.as_tensor(np.stack(arrays).astype(np.float32)[order], device=device)
 
     input_std = None if task.scaling == "standard" else spread("x_train")
     target_std = spread("y_train") if n_classes == 0 and task.scaling == "none" else None
@@ -75,6 +79,48 @@ def pack_data(task: TaskSpec, members: Sequence[Member], device: torch.device) -
         input_std,
         target_std,
     )
+
+
+#: The most floats (all parts together) of a split that ``split`` keeps: 16 splits of this size are 64 MB.
+_CACHED_SPLIT_FLOATS = 1_000_000
+
+
+def split(task: TaskSpec, seed: int) -> Split:
+    """``load_split(task, seed)``, drawn once per process for a bundled or generated data set of up to
+    ``_CACHED_SPLIT_FLOATS`` floats: a sweep's packs share their repeats' splits (a grid of 10 repeats
+    drew each split once per pack). The arrays are shared: read them, never write them."""
+    if isinstance(task.dataset, FileDataset) or sum(part_sizes(task)) * task.data.n_features > _CACHED_SPLIT_FLOATS:
+        return load_split(task, seed)  # a user's file: its task's equality would compare the file's rows
+    return _cached_split(task, seed)
+
+
+@functools.lru_cache(maxsize=16)
+def _cached_split(task: TaskSpec, seed: int) -> Split:
+    loaded = load_split(task, seed)
+    for value in vars(loaded).values():
+        if isinstance(value, np.ndarray):
+            value.flags.writeable = False
+    return loaded
+
+
+#: The most parameters of a member whose initial values ``member_inits`` keeps: 16 of them are 16 MB.
+_CACHED_PARAMS = 250_000
+
+
+def member_inits(task: TaskSpec, members: Sequence[Member]) -> list[dict[str, torch.Tensor]]:
+    """Each member's initial parameters (``member_params``), drawn once per distinct init seed, and for a
+    bundled or generated data set and up to ``_CACHED_PARAMS`` parameters once per process: the members of
+    a repeat share one dict, so read them, never change them in place."""
+    shapes = family(task).code.param_shapes(task, input_shape(task), n_outputs(task))
+    small = sum(math.prod(shape) for shape in shapes.values()) <= _CACHED_PARAMS
+    draw = _cached_params if small and not isinstance(task.dataset, FileDataset) else member_params
+    drawn = {seed: draw(task, seed) for seed in dict.fromkeys(m.init_seed for m in members)}
+    return [drawn[m.init_seed] for m in members]
+
+
+@functools.lru_cache(maxsize=16)
+def _cached_params(task: TaskSpec, init_seed: int) -> dict[str, torch.Tensor]:
+    return member_params(task, init_seed)
 
 
 def member_params(task: TaskSpec, init_seed: int) -> dict[str, torch.Tensor]:
@@ -152,52 +198,50 @@ def results(
         name: torch.stack([log[name] for log in logs], 1).cpu().numpy().astype(np.float64) for name in logs[0]
     }  # name -> (members, n_logs)
     bad = diverged_epoch.cpu().numpy()
+    # Diverged: a non-finite training loss, or a non-finite logged metric (an update can overflow the
+    # weights after a finite loss, and the next log sees it first). From that epoch on its curves are NaN.
+    finite = np.logical_and.reduce([np.isfinite(c) for c in curves.values()])  # (members, n_logs)
+    never = np.iinfo(np.int64).max
+    first_logged = np.where(finite.all(axis=1), never, epochs_arr[np.argmin(finite, axis=1)])
+    first = np.minimum(np.where(bad >= 0, bad, never), first_logged)  # (members,)
+    diverged = first < never
+    after = diverged[:, None] & (epochs_arr >= first[:, None])  # (members, n_logs)
+    for c in curves.values():
+        c[after] = np.nan
     # The best epoch is chosen on validation, by the problem's default metric; only a task without a
-    # validation part (n_val: 0) uses its test part.
+    # validation part (n_val: 0) uses its test part. The first epoch of the best; none if none is finite.
     part = "val" if "val_loss" in curves else "test"
     primary = f"{part}_{metrics.choices(task.problem)[0]}"
+    score = curves[primary] if metrics.higher_is_better(primary) else -curves[primary]
+    scored = np.isfinite(score).any(axis=1)
+    at = np.argmax(np.where(np.isnan(score), -np.inf, score), axis=1)  # (members,) what nanargmax gives
+    rows = np.arange(len(bad))
     kept_early = tuple(f"{p}_" for p in metrics.EARLY_PARTS)
-    out = []
-    for k in range(len(bad)):
-        member_curves = {name: c[k].copy() for name, c in curves.items()}
-        # Diverged: a non-finite training loss, or a non-finite logged metric (an update can overflow
-        # the weights after a finite loss, and the next log sees it first).
-        finite = np.all([np.isfinite(c) for c in member_curves.values()], axis=0)  # (n_logs,)
-        firsts = ([int(bad[k])] if bad[k] >= 0 else []) + [int(e) for e in epochs_arr[~finite][:1]]
-        diverged = bool(firsts)
-        first = min(firsts) if diverged else None
-        if diverged:
-            for c in member_curves.values():
-                c[epochs_arr >= first] = np.nan
-        score = member_curves[primary] if metrics.higher_is_better(primary) else -member_curves[primary]
-        at = int(np.nanargmax(score)) if np.isfinite(score).any() else None  # the first epoch of the best
-        best = None if at is None else int(epochs_arr[at])
-        early = {
-            metrics.EARLY_PREFIX + name: math.nan if at is None else float(c[at])
-            for name, c in member_curves.items()
-            if name.startswith(kept_early)
-        }
-        final = {name: float(c[-1]) for name, c in member_curves.items()}
-        out.append(
-            RunResult(
-                final=final | early,
-                curve_epochs=epochs_arr,
-                curves=member_curves,
-                best_epoch=best,
-                diverged=diverged,
-                diverged_epoch=first if diverged else None,
-                wall_time=wall_time,
-                device=device.type,
-                engine=engine,
-                machine=machine,
-                failed_to_learn=None
-                if diverged
-                else failed_to_learn(
-                    final, {name: float(v[k]) for name, v in before.items()}, y_train[k], data.n_classes
-                ),
-            )
+    early = {
+        metrics.EARLY_PREFIX + name: np.where(scored, c[rows, at], np.nan).tolist()
+        for name, c in curves.items()
+        if name.startswith(kept_early)
+    }
+    final = {name: c[:, -1] for name, c in curves.items()}
+    failed = failed_to_learn_members(final, before, y_train, data.n_classes)
+    final_values = {name: v.tolist() for name, v in final.items()}
+    best = np.where(scored, epochs_arr[at], -1).tolist()
+    return [
+        RunResult(
+            final={name: v[k] for name, v in final_values.items()} | {name: v[k] for name, v in early.items()},
+            curve_epochs=epochs_arr,
+            curves={name: c[k] for name, c in curves.items()},
+            best_epoch=best[k] if scored[k] else None,
+            diverged=bool(diverged[k]),
+            diverged_epoch=int(first[k]) if diverged[k] else None,
+            wall_time=wall_time,
+            device=device.type,
+            engine=engine,
+            machine=machine,
+            failed_to_learn=None if diverged[k] else failed[k],
         )
-    return out
+        for k in range(len(bad))
+    ]
 
 
 def logged_metrics(forward, data: PackData) -> dict[str, torch.Tensor]:

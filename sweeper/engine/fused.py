@@ -44,7 +44,7 @@ from sweeper.engine._shared import (
     PackData,
     batch_order,
     data_parts,
-    member_params,
+    member_inits,
     pack_data,
     results,
     shuffler,
@@ -240,13 +240,16 @@ class _Program:
         ``out.bias``), and ``activation`` the hidden layers' (a user's dense stack, ``DenseStack``);
         None: the mlp family's, drawn from the members' init seeds, and ``task.activation``."""
         if inits is None:
-            inits = [member_params(task, m.init_seed) for m in members]
+            inits = member_inits(task, members)
         self.names = names = [n.removesuffix(".weight") for n in inits[0] if n.endswith(".weight")]
         dims = [inits[0][f"{names[0]}.weight"].shape[1]] + [inits[0][f"{n}.weight"].shape[0] for n in names]
-        # A member's parameters: per layer W^T (in x out, row-major), then b.
-        self.theta = torch.stack(
-            [torch.cat([t for n in names for t in (p[f"{n}.weight"].T.reshape(-1), p[f"{n}.bias"])]) for p in inits]
-        ).contiguous()
+        # A member's parameters: per layer W^T (in x out, row-major), then b; laid out once per distinct
+        # initial parameters (the members of a repeat share them).
+        flat = {
+            id(p): torch.cat([t for n in names for t in (p[f"{n}.weight"].T.reshape(-1), p[f"{n}.bias"])])
+            for p in {id(p): p for p in inits}.values()
+        }
+        self.theta = torch.stack([flat[id(p)] for p in inits]).contiguous()
         self.m, self.v = torch.zeros_like(self.theta), torch.zeros_like(self.theta)
         o = task.optimizer
         self.net = _Net(

@@ -12,7 +12,7 @@ from sweeper.engine import losses
 from sweeper.engine._memory import keep_freed_memory
 from sweeper.engine._shared import (
     logged_metrics,
-    member_params,
+    member_inits,
     minibatches,
     optimizer,
     pack_data,
@@ -106,7 +106,7 @@ def _train_stacked(
     start = time.perf_counter()
     forward = family(task).code.forward  # the stacked program of the task's model
     data = pack_data(task, members, device)
-    inits = [member_params(task, m.init_seed) for m in members]
+    inits = member_inits(task, members)
     params = {name: torch.stack([p[name] for p in inits]).to(device).requires_grad_() for name in inits[0]}
     opt = optimizer(task, list(params.values()))
     n, p = data.x_train.shape[1], len(members)

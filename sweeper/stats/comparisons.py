@@ -181,7 +181,8 @@ def verdicts(
     if not paired:
         return found | {n: "incomparable" for c, n in enumerate(numbers) if c != base}
     compared = [c for c in range(len(configs)) if c != base]
-    tests = [_paired_test(paired, c, base, higher_is_better)[1] for c in compared]
+    seen: dict = {}  # configurations with the same differences have the same test (few repeats: often)
+    tests = [_paired_test(paired, c, base, higher_is_better, seen)[1] for c in compared]
     family = max(planned or 0, len(configs)) - 1
     unrun = max(0, family - len(configs) + 1)  # planned comparisons without runs: p = 1, as in _table
     p_values = np.concatenate([np.array([t.pvalue for t in tests], dtype=float), np.ones(unrun)])
@@ -454,15 +455,21 @@ def _comparison(tasks: list[TaskMatrix], c: int, base: int, higher_is_better: bo
 
 
 def _paired_test(
-    tasks: list[TaskMatrix], c: int, base: int, higher_is_better: bool
+    tasks: list[TaskMatrix], c: int, base: int, higher_is_better: bool, seen: dict | None = None
 ) -> tuple[list[np.ndarray], st.SignedRankResult]:
     """Configuration ``c``'s paired differences from the baseline per task (pairs where both runs exist) and
-    the signed-rank test of them (stratified by task where there are several)."""
+    the signed-rank test of them (stratified by task where there are several); ``seen``: the tests already
+    computed, by their differences' bytes, reused and added to."""
     diffs = []
     for t in tasks:
         pair = t.present[:, c] & t.present[:, base]
         diffs.append(st.paired_differences(t.values[pair, c], t.values[pair, base], higher_is_better=higher_is_better))
+    key = tuple(np.asarray(d, dtype=float).tobytes() for d in diffs)
+    if seen is not None and key in seen:
+        return diffs, seen[key]
     test = st.signed_rank_test(diffs[0]) if len(tasks) == 1 else st.stratified_signed_rank_test(diffs)
+    if seen is not None:
+        seen[key] = test
     return diffs, test
 
 

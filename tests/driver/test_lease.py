@@ -59,7 +59,8 @@ def held_elsewhere(url: str, seconds_ago: float = 0) -> None:
 
 @pytest.fixture
 def interrupted(space, tmp_path, sweeper_cli, monkeypatch):
-    """The URL of a sweep interrupted after its first configuration."""
+    """The URL of a sweep interrupted as its first configuration was told: the second one had trained by then
+    (a grid's round trains while the round before is stored), and was stored before the run stopped."""
     url = f"sqlite:///{tmp_path / 'held.db'}"
     tell = sweep_module._Sweep.tell
 
@@ -70,7 +71,7 @@ def interrupted(space, tmp_path, sweeper_cli, monkeypatch):
     monkeypatch.setattr(sweep_module._Sweep, "tell", interrupted_after_the_first)
     assert sweeper_cli("run", space, "--db", url).exit_code == 130
     monkeypatch.undo()
-    assert execute(url, "SELECT count(*) FROM sweeper_runs") == [(REPEATS,)]
+    assert execute(url, "SELECT count(*) FROM sweeper_runs") == [(2 * REPEATS,)]
     return url
 
 
@@ -91,7 +92,7 @@ def test_a_stale_lease_is_taken_over_and_the_sweep_completes(space, interrupted,
     resumed = sweeper_cli("run", space, "--db", interrupted)
 
     assert resumed.exit_code == 0, resumed.stderr
-    assert f"{(N_CONFIGS - 1) * REPEATS} runs trained" in resumed.stderr
+    assert f"{(N_CONFIGS - 2) * REPEATS} runs trained" in resumed.stderr
     assert execute(interrupted, "SELECT status, lease_token FROM sweeper_sweeps") == [("completed", None)]
     assert execute(interrupted, "SELECT state, count(*) FROM trials GROUP BY state") == [("COMPLETE", N_CONFIGS)]
 
@@ -103,7 +104,7 @@ def test_deleting_a_sweep_another_run_holds_is_refused_in_one_line(interrupted, 
 
     assert refused.exit_code == 2
     assert REFUSED.fullmatch(refused.stderr), refused.stderr
-    assert execute(interrupted, "SELECT count(*) FROM sweeper_runs") == [(REPEATS,)]
+    assert execute(interrupted, "SELECT count(*) FROM sweeper_runs") == [(2 * REPEATS,)]
 
 
 def test_deleting_a_sweep_whose_run_stopped_heartbeating_deletes_it(interrupted, sweeper_cli):
@@ -152,7 +153,9 @@ def test_a_run_whose_heartbeat_cannot_be_written_stops_after_the_pack_and_writes
         "may take it over; finished packs are stored; run the same command to resume"
     )
     assert execute(url, "SELECT count(*) FROM sweeper_runs") == [(REPEATS,)]  # the first pack, nothing after
-    assert execute(url, "SELECT state FROM trials") == [("RUNNING",)]  # nor told Optuna anything
+    # Nor told Optuna anything: its trials (the first, and the next, asked before the first was stored and
+    # the lease found lost) are running, to be finished by the run that resumes.
+    assert execute(url, "SELECT state FROM trials") == [("RUNNING",), ("RUNNING",)]
     # The database could still be written here: the run said it stopped, and let go of the sweep.
     assert execute(url, "SELECT status, lease_token FROM sweeper_sweeps") == [("interrupted", None)]
 

@@ -57,17 +57,25 @@ def test_progress_moves_at_every_log_interval_and_ends_on_the_runs_stored(tmp_pa
         outcome = run_sweep(spec, store, LocalExecutor("cpu"), spy)
 
     assert spy.total == outcome.runs_total == 12
-    # Per pack: 4 members x 10, 20, 30, 40 epochs of 40 are 1, 2, 3, 4 runs' worth, then the pack is
-    # stored (nothing left in training) and its 4 runs advance the count.
-    per_pack = [
-        ("training", 1.0, 1),
-        ("training", 2.0, 1),
-        ("training", 3.0, 1),
-        ("training", 4.0, 1),
-        ("training", 0.0, 0),
-        ("advance", 4),
-    ]
-    assert spy.calls == per_pack * 3
+    # Per pack: 4 members x 10, 20, 30, 40 epochs of 40 are 1, 2, 3, 4 runs' worth, each a step of one
+    # run's worth; once the pack is stored it leaves training (a step of -4 runs' worth, one pack fewer)
+    # and its 4 runs advance the count at once. A pack is stored while the next one trains, so the next
+    # one's steps may come before it leaves: never more than two packs (one training, one being stored).
+    steps, previous = [], ("training", 0.0, 0)
+    for i, call in enumerate(spy.calls):
+        if call[0] == "advance":
+            assert call == ("advance", 4) and steps[-1] == "stored"
+            continue
+        runs, packs = call[1] - previous[1], call[2] - previous[2]
+        if runs == -4.0 and packs == -1:
+            steps.append("stored")
+            assert spy.calls[i + 1] == ("advance", 4)
+        else:
+            assert runs == 1.0 and packs in (0, 1) and call[2] <= 2, spy.calls
+            steps.append("logged")
+        previous = call
+    assert steps.count("logged") == 12 and steps.count("stored") == 3
+    assert spy.calls[-2:] == [("training", 0.0, 0), ("advance", 4)]
     assert spy.stored == 12 and spy.in_training == 0
 
 
