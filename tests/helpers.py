@@ -3,6 +3,9 @@ puts tests/ on the path: with ``--import-mode=importlib`` a test module cannot i
 
 from __future__ import annotations
 
+import itertools
+import time
+
 import numpy as np
 import pandas as pd
 import sqlalchemy as sa
@@ -122,3 +125,17 @@ def penguins(n: int = 60) -> pd.DataFrame:
     table.loc[[3, 40], "bill_length_mm"] = np.nan
     table.loc[[1, 7, 11, 20, 33], "sex"] = None
     return table
+
+
+def train_in_chunks(executor, pack, on_epochs, limit_s: float) -> None:
+    """A long pack's training, as the engines do it: ``on_epochs(pack, chunk)`` every 10 ms until it raises
+    (the driver stopping training) or ``limit_s`` passed; the seconds it ran go in ``executor.trained_s``."""
+    start = time.monotonic()
+    try:
+        for chunk in itertools.count(1):
+            if time.monotonic() - start > limit_s:
+                break
+            time.sleep(0.01)
+            on_epochs(pack, chunk)
+    finally:
+        executor.trained_s = time.monotonic() - start

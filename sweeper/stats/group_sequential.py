@@ -92,7 +92,7 @@ def look_p_values(d: np.ndarray, points: np.ndarray) -> tuple[np.ndarray, np.nda
     d = np.asarray(d, dtype=float)
     p = np.full((d.shape[0], len(points)), np.nan)
     statistic = np.full(p.shape, np.nan)
-    reached = np.cumprod(~np.isnan(d), axis=1).sum(axis=1) if d.size else np.zeros(d.shape[0], dtype=int)
+    reached = np.cumprod(~np.isnan(d), axis=1).sum(axis=1)  # (k,): the repeats in a row from the first
     for j, n in enumerate(points):
         for i in np.flatnonzero(reached >= n):
             p[i, j] = st.exact_signed_rank_p(d[i, :n])
@@ -112,11 +112,10 @@ def test(d: np.ndarray, first: int, step: int, planned_max: int) -> tuple[np.nda
     w = weights(points, planned_max, step)
     p_k, statistic = look_p_values(d, points)
     scaled = np.where(np.isnan(p_k), np.inf, p_k / w)
-    at = np.argmin(scaled, axis=1) if points.size else np.zeros(d.shape[0], dtype=int)
-    best = np.take_along_axis(scaled, at[:, None], axis=1)[:, 0] if points.size else np.full(d.shape[0], np.inf)
-    p = np.minimum(1.0, best)
-    sign = np.take_along_axis(np.nan_to_num(statistic), at[:, None], axis=1)[:, 0] if points.size else 0 * p
-    return p, np.where(p < 1.0, np.sign(sign), 0.0)
+    at = np.argmin(scaled, axis=1)[:, None]  # every comparison has the first look (``looks``)
+    p = np.minimum(1.0, np.take_along_axis(scaled, at, axis=1)[:, 0])
+    sign = np.sign(np.take_along_axis(np.nan_to_num(statistic), at, axis=1)[:, 0])
+    return p, np.where(p < 1.0, sign, 0.0)
 
 
 def conditional_power(d: np.ndarray, n_max: int, level: float | np.ndarray) -> np.ndarray:

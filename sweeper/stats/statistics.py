@@ -250,7 +250,7 @@ def signed_rank_test(differences: np.ndarray) -> SignedRankResult:
     ``differences: (n_pairs,)`` oriented, from :func:`paired_differences`. The p-value of
     ``scipy.stats.wilcoxon(zero_method='zsplit')``: exact for n <= 50 without ties or zeros, an
     exact permutation test for n <= 13 with them, the normal approximation otherwise; up to 13 pairs
-    computed here over all sign flips (:func:`sign_flip_p_value`, scipy's numbers to the bit). All
+    computed here over all sign flips (:func:`exact_signed_rank_p`, scipy's numbers to the bit). All
     differences zero gives p = 1; no pairs give NaN.
     """
     d = _finite_extremes(differences)
@@ -260,7 +260,7 @@ def signed_rank_test(differences: np.ndarray) -> SignedRankResult:
     if np.all(d == 0):
         return SignedRankResult(0.0, 1.0)
     if d.size <= _SIGN_FLIPS_UP_TO and not np.isnan(d).any():
-        return SignedRankResult(statistic, sign_flip_p_value(d))
+        return SignedRankResult(statistic, exact_signed_rank_p(d))
     pvalue = stats.wilcoxon(d, zero_method="zsplit").pvalue
     return SignedRankResult(statistic, float(pvalue))
 
@@ -269,41 +269,15 @@ def signed_rank_test(differences: np.ndarray) -> SignedRankResult:
 _SIGN_FLIPS_UP_TO = 13
 
 
-@functools.lru_cache(maxsize=_SIGN_FLIPS_UP_TO + 1)
-def _sign_flips(n: int) -> np.ndarray:
-    """Every assignment of signs to ``n`` pairs, as 0/1 floats: ``(2**n, n)``, row k the bits of k."""
-    return ((np.arange(2**n)[:, None] >> np.arange(n)) & 1).astype(float)
-
-
-def sign_flip_p_value(differences: np.ndarray) -> float:
-    """The exact two-sided p-value of the signed-rank statistic, over all sign flips.
-
-    ``differences: (n_pairs,)`` finite, n <= 13. Under the null every one of the ``2**n`` sign
-    assignments is equally likely; the statistic is the sum of the midranks of ``|d|`` where ``d > 0``,
-    zeros adding half their rank (``zsplit``). With ties or zeros this is the permutation test
-    ``scipy.stats.wilcoxon(d, zero_method='zsplit')`` runs (its ``PermutationMethod``, one Python call
-    per flip), without them its exact distribution; the same p-value to the bit either way
-    (tests/report/test_statistics.py), as one matrix product.
-    """
-    d = np.asarray(differences, dtype=float)
-    ranks = stats.rankdata(np.abs(d))
-    zero = ranks * (d == 0)
-    half_zeros = np.sum(zero) / 2
-    observed = np.sum(ranks * (d > 0)) + half_zeros
-    # Midranks are multiples of 1/2 and their halves of 1/4, so every sum here is exact in any order.
-    null = _sign_flips(d.size) @ (ranks - zero) + half_zeros  # (2**n,): each flip's statistic
-    gamma = abs(np.finfo(float).eps * 100 * observed)  # scipy's tolerance for equal statistics
-    below = np.count_nonzero(null <= observed + gamma) / 2**d.size
-    above = np.count_nonzero(null >= observed - gamma) / 2**d.size
-    return float(min(min(below, above) * 2, 1.0))
-
-
 def exact_signed_rank_p(differences: np.ndarray) -> float:
     """The exact two-sided p-value of the signed-rank statistic over all sign flips, for any number of pairs.
 
-    ``differences: (n_pairs,)``, ``±inf`` ranked as the largest loss/win. The permutation test of
-    :func:`sign_flip_p_value` (midranks, zeros adding half their rank: scipy's ``zsplit``; the same p-value
-    to the bit where both apply), its null distribution counted rather than enumerated: midranks are
+    ``differences: (n_pairs,)``, ``±inf`` ranked as the largest loss/win. Under the null every one of the
+    ``2**n`` sign assignments is equally likely; the statistic is the sum of the midranks of ``|d|`` where
+    ``d > 0``, zeros adding half their rank (``zsplit``). With ties or zeros up to 13 pairs this is the
+    permutation test ``scipy.stats.wilcoxon(d, zero_method='zsplit')`` runs (its ``PermutationMethod``, one
+    Python call per flip), without them its exact distribution: the same p-value to the bit
+    (tests/report/test_statistics.py). The null distribution is counted rather than enumerated: midranks are
     multiples of 1/2, so twice each is an integer and the distribution of twice the sum over the nonzero
     differences flipped is a convolution of two-point distributions on the integers (one array pass a pair;
     n(n + 1) + 1 values at most). Exact where scipy's ``wilcoxon`` falls back on the normal

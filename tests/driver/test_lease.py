@@ -3,13 +3,11 @@ naming that run, with nothing written; a stale lease is taken over; a run that l
 
 from __future__ import annotations
 
-import itertools
 import re
 import signal
-import time
 
 import pytest
-from helpers import circles_space, execute
+from helpers import circles_space, execute, train_in_chunks
 
 from sweeper.driver import sweep as sweep_module
 from sweeper.driver.executors import Executor
@@ -174,15 +172,7 @@ class TakenOverWhileTraining(Executor):
         execute(
             self.url, "UPDATE sweeper_sweeps SET lease_token = 'elsewhere', lease_host = 'elsewhere', lease_pid = 4242"
         )
-        start = time.monotonic()
-        try:
-            for chunk in itertools.count(1):  # a long pack
-                if time.monotonic() - start > 120:
-                    break
-                time.sleep(0.01)
-                on_epochs(pack, chunk)
-        finally:
-            self.trained_s = time.monotonic() - start
+        train_in_chunks(self, pack, on_epochs, 120)  # a long pack
         yield from ()
 
     def close(self) -> None:

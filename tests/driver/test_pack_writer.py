@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import itertools
 import threading
 import time
 
 import pytest
-from helpers import circles_space, execute
+from helpers import circles_space, execute, train_in_chunks
 
 from sweeper.driver.bench import _TimedExecutor, overlap
 from sweeper.driver.executors import Executor
@@ -79,15 +78,7 @@ class SecondPackTrainsLong(Executor):
     def run(self, packs, on_epochs):
         first, second = list(packs)[:2]
         yield first, [None] * len(first)
-        start = time.monotonic()
-        try:
-            for chunk in itertools.count(1):
-                if time.monotonic() - start > 60:
-                    break
-                time.sleep(0.01)
-                on_epochs(second, chunk)
-        finally:
-            self.trained_s = time.monotonic() - start
+        train_in_chunks(self, second, on_epochs, 60)
         yield from ()
 
 

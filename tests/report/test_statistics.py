@@ -18,9 +18,9 @@ def test_signed_rank_p_value_with_ties_and_zeros_matches_scipy_zsplit():
     assert st.signed_rank_test(d).pvalue == pytest.approx(stats.wilcoxon(d, zero_method="zsplit").pvalue)
 
 
-def test_sign_flip_p_value_is_scipys_p_to_the_bit():
+def test_the_exact_signed_rank_p_value_is_scipys_p_to_the_bit():
     # Tied or zero differences of up to 13 pairs: scipy runs a permutation test over every sign flip,
-    # which sweeper computes as one matrix product; accuracies on 70 test points tie often.
+    # whose null distribution sweeper counts; accuracies on 70 test points tie often.
     rng = np.random.default_rng(21)
     checked = 0
     for n in [*rng.integers(1, 10, 40), 13]:  # scipy's own test takes seconds at 13 pairs
@@ -31,7 +31,7 @@ def test_sign_flip_p_value_is_scipys_p_to_the_bit():
         checked += 1
     assert checked > 30
     one_zero = np.array([0.0, 1.0, 2.0, 3.0, 4.0, -5.0, 6.0])  # no ties: the zero alone takes the permutation path
-    assert st.sign_flip_p_value(one_zero) == stats.wilcoxon(one_zero, zero_method="zsplit").pvalue == 0.25
+    assert st.exact_signed_rank_p(one_zero) == stats.wilcoxon(one_zero, zero_method="zsplit").pvalue == 0.25
     for n in range(1, 14):  # no ties or zeros: scipy's exact distribution
         d = rng.normal(0.3, 1.0, size=n)
         assert st.signed_rank_test(d).pvalue == stats.wilcoxon(d, zero_method="zsplit").pvalue, d
