@@ -7,7 +7,7 @@ this environment's dependencies), so a file the package lacks fails here as it w
 
 - ``postgres``: the PostgreSQL server on 127.0.0.1:5432 stands in, with a database made for this test;
 - ``ray-head``: its command, until its own healthcheck command passes;
-- ``ray-worker``: its command, once;
+- ``ray-worker``: its command, started again when it exits before it joined (its restart policy);
 - ``sweeper``: its entrypoint with the ``run ... --executor ray`` command of docs/cluster.md (plus
   ``--repeats 2 --epochs 20``), then ``report SWEEP --format json`` (``trials`` while the report command
   is not in the package yet);
@@ -97,7 +97,7 @@ class Processes:
         self.started: list[tuple[str, subprocess.Popen]] = []
 
     def start(self, name: str, argv: list[str], env: dict, cwd: Path) -> subprocess.Popen:
-        with open(self.logs / f"{name}.log", "wb") as log:
+        with open(self.logs / f"{name}.log", "ab") as log:  # a restarted service's log goes on
             proc = subprocess.Popen(
                 argv, env=env, cwd=cwd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
             )
@@ -245,7 +245,16 @@ def test_the_compose_stack_sweeps_into_postgresql_and_reports_from_it(
             assert procs.started[0][1].poll() is None, f"ray-head exited:\n{procs.log('ray-head')}"
             assert time.monotonic() < deadline, f"ray-head never healthy:\n{procs.log('ray-head')}"
             time.sleep(1)
-        procs.start("ray-worker", argv("ray-worker"), env("ray-worker"), tmp_path)
+        # `up -d` returns with the worker started; `run` comes after it (docs/cluster.md). Ray gives a node 30 s
+        # to register with the head, which a busy machine can miss: `ray start` then exits, and the service's
+        # restart policy starts it again, as Docker would.
+        assert services["ray-worker"]["restart"] in ("always", "unless-stopped", "on-failure")
+        deadline, worker = time.monotonic() + 180, None
+        while worker is None or "Ray runtime started" not in procs.log("ray-worker", lines=10_000):
+            assert time.monotonic() < deadline, f"ray-worker never joined:\n{procs.log('ray-worker')}"
+            if worker is None or worker.poll() is not None:
+                worker = procs.start("ray-worker", argv("ray-worker"), env("ray-worker"), tmp_path)
+            time.sleep(0.5)
 
         cli_dir = workdir("sweeper")
         run = argv("sweeper")[:1] + _readme_run_command() + QUICK
