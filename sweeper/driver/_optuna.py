@@ -37,6 +37,7 @@ from optuna.trial import TrialState
 from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.engine import Connection
 
+from sweeper import metrics
 from sweeper.errors import SpaceError
 from sweeper.noise.spec import (
     BASELINE,
@@ -385,9 +386,14 @@ def record_verdicts(store, sweep_name: str) -> None:
     """Each configuration's verdict against the baseline (as ``sweeper report`` gives it at its defaults),
     as the user attribute ``verdict`` of its trial in the sweep's study: what optuna-dashboard shows.
     ``store`` is the sweep's ``sweeper.store.Store``; the driver calls it when the sweep's trials are done."""
-    sweep, trials, runs = store.sweep(sweep_name), store.trials(sweep_name), store.runs(sweep_name)
+    sweep, trials = store.sweep(sweep_name), store.trials(sweep_name)
     context = sweep.context or {}
-    found = verdicts(sweep, trials, runs, planned=context.get("planned"), plan=racing.plan_of(context))
+    plan = racing.plan_of(context)
+    if plan is None and sweep.metric:  # a fixed sweep's verdicts read only the test metric's columns
+        runs = store.outcomes(sweep_name, metrics.base(sweep.metric))
+    else:
+        runs = store.runs(sweep_name)
+    found = verdicts(sweep, trials, runs, planned=context.get("planned"), plan=plan)
     optuna_numbers = {t.trial: t.optuna_trial_id for t in trials if t.optuna_trial_id is not None}
     attrs = {optuna_numbers[n]: {"verdict": v} for n, v in found.items() if n in optuna_numbers}
     if attrs:

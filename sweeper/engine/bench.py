@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from sweeper import seeding
-from sweeper.engine import fused
+from sweeper.engine import fused, machine
 from sweeper.engine.population import train_population
 from sweeper.engine.reference import train_reference
 from sweeper.engine.sizing import pack_size
@@ -77,7 +77,9 @@ def _members(n: int, config: tuple[NoiseSpec, ...] = W1_NOISE) -> list[Member]:
 def device_name(device: torch.device) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
-    return f"{platform.processor() or platform.machine()} ({torch.get_num_threads()} threads)"
+    # The vector instructions torch's CPU kernels use (AVX2, AVX512, ...) move convolution speed by half.
+    cpu = machine.cpu_name() or platform.processor() or platform.machine()
+    return f"{cpu} ({torch.backends.cpu.get_cpu_capability()}, {torch.get_num_threads()} threads)"
 
 
 def _timed(train: Callable[[], object], device: torch.device) -> float:

@@ -251,6 +251,25 @@ def test_nan_metrics_and_divergence_round_trip_as_null(store):
     assert store.trials("demo")[0]["n_diverged"] == 1
 
 
+def test_outcomes_are_the_runs_columns_a_verdict_reads(store):
+    sweep_id = start(store)
+    save_classification(store, sweep_id, [BASELINE, PRE], repeats=[0, 1], task="moons")
+    save_classification(store, sweep_id, [BASELINE], repeats=[0], task="circles")
+    trial = store.ensure_trial(sweep_id, PRE)
+    store.save_runs(sweep_id, [(trial.id, "circles", member(PRE, 0), diverged_result())])
+    keys = ("trial", "task", "repeat", "test_accuracy", "train_accuracy", "diverged", "failed_to_learn")
+
+    outcomes = store.outcomes("demo", "accuracy")
+
+    assert outcomes == [{k: run[k] for k in keys} for run in store.runs("demo")]
+    assert [(o["trial"], o["task"], o["diverged"]) for o in outcomes] == [
+        (0, "circles", False), (0, "moons", False), (0, "moons", False),
+        (1, "circles", True), (1, "moons", False), (1, "moons", False),
+    ]  # fmt: skip
+    loss = ["trial", "task", "repeat", "test_loss", "train_loss", "diverged", "failed_to_learn"]
+    assert list(store.outcomes("demo", "loss")[0]) == loss
+
+
 def test_curves_are_stored_and_returned_per_run(store):
     sweep_id = start(store)
     save_classification(store, sweep_id, [BASELINE, PRE], repeats=[0, 1])
