@@ -51,6 +51,7 @@ from sweeper.noise.spec import (
 from sweeper.stats import racing
 from sweeper.stats import statistics as st
 from sweeper.stats.comparisons import verdicts
+from sweeper.store import insert_rows
 
 #: The user attribute that marks a sampled study's baseline trial; ``suggest`` answers ``()`` for it.
 BASELINE_USER_ATTR = "sweeper_baseline"
@@ -306,8 +307,7 @@ class StudyWriter:
         ).all()
         self.next_number += len(rows)
         param_rows = [{**row, "trial_id": trial_id} for (trial_id, _), rows_ in zip(created, params) for row in rows_]
-        if param_rows:
-            connection.execute(insert(_PARAMS), param_rows)
+        insert_rows(connection, _PARAMS, param_rows)
         return [(trial_id, number) for trial_id, number in created]
 
     @staticmethod
@@ -328,20 +328,18 @@ class StudyWriter:
                         "intermediate_value_type": kind,
                     }
                 )
-        if intermediate:
-            connection.execute(insert(_INTERMEDIATE), intermediate)
+        insert_rows(connection, _INTERMEDIATE, intermediate)
         attrs = [
             {"trial_id": f.trial_id, "key": key, "value_json": json.dumps(value)}
             for f in finished
             for key, value in f.user_attrs.items()
         ]
-        if attrs:
-            connection.execute(insert(_USER_ATTRS), attrs)
+        insert_rows(connection, _USER_ATTRS, attrs)
         values = []
         for f in finished:
             stored, kind = models.TrialValueModel.value_to_stored_repr(f.value)
             values.append({"trial_id": f.trial_id, "objective": 0, "value": stored, "value_type": kind})
-        connection.execute(insert(_VALUES), values)
+        insert_rows(connection, _VALUES, values)
         done = (
             update(_TRIALS)
             .where(_TRIALS.c.trial_id == bindparam("id"), _TRIALS.c.state == TrialState.RUNNING)
@@ -362,7 +360,7 @@ class StudyWriter:
             table.delete().where(table.c.trial_id == bindparam("t"), table.c.key == bindparam("k")),
             [{"t": t, "k": k} for t, k, _ in rows],
         )
-        connection.execute(insert(table), [{"trial_id": t, "key": k, "value_json": v} for t, k, v in rows])
+        insert_rows(connection, table, [{"trial_id": t, "key": k, "value_json": v} for t, k, v in rows])
 
 
 def trial_ids(connection: Connection, study_id: int, numbers: Sequence[int]) -> dict[int, int]:

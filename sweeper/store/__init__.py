@@ -10,9 +10,11 @@ from sweeper.store._query import QueryResult
 from sweeper.store._reader import READER, create_reader
 from sweeper.store._store import Store, open_store
 from sweeper.store._url import default_url, redact
+from sweeper.store._writes import insert_rows
 from sweeper.store.records import StoredCurvePoint, StoredRun, StoredSweep, StoredTrial, SweepSummary
 
 __all__ = [
+    "insert_rows",
     "READER",
     "Owner",
     "QueryResult",

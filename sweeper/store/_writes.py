@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import json
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -278,8 +279,7 @@ class Writes:
         statement = insert(Trial).returning(Trial.id, sort_by_parameter_order=True)
         ids = [trial_id for (trial_id,) in connection.execute(statement, rows)]
         sites = [row for trial_id, (_, config, _) in zip(ids, trials) for row in _rows.site_rows(trial_id, config)]
-        if sites:
-            connection.execute(insert(TrialSite), sites)
+        insert_rows(connection, TrialSite.__table__, sites)
         return [
             TrialRef(trial_id, number, optuna, make_config(config))
             for trial_id, (number, config, optuna) in zip(ids, trials)
@@ -467,6 +467,24 @@ def _with_history(sweep: Sweep | None, context_json: str, extended: str | None) 
 
 def _next_trial_number(sweep_id: int):
     return select(func.coalesce(func.max(Trial.number) + 1, 0)).where(Trial.sweep_id == sweep_id)
+
+
+def insert_rows(connection: Connection, table, rows: list[dict]) -> None:
+    """INSERT ``rows`` (dicts of one set of keys) into ``table`` in the connection's transaction. On
+    PostgreSQL one COPY: psycopg's executemany sends one statement per row, which made a grid's rounds
+    of Optuna rows (parameters, attributes, curves, values) a third of the driver's time. Enum members go
+    in by name, as SQLAlchemy's ``Enum`` stores them."""
+    if not rows:
+        return
+    if connection.dialect.name != "postgresql":
+        connection.execute(insert(table), rows)
+        return
+    columns = list(rows[0])
+    values = [[row[c] for c in columns] for row in rows]
+    kinds = {i for i, v in enumerate(values[0]) if isinstance(v, enum.Enum)}
+    if kinds:
+        values = [[v.name if i in kinds else v for i, v in enumerate(row)] for row in values]
+    _copy_values(connection, table, columns, values)
 
 
 def _copy_rows(connection: Connection, table, rows: list[dict]) -> None:
