@@ -46,6 +46,12 @@ def bench(
         help="Time the own model of this search-space file's task instead of W1 (its first noisy grid "
         "configuration; --epochs: the task's unless given): population against its reference loop.",
     ),
+    rounds: int = typer.Option(
+        1,
+        min=1,
+        max=50,
+        help="--own-space: alternate the reference loop and the population this many times; medians.",
+    ),
     format: BenchFormat = typer.Option(BenchFormat.table, "--format", "-f", help="table to read, or json for scripts."),
     driver: bool = typer.Option(
         False,
@@ -98,6 +104,7 @@ def bench(
             epochs=epochs,
             reference_runs=reference_runs,
             own_engine=own_engine.value,
+            rounds=rounds,
             log=say,
         )
         rows, title = [{"figure": k, "value": v} for k, v in result.items()], "own model benchmark"

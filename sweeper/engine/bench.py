@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import platform
+import statistics
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -159,6 +160,7 @@ def bench_own_space(
     epochs: int | None = None,
     reference_runs: int = 2,
     own_engine: str = "auto",
+    rounds: int = 1,
     log: Callable[[str], None] = print,
 ) -> dict:
     """Runs/s of the task of a search-space file whose model is the user's own (its first task; the
@@ -190,7 +192,7 @@ def bench_own_space(
         "members": members,
     }
     return result | _bench_own_model(
-        task, str(task.user_model), dev, members, reference_runs, members_of, own_engine, log
+        task, str(task.user_model), dev, members, reference_runs, members_of, own_engine, log, rounds
     )
 
 
@@ -203,19 +205,32 @@ def _bench_own_model(
     members_of,
     engine: str,
     log: Callable[[str], None],
+    rounds: int = 1,
 ) -> dict:
-    """A user's model: its reference loop and its population (``engine``) timed, each after a warm-up."""
+    """A user's model: its reference loop and its population (``engine``) timed, each after a warm-up;
+    with ``rounds`` > 1 the two alternate that many times and the figures are medians (``speedup``: the
+    median of the rounds' ratios, ``speedup_range`` their least and greatest), as a machine whose speed
+    moves between minutes needs."""
     epochs = task.epochs
     warm = task.model_copy(update={"epochs": 2, "log_every": 1})
     train_reference(warm, members_of(1)[0], dev)
     (used,) = {r.engine for r in train_population(warm, members_of(members), dev, engine=engine)}
-    log(f"own model ({what}): reference loop, {reference_runs} run(s) of {epochs} epochs ...")
-    ref = reference_runs / _timed(lambda: [train_reference(task, m, dev) for m in members_of(reference_runs)], dev)
-    log(f"own model: population ({used} engine), {members} members x {epochs} epochs ...")
-    runs = members / _timed(lambda: train_population(task, members_of(members), dev, engine=engine), dev)
-    return {
+    refs, pops = [], []
+    for k in range(rounds):
+        at = f" (round {k + 1} of {rounds})" if rounds > 1 else ""
+        log(f"own model ({what}): reference loop, {reference_runs} run(s) of {epochs} epochs{at} ...")
+        refs.append(
+            reference_runs / _timed(lambda: [train_reference(task, m, dev) for m in members_of(reference_runs)], dev)
+        )
+        log(f"own model: population ({used} engine), {members} members x {epochs} epochs{at} ...")
+        pops.append(members / _timed(lambda: train_population(task, members_of(members), dev, engine=engine), dev))
+    ratios = [pop / ref for pop, ref in zip(pops, refs)]
+    result = {
         "engine": used,
-        "reference_runs_per_s": round(ref, 3),
-        "population_runs_per_s": round(runs, 3),
-        "speedup": round(runs / ref, 2),
+        "reference_runs_per_s": round(statistics.median(refs), 3),
+        "population_runs_per_s": round(statistics.median(pops), 3),
+        "speedup": round(statistics.median(ratios), 2),
     }
+    if rounds > 1:
+        result |= {"rounds": rounds, "speedup_range": [round(min(ratios), 2), round(max(ratios), 2)]}
+    return result

@@ -1,5 +1,6 @@
 """The W1 benchmark runs every trainer it names on the workload it names and reports their ratios."""
 
+import json
 from pathlib import Path
 
 import pytest
@@ -59,6 +60,20 @@ def test_bench_times_the_own_model_of_a_search_space_file():
         result["population_runs_per_s"] / result["reference_runs_per_s"], rel=0.01, abs=0.01
     )
     assert "own model (models:cnn(channels=[4, 8])): reference loop, 1 run(s) of 2 epochs" in logged[0]
+
+
+def test_bench_rounds_alternate_the_contenders_and_give_medians(sweeper_cli):
+    space = Path(__file__).parents[2] / "examples" / "digits_own_cnn.yaml"
+    args = ("bench", "--own-space", space, "--members", "2", "--epochs", "1", "--reference-runs", "1")
+    result = sweeper_cli(*args, "--rounds", "3", "-f", "json")
+    assert result.exit_code == 0, result.stderr
+    figures = json.loads(result.stdout)
+    low, high = figures["speedup_range"]
+    assert figures["rounds"] == 3 and 0 < low <= figures["speedup"] <= high
+    said = [line for line in result.stderr.splitlines() if line.startswith("own model")]
+    assert [("reference loop" in line, f"round {k // 2 + 1} of 3" in line) for k, line in enumerate(said)] == [
+        (k % 2 == 0, True) for k in range(6)
+    ]
 
 
 def test_bench_of_a_search_space_without_an_own_model_is_one_line_exit_2(sweeper_cli):
