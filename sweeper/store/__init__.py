@@ -14,7 +14,6 @@ from sweeper.store._writes import insert_rows
 from sweeper.store.records import StoredCurvePoint, StoredRun, StoredSweep, StoredTrial, SweepSummary
 
 __all__ = [
-    "insert_rows",
     "READER",
     "Owner",
     "QueryResult",
@@ -26,6 +25,7 @@ __all__ = [
     "SweepSummary",
     "create_reader",
     "default_url",
+    "insert_rows",
     "open_store",
     "redact",
 ]
