@@ -348,15 +348,14 @@ class _Sweep:
                     self.put(writer, pack, results)
                 else:
                     held = (pack, results)
-            if not own:
-                last, held = held, None
-                return last
-        finally:
-            if held is not None:
+        except BaseException:
+            if held is not None:  # interrupted after the round's last pack trained: it is stored first
                 self.put(writer, *held)
+            raise
+        finally:
             if own:
                 self.close_writer(writer)
-        return None
+        return held  # None with its own writer: it handed over every pack
 
     def put(self, writer: _PackWriter, pack: Pack, results) -> None:
         """Hands a trained pack to ``writer``, recording the packs it stored meanwhile."""
